@@ -1,0 +1,32 @@
+"""DeepCut: unsupervised image segmentation by graph-neural-network clustering of ViT features.
+
+Aflalo, Bagon, Kashti, Eldar, "DeepCut: Unsupervised Segmentation using Graph Neural Networks
+Clustering", ICCV-W 2023 (arXiv 2212.05853).
+"""
+
+from .clustering import affinity, cluster, fit
+from .config import SegmentConfig
+from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError
+from .modeling.backbones import list_backbones, load_backbone
+from .predictor import DeepCut
+from .segmentation import Segmentation
+from .utils.image import load_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeepCut",
+    "SegmentConfig",
+    "Segmentation",
+    "cluster",
+    "fit",
+    "affinity",
+    "list_backbones",
+    "load_backbone",
+    "load_image",
+    "DeepCutError",
+    "BackboneLoadError",
+    "ImageLoadError",
+    "ConfigError",
+    "__version__",
+]

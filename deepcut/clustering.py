@@ -1,0 +1,149 @@
+"""Graph clustering of patch features with a per-image GNN (the core of DeepCut)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+import torch
+
+from .config import LOSSES
+from .errors import ConfigError
+from .modeling.gnn import DeepCutGNN, gcn_input_graph
+from .modeling.losses import cc_loss, ncut_loss
+
+FeaturesLike = Union[np.ndarray, torch.Tensor]
+
+
+def affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
+    """The graph DeepCut clusters, from features ``(N, D)``: ``(N, N)`` float32.
+
+    * NCut: ``W = F Fᵀ``, ``A = relu(W) / max(W)`` (all zeros if no pair is positive);
+    * CC:   ``A = W - max(W) / alpha`` (signed).
+    """
+    f = features.float()
+    w = f @ f.T
+    if loss == "ncut":
+        w = w.clamp_(min=0)
+        top = w.max()
+        return w / top if top > 0 else torch.zeros_like(w)
+    if loss == "cc":
+        return w - w.max() / alpha
+    raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
+@dataclass
+class ClusterResult:
+    """Output of :func:`fit`.
+
+    Attributes:
+        labels: ``(N,)`` int64 cluster index of each node, in ``0 … k-1`` (CC may leave some unused).
+        soft: ``(N, k)`` float32 soft assignments (softmax of the GNN's output).
+        losses: the training loss after each epoch.
+        model: the trained GNN (to warm-start the next frame or image), None if none was trained.
+        k: the number of clusters actually used (``k`` clamped to ``N``).
+        note: why the result is degenerate, if it is (e.g. "constant features").
+    """
+
+    labels: np.ndarray
+    soft: np.ndarray
+    losses: list[float] = field(default_factory=list)
+    model: DeepCutGNN | None = None
+    k: int = 2
+    note: str | None = None
+
+
+def _as_tensor(features: FeaturesLike) -> torch.Tensor:
+    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
+    if f.ndim != 2:
+        raise ConfigError(f"features must be an (N, D) array, got shape {tuple(f.shape)}")
+    f = f.detach().float()
+    if f.is_inference():  # features computed under torch.inference_mode()
+        f = f.clone()
+    if not torch.isfinite(f).all():
+        raise ConfigError("features contain NaN or infinite values")
+    return f
+
+
+def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
+        seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
+        adj: torch.Tensor | None = None) -> ClusterResult:
+    """Train a DeepCut GNN on one graph and return the clustering.
+
+    Args:
+        features: node features ``(N, D)``.
+        k: number of clusters (upper bound for CC); clamped to ``N``.
+        loss: ``"ncut"`` or ``"cc"``.
+        alpha: CC sensitivity (ignored by NCut).
+        epochs: training epochs (AdamW, ``lr``).
+        seed: seeds initialisation and dropout; the global RNG is not touched.
+        model: a trained GNN to continue from (warm start, e.g. the previous video frame);
+            its ``k`` and input width must match.
+        adj: a precomputed :func:`affinity` of ``features`` (saves an ``N²D`` product).
+    """
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if int(k) < 2:
+        raise ConfigError(f"k must be at least 2, got {k}")
+    if int(epochs) < 0:
+        raise ConfigError(f"epochs must be non-negative, got {epochs}")
+    x = _as_tensor(features)
+    n = x.shape[0]
+    if model is not None:
+        k = model.k
+    k_eff = max(1, min(int(k), n))
+    note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
+    if n == 0:
+        raise ConfigError("cannot cluster zero nodes")
+    a = affinity(x, loss, alpha) if adj is None else adj
+    if k_eff < 2 or not (a > 0).any():
+        reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
+        soft = np.zeros((n, int(k)), np.float32)
+        soft[:, 0] = 1.0
+        return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
+
+    with torch.enable_grad():
+        g_init = torch.Generator().manual_seed(int(seed))
+        g_drop = torch.Generator().manual_seed(int(seed) + 1)
+        if model is None:
+            model = DeepCutGNN(x.shape[1], k_eff).reset_parameters(g_init)
+        elif model.conv.lin.in_features != x.shape[1]:
+            raise ConfigError(f"warm-start model expects {model.conv.lin.in_features}-d features, got {x.shape[1]}")
+        ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
+        degree = a.sum(dim=-1) if loss == "ncut" else None
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        losses: list[float] = []
+        model.train()
+        for _ in range(int(epochs)):
+            opt.zero_grad(set_to_none=True)
+            s = torch.softmax(model.forward_propagated(ax, g_drop), dim=-1)
+            if loss == "ncut":
+                cut, ortho = ncut_loss(a, s, degree)
+                value = cut + ortho
+            else:
+                value = cc_loss(a, s)
+            value.backward()
+            opt.step()
+            losses.append(float(value.detach()))
+        model.eval()
+        with torch.no_grad():
+            soft = torch.softmax(model.forward_propagated(ax), dim=-1)
+    labels = soft.argmax(dim=-1).numpy().astype(np.int64)
+    return ClusterResult(labels, soft.numpy().astype(np.float32), losses, model, k_eff, note)
+
+
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels to ``0 … m-1`` keeping their order (``[0, 3, 3, 5] → [0, 1, 1, 2]``)."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse.reshape(labels.shape).astype(np.int64)
+
+
+def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
+            seed: int = 0) -> np.ndarray:
+    """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
+
+    NCut finds ``k`` clusters; CC treats ``k`` as an upper bound and decides the number itself.
+    Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed``.
+    """
+    return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed).labels)

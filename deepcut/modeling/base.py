@@ -1,0 +1,105 @@
+"""The interface every feature extractor ("backbone") implements.
+
+A backbone turns a batch of images into a :class:`TokenState`: the patch grid and the hidden states
+computed so far. Features of any layer and facet are then read from that state; a deeper layer
+resumes the forward pass where it stopped, so one image never runs through the ViT twice and a
+shallow layer never pays for the deep ones.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import FACETS
+from ..errors import ConfigError
+
+
+@dataclass
+class TokenState:
+    """Forward-pass state of a batch of images.
+
+    Attributes:
+        grid: patch grid ``(h, w)``.
+        hidden: ``hidden[i]`` is the input of block ``i``, ``(B, T, D)`` with ``T = prefix + h * w``;
+            ``hidden[0]`` is the embedding output. Grows as deeper layers are requested.
+        prefix: number of non-patch tokens (CLS, registers) at the start of the sequence.
+        extra: backbone-specific data (e.g. precomputed features of the colour backbone).
+    """
+
+    grid: tuple[int, int]
+    hidden: list[torch.Tensor] = field(default_factory=list)
+    prefix: int = 1
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.hidden[0].shape[0]) if self.hidden else int(self.extra["features"].shape[0])
+
+    def nbytes(self) -> int:
+        tensors = list(self.hidden) + [v for v in self.extra.values() if isinstance(v, torch.Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class Backbone(ABC):
+    """A patch-feature extractor.
+
+    Attributes:
+        name: registry name or path it was loaded from.
+        patch_size: side of a patch in pixels.
+        dim: feature dimension ``D`` of every facet.
+        depth: number of layers (blocks); valid layers are ``0 … depth-1``.
+        source: where the weights came from (hub id, path, ``"random"``, ``"none"``).
+    """
+
+    name: str
+    patch_size: int
+    dim: int
+    depth: int
+    source: str
+
+    @abstractmethod
+    def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        """Start the forward pass for ``(B, H, W, 3)`` uint8 RGB images of one size.
+
+        ``H`` and ``W`` must be ``patch + stride * (cells - 1)`` (see :func:`deepcut.utils.image.grid_size`).
+        """
+
+    @abstractmethod
+    def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+        """Features of ``layer`` and ``facet``: ``(B, h * w, D)`` float32, row-major over the grid."""
+
+    def check_stride(self, stride: int | None) -> int:
+        """The effective stride (``None`` means the patch size); raises :class:`ConfigError` if invalid."""
+        if stride is None:
+            return self.patch_size
+        stride = int(stride)
+        if stride < 1 or stride > self.patch_size or self.patch_size % stride != 0:
+            raise ConfigError(
+                f"stride {stride} does not suit backbone {self.name!r} with patch size {self.patch_size}: "
+                f"it must divide the patch size (e.g. {self.patch_size} or {max(1, self.patch_size // 2)})"
+            )
+        return stride
+
+    def check_layer_facet(self, layer: int, facet: str) -> int:
+        """Normalise a (possibly negative) layer index; raises :class:`ConfigError` if invalid."""
+        if facet not in FACETS:
+            raise ConfigError(f"facet must be one of {FACETS}, got {facet!r}")
+        if not -self.depth <= layer < self.depth:
+            raise ConfigError(
+                f"layer {layer} is out of range for backbone {self.name!r}, which has {self.depth} layers "
+                f"(0 … {self.depth - 1})"
+            )
+        return layer % self.depth
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "patch_size": self.patch_size,
+            "dim": self.dim,
+            "depth": self.depth,
+            "source": self.source,
+        }

@@ -1,0 +1,128 @@
+"""DINO ViT feature extraction on top of ``transformers.ViTModel``.
+
+The forward pass is run block by block (``model.layers[i]``) so that it can stop at the requested
+layer and resume later. Facets follow the DINO dense-descriptor convention (Amir et al. 2021):
+
+* ``key`` / ``query`` / ``value`` of layer ``l``: ``{k,q,v}_proj(layernorm_before(h_l))``, the
+  per-head vectors concatenated (``D`` = hidden size);
+* ``token`` of layer ``l``: the block's output ``h_{l+1}`` (before the final layer norm).
+
+The CLS token is dropped from every facet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Backbone, TokenState
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+    """Resize learned position embeddings ``(1, prefix + n0*n0, D)`` to a ``grid`` of patches.
+
+    Bicubic, as DINO does; returns ``(1, prefix + h*w, D)``.
+    """
+    cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
+    n0 = int(math.isqrt(patch_pos.shape[1]))
+    if (n0, n0) == tuple(grid):
+        return pos
+    dim = pos.shape[-1]
+    patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos, size=grid, mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+    return torch.cat([cls_pos, patch_pos], dim=1)
+
+
+class ViTBackbone(Backbone):
+    """A ``transformers`` ``ViTModel`` (DINO v1 layout) used as a dense feature extractor."""
+
+    def __init__(self, model: nn.Module, name: str, source: str,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        cfg = model.config
+        self.name = name
+        self.source = source
+        patch = cfg.patch_size
+        self.patch_size = int(patch if isinstance(patch, int) else patch[0])
+        self.dim = int(cfg.hidden_size)
+        self.depth = int(cfg.num_hidden_layers)
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    # -- model-family specific parts (overridden by other ViT families) ---------------------------
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.model.layers
+
+    def _attention(self, block: nn.Module) -> nn.Module:
+        return block.attention
+
+    def _pre_norm(self, block: nn.Module) -> nn.Module:
+        return block.layernorm_before
+
+    def _patch_projection(self) -> nn.Conv2d:
+        return self.model.embeddings.patch_embeddings.projection
+
+    def _prefix_tokens(self, batch: int) -> torch.Tensor:
+        """Tokens put before the patches: ``(B, prefix, D)``."""
+        return self.model.embeddings.cls_token.expand(batch, -1, -1)
+
+    def _add_positions(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1)
+        return tokens + pos
+
+    def _run_block(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        out = block(hidden, None)
+        return out[0] if isinstance(out, tuple) else out
+
+    # -- Backbone interface ------------------------------------------------------------------------
+    def normalize(self, pixels: np.ndarray) -> torch.Tensor:
+        """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32, mean/std normalised."""
+        x = torch.as_tensor(np.array(pixels, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    @torch.inference_mode()
+    def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        stride = self.check_stride(stride)
+        x = self.normalize(pixels)
+        proj = self._patch_projection()
+        patches = F.conv2d(x, proj.weight, proj.bias, stride=stride)  # (B, D, h, w)
+        grid = (int(patches.shape[2]), int(patches.shape[3]))
+        tokens = patches.flatten(2).transpose(1, 2)
+        prefix = self._prefix_tokens(tokens.shape[0])
+        hidden = self._add_positions(torch.cat([prefix[:, :1], tokens], dim=1), grid)
+        if prefix.shape[1] > 1:  # registers come after CLS and carry no position embedding
+            hidden = torch.cat([hidden[:, :1], prefix[:, 1:], hidden[:, 1:]], dim=1)
+        return TokenState(grid=grid, hidden=[hidden], prefix=int(prefix.shape[1]))
+
+    @torch.inference_mode()
+    def run_to(self, state: TokenState, n_blocks: int) -> None:
+        """Make sure the inputs of blocks ``0 … n_blocks`` are in ``state.hidden``."""
+        while len(state.hidden) <= n_blocks:
+            i = len(state.hidden) - 1
+            state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1]))
+
+    @torch.inference_mode()
+    def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+        layer = self.check_layer_facet(layer, facet)
+        if facet == "token":
+            self.run_to(state, layer + 1)
+            out = state.hidden[layer + 1]
+        else:
+            self.run_to(state, layer)
+            block = self.blocks[layer]
+            attn = self._attention(block)
+            x = self._pre_norm(block)(state.hidden[layer])
+            proj = {"key": attn.k_proj, "query": attn.q_proj, "value": attn.v_proj}[facet]
+            out = proj(x)
+        return out[:, state.prefix:].float().contiguous()

@@ -1,0 +1,100 @@
+"""The result of segmenting one image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .config import SegmentConfig
+from .utils import colors
+
+
+@dataclass
+class Segmentation:
+    """A DeepCut segmentation of one image.
+
+    Attributes:
+        labels: ``(H, W)`` int32 segment label of every input pixel. With a foreground/background
+            split, label 0 is the (main) background.
+        patch_labels: ``(h, w)`` int32 labels of the patch grid.
+        foreground: ``(H, W)`` bool foreground mask, or None when there is no bipartition
+            (``stages=1`` with ``k>2``).
+        bbox: ``(x0, y0, x1, y1)`` box of the foreground in input pixels (x1, y1 exclusive), or None.
+        soft: ``(h, w, L)`` float32 soft assignment of every patch to each of the ``L`` final labels,
+            as given by the stage that produced that label.
+        losses: one list per stage run, the training loss after each epoch.
+        timings: seconds spent: ``features``, ``stage1`` … ``stage3``, ``total``.
+        features_cached: whether the ViT features came from the cache.
+        image: ``(H, W, 3)`` uint8 input image (for overlays).
+        config: the settings used.
+        notes: anything worth telling the user (clamped k, skipped stage, …).
+    """
+
+    labels: np.ndarray
+    patch_labels: np.ndarray
+    foreground: np.ndarray | None
+    bbox: tuple[int, int, int, int] | None
+    soft: np.ndarray
+    losses: list[list[float]]
+    timings: dict[str, float]
+    features_cached: bool
+    image: np.ndarray
+    config: SegmentConfig
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_segments(self) -> int:
+        """Number of distinct labels in :attr:`labels`."""
+        return int(np.unique(self.labels).size)
+
+    def overlay(self, alpha: float = 0.5, boundaries: bool = True) -> Image.Image:
+        """The input image with each segment tinted in its colour (``alpha``: colour opacity)."""
+        return colors.overlay(self.image, self.labels, alpha, draw_boundaries=boundaries)
+
+    def mask_image(self) -> Image.Image | None:
+        """The foreground as a black/white ``L`` image, or None."""
+        if self.foreground is None:
+            return None
+        return Image.fromarray(self.foreground.astype(np.uint8) * 255)
+
+    def bbox_image(self) -> Image.Image:
+        """The input image with the foreground box drawn."""
+        return colors.draw_bbox(self.image, self.bbox)
+
+    def labels_image(self) -> Image.Image:
+        """The label map as an 8-bit (or 16-bit beyond 255 labels) grayscale PNG-ready image."""
+        if self.labels.max(initial=0) < 256:
+            return Image.fromarray(self.labels.astype(np.uint8))
+        return Image.fromarray(self.labels.astype(np.uint16))
+
+    def summary(self) -> dict:
+        """JSON-friendly facts about the result (no arrays)."""
+        return {
+            "bbox": list(self.bbox) if self.bbox is not None else None,
+            "num_segments": self.num_segments,
+            "size": [int(self.labels.shape[1]), int(self.labels.shape[0])],
+            "grid": [int(self.patch_labels.shape[0]), int(self.patch_labels.shape[1])],
+            "seconds": round(self.timings.get("total", 0.0), 4),
+            "features_cached": self.features_cached,
+            "notes": list(self.notes),
+        }
+
+    def save(self, out_dir: str | Path, stem: str, alpha: float = 0.5) -> dict[str, str]:
+        """Write ``<stem>_labels.png``, ``<stem>_overlay.png`` and (if any) ``<stem>_mask.png``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {"labels": out / f"{stem}_labels.png", "overlay": out / f"{stem}_overlay.png"}
+        self.labels_image().save(written["labels"])
+        self.overlay(alpha).save(written["overlay"])
+        mask = self.mask_image()
+        if mask is not None:
+            written["mask"] = out / f"{stem}_mask.png"
+            mask.save(written["mask"])
+        return {k: str(v) for k, v in written.items()}
+
+    def to_json(self) -> str:
+        return json.dumps({**self.summary(), "config": self.config.to_dict()}, indent=2)

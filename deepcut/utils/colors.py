@@ -1,0 +1,59 @@
+"""Label colours and overlays (matplotlib's qualitative colormaps)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def label_colors(n: int) -> np.ndarray:
+    """``(n, 3)`` uint8 colours; label ``i`` always gets the same colour whatever ``n`` is.
+
+    The first 20 come from matplotlib's ``tab20`` reordered (strong colours first, then their light
+    variants), the rest cycle through ``hsv``.
+    """
+    from matplotlib import colormaps
+
+    tab20 = np.asarray(colormaps["tab20"].colors)
+    base = np.concatenate([tab20[0::2], tab20[1::2]])  # tab10 order, then the light shades
+    if n > len(base):
+        extra = colormaps["hsv"](np.linspace(0, 1, n - len(base), endpoint=False))[:, :3]
+        base = np.concatenate([base, extra])
+    return (base[:n] * 255).round().astype(np.uint8)
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """Label map ``(H, W)`` → colour image ``(H, W, 3)`` uint8."""
+    labels = np.asarray(labels)
+    n = int(labels.max()) + 1 if labels.size else 1
+    return label_colors(n)[labels]
+
+
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose right or lower neighbour has another label."""
+    edge = np.zeros(labels.shape, bool)
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    return edge
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, draw_boundaries: bool = True) -> Image.Image:
+    """Blend label colours over an ``(H, W, 3)`` uint8 image; ``alpha`` is the colour opacity."""
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    colors = colorize(labels).astype(np.float32)
+    out = image.astype(np.float32) * (1.0 - alpha) + colors * alpha
+    if draw_boundaries and alpha > 0:
+        out[boundaries(labels)] = 255.0
+    return Image.fromarray(out.round().astype(np.uint8))
+
+
+def draw_bbox(image: np.ndarray, bbox: tuple[int, int, int, int] | None, color=(255, 40, 40)) -> Image.Image:
+    """The image with a rectangle ``(x0, y0, x1, y1)`` (x1, y1 exclusive) drawn on it."""
+    from PIL import ImageDraw
+
+    pil = Image.fromarray(image)
+    if bbox is not None:
+        width = max(2, round(max(image.shape[:2]) / 200))
+        x0, y0, x1, y1 = bbox
+        ImageDraw.Draw(pil).rectangle([x0, y0, x1 - 1, y1 - 1], outline=color, width=width)
+    return pil
