@@ -58,6 +58,26 @@ def list_backbones() -> list[dict]:
     return [spec.as_dict() for spec in REGISTRY.values()]
 
 
+def weights_available(name: str) -> bool:
+    """Whether ``name`` can be built with pretrained weights without any network access.
+
+    True for the colour backbone, local folders, and registry names / hub ids whose files are in
+    the local HuggingFace cache. Never touches the network.
+    """
+    spec = REGISTRY.get(name)
+    if spec is not None and spec.hub_id is None:
+        return True
+    if Path(os.path.expanduser(name)).exists():
+        return True
+    hub_id = spec.hub_id if spec is not None else name
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:
+        return False
+
+
 def _vit_config(spec: BackboneSpec):
     from transformers import ViTConfig
 
