@@ -107,9 +107,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         g_init = torch.Generator().manual_seed(int(seed))
         g_drop = torch.Generator().manual_seed(int(seed) + 1)
         if model is None:
-            model = DeepCutGNN(x.shape[1], k_eff).reset_parameters(g_init)
-        elif model.conv.lin.in_features != x.shape[1]:
-            raise ConfigError(f"warm-start model expects {model.conv.lin.in_features}-d features, got {x.shape[1]}")
+            model = DeepCutGNN.create(x.shape[1], k_eff, g_init)
+        elif model.conv.in_channels != x.shape[1]:
+            raise ConfigError(f"warm-start model expects {model.conv.in_channels}-d features, got {x.shape[1]}")
         ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
         degree = a.sum(dim=-1) if loss == "ncut" else None
         opt = torch.optim.AdamW(model.parameters(), lr=lr)

@@ -47,7 +47,7 @@ class ColorBackbone(Backbone):
     """
 
     def __init__(self, patch_size: int = 8, dim: int = 384, sigma_color: float = 12.0,
-                 sigma_texture: float = 10.0, sigma_position: float = 0.3, seed: int = 0) -> None:
+                 sigma_texture: float = 10.0, sigma_position: float = 0.6, seed: int = 0) -> None:
         self.name = "color"
         self.source = "none (weight-free)"
         self.patch_size = patch_size

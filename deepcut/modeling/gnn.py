@@ -48,6 +48,17 @@ class DeepCutGNN(nn.Module):
         self.mlp2 = nn.Linear(mlp_hidden, k)
         self.dropout = dropout
 
+    @classmethod
+    def create(cls, in_dim: int, k: int, generator: torch.Generator, **kwargs) -> "DeepCutGNN":
+        """A freshly initialised GNN whose weights are drawn from ``generator`` only.
+
+        The modules are built on the ``meta`` device (so PyTorch's default initialisers do not
+        consume the global RNG) and then initialised by :meth:`reset_parameters`.
+        """
+        with torch.device("meta"):
+            net = cls(in_dim, k, **kwargs)
+        return net.to_empty(device="cpu").reset_parameters(generator)
+
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> "DeepCutGNN":
         """Re-initialise with the layers' default distributions, drawn from ``generator``

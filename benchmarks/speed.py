@@ -1,0 +1,256 @@
+"""Speed and memory of DeepCut on the CPU, as ratios to one ViT forward pass measured in the same run.
+
+    python benchmarks/speed.py            # full table (a few minutes on 2 cores)
+    python benchmarks/speed.py --quick    # fewer repeats, no per-backbone rows
+
+Backbones use random weights (``pretrained=False``): speed does not depend on the weights.
+Every time is the minimum over ``--repeats`` runs. The "original formulation" is the authors'
+code path: the affinity turned into an edge list of every positive pair and PyG's sparse ``GCN``,
+with the loss written with dense ``N x N`` degree matrices, as in the DeepCut repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deepcut import DeepCut, fit  # noqa: E402
+from deepcut.modeling.backbones import list_backbones  # noqa: E402
+from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph  # noqa: E402
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def benchmark_image() -> np.ndarray:
+    """A real photo: the first example in assets/, else scikit-image's astronaut (public domain)."""
+    from deepcut.utils.image import load_image
+
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    photos = sorted(p for p in assets.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if photos:
+        return load_image(photos[0])
+    from skimage import data
+
+    return data.astronaut()
+
+
+# -- the authors' formulation (reference) ----------------------------------------------------------
+class OriginalGNNpool(nn.Module):
+    """DeepCut's original GNN: PyG ``GCN`` over an edge list, MLP head, loss with dense matrices."""
+
+    def __init__(self, in_dim: int, k: int) -> None:
+        super().__init__()
+        from torch_geometric.nn import GCN
+
+        self.k = k
+        self.convs = GCN(in_dim, 64, 1, act="elu")
+        self.mlp = nn.Sequential(nn.Linear(64, 32), nn.ELU(), nn.Dropout(0.25), nn.Linear(32, k))
+
+    def forward(self, x, edge_index, edge_weight):
+        x = F.elu(self.convs(x, edge_index, edge_weight))
+        return F.softmax(self.mlp(x), dim=-1)
+
+    def loss(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        a_pool = torch.matmul(torch.matmul(a, s).t(), s)
+        num = torch.trace(a_pool)
+        d = torch.diag(torch.sum(a, dim=-1))
+        d_pooled = torch.matmul(torch.matmul(d, s).t(), s)
+        den = torch.trace(d_pooled)
+        mincut = -(num / den)
+        ss = torch.matmul(s.t(), s)
+        i_s = torch.eye(self.k)
+        ortho = torch.norm(ss / torch.norm(ss) - i_s / torch.norm(i_s))
+        return mincut + ortho
+
+
+def original_ncut(features: np.ndarray, k: int = 2, epochs: int = 10) -> np.ndarray:
+    w = features @ features.T
+    w = w * (w > 0)
+    w = w / w.max()
+    edge_index = torch.from_numpy(np.array(np.nonzero(w > 0)))
+    row, col = edge_index
+    edge_weight = torch.from_numpy(w[row.numpy(), col.numpy()])
+    x = torch.from_numpy(features)
+    a = torch.from_numpy(w)
+    model = OriginalGNNpool(features.shape[1], k)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.001)
+    model.train()
+    for _ in range(epochs):
+        opt.zero_grad()
+        s = model(x, edge_index, edge_weight)
+        loss = model.loss(a, s)
+        loss.backward()
+        opt.step()
+    return s.argmax(-1).numpy()
+
+
+def pyg_mincut_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
+    """Our dense GNN, but with the loss from ``torch_geometric.nn.dense_mincut_pool`` (for comparison)."""
+    from torch_geometric.nn import dense_mincut_pool
+
+    from deepcut.clustering import affinity
+
+    a = affinity(features, "ncut")
+    ax = DeepCutGNN.propagate(features, gcn_input_graph(a))
+    net = DeepCutGNN.create(features.shape[1], k, torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        opt.zero_grad()
+        _, _, cut, ortho = dense_mincut_pool(features, a, net.forward_propagated(ax, g))
+        (cut + ortho).backward()
+        opt.step()
+
+
+# -- memory --------------------------------------------------------------------------------------
+# Run in a fresh process; VmHWM (peak resident memory of this process image, in KiB) is read
+# from /proc because getrusage's ru_maxrss survives exec and would include the parent's peak.
+MEMORY_SNIPPET = """
+import re, sys, numpy as np
+sys.path.insert(0, {root!r})
+from deepcut import DeepCut
+def hwm():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+dc = DeepCut("dino_vits8", pretrained=False)
+img = np.random.default_rng(0).integers(0, 255, (600, 600, 3), dtype=np.uint8)
+before = hwm()
+seg = dc.segment(img, resolution=448)
+after = hwm()
+print(seg.patch_labels.size, before, after)
+"""
+
+
+def peak_memory_448() -> tuple[int, float, float]:
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", MEMORY_SNIPPET.format(root=root)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    patches, before, after = out.stdout.split()[-3:]
+    return int(patches), int(before) / 1024, int(after) / 1024
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="3 repeats, skip the per-backbone rows")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = p.parse_args()
+    repeats = 3 if args.quick else args.repeats
+    torch.set_grad_enabled(True)
+    image = benchmark_image()
+    rows: list[tuple[str, str, str]] = []
+    figures: dict[str, float] = {"threads": torch.get_num_threads()}
+
+    dc = DeepCut("dino_vits8", pretrained=False)
+    emb, _ = dc.embed(image, 280)
+
+    def vit_forward():
+        state = dc.backbone.embed(emb.work[None], dc.backbone.patch_size)
+        return dc.backbone.facet(state, 11, "key")
+
+    vit_forward()
+    t_vit = best_time(vit_forward, repeats)
+    feats = vit_forward()[0].clone()
+    n = feats.shape[0]
+    figures.update(vit_forward_s=t_vit, patches=n)
+    rows.append(("ViT-S/8 forward pass (280 px, random weights)", f"{t_vit * 1000:.0f} ms", "1.00x"))
+
+    fit(feats, k=2, epochs=2)
+    t10 = best_time(lambda: fit(feats, k=2, epochs=10), repeats)
+    t_orig = best_time(lambda: original_ncut(feats.numpy(), k=2, epochs=10), max(1, repeats // 2))
+    t100 = best_time(lambda: fit(feats, k=4, epochs=100), repeats)
+    t100_pyg = best_time(lambda: pyg_mincut_epochs(feats, 4, 100), max(1, repeats // 2))
+    figures.update(ncut10_s=t10, original10_s=t_orig, speedup_vs_original=t_orig / t10, ncut100_k4_s=t100,
+                   ncut100_k4_dense_mincut_pool_s=t100_pyg)
+    rows.append((f"10 NCut epochs, k=2, {n} patches: original formulation (edge list + sparse GCN)",
+                 f"{t_orig * 1000:.0f} ms", f"{t_orig / t_vit:.2f}x"))
+    rows.append((f"10 NCut epochs, k=2, {n} patches: DeepCut (dense) — {t_orig / t10:.0f}x faster than original",
+                 f"{t10 * 1000:.0f} ms", f"{t10 / t_vit:.3f}x"))
+    rows.append(("100 NCut epochs, k=4", f"{t100 * 1000:.0f} ms", f"{t100 / t_vit:.2f}x"))
+    rows.append(("100 NCut epochs, k=4, loss via torch_geometric dense_mincut_pool (not used)",
+                 f"{t100_pyg * 1000:.0f} ms", f"{t100_pyg / t_vit:.2f}x"))
+
+    def fresh_segment():
+        dc.clear_cache()
+        return dc.segment(image)
+
+    fresh_segment()
+    t_seg = best_time(fresh_segment, repeats)
+    figures["segment_fresh_s"] = t_seg
+    rows.append(("segment() end to end, stages=1, k=2 (image decode → labels at input size)",
+                 f"{t_seg * 1000:.0f} ms", f"{t_seg / t_vit:.2f}x"))
+    dc.segment(image)
+    for name, kw in [("k=3", dict(k=3)), ("loss=cc", dict(loss="cc", k=6)), ("cc, alpha=5", dict(loss="cc", k=6, alpha=5.0)),
+                     ("epochs=20", dict(epochs=(20, 100, 10))), ("stages=2, k=3", dict(stages=2, k=3)),
+                     ("stages=3, k=3", dict(stages=3, k=3))]:
+        seg = dc.segment(image, **kw)
+        assert seg.features_cached
+        t = best_time(lambda: dc.segment(image, **kw), repeats)
+        figures[f"segment_cached[{name}]_s"] = t
+        rows.append((f"second segment(), cached features, {name}", f"{t * 1000:.0f} ms", f"{t / t_vit:.3f}x"))
+
+    patches, before, after = peak_memory_448()
+    figures.update(peak_rss_448_mb=after, rss_before_segment_448_mb=before)
+    rows.append((f"peak memory, 448 px image ({patches} patches), whole process (RSS)", f"{after:.0f} MB",
+                 f"model loaded: {before:.0f} MB"))
+
+    if not args.quick:
+        for spec in list_backbones():
+            name = spec["name"]
+            try:
+                model = DeepCut(name, pretrained=False)
+            except Exception as e:  # a backbone that cannot be built is reported, not fatal
+                rows.append((f"backbone {name}", "n/a", f"could not build: {e}"))
+                continue
+            e2, _ = model.embed(image, 280)
+            stride = model.backbone.patch_size
+            layer = model.backbone.depth - 1
+
+            def fwd(m=model, e=e2, s=stride, layer=layer):
+                return m.backbone.facet(m.backbone.embed(e.work[None], s), layer, "key")
+
+            fwd()
+            tf = best_time(fwd, max(1, repeats // 2))
+
+            def seg_fresh(m=model):
+                m.clear_cache()
+                return m.segment(image)
+
+            ts = best_time(seg_fresh, max(1, repeats // 2))
+            figures[f"backbone[{name}]_forward_s"] = tf
+            figures[f"backbone[{name}]_segment_s"] = ts
+            rows.append((f"backbone {name}: forward, {e2.grid[0] * e2.grid[1]} patches; segment() total",
+                         f"{tf * 1000:.0f} ms; {ts * 1000:.0f} ms", f"{ts / tf:.2f}x of its forward"))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\nDeepCut speed, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print(f"| {'measurement':<{width}} | time | ratio to ViT forward |")
+    print(f"|{'-' * (width + 2)}|------|----------------------|")
+    for what, t, ratio in rows:
+        print(f"| {what:<{width}} | {t} | {ratio} |")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

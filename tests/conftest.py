@@ -1,0 +1,63 @@
+"""Shared fixtures: synthetic images with known segments, and the path to the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository (override with ``DEEPCUT_DATA``)."""
+    return Path(os.environ.get("DEEPCUT_DATA", REPO.parent / "shared" / "data"))
+
+
+def disc_image(size: int = 160, two_tone: bool = False, blob: bool = False, striped_bg: bool = False) -> np.ndarray:
+    """A red disc (radius 0.3·size) centred on a blue background: ``(size, size, 3)`` uint8.
+
+    two_tone: the disc's left half is yellow; blob: a small separate red square near a corner;
+    striped_bg: the lower half of the background is a purplish blue (a second, similar background colour).
+    """
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size, 3), np.uint8)
+    img[:] = (40, 60, 200)
+    if striped_bg:
+        img[size // 2:] = (90, 60, 200)
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.3 * size) ** 2
+    img[disc] = (220, 30, 30)
+    if two_tone:
+        img[disc & (xx < size / 2)] = (240, 220, 40)
+    if blob:
+        s = size // 10
+        img[s:2 * s, s:2 * s] = (220, 30, 30)
+    return img
+
+
+def disc_mask(size: int = 160) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.3 * size) ** 2
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.fixture(scope="session")
+def color_model():
+    from deepcut import DeepCut
+
+    return DeepCut("color")
+
+
+@pytest.fixture(scope="session")
+def vit_model():
+    from deepcut import DeepCut
+
+    return DeepCut("dino_vits8", pretrained=False)

@@ -1,0 +1,187 @@
+"""The GNN clustering: planted clusters, the losses against their formulas, determinism, degenerate input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
+
+from deepcut import cluster, fit
+from deepcut.clustering import affinity, compact_labels
+from deepcut.errors import ConfigError
+from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
+from deepcut.modeling.losses import cc_loss, ncut_loss
+
+
+def planted(n_per: int, centers: int, dim: int = 384, noise: float = 0.35, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, dim))
+    truth = np.repeat(np.arange(centers), n_per)
+    rng.shuffle(truth)
+    return (c[truth] + noise * rng.normal(size=(truth.size, dim))).astype(np.float32), truth
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True if the two labelings are equal up to a renaming of labels."""
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_ncut_recovers_planted_clusters(k):
+    x, truth = planted(150, k)
+    labels = cluster(x, k=k, loss="ncut", epochs=30)
+    assert labels.shape == truth.shape
+    assert same_partition(labels, truth)
+
+
+def test_cc_finds_the_number_of_clusters_itself():
+    x, truth = planted(150, 3)
+    labels = cluster(x, k=10, loss="cc", alpha=3.0, epochs=30)
+    assert len(np.unique(labels)) == 3
+    assert same_partition(labels, truth)
+    assert labels.max() == 2  # consecutive labels
+
+
+def test_torch_input_matches_numpy_input():
+    x, _ = planted(60, 2, seed=1)
+    assert np.array_equal(cluster(x, k=2), cluster(torch.from_numpy(x), k=2))
+
+
+def paper_ncut(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The paper's loss written literally: -tr(SᵀAS)/tr(SᵀDS) + ‖SᵀS/‖SᵀS‖_F − I_k/√k‖_F."""
+    d = torch.diag(adj.sum(1))
+    cut = -torch.trace(s.T @ adj @ s) / torch.trace(s.T @ d @ s)
+    ss = s.T @ s
+    k = s.shape[1]
+    ortho = torch.norm(ss / torch.norm(ss) - torch.eye(k) / torch.norm(torch.eye(k)))
+    return cut + ortho
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ncut_loss_equals_paper_formula_and_dense_mincut_pool(seed):
+    g = torch.Generator().manual_seed(seed)
+    n, k = 70, 4
+    a = torch.rand(n, n, generator=g)
+    a = (a + a.T) / 2
+    logits = torch.randn(n, k, generator=g, requires_grad=True)
+    s = torch.softmax(logits, -1)
+
+    cut, ortho = ncut_loss(a, s)
+    ours = cut + ortho
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    ref = paper_ncut(a, torch.softmax(logits, -1))
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    _, _, pcut, portho = dense_mincut_pool(torch.randn(n, 3, generator=g), a, logits)
+    (g_pyg,) = torch.autograd.grad(pcut + portho, logits)
+
+    assert torch.allclose(ours, ref, atol=1e-6)
+    assert torch.allclose(ours, pcut + portho, atol=1e-6)
+    assert torch.allclose(g_ours, g_ref, atol=1e-6)
+    assert torch.allclose(g_ours, g_pyg, atol=1e-6)
+    assert -1.0 <= cut.item() <= 0.0
+
+
+def test_cc_loss_equals_elementwise_formula():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(50, 8, generator=g)
+    a = affinity(f, "cc", alpha=3.0)
+    s = torch.softmax(torch.randn(50, 5, generator=g), -1)
+    assert torch.allclose(cc_loss(a, s), -(a * (s @ s.T)).sum(), rtol=1e-5)
+
+
+def test_affinity_definitions():
+    f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]])
+    w = f @ f.T
+    a = affinity(f, "ncut")
+    assert torch.allclose(a, w.clamp(min=0) / 4.0)
+    assert torch.allclose(affinity(f, "cc", alpha=2.0), w - 2.0)
+
+
+def test_gcn_fast_path_equals_dense_gcn_conv_and_authors_sparse_gcn():
+    """Â X Θ precomputed once equals DenseGCNConv(X, A), and the authors' edge-list GCNConv."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 16, generator=g) + 1.0
+    a = affinity(x, "ncut")
+    graph = gcn_input_graph(a)
+    net = DeepCutGNN.create(16, 3, g).eval()
+    dense = net.conv(x, graph, add_loop=False).squeeze(0)
+    fast = net.conv.lin(DeepCutGNN.propagate(x, graph)) + net.conv.bias
+    assert torch.allclose(dense, fast, atol=1e-5)
+    assert torch.allclose(net(x, graph), net.forward_propagated(DeepCutGNN.propagate(x, graph)), atol=1e-5)
+
+    # The authors' formulation: an edge for every positive pair, PyG's sparse GCNConv.
+    edge_index = (a > 0).nonzero().T
+    sparse = GCNConv(16, 64)
+    sparse.lin.weight.data.copy_(net.conv.lin.weight)
+    sparse.bias.data.copy_(net.conv.bias)
+    out = sparse(x, edge_index, a[edge_index[0], edge_index[1]])
+    assert (graph.sum(1) >= 1).all()  # no degree clamping at play here
+    assert torch.allclose(out, dense, atol=1e-5)
+
+
+def test_gcn_graph_keeps_positive_self_loops_and_fills_missing_ones():
+    a = torch.tensor([[0.5, 0.2, -0.1], [0.2, -0.3, 0.4], [-0.1, 0.4, 1.0]])
+    graph = gcn_input_graph(a)
+    assert torch.equal(graph.diagonal(), torch.tensor([0.5, 1.0, 1.0]))
+    assert (graph >= 0).all() and graph[0, 2] == 0
+    assert torch.allclose(gcn_normalize(torch.eye(3) * 4), torch.eye(3))
+
+
+def test_deterministic_for_a_seed_and_no_global_rng_use():
+    x, _ = planted(80, 3, seed=3)
+    state = torch.get_rng_state()
+    r1 = fit(x, k=3, epochs=15, seed=7)
+    assert torch.equal(state, torch.get_rng_state())
+    torch.manual_seed(123)  # the global RNG must not matter
+    r2 = fit(x, k=3, epochs=15, seed=7)
+    r3 = fit(x, k=3, epochs=15, seed=8)
+    assert r1.losses == r2.losses and np.array_equal(r1.labels, r2.labels)
+    assert r1.losses != r3.losses
+    assert len(r1.losses) == 15 and r1.losses[-1] < r1.losses[0]
+
+
+@pytest.mark.parametrize("loss", ["ncut", "cc"])
+def test_constant_features_give_one_cluster_without_nan(loss):
+    x = np.ones((30, 16), np.float32)
+    r = fit(x, k=3, loss=loss, epochs=5)
+    assert np.isfinite(r.soft).all() and all(np.isfinite(r.losses))
+    assert len(np.unique(r.labels)) == 1
+
+
+def test_zero_features_and_single_node():
+    r = fit(np.zeros((20, 8), np.float32), k=2)
+    assert (r.labels == 0).all() and r.note and "one cluster" in r.note and np.isfinite(r.soft).all()
+    r = fit(np.ones((1, 8), np.float32), k=2)
+    assert r.labels.tolist() == [0]
+
+
+def test_k_larger_than_number_of_nodes_is_clamped():
+    x, _ = planted(2, 2, dim=8)
+    r = fit(x, k=10, epochs=5)
+    assert r.k == 4 and "k=10" in r.note
+    assert r.labels.max() < 4 and np.isfinite(r.soft).all()
+
+
+def test_bad_arguments_raise_config_errors():
+    x = np.ones((5, 4), np.float32)
+    with pytest.raises(ConfigError):
+        fit(x, k=1)
+    with pytest.raises(ConfigError):
+        fit(x, loss="kmeans")
+    with pytest.raises(ConfigError):
+        fit(np.ones(5), k=2)
+    with pytest.raises(ConfigError):
+        fit(np.full((4, 2), np.nan), k=2)
+
+
+def test_warm_start_continues_from_a_trained_model():
+    x, truth = planted(60, 3, seed=5)
+    first = fit(x, k=3, epochs=20)
+    again = fit(x, epochs=3, model=first.model)
+    assert again.k == 3 and same_partition(again.labels, truth)
+
+
+def test_compact_labels_keeps_order():
+    assert compact_labels(np.array([5, 0, 3, 3, 5])).tolist() == [2, 0, 1, 1, 2]

@@ -1,0 +1,124 @@
+"""Segmentation end to end on images whose right answer is known (colour backbone, offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepcut import ConfigError, SegmentConfig
+from deepcut.utils.masks import background_label, bbox_of, largest_component
+from conftest import disc_image, disc_mask, iou
+
+
+def test_foreground_of_a_disc(color_model):
+    seg = color_model.segment(disc_image(160), resolution=160)
+    assert seg.labels.shape == (160, 160) and seg.labels.dtype == np.int32
+    assert iou(seg.foreground, disc_mask(160)) > 0.9
+    x0, y0, x1, y1 = seg.bbox
+    assert abs(x0 - 32) <= 6 and abs(y0 - 32) <= 6 and abs(x1 - 128) <= 6 and abs(y1 - 128) <= 6
+    assert seg.soft.shape == (20, 20, 2) and np.allclose(seg.soft.sum(-1), 1, atol=1e-5)
+    assert len(seg.losses) == 1 and len(seg.losses[0]) == 10
+    assert set(seg.timings) >= {"features", "stage1", "total"}
+    assert seg.num_segments == 2 and seg.patch_labels.shape == (20, 20)
+
+
+def test_stage_two_splits_the_foreground_and_stage_three_the_background(color_model):
+    img = disc_image(160, two_tone=True, striped_bg=True)
+    yy, xx = np.mgrid[:160, :160]
+    disc = disc_mask(160)
+    seg2 = color_model.segment(disc_image(160, two_tone=True), resolution=160, stages=2, k=2)
+    assert iou(seg2.foreground, disc) > 0.9
+    left, right = disc & (xx < 76), disc & (xx > 84)
+    lab_left = np.bincount(seg2.labels[left]).argmax()
+    lab_right = np.bincount(seg2.labels[right]).argmax()
+    assert {lab_left, lab_right} == {1, 2}
+    assert len(seg2.losses) == 2 and len(seg2.losses[1]) == 100
+
+    seg3 = color_model.segment(img, resolution=160, stages=3, k=2, bg_k=2)
+    top, bottom = ~disc & (yy < 70), ~disc & (yy > 90)
+    lab_top = np.bincount(seg3.labels[top]).argmax()
+    lab_bottom = np.bincount(seg3.labels[bottom]).argmax()
+    assert lab_top != lab_bottom and 0 in (lab_top, lab_bottom) and max(lab_top, lab_bottom) == 3
+    assert seg3.num_segments == 4 and iou(seg3.foreground, disc) > 0.9
+    again = color_model.segment(img, resolution=160, stages=2, k=2)
+    assert again.features_cached  # same image: the features are reused
+    assert np.array_equal(again.foreground, seg3.foreground)  # stage 3 leaves the foreground alone
+
+
+def test_k_way_single_stage_and_cc(color_model):
+    img = disc_image(160, two_tone=True, striped_bg=True)
+    seg = color_model.segment(img, resolution=160, k=4, epochs=60)
+    assert seg.foreground is None and seg.bbox is None
+    assert seg.num_segments == 4
+    cc = color_model.segment(img, resolution=160, loss="cc", k=10, epochs=30)
+    assert 2 <= cc.num_segments < 10
+
+
+def test_largest_component_drops_a_separate_blob(color_model):
+    img = disc_image(160, blob=True)
+    plain = color_model.segment(img, resolution=160)
+    kept = color_model.segment(img, resolution=160, largest_component=True)
+    assert plain.foreground[16:32, 16:32].mean() > 0.5  # the blob is foreground...
+    assert kept.foreground[16:32, 16:32].mean() == 0  # ...until only the largest component is kept
+    assert iou(kept.foreground, disc_mask(160)) > 0.9
+
+
+def test_border_rule_not_corner_rule():
+    """An object touching all four corners is still foreground if most of the border is background."""
+    lab = np.zeros((10, 10), int)
+    lab[3:7, 3:7] = 1
+    lab[0, 0] = lab[0, -1] = lab[-1, 0] = lab[-1, -1] = 1  # corners vote "1 is background"
+    assert background_label(lab) == 0
+    assert background_label(1 - lab) == 1
+
+
+def test_mask_helpers():
+    m = np.zeros((6, 8), bool)
+    m[1:3, 2:5] = True
+    m[5, 7] = True
+    assert bbox_of(m) == (2, 1, 8, 6)
+    assert bbox_of(np.zeros((3, 3), bool)) is None
+    assert largest_component(m).sum() == 6
+
+
+def test_inputs_path_pil_and_arrays_agree(tmp_path, color_model):
+    img = disc_image(96)
+    Image.fromarray(img).save(tmp_path / "disc.png")
+    a = color_model.segment(tmp_path / "disc.png", resolution=96)
+    b = color_model.segment(Image.fromarray(img), resolution=96)
+    c = color_model.segment(img, resolution=96)
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(b.labels, c.labels)
+
+
+def test_config_overrides_and_validation(color_model):
+    cfg = SegmentConfig(k=3)
+    seg = color_model.segment(disc_image(64), cfg, resolution=64, epochs=5)
+    assert seg.config.k == 3 and seg.config.epochs == (5, 100, 10)
+    with pytest.raises(ConfigError):
+        color_model.segment(disc_image(64), k=1)
+    with pytest.raises(ConfigError, match="unknown"):
+        color_model.segment(disc_image(64), colour="red")
+    with pytest.raises(ConfigError):
+        SegmentConfig(stages=4)
+
+
+def test_overlay_and_saved_files(tmp_path, color_model):
+    seg = color_model.segment(disc_image(96), resolution=96)
+    ov = seg.overlay(0.6)
+    assert ov.size == (96, 96)
+    # the disc centre is tinted with label 1's colour, the corner with label 0's
+    px = np.asarray(ov)
+    assert not np.array_equal(px[48, 48], px[2, 2])
+    assert np.array_equal(np.asarray(seg.overlay(0.0)), seg.image)
+    written = seg.save(tmp_path, "disc")
+    assert set(written) == {"labels", "overlay", "mask"}
+    assert np.array_equal(np.asarray(Image.open(written["labels"])), seg.labels)
+    assert np.array_equal(np.asarray(Image.open(written["mask"])) > 0, seg.foreground)
+
+
+def test_deterministic_segmentation(color_model):
+    img = disc_image(96, two_tone=True)
+    a = color_model.segment(img, resolution=96, stages=2, k=3, seed=3)
+    b = color_model.segment(img, resolution=96, stages=2, k=3, seed=3)
+    assert np.array_equal(a.labels, b.labels) and a.losses == b.losses
