@@ -35,6 +35,8 @@ class SegmentConfig:
         bg_k: number of background parts in stage 3.
         largest_component: keep only the largest connected foreground component.
         seed: seed of the GNN initialisation and dropout; equal seeds give equal results.
+        log_bin: use the log-binned descriptor of Amir et al. (each patch's feature plus averages of
+            its neighbourhood at two scales, 17x longer) instead of the plain facet.
     """
 
     k: int = 2
@@ -49,6 +51,7 @@ class SegmentConfig:
     bg_k: int = 2
     largest_component: bool = False
     seed: int = 0
+    log_bin: bool = False
 
     def __post_init__(self) -> None:
         epochs = self.epochs

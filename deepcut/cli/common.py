@@ -38,6 +38,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bg-k", type=int, default=d.bg_k, help="background parts in stage 3 (default: %(default)s)")
     g.add_argument("--largest-component", action="store_true", help="keep only the largest foreground component")
     g.add_argument("--seed", type=int, default=d.seed, help="GNN seed (default: %(default)s)")
+    g.add_argument("--log-bin", action="store_true",
+                   help="log-binned descriptor (feature + neighbourhood averages at 2 scales, 17x longer)")
 
 
 def config_from_args(args: argparse.Namespace) -> SegmentConfig:
@@ -52,6 +54,7 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
             k=args.k, loss=args.loss, alpha=args.alpha, layer=args.layer, facet=args.facet,
             resolution=args.resolution, stride=args.stride, stages=args.stages, epochs=tuple(epochs),
             bg_k=args.bg_k, largest_component=args.largest_component, seed=args.seed,
+            log_bin=getattr(args, "log_bin", False),
         )
     except ConfigError as e:
         raise UsageError(str(e)) from None

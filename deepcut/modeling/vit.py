@@ -7,7 +7,12 @@ layer and resume later. Facets follow the DINO dense-descriptor convention (Amir
   per-head vectors concatenated (``D`` = hidden size);
 * ``token`` of layer ``l``: the block's output ``h_{l+1}`` (before the final layer norm).
 
-The CLS token is dropped from every facet.
+The CLS token (and any register tokens) is dropped from every facet. With a ``stride`` smaller than
+the patch size the patch projection is applied at that step (overlapping patches, Amir et al.) and the
+learned position embeddings are interpolated to the denser grid.
+
+:class:`ViTBackbone` holds everything the ViT families share; a family only says where its blocks,
+norms and prefix tokens live (see :mod:`deepcut.modeling.dinov2`).
 """
 
 from __future__ import annotations
@@ -25,24 +30,41 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
+                          antialias: bool = False) -> torch.Tensor:
     """Resize learned position embeddings ``(1, prefix + n0*n0, D)`` to a ``grid`` of patches.
 
-    Bicubic, as DINO does; returns ``(1, prefix + h*w, D)``.
+    Bicubic, as DINO does (``antialias`` as DINOv2-with-registers in ``transformers`` does); the
+    embeddings are returned unchanged when the grid is already ``n0 x n0``. Returns
+    ``(1, prefix + h*w, D)``.
     """
     cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
     n0 = int(math.isqrt(patch_pos.shape[1]))
+    if n0 * n0 != patch_pos.shape[1]:
+        raise ValueError(f"position embeddings of {patch_pos.shape[1]} patches are not a square grid")
     if (n0, n0) == tuple(grid):
         return pos
     dim = pos.shape[-1]
     patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos, size=grid, mode="bicubic", align_corners=False)
+    patch_pos = F.interpolate(patch_pos.float(), size=tuple(grid), mode="bicubic", align_corners=False,
+                              antialias=antialias).to(pos.dtype)
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
     return torch.cat([cls_pos, patch_pos], dim=1)
 
 
 class ViTBackbone(Backbone):
-    """A ``transformers`` ``ViTModel`` (DINO v1 layout) used as a dense feature extractor."""
+    """A ``transformers`` ``ViTModel`` (DINO v1 layout) used as a dense feature extractor.
+
+    Args:
+        model: the ``transformers`` model (its weights are frozen and it is put in eval mode).
+        name: registry name or path, for messages.
+        source: where the weights came from (hub id, path, ``"random"``).
+        mean, std: per-channel input normalisation (ImageNet's for every DINO model).
+    """
+
+    family = "vit"
+    #: whether position embeddings are resized with antialiasing (as the model's own code does)
+    pos_antialias = False
 
     def __init__(self, model: nn.Module, name: str, source: str,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
@@ -56,6 +78,7 @@ class ViTBackbone(Backbone):
         self.patch_size = int(patch if isinstance(patch, int) else patch[0])
         self.dim = int(cfg.hidden_size)
         self.depth = int(cfg.num_hidden_layers)
+        self.heads = int(cfg.num_attention_heads)
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
@@ -77,8 +100,15 @@ class ViTBackbone(Backbone):
         """Tokens put before the patches: ``(B, prefix, D)``."""
         return self.model.embeddings.cls_token.expand(batch, -1, -1)
 
+    @property
+    def num_registers(self) -> int:
+        """Register tokens between the CLS token and the patches (0 for DINO v1)."""
+        return 0
+
     def _add_positions(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1)
+        """Add position embeddings, resized to ``grid``, to ``(B, 1 + h*w, D)`` CLS + patch tokens."""
+        pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1,
+                                    antialias=self.pos_antialias)
         return tokens + pos
 
     def _run_block(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -86,6 +116,10 @@ class ViTBackbone(Backbone):
         return out[0] if isinstance(out, tuple) else out
 
     # -- Backbone interface ------------------------------------------------------------------------
+    def describe(self) -> dict:
+        return {**super().describe(), "family": self.family, "heads": self.heads,
+                "registers": self.num_registers}
+
     def normalize(self, pixels: np.ndarray) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32, mean/std normalised."""
         x = torch.as_tensor(np.array(pixels, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2).float().div_(255.0)

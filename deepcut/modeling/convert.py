@@ -1,0 +1,391 @@
+"""Original DINO / DINOv2 checkpoints (``.pth``) → ``transformers`` models.
+
+The checkpoints Facebook released with DINO (Caron et al. 2021), e.g. ``dino_deitsmall8_pretrain.pth``,
+are plain state dicts of a ViT in the layout of DINO's ``vision_transformer.py`` (the same as timm's)::
+
+    cls_token (1, 1, D)            pos_embed (1, 1 + n*n, D)      patch_embed.proj.{weight,bias}
+    blocks.N.norm1.{weight,bias}   blocks.N.attn.qkv.{weight,bias} (3D, D)   blocks.N.attn.proj.*
+    blocks.N.norm2.*               blocks.N.mlp.fc1.*             blocks.N.mlp.fc2.*
+    norm.{weight,bias}
+
+DINO's own training checkpoints (``checkpoint.pth``) hold ``teacher`` and ``student`` state dicts whose
+keys carry ``module.`` / ``backbone.`` prefixes and a projection ``head``; the teacher's backbone is
+used (as DINO's evaluation scripts do). DINOv2 checkpoints add the layer-scale factors
+``blocks.N.ls1.gamma`` / ``ls2.gamma``, a ``mask_token`` and, with registers, ``register_tokens``.
+
+The architecture is read from the tensor shapes: width ``D`` and patch size from the patch
+projection, depth from the block indices, the MLP width from ``fc1``, the training resolution from
+the number of position embeddings. The number of attention heads is not stored in a state dict; every
+DINO/DINOv2 ViT uses 64-dimensional heads, so ``heads = D / 64`` unless given. ``qkv`` is split
+into the query, key and value projections of the ``transformers`` model; LayerNorm eps is 1e-6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import BackboneLoadError
+
+HEAD_DIM = 64
+
+EXPECTED_LAYOUT = (
+    "an original DINO/DINOv2 ViT checkpoint (.pth): a backbone state dict with cls_token, pos_embed, "
+    "patch_embed.proj.*, blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}.*, norm.* "
+    "(e.g. dino_deitsmall8_pretrain.pth), or a DINO training checkpoint with 'teacher'/'student' entries"
+)
+
+_BLOCK_PARTS = {
+    "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
+    "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+    "ls1.gamma", "ls2.gamma",
+}
+_REQUIRED_BLOCK_PARTS = {
+    "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.proj.weight", "attn.proj.bias",
+    "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+}
+_TOP = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias",
+        "mask_token", "register_tokens"}
+_REQUIRED_TOP = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight",
+                 "norm.bias"}
+# Entries that belong to a training wrapper or a classifier, not to the backbone.
+_IGNORED_PREFIXES = ("head.", "fc_norm.", "dino_head.", "ibot_head.")
+
+
+@dataclass(frozen=True)
+class ViTArch:
+    """The shape of a DINO-family ViT.
+
+    Attributes:
+        family: ``"vit"`` (DINO v1, ``transformers.ViTModel``) or ``"dinov2"`` (``Dinov2Model``, or
+            ``Dinov2WithRegistersModel`` when ``registers > 0``).
+        dim, depth, heads: width ``D``, number of blocks, attention heads.
+        patch_size: patch side in pixels.
+        image_size: training resolution (``sqrt(#position embeddings) * patch_size``).
+        mlp_dim: hidden width of the MLPs.
+        qkv_bias: whether the q/k/v projections have a bias.
+        registers: number of register tokens (DINOv2 with registers).
+    """
+
+    family: str
+    dim: int
+    depth: int
+    heads: int
+    patch_size: int
+    image_size: int
+    mlp_dim: int
+    qkv_bias: bool = True
+    registers: int = 0
+
+    def describe(self) -> str:
+        kind = {"vit": "DINO ViT", "dinov2": "DINOv2 ViT"}.get(self.family, self.family)
+        regs = f", {self.registers} registers" if self.registers else ""
+        return f"{kind}: patch {self.patch_size}, width {self.dim}, {self.depth} blocks, {self.heads} heads{regs}"
+
+
+def _constructor(arch: ViTArch):
+    """A function building the ``transformers`` model of shape ``arch``."""
+    import transformers
+
+    if arch.family == "vit":
+        cfg = transformers.ViTConfig(
+            hidden_size=arch.dim, num_hidden_layers=arch.depth, num_attention_heads=arch.heads,
+            intermediate_size=arch.mlp_dim, patch_size=arch.patch_size, image_size=arch.image_size,
+            qkv_bias=arch.qkv_bias, layer_norm_eps=1e-6, hidden_act="gelu",
+        )
+        return lambda: transformers.ViTModel(cfg, add_pooling_layer=False)
+    if arch.family == "dinov2":
+        if arch.mlp_dim % arch.dim:
+            raise BackboneLoadError(f"unsupported DINOv2 MLP width {arch.mlp_dim} (not a multiple of {arch.dim})")
+        common = dict(
+            hidden_size=arch.dim, num_hidden_layers=arch.depth, num_attention_heads=arch.heads,
+            mlp_ratio=arch.mlp_dim // arch.dim, patch_size=arch.patch_size, image_size=arch.image_size,
+            qkv_bias=arch.qkv_bias, layer_norm_eps=1e-6, hidden_act="gelu", layerscale_value=1.0,
+        )
+        if arch.registers:
+            cfg = transformers.Dinov2WithRegistersConfig(num_register_tokens=arch.registers, **common)
+            return lambda: transformers.Dinov2WithRegistersModel(cfg)
+        cfg = transformers.Dinov2Config(**common)
+        return lambda: transformers.Dinov2Model(cfg)
+    raise BackboneLoadError(f"unknown ViT family {arch.family!r}; expected 'vit' or 'dinov2'")
+
+
+def empty_model(arch: ViTArch) -> nn.Module:
+    """The ``transformers`` model of shape ``arch`` with parameters on the ``meta`` device (no memory,
+    no initialisation): to be filled with ``load_state_dict(..., assign=True)``."""
+    with torch.device("meta"):
+        return _constructor(arch)().eval()
+
+
+def init_random_(model: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Module:
+    """Fill every parameter of a ViT / DINOv2 model in place, from a generator seeded with ``seed``.
+
+    Like ``transformers``' own initialisation, but with a plain normal instead of a truncated one
+    (several times faster): linear and patch-projection weights, CLS, position and register tokens
+    ``~ N(0, std²)``; biases and the mask token 0; LayerNorms 1 / 0; layer scales 1.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    done: set[int] = set()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+            elif isinstance(module, (nn.Linear, nn.Conv2d)):
+                module.weight.normal_(0.0, std, generator=g)
+                if module.bias is not None:
+                    module.bias.zero_()
+            else:
+                continue
+            done.update(id(p) for p in module.parameters(recurse=False))
+        for name, p in model.named_parameters():
+            if id(p) in done:
+                continue
+            if name.endswith("lambda1"):
+                p.fill_(float(getattr(model.config, "layerscale_value", 1.0)))
+            elif name.endswith("mask_token"):
+                p.zero_()
+            else:
+                p.normal_(0.0, std, generator=g)
+    return model
+
+
+def build_model(arch: ViTArch, seed: int = 0) -> nn.Module:
+    """An untrained ``transformers`` model of shape ``arch`` with seeded random weights, in eval mode.
+
+    ``ViTModel`` (without pooler) for ``family="vit"``; ``Dinov2Model`` or ``Dinov2WithRegistersModel``
+    for ``family="dinov2"``. Equal seeds give equal weights; the global RNG is not touched.
+    """
+    return init_random_(empty_model(arch).to_empty(device="cpu"), seed=seed).eval()
+
+
+# -- reading checkpoints ---------------------------------------------------------------------------------
+def _load_file(path: Path) -> object:
+    """The object stored in ``path`` (tensors only; argparse namespaces of DINO's checkpoints allowed)."""
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        except Exception as e:
+            raise BackboneLoadError(f"{path} is not a readable safetensors file ({_short(e)}); expected "
+                                    f"{EXPECTED_LAYOUT}") from None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise BackboneLoadError(f"cannot read {path}: {e.strerror or e}") from None
+    if head != b"PK" and not head.startswith(b"\x80"):  # torch.save writes a zip archive (or a legacy pickle)
+        raise BackboneLoadError(f"{path} is not a PyTorch checkpoint (neither the zip archive torch.save writes "
+                                f"nor a pickle); expected {EXPECTED_LAYOUT}, or a HuggingFace-format model folder")
+    try:
+        # DINO's training checkpoints store their argparse arguments next to the tensors.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = _short(e)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise BackboneLoadError(
+                f"{path} holds Python objects besides tensors (e.g. {found.group(1)}), which are not loaded "
+                f"for safety. "
+                f"Re-save only the backbone weights, e.g. torch.save(torch.load(p, weights_only=False)"
+                f"['teacher'], 'backbone.pth'); expected {EXPECTED_LAYOUT}") from None
+        raise BackboneLoadError(f"{path} is not a PyTorch checkpoint ({msg}); expected {EXPECTED_LAYOUT}, "
+                                f"or a HuggingFace-format model folder") from None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _pick_state_dict(obj: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The backbone's tensors in ``obj`` and which entry they came from."""
+    if not isinstance(obj, Mapping):
+        raise BackboneLoadError(f"{path} holds a {type(obj).__name__}, not a state dict; expected {EXPECTED_LAYOUT}")
+    where = "state dict"
+    for key in ("teacher", "student", "model", "state_dict", "model_state_dict"):
+        value = obj.get(key)
+        if isinstance(value, Mapping) and any(isinstance(v, torch.Tensor) for v in value.values()):
+            obj, where = value, f"'{key}' entry"
+            break
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise BackboneLoadError(f"{path} contains no tensors at the top level or in 'teacher'/'student'; "
+                                f"expected {EXPECTED_LAYOUT}")
+    # Strip wrapper prefixes: DistributedDataParallel's "module.", DINO's MultiCropWrapper "backbone.".
+    for prefix in ("module.", "backbone."):
+        if any(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(_IGNORED_PREFIXES)}
+    # DINOv2 training splits the blocks into FSDP chunks: blocks.<chunk>.<index>.… → blocks.<index>.…
+    chunked = re.compile(r"^blocks\.\d+\.(\d+)\.(.+)$")
+    if any(chunked.match(k) for k in tensors):
+        tensors = {(f"blocks.{m.group(1)}.{m.group(2)}" if (m := chunked.match(k)) else k): v
+                   for k, v in tensors.items()}
+    return tensors, where
+
+
+def _check_layout(sd: dict[str, torch.Tensor], path: Path) -> int:
+    """Validate the key set of a DINO-layout state dict; returns the number of blocks."""
+    block_key = re.compile(r"^blocks\.(\d+)\.(.+)$")
+    indices: set[int] = set()
+    unknown: list[str] = []
+    parts: dict[int, set[str]] = {}
+    for k in sd:
+        m = block_key.match(k)
+        if m:
+            i, part = int(m.group(1)), m.group(2)
+            if part not in _BLOCK_PARTS:
+                unknown.append(k)
+            indices.add(i)
+            parts.setdefault(i, set()).add(part)
+        elif k not in _TOP:
+            unknown.append(k)
+    missing = sorted(_REQUIRED_TOP - set(sd))
+    if not indices:
+        missing.append("blocks.0.*")
+    if missing or unknown:
+        found = ", ".join(sorted(sd)[:6]) + (", …" if len(sd) > 6 else "")
+        what = []
+        if missing:
+            what.append(f"missing {', '.join(missing)}")
+        if unknown:
+            what.append(f"unexpected {', '.join(sorted(unknown)[:5])}" + (" …" if len(unknown) > 5 else ""))
+        raise BackboneLoadError(f"{path} is not a DINO ViT checkpoint ({'; '.join(what)}; it has {found}). "
+                                f"Expected {EXPECTED_LAYOUT}")
+    depth = max(indices) + 1
+    if indices != set(range(depth)):
+        raise BackboneLoadError(f"{path}: blocks {sorted(set(range(depth)) - indices)} are missing")
+    for i in range(depth):
+        lacking = _REQUIRED_BLOCK_PARTS - parts[i]
+        if lacking:
+            raise BackboneLoadError(f"{path}: block {i} lacks {', '.join(sorted(lacking))}; expected {EXPECTED_LAYOUT}")
+    return depth
+
+
+def infer_arch(sd: dict[str, torch.Tensor], path: Path | str = "checkpoint", heads: int | None = None) -> ViTArch:
+    """The architecture of a DINO-layout state dict, read from its tensor shapes.
+
+    Raises:
+        BackboneLoadError: keys or shapes that do not form a DINO/DINOv2 ViT (the message says what
+            was expected).
+    """
+    path = Path(path)
+    if any(k.startswith("blocks.0.mlp.w12") or k.startswith("blocks.0.mlp.w3") for k in sd):
+        raise BackboneLoadError(f"{path} is a DINOv2 ViT-g with SwiGLU MLPs, which DeepCut does not support; "
+                                f"use a ViT-S/B/L checkpoint")
+    depth = _check_layout(sd, path)
+    proj = sd["patch_embed.proj.weight"]
+    if proj.ndim != 4 or proj.shape[1] != 3 or proj.shape[2] != proj.shape[3]:
+        raise BackboneLoadError(f"{path}: patch_embed.proj.weight has shape {tuple(proj.shape)}; expected "
+                                f"(D, 3, p, p) for an RGB ViT with square patches")
+    dim, patch = int(proj.shape[0]), int(proj.shape[2])
+    n_pos = int(sd["pos_embed"].shape[1]) - 1
+    side = int(round(n_pos ** 0.5))
+    if sd["pos_embed"].ndim != 3 or side * side != n_pos or sd["pos_embed"].shape[-1] != dim:
+        raise BackboneLoadError(f"{path}: pos_embed has shape {tuple(sd['pos_embed'].shape)}; expected "
+                                f"(1, 1 + n*n, {dim}) (a CLS position and a square grid)")
+    if heads is None:
+        if dim % HEAD_DIM:
+            raise BackboneLoadError(f"{path}: width {dim} is not a multiple of {HEAD_DIM}, so the number of "
+                                    f"attention heads cannot be inferred; pass heads=")
+        heads = dim // HEAD_DIM
+    dinov2 = "blocks.0.ls1.gamma" in sd
+    regs = sd.get("register_tokens")
+    arch = ViTArch(
+        family="dinov2" if dinov2 else "vit", dim=dim, depth=depth, heads=int(heads), patch_size=patch,
+        image_size=side * patch, mlp_dim=int(sd["blocks.0.mlp.fc1.weight"].shape[0]),
+        qkv_bias="blocks.0.attn.qkv.bias" in sd, registers=0 if regs is None else int(regs.shape[1]),
+    )
+    if regs is not None and not dinov2:
+        raise BackboneLoadError(f"{path} has register_tokens but no layer scale (ls1.gamma): "
+                                f"expected a DINOv2-with-registers checkpoint")
+    expect = {"cls_token": (1, 1, dim), "blocks.0.attn.qkv.weight": (3 * dim, dim),
+              "blocks.0.attn.proj.weight": (dim, dim), "norm.weight": (dim,)}
+    for key, shape in expect.items():
+        if tuple(sd[key].shape) != shape:
+            raise BackboneLoadError(f"{path}: {key} has shape {tuple(sd[key].shape)}, expected {shape} for "
+                                    f"a ViT of width {dim}")
+    return arch
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor], arch: ViTArch) -> dict[str, torch.Tensor]:
+    """Rename a DINO-layout state dict to the ``transformers`` model of ``arch``; ``qkv`` is split in three."""
+    dim = arch.dim
+    out: dict[str, torch.Tensor] = {
+        "embeddings.cls_token": sd["cls_token"],
+        "embeddings.position_embeddings": sd["pos_embed"],
+        "embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
+        "embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
+        "layernorm.weight": sd["norm.weight"],
+        "layernorm.bias": sd["norm.bias"],
+    }
+    if arch.family == "vit":
+        block, names = "layers.{i}.", {"norm1": "layernorm_before", "norm2": "layernorm_after"}
+    else:
+        block, names = "encoder.layer.{i}.", {"norm1": "norm1", "norm2": "norm2"}
+        out["embeddings.mask_token"] = sd.get("mask_token", torch.zeros(1, dim)).reshape(1, dim)
+        if arch.registers:
+            out["embeddings.register_tokens"] = sd["register_tokens"]
+    for i in range(arch.depth):
+        src, dst = f"blocks.{i}.", block.format(i=i)
+        for norm in ("norm1", "norm2"):
+            for p in ("weight", "bias"):
+                out[f"{dst}{names[norm]}.{p}"] = sd[f"{src}{norm}.{p}"]
+        q, k, v = sd[f"{src}attn.qkv.weight"].split(dim, dim=0)
+        out.update({f"{dst}attention.q_proj.weight": q, f"{dst}attention.k_proj.weight": k,
+                    f"{dst}attention.v_proj.weight": v})
+        if arch.qkv_bias:
+            qb, kb, vb = sd[f"{src}attn.qkv.bias"].split(dim, dim=0)
+            out.update({f"{dst}attention.q_proj.bias": qb, f"{dst}attention.k_proj.bias": kb,
+                        f"{dst}attention.v_proj.bias": vb})
+        out[f"{dst}attention.o_proj.weight"] = sd[f"{src}attn.proj.weight"]
+        out[f"{dst}attention.o_proj.bias"] = sd[f"{src}attn.proj.bias"]
+        for fc in ("fc1", "fc2"):
+            for p in ("weight", "bias"):
+                out[f"{dst}mlp.{fc}.{p}"] = sd[f"{src}mlp.{fc}.{p}"]
+        if arch.family == "dinov2":
+            out[f"{dst}layer_scale1.lambda1"] = sd[f"{src}ls1.gamma"]
+            out[f"{dst}layer_scale2.lambda1"] = sd[f"{src}ls2.gamma"]
+    return {k: v.detach().float().contiguous() for k, v in out.items()}
+
+
+def read_dino_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The backbone state dict (DINO layout) stored in ``path`` and which entry it came from."""
+    path = Path(path)
+    return _pick_state_dict(_load_file(path), path)
+
+
+def load_dino_checkpoint(path: str | Path, heads: int | None = None) -> tuple[nn.Module, ViTArch]:
+    """A ``transformers`` model holding the weights of an original DINO/DINOv2 checkpoint.
+
+    Args:
+        path: a ``.pth`` (or ``.safetensors``) file, see the module docstring for the layouts.
+        heads: number of attention heads (default ``D / 64``, true of every DINO model).
+
+    Returns:
+        ``(model, arch)``: the model in eval mode and the architecture read from the shapes.
+
+    Raises:
+        BackboneLoadError: the file is not a checkpoint, or not one of a DINO-family ViT; the message
+            says what was expected.
+    """
+    path = Path(path)
+    sd, _ = read_dino_checkpoint(path)
+    arch = infer_arch(sd, path, heads=heads)
+    converted = convert_state_dict(sd, arch)
+    model = empty_model(arch)
+    try:
+        model.load_state_dict(converted, strict=True, assign=True)
+    except RuntimeError as e:
+        raise BackboneLoadError(f"{path}: the weights do not fit a {arch.describe()} "
+                                f"({_short(e)}); expected {EXPECTED_LAYOUT}") from None
+    return model.eval(), arch
