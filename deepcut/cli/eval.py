@@ -1,0 +1,160 @@
+"""``python -m deepcut eval DATASET_DIR --task single|corloc|video|parts --out RESULTS.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .common import UsageError, add_config_args, config_from_args, make_model
+
+#: Segmentation settings that depend on the task unless given on the command line.
+TASK_DEFAULTS = {
+    "parts": {"k": 5, "stages": 2},  # 5 = the parts of cub_parts_tiny (head, chest, wing, tail, feet)
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="score a method on a dataset with ground truth (the paper's metrics)",
+        description="Evaluate DeepCut or a baseline clustering of the same features on a dataset with "
+                    "images/ and masks/ (same stems; video: images/<seq>/<frame>; corloc: optional "
+                    "annotations.json). Writes RESULTS.json and prints a summary table.",
+    )
+    p.add_argument("dataset", metavar="DATASET_DIR")
+    p.add_argument("--task", required=True, choices=("single", "corloc", "video", "parts"),
+                   help="single: IoU / accuracy / max F-beta; corloc: box IoU >= 0.5; video: J; "
+                        "parts: NMI / ARI / Hungarian mIoU")
+    p.add_argument("--method", choices=("deepcut", "spectral", "kmeans"), default="deepcut",
+                   help="DeepCut's GNN, spectral normalized cut, or k-means, on identical features "
+                        "(default: %(default)s)")
+    p.add_argument("--spectral-graph", choices=("deepcut", "tokencut"), default="deepcut",
+                   help="graph of --method spectral: DeepCut's relu(F F^T)/max, or TokenCut's cosine > 0.2 "
+                        "(default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate the first N images (video: the first N sequences)")
+    p.add_argument("--frame-step", type=int, default=1, metavar="S",
+                   help="video: keep every S-th frame of each sequence (default: all frames)")
+    p.add_argument("--video-mode", choices=("frames", "temporal"), default="frames",
+                   help="video: segment every frame on its own (k=2), or with DeepCut.segment_video, whose GNN "
+                        "is carried from frame to frame (--method deepcut only) (default: %(default)s)")
+    p.add_argument("--save-masks", metavar="DIR",
+                   help="write the predicted masks as DIR/<stem>.png (0/255; parts: label maps; video: "
+                        "DIR/<seq>/<frame>.png)")
+    p.add_argument("--predictions", metavar="DIR",
+                   help="score masks saved earlier with --save-masks instead of segmenting")
+    p.add_argument("--out", required=True, metavar="RESULTS.json", help="where to write the results")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p)
+    # None = "the task's default" (see TASK_DEFAULTS); filled in by config_for_task.
+    for action in p._actions:
+        if action.dest in ("k", "stages"):
+            action.default = None
+            action.help = action.help.replace("(default: %(default)s)", "(default: 2; parts: k 5, stages 2)")
+    p.set_defaults(func=run)
+
+
+def config_for_task(args: argparse.Namespace):
+    """The :class:`SegmentConfig` of the flags, with the task's defaults for unset ``-k`` / ``--stages``."""
+    from ..config import SegmentConfig
+
+    base = SegmentConfig()
+    defaults = TASK_DEFAULTS.get(args.task, {})
+    args = argparse.Namespace(**vars(args))
+    if args.k is None:
+        args.k = defaults.get("k", base.k)
+    if args.stages is None:
+        args.stages = defaults.get("stages", base.stages)
+    cfg = config_from_args(args)
+    if args.task != "parts" and cfg.stages == 1 and cfg.k != 2:
+        raise UsageError(f"--task {args.task} scores a foreground: use -k 2 or --stages 2 (got -k {cfg.k} --stages 1)")
+    return cfg
+
+
+def git_revision() -> str | None:
+    """The commit of the deepcut checkout (``+dirty`` with local changes), or None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        if rev.returncode != 0:
+            return None
+        # --no-optional-locks: a read-only look that never writes the index (another git may be running)
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evaluation.datasets import load_dataset
+    from ..evaluation.report import summary_table
+    from ..evaluation.runner import evaluate, saved_predictions, segmenter, video_segmenter
+
+    cfg = config_for_task(args)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.frame_step < 1:
+        raise UsageError(f"--frame-step must be at least 1, got {args.frame_step}")
+    if args.predictions and args.save_masks:
+        raise UsageError("--predictions scores saved masks; it cannot be combined with --save-masks")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out must be a file name (RESULTS.json), {out} is a folder")
+    dataset = load_dataset(args.dataset, args.task, limit=args.limit, frame_step=args.frame_step)
+
+    header: dict = {
+        "task": args.task,
+        "method": "predictions" if args.predictions else args.method,
+        "dataset": str(Path(args.dataset).resolve()),
+        "version": __version__,
+        "git": git_revision(),
+        "command": "python -m deepcut " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if len(sys.argv) > 1 and sys.argv[1] == "eval" else None,
+    }
+    if args.predictions:
+        method = saved_predictions(args.predictions, args.task)
+        header.update(backbone=None, config=None, options={"predictions": str(Path(args.predictions).resolve())})
+        desc = "scoring"
+    else:
+        model = make_model(args)
+        if args.task == "video" and args.video_mode == "temporal":
+            if args.method != "deepcut":
+                raise UsageError("--video-mode temporal carries the GNN from frame to frame: --method deepcut only")
+            method = video_segmenter(model, cfg, dataset.samples)
+        else:
+            method = segmenter(model, cfg, args.method, args.spectral_graph)
+        header.update(backbone=model.backbone.describe(), config=cfg.to_dict(), options={
+            "spectral_graph": args.spectral_graph if args.method == "spectral" else None,
+            "limit": args.limit, "frame_step": args.frame_step,
+            "save_masks": str(Path(args.save_masks).resolve()) if args.save_masks else None,
+        })
+        desc = f"{args.method} on {Path(args.dataset).name}"
+    if args.task == "video":
+        header["options"] = {**header["options"], "frame_step": args.frame_step, "video_mode": args.video_mode}
+
+    scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
+    results = {**header, **{k: v for k, v in scores.items() if k != "task"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+
+    print(summary_table([results]))
+    if args.task == "video":
+        for seq, v in results["per_sequence"].items():
+            j = "–" if v["j"] is None else f"{100 * v['j']:.1f}"
+            print(f"  {seq:<20} J {j:>5}  ({v['frames']} frames)")
+    if results["skipped"]:
+        print(f"{len(results['skipped'])} skipped (no ground truth)", file=sys.stderr)
+    if results["failures"]:
+        print(f"{len(results['failures'])} failed (see failures in {out})", file=sys.stderr)
+    print(f"results in {out}", file=sys.stderr)
+    if results["num_images"] == 0:
+        return 1
+    return 1 if results["failures"] else 0

@@ -1,0 +1,354 @@
+"""Evaluate a segmentation method over a dataset: predictions → per-image metrics → means.
+
+A method is a function ``Sample → Prediction``: :func:`segmenter` builds one for DeepCut or a
+baseline (same features, same post-processing), :func:`saved_predictions` reads masks written
+earlier by ``--save-masks`` (so anyone can recompute the numbers from the masks alone).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..config import SegmentConfig
+from ..errors import ConfigError, DeepCutError
+from ..segmentation import Segmentation
+from ..utils.image import load_image
+from ..utils.masks import bbox_of
+from . import metrics as M
+from .baselines import SPECTRAL_GRAPHS, baseline
+from .datasets import Dataset, DatasetError, Sample, read_binary_mask, read_mask, sample_boxes
+
+METHODS = ("deepcut", "spectral", "kmeans")
+
+#: The headline numbers of each task, in the order they are reported (``RESULTS.json`` top-level keys).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "single": ("iou", "accuracy", "max_fbeta"),
+    "corloc": ("corloc",),
+    "video": ("j",),
+    "parts": ("nmi", "ari", "miou"),
+}
+
+
+@dataclass
+class Prediction:
+    """What a method predicted for one image.
+
+    Attributes:
+        labels: ``(H, W)`` int segment labels (0 = background when there is a foreground).
+        foreground: ``(H, W)`` bool foreground, or None without a bipartition.
+        score: ``(H, W)`` float32 soft foreground in [0, 1] (for max F-beta), or None.
+        bbox: ``(x0, y0, x1, y1)`` box of the foreground (x1/y1 exclusive), or None.
+        seconds: time spent predicting.
+        notes: messages of the method (degenerate clusterings, skipped stages).
+    """
+
+    labels: np.ndarray
+    foreground: np.ndarray | None
+    score: np.ndarray | None
+    bbox: tuple[int, int, int, int] | None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+Method = Callable[[Sample], Prediction]
+
+
+# -- predictions -----------------------------------------------------------------------------------
+def foreground_score(seg: Segmentation) -> np.ndarray | None:
+    """Soft foreground map ``(H, W)`` float32 of a segmentation with a foreground, else None.
+
+    The patch-level foreground probability ``s = 1 - soft[..., 0]`` is made consistent with the final
+    mask (patches outside it get ``min(s, 1 - s)``, inside ``max(s, 1 - s)``, which changes nothing
+    unless post-processing such as ``largest_component`` moved them), then upsampled bilinearly.
+    """
+    if seg.foreground is None:
+        return None
+    s = 1.0 - seg.soft[..., 0].astype(np.float32)
+    fg_patch = seg.patch_labels != 0
+    s = np.where(fg_patch, np.maximum(s, 1.0 - s), np.minimum(s, 1.0 - s))
+    height, width = seg.labels.shape
+    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(s))[None, None], size=(height, width),
+                       mode="bilinear", align_corners=False)
+    return up[0, 0].clamp_(0.0, 1.0).numpy()
+
+
+def prediction_from_segmentation(seg: Segmentation, seconds: float | None = None) -> Prediction:
+    """A :class:`Prediction` from a :class:`~deepcut.Segmentation`."""
+    return Prediction(
+        labels=seg.labels, foreground=seg.foreground, score=foreground_score(seg), bbox=seg.bbox,
+        seconds=float(seg.timings.get("total", 0.0) if seconds is None else seconds), notes=list(seg.notes),
+    )
+
+
+def segment_with(model, image, cfg: SegmentConfig, method: str = "deepcut",
+                 spectral_graph: str = "deepcut") -> Segmentation:
+    """Segment ``image`` with DeepCut's GNN or a baseline clustering of the same features.
+
+    Baselines replace only the clustering of :func:`deepcut.predictor.run_stages`: the features (same
+    backbone, layer, facet, resolution, stride), the stages, the foreground orientation rule,
+    ``largest_component``, upsampling and boxes are DeepCut's own code.
+    """
+    if method == "deepcut":
+        return model.segment(image, cfg)
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    fit_fn = baseline(method, spectral_graph)
+    t0 = time.perf_counter()
+    emb, cached_image = model.embed(image, cfg.resolution, cfg.stride)
+    feats, cached_facet = model._facet(emb, cfg.layer, cfg.facet)
+    t_feat = time.perf_counter() - t0
+    return model._finish(emb, feats, cfg, cached_image and cached_facet, t0, t_feat, fit_fn=fit_fn)
+
+
+def segmenter(model, cfg: SegmentConfig, method: str = "deepcut", spectral_graph: str = "deepcut") -> Method:
+    """A method that segments each sample's image with ``model`` (a :class:`~deepcut.DeepCut`)."""
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    if spectral_graph not in SPECTRAL_GRAPHS:
+        raise ConfigError(f"spectral graph must be one of {SPECTRAL_GRAPHS}, got {spectral_graph!r}")
+
+    def run(sample: Sample) -> Prediction:
+        t = time.perf_counter()
+        seg = segment_with(model, load_image(sample.image), cfg, method, spectral_graph)
+        return prediction_from_segmentation(seg, time.perf_counter() - t)
+
+    return run
+
+
+def video_segmenter(model, cfg: SegmentConfig, samples: list[Sample]) -> Method:
+    """A method that segments each video sequence with :meth:`DeepCut.segment_video` (the GNN of each
+    frame warm-starts the next) and answers frame by frame. Only the foreground is kept.
+
+    Raises:
+        ConfigError: this version of DeepCut has no ``segment_video``.
+    """
+    if not hasattr(model, "segment_video"):
+        raise ConfigError("this DeepCut has no segment_video(); use --video-mode frames")
+    by_seq: dict[str | None, list[Sample]] = {}
+    for s in samples:
+        by_seq.setdefault(s.sequence, []).append(s)
+    state: dict = {"sequence": object(), "predictions": {}}
+
+    def run(sample: Sample) -> Prediction:
+        if sample.sequence != state["sequence"]:
+            frames = by_seq[sample.sequence]
+            state["sequence"], state["predictions"] = sample.sequence, {}
+            t = time.perf_counter()
+            preds = []
+            for seg in model.segment_video([f.image for f in frames], cfg, max_frames=len(frames)):
+                preds.append(Prediction(seg.labels, seg.foreground, None, seg.bbox, notes=list(seg.notes)))
+            if len(preds) != len(frames):
+                raise DatasetError(f"{sample.sequence}: segment_video returned {len(preds)} of {len(frames)} frames")
+            seconds = (time.perf_counter() - t) / len(frames)
+            for f, p in zip(frames, preds):
+                p.seconds = seconds
+                state["predictions"][f.key] = p
+        return state["predictions"].pop(sample.key)
+
+    return run
+
+
+def mask_path(folder: str | Path, key: str) -> Path:
+    """Where ``--save-masks`` writes the mask of sample ``key`` (video keys ``seq/frame`` make sub-folders)."""
+    return Path(folder) / f"{key}.png"
+
+
+def save_prediction(pred: Prediction, path: Path, task: str) -> None:
+    """Write a prediction as a PNG: foreground 0/255, or for parts the label map (0 = background)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if task == "parts" or pred.foreground is None:
+        labels = pred.labels
+        img = Image.fromarray(labels.astype(np.uint8) if labels.max(initial=0) < 256 else labels.astype(np.uint16))
+    else:
+        img = Image.fromarray(pred.foreground.astype(np.uint8) * 255)
+    img.save(path)
+
+
+def saved_predictions(folder: str | Path, task: str) -> Method:
+    """A method that reads the masks written by ``--save-masks`` instead of segmenting.
+
+    Binary masks (0/255) give the foreground, its box, and a binary "soft" map (so max F-beta is the
+    F-beta of the mask); part label maps are used as they are.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such predictions folder")
+
+    def run(sample: Sample) -> Prediction:
+        path = mask_path(folder, sample.key)
+        if not path.exists():
+            raise DatasetError(f"{path}: no predicted mask for {sample.key}")
+        arr = read_mask(path).astype(np.int64)
+        if task == "parts":
+            fg = arr > 0
+            return Prediction(arr, fg, fg.astype(np.float32), bbox_of(fg))
+        fg = arr > (127 if arr.max(initial=0) > 1 else 0)
+        return Prediction(fg.astype(np.int64), fg, fg.astype(np.float32), bbox_of(fg))
+
+    return run
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+def _resize(arr: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
+    """Resize an ``(H, W)`` map to ``shape`` (nearest for labels/masks, bilinear for scores)."""
+    if arr.shape == tuple(shape):
+        return arr
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None, None]
+    if nearest:
+        out = F.interpolate(t, size=tuple(shape), mode="nearest")[0, 0].numpy()
+        return out.astype(arr.dtype)
+    return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def score_single(pred: Prediction, sample: Sample) -> tuple[dict, np.ndarray]:
+    """IoU, accuracy, F-beta of the mask and max F-beta of the soft map: ``(values, fbeta_curve (T,))``."""
+    gt, valid = read_binary_mask(sample.mask)
+    if pred.foreground is None:
+        raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
+    fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool)
+    score = fg.astype(np.float32) if pred.score is None else _resize(pred.score, gt.shape, nearest=False)
+    curve = M.fbeta_curve(score, gt, valid)
+    p, r = M.precision_recall(fg, gt, valid)
+    values = {
+        "iou": M.iou(fg, gt, valid),
+        "accuracy": M.pixel_accuracy(fg, gt, valid),
+        "max_fbeta": M.max_fbeta(curve),
+        "fbeta": M.fbeta(p, r),
+    }
+    return values, curve
+
+
+def score_corloc(pred: Prediction, sample: Sample, image_size: tuple[int, int]) -> dict:
+    """Whether the predicted box localises an object, and its best IoU with a ground-truth box."""
+    if pred.foreground is None:
+        raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
+    boxes = sample_boxes(sample, image_size)
+    best = M.best_box_iou(pred.bbox, boxes)
+    return {"correct": bool(best >= 0.5), "box_iou": best,
+            "box": None if pred.bbox is None else [int(v) for v in pred.bbox]}
+
+
+def score_parts(pred: Prediction, sample: Sample) -> dict:
+    """NMI and ARI of the part labels inside the ground-truth foreground; Hungarian mIoU on the image."""
+    gt = read_mask(sample.mask).astype(np.int64)
+    labels = _resize(pred.labels, gt.shape, nearest=True).astype(np.int64)
+    inside = gt > 0
+    miou, matching = M.hungarian_miou(labels, gt)
+    values = {
+        "nmi": M.nmi(labels[inside], gt[inside]) if inside.any() else float("nan"),
+        "ari": M.ari(labels[inside], gt[inside]) if inside.any() else float("nan"),
+        "miou": miou,
+        "fg_iou": M.iou(labels > 0, inside),
+        "matching": {str(g): p for g, p in matching.items()},
+    }
+    return values
+
+
+# -- the loop --------------------------------------------------------------------------------------
+def _round(v):
+    if isinstance(v, float):
+        return None if np.isnan(v) else round(v, 5)
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v
+
+
+def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = None,
+             progress: bool = True, desc: str = "evaluating") -> dict:
+    """Run ``method`` on every sample of ``dataset`` and score it.
+
+    Returns a JSON-ready dict: the task's headline means under the keys of :data:`TASK_METRICS`
+    (plus secondary means), ``num_images``, ``seconds_per_image``, ``per_image`` values,
+    ``per_sequence`` J (video), ``failures`` (key → message) and ``skipped`` (from the dataset).
+    A sample that fails (unreadable image or mask) is reported and left out of the means.
+    """
+    from tqdm import tqdm
+
+    task = dataset.task
+    per_image: dict[str, dict] = {}
+    curves: list[np.ndarray] = []
+    failures: dict[str, str] = {}
+    seconds: list[float] = []
+    bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    headline = TASK_METRICS[task][0]
+    running: list[float] = []
+    for sample in bar:
+        try:
+            pred = method(sample)
+            if task == "single":
+                values, curve = score_single(pred, sample)
+                curves.append(curve)
+            elif task == "video":
+                gt, valid = read_binary_mask(sample.mask)
+                fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool) if pred.foreground is not None else None
+                if fg is None:
+                    raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
+                values = {"j": M.iou(fg, gt, valid)}
+            elif task == "corloc":
+                h, w = pred.labels.shape
+                values = score_corloc(pred, sample, (w, h))
+            else:
+                values = score_parts(pred, sample)
+            if save_masks is not None:
+                save_prediction(pred, mask_path(save_masks, sample.key), task)
+        except ConfigError:
+            raise
+        except (DeepCutError, OSError) as e:
+            msg = str(e)
+            failures[sample.key] = msg
+            bar.write(f"error: {sample.key}: {msg}", file=sys.stderr)
+            continue
+        except MemoryError:
+            failures[sample.key] = "out of memory"
+            bar.write(f"error: {sample.key}: out of memory", file=sys.stderr)
+            continue
+        values["seconds"] = pred.seconds
+        if pred.notes:
+            values["notes"] = pred.notes
+        seconds.append(pred.seconds)
+        per_image[sample.key] = values
+        key = "correct" if task == "corloc" else headline
+        running.append(float(values[key]))
+        bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
+    bar.close()
+
+    out: dict = {"task": task, "num_images": len(per_image)}
+    vals = list(per_image.values())
+    if task == "single":
+        out["iou"] = M.mean([v["iou"] for v in vals])
+        out["accuracy"] = M.mean([v["accuracy"] for v in vals])
+        out["max_fbeta"] = M.max_fbeta(np.stack(curves)) if curves else float("nan")
+        out["fbeta"] = M.mean([v["fbeta"] for v in vals])
+    elif task == "corloc":
+        out["corloc"] = M.mean([float(v["correct"]) for v in vals])
+        out["box_iou"] = M.mean([v["box_iou"] for v in vals])
+    elif task == "video":
+        by_seq: dict[str, list[float]] = {}
+        for s in dataset.samples:
+            if s.key in per_image:
+                by_seq.setdefault(s.sequence, []).append(per_image[s.key]["j"])
+        per_seq = {seq: M.mean(js) for seq, js in by_seq.items()}
+        out["j"] = M.mean(list(per_seq.values()))
+        out["j_frames"] = M.mean([v["j"] for v in vals])
+        out["per_sequence"] = {seq: {"j": j, "frames": len(by_seq[seq])} for seq, j in per_seq.items()}
+    else:
+        out["nmi"] = M.mean([v["nmi"] for v in vals])
+        out["ari"] = M.mean([v["ari"] for v in vals])
+        out["miou"] = M.mean([v["miou"] for v in vals])
+        out["fg_iou"] = M.mean([v["fg_iou"] for v in vals])
+    out["seconds_per_image"] = M.mean(seconds)
+    out["per_image"] = per_image
+    out["failures"] = failures
+    out["skipped"] = dict(dataset.skipped)
+    return _round(out)
