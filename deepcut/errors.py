@@ -21,3 +21,7 @@ class BackboneLoadError(DeepCutError, RuntimeError):
 
 class ConfigError(DeepCutError, ValueError):
     """A segmentation setting is out of range or inconsistent."""
+
+
+class VideoLoadError(ImageLoadError):
+    """A video could not be read: missing, empty, corrupt, without a video stream, or without frames."""

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,9 +20,10 @@ from .clustering import ClusterResult, compact_labels, fit
 from .config import SegmentConfig
 from .modeling.backbones import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone, TokenState
+from .modeling.descriptors import log_bin as log_bin_features
 from .segmentation import Segmentation
 from .utils.image import ImageLike, grid_size, image_fingerprint, load_image, resize_for_grid
-from .utils.masks import background_label, bbox_of, largest_component, upsample_labels
+from .utils.masks import background_label, bbox_of, largest_component, upsample_labels, upsample_segmentation
 
 
 @dataclass
@@ -33,14 +35,14 @@ class ImageEmbedding:
         work: ``(H', W', 3)`` uint8 resized image the backbone saw.
         grid: patch grid ``(h, w)``.
         state: the backbone's resumable forward state.
-        facets: memo of ``(layer, facet) → (h*w, D)`` features.
+        facets: memo of ``(layer, facet, log_bin) → (h*w, D)`` features (``(h*w, 17 D)`` log-binned).
     """
 
     image: np.ndarray
     work: np.ndarray
     grid: tuple[int, int]
     state: TokenState
-    facets: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
+    facets: dict[tuple[int, str, bool], torch.Tensor] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -54,6 +56,27 @@ class StageOutput:
     losses: list[list[float]]
     timings: dict[str, float]
     notes: list[str]
+    models: list = field(default_factory=list)  # the trained GNN of stages 1-3 (None: not run)
+
+
+def _as_grids(grid) -> list[tuple[int, int]]:
+    """``grid`` as a list of per-image grids: ``(h, w)`` is one image, ``[(h1, w1), …]`` several."""
+    if len(grid) == 2 and all(isinstance(v, (int, np.integer)) for v in grid):
+        return [(int(grid[0]), int(grid[1]))]
+    return [(int(h), int(w)) for h, w in grid]
+
+
+def _split_maps(values: np.ndarray, grids: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Cut ``(N,)`` per-patch values of stacked images into one ``(h_i, w_i)`` map per image."""
+    offsets = np.cumsum([0] + [h * w for h, w in grids])
+    return [values[a:b].reshape(g) for a, b, g in zip(offsets[:-1], offsets[1:], grids)]
+
+
+def _background(labels: np.ndarray, grids: list[tuple[int, int]], ignore: int | None = None) -> int:
+    """:func:`background_label` of ``(N,)`` labels of one image or of several stacked images."""
+    if len(grids) == 1:
+        return background_label(labels.reshape(grids[0]), ignore=ignore)
+    return background_label(_split_maps(labels, grids), ignore=ignore)
 
 
 def _order_by_size(labels: np.ndarray) -> np.ndarray:
@@ -72,15 +95,43 @@ def _scatter_soft(soft: np.ndarray, rows: np.ndarray, result: ClusterResult, raw
         soft[rows, target] = result.soft[:, raw]
 
 
-def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -> StageOutput:
+def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]], cfg: SegmentConfig,
+               fit_fn: Callable[..., ClusterResult] = fit, warm: list | None = None,
+               keep_cluster_ids: bool = False,
+               background_fn: Callable[[np.ndarray], int] | None = None) -> StageOutput:
     """DeepCut's 1–3 clustering stages on patch features ``(N, D)`` laid out on ``grid``.
 
     1. ``k``-way clustering (a bipartition when ``stages >= 2``); with two segments the one covering
        most of the border is the background (label 0);
     2. the foreground is split into ``k`` parts (labels ``1 … k``);
     3. the background is split into ``bg_k`` parts (label 0 and ``k+1 …``).
+
+    ``fit_fn`` clusters each stage (default: the GNN, :func:`deepcut.clustering.fit`); any function
+    with its signature, e.g. a baseline of :mod:`deepcut.evaluation.baselines`, gets the same stages
+    and post-processing.
+
+    Video and co-segmentation (:mod:`deepcut.temporal`) use four more options:
+
+    * ``grid`` may be a list of grids: ``feats`` then stacks the patches of several images (one
+      graph, one GNN); the background is what covers most of the images' borders together;
+    * ``warm``: the trained GNN of each stage of the previous frame (``StageOutput.models``),
+      trained further instead of a fresh one (the paper's warm start for video);
+    * ``keep_cluster_ids``: number segments by the GNN's cluster index instead of by size, so that
+      a warm-started GNN keeps each part's label (background parts then start at ``k + 1``);
+    * ``background_fn(stage-1 cluster ids (N,)) -> id``: picks the background cluster of stage 1
+      instead of the border rule (e.g. the border rule summed over the frames so far).
     """
     n = feats.shape[0]
+    grids = _as_grids(grid)
+    rank = (lambda v: np.asarray(v, np.int64)) if keep_cluster_ids else _order_by_size
+    models: list = [None, None, None]
+
+    def fit_stage(stage: int, x: torch.Tensor, **kw) -> ClusterResult:
+        prev = warm[stage] if warm is not None and stage < len(warm) else None
+        result = fit_fn(x, model=prev, **kw) if prev is not None else fit_fn(x, **kw)
+        models[stage] = result.model
+        return result
+
     notes: list[str] = []
     losses: list[list[float]] = []
     timings: dict[str, float] = {}
@@ -88,7 +139,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
 
     t = time.perf_counter()
     k1 = 2 if cfg.stages >= 2 else cfg.k
-    r1 = fit(feats, k=k1, epochs=cfg.epochs[0], **common)
+    r1 = fit_stage(0, feats, k=k1, epochs=cfg.epochs[0], **common)
     timings["stage1"] = time.perf_counter() - t
     losses.append(r1.losses)
     if r1.note:
@@ -97,11 +148,11 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
     n_found = np.unique(raw).size
     bipartition = cfg.stages >= 2 or cfg.k == 2
     if bipartition:
-        bg = background_label(raw.reshape(grid))
-        fg = (raw != bg).reshape(grid)
+        bg = background_fn(raw) if background_fn is not None else _background(raw, grids)
+        fg = raw != bg
         if cfg.largest_component:
-            fg = largest_component(fg)
-        labels = fg.ravel().astype(np.int64)
+            fg = np.concatenate([largest_component(m).ravel() for m in _split_maps(fg, grids)])
+        labels = fg.astype(np.int64)
         soft = np.zeros((n, 2), np.float32)
         soft[:, 0] = r1.soft[:, bg]
         soft[:, 1] = 1.0 - r1.soft[:, bg]
@@ -111,12 +162,12 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
     else:
         if cfg.largest_component:
             notes.append("largest_component applies to a foreground/background split (k=2 or stages>=2); ignored")
-        bg = background_label(raw.reshape(grid))
-        by_size = _order_by_size(raw)
+        bg = background_fn(raw) if background_fn is not None else _background(raw, grids)
+        by_size = rank(raw)
         # background first, then the other segments by decreasing size
         bg_rank = int(by_size[np.flatnonzero(raw == bg)[0]])
         labels = np.where(by_size == bg_rank, 0, by_size + (by_size < bg_rank))
-        soft = np.zeros((n, n_found), np.float32)
+        soft = np.zeros((n, max(n_found, int(labels.max()) + 1)), np.float32)
         _scatter_soft(soft, np.arange(n), r1, raw, labels)
         fg_labels = None
 
@@ -124,12 +175,12 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
         rows = np.flatnonzero(labels == 1)
         if rows.size >= 2:
             t = time.perf_counter()
-            r2 = fit(feats[rows], k=cfg.k, epochs=cfg.epochs[1], **common)
+            r2 = fit_stage(1, feats[rows], k=cfg.k, epochs=cfg.epochs[1], **common)
             timings["stage2"] = time.perf_counter() - t
             losses.append(r2.losses)
             if r2.note:
                 notes.append(f"stage 2: {r2.note}")
-            parts = 1 + _order_by_size(r2.labels)
+            parts = 1 + rank(r2.labels)
             labels = labels.copy()
             labels[rows] = parts
             soft = np.concatenate([soft[:, :1], np.zeros((n, int(parts.max())), np.float32)], axis=1)
@@ -142,7 +193,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
         rows = np.flatnonzero(labels == 0)
         if rows.size >= 2:
             t = time.perf_counter()
-            r3 = fit(feats[rows], k=cfg.bg_k, epochs=cfg.epochs[2], **common)
+            r3 = fit_stage(2, feats[rows], k=cfg.bg_k, epochs=cfg.epochs[2], **common)
             timings["stage3"] = time.perf_counter() - t
             losses.append(r3.losses)
             if r3.note:
@@ -150,10 +201,10 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
             # The background part touching the border most keeps label 0, the others follow.
             sub = np.full(n, -1, np.int64)
             sub[rows] = r3.labels
-            main = background_label(sub.reshape(grid), ignore=-1)
-            ranked = _order_by_size(r3.labels)
+            main = _background(sub, grids, ignore=-1)
+            ranked = rank(r3.labels)
             main_rank = int(ranked[np.flatnonzero(r3.labels == main)[0]])
-            base = int(labels.max())
+            base = int(cfg.k) if keep_cluster_ids else int(labels.max())
             bg_parts = np.where(ranked == main_rank, 0, base + 1 + ranked - (ranked > main_rank))
             labels = labels.copy()
             labels[rows] = bg_parts
@@ -163,7 +214,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int], cfg: SegmentConfig) -
             _scatter_soft(soft, rows, r3, r3.labels, bg_parts)
         else:
             notes.append("stage 3 skipped: the background has fewer than 2 patches")
-    return StageOutput(labels, soft, fg_labels, losses, timings, notes)
+    return StageOutput(labels, soft, fg_labels, losses, timings, notes, models)
 
 
 class DeepCut:
@@ -214,20 +265,29 @@ class DeepCut:
                 self._cache.popitem(last=False)
         return emb, False
 
-    def _facet(self, emb: ImageEmbedding, layer: int, facet: str) -> tuple[torch.Tensor, bool]:
+    def _facet(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> tuple[torch.Tensor, bool]:
         layer = self.backbone.check_layer_facet(int(layer), facet)
+        key = (layer, facet, bool(log_bin))
         with emb.lock:
-            if (layer, facet) in emb.facets:
-                return emb.facets[(layer, facet)], True
-            feats = self.backbone.facet(emb.state, layer, facet)[0]
-            emb.facets[(layer, facet)] = feats
+            if key in emb.facets:
+                return emb.facets[key], True
+            plain = emb.facets.get((layer, facet, False))
+            if plain is None:
+                plain = self.backbone.facet(emb.state, layer, facet)[0]
+                emb.facets[(layer, facet, False)] = plain
+            feats = log_bin_features(plain, emb.grid) if log_bin else plain
+            emb.facets[key] = feats
             return feats, False
 
     def features(self, image: ImageLike, layer: int = 11, facet: str = "key", resolution: int = 280,
-                 stride: int | None = None) -> torch.Tensor:
-        """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings)."""
+                 stride: int | None = None, log_bin: bool = False) -> torch.Tensor:
+        """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings).
+
+        ``log_bin=True`` gives the log-binned descriptor of Amir et al. (``(h, w, 17 D)``, see
+        :func:`deepcut.modeling.descriptors.log_bin`).
+        """
         emb, _ = self.embed(image, resolution, stride)
-        feats, _ = self._facet(emb, layer, facet)
+        feats, _ = self._facet(emb, layer, facet, log_bin)
         return feats.reshape(emb.grid[0], emb.grid[1], -1)
 
     def clear_cache(self) -> None:
@@ -249,26 +309,88 @@ class DeepCut:
         cfg = (config or SegmentConfig()).replace(**overrides) if overrides else (config or SegmentConfig())
         t0 = time.perf_counter()
         emb, cached_image = self.embed(image, cfg.resolution, cfg.stride)
-        feats, cached_facet = self._facet(emb, cfg.layer, cfg.facet)
+        feats, cached_facet = self._facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
         t_feat = time.perf_counter() - t0
         return self._finish(emb, feats, cfg, cached_image and cached_facet, t0, t_feat)
 
     def _finish(self, emb: ImageEmbedding, feats: torch.Tensor, cfg: SegmentConfig, cached: bool,
-                t0: float, t_feat: float) -> Segmentation:
-        out = run_stages(feats, emb.grid, cfg)
-        t = time.perf_counter()
-        h, w = emb.grid
-        patch_labels = out.labels.reshape(h, w).astype(np.int32)
-        height, width = emb.image.shape[:2]
-        labels = upsample_labels(patch_labels, emb.work.shape[:2], (height, width))
-        foreground = bbox = None
-        if out.foreground_labels is not None:
-            foreground = np.isin(labels, out.foreground_labels)
-            bbox = bbox_of(foreground)
-        timings = {"features": t_feat, **out.timings, "postprocess": time.perf_counter() - t}
-        timings["total"] = time.perf_counter() - t0
-        return Segmentation(
-            labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
-            soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=cached,
-            image=emb.image, config=cfg, notes=out.notes,
-        )
+                t0: float, t_feat: float, fit_fn: Callable[..., ClusterResult] = fit) -> Segmentation:
+        out = run_stages(feats, emb.grid, cfg, fit_fn)
+        return to_segmentation(out, emb.image, emb.work.shape[:2], emb.grid, cfg, cached, t0, t_feat)
+
+    # -- video and several images (deepcut.temporal) --------------------------------------------------
+    def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,
+                      frame_stride: int = 1, batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+                      *, warm_epochs: int | tuple[int, int, int] | None = None, **overrides):
+        """Segment a video lazily, one :class:`Segmentation` per processed frame, labels consistent over time.
+
+        The ViT runs on batches of ``batch_size`` frames; the GNN of each frame warm-starts the
+        next one (fewer epochs after the first frame, ``warm_epochs``), and the segments of each
+        frame are matched to those of the previous one, so a part keeps its label and colour.
+
+        Args:
+            video: path of a video (mp4, webm, mov, mkv, avi, gif …) or of a folder of frames, or a
+                sequence of frames (``(T, H, W, 3)`` array, list of arrays / PIL images / paths).
+            config: settings, as for :meth:`segment`; ``overrides`` replace single fields.
+            max_frames: at most this many frames are processed (a note says when the video is longer).
+            frame_stride: process every ``frame_stride``-th frame.
+            batch_size: frames per ViT forward pass.
+            progress: called as ``progress(done, total)`` after each frame; ``total`` is the
+                expected number of frames (an estimate for some formats; ``done == total`` at the end).
+            warm_epochs: GNN epochs of stages 1-3 for frames after the first (default: a fifth of
+                ``config.epochs``).
+
+        Returns:
+            A :class:`deepcut.temporal.VideoSegmentation`: iterate it for the segmentations; its
+            ``fps``, ``info`` and ``notes`` describe the frames read.
+
+        Raises:
+            VideoLoadError: the file is missing, corrupt, has no video stream or no frames.
+        """
+        from .temporal import segment_video
+
+        return segment_video(self, video, config, max_frames=max_frames, frame_stride=frame_stride,
+                             batch_size=batch_size, progress=progress, warm_epochs=warm_epochs, **overrides)
+
+    def cosegment(self, images, config: SegmentConfig | None = None, **overrides) -> list[Segmentation]:
+        """Segment several images with one GNN so that the same part gets the same label in each.
+
+        All patches of all images form one graph; one GNN is trained on it (every stage), so labels
+        and colours are shared. Returns one :class:`Segmentation` per image, in order.
+        """
+        from .temporal import cosegment
+
+        return cosegment(self, images, config, **overrides)
+
+
+def to_segmentation(out: StageOutput, image: np.ndarray, work_size: tuple[int, int], grid: tuple[int, int],
+                    cfg: SegmentConfig, cached: bool, t0: float, t_feat: float) -> Segmentation:
+    """Turn the patch labels of one image into its :class:`Segmentation`.
+
+    Args:
+        out: the stages' output for the image's ``N = h * w`` patches.
+        image: ``(H, W, 3)`` uint8 input image.
+        work_size: ``(H', W')`` of the resized image the backbone saw.
+        grid: patch grid ``(h, w)``.
+        cached: whether the features came from a cache.
+        t0: ``time.perf_counter()`` when the work on this image started; ``t_feat``: seconds spent
+            on features.
+    """
+    t = time.perf_counter()
+    h, w = grid
+    patch_labels = out.labels.reshape(h, w).astype(np.int32)
+    height, width = image.shape[:2]
+    foreground = bbox = None
+    if out.foreground_labels is None:
+        labels = upsample_labels(patch_labels, tuple(work_size), (height, width))
+    else:
+        labels, foreground = upsample_segmentation(patch_labels, tuple(work_size), (height, width),
+                                                   out.foreground_labels)
+        bbox = bbox_of(foreground)
+    timings = {"features": t_feat, **out.timings, "postprocess": time.perf_counter() - t}
+    timings["total"] = time.perf_counter() - t0
+    return Segmentation(
+        labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
+        soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=cached,
+        image=image, config=cfg, notes=list(out.notes),
+    )

@@ -11,10 +11,12 @@ import json
 import sys
 
 from ..errors import DeepCutError
+from . import eval as eval_cmd
 from . import segment
+from . import video as video_cmd
 from .common import UsageError, error
 
-COMMANDS = [segment]
+COMMANDS = [segment, eval_cmd, video_cmd]
 
 
 def _backbones(args: argparse.Namespace) -> int:

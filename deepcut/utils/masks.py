@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,18 +18,21 @@ def border_mask(shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
-def background_label(labels: np.ndarray, ignore: int | None = None) -> int:
+def background_label(labels: np.ndarray | Sequence[np.ndarray], ignore: int | None = None) -> int:
     """The label that covers most border cells of an ``(h, w)`` map (ties: the larger label).
 
     DeepCut's orientation rule: the background is what touches the image border most.
-    Cells equal to ``ignore`` are not candidates.
+    Cells equal to ``ignore`` are not candidates. ``labels`` may also be a list of maps (several
+    images labelled together, e.g. co-segmentation): their borders and sizes are summed.
     """
-    border = labels[border_mask(labels.shape)]
-    ids = np.unique(labels)
+    maps = [np.asarray(labels)] if isinstance(labels, np.ndarray) else [np.asarray(m) for m in labels]
+    border = np.concatenate([m[border_mask(m.shape)] for m in maps])
+    values = np.concatenate([m.ravel() for m in maps])
+    ids = np.unique(values)
     if ignore is not None:
         ids = ids[ids != ignore]
     on_border = np.array([(border == i).sum() for i in ids])
-    size = np.array([(labels == i).sum() for i in ids])
+    size = np.array([(values == i).sum() for i in ids])
     order = np.lexsort((-size, -on_border))
     return int(ids[order[0]])
 
@@ -50,22 +55,47 @@ def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
+def _resize_nearest(work: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    if work.shape == tuple(out_size):
+        return work
+    if work.max(initial=0) < 256:
+        img = Image.fromarray(work.astype(np.uint8)).resize((out_size[1], out_size[0]), Image.NEAREST)
+        return np.asarray(img).astype(work.dtype)
+    ys = (np.arange(out_size[0]) * work.shape[0] // out_size[0]).clip(0, work.shape[0] - 1)
+    xs = (np.arange(out_size[1]) * work.shape[1] // out_size[1]).clip(0, work.shape[1] - 1)
+    return work[ys[:, None], xs[None, :]]
+
+
+def _smooth_onehot(labels: np.ndarray, work_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly upsampled one-hot maps of ``(h, w)`` labels: ``(n, H', W')``."""
+    n = int(labels.max()) + 1
+    onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n).permute(2, 0, 1)[None].float()
+    return F.interpolate(onehot, size=tuple(work_size), mode="bilinear", align_corners=False)[0]
+
+
 def upsample_labels(labels: np.ndarray, work_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:
     """Patch labels ``(h, w)`` → ``(H, W)`` int32 with smooth boundaries.
 
     One-hot maps are upsampled bilinearly to ``work_size`` (the size the ViT saw, small) and
-    arg-maxed, then the result is resized to ``out_size`` with nearest neighbour, so even a
-    6000x4000 image costs little memory.
+    arg-maxed, then resized to ``out_size`` with nearest neighbour, so even a 6000x4000 image costs
+    little memory.
     """
-    n = int(labels.max()) + 1
-    onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n).permute(2, 0, 1)[None].float()
-    smooth = F.interpolate(onehot, size=work_size, mode="bilinear", align_corners=False)
-    work = smooth[0].argmax(0).numpy().astype(np.int32)
-    if tuple(work_size) == tuple(out_size):
-        return work
-    if n < 256:
-        img = Image.fromarray(work.astype(np.uint8)).resize((out_size[1], out_size[0]), Image.NEAREST)
-        return np.asarray(img).astype(np.int32)
-    ys = (np.arange(out_size[0]) * work_size[0] // out_size[0]).clip(0, work_size[0] - 1)
-    xs = (np.arange(out_size[1]) * work_size[1] // out_size[1]).clip(0, work_size[1] - 1)
-    return work[ys[:, None], xs[None, :]]
+    return _resize_nearest(_smooth_onehot(labels, work_size).argmax(0).numpy().astype(np.int32), out_size)
+
+
+def upsample_segmentation(labels: np.ndarray, work_size: tuple[int, int], out_size: tuple[int, int],
+                          foreground_labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`upsample_labels`, for a foreground/background split: ``(labels, foreground)``.
+
+    The foreground mask ``(H, W)`` bool is decided first (smoothed foreground share > 1/2) and each
+    pixel then takes the best label of its own side, so the mask does not depend on how either side
+    is split into parts (stages 2 and 3 give the same mask).
+    """
+    smooth = _smooth_onehot(labels, work_size)
+    is_fg = torch.zeros(smooth.shape[0], dtype=torch.bool)
+    is_fg[[i for i in foreground_labels if i < smooth.shape[0]]] = True
+    fg = smooth[is_fg].sum(0) > 0.5
+    best_fg = smooth.masked_fill(~is_fg[:, None, None], -1).argmax(0)
+    best_bg = smooth.masked_fill(is_fg[:, None, None], -1).argmax(0)
+    work = torch.where(fg, best_fg, best_bg).numpy().astype(np.int32)
+    return _resize_nearest(work, out_size), _resize_nearest(fg.numpy(), out_size)

@@ -1,0 +1,180 @@
+"""``python -m deepcut video VIDEO --out OUT.mp4|OUT.gif`` and ``python -m deepcut cosegment IMAGES... --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import UsageError, add_config_args, config_from_args, error, expand_inputs, make_model, unique_stems
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..video import WRITE_SUFFIXES
+
+    p = sub.add_parser(
+        "video", help="segment a video with labels consistent over time",
+        description="Segment a video (mp4, webm, mov, mkv, avi, gif … or a folder of frames). Writes an overlay "
+                    "video with one frame per processed frame (MP4/H.264, WebM or GIF, by the suffix of --out); "
+                    "--labels-dir also saves every frame's label map as PNG. A part keeps its label and colour "
+                    "from frame to frame.")
+    p.add_argument("video", metavar="VIDEO", help="video file, GIF, or folder of frame images")
+    p.add_argument("--out", required=True, help=f"overlay video to write ({', '.join(WRITE_SUFFIXES)})")
+    p.add_argument("--max-frames", type=int, default=300, help="process at most this many frames (default: %(default)s)")
+    p.add_argument("--frame-stride", type=int, default=1, help="process every S-th frame (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per ViT forward pass (default: %(default)s)")
+    p.add_argument("--warm-epochs", type=int, nargs="+", default=None, metavar="N",
+                   help="GNN epochs of stages 1 [2 3] after the first frame, which warm-starts the others "
+                        "(default: a fifth of --epochs)")
+    p.add_argument("--labels-dir", default=None, metavar="DIR",
+                   help="also write every frame's label map to DIR/frame_<index>.png and DIR/summary.json")
+    p.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
+    add_config_args(p)
+    p.set_defaults(func=run_video)
+
+    c = sub.add_parser(
+        "cosegment", help="segment several images together (shared labels)",
+        description="Segment several images with one shared GNN so that the same part gets the same label "
+                    "(and colour) in every image. Writes <stem>_labels.png, <stem>_overlay.png, <stem>_mask.png "
+                    "and results.json into --out.")
+    c.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
+    add_config_args(c)
+    c.set_defaults(func=run_cosegment)
+
+
+def _warm_epochs(values: list[int] | None, cfg) -> tuple[int, int, int] | None:
+    if values is None:
+        return None
+    if len(values) not in (1, 3) or any(v < 1 for v in values):
+        raise UsageError("--warm-epochs takes 1 or 3 positive numbers")
+    if len(values) == 1:
+        from ..temporal import default_warm_epochs
+
+        return (values[0], *default_warm_epochs(cfg.epochs)[1:])
+    return tuple(values)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..video import WRITE_SUFFIXES, write_video
+
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    if out.suffix.lower() not in WRITE_SUFFIXES:
+        raise UsageError(f"--out must end in one of {', '.join(WRITE_SUFFIXES)}, got {out.name!r}")
+    if args.max_frames < 1 or args.frame_stride < 1 or args.batch_size < 1:
+        raise UsageError("--max-frames, --frame-stride and --batch-size must be at least 1")
+    warm_epochs = _warm_epochs(args.warm_epochs, cfg)
+    labels_dir = Path(args.labels_dir) if args.labels_dir else None
+    model = make_model(args)
+    t0 = time.perf_counter()
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        if bar is None:
+            return
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    # Opening checks the input (a clear error before any work); frames are read while writing.
+    stream = model.segment_video(args.video, cfg, max_frames=args.max_frames, frame_stride=args.frame_stride,
+                                 batch_size=args.batch_size, progress=progress, warm_epochs=warm_epochs)
+    bar = tqdm(desc="segmenting", unit="frame", total=stream.total, file=sys.stderr)
+    if labels_dir is not None:
+        labels_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    segments: set[int] = set()
+
+    def overlays():
+        for i, seg in enumerate(stream):
+            if labels_dir is not None:
+                path = labels_dir / f"frame_{i * args.frame_stride:05d}.png"
+                seg.labels_image().save(path)
+                written.append(str(path))
+            segments.update(int(v) for v in set(seg.labels.ravel().tolist()))
+            yield seg.overlay(args.opacity)
+
+    try:
+        n = write_video(overlays(), out, fps=stream.fps)
+    finally:
+        bar.close()
+    info = stream.info
+    summary = {
+        "video": str(args.video),
+        "out": str(out),
+        "frames": n,
+        "fps": round(stream.fps, 4),
+        "input": {"kind": info.kind, "fps": round(info.fps, 4), "size": list(info.size),
+                  "source_size": list(info.source_size), "frames": info.n_frames, "codec": info.codec},
+        "labels": sorted(segments),
+        "stats": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stream.stats.items()},
+        "notes": stream.notes,
+        "backbone": model.backbone.describe(),
+        "config": cfg.to_dict(),
+    }
+    if labels_dir is not None:
+        summary["label_maps"] = written
+        (labels_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for note in stream.notes:
+        print(f"note: {note}", file=sys.stderr)
+    secs = time.perf_counter() - t0
+    print(f"{n} frames segmented in {secs:.1f} s ({n / max(secs, 1e-9):.2f} frames/s); overlay video: {out}",
+          file=sys.stderr)
+    return 0
+
+
+def run_cosegment(args: argparse.Namespace) -> int:
+    from ..errors import ImageLoadError
+    from ..utils.image import load_image
+
+    cfg = config_from_args(args)
+    files = expand_inputs(args.inputs)
+    if not files:
+        error("no input files found")
+        return 1
+    images, names, failures = [], [], {}
+    for path, stem in zip(files, unique_stems(files)):
+        try:
+            images.append(load_image(path))
+            names.append((path, stem))
+        except ImageLoadError as e:
+            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
+            error(msg)
+            failures[str(path)] = str(e)
+    if not images:
+        error("none of the images could be read")
+        return 1
+    model = make_model(args)
+    print(f"co-segmenting {len(images)} images with one GNN …", file=sys.stderr)
+    t = time.perf_counter()
+    segs = model.cosegment(images, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for (path, stem), seg in zip(names, segs):
+        results[str(path)] = {
+            "bbox": list(seg.bbox) if seg.bbox is not None else None,
+            "labels": sorted(int(v) for v in set(seg.labels.ravel().tolist())),
+            "outputs": seg.save(out, stem, alpha=args.opacity),
+            "notes": seg.notes,
+        }
+    summary = {
+        "backbone": model.backbone.describe(),
+        "config": segs[0].config.to_dict(),
+        "seconds": round(time.perf_counter() - t, 3),
+        "files": results,
+        "failures": failures,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    for note in segs[0].notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {out / 'results.json'}",
+          file=sys.stderr)
+    return 1 if failures else 0
