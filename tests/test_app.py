@@ -1,0 +1,159 @@
+"""The web demo through its API: ``python app.py`` launched offline, called with ``gradio_client``."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_server import MAX_SIDE, app_server
+from conftest import disc_image, disc_mask, iou
+
+gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in requirements-dev.txt")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server():
+    return app_server()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server["url"], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def disc_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("app") / "disc.png"
+    Image.fromarray(disc_image(160)).save(path)
+    return path
+
+
+def load(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_segment_with_only_an_image_uses_defaults(client, disc_png):
+    out = client.predict(handle_file(str(disc_png)), api_name="/segment")
+    overlay, mask, bbox_image, files, status = out[:5]
+    # The overlay comes first: the input's size, tinted (not the input itself).
+    ov = load(overlay)
+    assert ov.shape == (160, 160, 3)
+    assert np.abs(ov.astype(int) - disc_image(160).astype(int)).mean() > 5
+    fg = load(mask) > 127
+    disc = disc_mask(160)
+    assert fg[disc].mean() > 0.95 and iou(fg, disc) > 0.7  # the colour backbone may add a corner speck
+    assert load(bbox_image).shape == (160, 160, 3)
+    names = sorted(f.rsplit("/", 1)[-1] for f in files)
+    assert names == ["disc.json", "disc_labels.png"]
+    labels = load(next(f for f in files if f.endswith("_labels.png")))
+    assert set(np.unique(labels)) == {0, 1}
+    meta = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
+    # The JSON box is the box of the foreground mask (x1, y1 exclusive); the disc starts at 32 px.
+    ys, xs = np.nonzero(fg)
+    assert meta["bbox"] == [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    assert abs(meta["bbox"][0] - 32) <= 12 and abs(meta["bbox"][1] - 32) <= 12
+    assert meta["config"]["k"] == 2 and meta["config"]["resolution"] == 112
+    assert "2 segments" in status and "color" in status
+
+
+def test_changing_k_reruns_only_the_gnn(client, disc_png):
+    client.predict(handle_file(str(disc_png)), api_name="/segment")
+    out = client.predict(handle_file(str(disc_png)), k=3, stages=2, api_name="/segment")
+    status = out[4]
+    assert "features reused" in status
+    assert "stage 2" in status
+    labels = load(next(f for f in out[3] if f.endswith("_labels.png")))
+    assert labels.max() >= 2  # background + at least two foreground parts
+
+
+def test_falls_back_to_colour_with_a_visible_notice(server):
+    with urllib.request.urlopen(server["url"] + "config", timeout=10) as r:
+        config = json.loads(r.read())
+    props = {c.get("props", {}).get("elem_id"): c.get("props", {}) for c in config["components"]}
+    notice = props["notice"]
+    assert notice.get("visible", True) is not False
+    assert "could not be loaded" in notice["value"] and "colour backbone" in notice["value"]
+    assert props["backbone"]["value"] == "color"
+    labels = [c[0] if isinstance(c, (list, tuple)) else c for c in props["backbone"]["choices"]]
+    assert any("dino_vits8" in lab and "unavailable" in lab for lab in labels)
+
+
+@pytest.mark.parametrize("content, suffix", [(b"this is not an image\n", ".txt"),
+                                             (b"\xff\xd8\xff\xe0" + b"\x00" * 64, ".jpg")])
+def test_bad_uploads_get_a_clear_message(client, tmp_path, content, suffix):
+    bad = tmp_path / f"upload{suffix}"
+    bad.write_bytes(content)
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(bad)), api_name="/segment")
+    assert "could not read this file as an image" in str(err.value).lower()
+    assert "Traceback" not in str(err.value)
+
+
+def test_huge_images_are_downscaled(client, tmp_path):
+    big = tmp_path / "wide.png"
+    Image.fromarray(np.tile(disc_image(300), (1, 2, 1))).save(big)  # 600 x 300
+    out = client.predict(handle_file(str(big)), api_name="/segment")
+    assert load(out[0]).shape == (MAX_SIDE // 2, MAX_SIDE, 3)
+    assert "downscaled" in out[4]
+
+
+def test_concurrent_visitors_get_the_same_results_as_one_at_a_time(client, disc_png):
+    settings = [dict(k=2), dict(k=3, stages=2), dict(k=2, loss="cc"), dict(k=4)]
+
+    def run(kw):
+        out = client.predict(handle_file(str(disc_png)), api_name="/segment", **kw)
+        return load(next(f for f in out[3] if f.endswith("_labels.png")))
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, settings))
+    alone = [run(kw) for kw in settings]
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_video_tab_api(client, tmp_path):
+    from deepcut.video import write_video
+
+    frames = []
+    for t in range(10):
+        img = np.zeros((96, 128, 3), np.uint8)
+        img[:] = (40, 60, 200)
+        yy, xx = np.mgrid[:96, :128]
+        img[(yy - 48) ** 2 + (xx - 40 - 4 * t) ** 2 < 24 ** 2] = (220, 30, 30)
+        frames.append(img)
+    src = tmp_path / "moving_disc.mp4"
+    write_video(frames, src, fps=10)
+    video, status, files = client.predict(handle_file(str(src)), max_frames=6, api_name="/segment_video")
+    from deepcut.video import read_frames
+
+    decoded = list(read_frames(video))
+    assert len(decoded) == 6
+    assert "6 frames" in status
+    boxes = json.loads(open(next(f for f in files if f.endswith(".json"))).read())["frames"]
+    assert len(boxes) == 6
+    # The disc moves right by 4 px per frame: so does its box.
+    assert boxes[-1]["bbox"][0] > boxes[0]["bbox"][0]
+
+
+def test_cosegment_api_shares_labels(client, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(disc_image(160)).save(a)
+    Image.fromarray(np.ascontiguousarray(disc_image(160, striped_bg=True)[:, ::-1])).save(b)
+    gallery, status, files = client.predict([{"image": handle_file(str(a))}, {"image": handle_file(str(b))}],
+                                            k=2, stages=1, api_name="/cosegment")
+    assert len(gallery) == 2 and "2 images" in status
+    maps = {f.rsplit("/", 1)[-1]: load(f) for f in files if f.endswith("_labels.png")}
+    la, lb = maps["a_labels.png"], maps["b_labels.png"]
+    disc = disc_mask(160)
+    # The red disc has one label, and it is the same label in both images.
+    va, vb = np.bincount(la[disc]).argmax(), np.bincount(lb[disc]).argmax()
+    assert va == vb
+    with pytest.raises(AppError, match="at least two images"):
+        client.predict([{"image": handle_file(str(a))}], api_name="/cosegment")

@@ -1,0 +1,206 @@
+"""The demo's logic (deepcut.demo, deepcut.viz) without a server: fast, colour backbone, small images."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import disc_image, disc_mask, iou
+from deepcut.clustering import affinity
+from deepcut.demo import DemoError, DemoSession, downscale
+from deepcut.modeling.backbones import weights_available
+from deepcut.viz import affinity_image, loss_figure, patch_affinity, pixel_to_patch, soft_maps
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return DemoSession(default_backbone="color", max_side=400, output_dir=tmp_path_factory.mktemp("out"),
+                       keep_outputs=3)
+
+
+def test_segment_builds_every_output(session, tmp_path):
+    r = session.segment(disc_image(160), resolution=160)
+    assert r.backbone == "color" and r.notices == []
+    assert iou(np.asarray(r.mask()) > 127, disc_mask(160)) > 0.85
+    assert r.overlay(0.0).size == (160, 160)
+    np.testing.assert_array_equal(np.asarray(r.overlay(0.0)), disc_image(160))  # opacity 0: the image
+    assert r.bbox_image().size == (160, 160)
+    png, meta = session.save_outputs(r, "my photo.JPG")
+    assert png.endswith("my_photo_labels.png") and meta.endswith("my_photo.json")
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), r.seg.labels)
+    record = json.loads(open(meta).read())
+    assert record["bbox"] == list(r.seg.bbox)
+    assert record["labels"] == {"0": "background", "1": "foreground"}
+    assert "features computed" in r.status_markdown()
+
+
+def test_second_run_reuses_features_and_says_so(session):
+    img = disc_image(96, two_tone=True)
+    first = session.segment(img, resolution=96)
+    again = session.segment(img, resolution=96, k=2, stages=2, epochs=(10, 40, 10))
+    assert not first.seg.features_cached and again.seg.features_cached
+    assert "features reused" in again.status_markdown()
+    assert "stage 2" in again.status_markdown()
+    # The two halves of the disc are the two foreground parts.
+    assert again.seg.num_segments == 3
+
+
+def test_bad_inputs_raise_demo_errors(session, tmp_path):
+    with pytest.raises(DemoError, match="upload an image"):
+        session.segment(None)
+    bad = tmp_path / "secret_dir_name" / "x.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DemoError, match="Could not read this file as an image") as err:
+        session.segment(str(bad))
+    assert "secret_dir_name" not in str(err.value)  # server paths are not shown
+    with pytest.raises(DemoError, match="Invalid setting"):
+        session.segment(disc_image(64), k=1)
+    with pytest.raises(DemoError):
+        session.segment(disc_image(64), backbone=str(tmp_path))  # a folder without a model
+
+
+def test_huge_images_are_downscaled_with_a_notice(session):
+    r = session.segment(np.tile(disc_image(200), (1, 5, 1)), resolution=96)  # 1000 x 200
+    assert r.seg.image.shape == (80, 400, 3)
+    assert r.original_size == (200, 1000) and r.scale == pytest.approx(2.5)
+    assert any("downscaled" in n for n in r.notices)
+    assert r.record()["bbox_original"] == [round(v * 2.5) for v in r.seg.bbox]
+    assert downscale(disc_image(100), 400).shape == (100, 100, 3)  # small ones stay
+
+
+def test_missing_weights_fall_back_to_colour(monkeypatch, tmp_path):
+    if weights_available("dino_vitb16"):
+        pytest.skip("dino_vitb16 weights are cached here, so they load and there is no fallback to test")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DEEPCUT_WEIGHTS", raising=False)
+    s = DemoSession(default_backbone="dino_vitb16", output_dir=tmp_path)
+    used, notice = s.startup()
+    assert used == "color"
+    assert "could not be loaded" in notice and "colour backbone" in notice
+    r = s.segment(disc_image(96), resolution=96)
+    assert r.backbone == "color" and any("dino_vitb16" in n for n in r.notices)
+    marked = {c.name: c for c in s.backbone_choices()}
+    assert marked["dino_vitb16"].available is False and "unavailable" in marked["dino_vitb16"].label
+    assert marked["color"].available is True
+
+
+def test_old_output_folders_are_removed(session):
+    r = session.segment(disc_image(64), resolution=64)
+    paths = [session.save_outputs(r, f"img{i}")[0] for i in range(5)]
+    from pathlib import Path
+
+    assert [Path(p).exists() for p in paths] == [False, False, True, True, True]
+
+
+def test_concurrent_requests_match_sequential_ones(tmp_path):
+    s = DemoSession(default_backbone="color", output_dir=tmp_path)
+    jobs = [(disc_image(96), dict(k=2)), (disc_image(96, two_tone=True), dict(k=2, stages=2, epochs=(10, 30, 10))),
+            (disc_image(96, blob=True), dict(k=3)), (disc_image(96), dict(k=2, loss="cc"))]
+
+    def run(job):
+        img, kw = job
+        return s.segment(img, resolution=96, **kw).seg.labels
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, jobs))
+    for job, labels in zip(jobs, together):
+        np.testing.assert_array_equal(labels, run(job))
+
+
+def test_affinity_view_is_a_row_of_the_graph(session):
+    r = session.segment(disc_image(96), resolution=96)
+    feats = session.model("color")[0].features(r.seg.image, resolution=96)
+    h, w, _ = feats.shape
+    for loss in ("ncut", "cc"):
+        a = patch_affinity(feats, (3, 5), loss, alpha=3.0)
+        full = affinity(feats.reshape(h * w, -1), loss, 3.0)
+        np.testing.assert_allclose(a.ravel(), full[3 * w + 5].numpy(), rtol=1e-4, atol=1e-5)
+    # Clicking inside the disc: its patches are linked to it more than the background's.
+    pic, caption = session.affinity(r, 48, 48)
+    assert pic.size == (512, 512) and "row 6, col 6" in caption
+    a = patch_affinity(feats, (6, 6))
+    disc = np.asarray(Image.fromarray(disc_mask(96)).resize((w, h), Image.NEAREST))
+    assert a[disc].mean() > 3 * a[~disc].mean()
+    # A click on the affinity picture itself maps through its own frame.
+    _, caption = session.affinity(r, 511, 0, session.affinity_frame(r))
+    assert f"row 0, col {w - 1}" in caption
+
+
+def test_pixel_to_patch_corners():
+    assert pixel_to_patch(0, 0, (100, 200), (10, 20)) == (0, 0)
+    assert pixel_to_patch(199.9, 99.9, (100, 200), (10, 20)) == (9, 19)
+    assert pixel_to_patch(500, -4, (100, 200), (10, 20)) == (0, 19)  # clamped
+
+
+def test_soft_maps_one_per_present_label(session):
+    r = session.segment(disc_image(96, two_tone=True), resolution=96, k=2, stages=2, epochs=(10, 40, 10))
+    maps = soft_maps(r.seg)
+    assert len(maps) == r.seg.num_segments == 3
+    assert [c.split(":")[0] for _, c in maps] == ["0", "1", "2"]
+    assert "background" in maps[0][1] and "foreground part" in maps[1][1]
+    assert all(isinstance(im, Image.Image) for im, _ in maps)
+
+
+def test_loss_figure_has_one_line_per_stage():
+    fig = loss_figure([[3.0, 2.0, 1.0], [1.0, 0.5]], "ncut", [2, 3, 2])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [3.0, 2.0, 1.0])
+    assert "k=3" in ax.get_legend().get_texts()[1].get_text()
+    assert len(loss_figure([], "cc").axes[0].lines) == 0  # degenerate: a note, no crash
+
+
+def test_affinity_image_marks_the_patch():
+    img = np.zeros((64, 64, 3), np.uint8)
+    aff = np.zeros((8, 8), np.float32)
+    pic = np.asarray(affinity_image(img, aff, (0, 0), longest=64))
+    assert pic.shape == (64, 64, 3)
+    assert (pic[..., 1] == 255).sum() > 10  # the green box
+
+
+def test_video_and_cosegmentation(session, tmp_path):
+    frames = []
+    for t in range(6):
+        img = np.zeros((64, 96, 3), np.uint8)
+        img[:] = (40, 60, 200)
+        yy, xx = np.mgrid[:64, :96]
+        img[(yy - 32) ** 2 + (xx - 30 - 4 * t) ** 2 < 16 ** 2] = (220, 30, 30)
+        frames.append(img)
+    from deepcut.video import write_video
+
+    src = tmp_path / "clip.mp4"
+    write_video(frames, src, fps=6)
+    seen = []
+    v = session.segment_video(str(src), resolution=64, progress=lambda d, n: seen.append(d))
+    assert v.frames == 6 and seen[-1] == 6 and v.video.endswith("clip_overlay.mp4")
+    assert json.loads(open(v.files[1]).read())["frames"][0]["bbox"] is not None
+    with pytest.raises(DemoError, match="not a video"):
+        bad = tmp_path / "bad.mp4"
+        bad.write_bytes(b"nope")
+        session.segment_video(str(bad))
+    c = session.cosegment([disc_image(96), disc_image(96, striped_bg=True)], resolution=96, stages=1, k=2)
+    assert len(c.results) == 2 and len(c.gallery()) == 2
+    assert [c.results[i].seg.labels[48, 48] for i in (0, 1)] == [c.results[0].seg.labels[48, 48]] * 2
+    with pytest.raises(DemoError, match="at least two"):
+        session.cosegment([disc_image(96)])
+    assert torch.get_num_threads() >= 1
+
+
+def test_local_weights_folder_and_layer_clamp(tmp_path):
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=8,
+                    image_size=64)
+    ViTModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path / "tiny-vit")
+    s = DemoSession(default_backbone="color", output_dir=tmp_path / "out")
+    r = s.segment(disc_image(64), backbone=str(tmp_path / "tiny-vit"), resolution=64, layer=11)
+    assert r.backbone == str(tmp_path / "tiny-vit") and r.depth == 2
+    assert r.seg.config.layer == 1
+    assert any("layer 11 does not exist" in n for n in r.notices)
