@@ -23,13 +23,17 @@ def affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> 
     * CC:   ``A = W - max(W) / alpha`` (signed).
     """
     f = features.float()
-    w = f @ f.T
+    return affinity_from_gram(f @ f.T, loss, alpha)
+
+
+def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
+    """:func:`affinity` from a precomputed Gram matrix ``W = F Fᵀ`` ``(N, N)`` (left unchanged)."""
     if loss == "ncut":
-        w = w.clamp_(min=0)
+        w = gram.clamp(min=0)
         top = w.max()
-        return w / top if top > 0 else torch.zeros_like(w)
+        return w.div_(top) if top > 0 else torch.zeros_like(w)
     if loss == "cc":
-        return w - w.max() / alpha
+        return gram - gram.max() / alpha
     raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
@@ -112,7 +116,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             raise ConfigError(f"warm-start model expects {model.conv.in_channels}-d features, got {x.shape[1]}")
         ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
         degree = a.sum(dim=-1) if loss == "ncut" else None
-        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        opt = _adamw(model, lr)
         losses: list[float] = []
         model.train()
         for _ in range(int(epochs)):
@@ -131,6 +135,14 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             soft = torch.softmax(model.forward_propagated(ax), dim=-1)
     labels = soft.argmax(dim=-1).numpy().astype(np.int64)
     return ClusterResult(labels, soft.numpy().astype(np.float32), losses, model, k_eff, note)
+
+
+def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where this PyTorch build has one for the CPU (same update)."""
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=lr)
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .clustering import ClusterResult, compact_labels, fit
+from .clustering import ClusterResult, affinity_from_gram, compact_labels, fit
 from .config import SegmentConfig
 from .modeling.backbones import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone, TokenState
@@ -44,6 +44,10 @@ class ImageEmbedding:
     state: TokenState
     facets: dict[tuple[int, str, bool], torch.Tensor] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gram: tuple[tuple, torch.Tensor] | None = None  # (facet key, W = F Fᵀ) of the last facet used
+
+#: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each).
+GRAM_CACHE_MAX_PATCHES = 4096
 
 
 @dataclass
@@ -98,7 +102,8 @@ def _scatter_soft(soft: np.ndarray, rows: np.ndarray, result: ClusterResult, raw
 def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]], cfg: SegmentConfig,
                fit_fn: Callable[..., ClusterResult] = fit, warm: list | None = None,
                keep_cluster_ids: bool = False,
-               background_fn: Callable[[np.ndarray], int] | None = None) -> StageOutput:
+               background_fn: Callable[[np.ndarray], int] | None = None,
+               gram: torch.Tensor | None = None) -> StageOutput:
     """DeepCut's 1–3 clustering stages on patch features ``(N, D)`` laid out on ``grid``.
 
     1. ``k``-way clustering (a bipartition when ``stages >= 2``); with two segments the one covering
@@ -120,13 +125,20 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]
       a warm-started GNN keeps each part's label (background parts then start at ``k + 1``);
     * ``background_fn(stage-1 cluster ids (N,)) -> id``: picks the background cluster of stage 1
       instead of the border rule (e.g. the border rule summed over the frames so far).
+
+    ``gram``: ``feats @ feats.T`` ``(N, N)`` if already known; every stage's graph is then sliced
+    from it instead of recomputed (GNN clustering only).
     """
     n = feats.shape[0]
     grids = _as_grids(grid)
     rank = (lambda v: np.asarray(v, np.int64)) if keep_cluster_ids else _order_by_size
     models: list = [None, None, None]
 
-    def fit_stage(stage: int, x: torch.Tensor, **kw) -> ClusterResult:
+    def fit_stage(stage: int, rows: np.ndarray | None, **kw) -> ClusterResult:
+        x = feats if rows is None else feats[rows]
+        if gram is not None and fit_fn is fit:
+            sub = gram if rows is None else gram[rows][:, rows]
+            kw["adj"] = affinity_from_gram(sub, cfg.loss, cfg.alpha)
         prev = warm[stage] if warm is not None and stage < len(warm) else None
         result = fit_fn(x, model=prev, **kw) if prev is not None else fit_fn(x, **kw)
         models[stage] = result.model
@@ -139,7 +151,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]
 
     t = time.perf_counter()
     k1 = 2 if cfg.stages >= 2 else cfg.k
-    r1 = fit_stage(0, feats, k=k1, epochs=cfg.epochs[0], **common)
+    r1 = fit_stage(0, None, k=k1, epochs=cfg.epochs[0], **common)
     timings["stage1"] = time.perf_counter() - t
     losses.append(r1.losses)
     if r1.note:
@@ -175,7 +187,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]
         rows = np.flatnonzero(labels == 1)
         if rows.size >= 2:
             t = time.perf_counter()
-            r2 = fit_stage(1, feats[rows], k=cfg.k, epochs=cfg.epochs[1], **common)
+            r2 = fit_stage(1, rows, k=cfg.k, epochs=cfg.epochs[1], **common)
             timings["stage2"] = time.perf_counter() - t
             losses.append(r2.losses)
             if r2.note:
@@ -193,7 +205,7 @@ def run_stages(feats: torch.Tensor, grid: tuple[int, int] | list[tuple[int, int]
         rows = np.flatnonzero(labels == 0)
         if rows.size >= 2:
             t = time.perf_counter()
-            r3 = fit_stage(2, feats[rows], k=cfg.bg_k, epochs=cfg.epochs[2], **common)
+            r3 = fit_stage(2, rows, k=cfg.bg_k, epochs=cfg.epochs[2], **common)
             timings["stage3"] = time.perf_counter() - t
             losses.append(r3.losses)
             if r3.note:
@@ -313,9 +325,22 @@ class DeepCut:
         t_feat = time.perf_counter() - t0
         return self._finish(emb, feats, cfg, cached_image and cached_facet, t0, t_feat)
 
+    def _gram(self, emb: ImageEmbedding, cfg: SegmentConfig, feats: torch.Tensor) -> torch.Tensor | None:
+        """``F Fᵀ`` of the facet in use, cached in the embedding for graphs of up to
+        :data:`GRAM_CACHE_MAX_PATCHES` patches (only the last facet's is kept)."""
+        if feats.shape[0] > GRAM_CACHE_MAX_PATCHES:
+            return None
+        key = (cfg.layer % self.backbone.depth, cfg.facet, cfg.log_bin)
+        with emb.lock:
+            if emb.gram is None or emb.gram[0] != key:
+                f = feats.float()
+                emb.gram = (key, f @ f.T)
+            return emb.gram[1]
+
     def _finish(self, emb: ImageEmbedding, feats: torch.Tensor, cfg: SegmentConfig, cached: bool,
                 t0: float, t_feat: float, fit_fn: Callable[..., ClusterResult] = fit) -> Segmentation:
-        out = run_stages(feats, emb.grid, cfg, fit_fn)
+        gram = self._gram(emb, cfg, feats) if fit_fn is fit else None
+        out = run_stages(feats, emb.grid, cfg, fit_fn, gram=gram)
         return to_segmentation(out, emb.image, emb.work.shape[:2], emb.grid, cfg, cached, t0, t_feat)
 
     # -- video and several images (deepcut.temporal) --------------------------------------------------

@@ -104,7 +104,7 @@ def segment_with(model, image, cfg: SegmentConfig, method: str = "deepcut",
     fit_fn = baseline(method, spectral_graph)
     t0 = time.perf_counter()
     emb, cached_image = model.embed(image, cfg.resolution, cfg.stride)
-    feats, cached_facet = model._facet(emb, cfg.layer, cfg.facet)
+    feats, cached_facet = model._facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
     t_feat = time.perf_counter() - t0
     return model._finish(emb, feats, cfg, cached_image and cached_facet, t0, t_feat, fit_fn=fit_fn)
 

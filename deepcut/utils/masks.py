@@ -67,10 +67,15 @@ def _resize_nearest(work: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
 
 
 def _smooth_onehot(labels: np.ndarray, work_size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly upsampled one-hot maps of ``(h, w)`` labels: ``(n, H', W')``."""
+    """Bilinearly upsampled one-hot maps of ``(h, w)`` labels, channels last: ``(H', W', n)``.
+
+    Channels last because an arg-max over the last, contiguous dimension is ~30x faster on the CPU
+    than over the first one.
+    """
     n = int(labels.max()) + 1
     onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n).permute(2, 0, 1)[None].float()
-    return F.interpolate(onehot, size=tuple(work_size), mode="bilinear", align_corners=False)[0]
+    smooth = F.interpolate(onehot, size=tuple(work_size), mode="bilinear", align_corners=False)[0]
+    return smooth.permute(1, 2, 0).contiguous()
 
 
 def upsample_labels(labels: np.ndarray, work_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:
@@ -80,7 +85,7 @@ def upsample_labels(labels: np.ndarray, work_size: tuple[int, int], out_size: tu
     arg-maxed, then resized to ``out_size`` with nearest neighbour, so even a 6000x4000 image costs
     little memory.
     """
-    return _resize_nearest(_smooth_onehot(labels, work_size).argmax(0).numpy().astype(np.int32), out_size)
+    return _resize_nearest(_smooth_onehot(labels, work_size).argmax(-1).numpy().astype(np.int32), out_size)
 
 
 def upsample_segmentation(labels: np.ndarray, work_size: tuple[int, int], out_size: tuple[int, int],
@@ -92,10 +97,10 @@ def upsample_segmentation(labels: np.ndarray, work_size: tuple[int, int], out_si
     is split into parts (stages 2 and 3 give the same mask).
     """
     smooth = _smooth_onehot(labels, work_size)
-    is_fg = torch.zeros(smooth.shape[0], dtype=torch.bool)
-    is_fg[[i for i in foreground_labels if i < smooth.shape[0]]] = True
-    fg = smooth[is_fg].sum(0) > 0.5
-    best_fg = smooth.masked_fill(~is_fg[:, None, None], -1).argmax(0)
-    best_bg = smooth.masked_fill(is_fg[:, None, None], -1).argmax(0)
+    is_fg = torch.zeros(smooth.shape[-1], dtype=torch.bool)
+    is_fg[[i for i in foreground_labels if i < smooth.shape[-1]]] = True
+    fg = smooth[..., is_fg].sum(-1) > 0.5
+    best_fg = smooth.masked_fill(~is_fg, -1).argmax(-1)
+    best_bg = smooth.masked_fill(is_fg, -1).argmax(-1)
     work = torch.where(fg, best_fg, best_bg).numpy().astype(np.int32)
     return _resize_nearest(work, out_size), _resize_nearest(fg.numpy(), out_size)
