@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .clustering import ClusterResult, affinity_from_gram, compact_labels, fit
+from .clustering import ClusterResult, affinity_from_gram, fit
 from .config import SegmentConfig
 from .modeling.backbones import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone, TokenState

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
+from torch_geometric.nn import GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
 from deepcut.clustering import affinity, compact_labels

@@ -89,13 +89,8 @@ def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, 
     return best[1], best[2].astype(np.int64)
 
 
-def kmeans_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
-               n_init: int = 5) -> ClusterResult:
-    """k-means of features ``(N, D)`` into ``k`` clusters (``loss``/``alpha``/``epochs`` are ignored).
-
-    Returns labels ``(N,)`` and soft memberships ``(N, k)`` (inverse squared distances, normalised).
-    Deterministic for a given ``seed``.
-    """
+def _prepare(features, k: int) -> tuple[np.ndarray, int, str | None, ClusterResult | None]:
+    """Shared start of the baselines: ``(x (N, D), k clamped to N, note, result if degenerate)``."""
     x = _as_numpy(features)
     n = x.shape[0]
     if n == 0:
@@ -103,7 +98,20 @@ def kmeans_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epo
     k_eff = max(1, min(int(k), n))
     note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
     if k_eff < 2 or np.allclose(x, x[0]):
-        return _single_cluster(n, k, "a single node" if n == 1 else "constant features")
+        return x, k_eff, note, _single_cluster(n, k, "a single node" if n == 1 else "constant features")
+    return x, k_eff, note, None
+
+
+def kmeans_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
+               n_init: int = 5) -> ClusterResult:
+    """k-means of features ``(N, D)`` into ``k`` clusters (``loss``/``alpha``/``epochs`` are ignored).
+
+    Returns labels ``(N,)`` and soft memberships ``(N, k)`` (inverse squared distances, normalised).
+    Deterministic for a given ``seed``.
+    """
+    x, k_eff, note, degenerate = _prepare(features, k)
+    if degenerate is not None:
+        return degenerate
     centroids, labels = _kmeans(x, k_eff, seed, n_init)
     return ClusterResult(labels, _fuzzy_memberships(x, centroids), [], None, k_eff, note)
 
@@ -150,22 +158,17 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     mean; soft memberships are ``0.5 ± 0.5 (y - mean) / max|y - mean|``. ``k > 2``: k-means
     (k-means++, ``seed``) on the unit-normalised rows of the first ``k`` eigenvectors ``u``.
     """
-    x = _as_numpy(features)
-    n = x.shape[0]
-    if n == 0:
-        raise ConfigError("cannot cluster zero nodes")
-    k_eff = max(1, min(int(k), n))
-    note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
+    x, k_eff, note, degenerate = _prepare(features, k)
+    if degenerate is not None:
+        return degenerate
     a = graph(x, graph_kind)
-    if k_eff < 2 or np.allclose(x, x[0]):
-        return _single_cluster(n, k, "a single node" if n == 1 else "constant features")
     u, d_isqrt = spectral_embedding(a, k_eff)  # (N, k), the trivial eigenvector first
     if k_eff == 2:
         y = d_isqrt * u[:, 1]
         centre = y.mean()
         labels = (y > centre).astype(np.int64)
         if labels.min() == labels.max():
-            return _single_cluster(n, k, "the Fiedler vector is constant")
+            return _single_cluster(x.shape[0], k, "the Fiedler vector is constant")
         s = 0.5 + 0.5 * (y - centre) / max(float(np.abs(y - centre).max()), 1e-12)
         soft = np.stack([1.0 - s, s], axis=1).astype(np.float32)
         return ClusterResult(labels, soft, [], None, 2, note)
