@@ -40,6 +40,26 @@ def disc_image(size: int = 160, two_tone: bool = False, blob: bool = False, stri
     return img
 
 
+BLUE, RED, YELLOW = (40, 60, 200), (220, 30, 30), (240, 220, 40)
+
+
+def disc_frame(width: int, height: int, cx: float, cy: float, r: float, two_tone: bool = True) -> np.ndarray:
+    """A red disc (left half yellow when ``two_tone``) at ``(cx, cy)`` on blue: ``(height, width, 3)`` uint8."""
+    yy, xx = np.mgrid[:height, :width]
+    img = np.empty((height, width, 3), np.uint8)
+    img[:] = BLUE
+    disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+    img[disc] = RED
+    if two_tone:
+        img[disc & (xx < cx)] = YELLOW
+    return img
+
+
+def moving_disc(n: int = 10, width: int = 96, height: int = 72, two_tone: bool = True) -> list[np.ndarray]:
+    """``n`` frames of a disc moving from left to right."""
+    return [disc_frame(width, height, 30 + 36 * i / max(n - 1, 1), height / 2, 20, two_tone) for i in range(n)]
+
+
 def disc_mask(size: int = 160) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     return (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.3 * size) ** 2

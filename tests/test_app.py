@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from app_server import MAX_SIDE, app_server
-from conftest import disc_image, disc_mask, iou
+from conftest import disc_image, disc_mask, iou, moving_disc
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in requirements-dev.txt")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -121,13 +121,7 @@ def test_concurrent_visitors_get_the_same_results_as_one_at_a_time(client, disc_
 def test_video_tab_api(client, tmp_path):
     from deepcut.video import write_video
 
-    frames = []
-    for t in range(10):
-        img = np.zeros((96, 128, 3), np.uint8)
-        img[:] = (40, 60, 200)
-        yy, xx = np.mgrid[:96, :128]
-        img[(yy - 48) ** 2 + (xx - 40 - 4 * t) ** 2 < 24 ** 2] = (220, 30, 30)
-        frames.append(img)
+    frames = moving_disc(10, width=128, height=96, two_tone=False)
     src = tmp_path / "moving_disc.mp4"
     write_video(frames, src, fps=10)
     video, status, files = client.predict(handle_file(str(src)), max_frames=6, api_name="/segment_video")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import disc_image, disc_mask, iou
+from conftest import disc_image, disc_mask, iou, moving_disc
 from deepcut.clustering import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
 from deepcut.modeling.backbones import weights_available
@@ -165,13 +165,7 @@ def test_affinity_image_marks_the_patch():
 
 
 def test_video_and_cosegmentation(session, tmp_path):
-    frames = []
-    for t in range(6):
-        img = np.zeros((64, 96, 3), np.uint8)
-        img[:] = (40, 60, 200)
-        yy, xx = np.mgrid[:64, :96]
-        img[(yy - 32) ** 2 + (xx - 30 - 4 * t) ** 2 < 16 ** 2] = (220, 30, 30)
-        frames.append(img)
+    frames = moving_disc(6, width=96, height=64, two_tone=False)
     from deepcut.video import write_video
 
     src = tmp_path / "clip.mp4"

@@ -71,6 +71,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files named on the command line; a directory stands for its (non-hidden) files, sorted.
 
     Missing paths are kept, so that they are reported as failures like unreadable files.
+
+    Raises:
+        DeepCutError: nothing to process (only empty folders); the CLI exits with 1.
     """
     files: list[Path] = []
     for item in inputs:
@@ -79,7 +82,14 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             files.extend(sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")))
         else:
             files.append(path)
+    if not files:
+        raise DeepCutError("no input files found")
     return files
+
+
+def file_error(path: Path, exc: Exception) -> str:
+    """The message for a file that failed, naming it once (many errors already name the file)."""
+    return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
 
 def unique_stems(files: list[Path]) -> list[str]:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_config_args, config_from_args, error, expand_inputs, make_model, unique_stems
+from .common import add_config_args, config_from_args, expand_inputs, file_error, make_model, unique_stems
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     files = expand_inputs(args.inputs)
-    if not files:
-        error("no input files found")
-        return 1
     model = make_model(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
             seg = model.segment(path, cfg)
             written = seg.save(out, stem, alpha=args.opacity)
         except DeepCutError as e:
-            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
-            tqdm.write(f"error: {msg}", file=sys.stderr)
+            tqdm.write(f"error: {file_error(path, e)}", file=sys.stderr)
             failures[str(path)] = str(e)
             continue
         except MemoryError:

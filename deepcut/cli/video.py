@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, add_config_args, config_from_args, error, expand_inputs, make_model, unique_stems
+from .common import (UsageError, add_config_args, config_from_args, error, expand_inputs, file_error, make_model,
+                     unique_stems)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -136,17 +137,13 @@ def run_cosegment(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     files = expand_inputs(args.inputs)
-    if not files:
-        error("no input files found")
-        return 1
     images, names, failures = [], [], {}
     for path, stem in zip(files, unique_stems(files)):
         try:
             images.append(load_image(path))
             names.append((path, stem))
         except ImageLoadError as e:
-            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
-            error(msg)
+            error(file_error(path, e))
             failures[str(path)] = str(e)
     if not images:
         error("none of the images could be read")
