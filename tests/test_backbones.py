@@ -21,9 +21,8 @@ import torch.nn.functional as F
 
 from deepcut import DeepCut, SegmentConfig, list_backbones
 from deepcut.errors import BackboneLoadError, ConfigError
-from deepcut.modeling.backbones import REGISTRY, load_backbone, weights_available, wrap_model
-from deepcut.modeling.convert import build_model
-from deepcut.modeling.descriptors import log_bin
+from deepcut.loading import REGISTRY, build_model, load_backbone, weights_available, wrap_model
+from deepcut.utils.descriptors import log_bin
 from deepcut.modeling.vit import IMAGENET_MEAN, IMAGENET_STD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def to_dino_layout(model) -> dict[str, torch.Tensor]:
     """A ``transformers`` ViT / DINOv2 model's weights in the original DINO/DINOv2 ``.pth`` layout
-    (written independently of deepcut.modeling.convert, as the inverse mapping)."""
+    (written independently of deepcut.loading.checkpoint, as the inverse mapping)."""
     sd = model.state_dict()
     dinov2 = model.config.model_type != "vit"
     out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
@@ -497,7 +496,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     import json, os, sys, time
     from deepcut import DeepCut
     from deepcut.errors import BackboneLoadError
-    from deepcut.modeling.backbones import weights_available
+    from deepcut.loading import weights_available
     out = {}
 
     def attempt(name):

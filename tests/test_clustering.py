@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch_geometric.nn import GCNConv, dense_mincut_pool
+from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
 from deepcut.clustering import affinity, compact_labels
@@ -100,22 +100,28 @@ def test_affinity_definitions():
 
 
 def test_gcn_fast_path_equals_dense_gcn_conv_and_authors_sparse_gcn():
-    """Â X Θ precomputed once equals DenseGCNConv(X, A), and the authors' edge-list GCNConv."""
+    """Â X Θ precomputed once equals PyG's DenseGCNConv(X, A) and the authors' edge-list GCNConv,
+    both given the GNN's own GCN weight and bias (they are oracles, not part of the GNN)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 16, generator=g) + 1.0
     a = affinity(x, "ncut")
     graph = gcn_input_graph(a)
     net = DeepCutGNN.create(16, 3, g).eval()
-    dense = net.conv(x, graph, add_loop=False).squeeze(0)
-    fast = net.conv.lin(DeepCutGNN.propagate(x, graph)) + net.conv.bias
+    assert net.in_dim == 16 and net.k == 3
+    oracle = DenseGCNConv(16, 64)
+    oracle.lin.weight.data.copy_(net.gcn_weight)
+    oracle.bias.data.copy_(net.gcn_bias)
+    dense = oracle(x, graph, add_loop=False).squeeze(0)
+    fast = net.gcn(DeepCutGNN.propagate(x, graph))
     assert torch.allclose(dense, fast, atol=1e-5)
+    assert torch.allclose(net(x, graph), net.head(dense), atol=1e-5)
     assert torch.allclose(net(x, graph), net.forward_propagated(DeepCutGNN.propagate(x, graph)), atol=1e-5)
 
     # The authors' formulation: an edge for every positive pair, PyG's sparse GCNConv.
     edge_index = (a > 0).nonzero().T
     sparse = GCNConv(16, 64)
-    sparse.lin.weight.data.copy_(net.conv.lin.weight)
-    sparse.bias.data.copy_(net.conv.bias)
+    sparse.lin.weight.data.copy_(net.gcn_weight)
+    sparse.bias.data.copy_(net.gcn_bias)
     out = sparse(x, edge_index, a[edge_index[0], edge_index[1]])
     assert (graph.sum(1) >= 1).all()  # no degree clamping at play here
     assert torch.allclose(out, dense, atol=1e-5)

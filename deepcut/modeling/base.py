@@ -53,6 +53,8 @@ class Backbone(ABC):
         dim: feature dimension ``D`` of every facet.
         depth: number of layers (blocks); valid layers are ``0 … depth-1``.
         source: where the weights came from (hub id, path, ``"random"``, ``"none"``).
+        device: where the weights live and the features are computed (the CPU unless moved with
+            :meth:`to`); :meth:`embed` takes host images and :meth:`facet` returns tensors there.
     """
 
     name: str
@@ -60,17 +62,40 @@ class Backbone(ABC):
     dim: int
     depth: int
     source: str
+    _device: torch.device = torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the weights and of every feature this backbone computes."""
+        return self._device
+
+    def to(self, device: str | torch.device) -> Backbone:
+        """Move the weights and constant tensors to ``device``; returns ``self``.
+
+        Subclasses move their own tensors and then call this to record the device.
+        """
+        self._device = torch.device(device)
+        return self
+
+    def pixels_to_tensor(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, 3)`` uint8 RGB images → ``(B, 3, H, W)`` float32 in ``[0, 1]`` on :attr:`device`."""
+        if isinstance(pixels, torch.Tensor):
+            x = pixels.to(device=self.device, dtype=torch.uint8)
+        else:
+            x = torch.as_tensor(np.array(pixels, dtype=np.uint8, copy=True)).to(self.device)
+        return x.permute(0, 3, 1, 2).float().div_(255.0)
 
     @abstractmethod
     def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
-        """Start the forward pass for ``(B, H, W, 3)`` uint8 RGB images of one size.
+        """Start the forward pass for ``(B, H, W, 3)`` uint8 RGB images of one size, on :attr:`device`.
 
         ``H`` and ``W`` must be ``patch + stride * (cells - 1)`` (see :func:`deepcut.utils.image.grid_size`).
         """
 
     @abstractmethod
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
-        """Features of ``layer`` and ``facet``: ``(B, h * w, D)`` float32, row-major over the grid."""
+        """Features of ``layer`` and ``facet``: ``(B, h * w, D)`` float32 on :attr:`device`, row-major
+        over the grid."""
 
     def check_stride(self, stride: int | None) -> int:
         """The effective stride (``None`` means the patch size); raises :class:`ConfigError` if invalid."""

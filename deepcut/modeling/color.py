@@ -25,9 +25,9 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     c = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
     m = torch.tensor([[0.412453, 0.357580, 0.180423],
                       [0.212671, 0.715160, 0.072169],
-                      [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype)
+                      [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype, device=rgb.device)
     xyz = torch.einsum("ij,bjhw->bihw", m, c)
-    xyz = xyz / torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype).view(1, 3, 1, 1)
+    xyz = xyz / torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
     f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
     L = 116 * f[:, 1] - 16
     a = 500 * (f[:, 0] - f[:, 1])
@@ -59,18 +59,24 @@ class ColorBackbone(Backbone):
         self.omega = torch.randn(6, dim, generator=g)
         self.phase = torch.rand(dim, generator=g) * (2 * np.pi)
 
-    def describe_patches(self, pixels: np.ndarray, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Raw descriptors ``(B, h*w, 6)``: mean L, a, b, std of L, centre y, centre x."""
-        x = torch.as_tensor(np.array(pixels, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2).float() / 255.0
-        lab = rgb_to_lab(x)
+    def to(self, device: str | torch.device) -> ColorBackbone:
+        """Move the projection (``omega``, ``phase``) and the kernel widths to ``device``; returns ``self``."""
+        self.scales = self.scales.to(device)
+        self.omega = self.omega.to(device)
+        self.phase = self.phase.to(device)
+        return super().to(self.omega.device)
+
+    def describe_patches(self, pixels: np.ndarray | torch.Tensor, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Raw descriptors ``(B, h*w, 6)`` on :attr:`device`: mean L, a, b, std of L, centre y, centre x."""
+        lab = rgb_to_lab(self.pixels_to_tensor(pixels))
         p = self.patch_size
         mean = F.avg_pool2d(lab, p, stride)
         sq = F.avg_pool2d(lab[:, :1] ** 2, p, stride)
         std_l = (sq - mean[:, :1] ** 2).clamp_min(0).sqrt()
         b, _, h, w = mean.shape
         longer = float(max(pixels.shape[1], pixels.shape[2]))
-        ys = (torch.arange(h, dtype=torch.float32) * stride + p / 2) / longer
-        xs = (torch.arange(w, dtype=torch.float32) * stride + p / 2) / longer
+        ys = (torch.arange(h, dtype=torch.float32, device=lab.device) * stride + p / 2) / longer
+        xs = (torch.arange(w, dtype=torch.float32, device=lab.device) * stride + p / 2) / longer
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         pos = torch.stack([yy, xx]).expand(b, 2, h, w)
         desc = torch.cat([mean, std_l, pos], dim=1)  # (B, 6, h, w)

@@ -54,7 +54,7 @@ def ncut_loss(adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = 
     cut = -(num / den)
     ss = s.T @ s
     k = s.shape[-1]
-    ortho = torch.linalg.matrix_norm(ss / torch.linalg.matrix_norm(ss) - torch.eye(k, dtype=s.dtype) / math.sqrt(k))
+    ortho = torch.linalg.matrix_norm(ss / torch.linalg.matrix_norm(ss) - torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k))
     return cut, ortho
 
 

@@ -81,6 +81,15 @@ class ViTBackbone(Backbone):
         self.heads = int(cfg.num_attention_heads)
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        first = next(self.model.parameters(), None)
+        self.to(first.device if first is not None else "cpu")
+
+    def to(self, device: str | torch.device) -> ViTBackbone:
+        """Move the model and the normalisation constants to ``device``; returns ``self``."""
+        self.model.to(device)
+        self._mean = self._mean.to(device)
+        self._std = self._std.to(device)
+        return super().to(self._mean.device)
 
     # -- model-family specific parts (overridden by other ViT families) ---------------------------
     @property
@@ -120,10 +129,9 @@ class ViTBackbone(Backbone):
         return {**super().describe(), "family": self.family, "heads": self.heads,
                 "registers": self.num_registers}
 
-    def normalize(self, pixels: np.ndarray) -> torch.Tensor:
-        """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32, mean/std normalised."""
-        x = torch.as_tensor(np.array(pixels, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self._mean) / self._std
+    def normalize(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32 on :attr:`device`, mean/std normalised."""
+        return (self.pixels_to_tensor(pixels) - self._mean) / self._std
 
     @torch.inference_mode()
     def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
