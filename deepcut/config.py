@@ -1,10 +1,16 @@
-"""Segmentation settings."""
+"""Segmentation settings, each declared once with the metadata every front end reads.
+
+:class:`SegmentConfig` is the single place a setting is defined: its default, type, allowed values,
+help text, command-line flag and the range a slider offers all live in the field's
+:class:`Option` metadata. The CLI (:mod:`deepcut.cli.options`) and the web app build their controls
+from :func:`options`, so a new setting is added here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
 
 from .errors import ConfigError
 
@@ -12,11 +18,62 @@ Loss = Literal["ncut", "cc"]
 Facet = Literal["key", "query", "value", "token"]
 FACETS: tuple[str, ...] = ("key", "query", "value", "token")
 LOSSES: tuple[str, ...] = ("ncut", "cc")
+#: Epochs of stages 2 and 3 when only the first stage's are given.
+DEFAULT_LATER_EPOCHS: tuple[int, int] = (100, 10)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one :class:`SegmentConfig` field is presented and checked.
+
+    Attributes:
+        help: one-line description (CLI ``--help``, app info text).
+        label: short UI label.
+        kind: ``int``, ``float``, ``str`` or ``bool`` (``epochs``: ``int``, one or three values).
+        choices: allowed values, if a fixed set.
+        minimum, maximum: the range (``maximum`` is a UI range, not a hard cap, unless noted).
+        step: slider step.
+        flag: the command-line flag (default ``--`` + the name with ``-`` for ``_``).
+        short: an extra short flag (``-k``).
+        nargs: ``"+"`` for a field that takes several numbers on the command line.
+        optional: ``None`` is allowed (e.g. ``stride``: the patch size).
+    """
+
+    help: str
+    label: str
+    kind: type = int
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    flag: str | None = None
+    short: str | None = None
+    nargs: str | None = None
+    optional: bool = False
+
+
+def _opt(default: Any, **meta: Any) -> Any:
+    return field(default=default, metadata={"option": Option(**meta)})
+
+
+def parse_epochs(value: int | Sequence[int]) -> tuple[int, int, int]:
+    """Epochs of stages 1-3 from one number (stage 1; stages 2 and 3 keep
+    :data:`DEFAULT_LATER_EPOCHS`) or three; raises :class:`ConfigError`."""
+    values = [value] if isinstance(value, (int, float, str)) else list(value)
+    try:
+        epochs = [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"epochs must be one number or three (stage 1, 2, 3), got {value!r}") from None
+    if len(epochs) == 1:
+        epochs += list(DEFAULT_LATER_EPOCHS)
+    if len(epochs) != 3:
+        raise ConfigError(f"epochs must be one number or three (stage 1, 2, 3), got {value!r}")
+    return tuple(epochs)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """Every knob of a DeepCut segmentation.
+    """Every knob of a DeepCut segmentation (see each field's :class:`Option` for its help text).
 
     Attributes:
         k: number of clusters. With ``stages=1`` the image is split into ``k`` segments; with
@@ -31,7 +88,7 @@ class SegmentConfig:
             ``resolution x resolution`` pixels, i.e. about ``(resolution / patch)**2`` patches.
         stride: patch stride of the ViT (``None``: the patch size, no overlap).
         stages: 1 (k-way), 2 (+ foreground parts) or 3 (+ background parts).
-        epochs: GNN training epochs of stages 1, 2 and 3.
+        epochs: GNN training epochs of stages 1, 2 and 3 (one number: stage 1 only).
         bg_k: number of background parts in stage 3.
         largest_component: keep only the largest connected foreground component.
         seed: seed of the GNN initialisation and dropout; equal seeds give equal results.
@@ -39,30 +96,36 @@ class SegmentConfig:
             its neighbourhood at two scales, 17x longer) instead of the plain facet.
     """
 
-    k: int = 2
-    loss: Loss = "ncut"
-    alpha: float = 3.0
-    layer: int = 11
-    facet: Facet = "key"
-    resolution: int = 280
-    stride: int | None = None
-    stages: int = 1
-    epochs: tuple[int, int, int] = (10, 100, 10)
-    bg_k: int = 2
-    largest_component: bool = False
-    seed: int = 0
-    log_bin: bool = False
+    k: int = _opt(2, help="number of clusters (stage 1 alone) or of foreground parts (stages 2-3); "
+                          "an upper bound for CC", label="Number of clusters k", minimum=2, maximum=10,
+                  step=1, short="-k")
+    loss: Loss = _opt("ncut", help="clustering objective: ncut (normalized cut) or cc (correlation clustering)",
+                      label="Loss", kind=str, choices=LOSSES)
+    alpha: float = _opt(3.0, help="CC sensitivity: the graph is W - max(W)/alpha", label="CC sensitivity α",
+                        kind=float, minimum=1.0, maximum=10.0, step=0.1)
+    layer: int = _opt(11, help="ViT layer whose features are used, 0-based (negative: from the end)",
+                      label="ViT layer", minimum=0, maximum=11, step=1)
+    facet: Facet = _opt("key", help="ViT facet describing a patch", label="Facet", kind=str, choices=FACETS)
+    resolution: int = _opt(280, help="working resolution in pixels, about (resolution/patch)^2 patches",
+                           label="Resolution (px)", minimum=64, maximum=640, step=8)
+    stride: int | None = _opt(None, help="patch stride in pixels (default: the patch size)", label="Stride",
+                              minimum=1, optional=True)
+    stages: int = _opt(1, help="1: k-way, 2: + foreground parts, 3: + background parts", label="Stages",
+                       choices=(1, 2, 3))
+    epochs: tuple[int, int, int] = _opt((10, 100, 10), help="GNN epochs of stages 1 [2 3]",
+                                        label="Epochs", minimum=1, maximum=300, step=1, nargs="+")
+    bg_k: int = _opt(2, help="background parts in stage 3", label="Background parts", minimum=2, maximum=10,
+                     step=1)
+    largest_component: bool = _opt(False, help="keep only the largest connected foreground component",
+                                   label="Largest connected component", kind=bool)
+    seed: int = _opt(0, help="GNN seed; the same seed gives the same result", label="Seed", minimum=0,
+                     maximum=99, step=1)
+    log_bin: bool = _opt(False, help="log-binned descriptor (feature + neighbourhood averages at 2 scales, "
+                                     "17x longer)", label="Log-binned descriptor", kind=bool)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "epochs", parse_epochs(self.epochs))
         epochs = self.epochs
-        if isinstance(epochs, int):
-            epochs = (epochs, 100, 10)
-        epochs = tuple(int(e) for e in epochs)
-        if len(epochs) == 1:
-            epochs = (epochs[0], 100, 10)
-        if len(epochs) != 3:
-            raise ConfigError(f"epochs must be one number or three (stage 1, 2, 3), got {self.epochs!r}")
-        object.__setattr__(self, "epochs", epochs)
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.facet not in FACETS:
@@ -94,3 +157,18 @@ class SegmentConfig:
         d = dataclasses.asdict(self)
         d["epochs"] = list(self.epochs)
         return d
+
+    @property
+    def first_stage_k(self) -> int:
+        """Clusters of stage 1: 2 (a bipartition) when more stages follow, else ``k``."""
+        return 2 if self.stages >= 2 else int(self.k)
+
+
+def options() -> dict[str, Option]:
+    """Every :class:`SegmentConfig` field's :class:`Option`, in declaration order."""
+    return {f.name: f.metadata["option"] for f in dataclasses.fields(SegmentConfig)}
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default value."""
+    return SegmentConfig().to_dict()

@@ -75,3 +75,101 @@ def test_backbones_command_lists_names():
     r = run_cli("backbones", "--json")
     names = [b["name"] for b in json.loads(r.stdout)]
     assert r.returncode == 0 and "dino_vits8" in names and "color" in names
+
+
+# -- flags built from SegmentConfig's metadata ---------------------------------------------------------------
+def test_every_config_field_has_a_flag():
+    import argparse
+
+    from deepcut.cli.common import add_config_args, config_from_args
+    from deepcut.cli.options import flag_names
+    from deepcut.config import SegmentConfig, options
+
+    p = argparse.ArgumentParser()
+    add_config_args(p)
+    assert config_from_args(p.parse_args([])) == SegmentConfig()
+    text = " ".join(p.format_help().split())
+    for name, opt in options().items():
+        assert all(flag in text for flag in flag_names(name, opt)), name
+    assert "--device" in text and "DEEPCUT_DEVICE" in text and "(default: 10 100 10)" in text
+    args = p.parse_args(["-k", "4", "--loss", "cc", "--alpha", "5", "--layer", "-2", "--facet", "value",
+                         "--resolution", "96", "--stride", "4", "--stages", "3", "--epochs", "7", "--bg-k", "3",
+                         "--largest-component", "--seed", "5", "--log-bin"])
+    assert set(options()) <= set(vars(args))
+    assert config_from_args(args) == SegmentConfig(k=4, loss="cc", alpha=5.0, layer=-2, facet="value", resolution=96,
+                                                   stride=4, stages=3, epochs=(7, 100, 10), bg_k=3,
+                                                   largest_component=True, seed=5, log_bin=True)
+
+
+def test_command_defaults_and_task_defaults():
+    import argparse
+
+    import pytest
+
+    from deepcut.cli import build_parser
+    from deepcut.cli.eval import config_for_task
+    from deepcut.cli.options import add_config_args
+
+    p = argparse.ArgumentParser()
+    add_config_args(p, defaults={"k": None, "seed": 3}, default_help={"k": "the task's"})
+    args = p.parse_args([])
+    assert args.k is None and args.seed == 3 and "(default: the task's)" in " ".join(p.format_help().split())
+    with pytest.raises(ValueError):
+        add_config_args(argparse.ArgumentParser(), defaults={"no_such_setting": 1})
+
+    parser = build_parser()
+    eval_args = ["eval", "data", "--out", "r.json", "--task"]
+    cfg = config_for_task(parser.parse_args([*eval_args, "parts"]))
+    assert (cfg.k, cfg.stages) == (5, 2)
+    cfg = config_for_task(parser.parse_args([*eval_args, "single"]))
+    assert (cfg.k, cfg.stages) == (2, 1)
+    cfg = config_for_task(parser.parse_args([*eval_args, "parts", "-k", "3", "--stages", "3"]))
+    assert (cfg.k, cfg.stages) == (3, 3)
+
+
+def test_bad_device_is_a_usage_error_before_any_output(tmp_path, monkeypatch, capsys):
+    from deepcut.cli import main
+
+    Image.fromarray(disc_image(32)).save(tmp_path / "x.png")
+    out = tmp_path / "o"
+    for device in ("tpu", "cuda:99"):
+        assert main(["segment", str(tmp_path / "x.png"), "--out", str(out), "--backbone", "color",
+                     "--device", device]) == 2
+    monkeypatch.setenv("DEEPCUT_DEVICE", "nonsense")
+    assert main(["segment", str(tmp_path / "x.png"), "--out", str(out), "--backbone", "color"]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_device_reaches_the_model_and_records_use_the_summary(tmp_path):
+    import torch
+
+    from deepcut.cli import build_parser, main
+    from deepcut.cli.common import make_model
+
+    args = build_parser().parse_args(["segment", "x.png", "--out", "o", "--backbone", "color", "--device", "cpu"])
+    assert make_model(args).device == torch.device("cpu")
+    Image.fromarray(disc_image(64)).save(tmp_path / "x.png")
+    assert main(["segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--backbone", "color",
+                 "--resolution", "64", "--stages", "2", "--device", "cpu"]) == 0
+    entry = json.loads((tmp_path / "o" / "results.json").read_text())["files"][str(tmp_path / "x.png")]
+    assert {"bbox", "num_segments", "size", "grid", "seconds", "notes", "outputs"} <= set(entry)
+    assert entry["size"] == [64, 64] and set(entry["outputs"]) == {"labels", "overlay", "mask"}
+
+
+def test_warm_epochs_take_one_or_three_numbers():
+    import pytest
+
+    from deepcut.cli.common import UsageError
+    from deepcut.cli.video import warm_epochs_from_args
+    from deepcut.config import SegmentConfig
+    from deepcut.video import default_warm_epochs
+
+    cfg = SegmentConfig(epochs=(20, 50, 10))
+    assert warm_epochs_from_args(None, cfg) is None
+    assert warm_epochs_from_args([3], cfg) == (3, *default_warm_epochs(cfg.epochs)[1:]) == (3, 10, 2)
+    assert warm_epochs_from_args([3, 4, 5], cfg) == (3, 4, 5)
+    for bad in ([1, 2], [0], [2, 0, 1]):
+        with pytest.raises(UsageError, match="--warm-epochs"):
+            warm_epochs_from_args(bad, cfg)

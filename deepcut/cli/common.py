@@ -1,70 +1,31 @@
-"""Argument handling shared by every ``python -m deepcut`` command."""
+"""Argument handling shared by every ``python -m deepcut`` command.
+
+The segmentation flags live in :mod:`.options` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from ..config import FACETS, LOSSES, SegmentConfig
-from ..errors import ConfigError, DeepCutError
+from ..errors import DeepCutError
+from .options import UsageError, add_config_args, check_device, config_from_args, make_model
+
+__all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
+           "file_error", "unique_stems", "write_results", "add_image_args", "add_opacity_arg", "error"]
 
 
-class UsageError(DeepCutError):
-    """Bad command-line usage (exit code 2)."""
+def add_opacity_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    """Add a flag for every :class:`SegmentConfig` field, plus ``--backbone`` / ``--random-weights``."""
-    d = SegmentConfig()
-    g = p.add_argument_group("segmentation settings")
-    g.add_argument("--backbone", default="dino_vits8",
-                   help="backbone name (see `python -m deepcut backbones`), 'color' (no weights), a hub id "
-                        "or a local model folder (default: %(default)s)")
-    g.add_argument("--random-weights", action="store_true",
-                   help="build the backbone with random weights (testing and benchmarks only)")
-    g.add_argument("-k", "--k", type=int, default=d.k, help="number of clusters / foreground parts (default: %(default)s)")
-    g.add_argument("--loss", choices=LOSSES, default=d.loss, help="clustering objective (default: %(default)s)")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="CC sensitivity, larger = more segments (default: %(default)s)")
-    g.add_argument("--layer", type=int, default=d.layer, help="ViT layer, 0-based (default: %(default)s)")
-    g.add_argument("--facet", choices=FACETS, default=d.facet, help="ViT facet (default: %(default)s)")
-    g.add_argument("--resolution", type=int, default=d.resolution,
-                   help="working resolution in pixels, ~(resolution/patch)^2 patches (default: %(default)s)")
-    g.add_argument("--stride", type=int, default=None, help="patch stride in pixels (default: the patch size)")
-    g.add_argument("--stages", type=int, choices=(1, 2, 3), default=d.stages,
-                   help="1: k-way, 2: + foreground parts, 3: + background parts (default: %(default)s)")
-    g.add_argument("--epochs", type=int, nargs="+", default=list(d.epochs), metavar="N",
-                   help="GNN epochs of stages 1 [2 3] (default: 10 100 10)")
-    g.add_argument("--bg-k", type=int, default=d.bg_k, help="background parts in stage 3 (default: %(default)s)")
-    g.add_argument("--largest-component", action="store_true", help="keep only the largest foreground component")
-    g.add_argument("--seed", type=int, default=d.seed, help="GNN seed (default: %(default)s)")
-    g.add_argument("--log-bin", action="store_true",
-                   help="log-binned descriptor (feature + neighbourhood averages at 2 scales, 17x longer)")
-
-
-def config_from_args(args: argparse.Namespace) -> SegmentConfig:
-    """The :class:`SegmentConfig` described by parsed flags; raises :class:`UsageError`."""
-    epochs = list(args.epochs)
-    if len(epochs) not in (1, 3):
-        raise UsageError(f"--epochs takes 1 or 3 numbers, got {len(epochs)}")
-    if len(epochs) == 1:
-        epochs = [epochs[0], *SegmentConfig().epochs[1:]]
-    try:
-        return SegmentConfig(
-            k=args.k, loss=args.loss, alpha=args.alpha, layer=args.layer, facet=args.facet,
-            resolution=args.resolution, stride=args.stride, stages=args.stages, epochs=tuple(epochs),
-            bg_k=args.bg_k, largest_component=args.largest_component, seed=args.seed,
-            log_bin=getattr(args, "log_bin", False),
-        )
-    except ConfigError as e:
-        raise UsageError(str(e)) from None
-
-
-def make_model(args: argparse.Namespace):
-    """Build :class:`~deepcut.DeepCut` from ``--backbone`` / ``--random-weights``."""
-    from ..predictor import DeepCut
-
-    return DeepCut(args.backbone, pretrained=not args.random_weights)
+def add_image_args(p: argparse.ArgumentParser) -> None:
+    """``IMAGE_OR_DIR...``, ``--out DIR`` and ``--opacity``: the commands writing one set of images per input."""
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--out", required=True, help="output folder")
+    add_opacity_arg(p)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -101,6 +62,16 @@ def unique_stems(files: list[Path]) -> list[str]:
         seen[f.stem] = n
         stems.append(f.stem if n == 1 else f"{f.stem}_{n}")
     return stems
+
+
+def write_results(out: Path, model, config, files: dict, failures: dict, **extra) -> Path:
+    """Write ``out/results.json``: the backbone, the config, ``extra``, then every file's record and the
+    failures; returns its path."""
+    path = out / "results.json"
+    summary = {"backbone": model.backbone.describe(), "config": config.to_dict(), **extra, "files": files,
+               "failures": failures}
+    path.write_text(json.dumps(summary, indent=2))
+    return path
 
 
 def error(msg: str) -> None:

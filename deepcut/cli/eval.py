@@ -8,12 +8,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..config import defaults
 from .common import UsageError, add_config_args, config_from_args, make_model
 
 #: Segmentation settings that depend on the task unless given on the command line.
 TASK_DEFAULTS = {
     "parts": {"k": 5, "stages": 2},  # 5 = the parts of cub_parts_tiny (head, chest, wing, tail, feet)
 }
+#: The settings whose flags default to None (the task's default).
+TASK_SETTINGS = ("k", "stages")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,27 +50,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score masks saved earlier with --save-masks instead of segmenting")
     p.add_argument("--out", required=True, metavar="RESULTS.json", help="where to write the results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_args(p)
     # None = "the task's default" (see TASK_DEFAULTS); filled in by config_for_task.
-    for action in p._actions:
-        if action.dest in ("k", "stages"):
-            action.default = None
-            action.help = action.help.replace("(default: %(default)s)", "(default: 2; parts: k 5, stages 2)")
+    add_config_args(p, defaults=dict.fromkeys(TASK_SETTINGS), default_help=task_default_help())
     p.set_defaults(func=run)
+
+
+def task_default_help() -> dict[str, str]:
+    """``--help`` text of the task-dependent defaults, e.g. ``{"k": "2; parts: 5", …}``."""
+    base = defaults()
+    return {name: "; ".join([str(base[name])] + [f"{task}: {d[name]}" for task, d in TASK_DEFAULTS.items()
+                                                  if name in d])
+            for name in TASK_SETTINGS}
 
 
 def config_for_task(args: argparse.Namespace):
     """The :class:`SegmentConfig` of the flags, with the task's defaults for unset ``-k`` / ``--stages``."""
-    from ..config import SegmentConfig
-
-    base = SegmentConfig()
-    defaults = TASK_DEFAULTS.get(args.task, {})
-    args = argparse.Namespace(**vars(args))
-    if args.k is None:
-        args.k = defaults.get("k", base.k)
-    if args.stages is None:
-        args.stages = defaults.get("stages", base.stages)
-    cfg = config_from_args(args)
+    fallback = {**defaults(), **TASK_DEFAULTS.get(args.task, {})}
+    unset = {name: fallback[name] for name in TASK_SETTINGS if getattr(args, name) is None}
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), **unset}))
     if args.task != "parts" and cfg.stages == 1 and cfg.k != 2:
         raise UsageError(f"--task {args.task} scores a foreground: use -k 2 or --stages 2 (got -k {cfg.k} --stages 1)")
     return cfg

@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (UsageError, add_config_args, config_from_args, error, expand_inputs, file_error, make_model,
-                     unique_stems)
+import numpy as np
+
+from ..config import parse_epochs
+from ..errors import ConfigError
+from .common import (UsageError, add_config_args, add_image_args, add_opacity_arg, config_from_args, error,
+                     expand_inputs, file_error, make_model, unique_stems, write_results)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: a fifth of --epochs)")
     p.add_argument("--labels-dir", default=None, metavar="DIR",
                    help="also write every frame's label map to DIR/frame_<index>.png and DIR/summary.json")
-    p.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
+    add_opacity_arg(p)
     add_config_args(p)
     p.set_defaults(func=run_video)
 
@@ -40,23 +44,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Segment several images with one shared GNN so that the same part gets the same label "
                     "(and colour) in every image. Writes <stem>_labels.png, <stem>_overlay.png, <stem>_mask.png "
                     "and results.json into --out.")
-    c.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
+    add_image_args(c)
     add_config_args(c)
     c.set_defaults(func=run_cosegment)
 
 
-def _warm_epochs(values: list[int] | None, cfg) -> tuple[int, int, int] | None:
+def label_values(labels: np.ndarray) -> list[int]:
+    """The distinct labels of a label map, sorted."""
+    return [int(v) for v in np.unique(labels)]
+
+
+def warm_epochs_from_args(values: list[int] | None, cfg) -> tuple[int, int, int] | None:
+    """``--warm-epochs``, like ``--epochs`` one number or three, except that one number leaves stages
+    2 and 3 at their warm default (a fifth of ``cfg.epochs``); None: the default for all three.
+
+    Raises:
+        UsageError: other than one or three numbers, or a number below 1.
+    """
     if values is None:
         return None
-    if len(values) not in (1, 3) or any(v < 1 for v in values):
-        raise UsageError("--warm-epochs takes 1 or 3 positive numbers")
-    if len(values) == 1:
-        from ..temporal import default_warm_epochs
+    from ..video import default_warm_epochs
 
-        return (values[0], *default_warm_epochs(cfg.epochs)[1:])
-    return tuple(values)
+    try:
+        epochs = parse_epochs(values)
+        if len(values) == 1:
+            epochs = (epochs[0], *default_warm_epochs(cfg.epochs)[1:])
+        return cfg.replace(epochs=epochs).epochs  # the config's own checks (at least 1 epoch)
+    except ConfigError as e:
+        raise UsageError(f"--warm-epochs: {e}") from None
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -70,7 +85,7 @@ def run_video(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in one of {', '.join(WRITE_SUFFIXES)}, got {out.name!r}")
     if args.max_frames < 1 or args.frame_stride < 1 or args.batch_size < 1:
         raise UsageError("--max-frames, --frame-stride and --batch-size must be at least 1")
-    warm_epochs = _warm_epochs(args.warm_epochs, cfg)
+    warm_epochs = warm_epochs_from_args(args.warm_epochs, cfg)
     labels_dir = Path(args.labels_dir) if args.labels_dir else None
     model = make_model(args)
     t0 = time.perf_counter()
@@ -99,7 +114,7 @@ def run_video(args: argparse.Namespace) -> int:
                 path = labels_dir / f"frame_{i * args.frame_stride:05d}.png"
                 seg.labels_image().save(path)
                 written.append(str(path))
-            segments.update(int(v) for v in set(seg.labels.ravel().tolist()))
+            segments.update(label_values(seg.labels))
             yield seg.overlay(args.opacity)
 
     try:
@@ -156,22 +171,11 @@ def run_cosegment(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for (path, stem), seg in zip(names, segs):
-        results[str(path)] = {
-            "bbox": list(seg.bbox) if seg.bbox is not None else None,
-            "labels": sorted(int(v) for v in set(seg.labels.ravel().tolist())),
-            "outputs": seg.save(out, stem, alpha=args.opacity),
-            "notes": seg.notes,
-        }
-    summary = {
-        "backbone": model.backbone.describe(),
-        "config": segs[0].config.to_dict(),
-        "seconds": round(time.perf_counter() - t, 3),
-        "files": results,
-        "failures": failures,
-    }
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+        results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels),
+                              "outputs": seg.save(out, stem, alpha=args.opacity)}
+    results_path = write_results(out, model, segs[0].config, results, failures,
+                                 seconds=round(time.perf_counter() - t, 3))
     for note in segs[0].notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {out / 'results.json'}",
-          file=sys.stderr)
+    print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)
     return 1 if failures else 0

@@ -1,0 +1,129 @@
+"""Command-line flags of the segmentation settings, built from :class:`~deepcut.config.SegmentConfig`.
+
+Every :class:`SegmentConfig` field becomes one flag described by its :class:`~deepcut.config.Option`
+metadata (help, type, choices, flag name, ``nargs``), so a setting added to the config appears on the
+command line without touching the CLI. Besides those, every command gets ``--backbone``,
+``--random-weights`` and ``--device`` (see :func:`make_model`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping
+
+from ..config import Option, SegmentConfig, defaults as config_defaults, options, parse_epochs
+from ..device import DEVICE_ENV
+from ..errors import ConfigError, DeepCutError
+
+#: Flags added next to the config fields whose default a command may also override.
+MODEL_DEFAULTS: dict[str, Any] = {"backbone": "dino_vits8"}
+
+
+class UsageError(DeepCutError):
+    """Bad command-line usage (exit code 2)."""
+
+
+def flag_names(name: str, opt: Option) -> list[str]:
+    """The flags of field ``name``: its short flag (if any), then ``opt.flag`` or ``--name-with-dashes``."""
+    return ([opt.short] if opt.short else []) + [opt.flag or "--" + name.replace("_", "-")]
+
+
+def _help(opt: Option, default: Any, default_help: str | None) -> str:
+    text = opt.help.replace("%", "%%")
+    if default_help is not None:
+        return f"{text} (default: {default_help.replace('%', '%%')})"
+    if opt.kind is bool or default is None:  # a switch, or a None whose meaning the help already says
+        return text
+    if opt.nargs:
+        return f"{text} (default: {' '.join(str(v) for v in default)})"
+    return f"{text} (default: %(default)s)"
+
+
+def _argument(name: str, opt: Option, default: Any, default_help: str | None) -> dict[str, Any]:
+    """``add_argument`` keywords of field ``name``."""
+    kw: dict[str, Any] = {"dest": name, "default": default, "help": _help(opt, default, default_help)}
+    if opt.kind is bool:
+        kw["action"] = argparse.BooleanOptionalAction if default else "store_true"
+        return kw
+    kw["type"] = opt.kind
+    if opt.choices:
+        kw["choices"] = opt.choices
+    if opt.nargs:
+        kw.update(nargs=opt.nargs, metavar="N", default=None if default is None else list(default))
+    return kw
+
+
+def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None,
+                    default_help: Mapping[str, str] | None = None) -> argparse._ArgumentGroup:
+    """Add a flag for every :class:`SegmentConfig` field, plus ``--backbone``, ``--random-weights`` and
+    ``--device``, in a "segmentation settings" group (returned).
+
+    Args:
+        parser: the command's parser.
+        defaults: per-command defaults by field name (or ``backbone``), replacing the config's;
+            ``None`` means "decided later by the command" (e.g. eval's task-dependent ``k``).
+        default_help: per-field text shown as ``(default: TEXT)`` in ``--help``, for defaults that
+            ``%(default)s`` cannot describe (such as a ``None`` from ``defaults``).
+    """
+    fields = options()
+    overrides = dict(defaults or {})
+    unknown = sorted(set(overrides) - set(fields) - set(MODEL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"add_config_args: no such setting(s) {unknown}")
+    base = {**config_defaults(), **MODEL_DEFAULTS, **overrides}
+    texts = dict(default_help or {})
+    g = parser.add_argument_group("segmentation settings")
+    g.add_argument("--backbone", default=base["backbone"],
+                   help="backbone name (see `python -m deepcut backbones`), 'color' (no weights), a hub id "
+                        "or a local model folder (default: %(default)s)")
+    g.add_argument("--random-weights", action="store_true",
+                   help="build the backbone with random weights (testing and benchmarks only)")
+    g.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N,mps}",
+                   help=f"where to compute (default: ${DEVICE_ENV} if set, else auto: CUDA when available, "
+                        f"else the CPU)")
+    for name, opt in fields.items():
+        g.add_argument(*flag_names(name, opt), **_argument(name, opt, base[name], texts.get(name)))
+    return g
+
+
+def check_device(args: argparse.Namespace) -> None:
+    """Raise :class:`UsageError` if ``--device`` names a device that is unknown or not on this machine."""
+    from ..device import resolve_device
+
+    try:
+        resolve_device(getattr(args, "device", None))
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+
+
+def config_from_args(args: argparse.Namespace) -> SegmentConfig:
+    """The :class:`SegmentConfig` of the parsed flags (fields the parser lacks keep their default).
+
+    Also checks ``--device``, so that a command calling this first rejects bad flags (exit 2)
+    before it reads or writes a file.
+
+    Raises:
+        UsageError: a value the config rejects, ``--epochs`` with other than one or three numbers,
+            or a bad ``--device``.
+    """
+    values = {name: getattr(args, name) for name in options() if hasattr(args, name)}
+    try:
+        if values.get("epochs") is not None:
+            values["epochs"] = parse_epochs(values["epochs"])
+        cfg = SegmentConfig(**values)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    check_device(args)
+    return cfg
+
+
+def make_model(args: argparse.Namespace):
+    """The :class:`~deepcut.DeepCut` of ``--backbone``, ``--random-weights`` and ``--device``, from a
+    :class:`~deepcut.pool.ModelPool` (no fallback on the command line: a backbone that cannot load
+    is an error that says what to do)."""
+    from ..pool import ModelPool
+
+    check_device(args)
+    pool = ModelPool(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
+                     pretrained=not args.random_weights)
+    return pool.load(args.backbone)
