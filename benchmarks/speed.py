@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepcut import DeepCut, fit  # noqa: E402
-from deepcut.modeling.backbones import list_backbones  # noqa: E402
+from deepcut.loading import list_backbones  # noqa: E402
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph  # noqa: E402
 
 

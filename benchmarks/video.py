@@ -8,7 +8,7 @@ Two parts, measured in one run:
 
 * **Quality** (weight-free colour backbone, since no pretrained DINO weights can be downloaded here):
   per sequence, J = mean foreground IoU over the frames (k=2), and the share of consecutive frame
-  pairs whose labels are not permuted (:func:`deepcut.temporal.consistency`) for the foreground
+  pairs whose labels are not permuted (:func:`deepcut.evaluation.metrics.consistency`) for the foreground
   split and for a part segmentation (stages=2, k=3). Each is measured for the video pipeline
   (warm-started GNN + matching), the warm start alone (the paper's recipe, no matching), and
   independent per-frame segmentation (what ``DeepCut.segment`` gives frame by frame).
@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from deepcut import DeepCut, SegmentConfig  # noqa: E402
 from deepcut.evaluation.metrics import iou  # noqa: E402
-from deepcut.temporal import consistency, embed_frames, segment_video  # noqa: E402
+from deepcut.evaluation.metrics import consistency  # noqa: E402
+from deepcut.video import segment_video  # noqa: E402
 from deepcut.utils.image import load_image  # noqa: E402
 
 SEQUENCES = ("blackswan", "car-shadow", "dog", "kite-surf", "libby")
@@ -98,11 +99,11 @@ def throughput(args: argparse.Namespace, threads: int) -> dict:
     def vit_only() -> float:
         t = time.perf_counter()
         for i in range(0, len(frames), bs):
-            embed_frames(model.backbone, frames[i:i + bs], cfg)
+            model.store.get_many(frames[i:i + bs], cfg, bs, cache=False, gram=False)
         return time.perf_counter() - t
 
     # warm-up (first calls allocate), then ViT / pipeline / ViT so that drifting load hits both
-    embed_frames(model.backbone, frames[:1], cfg)
+    model.store.get_many(frames[:1], cfg, 1, cache=False, gram=False)
     vit_a = vit_only()
     _, full_fg, _ = run(model, frames, cfg, bs)
     _, full_parts, _ = run(model, frames, cfg.replace(stages=2, k=3), bs)

@@ -7,7 +7,7 @@ Clustering", ICCV-W 2023 (arXiv 2212.05853).
 from .clustering import affinity, cluster, fit
 from .config import SegmentConfig
 from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, VideoLoadError
-from .modeling.backbones import list_backbones, load_backbone
+from .loading import list_backbones, load_backbone
 from .predictor import DeepCut
 from .segmentation import Segmentation
 from .utils.image import load_image

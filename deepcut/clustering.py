@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Protocol, Union
 
 import numpy as np
 import torch
 
 from .config import LOSSES
+from .device import generator
 from .errors import ConfigError
+from .graph import PatchGraph, affinity, affinity_from_gram
 from .modeling.gnn import DeepCutGNN, gcn_input_graph
 from .modeling.losses import cc_loss, ncut_loss
 
+__all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
+
 FeaturesLike = Union[np.ndarray, torch.Tensor]
-
-
-def affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
-    """The graph DeepCut clusters, from features ``(N, D)``: ``(N, N)`` float32.
-
-    * NCut: ``W = F Fᵀ``, ``A = relu(W) / max(W)`` (all zeros if no pair is positive);
-    * CC:   ``A = W - max(W) / alpha`` (signed).
-    """
-    f = features.float()
-    return affinity_from_gram(f @ f.T, loss, alpha)
-
-
-def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
-    """:func:`affinity` from a precomputed Gram matrix ``W = F Fᵀ`` ``(N, N)`` (left unchanged)."""
-    if loss == "ncut":
-        w = gram.clamp(min=0)
-        top = w.max()
-        return w.div_(top) if top > 0 else torch.zeros_like(w)
-    if loss == "cc":
-        return gram - gram.max() / alpha
-    raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
 @dataclass
@@ -58,6 +41,17 @@ class ClusterResult:
     note: str | None = None
 
 
+class Clusterer(Protocol):
+    """What the pipeline calls to cluster one stage's graph: :func:`fit` (the GNN) or a baseline.
+
+    Called as ``clusterer(features (N, D), k=…, loss=…, alpha=…, epochs=…, seed=…, graph=PatchGraph)``
+    and, for a warm start (video), with ``model=`` the previous GNN. ``graph`` is the stage's graph
+    (its affinity sliced from the cached ``F Fᵀ`` when there is one); a baseline may ignore it.
+    """
+
+    def __call__(self, features: torch.Tensor, **kwargs) -> "ClusterResult": ...
+
+
 def _as_tensor(features: FeaturesLike) -> torch.Tensor:
     f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
     if f.ndim != 2:
@@ -72,7 +66,7 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
-        adj: torch.Tensor | None = None) -> ClusterResult:
+        adj: torch.Tensor | None = None, graph: PatchGraph | None = None) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -85,6 +79,10 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
         adj: a precomputed :func:`affinity` of ``features`` (saves an ``N²D`` product).
+        graph: the :class:`~deepcut.graph.PatchGraph` of ``features``; its affinity is used when
+            ``adj`` is not given.
+
+    Everything runs on the device of ``features``; the results are numpy arrays on the host.
     """
     if loss not in LOSSES:
         raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -100,7 +98,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
     if n == 0:
         raise ConfigError("cannot cluster zero nodes")
-    a = affinity(x, loss, alpha) if adj is None else adj
+    if adj is None:
+        adj = graph.affinity(loss, alpha) if graph is not None else affinity(x, loss, alpha)
+    a = adj
     if k_eff < 2 or not (a > 0).any():
         reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
         soft = np.zeros((n, int(k)), np.float32)
@@ -108,16 +108,15 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
 
     with torch.enable_grad():
-        g_init = torch.Generator().manual_seed(int(seed))
-        g_drop = torch.Generator().manual_seed(int(seed) + 1)
-        if model is None:
-            model = DeepCutGNN.create(x.shape[1], k_eff, g_init)
-        elif model.conv.in_channels != x.shape[1]:
-            raise ConfigError(f"warm-start model expects {model.conv.in_channels}-d features, got {x.shape[1]}")
+        g_drop = generator(int(seed) + 1, x.device)
+        if model is None:  # drawn on the CPU, so a seed gives the same GNN on every device
+            model = DeepCutGNN.create(x.shape[1], k_eff, generator(int(seed)), device=x.device)
+        elif model.in_dim != x.shape[1]:
+            raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
         ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
         degree = a.sum(dim=-1) if loss == "ncut" else None
         opt = _adamw(model, lr)
-        losses: list[float] = []
+        history: list[torch.Tensor] = []
         model.train()
         for _ in range(int(epochs)):
             opt.zero_grad(set_to_none=True)
@@ -129,12 +128,13 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
                 value = cc_loss(a, s)
             value.backward()
             opt.step()
-            losses.append(float(value.detach()))
+            history.append(value.detach())  # read back once at the end: no GPU sync per epoch
         model.eval()
         with torch.no_grad():
             soft = torch.softmax(model.forward_propagated(ax), dim=-1)
-    labels = soft.argmax(dim=-1).numpy().astype(np.int64)
-    return ClusterResult(labels, soft.numpy().astype(np.float32), losses, model, k_eff, note)
+        losses = [float(v) for v in torch.stack(history).cpu()] if history else []
+    labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
+    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note)
 
 
 def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

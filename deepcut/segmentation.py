@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,48 @@ from PIL import Image
 
 from .config import SegmentConfig
 from .utils import colors
+
+
+STAGES = ("stage1", "stage2", "stage3")
+
+
+@dataclass
+class Timings(Mapping):
+    """Seconds spent on one segmentation; a stage that did not run is None.
+
+    Reads like a mapping too (``timings["total"]``, ``timings.get("stage2")``, ``"stage3" in
+    timings``, ``dict(timings.items())``) over the entries that are set.
+    """
+
+    _NAMES: ClassVar[tuple[str, ...]] = ("features", *STAGES, "postprocess", "total")
+
+    features: float = 0.0
+    stage1: float | None = None
+    stage2: float | None = None
+    stage3: float | None = None
+    postprocess: float = 0.0
+    total: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        """The entries that are set, in order: ``features``, ``stage1`` …, ``postprocess``, ``total``."""
+        return {name: getattr(self, name) for name in self._NAMES if getattr(self, name) is not None}
+
+    @property
+    def gnn(self) -> float:
+        """Seconds of GNN training, all stages together."""
+        return sum(getattr(self, s) or 0.0 for s in STAGES)
+
+    def __getitem__(self, key: str) -> float:
+        value = getattr(self, key, None) if key in self._NAMES else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 @dataclass
@@ -27,7 +71,7 @@ class Segmentation:
         soft: ``(h, w, L)`` float32 soft assignment of every patch to each of the ``L`` final labels,
             as given by the stage that produced that label.
         losses: one list per stage run, the training loss after each epoch.
-        timings: seconds spent: ``features``, ``stage1`` … ``stage3``, ``total``.
+        timings: seconds spent (:class:`Timings`: ``features``, ``stage1`` … ``stage3``, ``total``).
         features_cached: whether the ViT features came from the cache.
         image: ``(H, W, 3)`` uint8 input image (for overlays).
         config: the settings used.
@@ -40,7 +84,7 @@ class Segmentation:
     bbox: tuple[int, int, int, int] | None
     soft: np.ndarray
     losses: list[list[float]]
-    timings: dict[str, float]
+    timings: Timings
     features_cached: bool
     image: np.ndarray
     config: SegmentConfig

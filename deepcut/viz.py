@@ -158,7 +158,7 @@ def patch_affinity(features: FeaturesLike, patch: tuple[int, int], loss: str = "
         out = row - top / float(alpha)
     else:
         out = row.clamp(min=0) / top if top > 0 else torch.zeros_like(row)
-    return out.reshape(h, w).numpy().astype(np.float32)
+    return out.reshape(h, w).cpu().numpy().astype(np.float32)
 
 
 def affinity_image(image: np.ndarray, affinity: np.ndarray, patch: tuple[int, int], signed: bool = False,

@@ -17,7 +17,7 @@ from deepcut.evaluation.baselines import kmeans_fit, spectral_fit
 from deepcut.evaluation.datasets import DatasetError, boxes_from_mask, load_dataset, read_binary_mask
 from deepcut.evaluation.report import (comparison_table, load_results, paired_comparison, plot_distributions,
                                       tables_by_task)
-from deepcut.predictor import run_stages
+from deepcut.pipeline import run_stages
 from deepcut.utils.masks import bbox_of
 
 
@@ -202,7 +202,7 @@ def test_baselines_share_deepcut_orientation_rule(fit):
     centre[4:8, 4:8] = True
     feats[centre.ravel()] = rng.normal(size=8)
     feats += 0.01 * rng.normal(size=feats.shape)
-    out = run_stages(torch.from_numpy(feats.astype(np.float32)), grid, SegmentConfig(k=2), fit_fn=fit)
+    out = run_stages(torch.from_numpy(feats.astype(np.float32)), grid, SegmentConfig(k=2), clusterer=fit)
     assert np.array_equal(out.labels.reshape(grid) == 1, centre)
     assert out.foreground_labels == [1]
 

@@ -19,8 +19,10 @@ from conftest import BLUE, RED, YELLOW, disc_frame, moving_disc, shared_data_dir
 from deepcut import DeepCut, SegmentConfig
 from deepcut.cli import main
 from deepcut.errors import ConfigError, DeepCutError, VideoLoadError
-from deepcut.predictor import StageOutput, run_stages
-from deepcut.temporal import LabelTracker, TemporalBackground, consistency, cosegment, labels_permuted, segment_video
+from deepcut.cosegment import cosegment
+from deepcut.evaluation.metrics import consistency, labels_permuted
+from deepcut.pipeline import StageOutput, run_stages
+from deepcut.video import LabelTracker, TemporalBackground, segment_video
 from deepcut.utils.masks import background_label
 from deepcut.video import probe, read_frames, write_video
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import warnings
 from functools import partial
-from typing import Callable
 
 import numpy as np
 import scipy.linalg
@@ -24,7 +23,8 @@ import scipy.sparse.linalg
 import torch
 from scipy.cluster.vq import kmeans2
 
-from ..clustering import ClusterResult, affinity
+from ..clustering import ClusterResult, Clusterer, affinity
+from ..graph import PatchGraph
 from ..errors import ConfigError
 
 #: Graphs :func:`spectral_fit` can cut.
@@ -48,7 +48,7 @@ def _single_cluster(n: int, k: int, reason: str) -> ClusterResult:
     return ClusterResult(np.zeros(n, np.int64), soft, [], None, 1, note=f"one cluster: {reason}")
 
 
-def graph(features, kind: str = "deepcut", tau: float = 0.2, eps: float = 1e-5) -> np.ndarray:
+def build_graph(features, kind: str = "deepcut", tau: float = 0.2, eps: float = 1e-5) -> np.ndarray:
     """The affinity matrix ``(N, N)`` float64 the spectral baseline cuts, from features ``(N, D)``.
 
     * ``"deepcut"``: DeepCut's NCut graph, ``relu(F Fᵀ) / max`` (:func:`deepcut.clustering.affinity`);
@@ -103,8 +103,8 @@ def _prepare(features, k: int) -> tuple[np.ndarray, int, str | None, ClusterResu
 
 
 def kmeans_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
-               n_init: int = 5) -> ClusterResult:
-    """k-means of features ``(N, D)`` into ``k`` clusters (``loss``/``alpha``/``epochs`` are ignored).
+               n_init: int = 5, graph: PatchGraph | None = None) -> ClusterResult:
+    """k-means of features ``(N, D)`` into ``k`` clusters (``loss``/``alpha``/``epochs``/``graph`` are ignored).
 
     Returns labels ``(N,)`` and soft memberships ``(N, k)`` (inverse squared distances, normalised).
     Deterministic for a given ``seed``.
@@ -151,8 +151,11 @@ def spectral_embedding(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
-                 graph_kind: str = "deepcut", n_init: int = 5) -> ClusterResult:
+                 graph_kind: str = "deepcut", n_init: int = 5, graph: PatchGraph | None = None) -> ClusterResult:
     """Spectral normalized cut of features ``(N, D)`` into ``k`` clusters (GNN settings ignored).
+
+    The graph is built from the features by ``graph_kind`` (in float64), so the pipeline's
+    ``graph`` is not used.
 
     ``k = 2``: generalized Fiedler vector ``y = D^-1/2 u₂`` of ``(D - A) y = λ D y``, split at its
     mean; soft memberships are ``0.5 ± 0.5 (y - mean) / max|y - mean|``. ``k > 2``: k-means
@@ -161,7 +164,7 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     x, k_eff, note, degenerate = _prepare(features, k)
     if degenerate is not None:
         return degenerate
-    a = graph(x, graph_kind)
+    a = build_graph(x, graph_kind)
     u, d_isqrt = spectral_embedding(a, k_eff)  # (N, k), the trivial eigenvector first
     if k_eff == 2:
         y = d_isqrt * u[:, 1]
@@ -177,11 +180,7 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     return ClusterResult(labels, _fuzzy_memberships(rows, centroids), [], None, k_eff, note)
 
 
-#: A clustering function with :func:`deepcut.clustering.fit`'s signature.
-FitFn = Callable[..., ClusterResult]
-
-
-def baseline(name: str, spectral_graph: str = "deepcut") -> FitFn:
+def baseline(name: str, spectral_graph: str = "deepcut") -> Clusterer:
     """The clustering function of a baseline: ``"spectral"`` or ``"kmeans"``."""
     if name == "spectral":
         if spectral_graph not in SPECTRAL_GRAPHS:

@@ -15,10 +15,11 @@ Conventions (the ones of TokenCut / Deep Spectral Methods, which DeepCut's paper
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from ..utils.matching import best_matching, iou_matrix
 
 #: β² of the F-measure used by saliency / single-object benchmarks.
 BETA2 = 0.3
@@ -246,16 +247,12 @@ def hungarian_miou(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = 
     g = np.asarray(gt)[v].astype(np.int64)
     if g.size == 0:
         return float("nan"), {}
-    g_ids, gi = np.unique(g, return_inverse=True)
-    p_ids, pi = np.unique(p, return_inverse=True)
-    inter = np.zeros((g_ids.size, p_ids.size), np.float64)
-    np.add.at(inter, (gi, pi), 1)
-    union = inter.sum(1, keepdims=True) + inter.sum(0, keepdims=True) - inter
-    ious = inter / np.maximum(union, 1)
-    rows, cols = linear_sum_assignment(ious, maximize=True)
+    g_ids, p_ids, ious = iou_matrix(g, p)
+    pairs = best_matching(ious)
     per_label = np.zeros(g_ids.size)
-    per_label[rows] = ious[rows, cols]
-    return float(per_label.mean()), {int(g_ids[r]): int(p_ids[c]) for r, c in zip(rows, cols)}
+    for r, c in pairs:
+        per_label[r] = ious[r, c]
+    return float(per_label.mean()), {int(g_ids[r]): int(p_ids[c]) for r, c in pairs}
 
 
 def mean(values: Sequence[float]) -> float:
@@ -263,3 +260,34 @@ def mean(values: Sequence[float]) -> float:
     arr = np.asarray([v for v in values if v is not None], np.float64)
     arr = arr[~np.isnan(arr)]
     return float(arr.mean()) if arr.size else float("nan")
+
+
+# -- video ------------------------------------------------------------------------------------------
+def labels_permuted(prev: np.ndarray, cur: np.ndarray) -> bool:
+    """Whether the labels of two consecutive label maps (same shape) are permuted.
+
+    Among the labels present in both maps, the one-to-one matching of maximal total IoU is
+    computed (Hungarian); the labels are permuted when that matching is strictly better than
+    matching every label with itself, i.e. some part changed its label.
+    """
+    prev, cur = np.asarray(prev), np.asarray(cur)
+    if prev.size != cur.size:
+        raise ValueError(f"label maps differ in size: {prev.size} and {cur.size}")
+    shared = np.intersect1d(np.unique(prev), np.unique(cur))
+    if shared.size < 2:
+        return False
+    _, _, iou = iou_matrix(prev, cur, shared, shared)
+    best = sum(float(iou[r, c]) for r, c in best_matching(iou))
+    return best > float(np.trace(iou)) + 1e-9
+
+
+def consistency(label_maps: Sequence[np.ndarray] | Iterable[np.ndarray]) -> float:
+    """Share of consecutive pairs of label maps whose labels are not permuted (1.0 for < 2 maps)."""
+    prev = None
+    pairs = ok = 0
+    for cur in label_maps:
+        if prev is not None:
+            pairs += 1
+            ok += not labels_permuted(prev, cur)
+        prev = cur
+    return ok / pairs if pairs else 1.0

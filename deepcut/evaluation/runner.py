@@ -93,7 +93,7 @@ def segment_with(model, image, cfg: SegmentConfig, method: str = "deepcut",
                  spectral_graph: str = "deepcut") -> Segmentation:
     """Segment ``image`` with DeepCut's GNN or a baseline clustering of the same features.
 
-    Baselines replace only the clustering of :func:`deepcut.predictor.run_stages`: the features (same
+    Baselines replace only the clustering of :func:`deepcut.pipeline.run_stages`: the features (same
     backbone, layer, facet, resolution, stride), the stages, the foreground orientation rule,
     ``largest_component``, upsampling and boxes are DeepCut's own code.
     """
@@ -101,12 +101,7 @@ def segment_with(model, image, cfg: SegmentConfig, method: str = "deepcut",
         return model.segment(image, cfg)
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
-    fit_fn = baseline(method, spectral_graph)
-    t0 = time.perf_counter()
-    emb, cached_image = model.embed(image, cfg.resolution, cfg.stride)
-    feats, cached_facet = model._facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
-    t_feat = time.perf_counter() - t0
-    return model._finish(emb, feats, cfg, cached_image and cached_facet, t0, t_feat, fit_fn=fit_fn)
+    return model.segment_with(image, cfg, baseline(method, spectral_graph))
 
 
 def segmenter(model, cfg: SegmentConfig, method: str = "deepcut", spectral_graph: str = "deepcut") -> Method:
@@ -264,65 +259,24 @@ def _round(v):
     return v
 
 
-def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = None,
-             progress: bool = True, desc: str = "evaluating") -> dict:
-    """Run ``method`` on every sample of ``dataset`` and score it.
+def score_prediction(pred: Prediction, sample: Sample, task: str) -> tuple[dict, np.ndarray | None]:
+    """The metrics of one prediction: ``(values, F-beta curve or None)``."""
+    if task == "single":
+        return score_single(pred, sample)
+    if task == "video":
+        gt, valid = read_binary_mask(sample.mask)
+        if pred.foreground is None:
+            raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
+        fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool)
+        return {"j": M.iou(fg, gt, valid)}, None
+    if task == "corloc":
+        h, w = pred.labels.shape
+        return score_corloc(pred, sample, (w, h)), None
+    return score_parts(pred, sample), None
 
-    Returns a JSON-ready dict: the task's headline means under the keys of :data:`TASK_METRICS`
-    (plus secondary means), ``num_images``, ``seconds_per_image``, ``per_image`` values,
-    ``per_sequence`` J (video), ``failures`` (key → message) and ``skipped`` (from the dataset).
-    A sample that fails (unreadable image or mask) is reported and left out of the means.
-    """
-    from tqdm import tqdm
 
-    task = dataset.task
-    per_image: dict[str, dict] = {}
-    curves: list[np.ndarray] = []
-    failures: dict[str, str] = {}
-    seconds: list[float] = []
-    bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    headline = TASK_METRICS[task][0]
-    running: list[float] = []
-    for sample in bar:
-        try:
-            pred = method(sample)
-            if task == "single":
-                values, curve = score_single(pred, sample)
-                curves.append(curve)
-            elif task == "video":
-                gt, valid = read_binary_mask(sample.mask)
-                fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool) if pred.foreground is not None else None
-                if fg is None:
-                    raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
-                values = {"j": M.iou(fg, gt, valid)}
-            elif task == "corloc":
-                h, w = pred.labels.shape
-                values = score_corloc(pred, sample, (w, h))
-            else:
-                values = score_parts(pred, sample)
-            if save_masks is not None:
-                save_prediction(pred, mask_path(save_masks, sample.key), task)
-        except ConfigError:
-            raise
-        except (DeepCutError, OSError) as e:
-            msg = str(e)
-            failures[sample.key] = msg
-            bar.write(f"error: {sample.key}: {msg}", file=sys.stderr)
-            continue
-        except MemoryError:
-            failures[sample.key] = "out of memory"
-            bar.write(f"error: {sample.key}: out of memory", file=sys.stderr)
-            continue
-        values["seconds"] = pred.seconds
-        if pred.notes:
-            values["notes"] = pred.notes
-        seconds.append(pred.seconds)
-        per_image[sample.key] = values
-        key = "correct" if task == "corloc" else headline
-        running.append(float(values[key]))
-        bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
-    bar.close()
-
+def summarize(task: str, dataset: Dataset, per_image: dict[str, dict], curves: list[np.ndarray]) -> dict:
+    """The task's means over the scored samples (see :func:`evaluate`)."""
     out: dict = {"task": task, "num_images": len(per_image)}
     vals = list(per_image.values())
     if task == "single":
@@ -343,11 +297,52 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
         out["j_frames"] = M.mean([v["j"] for v in vals])
         out["per_sequence"] = {seq: {"j": j, "frames": len(by_seq[seq])} for seq, j in per_seq.items()}
     else:
-        out["nmi"] = M.mean([v["nmi"] for v in vals])
-        out["ari"] = M.mean([v["ari"] for v in vals])
-        out["miou"] = M.mean([v["miou"] for v in vals])
-        out["fg_iou"] = M.mean([v["fg_iou"] for v in vals])
-    out["seconds_per_image"] = M.mean(seconds)
+        for key in ("nmi", "ari", "miou", "fg_iou"):
+            out[key] = M.mean([v[key] for v in vals])
+    return out
+
+
+def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = None,
+             progress: bool = True, desc: str = "evaluating") -> dict:
+    """Run ``method`` on every sample of ``dataset`` and score it.
+
+    Returns a JSON-ready dict: the task's headline means under the keys of :data:`TASK_METRICS`
+    (plus secondary means), ``num_images``, ``seconds_per_image``, ``per_image`` values,
+    ``per_sequence`` J (video), ``failures`` (key → message) and ``skipped`` (from the dataset).
+    A sample that fails (unreadable image or mask) is reported and left out of the means.
+    """
+    from tqdm import tqdm
+
+    task = dataset.task
+    per_image: dict[str, dict] = {}
+    curves: list[np.ndarray] = []
+    failures: dict[str, str] = {}
+    bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    headline = TASK_METRICS[task][0]
+    running: list[float] = []
+    for sample in bar:
+        try:
+            pred = method(sample)
+            values, curve = score_prediction(pred, sample, task)
+            if save_masks is not None:
+                save_prediction(pred, mask_path(save_masks, sample.key), task)
+        except ConfigError:
+            raise
+        except (DeepCutError, OSError, MemoryError) as e:
+            failures[sample.key] = "out of memory" if isinstance(e, MemoryError) else str(e)
+            bar.write(f"error: {sample.key}: {failures[sample.key]}", file=sys.stderr)
+            continue
+        if curve is not None:
+            curves.append(curve)
+        values["seconds"] = pred.seconds
+        if pred.notes:
+            values["notes"] = pred.notes
+        per_image[sample.key] = values
+        running.append(float(values["correct" if task == "corloc" else headline]))
+        bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
+    bar.close()
+    out = summarize(task, dataset, per_image, curves)
+    out["seconds_per_image"] = M.mean([v["seconds"] for v in per_image.values()])
     out["per_image"] = per_image
     out["failures"] = failures
     out["skipped"] = dict(dataset.skipped)

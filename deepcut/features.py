@@ -1,0 +1,255 @@
+"""The feature store: every front end gets its patch features here.
+
+Images, batches of images, video frames, co-segmentation, evaluation and the teaching view all ask
+one :class:`FeatureStore` for :class:`PatchFeatures`. It owns
+
+* the resize to the patch grid and the (batched) ViT forward pass;
+* the cache of image embeddings (one resumable :class:`~deepcut.modeling.base.TokenState` per image,
+  resolution and stride), so another layer, facet, k or loss never reruns the ViT;
+* the per-embedding memo of facets and of the Gram matrix ``F Fᵀ`` of the last facet used;
+* the log-binned descriptor.
+
+Features and Gram matrices live on the backbone's device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .config import SegmentConfig
+from .graph import PatchGraph
+from .modeling.base import Backbone, TokenState
+from .utils.descriptors import log_bin as log_bin_features
+from .utils.image import ImageLike, grid_size, image_fingerprint, load_image, resize_for_grid
+
+#: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each).
+GRAM_CACHE_MAX_PATCHES = 4096
+#: A batch's attention maps are bounded by ``batch * tokens**2 <= ATTENTION_BUDGET``
+#: (8 images of 1226 tokens: ViT-S/8 at 280 px), so fine grids are embedded in smaller batches.
+ATTENTION_BUDGET = 8 * 1226 ** 2
+
+FacetKey = tuple[int, str, bool]
+
+
+@dataclass
+class ImageEmbedding:
+    """The cached forward pass of one image at one resolution and stride.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 input image.
+        work: ``(H', W', 3)`` uint8 resized image the backbone saw.
+        grid: patch grid ``(h, w)``.
+        state: the backbone's resumable forward state.
+        facets: memo of ``(layer, facet, log_bin) → (h*w, D)`` features (``(h*w, 17 D)`` log-binned).
+        gram: ``(facet key, W = F Fᵀ (N, N))`` of the last facet whose graph was asked for.
+    """
+
+    image: np.ndarray
+    work: np.ndarray
+    grid: tuple[int, int]
+    state: TokenState
+    facets: dict[FacetKey, torch.Tensor] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    gram: tuple[FacetKey, torch.Tensor] | None = None
+
+
+@dataclass
+class PatchFeatures:
+    """The features of one image, ready for the pipeline.
+
+    Attributes:
+        features: ``(N, D)`` float32 on the backbone's device, ``N = h * w``, row-major over ``grid``.
+        grid: patch grid ``(h, w)``.
+        image: ``(H, W, 3)`` uint8 input image.
+        work_size: ``(H', W')`` of the resized image the backbone saw.
+        cached: whether nothing had to be computed (embedding and facet came from the cache).
+        seconds: time spent getting them.
+        gram: ``F Fᵀ`` ``(N, N)`` when known (cached for graphs of up to
+            :data:`GRAM_CACHE_MAX_PATCHES` patches), else None.
+    """
+
+    features: torch.Tensor
+    grid: tuple[int, int]
+    image: np.ndarray
+    work_size: tuple[int, int]
+    cached: bool = False
+    seconds: float = 0.0
+    gram: torch.Tensor | None = None
+
+    def graph(self) -> PatchGraph:
+        """The patch graph of these features (its affinities are sliced from :attr:`gram` if known)."""
+        return PatchGraph(self.features, self.gram)
+
+
+def batch_size_for(grid: tuple[int, int], batch_size: int) -> int:
+    """``batch_size`` lowered so that the batch's attention maps stay within :data:`ATTENTION_BUDGET`."""
+    tokens = grid[0] * grid[1] + 1
+    return max(1, min(int(batch_size), ATTENTION_BUDGET // (tokens * tokens)))
+
+
+def _select(state: TokenState, j: int, batch: int) -> TokenState:
+    """The state of image ``j`` of a batch of ``batch`` (the state itself for a batch of one)."""
+    if batch == 1:
+        return state
+    pick = (lambda t: t[j:j + 1] if isinstance(t, torch.Tensor) else t)
+    return TokenState(grid=state.grid, hidden=[pick(h) for h in state.hidden], prefix=state.prefix,
+                      extra={k: pick(v) for k, v in state.extra.items()})
+
+
+class FeatureStore:
+    """Patch features of images for one backbone, with a cache of forward passes.
+
+    Thread safe: the cache and every embedding are locked.
+
+    Args:
+        backbone: the feature extractor (on the device features should live on).
+        cache_size: how many image embeddings to keep (least recently used ones are dropped).
+    """
+
+    def __init__(self, backbone: Backbone, cache_size: int = 4) -> None:
+        self.backbone = backbone
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- geometry -----------------------------------------------------------------------------------
+    def grid(self, size: tuple[int, int], resolution: int, stride: int | None) -> tuple[int, int]:
+        """Patch grid ``(h, w)`` of an image of ``size = (H, W)`` at ``resolution`` and ``stride``."""
+        stride = self.backbone.check_stride(stride)
+        return grid_size(size[0], size[1], int(resolution), self.backbone.patch_size, stride)
+
+    def _work(self, img: np.ndarray, resolution: int, stride: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+        grid = self.grid(img.shape[:2], resolution, stride)
+        return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride)), grid
+
+    # -- embeddings ---------------------------------------------------------------------------------
+    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
+        """The (cached) forward state of an image: ``(embedding, was_cached)``."""
+        (emb, cached), = self.embed_many([image], resolution, stride)
+        return emb, cached
+
+    def embed_many(self, images: Sequence[ImageLike], resolution: int = 280, stride: int | None = None,
+                   batch_size: int = 8, cache: bool = True, facet: tuple[int, str] | None = None
+                   ) -> list[tuple[ImageEmbedding, bool]]:
+        """Embeddings of several images: those not cached go through the backbone in batches of
+        images of the same grid (at most ``batch_size``, fewer for fine grids). ``facet = (layer,
+        name)`` runs the batch through the ViT up to that layer at once (and memoises that facet);
+        without it the blocks run lazily, image by image. Returns ``(embedding, was_cached)`` per
+        image, in order. ``cache=False`` leaves the cache as it is (video frames)."""
+        stride = self.backbone.check_stride(stride)
+        imgs = [load_image(im) for im in images]
+        keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
+        out: list[tuple[ImageEmbedding, bool] | None] = [None] * len(imgs)
+        todo: dict[tuple[int, int], list[int]] = {}
+        for i, (img, key) in enumerate(zip(imgs, keys)):
+            hit = self._lookup(key) if key is not None else None
+            if hit is not None:
+                out[i] = (hit, True)
+            else:
+                todo.setdefault(img.shape[:2], []).append(i)
+        for idx in todo.values():
+            step = batch_size_for(self.grid(imgs[idx[0]].shape[:2], resolution, stride), batch_size)
+            for a in range(0, len(idx), step):
+                chunk = idx[a:a + step]
+                embs = self._embed_batch([imgs[i] for i in chunk], resolution, stride, facet)
+                for i, emb in zip(chunk, embs):
+                    out[i] = (emb, False)
+                    if keys[i] is not None:
+                        self._remember(keys[i], emb)
+        return out  # type: ignore[return-value]
+
+    def _embed_batch(self, imgs: list[np.ndarray], resolution: int, stride: int,
+                     facet: tuple[int, str] | None) -> list[ImageEmbedding]:
+        """One backbone call for images of one size; each gets its own slice of the state."""
+        works = [self._work(img, resolution, stride)[0] for img in imgs]
+        state = self.backbone.embed(np.stack(works), stride)
+        feats = None
+        if facet is not None:
+            layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
+            feats = self.backbone.facet(state, layer, facet[1])  # (B, N, D): runs the blocks once
+        embs = []
+        for j, (img, work) in enumerate(zip(imgs, works)):
+            emb = ImageEmbedding(image=img, work=work, grid=state.grid, state=_select(state, j, len(imgs)))
+            if feats is not None:
+                emb.facets[(layer, facet[1], False)] = feats[j]
+            embs.append(emb)
+        return embs
+
+    def _lookup(self, key: tuple) -> ImageEmbedding | None:
+        with self._lock:
+            emb = self._cache.get(key)
+            if emb is not None:
+                self._cache.move_to_end(key)
+            return emb
+
+    def _remember(self, key: tuple, emb: ImageEmbedding) -> None:
+        with self._lock:
+            self._cache[key] = emb
+            while len(self._cache) > max(self.cache_size, 1):
+                self._cache.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every cached embedding."""
+        with self._lock:
+            self._cache.clear()
+
+    # -- facets ---------------------------------------------------------------------------------------
+    def facet(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> tuple[torch.Tensor, bool]:
+        """Features ``(h*w, D)`` of one layer / facet of an embedding: ``(features, was_memoised)``."""
+        layer = self.backbone.check_layer_facet(int(layer), facet)
+        key = (layer, facet, bool(log_bin))
+        with emb.lock:
+            if key in emb.facets:
+                return emb.facets[key], True
+            plain = emb.facets.get((layer, facet, False))
+            if plain is None:
+                plain = self.backbone.facet(emb.state, layer, facet)[0]
+                emb.facets[(layer, facet, False)] = plain
+            feats = log_bin_features(plain, emb.grid) if log_bin else plain
+            emb.facets[key] = feats
+            return feats, False
+
+    def gram(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> torch.Tensor | None:
+        """``F Fᵀ`` ``(N, N)`` of a facet, kept in the embedding for graphs of up to
+        :data:`GRAM_CACHE_MAX_PATCHES` patches (only the last facet's); None for larger graphs."""
+        feats, _ = self.facet(emb, layer, facet, log_bin)
+        if feats.shape[0] > GRAM_CACHE_MAX_PATCHES:
+            return None
+        key = (self.backbone.check_layer_facet(int(layer), facet), facet, bool(log_bin))
+        with emb.lock:
+            if emb.gram is None or emb.gram[0] != key:
+                f = feats.float()
+                emb.gram = (key, f @ f.T)
+            return emb.gram[1]
+
+    # -- what the pipeline needs ----------------------------------------------------------------------
+    def patch_features(self, emb: ImageEmbedding, cfg: SegmentConfig, cached: bool = False,
+                       seconds: float = 0.0, gram: bool = True) -> PatchFeatures:
+        """:class:`PatchFeatures` of an embedding under ``cfg`` (layer, facet, log_bin)."""
+        t = time.perf_counter()
+        feats, memo = self.facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
+        g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
+        return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
+                             seconds + time.perf_counter() - t, g)
+
+    def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
+        """The features of one image under ``cfg`` (cached)."""
+        t = time.perf_counter()
+        emb, cached = self.embed(image, cfg.resolution, cfg.stride)
+        return self.patch_features(emb, cfg, cached, time.perf_counter() - t, gram)
+
+    def get_many(self, images: Sequence[ImageLike], cfg: SegmentConfig, batch_size: int = 8,
+                 cache: bool = True, gram: bool = True) -> list[PatchFeatures]:
+        """The features of several images under ``cfg``, the ViT batched over images of one grid;
+        each gets an equal share of the time spent."""
+        t = time.perf_counter()
+        embs = self.embed_many(images, cfg.resolution, cfg.stride, batch_size, cache, (cfg.layer, cfg.facet))
+        share = (time.perf_counter() - t) / max(len(embs), 1)
+        return [self.patch_features(emb, cfg, cached, share, gram) for emb, cached in embs]

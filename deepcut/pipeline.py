@@ -1,0 +1,257 @@
+"""DeepCut's clustering stages and post-processing: patch graph → labels → :class:`Segmentation`.
+
+Every front end (one image, video, co-segmentation, evaluation baselines) runs :func:`run_stages`
+on a :class:`~deepcut.graph.PatchGraph` and turns the result into a
+:class:`~deepcut.segmentation.Segmentation` with :func:`to_segmentation`:
+
+1. ``k``-way clustering (a bipartition when ``stages >= 2``); with two segments the one covering
+   most of the border is the background (label 0);
+2. the foreground is split into ``k`` parts (labels ``1 … k``);
+3. the background is split into ``bg_k`` parts (label 0 and ``k+1 …``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .clustering import ClusterResult, Clusterer, fit
+from .config import SegmentConfig
+from .features import PatchFeatures
+from .graph import PatchGraph
+from .segmentation import Segmentation, Timings
+from .utils.masks import background_label, bbox_of, largest_component, upsample_labels, upsample_segmentation
+
+Grid = tuple[int, int]
+
+
+@dataclass
+class StageOutput:
+    """Patch-level result of the clustering stages (``N = h * w`` patches, or the patches of several
+    stacked images).
+
+    Attributes:
+        labels: ``(N,)`` int final labels.
+        soft: ``(N, L)`` soft assignment of each patch to each final label.
+        foreground_labels: labels that form the foreground, None without a bipartition.
+        losses: one list per stage run, the loss after each epoch.
+        timings: seconds per stage (only the ``stage*`` fields are set).
+        notes: anything worth telling the user.
+        models: the trained GNN of stages 1-3 (None: not run).
+    """
+
+    labels: np.ndarray
+    soft: np.ndarray
+    foreground_labels: list[int] | None
+    losses: list[list[float]]
+    timings: Timings
+    notes: list[str]
+    models: list = field(default_factory=list)
+
+
+@dataclass
+class Tracking:
+    """Options of :func:`run_stages` for labels that must agree across frames (video).
+
+    Attributes:
+        warm: the trained GNN of each stage of the previous frame (``StageOutput.models``), trained
+            further instead of a fresh one (the paper's warm start).
+        keep_cluster_ids: number segments by the GNN's cluster index instead of by size, so that a
+            warm-started GNN keeps each part's label (background parts then start at ``k + 1``).
+        background_fn: ``background_fn(stage-1 cluster ids (N,)) -> id`` picks the background
+            cluster of stage 1 instead of the border rule.
+    """
+
+    warm: list | None = None
+    keep_cluster_ids: bool = False
+    background_fn: Callable[[np.ndarray], int] | None = None
+
+
+def as_grids(grid: Grid | Sequence[Grid]) -> list[Grid]:
+    """``grid`` as a list of per-image grids: ``(h, w)`` is one image, ``[(h1, w1), …]`` several."""
+    if len(grid) == 2 and all(isinstance(v, (int, np.integer)) for v in grid):
+        return [(int(grid[0]), int(grid[1]))]  # type: ignore[index]
+    return [(int(h), int(w)) for h, w in grid]  # type: ignore[misc]
+
+
+def split_maps(values: np.ndarray, grids: list[Grid]) -> list[np.ndarray]:
+    """Cut ``(N,)`` per-patch values of stacked images into one ``(h_i, w_i)`` map per image."""
+    offsets = np.cumsum([0] + [h * w for h, w in grids])
+    return [values[a:b].reshape(g) for a, b, g in zip(offsets[:-1], offsets[1:], grids)]
+
+
+def _background(labels: np.ndarray, grids: list[Grid], ignore: int | None = None) -> int:
+    """:func:`background_label` of ``(N,)`` labels of one image or of several stacked images."""
+    if len(grids) == 1:
+        return background_label(labels.reshape(grids[0]), ignore=ignore)
+    return background_label(split_maps(labels, grids), ignore=ignore)
+
+
+def _order_by_size(labels: np.ndarray) -> np.ndarray:
+    """Map raw cluster ids to ``0 … m-1`` by decreasing size: returns ``(N,)`` new labels."""
+    ids, counts = np.unique(labels, return_counts=True)
+    rank = {int(i): r for r, i in enumerate(ids[np.argsort(-counts, kind="stable")])}
+    return np.array([rank[int(v)] for v in labels], dtype=np.int64)
+
+
+def _scatter_soft(soft: np.ndarray, rows: np.ndarray, result: ClusterResult, new_labels: np.ndarray) -> np.ndarray:
+    """Write a stage's soft assignments into the final label columns of ``soft`` for ``rows``
+    (widening ``soft`` when a new label needs a column); returns the (possibly new) array."""
+    extra = int(new_labels.max()) + 1 - soft.shape[1]
+    if extra > 0:
+        soft = np.concatenate([soft, np.zeros((soft.shape[0], extra), np.float32)], axis=1)
+    soft[rows] = 0.0
+    for raw in np.unique(result.labels):
+        target = int(new_labels[np.flatnonzero(result.labels == raw)[0]])
+        soft[rows, target] = result.soft[:, raw]
+    return soft
+
+
+class _Stages:
+    """The state threaded through the stages of one :func:`run_stages` call."""
+
+    def __init__(self, graph: PatchGraph, grids: list[Grid], cfg: SegmentConfig, clusterer: Clusterer,
+                 tracking: Tracking) -> None:
+        self.graph, self.grids, self.cfg, self.clusterer, self.tracking = graph, grids, cfg, clusterer, tracking
+        self.rank = (lambda v: np.asarray(v, np.int64)) if tracking.keep_cluster_ids else _order_by_size
+        self.models: list = [None, None, None]
+        self.losses: list[list[float]] = []
+        self.notes: list[str] = []
+        self.timings = Timings()
+
+    def background(self, raw: np.ndarray) -> int:
+        fn = self.tracking.background_fn
+        return fn(raw) if fn is not None else _background(raw, self.grids)
+
+    def fit(self, stage: int, rows: np.ndarray | None, k: int) -> ClusterResult:
+        """Cluster the subgraph of ``rows`` (all patches when None) in ``stage`` (0-based)."""
+        t = time.perf_counter()
+        sub = self.graph.subgraph(rows)
+        warm = self.tracking.warm
+        prev = warm[stage] if warm is not None and stage < len(warm) else None
+        kw = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
+                  seed=self.cfg.seed, graph=sub)
+        result = self.clusterer(sub.features, model=prev, **kw) if prev is not None else self.clusterer(sub.features, **kw)
+        self.models[stage] = result.model
+        setattr(self.timings, f"stage{stage + 1}", time.perf_counter() - t)
+        self.losses.append(result.losses)
+        if result.note:
+            self.notes.append(f"stage {stage + 1}: {result.note}")
+        return result
+
+
+def _first_stage(st: _Stages) -> tuple[np.ndarray, np.ndarray, list[int] | None]:
+    """Stage 1: ``(labels (N,), soft (N, L), foreground labels or None)``."""
+    cfg, n = st.cfg, st.graph.num_nodes
+    r1 = st.fit(0, None, cfg.first_stage_k)
+    raw = r1.labels
+    bg = st.background(raw)
+    if cfg.stages >= 2 or cfg.k == 2:  # a foreground/background bipartition
+        fg = raw != bg
+        if cfg.largest_component:
+            fg = np.concatenate([largest_component(m).ravel() for m in split_maps(fg, st.grids)])
+        soft = np.zeros((n, 2), np.float32)
+        soft[:, 0] = r1.soft[:, bg]
+        soft[:, 1] = 1.0 - r1.soft[:, bg]
+        if not fg.any():
+            st.notes.append("no foreground found (the whole image is one segment)")
+        return fg.astype(np.int64), soft, [1]
+    if cfg.largest_component:
+        st.notes.append("largest_component applies to a foreground/background split (k=2 or stages>=2); ignored")
+    by_size = st.rank(raw)
+    # background first, then the other segments by decreasing size
+    bg_rank = int(by_size[np.flatnonzero(raw == bg)[0]])
+    labels = np.where(by_size == bg_rank, 0, by_size + (by_size < bg_rank))
+    soft = np.zeros((n, max(np.unique(raw).size, int(labels.max()) + 1)), np.float32)
+    return labels, _scatter_soft(soft, np.arange(n), r1, labels), None
+
+
+def _split_part(st: _Stages, stage: int, labels: np.ndarray, soft: np.ndarray, part: int, k: int,
+                name: str, new_labels: Callable[[ClusterResult, np.ndarray], np.ndarray], keep_columns: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Stages 2 and 3: cluster the patches labelled ``part`` into ``k`` and relabel them with
+    ``new_labels(result, rows)``; ``keep_columns``: only the first columns of ``soft`` survive (the
+    split part's own column goes). Returns ``(labels, soft, the part's new labels or None if skipped)``."""
+    rows = np.flatnonzero(labels == part)
+    if rows.size < 2:
+        st.notes.append(f"stage {stage + 1} skipped: the {name} has fewer than 2 patches")
+        return labels, soft, None
+    result = st.fit(stage, rows, k)
+    parts = new_labels(result, rows)
+    labels = labels.copy()
+    labels[rows] = parts
+    if keep_columns is not None:
+        soft = soft[:, :keep_columns].copy()
+    return labels, _scatter_soft(soft, rows, result, parts), parts
+
+
+def run_stages(graph: PatchGraph | torch.Tensor, grid: Grid | Sequence[Grid], cfg: SegmentConfig,
+               clusterer: Clusterer = fit, tracking: Tracking | None = None) -> StageOutput:
+    """DeepCut's 1–3 clustering stages on a patch graph laid out on ``grid`` (see the module doc).
+
+    Args:
+        graph: the patches' :class:`PatchGraph` (or their features ``(N, D)``).
+        grid: ``(h, w)``, or a list of grids when ``graph`` stacks the patches of several images
+            (one graph, one GNN); the background is then what covers most of their borders together.
+        cfg: the settings.
+        clusterer: clusters each stage (default: the GNN, :func:`~deepcut.clustering.fit`); a baseline
+            of :mod:`deepcut.evaluation.baselines` gets the same stages and post-processing.
+        tracking: video options (warm start, label numbering, background choice).
+    """
+    graph = graph if isinstance(graph, PatchGraph) else PatchGraph(graph)
+    st = _Stages(graph, as_grids(grid), cfg, clusterer, tracking or Tracking())
+    labels, soft, fg_labels = _first_stage(st)
+    if cfg.stages >= 2:
+        labels, soft, parts = _split_part(st, 1, labels, soft, 1, cfg.k, "foreground",
+                                          lambda r, rows: 1 + st.rank(r.labels), keep_columns=1)
+        if parts is not None:
+            fg_labels = sorted(int(v) for v in np.unique(parts))
+    if cfg.stages >= 3:
+        base = int(cfg.k) if st.tracking.keep_cluster_ids else int(labels.max())
+        labels, soft, _ = _split_part(st, 2, labels, soft, 0, cfg.bg_k, "background",
+                                      lambda r, rows: _background_parts(st, r, rows, base))
+    return StageOutput(labels, soft, fg_labels, st.losses, st.timings, st.notes, st.models)
+
+
+def _background_parts(st: _Stages, result: ClusterResult, rows: np.ndarray, base: int) -> np.ndarray:
+    """Stage 3's labels: the background part touching the border most keeps label 0, the others
+    follow ``base``."""
+    sub = np.full(st.graph.num_nodes, -1, np.int64)
+    sub[rows] = result.labels
+    main = _background(sub, st.grids, ignore=-1)
+    ranked = st.rank(result.labels)
+    main_rank = int(ranked[np.flatnonzero(result.labels == main)[0]])
+    return np.where(ranked == main_rank, 0, base + 1 + ranked - (ranked > main_rank))
+
+
+def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, t0: float) -> Segmentation:
+    """Turn the patch labels of one image into its :class:`Segmentation` at the input's size.
+
+    Args:
+        out: the stages' output for the image's ``N = h * w`` patches.
+        feats: the image's features (image, working size, grid, cache flag, seconds).
+        t0: ``time.perf_counter()`` when the work on this image started.
+    """
+    t = time.perf_counter()
+    h, w = feats.grid
+    patch_labels = out.labels.reshape(h, w).astype(np.int32)
+    height, width = feats.image.shape[:2]
+    foreground = bbox = None
+    if out.foreground_labels is None:
+        labels = upsample_labels(patch_labels, tuple(feats.work_size), (height, width))
+    else:
+        labels, foreground = upsample_segmentation(patch_labels, tuple(feats.work_size), (height, width),
+                                                   out.foreground_labels)
+        bbox = bbox_of(foreground)
+    timings = Timings(features=feats.seconds, stage1=out.timings.stage1, stage2=out.timings.stage2,
+                      stage3=out.timings.stage3, postprocess=time.perf_counter() - t)
+    timings.total = time.perf_counter() - t0
+    return Segmentation(
+        labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
+        soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=feats.cached,
+        image=feats.image, config=cfg, notes=list(out.notes),
+    )

@@ -1,0 +1,34 @@
+"""Video: reading and writing (:mod:`.reader`, :mod:`.writer`, :mod:`.frames`), label tracking
+(:mod:`.tracking`) and the segmenter that carries the GNN from frame to frame (:mod:`.segmenter`).
+
+The segmenter and tracker load on first use, so reading and writing videos does not import the
+pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .frames import (DEFAULT_FPS, FRAME_SUFFIXES, MAX_SIDE, VIDEO_SUFFIXES, WRITE_SUFFIXES, VideoInfo, VideoLike,
+                     fit_within, frame_files)
+from .reader import FrameReader, probe, read_frames
+from .writer import write_video
+
+if TYPE_CHECKING:
+    from .segmenter import VideoSegmentation, default_warm_epochs, segment_video
+    from .tracking import LabelTracker, TemporalBackground
+
+_LAZY = {"VideoSegmentation": "segmenter", "segment_video": "segmenter", "default_warm_epochs": "segmenter",
+         "VideoStats": "segmenter", "LabelTracker": "tracking", "TemporalBackground": "tracking",
+         "relabel": "tracking"}
+
+__all__ = ["DEFAULT_FPS", "FRAME_SUFFIXES", "MAX_SIDE", "VIDEO_SUFFIXES", "WRITE_SUFFIXES", "FrameReader",
+           "VideoInfo", "VideoLike", "fit_within", "frame_files", "probe", "read_frames", "write_video", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
