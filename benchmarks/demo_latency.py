@@ -45,7 +45,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from deepcut.demo import DemoSession
-    from deepcut.modeling.backbones import load_backbone
+    from deepcut.loading import load_backbone
 
     backbones = {"color": "color"}
     tmp = tempfile.mkdtemp(prefix="deepcut-bench-")
@@ -71,7 +71,7 @@ def measure(session, name: str, image: str, res: int, repeats: int) -> list[str]
     session.model(name)  # load once, as the app does at start-up
 
     def first():
-        session.model(name)[0].clear_cache()
+        session.model(name).model.clear_cache()
         return session.segment(image, backbone=name, resolution=res)
 
     t_first = timed(first, repeats)

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import disc_image, disc_mask, iou, moving_disc
 from deepcut.clustering import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
-from deepcut.modeling.backbones import weights_available
+from deepcut.loading import weights_available
 from deepcut.viz import affinity_image, loss_figure, patch_affinity, pixel_to_patch, soft_maps
 
 
@@ -198,3 +198,117 @@ def test_local_weights_folder_and_layer_clamp(tmp_path):
     assert r.backbone == str(tmp_path / "tiny-vit") and r.depth == 2
     assert r.seg.config.layer == 1
     assert any("layer 11 does not exist" in n for n in r.notices)
+
+
+def test_affinity_view_shows_the_log_binned_graph_that_was_segmented(session):
+    from deepcut.demo.teaching import patch_row
+
+    for loss in ("ncut", "cc"):
+        r = session.segment(disc_image(96, blob=True), resolution=96, log_bin=True, loss=loss)
+        cfg = r.seg.config
+        assert cfg.log_bin and cfg.loss == loss
+        model = session.model(r.backbone).model
+        binned = model.features(r.seg.image, cfg.layer, cfg.facet, cfg.resolution, cfg.stride, log_bin=True).cpu()
+        plain = model.features(r.seg.image, cfg.layer, cfg.facet, cfg.resolution, cfg.stride).cpu()
+        h, w, d = binned.shape
+        assert d > plain.shape[-1]
+        x, y = 20.0, 70.0
+        patch = pixel_to_patch(x, y, r.seg.image.shape[:2], (h, w))
+        i = patch[0] * w + patch[1]
+        expected = affinity(binned.reshape(h * w, -1), loss, cfg.alpha)[i].reshape(h, w).numpy()
+        without = affinity(plain.reshape(h * w, -1), loss, cfg.alpha)[i].reshape(h, w).numpy()
+        assert np.abs(expected - without).max() > 1e-2  # the test tells the two apart
+        # The row the view draws is the row of the graph that was segmented ...
+        shown = patch_row(model, r, x, y)
+        assert shown.patch == patch
+        np.testing.assert_allclose(shown.weights, expected, rtol=1e-4, atol=1e-5)
+        # ... and so is the picture the visitor sees.
+        pic, caption = session.affinity(r, x, y)
+        drawn = affinity_image(r.seg.image, expected, patch, signed=loss == "cc", longest=512)
+        assert np.abs(np.asarray(pic, dtype=int) - np.asarray(drawn, dtype=int)).max() <= 2
+        assert f"row {patch[0]}, col {patch[1]}" in caption
+
+
+def test_model_pool_builds_once_shares_and_drops_the_least_recently_used(monkeypatch):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from deepcut import pool as pool_module
+    from deepcut.pool import ModelPool
+
+    built = []
+    lock = threading.Lock()
+
+    class FakeDeepCut:
+        def __init__(self, name, cache_size, device, pretrained=True):
+            time.sleep(0.05)  # a slow build: concurrent callers must wait for it, not build again
+            with lock:
+                built.append((name, cache_size, device))
+            self.backbone = SimpleNamespace(depth=1)
+
+    monkeypatch.setattr(pool_module, "DeepCut", FakeDeepCut)
+    p = ModelPool("a", max_models=2, cache_size=5, device="cpu")
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda _: p.get(), range(8)))
+    assert built == [("a", 5, "cpu")]
+    assert len({id(g.model) for g in got}) == 1 and all(g.backbone == "a" and g.notice is None for g in got)
+    p.get("b")
+    p.get("a")  # a is now the most recently used
+    p.get("c")  # drops b
+    assert p.loaded("a") and p.loaded("c") and not p.loaded("b")
+
+
+def test_model_pool_falls_back_and_retries_later(monkeypatch):
+    from types import SimpleNamespace
+
+    from deepcut import pool as pool_module
+    from deepcut.errors import BackboneLoadError
+    from deepcut.pool import FALLBACK_BACKBONE, ModelPool
+
+    tries = []
+    online = {"value": False}
+
+    class FlakyDeepCut:
+        def __init__(self, name, cache_size, device, pretrained=True):
+            tries.append(name)
+            if name != FALLBACK_BACKBONE and not online["value"]:
+                raise BackboneLoadError(f"no weights for {name} offline")
+            self.backbone = SimpleNamespace(depth=12)
+
+    monkeypatch.setattr(pool_module, "DeepCut", FlakyDeepCut)
+    p = ModelPool("dino_vitb16", retry_after=1000.0)
+    model, used, notice = p.get()
+    assert used == FALLBACK_BACKBONE and "dino_vitb16" in notice and "offline" in p.failure("dino_vitb16")
+    online["value"] = True
+    assert p.get().backbone == FALLBACK_BACKBONE  # not tried again so soon
+    assert tries == ["dino_vitb16", FALLBACK_BACKBONE]
+    p.retry_after = 0.0
+    got = p.get()  # tried again: the network is back
+    assert (got.backbone, got.notice) == ("dino_vitb16", None) and got.model.backbone.depth == 12
+    assert p.failure("dino_vitb16") is None
+    marked = {c.name: c.available for c in p.choices()}
+    assert marked["dino_vitb16"] is True and marked["color"] is True
+    online["value"] = False
+    with pytest.raises(BackboneLoadError):
+        p.get("/no/such/model/folder")  # not registered: no fallback, the caller asked for it
+
+
+def test_model_pool_and_session_use_the_given_device():
+    from deepcut.errors import ConfigError
+    from deepcut.pool import ModelPool
+
+    with pytest.raises(ConfigError):
+        ModelPool("color", device="no-such-device")
+    s = DemoSession(default_backbone="color", device="cpu")
+    assert s.model().model.device == torch.device("cpu")
+
+
+def test_page_values_become_config_fields():
+    from deepcut.demo.settings import from_page
+
+    got = from_page({"k": 3.0, "loss": "cc", "alpha": 2, "ep1": 5.0, "ep2": 20, "ep3": 7, "largest": 1,
+                     "seed": None, "resolution": 96.0})
+    assert got == {"k": 3, "loss": "cc", "alpha": 2.0, "largest_component": True, "seed": None, "resolution": 96,
+                   "epochs": (5, 20, 7)}
+    assert type(got["k"]) is int and type(got["alpha"]) is float and type(got["resolution"]) is int

@@ -1,0 +1,146 @@
+"""The page's controls, made from :class:`~deepcut.config.SegmentConfig`'s field metadata.
+
+Every setting's kind of control, label, range, step, choices and default come from
+:func:`deepcut.config.options` and :func:`deepcut.config.defaults`; this module adds only what is
+the page's own: the wording under each control and how choices are named. A tab asks for the
+settings it offers by name and overrides a property where it differs (a shorter text, a lower
+maximum). Imports Gradio, so only the app imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..config import defaults, options
+from .settings import EPOCH_INPUTS, field_name
+
+#: The explanation under each setting's control (the Image tab's; other tabs override some).
+INFO = {
+    "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
+    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, k is a maximum.",
+    "alpha": "Edges below max/α repel: larger α gives more segments.",
+    "stages": "2 and 3 first split foreground/background, then cut each into parts.",
+    "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
+    "facet": "Which vector of the attention block describes a patch; 'key' works best in the paper.",
+    "resolution": "The image is resized to about this many pixels squared; patches = (resolution / patch size)². "
+                  "Higher: finer, slower.",
+    "largest_component": "Keep only the biggest foreground blob (removes specks).",
+    "seed": "GNN initialisation; the same seed gives the same result.",
+}
+#: How a choice is shown, per setting (others show their value).
+CHOICE_LABELS = {
+    "loss": {"ncut": "NCut", "cc": "CC"},
+    "stages": {1: "1: single stage", 2: "2: foreground parts", 3: "3: foreground + background parts"},
+}
+#: The stage choices where space is short (video and co-segmentation tabs).
+SHORT_STAGES = {1: "1", 2: "2: foreground parts", 3: "3: + background parts"}
+#: Per epoch slider (stages 1-3): its own maximum and explanation.
+EPOCH_SLIDERS = ((100, "GNN training steps."), (300, "Foreground parts."), (100, "Background parts."))
+
+
+def backbone_picker(choices: list[tuple[str, str]], start: str) -> dict[str, gr.components.Component]:
+    """The backbone every tab uses: ``{"backbone": dropdown of registered ones, "custom": own weights}``."""
+    with gr.Row(equal_height=True):
+        backbone = gr.Dropdown(
+            choices, value=start, label="Backbone", scale=3, elem_id="backbone",
+            info="Feature extractor for every tab. DINO ViTs understand objects; 'color' needs no weights and "
+                 "groups by colour. Marked ones cannot load here.")
+        custom = gr.Textbox(
+            value="", label="…or your own weights: local model folder or hub id", scale=2,
+            placeholder="/path/to/dino-vits8",
+            info="A HuggingFace-format DINO ViT folder. Press Enter to load; it overrides the dropdown.")
+    return {"backbone": backbone, "custom": custom}
+
+
+def setting(name: str, labels: dict | None = None, **props: Any) -> gr.components.Component:
+    """The control of the :class:`SegmentConfig` field ``name``: a checkbox for a flag, radio
+    buttons for a fixed set of choices (named by ``labels`` or :data:`CHOICE_LABELS`), else a
+    slider over the field's range. ``props`` override Gradio properties (value, info, maximum …)."""
+    opt = options()[name]
+    props = {"label": opt.label, "value": defaults()[name], "info": INFO.get(name), **props}
+    if opt.kind is bool:
+        return gr.Checkbox(**props)
+    if opt.choices:
+        names = labels or CHOICE_LABELS.get(name, {})
+        return gr.Radio([(names.get(c, str(c)), c) for c in opt.choices], **props)
+    return gr.Slider(**{"minimum": opt.minimum, "maximum": opt.maximum, "step": opt.step, **props})
+
+
+def settings(names: list[str] | tuple[str, ...], overrides: dict[str, dict] | None = None) -> dict[str, Any]:
+    """:func:`setting` for each page input name (see :data:`~deepcut.demo.settings.PAGE_NAMES`), in
+    order, with ``overrides[name]`` as its ``props``."""
+    overrides = overrides or {}
+    return {name: setting(field_name(name), **overrides.get(name, {})) for name in names}
+
+
+def epoch_sliders(stages: int) -> dict[str, gr.Slider]:
+    """The three epoch sliders ``ep1``-``ep3``; those of stages beyond ``stages`` are hidden."""
+    opt, values = options()["epochs"], defaults()["epochs"]
+    return {name: gr.Slider(opt.minimum, top, value=values[i], step=opt.step, label=f"{opt.label}, stage {i + 1}",
+                            visible=stages >= i + 1, info=info)
+            for i, (name, (top, info)) in enumerate(zip(EPOCH_INPUTS, EPOCH_SLIDERS))}
+
+
+def layer_props(depth: int) -> dict:
+    """The layer slider's range and label for a backbone of ``depth`` layers (fixed for colour)."""
+    label = options()["layer"].label
+    if depth <= 1:
+        return dict(minimum=0, maximum=11, value=11, interactive=False,
+                    label=f"{label} (the colour backbone has no layers)")
+    return dict(minimum=0, maximum=depth - 1, value=depth - 1, interactive=True, label=label)
+
+
+def compact(resolution: int, k: dict, stages: dict | None = None, resolution_info: str | None = None) -> dict:
+    """Overrides for :func:`settings` where space is short (video and co-segmentation tabs): shorter
+    texts, short stage names, a lower resolution (every frame or image goes through the ViT)."""
+    return {"k": k, "loss": dict(info=None), "stages": dict(labels=SHORT_STAGES, info=None, **(stages or {})),
+            "resolution": dict(maximum=448, value=min(resolution, 224), info=resolution_info)}
+
+
+def opacity_slider() -> gr.Slider:
+    """The colour opacity of overlays (re-renders without segmenting again)."""
+    return gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
+
+
+def picture(label: str, elem_id: str, height: int) -> gr.Image:
+    """A read-only picture (PNG) the page draws into."""
+    return gr.Image(label=label, type="pil", format="png", interactive=False, elem_id=elem_id, height=height)
+
+
+def examples(folder: Path, suffixes: tuple[str, ...], target: gr.components.Component, label: str,
+             **props: Any) -> None:
+    """Clickable examples: the files in ``folder`` with these suffixes, sorted by name, each loading
+    into ``target`` (nothing if there are none)."""
+    paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
+    if paths:
+        gr.Examples(examples=[[p] for p in paths], inputs=[target], label=label, **props)
+
+
+def downloads(label: str, **props: Any) -> gr.File:
+    """A read-only list of files to download."""
+    return gr.File(label=label, file_count="multiple", interactive=False, **props)
+
+
+def safe_image_upload(component: gr.Image) -> gr.Image:
+    """Make ``component`` answer an undecodable upload with a message, not a traceback.
+
+    Gradio opens an uploaded image before our function sees it; wrapping that step (on this one
+    instance: subclassing a component would make Gradio write a ``.pyi`` file next to the app)
+    turns its exception into a ``gr.Error`` the visitor sees.
+    """
+    original = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # a corrupt or non-image upload
+            raise gr.Error(f"Could not read this file as an image ({type(e).__name__}). "
+                           f"Please upload a JPEG, PNG or WebP photo.", print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component

@@ -1,0 +1,153 @@
+"""What the page's events call: the page's values by name in, what its components show out.
+
+Each request handler takes the values of the controls the app wires to it as keyword arguments
+(Gradio's ``inputs_kwargs``), so the names are the public API's parameter names; the settings among
+them go through :func:`deepcut.demo.settings.from_page` to the session. Every exception becomes a
+message for the visitor, never a traceback. Imports Gradio, so only the app imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..viz import loss_figure
+from .controls import layer_props
+from .errors import DemoError
+from .session import DemoSession
+from .settings import from_page
+
+log = logging.getLogger("deepcut.app")
+
+#: The Image tab's outputs: overlay, mask, box, downloads, status, loss plot, soft maps, affinity, caption, state.
+IMAGE_OUTPUTS = 10
+
+try:  # HuggingFace ZeroGPU Spaces: GPU work runs in a GPU slot
+    import spaces
+
+    gpu: Callable[[Callable], Callable] = spaces.GPU
+except ImportError:  # anywhere else: nothing changes
+    def gpu(fn: Callable) -> Callable:
+        return fn
+
+
+def as_message(e: Exception) -> gr.Error:
+    """The visitor's message for ``e``: its text for expected problems, a generic line otherwise."""
+    if isinstance(e, (DemoError, gr.Error)):
+        return gr.Error(str(e), print_exception=False)
+    log.exception("unexpected error in the demo")
+    return gr.Error(f"Something went wrong ({type(e).__name__}). Please try other settings or another "
+                    f"file.", print_exception=False)
+
+
+def shows_errors(fn: Callable) -> Callable:
+    """``fn`` with every exception turned into :func:`as_message` (its signature kept for Gradio)."""
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise as_message(e) from None
+    return handler
+
+
+def chosen(backbone: str, custom: str | None) -> str:
+    """The backbone to use: the own-weights text box if filled in, else the dropdown's."""
+    return (custom or "").strip() or backbone
+
+
+class PageHandlers:
+    """The page's event handlers over one shared :class:`DemoSession`.
+
+    Args:
+        session: the shared service.
+        start: the backbone selected when the page opens (listed even if it is a local folder).
+    """
+
+    def __init__(self, session: DemoSession, start: str) -> None:
+        self.session, self.start = session, start
+
+    def backbone_list(self) -> list[tuple[str, str]]:
+        """The dropdown's ``(label, name)`` choices, availability marked."""
+        choices = [(c.label, c.name) for c in self.session.backbone_choices()]
+        if self.start not in [name for _, name in choices]:  # a local folder or hub id from the command line
+            choices.insert(0, (f"{self.start} (from the command line)", self.start))
+        return choices
+
+    def depth(self, backbone: str) -> int:
+        return int(self.session.model(backbone).model.backbone.depth)
+
+    # -- image tab --------------------------------------------------------------------------------
+    @shows_errors
+    def segment(self, image: str | None, backbone: str, custom: str | None, opacity: float = 0.5,
+                **settings: Any) -> tuple:
+        """Segment an image: overlay, mask, box image, downloads (label map PNG, JSON), status, loss
+        plot, soft maps, affinity picture and its caption (and for the page, the result to keep)."""
+        result = self.session.segment(image, backbone=chosen(backbone, custom), **from_page(settings))
+        files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
+        aff, caption = self.session.affinity(result, *result.default_point())
+        cfg = result.seg.config
+        fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
+        return (result.overlay(opacity), result.mask(), result.bbox_image(), files,
+                result.status_markdown(), fig, result.soft_maps(), aff, caption, result)
+
+    def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
+        """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
+        if image is None:
+            return tuple(gr.skip() for _ in range(IMAGE_OUTPUTS))
+        return self.segment(image, **inputs)
+
+    @staticmethod
+    def clear() -> tuple:
+        return (None, None, None, None, "", None, None, None, "", None)
+
+    @staticmethod
+    def rerender(result, opacity: float):
+        return gr.skip() if result is None else result.overlay(opacity)
+
+    @shows_errors
+    def click(self, result, evt: gr.SelectData, on_affinity: bool = False) -> tuple:
+        """The affinity view of the clicked patch, on the overlay or on the affinity picture itself."""
+        if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
+            return gr.skip(), gr.skip()
+        x, y = evt.index[:2]
+        frame = self.session.affinity_frame(result) if on_affinity else None
+        return self.session.affinity(result, float(x), float(y), frame)
+
+    def click_overlay(self, result, evt: gr.SelectData) -> tuple:
+        return self.click(result, evt)
+
+    def click_affinity(self, result, evt: gr.SelectData) -> tuple:
+        return self.click(result, evt, on_affinity=True)
+
+    @shows_errors
+    def choose_backbone(self, backbone: str, custom: str | None) -> tuple:
+        """Load the chosen backbone: the layer slider's range, the refreshed dropdown, the notice."""
+        model, _, notice = self.session.model(chosen(backbone, custom))
+        return (gr.update(**layer_props(model.backbone.depth)), gr.update(choices=self.backbone_list()),
+                gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
+
+    # -- video and co-segmentation tabs -------------------------------------------------------------
+    @shows_errors
+    def segment_video(self, video: str | None, backbone: str, custom: str | None, max_frames: int = 48,
+                      stride: int = 1, opacity: float = 0.5, progress=gr.Progress(), **settings: Any) -> tuple:
+        """Segment a video: the overlay video, status, downloads (overlay MP4, boxes JSON)."""
+        def report(done: int, total: int) -> None:
+            progress((done, max(total, done)), desc="segmenting frames", unit="frames")
+
+        result = self.session.segment_video(video, backbone=chosen(backbone, custom), max_frames=int(max_frames),
+                                            frame_stride=int(stride), opacity=float(opacity), progress=report,
+                                            **from_page(settings))
+        return result.video, result.status_markdown(), result.files
+
+    @shows_errors
+    def cosegment(self, gallery: list | None, backbone: str, custom: str | None, opacity: float = 0.5,
+                  **settings: Any) -> tuple:
+        """Co-segment 2-8 images: overlays with shared labels, status, downloads (label maps, JSON)."""
+        items = [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery or [])]
+        result = self.session.cosegment(items, backbone=chosen(backbone, custom), **from_page(settings))
+        return result.gallery(float(opacity)), result.status_markdown(), self.session.save_coseg_outputs(result)

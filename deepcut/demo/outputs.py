@@ -1,0 +1,126 @@
+"""The demo's downloads: one fresh folder per result, only the newest few kept on disk."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..segmentation import Segmentation
+from .results import CosegDemoResult, DemoResult
+
+
+def safe_stem(name: str | None) -> str:
+    """A file-name stem from an upload's name: safe characters only, at most 60 of them."""
+    stem = Path(name).stem if name else "deepcut"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "deepcut"
+    return stem[:60]
+
+
+def unique_stems(names: Iterable[str]) -> list[str]:
+    """:func:`safe_stem` of each name, made distinct by appending ``_``."""
+    stems: list[str] = []
+    for name in names:
+        stem = safe_stem(name)
+        while stem in stems:
+            stem += "_"
+        stems.append(stem)
+    return stems
+
+
+def write_json(path: Path, record: dict) -> str:
+    path.write_text(json.dumps(record, indent=2))
+    return str(path)
+
+
+@dataclass
+class RenderedVideo:
+    """An overlay video written while its frames were segmented.
+
+    Attributes:
+        video: the MP4 file.
+        boxes: per frame ``{"frame", "bbox", "num_segments"}``.
+        label_maps: per frame patch labels (to measure label consistency).
+        first: the first frame's segmentation, or None if there was no frame.
+    """
+
+    video: Path
+    boxes: list[dict] = field(default_factory=list)
+    label_maps: list[np.ndarray] = field(default_factory=list)
+    first: Segmentation | None = None
+
+    def overlays(self, segmentations: Iterable[Segmentation], opacity: float) -> Iterable[np.ndarray]:
+        """The overlay of each segmentation, noting its box and labels on the way."""
+        for i, seg in enumerate(segmentations):
+            if self.first is None:
+                self.first = seg
+            self.label_maps.append(seg.patch_labels)
+            self.boxes.append({"frame": i, "bbox": list(seg.bbox) if seg.bbox is not None else None,
+                               "num_segments": seg.num_segments})
+            yield np.asarray(seg.overlay(float(opacity)))
+
+
+class OutputStore:
+    """Fresh folders for download files under ``root``; folders beyond the newest ``keep`` are deleted.
+
+    Args:
+        root: where the folders go (default: a fresh temporary folder).
+        keep: how many results' folders stay on disk.
+    """
+
+    def __init__(self, root: str | Path | None = None, keep: int = 64) -> None:
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="deepcut-demo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep = max(1, int(keep))
+        self._folders: list[Path] = []
+        self._lock = threading.Lock()
+
+    def new_folder(self) -> Path:
+        """A fresh folder for one result's files; the oldest beyond ``keep`` are removed."""
+        folder = self.root / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        with self._lock:
+            self._folders.append(folder)
+            stale = self._folders[:-self.keep]
+            self._folders = self._folders[-self.keep:]
+        for old in stale:
+            shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def save_result(self, result: DemoResult, name: str | None = None) -> list[str]:
+        """The result's label map (PNG) and record (JSON), named after the upload ``name``."""
+        return result.write_files(self.new_folder(), safe_stem(name))
+
+    def save_coseg(self, result: CosegDemoResult) -> list[str]:
+        """Every image's label map and one ``cosegmentation.json`` with all records."""
+        folder = self.new_folder()
+        files, records = [], {}
+        for r, name, stem in zip(result.results, result.names, unique_stems(result.names)):
+            png = folder / f"{stem}_labels.png"
+            r.seg.labels_image().save(png)
+            files.append(str(png))
+            records[name] = r.record()
+        return files + [write_json(folder / "cosegmentation.json", records)]
+
+    def save_video(self, segmentations: Iterable[Segmentation], name: str, fps: float,
+                   opacity: float) -> RenderedVideo:
+        """Write the overlay video of ``segmentations`` (segmented as it is encoded) to a fresh folder."""
+        from ..video import write_video
+
+        out = RenderedVideo(self.new_folder() / f"{safe_stem(name)}_overlay.mp4")
+        write_video(out.overlays(segmentations, opacity), out.video, fps=fps)
+        return out
+
+    @staticmethod
+    def save_video_record(video: RenderedVideo, record: dict) -> list[str]:
+        """The overlay video and, beside it, ``<stem>_boxes.json`` with ``record``."""
+        stem = video.video.name[:-len("_overlay.mp4")]
+        return [str(video.video), write_json(video.video.with_name(f"{stem}_boxes.json"), record)]

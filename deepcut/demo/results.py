@@ -1,0 +1,212 @@
+"""What the demo shows for a request: one image, a video, or several images segmented together.
+
+Each result turns a :class:`~deepcut.Segmentation` (or several) into the page's pictures, its status
+line and the record written to the JSON download; none of them touches a model or the disk, except
+:meth:`DemoResult.write_files` when asked to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..segmentation import Segmentation
+from ..viz import soft_maps
+
+
+def with_notices(lines: list[str], notices: list[str]) -> str:
+    """Status lines followed by one warning line per notice, as one markdown paragraph."""
+    return "  \n".join(lines + [f"⚠️ {n}" for n in notices])
+
+
+@dataclass
+class DemoResult:
+    """One segmentation as the demo shows it.
+
+    Attributes:
+        seg: the :class:`Segmentation` (of the possibly downscaled image).
+        backbone: the backbone that was used (the fallback if the requested one failed).
+        requested: the backbone the visitor asked for.
+        notices: things the visitor should know (fallback, downscaling, skipped stages).
+        original_size: ``(H, W)`` of the upload before downscaling.
+        seconds: wall time of the request, image decoding included.
+        depth: number of layers of the backbone used.
+    """
+
+    seg: Segmentation
+    backbone: str
+    requested: str
+    notices: list[str]
+    original_size: tuple[int, int]
+    seconds: float
+    depth: int
+
+    @property
+    def scale(self) -> float:
+        """Factor from the segmented image's pixels to the upload's pixels (1 if not downscaled)."""
+        return self.original_size[0] / self.seg.image.shape[0]
+
+    def overlay(self, opacity: float = 0.5) -> Image.Image:
+        """The part overlay; ``opacity`` of the label colours in ``[0, 1]``."""
+        return self.seg.overlay(float(opacity))
+
+    def mask(self) -> Image.Image:
+        """The binary foreground mask (white = foreground).
+
+        Without a foreground/background split (one stage, k > 2) every segment but the
+        background (label 0, the one touching the border most) counts as foreground.
+        """
+        if self.seg.foreground is not None:
+            fg = self.seg.foreground
+        else:
+            fg = self.seg.labels != 0
+        return Image.fromarray(fg.astype(np.uint8) * 255)
+
+    def bbox_image(self) -> Image.Image:
+        """The image with the foreground's bounding box drawn."""
+        return self.seg.bbox_image()
+
+    def record(self) -> dict:
+        """What the JSON download contains: box, sizes, settings, timings, notices."""
+        seg = self.seg
+        box = list(seg.bbox) if seg.bbox is not None else None
+        h, w = seg.labels.shape
+        out = {
+            "bbox": box,
+            "bbox_format": "[x0, y0, x1, y1] in pixels of the label map, x1 and y1 exclusive",
+            "label_map_size": [int(w), int(h)],
+            "original_size": [int(self.original_size[1]), int(self.original_size[0])],
+            "bbox_original": [round(v * self.scale) for v in box] if box is not None else None,
+            "labels": {str(int(v)): self._role(int(v)) for v in np.unique(seg.labels)},
+            "num_segments": seg.num_segments,
+            "backbone": self.backbone,
+            "config": seg.config.to_dict(),
+            "features_cached": seg.features_cached,
+            "timings_s": {k: round(v, 4) for k, v in seg.timings.items()},
+            "notes": list(self.notices),
+        }
+        return out
+
+    def _role(self, label: int) -> str:
+        fg = self.seg.foreground
+        if fg is None:
+            return "segment"
+        return "foreground" if bool(fg[self.seg.labels == label].any()) else "background"
+
+    def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
+        """Write ``<stem>_labels.png`` (label map, one grey level per label) and ``<stem>.json``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        png = out / f"{stem}_labels.png"
+        self.seg.labels_image().save(png)
+        meta = out / f"{stem}.json"
+        meta.write_text(json.dumps(self.record(), indent=2))
+        return [str(png), str(meta)]
+
+    def status_markdown(self) -> str:
+        """A one-paragraph summary: segments, time, whether the features were reused."""
+        seg, t = self.seg, self.seg.timings
+        h, w = seg.patch_labels.shape
+        gnn = " + ".join(f"stage {k[-1]} {t[k]:.2f} s" for k in ("stage1", "stage2", "stage3") if k in t)
+        feat = ("**features reused** from the cache" if seg.features_cached
+                else f"features computed in {t.get('features', 0.0):.2f} s")
+        lines = [
+            f"**{seg.num_segments} segments** in **{self.seconds:.2f} s** · {feat} · GNN: {gnn or 'not trained'}",
+            f"backbone `{self.backbone}` · layer {seg.config.layer if self.depth > 1 else 0} · "
+            f"facet `{seg.config.facet}` · {h}×{w} patches",
+        ]
+        return with_notices(lines, self.notices)
+
+    def soft_maps(self) -> list[tuple[Image.Image, str]]:
+        """Per-label soft assignment pictures (see :func:`deepcut.viz.soft_maps`)."""
+        return soft_maps(self.seg)
+
+    def default_point(self) -> tuple[float, float]:
+        """A pixel ``(x, y)`` inside the foreground (its box centre if that is foreground), for the
+        affinity view before the visitor clicks."""
+        seg = self.seg
+        h, w = seg.labels.shape
+        fg = seg.foreground if seg.foreground is not None else seg.labels != 0
+        if not fg.any():
+            return w / 2, h / 2
+        if seg.bbox is not None:
+            x0, y0, x1, y1 = seg.bbox
+            cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+            if fg[min(cy, h - 1), min(cx, w - 1)]:
+                return float(cx), float(cy)
+        ys, xs = np.nonzero(fg)
+        i = len(ys) // 2
+        return float(xs[i]), float(ys[i])
+
+
+@dataclass
+class VideoDemoResult:
+    """A segmented video as the demo shows it.
+
+    Attributes:
+        video: path of the overlay video (MP4, H.264).
+        files: downloads: the overlay video and a JSON with every frame's box.
+        frames: number of frames segmented.
+        fps: frame rate of the overlay video.
+        seconds: wall time, decoding and encoding included.
+        backbone: the backbone used.
+        notices: fallback, capped or downscaled video, re-clusterings.
+        consistency: share of consecutive frame pairs whose labels were not permuted.
+        stats: the pipeline's counters (``rematched``, ``cold_restarts`` …).
+        preview: the first frame's segmentation.
+    """
+
+    video: str
+    files: list[str]
+    frames: int
+    fps: float
+    seconds: float
+    backbone: str
+    notices: list[str]
+    consistency: float
+    stats: dict
+    preview: Segmentation
+
+    def status_markdown(self) -> str:
+        per = self.seconds / max(self.frames, 1)
+        lines = [
+            f"**{self.frames} frames** in **{self.seconds:.1f} s** ({per:.2f} s per frame) · {self.fps:g} fps · "
+            f"backbone `{self.backbone}`",
+            f"labels kept from frame to frame in **{self.consistency:.0%}** of frame pairs "
+            f"(re-matched {self.stats.get('rematched', 0)}×, re-clustered {self.stats.get('cold_restarts', 0)}×)",
+        ]
+        return with_notices(lines, self.notices)
+
+
+@dataclass
+class CosegDemoResult:
+    """Several images segmented together (one GNN, shared labels).
+
+    Attributes:
+        results: one :class:`DemoResult` per image, in upload order.
+        names: the images' file names.
+        seconds: wall time of the whole request.
+        backbone: the backbone used.
+        notices: fallback, downscaling, lowered resolution.
+    """
+
+    results: list[DemoResult]
+    names: list[str]
+    seconds: float
+    backbone: str
+    notices: list[str]
+
+    def gallery(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
+        """``[(overlay, caption), …]``: the same label has the same colour in every image."""
+        return [(r.overlay(opacity), f"{name}: {r.seg.num_segments} segments")
+                for r, name in zip(self.results, self.names)]
+
+    def status_markdown(self) -> str:
+        labels = sorted({int(v) for r in self.results for v in np.unique(r.seg.labels)})
+        lines = [f"**{len(self.results)} images** in **{self.seconds:.2f} s** · one graph, one GNN · "
+                 f"{len(labels)} shared labels · backbone `{self.backbone}`"]
+        return with_notices(lines, self.notices)

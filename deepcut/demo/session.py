@@ -1,0 +1,212 @@
+""":class:`DemoSession`: the demo's shared, thread-safe service, composed of small parts.
+
+* :class:`~deepcut.pool.ModelPool`: one shared model per backbone, colour fallback with a notice;
+* :class:`~deepcut.demo.uploads.UploadReader`: decoding, validation, downscaling of uploads;
+* :class:`~deepcut.demo.outputs.OutputStore`: download files, only the newest kept;
+* :mod:`~deepcut.demo.jobs`: what an image, a video and a co-segmentation request each do;
+* :mod:`~deepcut.demo.teaching`: the affinity view.
+
+Every request goes through one template, :meth:`DemoSession.serve`: prepare the input → choose the
+model → build the config → run → wrap the result, with every library error turned into a
+:class:`DemoError` the visitor can read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..errors import BackboneLoadError, DeepCutError
+from ..loading import DEFAULT_BACKBONE
+from ..pool import BackboneChoice, ModelPool, PooledModel
+from ..utils.image import ImageLike
+from .errors import DemoError, hide_path
+from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
+from .outputs import OutputStore
+from .results import CosegDemoResult, DemoResult, VideoDemoResult
+from .settings import build_config
+from .teaching import affinity_frame, affinity_view
+from .uploads import DEFAULT_MAX_SIDE, Upload, UploadReader
+
+
+class DemoSession:
+    """The demo's shared state: models (one per backbone), their availability, and output files.
+
+    Thread safe: several visitors may call :meth:`segment` at the same time; models are built once
+    (under a lock) and shared, and :class:`~deepcut.DeepCut`'s feature cache is itself locked.
+
+    Example::
+
+        session = DemoSession(default_backbone="color")
+        result = session.segment("assets/cat.jpg", k=3, stages=2)
+        result.overlay(0.6).save("overlay.png")
+        print(result.status_markdown())
+
+    Args:
+        default_backbone: what the page starts with (falls back to the colour backbone with a
+            notice if its weights cannot be loaded).
+        max_side: uploads are downscaled to this longer side.
+        max_models: how many backbones stay loaded (least recently used ones are dropped).
+        cache_size: images whose features each model keeps.
+        output_dir: where download files go (default: a fresh temporary folder).
+        keep_outputs: how many results' download files are kept on disk.
+        device: where the models compute (``None``: ``$DEEPCUT_DEVICE``, else CUDA if available).
+    """
+
+    def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_side: int = DEFAULT_MAX_SIDE,
+                 max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
+                 keep_outputs: int = 64, device: str | torch.device | None = None) -> None:
+        self.pool = ModelPool(default_backbone, max_models=max_models, cache_size=cache_size, device=device)
+        self.uploads = UploadReader(max_side)
+        self.outputs = OutputStore(output_dir, keep_outputs)
+
+    @property
+    def default_backbone(self) -> str:
+        return self.pool.default_backbone
+
+    @property
+    def max_side(self) -> int:
+        return self.uploads.max_side
+
+    @property
+    def output_dir(self) -> Path:
+        return self.outputs.root
+
+    # -- backbones --------------------------------------------------------------------------------
+    def backbone_choices(self) -> list[BackboneChoice]:
+        """Every registered backbone, marked by whether it can be used here."""
+        return self.pool.choices()
+
+    def failure(self, backbone: str) -> str | None:
+        """Why ``backbone`` could not be loaded, or None if it did not fail."""
+        return self.pool.failure(backbone)
+
+    def model(self, backbone: str | None = None) -> PooledModel:
+        """The shared model for ``backbone``: ``(model, name used, notice or None)``.
+
+        Registry names whose weights cannot be loaded fall back to the colour backbone with a notice
+        (see :class:`~deepcut.pool.ModelPool`). A local folder or hub id that fails raises
+        :class:`DemoError`: the visitor asked for it explicitly.
+        """
+        try:
+            return self.pool.get(backbone)
+        except BackboneLoadError as e:
+            raise DemoError(str(e)) from None
+
+    def startup(self) -> tuple[str, str | None]:
+        """Load the default backbone now: ``(backbone in use, notice or None)``.
+
+        The notice explains a fallback to the colour backbone: why, what it means, what to do.
+        """
+        _, used, notice = self.model(self.default_backbone)
+        if notice is None:
+            return used, None
+        reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
+        return used, (
+            f"**The DINO weights of `{self.default_backbone}` could not be loaded**, so the demo uses the "
+            f"weight-free **colour backbone**: segments follow colour and position, not meaning. "
+            f"Reason: {reason} To use DINO, put its weights in the HuggingFace cache (one download with "
+            f"network), or enter a local model folder under *Use your own weights*."
+        )
+
+    # -- requests ---------------------------------------------------------------------------------
+    def serve(self, job: Job, backbone: str | None, settings: dict[str, Any]) -> Any:
+        """The request template: prepare → model → config → run → wrap; errors become :class:`DemoError`."""
+        started = time.perf_counter()
+        notices = job.prepare()
+        model, used, notice = self.model(backbone)
+        notices = ([notice] if notice else []) + notices
+        config = build_config(settings, int(model.backbone.depth), used, notices)
+        req = Request(model, used, backbone or self.default_backbone, config, notices, started)
+        try:
+            out = job.run(req)
+        except DeepCutError as e:
+            raise DemoError(hide_path(str(e), job.source)) from None
+        return job.wrap(req, out)
+
+    def prepare_image(self, image: ImageLike) -> Upload:
+        """Decode and validate an upload: ``(image (H, W, 3) uint8, original (H, W), notices)``.
+
+        Raises:
+            DemoError: nothing uploaded, or the file is not a readable image.
+        """
+        return self.uploads.read(image)
+
+    def segment(self, image: ImageLike, backbone: str | None = None, **settings) -> DemoResult:
+        """Segment an upload with the shared model of ``backbone``.
+
+        Args:
+            image: a path (e.g. Gradio's upload), PIL image, array or bytes.
+            backbone: registry name, local model folder or hub id (default: the session's).
+            settings: :class:`~deepcut.config.SegmentConfig` fields (``k``, ``loss``, ``alpha``,
+                ``layer``, ``facet``, ``stages``, ``epochs``, ``resolution``, ``largest_component``,
+                ``seed`` …). A layer beyond the backbone's depth is clamped, with a notice.
+
+        Raises:
+            DemoError: unreadable image, invalid setting, or a requested local model that fails.
+        """
+        return self.serve(ImageJob(self.uploads, image), backbone, settings)
+
+    def segment_video(self, video: str | os.PathLike, backbone: str | None = None, max_frames: int = 48,
+                      frame_stride: int = 1, opacity: float = 0.5, progress: ProgressFn | None = None,
+                      **settings) -> VideoDemoResult:
+        """Segment a video with consistent labels and write the overlay video (MP4) and boxes (JSON).
+
+        Args:
+            video: path of a video file (anything ffmpeg reads) or GIF.
+            backbone: as for :meth:`segment`.
+            max_frames, frame_stride: at most ``max_frames`` frames, every ``frame_stride``-th.
+            opacity: colour opacity of the overlay video.
+            progress: ``progress(done, total)`` after each frame.
+            settings: :class:`~deepcut.config.SegmentConfig` fields.
+
+        Raises:
+            DemoError: nothing uploaded, unreadable video, invalid setting.
+        """
+        job = VideoJob(self.outputs, video, max_frames, frame_stride, opacity, progress)
+        return self.serve(job, backbone, settings)
+
+    def cosegment(self, images: list, backbone: str | None = None, names: list[str] | None = None,
+                  **settings) -> CosegDemoResult:
+        """Segment 2 … :data:`~deepcut.demo.jobs.MAX_COSEG_IMAGES` images together, so a part gets one
+        label in all of them.
+
+        Raises:
+            DemoError: fewer than two or too many images, an unreadable one, an invalid setting.
+        """
+        return self.serve(CosegJob(self.uploads, images, names), backbone, settings)
+
+    # -- downloads --------------------------------------------------------------------------------
+    def save_outputs(self, result: DemoResult, name: str | None = None) -> list[str]:
+        """Write the result's downloads (label map PNG, JSON) into a fresh folder; returns their paths."""
+        return self.outputs.save_result(result, name)
+
+    def save_coseg_outputs(self, result: CosegDemoResult) -> list[str]:
+        """Write every image's label map and one JSON with all boxes; returns their paths."""
+        return self.outputs.save_coseg(result)
+
+    # -- teaching view ----------------------------------------------------------------------------
+    def affinity(self, result: DemoResult, x: float, y: float,
+                 frame: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
+        """The graph weights from the patch under pixel ``(x, y)`` to every patch, as a picture.
+
+        Args:
+            result: the segmentation whose image, backbone and settings are used (its features
+                are in the model's cache, so this does not rerun the backbone).
+            x, y: the clicked pixel.
+            frame: ``(H, W)`` of the picture that was clicked (default: the segmented image).
+
+        Returns:
+            ``(picture, caption)``; the picture's longer side is :data:`~deepcut.demo.teaching.AFFINITY_SIDE`.
+        """
+        return affinity_view(self.model(result.backbone).model, result, x, y, frame)
+
+    @staticmethod
+    def affinity_frame(result: DemoResult) -> tuple[int, int]:
+        """``(H, W)`` of the pictures :meth:`affinity` draws for ``result`` (for mapping clicks)."""
+        return affinity_frame(result)

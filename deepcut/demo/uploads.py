@@ -1,0 +1,114 @@
+"""Uploads: decode and validate what a visitor sent, downscale big images, remember decoded files."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageLoadError
+from ..utils.image import ImageLike, load_image
+from .errors import DemoError, hide_path
+
+#: Uploads whose longer side exceeds this many pixels are downscaled before anything else.
+DEFAULT_MAX_SIDE = 1600
+
+
+class Upload(NamedTuple):
+    """A decoded upload (unpacks as ``image, original, notices``).
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8, downscaled if it was too big.
+        original: ``(H, W)`` of the upload as sent.
+        notices: what the visitor should know (the downscaling).
+    """
+
+    image: np.ndarray
+    original: tuple[int, int]
+    notices: list[str]
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 shrunk (aspect kept) so that its longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    pil = Image.fromarray(image)
+    factor = min(w // size[0], h // size[1])
+    if factor >= 2:
+        pil = pil.reduce(factor)
+    return np.asarray(pil.resize(size, Image.LANCZOS))
+
+
+def file_name(upload: object, index: int) -> str:
+    """What to call an upload in messages: its file name, or ``image <index + 1>``."""
+    return Path(str(upload)).name if isinstance(upload, (str, os.PathLike)) else f"image {index + 1}"
+
+
+class UploadReader:
+    """Decodes uploads, thread safe; decoded files are memoised by path, modification time and size
+    (so moving a slider does not decode the upload again).
+
+    Args:
+        max_side: uploads are downscaled to this longer side.
+        memo: how many decoded files are kept.
+    """
+
+    def __init__(self, max_side: int = DEFAULT_MAX_SIDE, memo: int = 8) -> None:
+        self.max_side = int(max_side)
+        self.memo = max(1, int(memo))
+        self._decoded: OrderedDict[tuple, Upload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, image: ImageLike | None) -> Upload:
+        """Decode and validate an upload (a path, PIL image, array or bytes).
+
+        Raises:
+            DemoError: nothing uploaded, or the file is not a readable image.
+        """
+        if image is None:
+            raise DemoError("Please upload an image or pick one of the examples first.")
+        key = self._key(image)
+        if key is not None:
+            with self._lock:
+                hit = self._decoded.get(key)
+                if hit is not None:
+                    self._decoded.move_to_end(key)
+                    return hit
+        out = self._decode(image)
+        if key is not None:
+            with self._lock:
+                self._decoded[key] = out
+                while len(self._decoded) > self.memo:
+                    self._decoded.popitem(last=False)
+        return out
+
+    def _key(self, image: ImageLike) -> tuple | None:
+        if not isinstance(image, (str, os.PathLike)):
+            return None
+        try:
+            st = os.stat(image)
+        except OSError:
+            return None
+        return (str(image), st.st_mtime_ns, st.st_size, self.max_side)
+
+    def _decode(self, image: ImageLike) -> Upload:
+        try:
+            img = load_image(image)
+        except ImageLoadError as e:
+            shown = hide_path(str(e), image) if isinstance(image, (str, os.PathLike)) else str(e)
+            raise DemoError(f"Could not read this file as an image: {shown}") from None
+        original = (int(img.shape[0]), int(img.shape[1]))
+        notices = []
+        if max(original) > self.max_side:
+            img = downscale(img, self.max_side)
+            notices.append(f"the {original[1]}×{original[0]} image was downscaled to "
+                           f"{img.shape[1]}×{img.shape[0]} (max side {self.max_side} px)")
+        return Upload(img, original, notices)
