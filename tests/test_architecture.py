@@ -1,0 +1,125 @@
+"""The shape of the package, checked: small modules and functions, imports that point one way, no
+reaching into another module's private names, ``modeling/`` holding models only.
+
+These are the rules of the design card; a change that breaks one fails here with the place named.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "deepcut"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The ``deepcut`` modules a module imports at import time (not inside functions or TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for sub in ([node] if not isinstance(node, ast.If) else node.body):
+            if isinstance(sub, ast.ImportFrom):
+                base = package.split(".")
+                if sub.level:
+                    base = base[: len(base) - sub.level + 1]
+                    target = ".".join(base + ([sub.module] if sub.module else []))
+                else:
+                    target = sub.module or ""
+                if target.startswith("deepcut"):
+                    found.add(target)
+                    found.update(f"{target}.{a.name}" for a in sub.names)
+            elif isinstance(sub, ast.Import):
+                found.update(a.name for a in sub.names if a.name.startswith("deepcut"))
+    known = {module_name(p) for p in modules()}
+    return {m for m in found if m in known and m != name}
+
+
+def test_no_module_is_over_the_limit():
+    long = {str(p.relative_to(ROOT)): n for p in modules() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize("path", [*modules(), ROOT / "app.py"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_function_is_over_the_limit(path):
+    tree = ast.parse(path.read_text())
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_app_is_thin():
+    assert len((ROOT / "app.py").read_text().splitlines()) <= 250
+
+
+def test_imports_have_no_cycle():
+    graph = {module_name(p): imports_of(p) for p in modules()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == 1:
+                # a package importing its own submodules is not a cycle of logic
+                cycle = stack[stack.index(n):] + [n]
+                if not all(c.startswith(n + ".") or c == n for c in cycle):
+                    raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
+def test_no_private_names_are_used_across_modules():
+    """``other_module._name`` / ``obj._method()`` on another module's objects: only ``self._x`` and
+    ``cls._x`` inside a class, and a module's own private names, are allowed."""
+    bad = []
+    for path in [*modules(), ROOT / "app.py"]:
+        tree = ast.parse(path.read_text())
+        outside = {a.asname or a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for a in node.names if not a.name.startswith("deepcut")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and "deepcut" in (node.module or "deepcut"):
+                bad += [f"{path.name}: imports {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__") and node.level + bool(node.module)]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                owner = node.value
+                if isinstance(owner, ast.Name) and (owner.id in ("self", "cls") or owner.id in outside):
+                    continue  # our own object, or a third-party module's type (e.g. argparse._SubParsersAction)
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not bad, "private names used from outside their owner:\n" + "\n".join(bad)
+
+
+def test_modeling_holds_models_only():
+    """``deepcut/modeling`` has the nn modules, the backbone interface and the pure loss functions;
+    loading, conversion and descriptors live elsewhere."""
+    names = {p.stem for p in (PACKAGE / "modeling").glob("*.py")} - {"__init__"}
+    assert names <= {"base", "vit", "dinov2", "color", "gnn", "losses"}, names
+    gnn = (PACKAGE / "modeling" / "gnn.py").read_text()
+    assert "torch_geometric" not in gnn and ".lin." not in gnn, "the GNN owns its parameters"
