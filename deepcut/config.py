@@ -81,7 +81,8 @@ class SegmentConfig:
             number of foreground parts. With ``loss="cc"`` it is only an upper bound.
         loss: ``"ncut"`` (relaxed normalized cut + orthogonality, as in MinCutPool) or ``"cc"``
             (correlation clustering, finds the number of segments itself).
-        alpha: CC's sensitivity: the graph is ``W - max(W) / alpha``; larger gives more segments.
+        alpha: CC's threshold: the graph is ``W - max(W) / alpha``, so pairs less similar than
+            ``1/alpha`` of the strongest similarity repel; a larger alpha gives fewer, larger segments.
         layer: ViT block whose features are used (0-based; negative counts from the end).
         facet: ``"key"``, ``"query"``, ``"value"`` or ``"token"``.
         resolution: the image is resized, keeping its aspect ratio, to about
@@ -101,7 +102,8 @@ class SegmentConfig:
                   step=1, short="-k")
     loss: Loss = _opt("ncut", help="clustering objective: ncut (normalized cut) or cc (correlation clustering)",
                       label="Loss", kind=str, choices=LOSSES)
-    alpha: float = _opt(3.0, help="CC sensitivity: the graph is W - max(W)/alpha", label="CC sensitivity α",
+    alpha: float = _opt(3.0, help="CC threshold: pairs less similar than max(W)/alpha repel, so a larger alpha "
+                                  "gives fewer, larger segments", label="CC sensitivity α",
                         kind=float, minimum=1.0, maximum=10.0, step=0.1)
     layer: int = _opt(11, help="ViT layer whose features are used, 0-based (negative: from the end)",
                       label="ViT layer", minimum=0, maximum=11, step=1)

@@ -122,3 +122,16 @@ def test_deterministic_segmentation(color_model):
     a = color_model.segment(img, resolution=96, stages=2, k=3, seed=3)
     b = color_model.segment(img, resolution=96, stages=2, k=3, seed=3)
     assert np.array_equal(a.labels, b.labels) and a.losses == b.losses
+
+
+def test_larger_alpha_gives_fewer_cc_segments_and_the_words_say_so(color_model):
+    """A = W - max(W)/alpha: a larger alpha subtracts less, so more pairs attract and CC merges more."""
+    from deepcut.clustering import affinity
+    from deepcut.config import options
+
+    feats = color_model.features("assets/cat.jpg", resolution=160).reshape(-1, 384)
+    positive = [float((affinity(feats, "cc", a) > 0).float().mean()) for a in (1.5, 3.0, 10.0)]
+    assert positive[0] < positive[1] < positive[2]
+    counts = [color_model.segment("assets/cat.jpg", loss="cc", k=10, alpha=a).num_segments for a in (1.5, 10.0)]
+    assert counts[0] > counts[1]
+    assert "larger alpha gives fewer" in options()["alpha"].help

@@ -21,7 +21,7 @@ from .settings import EPOCH_INPUTS, field_name
 INFO = {
     "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
     "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, k is a maximum.",
-    "alpha": "Edges below max/α repel: larger α gives more segments.",
+    "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: a larger α gives fewer, larger segments.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
     "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
     "facet": "Which vector of the attention block describes a patch; 'key' works best in the paper.",
