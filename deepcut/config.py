@@ -174,3 +174,9 @@ def options() -> dict[str, Option]:
 def defaults() -> dict[str, Any]:
     """Every field's default value."""
     return SegmentConfig().to_dict()
+
+
+def make_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> SegmentConfig:
+    """``config`` (default :class:`SegmentConfig`) with single fields replaced by ``overrides``."""
+    cfg = config or SegmentConfig()
+    return cfg.replace(**overrides) if overrides else cfg

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import torch
 
-from .config import SegmentConfig
+from .config import SegmentConfig, make_config
 from .errors import ConfigError, ImageLoadError
 from .features import FeatureStore, PatchFeatures
 from .graph import PatchGraph
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 #: Co-segmentation clusters one dense graph of all patches; beyond this many patches the
 #: resolution is lowered (the graph's N x N matrices take ~0.25 GB each at 8000 patches).
 MAX_COSEG_PATCHES = 8000
-#: Image suffixes read from a folder given as the input.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 
 def _load_images(images: ImageLike | Iterable[ImageLike]) -> list[np.ndarray]:
@@ -94,7 +92,7 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
     Returns:
         One :class:`Segmentation` per image, in order.
     """
-    cfg = (config or SegmentConfig()).replace(**overrides) if overrides else (config or SegmentConfig())
+    cfg = make_config(config, overrides)
     store = model if isinstance(model, FeatureStore) else model.store
     t0 = time.perf_counter()
     imgs = _load_images(images)

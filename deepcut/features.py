@@ -125,9 +125,10 @@ class FeatureStore:
         stride = self.backbone.check_stride(stride)
         return grid_size(size[0], size[1], int(resolution), self.backbone.patch_size, stride)
 
-    def _work(self, img: np.ndarray, resolution: int, stride: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    def _work(self, img: np.ndarray, resolution: int, stride: int | None) -> np.ndarray:
+        """``img`` resized to the size its patch grid covers (the image the backbone sees)."""
         grid = self.grid(img.shape[:2], resolution, stride)
-        return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride)), grid
+        return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride))
 
     # -- embeddings ---------------------------------------------------------------------------------
     def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
@@ -168,7 +169,7 @@ class FeatureStore:
     def _embed_batch(self, imgs: list[np.ndarray], resolution: int, stride: int,
                      facet: tuple[int, str] | None) -> list[ImageEmbedding]:
         """One backbone call for images of one size; each gets its own slice of the state."""
-        works = [self._work(img, resolution, stride)[0] for img in imgs]
+        works = [self._work(img, resolution, stride) for img in imgs]
         state = self.backbone.embed(np.stack(works), stride)
         feats = None
         if facet is not None:

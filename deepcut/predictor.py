@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .clustering import Clusterer, fit
-from .config import SegmentConfig
+from .config import SegmentConfig, make_config
 from .device import resolve_device
 from .features import FeatureStore, ImageEmbedding, PatchFeatures
 from .graph import PatchGraph
@@ -25,12 +25,6 @@ from .modeling.base import Backbone
 from .pipeline import run_stages, to_segmentation
 from .segmentation import Segmentation
 from .utils.image import ImageLike
-
-
-def make_config(config: SegmentConfig | None, overrides: dict) -> SegmentConfig:
-    """``config`` (default :class:`SegmentConfig`) with single fields replaced by ``overrides``."""
-    cfg = config or SegmentConfig()
-    return cfg.replace(**overrides) if overrides else cfg
 
 
 class DeepCut:

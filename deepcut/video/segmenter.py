@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..config import SegmentConfig
+from ..config import SegmentConfig, make_config
 from ..errors import ConfigError
 from ..features import FeatureStore, PatchFeatures
 from ..pipeline import StageOutput, Tracking, run_stages, to_segmentation
@@ -229,7 +229,7 @@ def segment_video(model: "DeepCut | FeatureStore", video: VideoLike, config: Seg
     Raises:
         VideoLoadError: the input cannot be read. ConfigError: a bad setting.
     """
-    cfg = (config or SegmentConfig()).replace(**overrides) if overrides else (config or SegmentConfig())
+    cfg = make_config(config, overrides)
     store = model if isinstance(model, FeatureStore) else model.store
     reader = FrameReader(video, max_frames=max_frames, frame_stride=frame_stride)
     return VideoSegmentation(store, reader, cfg, batch_size=batch_size, progress=progress,
