@@ -7,6 +7,7 @@ import argparse
 import importlib.abc
 import importlib.machinery
 import json
+import math
 import os
 import subprocess
 import sys
@@ -221,6 +222,59 @@ def test_original_dino_checkpoint_matches_timm(timm, tmp_path, timm_name, file_n
     assert rel_err(other @ other.T, w_ref) > 1e-2
 
 
+def dino_formula_facets(model, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference at any input size: timm's own blocks, with the position embeddings resized by
+    DINO's own formula (``vision_transformer.py::interpolate_pos_encoding``, which names the height
+    ``w``): bicubic with ``scale_factor = ((n + 0.1) / sqrt(N), ...)``, not ``size=n``."""
+    _, _, height, width = x.shape
+    patch = model.patch_embed.proj.kernel_size[0]
+    with torch.no_grad():
+        tokens = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        pos = model.pos_embed
+        n_pos = pos.shape[1] - 1
+        dim = pos.shape[-1]
+        w0, h0 = height // patch + 0.1, width // patch + 0.1
+        side = math.sqrt(n_pos)
+        patch_pos = torch.nn.functional.interpolate(
+            pos[:, 1:].reshape(1, int(side), int(side), dim).permute(0, 3, 1, 2),
+            scale_factor=(w0 / side, h0 / side), mode="bicubic")
+        assert int(w0) == patch_pos.shape[-2] and int(h0) == patch_pos.shape[-1]
+        patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, -1, dim)
+        hidden = torch.cat([model.cls_token.expand(x.shape[0], -1, -1), tokens], 1)
+        hidden = hidden + torch.cat([pos[:, :1], patch_pos], 1)
+        seen = {}
+        hook = model.blocks[layer].attn.qkv.register_forward_hook(lambda m, a, out: seen.__setitem__("qkv", out))
+        try:
+            for block in model.blocks[:layer + 1]:
+                hidden = block(hidden)
+        finally:
+            hook.remove()
+    return hidden[0, 1:], seen["qkv"][0, 1:, dim:2 * dim]
+
+
+@pytest.mark.parametrize("size", [(280, 280), (224, 336)])
+def test_features_equal_dino_at_non_native_sizes(timm, tmp_path, size):
+    """At 280 px (35 x 35 patches, not DINO's native 28 x 28) and on a non-square image, the position
+    embeddings are resized by DINO's formula, so the token and key facets equal DINO's own (the
+    ``size=n`` resize that transformers uses differs by several per cent)."""
+    torch.manual_seed(0)
+    model = timm.create_model("vit_small_patch8_224", pretrained=False, num_classes=0).eval()
+    perturb_(model, seed=1)
+    path = tmp_path / "dino_deitsmall8_pretrain.pth"
+    torch.save(model.state_dict(), path)
+    dc = DeepCut(backbone=str(path))
+    height, width = size
+    img = smooth_image(max(size))[:height, :width]
+    resolution = int(math.sqrt(height * width))
+    grid = dc.store.grid(img.shape[:2], resolution, None)
+    assert grid == (height // 8, width // 8)
+    token = dc.features(img, layer=11, facet="token", resolution=resolution).reshape(grid[0] * grid[1], -1)
+    key = dc.features(img, layer=11, facet="key", resolution=resolution).reshape(grid[0] * grid[1], -1)
+    ref_token, ref_key = dino_formula_facets(model, normalized(img), 11)
+    assert rel_err(token, ref_token) < 1e-4
+    assert rel_err(key @ key.T, ref_key @ ref_key.T) < 1e-4
+
+
 # -- registry ----------------------------------------------------------------------------------------------
 def test_registry_lists_every_backbone():
     rows = {r["name"]: r for r in list_backbones()}
@@ -263,6 +317,7 @@ def test_facets_equal_the_transformers_models_own_forward(name):
     """token of layer l = the model's hidden_states[l+1] without CLS and registers; key = k_proj(norm1)."""
     dc = DeepCut(name, pretrained=False)
     bb = dc.backbone
+    bb.pos_offset = 0.0  # transformers resizes the position embeddings with size=; DINO's formula: see above
     perturb_(bb.model, seed=2)  # layer scales, norms and register tokens away from their init values
     img = smooth_image(112, seed=3)
     kw = {"interpolate_pos_encoding": True} if bb.family == "vit" else {}
@@ -301,7 +356,7 @@ def test_dinov2_checkpoint_with_registers_round_trips(tmp_path):
         assert rel_err(a, b) < 1e-6
 
 
-def test_training_checkpoint_uses_the_teacher_backbone(tmp_path):
+def test_training_checkpoint_uses_the_teacher_backbone_or_the_student(tmp_path):
     """DINO's checkpoint.pth: teacher/student with module./backbone. prefixes, heads, argparse args."""
     teacher = shallow("dino_vits16", seed=5)
     perturb_(teacher.model, seed=6)
@@ -327,6 +382,15 @@ def test_training_checkpoint_uses_the_teacher_backbone(tmp_path):
     student_feats = DeepCut(wrap_model(student, "student", "random")).features(img, layer=1, facet="token",
                                                                                  resolution=112)
     assert rel_err(a, student_feats) > 1e-2
+    # "#student" selects the student network, "#teacher" says the default
+    chosen = DeepCut(f"{path}#student")
+    assert chosen.backbone.name.endswith("checkpoint.pth#student")
+    assert rel_err(chosen.features(img, layer=1, facet="token", resolution=112), student_feats) < 1e-6
+    assert rel_err(DeepCut(f"{path}#teacher").features(img, layer=1, facet="token", resolution=112), a) < 1e-6
+    plain = tmp_path / "plain.pth"
+    torch.save(to_dino_layout(student), plain)
+    with pytest.raises(BackboneLoadError, match="no 'student' entry"):
+        DeepCut(f"{plain}#student")
 
 
 def test_hf_folder_of_a_dinov2_model(tmp_path):
@@ -410,14 +474,16 @@ def test_stride_4_gives_69_cells_with_interpolated_positions(vit_model):
     x = normalized(dense.work)
     with torch.no_grad():
         conv4 = F.conv2d(x, proj.weight, proj.bias, stride=4).flatten(2).transpose(1, 2)[0]
-        pos69 = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2), size=(69, 69),
-                              mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(69 * 69, 384)
+        pos69 = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2),
+                              scale_factor=(69.1 / 28, 69.1 / 28), mode="bicubic", align_corners=False,
+                              recompute_scale_factor=False).permute(0, 2, 3, 1).reshape(69 * 69, 384)
     tokens4 = dense.state.hidden[0][0, 1:]
     assert torch.allclose(tokens4, conv4 + pos69, atol=1e-5)
     # every other overlapping patch is exactly a patch of the non-overlapping grid
     tokens8 = plain.state.hidden[0][0, 1:]
-    pos35 = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2), size=(35, 35),
-                          mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(35 * 35, 384)
+    pos35 = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2),
+                          scale_factor=(35.1 / 28, 35.1 / 28), mode="bicubic", align_corners=False,
+                          recompute_scale_factor=False).permute(0, 2, 3, 1).reshape(35 * 35, 384)
     sub = (tokens4 - pos69).reshape(69, 69, 384)[::2, ::2].reshape(-1, 384)
     assert torch.allclose(sub, tokens8 - pos35, atol=1e-4)
 

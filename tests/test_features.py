@@ -44,9 +44,10 @@ def test_first_layer_key_matches_hand_computation(vit_model, square_image):
     proj = m.embeddings.patch_embeddings.projection
     with torch.no_grad():
         patches = F.conv2d(x, proj.weight, proj.bias, stride=8).flatten(2).transpose(1, 2)  # (1, 196, 384)
-        pos = m.embeddings.position_embeddings  # (1, 1 + 28*28, 384), interpolated to 14x14
-        patch_pos = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2), size=(14, 14),
-                                  mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 196, 384)
+        pos = m.embeddings.position_embeddings  # (1, 1 + 28*28, 384), interpolated to 14x14 as DINO does
+        patch_pos = F.interpolate(pos[:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2),
+                                  scale_factor=(14.1 / 28, 14.1 / 28), mode="bicubic", align_corners=False,
+                                  recompute_scale_factor=False).permute(0, 2, 3, 1).reshape(1, 196, 384)
         tokens = torch.cat([m.embeddings.cls_token + pos[:, :1], patches + patch_pos], 1)
         ln = m.layers[0].layernorm_before
         normed = (tokens - tokens.mean(-1, keepdim=True)) / torch.sqrt(tokens.var(-1, unbiased=False, keepdim=True) + ln.eps)
@@ -57,8 +58,13 @@ def test_first_layer_key_matches_hand_computation(vit_model, square_image):
 
 
 @pytest.mark.parametrize("layer", [3, 11])
-def test_qkv_and_token_facets_match_the_models_own_forward(vit_model, square_image, layer):
+def test_qkv_and_token_facets_match_the_models_own_forward(vit_model, square_image, layer, monkeypatch):
+    """Every facet equals the transformers model's own forward (which resizes the position
+    embeddings with ``size=``, so the backbone is told to do the same here; DINO's own resize is
+    tested against timm in test_backbones.py)."""
     m = vit_model.backbone.model
+    monkeypatch.setattr(vit_model.backbone, "pos_offset", 0.0)
+    vit_model.clear_cache()
     hidden = reference_hidden_states(m, square_image)  # 12 block inputs + last output
     blk = m.layers[layer]
     with torch.no_grad():

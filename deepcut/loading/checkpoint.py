@@ -10,7 +10,8 @@ are plain state dicts of a ViT in the layout of DINO's ``vision_transformer.py``
 
 DINO's own training checkpoints (``checkpoint.pth``) hold ``teacher`` and ``student`` state dicts whose
 keys carry ``module.`` / ``backbone.`` prefixes and a projection ``head``; the teacher's backbone is
-used (as DINO's evaluation scripts do). DINOv2 checkpoints add the layer-scale factors
+used by default (as DINO's evaluation scripts and released ``*_pretrain.pth`` weights do); name the
+file ``checkpoint.pth#student`` to use the student instead (``#teacher`` says the default). DINOv2 checkpoints add the layer-scale factors
 ``blocks.N.ls1.gamma`` / ``ls2.gamma``, a ``mask_token`` and, with registers, ``register_tokens``.
 
 The architecture is read from the tensor shapes: width ``D`` and patch size from the patch
@@ -98,12 +99,29 @@ def _short(e: Exception) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _pick_state_dict(obj: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The backbone's tensors in ``obj`` and which entry they came from."""
+#: The networks of a DINO training checkpoint, the default first.
+BRANCHES: tuple[str, ...] = ("teacher", "student")
+
+
+def split_branch(name: str) -> tuple[str, str | None]:
+    """``"ckpt.pth#student"`` → ``("ckpt.pth", "student")``; no suffix → ``(name, None)``."""
+    base, sep, branch = name.rpartition("#")
+    if sep and branch in BRANCHES:
+        return base, branch
+    return name, None
+
+
+def _pick_state_dict(obj: object, path: Path, branch: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The backbone's tensors in ``obj`` and which entry they came from (``branch``: the teacher or
+    student of a training checkpoint; default the teacher)."""
     if not isinstance(obj, Mapping):
         raise BackboneLoadError(f"{path} holds a {type(obj).__name__}, not a state dict; expected {EXPECTED_LAYOUT}")
+    if branch is not None and not isinstance(obj.get(branch), Mapping):
+        raise BackboneLoadError(f"{path}#{branch}: the file has no '{branch}' entry; '#{branch}' selects a network "
+                                f"of a DINO training checkpoint (entries {list(BRANCHES)})")
     where = "state dict"
-    for key in ("teacher", "student", "model", "state_dict", "model_state_dict"):
+    order = (branch,) if branch else ("teacher", "student", "model", "state_dict", "model_state_dict")
+    for key in order:
         value = obj.get(key)
         if isinstance(value, Mapping) and any(isinstance(v, torch.Tensor) for v in value.values()):
             obj, where = value, f"'{key}' entry"
@@ -250,18 +268,21 @@ def convert_state_dict(sd: dict[str, torch.Tensor], arch: ViTArch) -> dict[str, 
     return {k: v.detach().float().contiguous() for k, v in out.items()}
 
 
-def read_dino_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The backbone state dict (DINO layout) stored in ``path`` and which entry it came from."""
+def read_dino_checkpoint(path: str | Path, branch: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The backbone state dict (DINO layout) stored in ``path`` and which entry it came from
+    (``branch``: ``"teacher"`` (default) or ``"student"`` of a training checkpoint)."""
     path = Path(path)
-    return _pick_state_dict(_load_file(path), path)
+    return _pick_state_dict(_load_file(path), path, branch)
 
 
-def load_dino_checkpoint(path: str | Path, heads: int | None = None) -> tuple[nn.Module, ViTArch]:
+def load_dino_checkpoint(path: str | Path, heads: int | None = None,
+                         branch: str | None = None) -> tuple[nn.Module, ViTArch]:
     """A ``transformers`` model holding the weights of an original DINO/DINOv2 checkpoint.
 
     Args:
         path: a ``.pth`` (or ``.safetensors``) file, see the module docstring for the layouts.
         heads: number of attention heads (default ``D / 64``, true of every DINO model).
+        branch: of a DINO training checkpoint, ``"teacher"`` (default) or ``"student"``.
 
     Returns:
         ``(model, arch)``: the model in eval mode and the architecture read from the shapes.
@@ -271,7 +292,7 @@ def load_dino_checkpoint(path: str | Path, heads: int | None = None) -> tuple[nn
             says what was expected.
     """
     path = Path(path)
-    sd, _ = read_dino_checkpoint(path)
+    sd, _ = read_dino_checkpoint(path, branch)
     arch = infer_arch(sd, path, heads=heads)
     converted = convert_state_dict(sd, arch)
     model = empty_model(arch)

@@ -18,7 +18,7 @@ from ..modeling.color import ColorBackbone
 from ..modeling.dinov2 import Dinov2Backbone
 from ..modeling.vit import ViTBackbone
 from .arch import build_model
-from .checkpoint import load_dino_checkpoint
+from .checkpoint import load_dino_checkpoint, split_branch
 from .hub import load_pretrained
 from .specs import BY_HUB_ID, DEFAULT_BACKBONE, REGISTRY, WEIGHTS_ENV, BackboneSpec
 
@@ -80,13 +80,14 @@ def _from_folder(path: Path) -> Backbone:
     return wrap_model(model, name=str(path), source=str(path))
 
 
-def _from_path(path: Path) -> Backbone:
-    """A local HF-format folder or an original DINO checkpoint file."""
-    if path.is_dir():
+def _from_path(path: Path, branch: str | None = None) -> Backbone:
+    """A local HF-format folder or an original DINO checkpoint file (``branch``: teacher/student)."""
+    if path.is_dir() and branch is None:
         return _from_folder(path)
     if path.is_file():
-        model, _ = load_dino_checkpoint(path)
-        return wrap_model(model, name=str(path), source=str(path))
+        model, _ = load_dino_checkpoint(path, branch=branch)
+        name = f"{path}#{branch}" if branch else str(path)
+        return wrap_model(model, name=name, source=name)
     raise BackboneLoadError(f"{path} does not exist")
 
 
@@ -131,7 +132,8 @@ def load_backbone(backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool 
 
     Args:
         backbone: a registry name (:func:`list_backbones`), ``"color"``, a local HF-format folder, an
-            original DINO/DINOv2 checkpoint file (``.pth``, architecture read from its shapes), a hub
+            original DINO/DINOv2 checkpoint file (``.pth``, architecture read from its shapes; of a
+            training checkpoint the teacher, or the student with ``"checkpoint.pth#student"``), a hub
             id (``"facebook/dino-vits8"``), or an already built :class:`Backbone`. With
             ``pretrained=True`` the default backbone takes its weights from ``$DEEPCUT_WEIGHTS``
             when that is set.
@@ -153,9 +155,10 @@ def load_backbone(backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool 
         if name == DEFAULT_BACKBONE and os.environ.get(WEIGHTS_ENV):
             return _default_from_env(spec)
         return _from_hub(spec.hub_id, name)
-    path = Path(os.path.expanduser(name))
+    base, branch = split_branch(name)
+    path = Path(os.path.expanduser(base))
     if path.exists():
-        return _from_path(path)
+        return _from_path(path, branch)
     if path.suffix in (".pth", ".pt", ".safetensors", ".bin"):
         raise BackboneLoadError(f"checkpoint file {path} does not exist")
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):

@@ -40,8 +40,10 @@ class Dinov2Backbone(ViTBackbone):
         self._registers = 0 if registers is None else int(registers.shape[1])
         if self._registers:
             self.family = "dinov2_reg"
-            # transformers' Dinov2WithRegisters resizes its position embeddings with antialiasing
+            # DINOv2 with registers resizes its position embeddings to the grid, with antialiasing
+            # (facebookresearch/dinov2 hub: interpolate_antialias=True, interpolate_offset=0)
             self.pos_antialias = True
+            self.pos_offset = 0.0
 
     @property
     def blocks(self) -> nn.ModuleList:

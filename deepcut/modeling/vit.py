@@ -31,12 +31,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
-                          antialias: bool = False) -> torch.Tensor:
+                          antialias: bool = False, offset: float = 0.1) -> torch.Tensor:
     """Resize learned position embeddings ``(1, prefix + n0*n0, D)`` to a ``grid`` of patches.
 
-    Bicubic, as DINO does (``antialias`` as DINOv2-with-registers in ``transformers`` does); the
-    embeddings are returned unchanged when the grid is already ``n0 x n0``. Returns
-    ``(1, prefix + h*w, D)``.
+    Bicubic, the way the original models do it. DINO (and DINOv2 without registers) pass a *scale
+    factor* ``(h + offset) / n0, (w + offset) / n0`` with ``offset=0.1`` (a kludge against rounding,
+    see facebookresearch/dino#8); since ``F.interpolate`` then samples at ``1 / scale`` rather than
+    ``n0 / h``, this differs from resizing to ``size=grid`` (by 3-4 % in the layer-11 keys at 280 px),
+    so the exact formula matters for features equal to DINO's own. ``offset=0`` resizes to
+    ``size=grid`` (DINOv2 with registers, which also uses ``antialias``). The embeddings are
+    returned unchanged when the grid is already ``n0 x n0``. Returns ``(1, prefix + h*w, D)``.
     """
     cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
     n0 = int(math.isqrt(patch_pos.shape[1]))
@@ -45,10 +49,17 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int 
     if (n0, n0) == tuple(grid):
         return pos
     dim = pos.shape[-1]
-    patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos.float(), size=tuple(grid), mode="bicubic", align_corners=False,
-                              antialias=antialias).to(pos.dtype)
-    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+    patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2).float()
+    if offset:
+        scale = ((grid[0] + offset) / n0, (grid[1] + offset) / n0)
+        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", align_corners=False,
+                                  antialias=antialias, recompute_scale_factor=False)
+    else:
+        patch_pos = F.interpolate(patch_pos, size=tuple(grid), mode="bicubic", align_corners=False,
+                                  antialias=antialias)
+    if tuple(patch_pos.shape[-2:]) != tuple(grid):
+        raise ValueError(f"position embeddings resized to {tuple(patch_pos.shape[-2:])}, expected {tuple(grid)}")
+    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
     return torch.cat([cls_pos, patch_pos], dim=1)
 
 
@@ -65,6 +76,8 @@ class ViTBackbone(Backbone):
     family = "vit"
     #: whether position embeddings are resized with antialiasing (as the model's own code does)
     pos_antialias = False
+    #: DINO's ``(n + 0.1) / n0`` scale factor (see :func:`interpolate_pos_embed`); 0: resize to the grid.
+    pos_offset = 0.1
 
     def __init__(self, model: nn.Module, name: str, source: str,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
@@ -117,7 +130,7 @@ class ViTBackbone(Backbone):
     def _add_positions(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Add position embeddings, resized to ``grid``, to ``(B, 1 + h*w, D)`` CLS + patch tokens."""
         pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1,
-                                    antialias=self.pos_antialias)
+                                    antialias=self.pos_antialias, offset=self.pos_offset)
         return tokens + pos
 
     def _run_block(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
