@@ -173,3 +173,21 @@ def test_warm_epochs_take_one_or_three_numbers():
     for bad in ([1, 2], [0], [2, 0, 1]):
         with pytest.raises(UsageError, match="--warm-epochs"):
             warm_epochs_from_args(bad, cfg)
+
+
+def test_settings_the_backbone_cannot_honour_are_usage_errors_before_any_output(tmp_path, capsys):
+    """``--layer 20`` on a 12-block ViT, or ``--layer``/``--facet`` on the colour backbone (which has
+    neither), is refused once, with exit code 2, before a file is read or written."""
+    from deepcut.cli import main
+
+    img = tmp_path / "a.png"
+    Image.fromarray(disc_image(64)).save(img)
+    for flags, words in ([["--random-weights", "--layer", "20"], "layer 20 is out of range"],
+                         [["--backbone", "color", "--layer", "5"], "colour backbone has no ViT layers"],
+                         [["--backbone", "color", "--facet", "query"], "colour backbone has no ViT layers"]):
+        out = tmp_path / f"out{len(flags)}{flags[-1]}"
+        assert main(["segment", str(img), "--out", str(out), "--resolution", "64", *flags]) == 2
+        assert words in capsys.readouterr().err
+        assert not out.exists()
+    out = tmp_path / "ok"
+    assert main(["segment", str(img), "--out", str(out), "--resolution", "64", "--backbone", "color"]) == 0

@@ -126,4 +126,25 @@ def make_model(args: argparse.Namespace):
     check_device(args)
     pool = ModelPool(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
                      pretrained=not args.random_weights)
-    return pool.load(args.backbone)
+    model = pool.load(args.backbone)
+    check_backbone_settings(args, model.backbone)
+    return model
+
+
+def check_backbone_settings(args: argparse.Namespace, backbone) -> None:
+    """Refuse, as a usage error before any file is read, ``--layer`` / ``--facet`` values that the
+    loaded ``backbone`` cannot honour: a layer out of its range, or any layer/facet other than the
+    defaults on the colour backbone (it has one layer and no facets, so they would change nothing)."""
+    layer, facet = getattr(args, "layer", None), getattr(args, "facet", None)
+    if layer is None or facet is None:
+        return
+    if getattr(backbone, "family", None) == "color":
+        base = config_defaults()
+        if (layer, facet) != (base["layer"], base["facet"]):
+            raise UsageError("the colour backbone has no ViT layers or facets: --layer and --facet do not apply "
+                             "to it (leave them out, or choose a ViT with --backbone)")
+        return
+    try:
+        backbone.check_layer_facet(int(layer), facet)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None

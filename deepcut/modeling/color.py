@@ -46,6 +46,8 @@ class ColorBackbone(Backbone):
         sigma_position: kernel width of the position, as a fraction of the image's longer side.
     """
 
+    family = "color"
+
     def __init__(self, patch_size: int = 8, dim: int = 384, sigma_color: float = 12.0,
                  sigma_texture: float = 10.0, sigma_position: float = 0.6, seed: int = 0) -> None:
         self.name = "color"
