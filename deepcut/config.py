@@ -18,6 +18,11 @@ Loss = Literal["ncut", "cc"]
 Facet = Literal["key", "query", "value", "token"]
 FACETS: tuple[str, ...] = ("key", "query", "value", "token")
 LOSSES: tuple[str, ...] = ("ncut", "cc")
+#: Edge refinements of the label map (:mod:`deepcut.refinement`); "none" is the paper's upsampling.
+REFINEMENTS: tuple[str, ...] = ("none", "guided", "crf")
+#: The number of clusters ``k`` when none is given: a bipartition for NCut; for CC, whose ``k`` is
+#: only an upper bound, the authors' bound of 10, so that CC finds the number of segments itself.
+DEFAULT_K: dict[str, int] = {"ncut": 2, "cc": 10}
 #: Epochs of stages 2 and 3 when only the first stage's are given.
 DEFAULT_LATER_EPOCHS: tuple[int, int] = (100, 10)
 
@@ -78,7 +83,10 @@ class SegmentConfig:
     Attributes:
         k: number of clusters. With ``stages=1`` the image is split into ``k`` segments; with
             ``stages>=2`` the first stage is a foreground/background bipartition and ``k`` is the
-            number of foreground parts. With ``loss="cc"`` it is only an upper bound.
+            number of foreground parts. NCut gives ``k`` segments; with ``loss="cc"`` it is only an
+            upper bound (CC finds the number itself). ``None`` (the default) means
+            :data:`DEFAULT_K`: 2 for NCut, 10 for CC; the config then holds the resolved number, and
+            :meth:`replace` with another ``loss`` resolves it again.
         loss: ``"ncut"`` (relaxed normalized cut + orthogonality, as in MinCutPool) or ``"cc"``
             (correlation clustering, finds the number of segments itself).
         alpha: CC's threshold: the graph is ``W - max(W) / alpha``, so pairs less similar than
@@ -95,11 +103,14 @@ class SegmentConfig:
         seed: seed of the GNN initialisation and dropout; equal seeds give equal results.
         log_bin: use the log-binned descriptor of Amir et al. (each patch's feature plus averages of
             its neighbourhood at two scales, 17x longer) instead of the plain facet.
+        refine: how patch labels become pixel labels: ``"none"`` (the paper's smooth upsampling),
+            ``"guided"`` (guided filter: edges follow the image, fast) or ``"crf"`` (dense CRF); the
+            foreground, largest component and box then come from the refined labels.
     """
 
-    k: int = _opt(2, help="number of clusters (stage 1 alone) or of foreground parts (stages 2-3); "
-                          "an upper bound for CC", label="Number of clusters k", minimum=2, maximum=10,
-                  step=1, short="-k")
+    k: int | None = _opt(None, help="number of clusters (stage 1 alone) or of foreground parts (stages 2-3): "
+                                   "exactly k for ncut, an upper bound for cc (default: 2 for ncut, 10 for cc)",
+                         label="Number of clusters k", minimum=2, maximum=10, step=1, short="-k", optional=True)
     loss: Loss = _opt("ncut", help="clustering objective: ncut (normalized cut) or cc (correlation clustering)",
                       label="Loss", kind=str, choices=LOSSES)
     alpha: float = _opt(3.0, help="CC threshold: pairs less similar than max(W)/alpha repel, so a larger alpha "
@@ -124,14 +135,23 @@ class SegmentConfig:
                      maximum=99, step=1)
     log_bin: bool = _opt(False, help="log-binned descriptor (feature + neighbourhood averages at 2 scales, "
                                      "17x longer)", label="Log-binned descriptor", kind=bool)
+    refine: str = _opt("none", help="edge refinement of the pixel labels: none (patch upsampling, as in the "
+                                    "paper), guided (guided filter, edges follow the image) or crf (dense CRF)",
+                       label="Edge refinement", kind=str, choices=REFINEMENTS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epochs", parse_epochs(self.epochs))
+        # k=None: the loss's default, remembered so that replace(loss=...) picks the other loss's default
+        object.__setattr__(self, "_k_auto", self.k is None)
+        if self.k is None:
+            object.__setattr__(self, "k", DEFAULT_K.get(self.loss, 2))
         epochs = self.epochs
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.facet not in FACETS:
             raise ConfigError(f"facet must be one of {FACETS}, got {self.facet!r}")
+        if self.refine not in REFINEMENTS:
+            raise ConfigError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
         if int(self.k) < 2:
             raise ConfigError(f"k must be at least 2, got {self.k}")
         if int(self.bg_k) < 2:
@@ -153,6 +173,8 @@ class SegmentConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ConfigError(f"unknown setting(s) {unknown}; valid: {sorted(names)}")
+        if getattr(self, "_k_auto", False) and "k" not in overrides:
+            overrides = {**overrides, "k": None}
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,8 +194,8 @@ def options() -> dict[str, Option]:
 
 
 def defaults() -> dict[str, Any]:
-    """Every field's default value."""
-    return SegmentConfig().to_dict()
+    """Every field's default value, as declared (``k`` is None: see :data:`DEFAULT_K`)."""
+    return {**SegmentConfig().to_dict(), "k": None}
 
 
 def make_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> SegmentConfig:

@@ -24,7 +24,8 @@ from .config import SegmentConfig
 from .features import PatchFeatures
 from .graph import PatchGraph
 from .segmentation import Segmentation, Timings
-from .utils.masks import background_label, bbox_of, largest_component, upsample_labels, upsample_segmentation
+from .refinement import segment_maps
+from .utils.masks import background_label, bbox_of, largest_component
 
 Grid = tuple[int, int]
 
@@ -231,6 +232,9 @@ def _background_parts(st: _Stages, result: ClusterResult, rows: np.ndarray, base
 def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, t0: float) -> Segmentation:
     """Turn the patch labels of one image into its :class:`Segmentation` at the input's size.
 
+    The labels, foreground and box are at the input's size, refined to its edges if ``cfg.refine``
+    asks for it (:func:`~deepcut.refinement.segment_maps`); ``soft`` stays on the patch grid.
+
     Args:
         out: the stages' output for the image's ``N = h * w`` patches.
         feats: the image's features (image, working size, grid, cache flag, seconds).
@@ -239,14 +243,9 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
     t = time.perf_counter()
     h, w = feats.grid
     patch_labels = out.labels.reshape(h, w).astype(np.int32)
-    height, width = feats.image.shape[:2]
-    foreground = bbox = None
-    if out.foreground_labels is None:
-        labels = upsample_labels(patch_labels, tuple(feats.work_size), (height, width))
-    else:
-        labels, foreground = upsample_segmentation(patch_labels, tuple(feats.work_size), (height, width),
-                                                   out.foreground_labels)
-        bbox = bbox_of(foreground)
+    labels, foreground = segment_maps(feats.image, patch_labels, tuple(feats.work_size), out.foreground_labels,
+                                      cfg.refine, cfg.largest_component)
+    bbox = None if foreground is None else bbox_of(foreground)
     timings = Timings(features=feats.seconds, stage1=out.timings.stage1, stage2=out.timings.stage2,
                       stage3=out.timings.stage3, postprocess=time.perf_counter() - t)
     timings.total = time.perf_counter() - t0

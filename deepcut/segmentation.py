@@ -62,8 +62,9 @@ class Segmentation:
     """A DeepCut segmentation of one image.
 
     Attributes:
-        labels: ``(H, W)`` int32 segment label of every input pixel. With a foreground/background
-            split, label 0 is the (main) background.
+        labels: ``(H, W)`` int32 segment label of every input pixel (edges refined to the image's
+            when ``config.refine`` is not ``"none"``). With a foreground/background split, label 0
+            is the (main) background.
         patch_labels: ``(h, w)`` int32 labels of the patch grid.
         foreground: ``(H, W)`` bool foreground mask, or None when there is no bipartition
             (``stages=1`` with ``k>2``).
@@ -105,6 +106,15 @@ class Segmentation:
             return None
         return Image.fromarray(self.foreground.astype(np.uint8) * 255)
 
+    def cutout(self) -> Image.Image | None:
+        """The foreground on a transparent background: an RGBA image of the input's size whose alpha is
+        255 on :attr:`foreground` (refined if the config asked for it) and 0 elsewhere; None without a
+        foreground/background split."""
+        if self.foreground is None:
+            return None
+        alpha = self.foreground.astype(np.uint8) * 255
+        return Image.fromarray(np.dstack([self.image, alpha]))
+
     def bbox_image(self) -> Image.Image:
         """The input image with the foreground box drawn."""
         return colors.draw_bbox(self.image, self.bbox)
@@ -127,8 +137,9 @@ class Segmentation:
             "notes": list(self.notes),
         }
 
-    def save(self, out_dir: str | Path, stem: str, alpha: float = 0.5) -> dict[str, str]:
-        """Write ``<stem>_labels.png``, ``<stem>_overlay.png`` and (if any) ``<stem>_mask.png``."""
+    def save(self, out_dir: str | Path, stem: str, alpha: float = 0.5, cutout: bool = False) -> dict[str, str]:
+        """Write ``<stem>_labels.png``, ``<stem>_overlay.png``, (if any) ``<stem>_mask.png`` and, with
+        ``cutout`` and a foreground, ``<stem>_cutout.png`` (:meth:`cutout`); returns ``{kind: path}``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = {"labels": out / f"{stem}_labels.png", "overlay": out / f"{stem}_overlay.png"}
@@ -138,6 +149,10 @@ class Segmentation:
         if mask is not None:
             written["mask"] = out / f"{stem}_mask.png"
             mask.save(written["mask"])
+        cut = self.cutout() if cutout else None
+        if cut is not None:
+            written["cutout"] = out / f"{stem}_cutout.png"
+            cut.save(written["cutout"])
         return {k: str(v) for k, v in written.items()}
 
     def to_json(self) -> str:

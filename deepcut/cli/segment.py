@@ -13,8 +13,12 @@ from .common import (add_config_args, add_image_args, config_from_args, expand_i
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment images or folders of images",
                        description="Segment images. Writes <stem>_labels.png, <stem>_overlay.png, "
-                                   "<stem>_mask.png (with a foreground) and results.json into --out.")
+                                   "<stem>_mask.png (with a foreground), <stem>_cutout.png (with --cutout) "
+                                   "and results.json into --out.")
     add_image_args(p)
+    p.add_argument("--cutout", action="store_true",
+                   help="also write <stem>_cutout.png: the foreground on a transparent background (RGBA; "
+                        "sharper edges with --refine guided)")
     add_config_args(p)
     p.set_defaults(func=run)
 
@@ -34,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files)):
         try:
             seg = model.segment(path, cfg)
-            written = seg.save(out, stem, alpha=args.opacity)
+            written = seg.save(out, stem, alpha=args.opacity, cutout=args.cutout)
+            if args.cutout and "cutout" not in written:
+                tqdm.write(f"note: {path}: no cut-out, there is no foreground/background split "
+                           f"(use k=2 or --stages 2)", file=sys.stderr)
         except DeepCutError as e:
             tqdm.write(f"error: {file_error(path, e)}", file=sys.stderr)
             failures[str(path)] = str(e)

@@ -9,6 +9,9 @@ for the foreground, ``largest_component``, upsampling and boxes are then literal
   Fiedler vector of the normalized Laplacian, split at its mean (TokenCut); ``k > 2``: k-means on
   the row-normalised first ``k`` eigenvectors (Ng, Jordan & Weiss; Deep Spectral Methods). The graph
   is DeepCut's NCut graph ``relu(F Fᵀ) / max`` by default, or TokenCut's binarised cosine graph.
+  Above :data:`deepcut.graph.DENSE_MAX_NODES` nodes (or when the pipeline's graph is sparse) DeepCut's
+  graph is the same sparse k-NN graph the GNN cuts and ARPACK works on it without an ``N x N``
+  matrix; TokenCut's graph (every pair has a weight) is then refused.
 * :func:`kmeans_fit` — k-means (k-means++ seeding, best of ``n_init`` runs) on the raw features.
 """
 
@@ -24,7 +27,7 @@ import torch
 from scipy.cluster.vq import kmeans2
 
 from ..clustering import ClusterResult, Clusterer, affinity
-from ..graph import PatchGraph
+from ..graph import DENSE_MAX_NODES, DEFAULT_NEIGHBOURS, PatchGraph, knn_affinity, use_sparse
 from ..errors import ConfigError
 
 #: Graphs :func:`spectral_fit` can cut.
@@ -62,6 +65,15 @@ def build_graph(features, kind: str = "deepcut", tau: float = 0.2, eps: float = 
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return np.where(x @ x.T > tau, 1.0, eps)
     raise ConfigError(f"spectral graph must be one of {SPECTRAL_GRAPHS}, got {kind!r}")
+
+
+def build_sparse_graph(x: np.ndarray, neighbours: int = DEFAULT_NEIGHBOURS) -> scipy.sparse.csr_matrix:
+    """DeepCut's NCut graph as the GNN sees it above :data:`~deepcut.graph.DENSE_MAX_NODES` nodes:
+    the symmetric k-NN graph of :func:`deepcut.graph.knn_affinity`, ``(N, N)`` float64 CSR."""
+    sp = knn_affinity(torch.as_tensor(x, dtype=torch.float32), "ncut", neighbours=neighbours)
+    index = sp.index.cpu().numpy()
+    n = x.shape[0]
+    return scipy.sparse.csr_matrix((sp.weight.double().cpu().numpy(), (index[0], index[1])), shape=(n, n))
 
 
 def _fuzzy_memberships(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -120,9 +132,12 @@ def _top_eigenvectors(m: np.ndarray, k: int) -> np.ndarray:
     """Eigenvectors ``(N, k)`` of the ``k`` largest eigenvalues of a symmetric ``(N, N)`` matrix, largest first.
 
     Lanczos (ARPACK, deterministic start) for large matrices, a dense solver for small ones or if
-    ARPACK does not converge.
+    ARPACK does not converge. A :class:`scipy.sparse.linalg.LinearOperator` always goes to ARPACK.
     """
     n = m.shape[0]
+    if isinstance(m, scipy.sparse.linalg.LinearOperator):
+        vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=1e-8)
+        return vecs[:, np.argsort(-vals)]
     if n > 64 and k < n - 1:
         try:
             vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=1e-10)
@@ -133,19 +148,27 @@ def _top_eigenvectors(m: np.ndarray, k: int) -> np.ndarray:
     return vecs[:, ::-1]
 
 
-def spectral_embedding(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` eigenvectors of the normalized Laplacian of an affinity ``(N, N)``.
+def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` eigenvectors of the normalized Laplacian of an affinity ``(N, N)`` (dense, or
+    scipy sparse: then nothing ``N x N`` is formed).
 
     Returns ``(u (N, k), d_isqrt (N,))``: ``u`` are the eigenvectors of ``I - D^-1/2 A D^-1/2`` with
     the ``k`` smallest eigenvalues (the trivial ``D^1/2 1`` first), ``d_isqrt = D^-1/2``. The trivial
     eigenvector is known in closed form and deflated before solving, so a graph of (almost)
     disconnected parts, whose first eigenvalues are (almost) equal, still gives the right Fiedler vector.
     """
-    degree = np.maximum(a.sum(1), 1e-12)
+    degree = np.maximum(np.asarray(a.sum(1)).ravel(), 1e-12)
     d_isqrt = 1.0 / np.sqrt(degree)
-    m = d_isqrt[:, None] * a * d_isqrt[None, :]
     trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
-    m -= 2.0 * np.outer(trivial, trivial)  # its eigenvalue 1 becomes -1, below every other one
+    if scipy.sparse.issparse(a):
+        d = scipy.sparse.diags(d_isqrt)
+        norm = (d @ a @ d).tocsr()
+        m = scipy.sparse.linalg.LinearOperator(  # the same deflation, as an operator
+            norm.shape, matvec=lambda v: norm @ np.ravel(v) - 2.0 * trivial * (trivial @ np.ravel(v)),
+            dtype=np.float64)
+    else:
+        m = d_isqrt[:, None] * a * d_isqrt[None, :]
+        m -= 2.0 * np.outer(trivial, trivial)  # its eigenvalue 1 becomes -1, below every other one
     u = _top_eigenvectors(m, k - 1)
     return np.concatenate([trivial[:, None], u], axis=1), d_isqrt
 
@@ -154,8 +177,11 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
                  graph_kind: str = "deepcut", n_init: int = 5, graph: PatchGraph | None = None) -> ClusterResult:
     """Spectral normalized cut of features ``(N, D)`` into ``k`` clusters (GNN settings ignored).
 
-    The graph is built from the features by ``graph_kind`` (in float64), so the pipeline's
-    ``graph`` is not used.
+    The graph is built from the features by ``graph_kind`` (in float64). The pipeline's ``graph``
+    only decides dense or sparse (:attr:`~deepcut.graph.PatchGraph.is_sparse`, its ``k``; without
+    it, more than :data:`~deepcut.graph.DENSE_MAX_NODES` nodes is sparse): a sparse ``"deepcut"``
+    graph is the GNN's k-NN graph (:func:`build_sparse_graph`); ``"tokencut"`` cannot be sparse
+    and raises :class:`ConfigError` then.
 
     ``k = 2``: generalized Fiedler vector ``y = D^-1/2 u₂`` of ``(D - A) y = λ D y``, split at its
     mean; soft memberships are ``0.5 ± 0.5 (y - mean) / max|y - mean|``. ``k > 2``: k-means
@@ -164,7 +190,7 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     x, k_eff, note, degenerate = _prepare(features, k)
     if degenerate is not None:
         return degenerate
-    a = build_graph(x, graph_kind)
+    a = _spectral_graph(x, graph_kind, graph)
     u, d_isqrt = spectral_embedding(a, k_eff)  # (N, k), the trivial eigenvector first
     if k_eff == 2:
         y = d_isqrt * u[:, 1]
@@ -178,6 +204,18 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     rows = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     centroids, labels = _kmeans(rows, k_eff, seed, n_init)
     return ClusterResult(labels, _fuzzy_memberships(rows, centroids), [], None, k_eff, note)
+
+
+def _spectral_graph(x: np.ndarray, kind: str, graph: PatchGraph | None) -> np.ndarray | scipy.sparse.spmatrix:
+    """The graph :func:`spectral_fit` cuts: dense :func:`build_graph` or sparse :func:`build_sparse_graph`."""
+    sparse = graph.is_sparse if graph is not None else use_sparse(x.shape[0])
+    if not sparse:
+        return build_graph(x, kind)
+    if kind != "deepcut":
+        raise ConfigError(f"the spectral baseline's {kind!r} graph is dense and {x.shape[0]} patches are too "
+                          f"many for it (at most {DENSE_MAX_NODES}): lower the resolution or use the "
+                          f"'deepcut' graph, which is a sparse k-NN graph at this size")
+    return build_sparse_graph(x, graph.neighbours if graph is not None else DEFAULT_NEIGHBOURS)
 
 
 def baseline(name: str, spectral_graph: str = "deepcut") -> Clusterer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from ..utils.matching import best_matching, iou_matrix
 
@@ -136,6 +137,39 @@ def max_fbeta(curves: Sequence[np.ndarray] | np.ndarray) -> float:
     if c.ndim == 1:
         return float(c.max())
     return float(c.mean(axis=0).max())
+
+
+#: Boundary F tolerance as a fraction of the image diagonal (DAVIS's ``bound_th``).
+BOUNDARY_TOLERANCE = 0.008
+
+
+def mask_boundary(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the pixels of a boolean mask with a 4-neighbour outside it (the image's
+    frame is not a boundary)."""
+    m = np.asarray(mask, bool)
+    return m & ~ndimage.binary_erosion(m, border_value=1)
+
+
+def boundary_f(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
+               tolerance: float | None = None) -> float:
+    """Boundary F-measure of boolean masks ``(H, W)`` (DAVIS's F): the harmonic mean of the share of
+    predicted boundary pixels within ``tolerance`` pixels of the true boundary and the reverse.
+
+    ``tolerance`` defaults to :data:`BOUNDARY_TOLERANCE` of the diagonal (at least 1 pixel). Pixels
+    outside ``valid`` (GrabCut's unknown band) take the prediction's value in the ground truth, so
+    no boundary placed inside them is penalised. Both boundaries empty: 1.0; one empty: 0.0.
+    """
+    _check_same_shape(pred, gt, valid)
+    p = np.asarray(pred, bool)
+    g = np.where(_valid(valid, np.shape(gt)), np.asarray(gt, bool), p)
+    tol = max(1.0, BOUNDARY_TOLERANCE * float(np.hypot(*p.shape))) if tolerance is None else float(tolerance)
+    bp, bg = mask_boundary(p), mask_boundary(g)
+    n_p, n_g = np.count_nonzero(bp), np.count_nonzero(bg)
+    if n_p == 0 or n_g == 0:
+        return 1.0 if n_p == n_g else 0.0
+    precision = np.count_nonzero(bp & (ndimage.distance_transform_edt(~bg) <= tol)) / n_p
+    recall = np.count_nonzero(bg & (ndimage.distance_transform_edt(~bp) <= tol)) / n_g
+    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
 
 
 # -- boxes -----------------------------------------------------------------------------------------

@@ -11,22 +11,49 @@ from torch import nn
 
 def gcn_normalize(adj: torch.Tensor) -> torch.Tensor:
     """Symmetric GCN normalisation ``D^-1/2 A D^-1/2`` exactly as PyG's ``DenseGCNConv`` does it
-    (degrees clamped to at least 1). ``adj`` ``(N, N)`` must already hold its self-loops."""
+    (degrees clamped to at least 1). ``adj`` ``(N, N)``, dense or sparse (COO), must already hold
+    its self-loops; a sparse ``adj`` gives a sparse result with the same edges."""
+    if adj.is_sparse:
+        adj = adj.coalesce()
+        index, weight = adj.indices(), adj.values()
+        degree = torch.zeros(adj.shape[0], dtype=weight.dtype, device=weight.device).index_add_(0, index[0], weight)
+        d = degree.clamp(min=1).pow(-0.5)
+        return torch.sparse_coo_tensor(index, d[index[0]] * weight * d[index[1]], adj.shape, is_coalesced=True,
+                                       check_invariants=False)
     d = adj.sum(dim=-1).clamp(min=1).pow(-0.5)
     return d.unsqueeze(-1) * adj * d.unsqueeze(-2)
 
 
 def gcn_input_graph(adj: torch.Tensor) -> torch.Tensor:
-    """The graph the GCN sees: the positive part of ``adj`` ``(N, N)``.
+    """The graph the GCN sees: the positive part of ``adj`` ``(N, N)`` (dense, or sparse COO:
+    then only its positive edges are kept and the result is sparse too).
 
-    Self-loops keep their own (positive) weight and get weight 1 where it is not positive, which is
-    what the authors' edge list + PyG ``GCNConv`` (``add_remaining_self_loops``) does.
+    Self-loops keep their own (positive) weight and get weight 1 where it is not positive (or,
+    sparse, absent), which is what the authors' edge list + PyG ``GCNConv``
+    (``add_remaining_self_loops``) does.
     """
+    if adj.is_sparse:
+        return _sparse_positive_with_loops(adj.coalesce())
     a = adj.clamp(min=0)
     diag = a.diagonal()
     a = a.clone()
     a.diagonal().copy_(torch.where(diag > 0, diag, torch.ones_like(diag)))
     return a
+
+
+def _sparse_positive_with_loops(adj: torch.Tensor) -> torch.Tensor:
+    """:func:`gcn_input_graph` of a coalesced sparse COO ``(N, N)``: a coalesced sparse COO."""
+    n = adj.shape[0]
+    index, weight = adj.indices(), adj.values()
+    keep = weight > 0
+    index, weight = index[:, keep], weight[keep]
+    loops = torch.ones(n, dtype=weight.dtype, device=weight.device)
+    on_diag = index[0] == index[1]
+    loops[index[0, on_diag]] = weight[on_diag]  # positive self-loops keep their weight
+    nodes = torch.arange(n, device=index.device)
+    index = torch.cat([index[:, ~on_diag], torch.stack([nodes, nodes])], dim=1)
+    weight = torch.cat([weight[~on_diag], loops])
+    return torch.sparse_coo_tensor(index, weight, adj.shape, check_invariants=False).coalesce()
 
 
 class DeepCutGNN(nn.Module):
@@ -85,8 +112,10 @@ class DeepCutGNN(nn.Module):
 
     @staticmethod
     def propagate(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """``Â X`` ``(N, D)`` for node features ``x`` ``(N, D)`` and the GCN's graph ``adj`` ``(N, N)``."""
-        return gcn_normalize(adj) @ x
+        """``Â X`` ``(N, D)`` for node features ``x`` ``(N, D)`` and the GCN's graph ``adj`` ``(N, N)``
+        (dense, or sparse COO: then ``O(E D)`` time and no ``N x N`` tensor)."""
+        a = gcn_normalize(adj)
+        return torch.sparse.mm(a, x) if a.is_sparse else a @ x
 
     def gcn(self, ax: torch.Tensor) -> torch.Tensor:
         """The GCN layer's output ``Â X Θ + b`` ``(N, 64)`` from the propagation ``ax = Â X`` ``(N, D)``."""
@@ -106,7 +135,8 @@ class DeepCutGNN(nn.Module):
         return self.head(self.gcn(ax), generator)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Logits ``(N, k)`` for node features ``(N, D)`` and the GCN graph ``(N, N)`` (self-loops included)."""
+        """Logits ``(N, k)`` for node features ``(N, D)`` and the GCN graph ``(N, N)`` (dense or sparse,
+        self-loops included)."""
         return self.forward_propagated(self.propagate(x, adj), generator)
 
 

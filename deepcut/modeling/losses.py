@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -13,7 +14,7 @@ class _QuadraticForm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        a_s = adj @ s
+        a_s = _matmul(adj, s)
         ctx.save_for_backward(a_s)
         return (s * a_s).sum()
 
@@ -23,10 +24,34 @@ class _QuadraticForm(torch.autograd.Function):
         return None, 2.0 * grad * a_s
 
 
+def _matmul(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``A S`` for ``adj`` dense, sparse COO or sparse CSR ``(N, N)`` and dense ``s`` ``(N, k)``."""
+    return torch.sparse.mm(adj, s) if adj.layout == torch.sparse_coo else adj @ s
+
+
+def sparse_csr(adj: torch.Tensor) -> torch.Tensor:
+    """A sparse COO ``(N, N)`` as CSR, the faster layout for the ``A S`` of every training epoch."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        return adj.to_sparse_csr()
+
+
+def row_sums(adj: torch.Tensor) -> torch.Tensor:
+    """Degrees ``A 1`` ``(N,)`` of a dense, sparse COO or sparse CSR ``(N, N)`` affinity."""
+    if adj.layout == torch.sparse_csr:
+        return _matmul(adj, torch.ones(adj.shape[1], 1, dtype=adj.dtype, device=adj.device)).squeeze(1)
+    if adj.layout == torch.sparse_coo:
+        adj = adj.coalesce()
+        return torch.zeros(adj.shape[0], dtype=adj.dtype, device=adj.device).index_add_(
+            0, adj.indices()[0], adj.values())
+    return adj.sum(dim=-1)
+
+
 def quadratic_form(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``tr(SᵀAS)`` for a symmetric ``adj`` ``(N, N)`` (no gradient w.r.t. it) and ``s`` ``(N, k)``."""
+    """``tr(SᵀAS)`` for a symmetric ``adj`` ``(N, N)``, dense or sparse (COO or CSR; no gradient w.r.t. it),
+    and ``s`` ``(N, k)``."""
     if adj.requires_grad:
-        return (s * (adj @ s)).sum()
+        return (s * _matmul(adj, s)).sum()
     return _QuadraticForm.apply(adj, s)
 
 
@@ -41,14 +66,14 @@ def ncut_loss(adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = 
     instead of about seven.
 
     Args:
-        adj: non-negative affinity ``A`` ``(N, N)``.
+        adj: non-negative affinity ``A`` ``(N, N)``, dense or sparse (COO or CSR, e.g. a k-NN graph).
         s: soft assignments ``S`` ``(N, k)`` (softmax output).
         degree: ``A.sum(-1)`` ``(N,)``, if already known.
 
     Returns:
         ``(cut, ortho)``, two scalars.
     """
-    d = adj.sum(dim=-1) if degree is None else degree
+    d = row_sums(adj) if degree is None else degree
     num = quadratic_form(adj, s)
     den = (d.unsqueeze(-1) * s * s).sum()
     cut = -(num / den)
@@ -65,7 +90,22 @@ def cc_loss(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     equal to the elementwise form for symmetric ``A``.
 
     Args:
-        adj: signed affinity ``(N, N)``, symmetric.
+        adj: signed affinity ``(N, N)``, symmetric, dense or sparse (COO or CSR).
         s: soft assignments ``(N, k)`` (rows sum to 1).
     """
     return -quadratic_form(adj, s)
+
+
+def cc_loss_lowrank(features: torch.Tensor, offset: float, s: torch.Tensor) -> torch.Tensor:
+    """:func:`cc_loss` of the graph ``A = F Fᵀ - offset`` over *all* pairs, without any ``N x N`` tensor.
+
+    ``Σ_ij (F Fᵀ)_ij (S Sᵀ)_ij = ‖Fᵀ S‖²_F`` and ``Σ_ij offset (S Sᵀ)_ij = offset ‖Sᵀ 1‖²``, so the
+    loss is ``offset ‖Sᵀ 1‖² - ‖Fᵀ S‖²_F``: ``O(N D k)`` time and memory. Equal to
+    ``cc_loss(affinity(features, "cc", alpha), s)`` with ``offset = max(F Fᵀ) / alpha``.
+
+    Args:
+        features: ``F`` ``(N, D)`` (no gradient w.r.t. them).
+        offset: the constant subtracted from every pair, e.g. ``max(W) / alpha``.
+        s: soft assignments ``(N, k)``.
+    """
+    return float(offset) * s.sum(dim=0).square().sum() - (features.T @ s).square().sum()

@@ -7,6 +7,10 @@ layer and resume later. Facets follow the DINO dense-descriptor convention (Amir
   per-head vectors concatenated (``D`` = hidden size);
 * ``token`` of layer ``l``: the block's output ``h_{l+1}`` (before the final layer norm).
 
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (the ``transformers``
+model's ``"sdpa"`` implementation, set explicitly), so no ``(heads, T, T)`` attention matrix is
+materialised and a 1024-px image (16385 tokens for ViT-S/8) fits in a few hundred MB.
+
 The CLS token (and any register tokens) is dropped from every facet. With a ``stride`` smaller than
 the patch size the patch projection is applied at that step (overlapping patches, Amir et al.) and the
 learned position embeddings are interpolated to the denser grid.
@@ -24,10 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import Backbone, TokenState
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: How the blocks may compute attention (see :meth:`ViTBackbone.set_attention`).
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
 
 
 def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
@@ -71,6 +78,9 @@ class ViTBackbone(Backbone):
         name: registry name or path, for messages.
         source: where the weights came from (hub id, path, ``"random"``).
         mean, std: per-channel input normalisation (ImageNet's for every DINO model).
+
+    Attributes:
+        attention: ``"sdpa"`` or ``"eager"`` (see :meth:`set_attention`).
     """
 
     family = "vit"
@@ -84,6 +94,8 @@ class ViTBackbone(Backbone):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.attention = "sdpa"
+        self.set_attention("sdpa")
         cfg = model.config
         self.name = name
         self.source = source
@@ -103,6 +115,23 @@ class ViTBackbone(Backbone):
         self._mean = self._mean.to(device)
         self._std = self._std.to(device)
         return super().to(self._mean.device)
+
+    def set_attention(self, implementation: str = "sdpa") -> ViTBackbone:
+        """Choose how every block computes attention; returns ``self``.
+
+        * ``"sdpa"`` (the default): ``torch.nn.functional.scaled_dot_product_attention``, whose CPU
+          (flash) and CUDA (flash / memory-efficient) kernels work through blocks of queries and keys,
+          so no ``(B, heads, T, T)`` attention matrix is ever materialised: at 1024 px ViT-S/8 has
+          ``T = 16385`` tokens, whose 6 attention maps would take 6.4 GB.
+        * ``"eager"``: ``softmax(Q Kᵀ / √d) V`` written out (the reference; ``O(T²)`` memory).
+
+        Both give the same features up to float rounding.
+        """
+        if implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+        self.model.set_attn_implementation(implementation)
+        self.attention = implementation
+        return self
 
     # -- model-family specific parts (overridden by other ViT families) ---------------------------
     @property
@@ -140,7 +169,7 @@ class ViTBackbone(Backbone):
     # -- Backbone interface ------------------------------------------------------------------------
     def describe(self) -> dict:
         return {**super().describe(), "family": self.family, "heads": self.heads,
-                "registers": self.num_registers}
+                "registers": self.num_registers, "attention": self.attention}
 
     def normalize(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32 on :attr:`device`, mean/std normalised."""

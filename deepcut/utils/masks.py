@@ -55,7 +55,8 @@ def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
-def _resize_nearest(work: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+def resize_nearest(work: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an ``(h, w)`` label map or mask to ``out_size = (H, W)`` (same dtype)."""
     if work.shape == tuple(out_size):
         return work
     if work.max(initial=0) < 256:
@@ -85,7 +86,7 @@ def upsample_labels(labels: np.ndarray, work_size: tuple[int, int], out_size: tu
     arg-maxed, then resized to ``out_size`` with nearest neighbour, so even a 6000x4000 image costs
     little memory.
     """
-    return _resize_nearest(_smooth_onehot(labels, work_size).argmax(-1).numpy().astype(np.int32), out_size)
+    return resize_nearest(_smooth_onehot(labels, work_size).argmax(-1).numpy().astype(np.int32), out_size)
 
 
 def upsample_segmentation(labels: np.ndarray, work_size: tuple[int, int], out_size: tuple[int, int],
@@ -103,4 +104,4 @@ def upsample_segmentation(labels: np.ndarray, work_size: tuple[int, int], out_si
     best_fg = smooth.masked_fill(~is_fg, -1).argmax(-1)
     best_bg = smooth.masked_fill(is_fg, -1).argmax(-1)
     work = torch.where(fg, best_fg, best_bg).numpy().astype(np.int32)
-    return _resize_nearest(work, out_size), _resize_nearest(fg.numpy(), out_size)
+    return resize_nearest(work, out_size), resize_nearest(fg.numpy(), out_size)
