@@ -149,6 +149,59 @@ def peak_memory_448() -> tuple[int, float, float]:
 
 
 # -- main ----------------------------------------------------------------------------------------
+def busy_core() -> subprocess.Popen:
+    """Another process that keeps one core busy (as on a shared vCPU, a laptop, a batch job)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(1.0)
+    return proc
+
+
+def shared_machine(dc: DeepCut, image: np.ndarray, feats: torch.Tensor, repeats: int) -> tuple[list, dict]:
+    """With one core busy: DeepCut's thread policy (ViT on the idle cores, GNN on one thread) against
+    PyTorch's default (every core for everything), as ratios to the ViT forward under the policy."""
+    import deepcut.clustering as clustering
+    from deepcut.threads import available_cores, torch_threads
+
+    cores = available_cores()
+    emb, _ = dc.embed(image, 280)
+
+    def vit(threads: int):
+        with torch_threads(threads):
+            return dc.backbone.facet(dc.backbone.embed(emb.work[None], dc.backbone.patch_size), 11, "key")
+
+    def fresh_segment():
+        dc.clear_cache()
+        return dc.segment(image)
+
+    proc = busy_core()
+    try:
+        chosen = dc.store.threads.vit()
+        t_vit = best_time(lambda: vit(dc.store.threads.vit()), repeats)
+        t_vit_default = best_time(lambda: vit(cores), repeats)
+        t_gnn = best_time(lambda: fit(feats, k=2, epochs=10), repeats)
+        t_seg = best_time(fresh_segment, repeats)
+        clustering.GNN_THREADS = cores  # PyTorch's default, for comparison
+        try:
+            t_gnn_default = best_time(lambda: fit(feats, k=2, epochs=10), repeats)
+        finally:
+            clustering.GNN_THREADS = 1
+    finally:
+        proc.kill()
+        proc.wait()
+    figures = {"busy_vit_forward_s": t_vit, "busy_vit_threads": chosen, "busy_vit_default_threads_s": t_vit_default,
+               "busy_ncut10_s": t_gnn, "busy_ncut10_default_threads_s": t_gnn_default, "busy_segment_fresh_s": t_seg}
+    rows = [
+        (f"one core busy: ViT forward, DeepCut's choice ({chosen} thread(s))", f"{t_vit * 1000:.0f} ms", "1.00x"),
+        (f"one core busy: ViT forward, PyTorch default ({cores} threads)", f"{t_vit_default * 1000:.0f} ms",
+         f"{t_vit_default / t_vit:.2f}x"),
+        ("one core busy: 10 NCut epochs, 1 thread (DeepCut)", f"{t_gnn * 1000:.0f} ms", f"{t_gnn / t_vit:.3f}x"),
+        (f"one core busy: 10 NCut epochs, {cores} threads (PyTorch default)", f"{t_gnn_default * 1000:.0f} ms",
+         f"{t_gnn_default / t_vit:.3f}x"),
+        ("one core busy: segment() end to end, stages=1, k=2", f"{t_seg * 1000:.0f} ms", f"{t_seg / t_vit:.2f}x"),
+    ]
+    return rows, figures
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
@@ -213,6 +266,10 @@ def main() -> None:
     figures.update(peak_rss_448_mb=after, rss_before_segment_448_mb=before)
     rows.append((f"peak memory, 448 px image ({patches} patches), whole process (RSS)", f"{after:.0f} MB",
                  f"model loaded: {before:.0f} MB"))
+
+    busy_rows, busy = shared_machine(dc, image, feats, repeats)
+    rows += busy_rows
+    figures.update(busy)
 
     if not args.quick:
         for spec in list_backbones():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Callable, Protocol, Union
 
 import numpy as np
 import torch
@@ -11,13 +11,16 @@ import torch
 from .config import LOSSES
 from .device import generator
 from .errors import ConfigError
-from .graph import PatchGraph, affinity, affinity_from_gram
+from .graph import PatchGraph, SparseAffinity, affinity, affinity_from_gram
 from .modeling.gnn import DeepCutGNN, gcn_input_graph
-from .modeling.losses import cc_loss, ncut_loss
+from .modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss, row_sums, sparse_csr
+from .threads import GNN_THREADS, torch_threads
 
 __all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
 
 FeaturesLike = Union[np.ndarray, torch.Tensor]
+#: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity or a sparse k-NN one.
+Affinity = Union[torch.Tensor, SparseAffinity]
 
 
 @dataclass
@@ -66,7 +69,7 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
-        adj: torch.Tensor | None = None, graph: PatchGraph | None = None) -> ClusterResult:
+        adj: Affinity | None = None, graph: PatchGraph | None = None) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -78,9 +81,15 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         seed: seeds initialisation and dropout; the global RNG is not touched.
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
-        adj: a precomputed :func:`affinity` of ``features`` (saves an ``N²D`` product).
-        graph: the :class:`~deepcut.graph.PatchGraph` of ``features``; its affinity is used when
-            ``adj`` is not given.
+        adj: a precomputed :func:`affinity` of ``features`` (saves an ``N²D`` product), or a
+            :class:`~deepcut.graph.SparseAffinity` (:func:`~deepcut.graph.knn_affinity`).
+        graph: the :class:`~deepcut.graph.PatchGraph` of ``features``; its
+            :meth:`~deepcut.graph.PatchGraph.cluster_affinity` is used when ``adj`` is not given
+            (dense up to :data:`~deepcut.graph.DENSE_MAX_NODES` nodes, a sparse k-NN graph above).
+            Without either, ``PatchGraph(features)`` decides.
+
+    On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
+    is exact over all pairs (:func:`~deepcut.modeling.losses.cc_loss_lowrank`).
 
     Everything runs on the device of ``features``; the results are numpy arrays on the host.
     """
@@ -99,33 +108,31 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     if n == 0:
         raise ConfigError("cannot cluster zero nodes")
     if adj is None:
-        adj = graph.affinity(loss, alpha) if graph is not None else affinity(x, loss, alpha)
+        adj = (graph if graph is not None else PatchGraph(x)).cluster_affinity(loss, alpha)
     a = adj
-    if k_eff < 2 or not (a > 0).any():
+    if isinstance(a, SparseAffinity) and (a.loss != loss or a.num_nodes != n):
+        raise ConfigError(f"the sparse graph was built for {a.loss!r} on {a.num_nodes} nodes, "
+                          f"not for {loss!r} on {n}: build it from these features with this loss")
+    positive = a.has_positive() if isinstance(a, SparseAffinity) else bool((a > 0).any())
+    if k_eff < 2 or not positive:
         reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
         soft = np.zeros((n, int(k)), np.float32)
         soft[:, 0] = 1.0
         return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
 
-    with torch.enable_grad():
+    with torch.enable_grad(), torch_threads(GNN_THREADS):  # tiny tensors: more threads only wait
         g_drop = generator(int(seed) + 1, x.device)
         if model is None:  # drawn on the CPU, so a seed gives the same GNN on every device
             model = DeepCutGNN.create(x.shape[1], k_eff, generator(int(seed)), device=x.device)
         elif model.in_dim != x.shape[1]:
             raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
-        ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
-        degree = a.sum(dim=-1) if loss == "ncut" else None
+        ax, objective = _prepare(x, a, loss)
         opt = _adamw(model, lr)
         history: list[torch.Tensor] = []
         model.train()
         for _ in range(int(epochs)):
             opt.zero_grad(set_to_none=True)
-            s = torch.softmax(model.forward_propagated(ax, g_drop), dim=-1)
-            if loss == "ncut":
-                cut, ortho = ncut_loss(a, s, degree)
-                value = cut + ortho
-            else:
-                value = cc_loss(a, s)
+            value = objective(torch.softmax(model.forward_propagated(ax, g_drop), dim=-1))
             value.backward()
             opt.step()
             history.append(value.detach())  # read back once at the end: no GPU sync per epoch
@@ -135,6 +142,28 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
     return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note)
+
+
+def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the
+    training objective ``S (N, k) -> scalar`` (NCut: cut + orthogonality; CC: correlation loss)."""
+    if isinstance(a, SparseAffinity):  # x are the features the graph was built from
+        offset, coo = a.offset, a.matrix()
+        ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))
+        if loss == "cc":
+            return ax, lambda s: cc_loss_lowrank(x, offset, s)
+        a = sparse_csr(coo)
+    else:
+        ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
+    if loss == "cc":
+        return ax, lambda s: cc_loss(a, s)
+    degree = row_sums(a)
+
+    def ncut(s: torch.Tensor) -> torch.Tensor:
+        cut, ortho = ncut_loss(a, s, degree)
+        return cut + ortho
+
+    return ax, ncut
 
 
 def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

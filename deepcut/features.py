@@ -6,7 +6,8 @@ one :class:`FeatureStore` for :class:`PatchFeatures`. It owns
 * the resize to the patch grid and the (batched) ViT forward pass;
 * the cache of image embeddings (one resumable :class:`~deepcut.modeling.base.TokenState` per image,
   resolution and stride), so another layer, facet, k or loss never reruns the ViT;
-* the per-embedding memo of facets and of the Gram matrix ``F Fᵀ`` of the last facet used;
+* the per-embedding memo of facets and of the Gram matrix ``F Fᵀ`` of the last facet used (only for
+  graphs that are built dense, see :data:`deepcut.graph.DENSE_MAX_NODES`);
 * the log-binned descriptor.
 
 Features and Gram matrices live on the backbone's device.
@@ -24,16 +25,21 @@ import numpy as np
 import torch
 
 from .config import SegmentConfig
-from .graph import PatchGraph
+from .graph import DENSE_MAX_NODES, PatchGraph
 from .modeling.base import Backbone, TokenState
+from .threads import ThreadPolicy, torch_threads
 from .utils.descriptors import log_bin as log_bin_features
 from .utils.image import ImageLike, grid_size, image_fingerprint, load_image, resize_for_grid
 
-#: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each).
-GRAM_CACHE_MAX_PATCHES = 4096
-#: A batch's attention maps are bounded by ``batch * tokens**2 <= ATTENTION_BUDGET``
-#: (8 images of 1226 tokens: ViT-S/8 at 280 px), so fine grids are embedded in smaller batches.
-ATTENTION_BUDGET = 8 * 1226 ** 2
+#: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each): the
+#: graphs that are built dense; larger ones are sparse k-NN graphs that need no Gram matrix.
+GRAM_CACHE_MAX_PATCHES = DENSE_MAX_NODES
+#: A batch holds at most this many tokens (8 images of 1226 tokens: ViT-S/8 at 280 px). Attention
+#: maps are never materialised (SDPA), so a batch's memory grows with its tokens, not their square.
+TOKEN_BUDGET = 8 * 1226
+#: The cache of embeddings drops its least recently used ones while they take more than this
+#: (a 1024-px image keeps ~25 MB per ViT-S/8 block it went through), keeping at least one.
+CACHE_BYTES = 1 << 30
 
 FacetKey = tuple[int, str, bool]
 
@@ -58,6 +64,11 @@ class ImageEmbedding:
     facets: dict[FacetKey, torch.Tensor] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     gram: tuple[FacetKey, torch.Tensor] | None = None
+
+    def nbytes(self) -> int:
+        """Bytes of the tensors this embedding holds (forward state, facets, Gram matrix)."""
+        tensors = list(self.facets.values()) + ([self.gram[1]] if self.gram is not None else [])
+        return self.state.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
 
 
 @dataclass
@@ -89,9 +100,9 @@ class PatchFeatures:
 
 
 def batch_size_for(grid: tuple[int, int], batch_size: int) -> int:
-    """``batch_size`` lowered so that the batch's attention maps stay within :data:`ATTENTION_BUDGET`."""
+    """``batch_size`` lowered so that the batch holds at most :data:`TOKEN_BUDGET` tokens (at least one image)."""
     tokens = grid[0] * grid[1] + 1
-    return max(1, min(int(batch_size), ATTENTION_BUDGET // (tokens * tokens)))
+    return max(1, min(int(batch_size), TOKEN_BUDGET // tokens))
 
 
 def _select(state: TokenState, j: int, batch: int) -> TokenState:
@@ -111,11 +122,18 @@ class FeatureStore:
     Args:
         backbone: the feature extractor (on the device features should live on).
         cache_size: how many image embeddings to keep (least recently used ones are dropped).
+        max_bytes: the cache also drops its least recently used embeddings while they hold more
+            than this many bytes (the last one stays).
+        threads: torch threads of the ViT forward and the Gram product (None: ``$DEEPCUT_THREADS``,
+            else the cores idle at the time; see :mod:`deepcut.threads`).
     """
 
-    def __init__(self, backbone: Backbone, cache_size: int = 4) -> None:
+    def __init__(self, backbone: Backbone, cache_size: int = 4, max_bytes: int = CACHE_BYTES,
+                 threads: int | None = None) -> None:
         self.backbone = backbone
+        self.threads = ThreadPolicy(threads)
         self.cache_size = int(cache_size)
+        self.max_bytes = int(max_bytes)
         self._cache: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -170,11 +188,12 @@ class FeatureStore:
                      facet: tuple[int, str] | None) -> list[ImageEmbedding]:
         """One backbone call for images of one size; each gets its own slice of the state."""
         works = [self._work(img, resolution, stride) for img in imgs]
-        state = self.backbone.embed(np.stack(works), stride)
         feats = None
-        if facet is not None:
-            layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
-            feats = self.backbone.facet(state, layer, facet[1])  # (B, N, D): runs the blocks once
+        with torch_threads(self.threads.vit()):
+            state = self.backbone.embed(np.stack(works), stride)
+            if facet is not None:
+                layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
+                feats = self.backbone.facet(state, layer, facet[1])  # (B, N, D): runs the blocks once
         embs = []
         for j, (img, work) in enumerate(zip(imgs, works)):
             emb = ImageEmbedding(image=img, work=work, grid=state.grid, state=_select(state, j, len(imgs)))
@@ -195,6 +214,13 @@ class FeatureStore:
             self._cache[key] = emb
             while len(self._cache) > max(self.cache_size, 1):
                 self._cache.popitem(last=False)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the least recently used embeddings while the cache holds more than :attr:`max_bytes`."""
+        with self._lock:
+            while len(self._cache) > 1 and sum(e.nbytes() for e in self._cache.values()) > self.max_bytes:
+                self._cache.popitem(last=False)
 
     def clear(self) -> None:
         """Forget every cached embedding."""
@@ -211,7 +237,8 @@ class FeatureStore:
                 return emb.facets[key], True
             plain = emb.facets.get((layer, facet, False))
             if plain is None:
-                plain = self.backbone.facet(emb.state, layer, facet)[0]
+                with torch_threads(self.threads.vit()):
+                    plain = self.backbone.facet(emb.state, layer, facet)[0]
                 emb.facets[(layer, facet, False)] = plain
             feats = log_bin_features(plain, emb.grid) if log_bin else plain
             emb.facets[key] = feats
@@ -227,7 +254,8 @@ class FeatureStore:
         with emb.lock:
             if emb.gram is None or emb.gram[0] != key:
                 f = feats.float()
-                emb.gram = (key, f @ f.T)
+                with torch_threads(self.threads.vit()):
+                    emb.gram = (key, f @ f.T)
             return emb.gram[1]
 
     # -- what the pipeline needs ----------------------------------------------------------------------
@@ -237,6 +265,7 @@ class FeatureStore:
         t = time.perf_counter()
         feats, memo = self.facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
         g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
+        self._trim()  # the forward state may have grown
         return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
                              seconds + time.perf_counter() - t, g)
 

@@ -90,12 +90,14 @@ class ModelPool:
         retry_after: seconds before a backbone that failed to load is tried again.
         pretrained: build backbones with pretrained weights (``False``: random weights, for tests
             and benchmarks).
+        threads: every model's ViT threads (``None``: automatic, see :mod:`deepcut.threads`).
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_models: int = 3, cache_size: int = 8,
                  device: str | torch.device | None = None, retry_after: float = RETRY_AFTER,
-                 pretrained: bool = True) -> None:
+                 pretrained: bool = True, threads: int | None = None) -> None:
         resolve_device(device)
+        self.threads = threads
         self.pretrained = bool(pretrained)
         self.default_backbone = str(default_backbone)
         self.max_models = max(1, int(max_models))
@@ -145,7 +147,8 @@ class ModelPool:
             with self._lock:
                 if name in self._models:
                     return self._models[name]
-            model = DeepCut(name, pretrained=self.pretrained, cache_size=self.cache_size, device=self.device)
+            model = DeepCut(name, pretrained=self.pretrained, cache_size=self.cache_size, device=self.device,
+                            threads=self.threads)
             with self._lock:
                 self._models[name] = model
                 while len(self._models) > self.max_models:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -135,3 +137,27 @@ def test_larger_alpha_gives_fewer_cc_segments_and_the_words_say_so(color_model):
     counts = [color_model.segment("assets/cat.jpg", loss="cc", k=10, alpha=a).num_segments for a in (1.5, 10.0)]
     assert counts[0] > counts[1]
     assert "larger alpha gives fewer" in options()["alpha"].help
+
+
+def test_cc_bound_defaults_to_ten_so_cc_finds_the_number_of_segments(color_model):
+    """Left out, k is 2 for NCut and 10 for CC (the authors' bound): out of the box CC is not capped
+    at 2 segments, and switching the loss of a config re-resolves k unless it was given."""
+    cfg = SegmentConfig()
+    assert (cfg.k, SegmentConfig(loss="cc").k, cfg.replace(loss="cc").k) == (2, 10, 10)
+    assert SegmentConfig(loss="cc").replace(loss="ncut").k == 2
+    assert SegmentConfig(k=3).replace(loss="cc").k == 3 and SegmentConfig(loss="cc", k=4).k == 4
+    assert SegmentConfig(loss="cc").to_dict()["k"] == 10
+    seg = color_model.segment("assets/cat.jpg", loss="cc", alpha=1.5)
+    assert seg.config.k == 10 and seg.num_segments > 2
+    assert color_model.segment("assets/cat.jpg").num_segments == 2
+
+
+def test_cli_cc_without_k_uses_the_bound_of_ten(tmp_path):
+    from deepcut.cli import main
+
+    out = tmp_path / "o"
+    assert main(["segment", "assets/cat.jpg", "--out", str(out), "--backbone", "color", "--loss", "cc",
+                 "--alpha", "1.5"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["k"] == 10
+    assert next(iter(results["files"].values()))["num_segments"] > 2

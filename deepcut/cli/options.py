@@ -3,7 +3,7 @@
 Every :class:`SegmentConfig` field becomes one flag described by its :class:`~deepcut.config.Option`
 metadata (help, type, choices, flag name, ``nargs``), so a setting added to the config appears on the
 command line without touching the CLI. Besides those, every command gets ``--backbone``,
-``--random-weights`` and ``--device`` (see :func:`make_model`).
+``--random-weights``, ``--threads`` and ``--device`` (see :func:`make_model`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ..config import Option, SegmentConfig, defaults as config_defaults, options, parse_epochs
 from ..device import DEVICE_ENV
+from ..threads import THREADS_ENV
 from ..errors import ConfigError, DeepCutError
 
 #: Flags added next to the config fields whose default a command may also override.
@@ -78,6 +79,9 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
                         "or a local model folder (default: %(default)s)")
     g.add_argument("--random-weights", action="store_true",
                    help="build the backbone with random weights (testing and benchmarks only)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"CPU threads of the ViT (default: ${THREADS_ENV} if set, else the cores idle at the "
+                        f"time; the GNN always uses one)")
     g.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N,mps}",
                    help=f"where to compute (default: ${DEVICE_ENV} if set, else auto: CUDA when available, "
                         f"else the CPU)")
@@ -124,8 +128,11 @@ def make_model(args: argparse.Namespace):
     from ..pool import ModelPool
 
     check_device(args)
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
     pool = ModelPool(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
-                     pretrained=not args.random_weights)
+                     pretrained=not args.random_weights, threads=threads)
     model = pool.load(args.backbone)
     check_backbone_settings(args, model.backbone)
     return model

@@ -1,0 +1,126 @@
+"""Thread policy: the GNN on one thread, the ViT on the chosen count, the caller's setting restored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepcut import DeepCut, fit
+from deepcut.cli import main
+from deepcut.errors import ConfigError
+from deepcut.modeling.gnn import DeepCutGNN
+from deepcut.threads import (GNN_THREADS, THREADS_ENV, ThreadPolicy, available_cores, feature_threads, idle_cores,
+                             torch_threads)
+
+from conftest import disc_image
+
+
+@pytest.fixture
+def caller_threads():
+    """The test's own torch setting (3, unlike any policy's choice here), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield 3
+    torch.set_num_threads(before)
+
+
+def test_torch_threads_restores_the_callers_setting_even_on_error(caller_threads):
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == caller_threads
+    with pytest.raises(RuntimeError), torch_threads(2):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == caller_threads
+
+
+class RecordingGNN(DeepCutGNN):
+    """A real DeepCut GNN that notes the torch thread count each time it runs."""
+
+    seen: list[int]
+
+    def forward_propagated(self, ax, generator=None):
+        self.seen.append(torch.get_num_threads())
+        return super().forward_propagated(ax, generator)
+
+
+def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(0))
+    model = DeepCutGNN.create(16, 2, torch.Generator().manual_seed(0))
+    model.__class__ = RecordingGNN
+    model.seen = []
+    fit(x, k=2, epochs=5, model=model)
+    assert model.seen and set(model.seen) == {GNN_THREADS}
+    assert torch.get_num_threads() == caller_threads
+
+
+def test_vit_runs_on_the_requested_threads(caller_threads):
+    dc = DeepCut("dino_vits8", pretrained=False, threads=1)
+    seen = []
+    hook = dc.backbone.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(torch.get_num_threads()))
+    try:
+        seg = dc.segment(disc_image(64), resolution=64)
+    finally:
+        hook.remove()
+    assert seg.labels.shape == (64, 64)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == caller_threads
+
+
+def test_feature_threads_precedence(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert feature_threads(1) == 1  # the argument wins
+    assert feature_threads(None) == 2  # then the environment
+    monkeypatch.setenv(THREADS_ENV, "0")  # 0: automatic
+    assert 1 <= feature_threads(None) <= available_cores()
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ConfigError, match=THREADS_ENV):
+        feature_threads(None)
+    for bad in (-1, 1.5, "x"):
+        with pytest.raises(ConfigError, match="threads"):
+            ThreadPolicy(bad)
+    with pytest.raises(ConfigError, match="threads"):
+        DeepCut("color", threads=-2)
+
+
+def test_idle_cores_sees_a_busy_core():
+    """With every core kept busy by other processes, no core is idle: the ViT gets the floor of one
+    thread instead of spin-waiting on busy cores."""
+    import multiprocessing as mp
+
+    cores = available_cores()
+    if cores < 2:
+        pytest.skip("needs 2 cores to keep one busy")
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    spinners = [ctx.Process(target=_spin, args=(stop,)) for _ in range(cores)]
+    for p in spinners:
+        p.start()
+    try:
+        import time
+
+        time.sleep(0.5)
+        busy = [idle_cores(window=0.2) for _ in range(3)]
+    finally:
+        stop.set()
+        for p in spinners:
+            p.join(5)
+    assert min(busy) == 1  # every core is taken: only the floor of 1 thread is left
+    assert 1 <= idle_cores() <= cores
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
+def test_cli_threads_flag(tmp_path, caller_threads):
+    img = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(disc_image(64)).save(img)
+    assert main(["segment", str(img), "--out", str(tmp_path / "o"), "--backbone", "color", "--threads", "1",
+                 "--resolution", "64"]) == 0
+    assert torch.get_num_threads() == caller_threads
+    assert main(["segment", str(img), "--out", str(tmp_path / "p"), "--threads", "0"]) == 2
+    assert np.asarray(Image.open(tmp_path / "o" / "a_labels.png")).max() == 1
