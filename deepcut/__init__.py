@@ -6,6 +6,7 @@ Clustering", ICCV-W 2023 (arXiv 2212.05853).
 
 from .clustering import affinity, cluster, fit
 from .config import SegmentConfig
+from .discover import DiscoveredObject, Discovery, discover_features
 from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, VideoLoadError
 from .loading import list_backbones, load_backbone
 from .predictor import DeepCut
@@ -18,6 +19,9 @@ __all__ = [
     "DeepCut",
     "SegmentConfig",
     "Segmentation",
+    "Discovery",
+    "DiscoveredObject",
+    "discover_features",
     "cluster",
     "fit",
     "affinity",

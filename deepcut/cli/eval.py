@@ -1,4 +1,4 @@
-"""``python -m deepcut eval DATASET_DIR --task single|corloc|video|parts --out RESULTS.json``."""
+"""``python -m deepcut eval DATASET_DIR --task single|corloc|video|parts|objects --out RESULTS.json``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ TASK_DEFAULTS = {
 TASK_SETTINGS = ("k", "stages")
 
 
+def parse_objects(text: str) -> int | None:
+    """``--objects``: a number of objects (1 or more), or ``auto`` / ``0`` for the CC variant (None)."""
+    if text.strip().lower() in ("auto", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of objects or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of objects (1 or more) or 'auto', got {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="score a method on a dataset with ground truth (the paper's metrics)",
@@ -27,9 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "annotations.json). Writes RESULTS.json and prints a summary table.",
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
-    p.add_argument("--task", required=True, choices=("single", "corloc", "video", "parts"),
+    p.add_argument("--task", required=True, choices=("single", "corloc", "video", "parts", "objects"),
                    help="single: IoU / accuracy / max F-beta; corloc: box IoU >= 0.5; video: J; "
-                        "parts: NMI / ARI / Hungarian mIoU")
+                        "parts: NMI / ARI / Hungarian mIoU; objects: several objects per image (CorLoc of the "
+                        "best-scoring one, recall of the boxes at IoU 0.5, mask IoU)")
+    p.add_argument("--objects", type=parse_objects, default=3, metavar="N|auto",
+                   help="objects task: most objects per image, found by successive cuts (default: %(default)s); "
+                        "'auto' (or 0): one correlation-clustering cut, as many objects as it finds")
     p.add_argument("--method", choices=("deepcut", "spectral", "kmeans"), default="deepcut",
                    help="DeepCut's GNN, spectral normalized cut, or k-means, on identical features "
                         "(default: %(default)s)")
@@ -57,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def task_default_help() -> dict[str, str]:
     """``--help`` text of the task-dependent defaults, e.g. ``{"k": "2; parts: 5", …}``."""
-    base = defaults()
+    base = {**defaults(), "k": 2}
     return {name: "; ".join([str(base[name])] + [f"{task}: {d[name]}" for task, d in TASK_DEFAULTS.items()
                                                   if name in d])
             for name in TASK_SETTINGS}
@@ -65,10 +82,11 @@ def task_default_help() -> dict[str, str]:
 
 def config_for_task(args: argparse.Namespace):
     """The :class:`SegmentConfig` of the flags, with the task's defaults for unset ``-k`` / ``--stages``."""
-    fallback = {**defaults(), **TASK_DEFAULTS.get(args.task, {})}
+    # k=2 whatever the loss: these tasks score a foreground (a CC run's k is then a bound of 2)
+    fallback = {**defaults(), "k": 2, **TASK_DEFAULTS.get(args.task, {})}
     unset = {name: fallback[name] for name in TASK_SETTINGS if getattr(args, name) is None}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **unset}))
-    if args.task != "parts" and cfg.stages == 1 and cfg.k != 2:
+    if args.task not in ("parts", "objects") and cfg.stages == 1 and cfg.k != 2:
         raise UsageError(f"--task {args.task} scores a foreground: use -k 2 or --stages 2 (got -k {cfg.k} --stages 1)")
     return cfg
 
@@ -96,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evaluation.datasets import load_dataset
     from ..evaluation.report import summary_table
+    from ..evaluation.object_methods import discoverer, saved_objects
     from ..evaluation.runner import evaluate, saved_predictions, segmenter, video_segmenter
 
     cfg = config_for_task(args)
@@ -120,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         if len(sys.argv) > 1 and sys.argv[1] == "eval" else None,
     }
     if args.predictions:
-        method = saved_predictions(args.predictions, args.task)
+        method = (saved_objects(args.predictions) if args.task == "objects"
+                  else saved_predictions(args.predictions, args.task))
         header.update(backbone=None, config=None, options={"predictions": str(Path(args.predictions).resolve())})
         desc = "scoring"
     else:
@@ -129,6 +149,12 @@ def run(args: argparse.Namespace) -> int:
             if args.method != "deepcut":
                 raise UsageError("--video-mode temporal carries the GNN from frame to frame: --method deepcut only")
             method = video_segmenter(model, cfg, dataset.samples)
+        elif args.task == "objects":
+            method = discoverer(model, cfg, args.objects, args.method, args.spectral_graph)
+            if args.objects is None:  # record what the CC variant uses
+                from ..discover import CC_MAX_SEGMENTS
+
+                cfg = cfg.replace(loss="cc", k=CC_MAX_SEGMENTS)
         else:
             method = segmenter(model, cfg, args.method, args.spectral_graph)
         header.update(backbone=model.backbone.describe(), config=cfg.to_dict(), options={
@@ -139,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         desc = f"{args.method} on {Path(args.dataset).name}"
     if args.task == "video":
         header["options"] = {**header["options"], "frame_step": args.frame_step, "video_mode": args.video_mode}
+    if args.task == "objects":
+        header["options"] = {**header["options"], "objects": "auto" if args.objects is None else args.objects}
 
     scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
     results = {**header, **{k: v for k, v in scores.items() if k != "task"}}

@@ -2,8 +2,10 @@
 
 * :mod:`.metrics` — pure metric functions (IoU, accuracy, max F-beta, CorLoc, J, NMI, ARI, mIoU);
 * :mod:`.baselines` — spectral normalized cut and k-means with :func:`deepcut.clustering.fit`'s signature;
-* :mod:`.datasets` — the four dataset layouts (single, corloc, video, parts);
+* :mod:`.datasets` — the dataset layouts (single, corloc, video, parts, objects);
 * :mod:`.runner` — segment or read predictions, score them, aggregate (``python -m deepcut eval``);
+* :mod:`.objects`, :mod:`.object_methods` — the objects task (several objects per image): its
+  scores, and object discovery or saved object maps as methods;
 * :mod:`.report` — Markdown tables and distribution plots from ``RESULTS.json`` files.
 """
 

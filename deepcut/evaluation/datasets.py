@@ -2,11 +2,11 @@
 
 Layout (the one of ``../shared/data``)::
 
-    DATASET/images/<stem>.jpg          single / corloc / parts
+    DATASET/images/<stem>.jpg          single / corloc / parts / objects
     DATASET/masks/<stem>.png           same stems
     DATASET/images/<seq>/<frame>.jpg   video (one folder per sequence)
     DATASET/masks/<seq>/<frame>.png
-    DATASET/annotations.json           corloc boxes (optional), either
+    DATASET/annotations.json           corloc / objects boxes (optional), either
         {stem: {"width": W, "height": H, "objects": [{"bbox_xyxy": [x0, y0, x1, y1], ...}, ...]}}
         or COCO's instances format ({"images": [...], "annotations": [{"bbox": [x, y, w, h]}, ...]},
         crowd boxes left out), e.g. the COCO20k file of LOST / TokenCut
@@ -17,7 +17,9 @@ Ground-truth conventions:
 * corloc: boxes ``(x0, y0, x1, y1)`` in continuous pixel coordinates, x1/y1 exclusive as pixel
   indices (COCO's ``[x, y, x + w, y + h]``). Without ``annotations.json`` every distinct non-zero
   value of the mask (an instance-id map, or a binary mask) gives one box;
-* parts: a label map, 0 background, 1 … P parts (palette PNGs are read as their indices).
+* parts: a label map, 0 background, 1 … P parts (palette PNGs are read as their indices);
+* objects: boxes as for corloc, and the mask (if any) an instance-id map (0 background, one value
+  per object) for the mask IoU of each object.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from ..errors import DeepCutError
 from ..utils.masks import bbox_of
 from .metrics import binary_target
 
-TASKS = ("single", "corloc", "video", "parts")
+TASKS = ("single", "corloc", "video", "parts", "objects")
+#: Tasks scored against boxes (``annotations.json``, else the boxes of the instance-id masks).
+BOX_TASKS = ("corloc", "objects")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 MASK_SUFFIXES = (".png", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".jpg", ".jpeg")
 
@@ -50,7 +54,7 @@ class Sample:
         key: unique name, the file stem (``"horse001"``) or ``"<seq>/<frame>"`` for video.
         image: path of the image.
         mask: path of the ground-truth mask / label map (None for corloc with annotations only).
-        boxes: ``(M, 4)`` ground-truth boxes (corloc), else None.
+        boxes: ``(M, 4)`` ground-truth boxes (corloc, objects), else None.
         size: ``(width, height)`` the boxes refer to, if known.
         sequence: the video sequence, else None.
     """
@@ -159,7 +163,7 @@ def load_dataset(root: str | Path, task: str, limit: int | None = None, frame_st
 
     Args:
         root: dataset folder (``images/``, ``masks/``, optional ``annotations.json``).
-        task: ``"single"``, ``"corloc"``, ``"video"`` or ``"parts"``.
+        task: ``"single"``, ``"corloc"``, ``"video"``, ``"parts"`` or ``"objects"``.
         limit: keep the first ``limit`` images (video: the first ``limit`` sequences).
         frame_step: video only, keep every ``frame_step``-th frame of each sequence.
 
@@ -195,9 +199,9 @@ def load_dataset(root: str | Path, task: str, limit: int | None = None, frame_st
         if not images:
             raise DatasetError(f"{root}/images: no images found")
         masks = _files_by_stem(root / "masks", MASK_SUFFIXES)
-        boxes = _load_boxes(root) if task == "corloc" else None
+        boxes = _load_boxes(root) if task in BOX_TASKS else None
         for stem, path in list(sorted(images.items()))[: limit or None]:
-            if task == "corloc" and boxes is not None:
+            if task in BOX_TASKS and boxes is not None:
                 entry = boxes.get(stem)
                 if entry is None:
                     skipped[stem] = "not in annotations.json"

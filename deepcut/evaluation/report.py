@@ -14,13 +14,20 @@ from pathlib import Path
 from .runner import TASK_METRICS
 
 #: Per-image value plotted for each task.
-PER_IMAGE_KEY = {"single": "iou", "corloc": "box_iou", "video": "j", "parts": "miou"}
+PER_IMAGE_KEY = {"single": "iou", "corloc": "box_iou", "video": "j", "parts": "miou", "objects": "recall"}
 HEADERS = {"box_iou": "box IoU", "iou": "IoU", "accuracy": "Acc", "max_fbeta": "max Fβ", "corloc": "CorLoc", "j": "J",
-           "nmi": "NMI", "ari": "ARI", "miou": "mIoU"}
+           "nmi": "NMI", "ari": "ARI", "miou": "mIoU", "recall": "Recall@0.5", "mask_iou": "mask IoU"}
 
 
 def method_label(result: dict) -> str:
-    """Short name of the method of a result: ``DeepCut NCut``, ``DeepCut CC``, ``spectral``, ``k-means``."""
+    """Short name of the method of a result: ``DeepCut NCut``, ``DeepCut CC``, ``spectral``, ``k-means``
+    (objects task with ``--objects auto``: `` auto`` appended)."""
+    if result.get("task") == "objects" and (result.get("options") or {}).get("objects") == "auto":
+        return _base_label(result) + " auto"
+    return _base_label(result)
+
+
+def _base_label(result: dict) -> str:
     method = result.get("method", "deepcut")
     if method == "deepcut":
         label = f"DeepCut {(result.get('config') or {}).get('loss', 'ncut').upper().replace('NCUT', 'NCut')}"
@@ -99,7 +106,8 @@ def plot_distributions(results: list[dict], path: str | Path) -> Path:
         ax.boxplot(data, showmeans=True, meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "k"})
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel({"iou": "IoU", "box_iou": "best box IoU", "j": "J (per frame)", "miou": "mIoU"}[key], fontsize=9)
+        ax.set_ylabel({"iou": "IoU", "box_iou": "best box IoU", "j": "J (per frame)", "miou": "mIoU",
+                       "recall": "box recall at IoU 0.5"}[key], fontsize=9)
         if key == "box_iou":
             ax.axhline(0.5, color="tab:red", lw=0.8, ls="--")  # the CorLoc threshold
         ax.set_ylim(-0.02, 1.02)

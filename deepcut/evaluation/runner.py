@@ -26,6 +26,7 @@ from ..utils.masks import bbox_of
 from . import metrics as M
 from .baselines import SPECTRAL_GRAPHS, baseline
 from .datasets import Dataset, DatasetError, Sample, read_binary_mask, read_mask, sample_boxes
+from .objects import score_objects, summarize_objects
 
 METHODS = ("deepcut", "spectral", "kmeans")
 
@@ -35,6 +36,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "corloc": ("corloc",),
     "video": ("j",),
     "parts": ("nmi", "ari", "miou"),
+    "objects": ("corloc", "recall", "mask_iou"),
 }
 
 
@@ -49,6 +51,7 @@ class Prediction:
         bbox: ``(x0, y0, x1, y1)`` box of the foreground (x1/y1 exclusive), or None.
         seconds: time spent predicting.
         notes: messages of the method (degenerate clusterings, skipped stages).
+        objects: the ``objects`` task's predicted objects (``.mask``, ``.bbox``, ``.score``), else None.
     """
 
     labels: np.ndarray
@@ -57,6 +60,7 @@ class Prediction:
     bbox: tuple[int, int, int, int] | None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    objects: list | None = None
 
 
 Method = Callable[[Sample], Prediction]
@@ -158,9 +162,10 @@ def mask_path(folder: str | Path, key: str) -> Path:
 
 
 def save_prediction(pred: Prediction, path: Path, task: str) -> None:
-    """Write a prediction as a PNG: foreground 0/255, or for parts the label map (0 = background)."""
+    """Write a prediction as a PNG: foreground 0/255, or for parts the label map (0 = background), or
+    for objects the map of objects ranked by score (:func:`deepcut.evaluation.objects.object_labels`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if task == "parts" or pred.foreground is None:
+    if task in ("parts", "objects") or pred.foreground is None:
         labels = pred.labels
         img = Image.fromarray(labels.astype(np.uint8) if labels.max(initial=0) < 256 else labels.astype(np.uint16))
     else:
@@ -272,6 +277,9 @@ def score_prediction(pred: Prediction, sample: Sample, task: str) -> tuple[dict,
     if task == "corloc":
         h, w = pred.labels.shape
         return score_corloc(pred, sample, (w, h)), None
+    if task == "objects":
+        h, w = pred.labels.shape
+        return score_objects(pred.objects or [], sample, (w, h)), None
     return score_parts(pred, sample), None
 
 
@@ -296,6 +304,8 @@ def summarize(task: str, dataset: Dataset, per_image: dict[str, dict], curves: l
         out["j"] = M.mean(list(per_seq.values()))
         out["j_frames"] = M.mean([v["j"] for v in vals])
         out["per_sequence"] = {seq: {"j": j, "frames": len(by_seq[seq])} for seq, j in per_seq.items()}
+    elif task == "objects":
+        out.update(summarize_objects(vals))
     else:
         for key in ("nmi", "ari", "miou", "fg_iou"):
             out[key] = M.mean([v[key] for v in vals])
@@ -338,7 +348,7 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
         if pred.notes:
             values["notes"] = pred.notes
         per_image[sample.key] = values
-        running.append(float(values["correct" if task == "corloc" else headline]))
+        running.append(float(values["correct" if task in ("corloc", "objects") else headline]))
         bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
     bar.close()
     out = summarize(task, dataset, per_image, curves)

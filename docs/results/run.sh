@@ -28,5 +28,14 @@ if [ -z "${ONLY:-}" ] || [ "$ONLY" = davis2016 ]; then  # the GNN carried from f
         --out "$OUT/davis2016_deepcut_ncut_temporal.json"
 fi
 run cub_parts_tiny parts
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = objects ]; then  # several objects per image (see docs/RESULTS.md)
+    for n in 1 3 auto; do
+        tag=$([ "$n" = 3 ] && echo "" || echo "$n")
+        python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
+            --out "$OUT/coco128_seg_objects${tag}_deepcut.json"
+        python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
+            --method spectral --out "$OUT/coco128_seg_objects${tag}_spectral.json"
+    done
+fi
 
 python -m deepcut.evaluation.report "$OUT"/*.json --commands --compare --figure "$OUT/iou_distributions.png"
