@@ -1,0 +1,140 @@
+"""``python -m deepcut label INPUT... --out PSEUDO.json``: pseudo-label a dataset as a COCO instances file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import UsageError, add_config_args, config_from_args, error
+
+DESCRIPTION = """\
+Discover up to --objects objects per image (iterative cuts of the patch graph, DeepCut's GNN) and
+write them as a COCO instances file (RLE masks at the input size, boxes, scores, one category
+"object") that pycocotools and detectron2 / CutLER training read. INPUT is an image, a folder
+(searched recursively) or a .txt list of paths (one per line, relative to the list file). Results
+are saved as they come in PSEUDO.json.parts/; a killed or interrupted run continues with --resume."""
+
+
+def parse_objects(text: str) -> int | None:
+    """``--objects``: a number of objects, or ``auto`` / ``0`` for the CC variant (None)."""
+    if text.strip().lower() in ("auto", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of objects or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of objects (1 or more) or 'auto', got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label", help="pseudo-label images as a COCO instances file (several objects per image)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders (recursive) or .txt lists of paths")
+    p.add_argument("--out", required=True, metavar="PSEUDO.json", help="the COCO file to write")
+    p.add_argument("--objects", type=parse_objects, default=3, metavar="N|auto",
+                   help="most objects per image, found by successive cuts (default: %(default)s); 'auto' (or 0): "
+                        "one correlation-clustering cut, as many objects as it finds")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="label only the first N images")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes, each with its own model and cores/N threads (default: 1); with --ray: "
+                        "actors (default: as many as the cluster has room for); on a GPU one process batches images")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue the unfinished run of --out (same settings): label only what is missing")
+    resume.add_argument("--restart", action="store_true", help="discard an unfinished run of --out and start again")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="images per ViT batch on a GPU (default: %(default)s)")
+    ray = p.add_argument_group("Ray (pip install 'deepcut[ray]')")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on a Ray cluster: 'auto' or HOST:PORT joins one, no ADDRESS starts a local one")
+    ray.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
+                     help="CPUs of each Ray actor, also its torch threads (default: %(default)s)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                     help="GPUs of each Ray actor; above 0 the actors batch images on their GPU (default: %(default)s)")
+    add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for flag, value, low in (("--workers", args.workers, 1), ("--limit", args.limit, 1),
+                             ("--batch-size", args.batch_size, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+        raise UsageError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
+
+
+def make_runner(args: argparse.Namespace, spec):
+    """The runner the flags ask for: Ray actors, one batching process on a GPU, or N processes."""
+    from dataclasses import replace
+
+    from ..device import resolve_device
+    from ..labeling import InProcessRunner, ProcessRunner
+
+    if args.ray is not None:
+        from ..labeling.ray_runner import RayRunner
+
+        return RayRunner(spec, args.ray, args.workers, args.cpus_per_worker, args.gpus_per_worker)
+    if resolve_device(args.device).type == "cuda":
+        if (args.workers or 1) > 1:
+            print("note: on a GPU one process batches the images; --workers is not used", file=sys.stderr)
+        return InProcessRunner(replace(spec, batch_size=args.batch_size))
+    if (args.workers or 1) == 1:
+        return InProcessRunner(spec)
+    return ProcessRunner(spec, args.workers)
+
+
+class Progress:
+    """The tqdm bar (images/s, ETA) and one ``error:`` line per failed image."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def start(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+
+        if done:
+            print(f"resuming: {done} of {total} images already done", file=sys.stderr)
+        self.bar = tqdm(total=total, initial=done, desc="labelling", unit="img", file=sys.stderr, smoothing=0.1)
+
+    def record(self, record: dict) -> None:
+        if "error" in record:
+            self.bar.write(f"error: {record['error']}", file=sys.stderr)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DeepCutError
+    from ..labeling import LabelInterrupted, LabelSpec, check_output, collect_sources, label_dataset
+    from ..labeling.shards import parts_dir
+
+    cfg = config_from_args(args)
+    _check_counts(args)
+    try:
+        out = check_output(args.out)
+    except DeepCutError as e:
+        raise UsageError(str(e)) from None
+    root, sources = collect_sources(args.inputs, exclude=[out, parts_dir(out)], limit=args.limit)
+    spec = LabelSpec(args.backbone, not args.random_weights, args.device, cfg, args.objects,
+                     threads=getattr(args, "threads", None))
+    progress = Progress()
+    try:
+        report = label_dataset(sources, root, out, spec, make_runner(args, spec), resume=args.resume,
+                               restart=args.restart, on_start=progress.start, on_record=progress.record)
+    except LabelInterrupted as e:
+        progress.close()
+        error(str(e))
+        return 130
+    finally:
+        progress.close()
+    print(f"{report.total - len(report.failures)} images labelled ({report.annotations} objects), "
+          f"{len(report.failures)} failed; wrote {out} "
+          f"({report.images_per_second:.2f} images/s, after {report.load_seconds:.1f} s building the model)",
+          file=sys.stderr)
+    return 1 if report.failures else 0

@@ -1,0 +1,189 @@
+"""Crash-safe storage of a labelling run: JSON-lines shards beside the output, the output written atomically.
+
+A run writing ``PSEUDO.json`` keeps its progress in ``PSEUDO.json.parts/``:
+
+* ``meta.json``: what the run computes (configuration, objects, backbone, input root, version);
+  ``--resume`` refuses a run that would compute something else; ``backbone.json``: the backbone's
+  description, for the final file;
+* ``part-0001.jsonl``, ``part-0002.jsonl``, …: one file per (resumed) run, one image record per line
+  (:mod:`.coco`), each line flushed and fsynced before the next image counts as done. Old parts are
+  never written again, so a line torn by a crash can only be the last line of a part; it is skipped.
+
+The final file is written to a temporary file in the same folder, fsynced and moved over the output
+with :func:`os.replace`, so it is either the old file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import DeepCutError
+
+META = "meta.json"
+BACKBONE = "backbone.json"
+PART = re.compile(r"^part-(\d+)\.jsonl$")
+
+
+def parts_dir(out: Path) -> Path:
+    """The shard folder of output file ``out``: ``out`` + ``.parts``."""
+    return out.with_name(out.name + ".parts")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible on every platform; the rename itself is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves either the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _normalise(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(meta))
+
+
+class ShardWriter:
+    """Appends image records, one JSON line each, to a new part file; every line is fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "x", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ShardStore:
+    """The shard folder of one output file.
+
+    Args:
+        out: the final COCO file (``PSEUDO.json``); shards live in :func:`parts_dir` of it.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.folder = parts_dir(out)
+
+    def exists(self) -> bool:
+        return (self.folder / META).is_file()
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.folder / META).read_text())
+        except (OSError, ValueError) as e:
+            raise DeepCutError(f"{self.folder / META}: cannot read the earlier run's settings ({e}); "
+                               f"delete {self.folder} to start again") from None
+
+    def check_resumable(self, meta: dict[str, Any]) -> None:
+        """Raise :class:`DeepCutError` unless the stored run computes exactly what ``meta`` describes."""
+        stored, wanted = self.read_meta(), _normalise(meta)
+        keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if keys:
+            diffs = "; ".join(f"{k}: was {json.dumps(stored.get(k))}, now {json.dumps(wanted.get(k))}" for k in keys)
+            raise DeepCutError(f"cannot --resume: the earlier run in {self.folder} used other settings ({diffs}). "
+                               f"Rerun with the same settings, or delete {self.folder} (or use --restart) to "
+                               f"start again")
+
+    def create(self, meta: dict[str, Any]) -> None:
+        """Start a new run: an empty shard folder holding ``meta`` (removing an earlier one's shards)."""
+        self.remove()
+        self.folder.mkdir(parents=True)
+        write_atomic(self.folder / META, json.dumps(_normalise(meta), indent=2))
+
+    def save_backbone(self, described: dict[str, Any]) -> None:
+        """Remember the backbone's description (the first run's; it goes into the final file)."""
+        if not (self.folder / BACKBONE).is_file():
+            write_atomic(self.folder / BACKBONE, json.dumps(described, indent=2))
+
+    def backbone(self) -> dict[str, Any] | None:
+        """The stored backbone description, if a run got as far as building its model."""
+        try:
+            return json.loads((self.folder / BACKBONE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def part_files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := PART.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def writer(self) -> ShardWriter:
+        """A writer to a new part file (numbered after every existing one)."""
+        parts = self.part_files()
+        n = int(PART.match(parts[-1].name).group(1)) + 1 if parts else 1
+        return ShardWriter(self.folder / f"part-{n:04d}.jsonl")
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Every stored record by ``file_name`` (a later record of the same image replaces an earlier one)."""
+        out: dict[str, dict[str, Any]] = {}
+        for part in self.part_files():
+            for record in _read_part(part):
+                out[record["file_name"]] = record
+        return out
+
+    def remove(self) -> None:
+        """Delete the shard folder (only the files a run writes; anything else is left, with the folder)."""
+        if not self.folder.is_dir():
+            return
+        for p in self.folder.iterdir():
+            if p.name in (META, BACKBONE) or PART.match(p.name) or p.name.endswith(".tmp"):
+                p.unlink()
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass
+
+
+def _read_part(part: Path) -> Iterator[dict[str, Any]]:
+    """The records of one part file; an unreadable last line (torn by a crash) is skipped."""
+    lines = part.read_bytes().split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "file_name" not in record:
+                raise ValueError("not an image record")
+        except ValueError:
+            if all(not rest.strip() for rest in lines[i + 1:]):
+                return  # the torn last line of a run that was killed while writing it
+            raise DeepCutError(f"{part}: line {i + 1} is corrupt; delete {part.parent} (or use --restart) "
+                               f"to start again") from None
+        yield record

@@ -1,0 +1,180 @@
+"""What labelling one image means, wherever it runs (this process, a worker process, a Ray actor).
+
+A :class:`LabelSpec` says what to compute and is sent to every worker (it pickles); the worker
+builds its model once (:meth:`LabelSpec.load_model`) and turns images into records (:mod:`.coco`)
+with :func:`label_data` (one image) or :func:`label_batch` (several, the ViT batched on the device).
+Images travel as the file's bytes, so a worker needs no access to the driver's file system.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import SegmentConfig
+from ..errors import DeepCutError, ImageLoadError
+from .coco import failure_record, image_record, object_record
+
+#: What records store for ``objects=None`` (the CC variant, which needs no number of objects).
+AUTO_OBJECTS = "auto"
+#: The environment variable DeepCut reads the ViT's thread count from.
+THREADS_ENV = "DEEPCUT_THREADS"
+#: Side of the image a freshly built model labels once before its first real image.
+WARM_UP_SIZE = 64
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What a labelling run computes, and how each worker builds its model.
+
+    Attributes:
+        backbone: backbone name, hub id or local folder (as ``--backbone``).
+        pretrained: load pretrained weights (``False``: random weights, for tests and benchmarks).
+        device: ``None`` (auto), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
+        config: the segmentation settings.
+        objects: the most objects per image (iterative cuts), or None for the CC variant.
+        threads: torch threads of a worker, also set as ``$DEEPCUT_THREADS`` in its process (None:
+            DeepCut's automatic choice).
+        batch_size: images per ViT batch in :func:`label_batch` (GPU runs).
+    """
+
+    backbone: str
+    pretrained: bool
+    device: str | None
+    config: SegmentConfig
+    objects: int | None = 3
+    threads: int | None = None
+    batch_size: int = 1
+
+    def load_model(self, warm_up: bool = True):
+        """The worker's :class:`~deepcut.DeepCut` (after setting its torch threads), warmed up on a
+        small blank image so that one-off start-up costs are paid here, not by the first image."""
+        import torch
+
+        from ..predictor import DeepCut
+
+        if self.threads:  # this worker's share of the cores, for the ViT (DEEPCUT_THREADS) and everything else
+            os.environ[THREADS_ENV] = str(int(self.threads))
+            torch.set_num_threads(int(self.threads))
+        model = DeepCut(self.backbone, pretrained=self.pretrained, device=self.device, cache_size=1,
+                        threads=self.threads)
+        if warm_up:
+            blank = np.zeros((WARM_UP_SIZE, WARM_UP_SIZE, 3), np.uint8)
+            blank[WARM_UP_SIZE // 4:3 * WARM_UP_SIZE // 4, WARM_UP_SIZE // 4:3 * WARM_UP_SIZE // 4] = 255
+            model.discover(blank, self.config.replace(resolution=WARM_UP_SIZE), objects=1)
+            model.clear_cache()
+        return model
+
+    def meta(self, image_root: Path) -> dict[str, Any]:
+        """What a resumed run must share with the run it continues (stored with the shards)."""
+        from .. import __version__
+
+        return {"version": __version__, "backbone": self.backbone, "pretrained": self.pretrained,
+                "objects": AUTO_OBJECTS if self.objects is None else int(self.objects),
+                "configuration": self.config.to_dict(), "image_root": str(image_root)}
+
+
+def failure_message(file_name: str, exc: BaseException) -> str:
+    """``file_name: what went wrong`` (the reader's own ``<bytes>:`` prefix replaced)."""
+    text = "out of memory" if isinstance(exc, MemoryError) else str(exc)
+    if text.startswith("<bytes>: "):
+        text = text[len("<bytes>: "):]
+    return f"{file_name}: {text}"
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """The bytes of an image file.
+
+    Raises:
+        ImageLoadError: missing, a folder, or unreadable.
+    """
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageLoadError("no such file") from None
+    except IsADirectoryError:
+        raise ImageLoadError("is a directory, not an image") from None
+    except OSError as e:
+        raise ImageLoadError(f"cannot read the file ({e.strerror or e})") from None
+
+
+def _records_of(file_name: str, discovery) -> dict[str, Any]:
+    """The record of a :class:`~deepcut.discover.Discovery`: masks at the input size, as RLE."""
+    objects = [object_record(o.mask, o.bbox, o.score) for o in discovery.objects]
+    return image_record(file_name, discovery.image.shape[:2], objects)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+def _guarded(file_name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``work()``, or the failure record of what it raised (one bad image must not end a dataset-scale run)."""
+    try:
+        return work()
+    except DeepCutError as e:
+        return failure_record(file_name, failure_message(file_name, e))
+    except Exception as e:  # noqa: BLE001
+        reason = "out of memory" if _is_oom(e) else f"unexpected error ({type(e).__name__}: {e})"
+        return failure_record(file_name, f"{file_name}: {reason}")
+
+
+def label_data(model, spec: LabelSpec, file_name: str, data: bytes | Path) -> dict[str, Any]:
+    """Label one image: its record (a failure record when the image cannot be read or labelled).
+
+    Args:
+        model: the worker's :class:`~deepcut.DeepCut`.
+        spec: the run's settings.
+        file_name: the image's name in the output.
+        data: the file's bytes, or its path (read here).
+    """
+    def work() -> dict[str, Any]:
+        raw = data if isinstance(data, (bytes, bytearray)) else read_image_bytes(Path(data))
+        return _records_of(file_name, model.discover(bytes(raw), spec.config, objects=spec.objects))
+
+    return _guarded(file_name, work)
+
+
+def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]]) -> list[dict[str, Any]]:
+    """Label several images, the ViT run on batches of images of one size: one record per item, in order.
+
+    Falls back to :func:`label_data` image by image when the batch fails as a whole (e.g. out of
+    device memory), so one image never costs the others their labels.
+    """
+    from ..discover import discover_features
+    from ..utils.image import load_image
+
+    records: list[dict[str, Any] | None] = [None] * len(items)
+    images: list[tuple[int, np.ndarray]] = []
+    for i, (name, data) in enumerate(items):
+        try:
+            raw = data if isinstance(data, (bytes, bytearray)) else read_image_bytes(Path(data))
+            images.append((i, load_image(bytes(raw))))
+        except DeepCutError as e:
+            records[i] = failure_record(name, failure_message(name, e))
+    try:
+        t0 = time.perf_counter()
+        feats = model.store.get_many([img for _, img in images], spec.config, batch_size=spec.batch_size, cache=False)
+    except Exception:  # noqa: BLE001 - retried one by one, where each failure is reported
+        feats = None
+    for n, (i, img) in enumerate(images):
+        name = items[i][0]
+        if feats is None:
+            records[i] = label_data(model, spec, name, items[i][1])
+            continue
+        records[i] = _guarded(name, lambda f=feats[n], name=name: _records_of(
+            name, discover_features(f, spec.config, spec.objects, t0=t0)))
+    return records  # type: ignore[return-value]
+
+
+def label_items(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]]) -> list[dict[str, Any]]:
+    """Records of ``(file_name, bytes or path)`` items, in order: image by image, or batched through
+    the ViT when ``spec.batch_size > 1`` (GPU runs)."""
+    if spec.batch_size <= 1:
+        return [label_data(model, spec, name, data) for name, data in items]
+    return label_batch(model, spec, items)

@@ -1,0 +1,309 @@
+"""``python -m deepcut label``: COCO output, inputs, bad files, workers, crash safety and resume, Ray."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, disc_frame, disc_image
+
+from deepcut import SegmentConfig
+from deepcut.cli import main
+from deepcut.errors import DeepCutError
+from deepcut.labeling import (InProcessRunner, LabelSpec, check_output, collect_sources, decode_mask,
+                              label_dataset)
+from deepcut.labeling.shards import ShardStore, parts_dir
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools, numpy 2
+
+FLAGS = ["--backbone", "color", "--resolution", "64"]
+CONFIG = SegmentConfig(resolution=64)
+NAMES = ["a.png", "b.jpg", "broken.jpg", "e.png", "f.png", "sub/c.png", "sub/deeper/d.png"]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deepcut", "label", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Six small images in nested folders, a broken one, and files a folder scan must skip."""
+    root = tmp_path_factory.mktemp("label") / "in"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    images = {"a.png": disc_image(64), "b.jpg": disc_image(72, two_tone=True), "e.png": disc_image(80, striped_bg=True),
+              "f.png": disc_frame(72, 96, 36, 50, 20, two_tone=False), "sub/c.png": disc_frame(96, 64, 40, 30, 18),
+              "sub/deeper/d.png": disc_image(64, blob=True), ".hidden.png": disc_image(32)}
+    for name, img in images.items():
+        Image.fromarray(img).save(root / name)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("a.png\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> dict[str, bytes]:
+    """Uninterrupted runs' files, by number of workers (computed when first asked for); ``runs`` holds
+    each run's output path and completed process."""
+    runs: dict[str, tuple[Path, subprocess.CompletedProcess]] = {}
+
+    class Files(dict):
+        def __missing__(self, workers: str) -> bytes:
+            out = tmp_path_factory.mktemp("ref") / "not" / "yet" / "pseudo.json"  # missing folders are created
+            r = run_cli(str(data), "--out", str(out), "--workers", workers, *FLAGS)
+            assert r.returncode == 1, r.stderr  # the broken file
+            runs[workers] = (out, r)
+            self[workers] = out.read_bytes()
+            return self[workers]
+
+    files = Files()
+    files.runs = runs
+    return files
+
+
+def test_coco_file_matches_the_library(data, reference, color_model):
+    reference["1"]
+    out, r = reference.runs["1"]
+    assert "Traceback" not in r.stderr and not parts_dir(out).exists()
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(out))
+    assert [coco.imgs[i]["file_name"] for i in sorted(coco.imgs)] == [n for n in NAMES if n != "broken.jpg"]
+    assert coco.dataset["categories"] == [{"id": 1, "name": "object", "supercategory": "object"}]
+    info = coco.dataset["info"]
+    assert info["failures"][0]["file"] == "broken.jpg" and len(info["failures"]) == 1
+    assert info["backbone"]["name"] == "color" and info["objects"] == 3 and info["configuration"]["resolution"] == 64
+    assert info["image_root"] == str(data) and "version" in info
+    for img_id, img in coco.imgs.items():
+        found = color_model.discover(data / img["file_name"], CONFIG, objects=3)
+        assert (img["height"], img["width"]) == found.image.shape[:2]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+        assert len(anns) == len(found.objects) >= 1
+        for ann, obj in zip(anns, found.objects):
+            mask = coco.annToMask(ann).astype(bool)
+            assert mask.shape == (img["height"], img["width"]) and np.array_equal(mask, obj.mask)
+            x0, y0, x1, y1 = obj.bbox
+            assert ann["bbox"] == [x0, y0, x1 - x0, y1 - y0] and ann["area"] == int(mask.sum())
+            assert ann["category_id"] == 1 and ann["iscrowd"] == 0 and abs(ann["score"] - obj.score) < 1e-6
+    assert sorted(a["id"] for a in coco.dataset["annotations"]) == list(range(1, len(coco.anns) + 1))
+
+
+def test_list_files_folders_and_limit(data, tmp_path):
+    listing = data / "sub" / "list.txt"
+    listing.write_text("# my images\nc.png\n\n../a.png\ndeeper\nc.png\n")
+    root, sources = collect_sources([listing])
+    assert root == data and [s.file_name for s in sources] == ["sub/c.png", "a.png", "sub/deeper/d.png"]
+    root, sources = collect_sources([data / "sub"], limit=1)
+    assert root == data / "sub" and [s.file_name for s in sources] == ["c.png"]
+    out = data / "sub" / "out.json"  # inside the input folder: its own files are never read back
+    parts_dir(out).mkdir()
+    Image.fromarray(disc_image(32)).save(parts_dir(out) / "stray.png")
+    root, sources = collect_sources([data], exclude=[out, parts_dir(out)])
+    assert [s.file_name for s in sources] == NAMES
+    parts_dir(out).joinpath("stray.png").unlink()
+    parts_dir(out).rmdir()
+    listing.unlink()
+    with pytest.raises(DeepCutError, match="no input images"):
+        collect_sources([data / "sub" / "deeper"], exclude=[data / "sub"])
+
+
+def test_objects_auto_and_batched_runner(data, tmp_path, color_model):
+    out = tmp_path / "auto.json"
+    listing = data / "some.txt"  # a list file: paths relative to it, folders searched
+    listing.write_text("a.png\nsub\n")
+    code = main(["label", str(listing), "--out", str(out), "--objects", "auto", *FLAGS])
+    listing.unlink()
+    coco = json.loads(out.read_text())
+    assert code == 0 and coco["info"]["objects"] == "auto" and not coco["info"]["failures"]
+    assert [i["file_name"] for i in coco["images"]] == ["a.png", "sub/c.png", "sub/deeper/d.png"]
+    found = color_model.discover(data / "a.png", CONFIG, objects=None)
+    anns = [a for a in coco["annotations"] if a["image_id"] == 1]
+    assert [decode_mask(a["segmentation"]).sum() for a in anns] == [int(o.mask.sum()) for o in found.objects]
+    # The GPU path (ViT batched over images, FeatureStore.get_many) gives the same records on the CPU.
+    root, sources = collect_sources([data])
+    one = LabelSpec("color", True, "cpu", CONFIG, 2)
+    with InProcessRunner(one) as runner:
+        runner.start()
+        single = list(runner.map(sources))
+    with InProcessRunner(LabelSpec("color", True, "cpu", CONFIG, 2, batch_size=3)) as runner:
+        runner.start()
+        batched = list(runner.map(sources))
+    assert [r["file_name"] for r in batched] == NAMES and "error" in batched[NAMES.index("broken.jpg")]
+    for a, b in zip(single, batched):
+        assert a.get("error") == b.get("error")
+        for oa, ob in zip(a.get("objects", []), b.get("objects", [])):
+            ia, ib = decode_mask(oa["segmentation"]), decode_mask(ob["segmentation"])
+            assert (ia & ib).sum() / max((ia | ib).sum(), 1) >= 0.99
+
+
+def _iou(a: dict, b: dict) -> float:
+    ma, mb = decode_mask(a["segmentation"]), decode_mask(b["segmentation"])
+    return float((ma & mb).sum() / max((ma | mb).sum(), 1))
+
+
+def test_two_workers_give_the_same_annotations(reference):
+    one, two = json.loads(reference["1"]), json.loads(reference["2"])
+    assert one["images"] == two["images"] and one["info"]["failures"] == two["info"]["failures"]
+    assert [a["image_id"] for a in one["annotations"]] == [a["image_id"] for a in two["annotations"]]
+    assert all(_iou(a, b) >= 0.99 for a, b in zip(one["annotations"], two["annotations"]))
+
+
+def _lines(out: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in parts_dir(out).glob("part-*.jsonl"))
+
+
+def _stop_when(proc: subprocess.Popen, out: Path, lines: int, sig: int) -> None:
+    """Send ``sig`` to ``proc`` once the shards hold ``lines`` lines (0: once the shard folder exists)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (parts_dir(out) / "meta.json").exists() and _lines(out) >= lines:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=120)
+
+
+def _start(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "deepcut", "label", str(data), "--out", str(out), *FLAGS, *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_runs_resume_to_the_same_file(data, reference, tmp_path):
+    out = tmp_path / "pseudo.json"
+    for lines, resume in ((0, []), (1, ["--resume"]), (4, ["--resume"])):  # before any image, after one, mid-way
+        proc = _start(data, out, *resume)
+        _stop_when(proc, out, lines, signal.SIGKILL)
+        assert proc.returncode == -signal.SIGKILL and not out.exists()
+    done = sum(1 for line in b"".join(p.read_bytes() for p in parts_dir(out).glob("*.jsonl")).split(b"\n")
+               if line.strip() and b'"error"' not in line)
+    r = run_cli(str(data), "--out", str(out), "--resume", *FLAGS)
+    assert r.returncode == 1, r.stderr
+    assert f"resuming: {done} of 7 images already done" in r.stderr
+    assert out.read_bytes() == reference["1"] and not parts_dir(out).exists()
+
+
+def test_ctrl_c_keeps_the_work_of_two_workers(data, reference, tmp_path):
+    out = tmp_path / "pseudo.json"
+    proc = _start(data, out, "--workers", "2")
+    _stop_when(proc, out, 2, signal.SIGINT)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "--resume" in stderr and _lines(out) >= 2 and not out.exists()
+    r = run_cli(str(data), "--out", str(out), "--resume", "--workers", "2", *FLAGS)
+    assert r.returncode == 1 and "resuming:" in r.stderr, r.stderr
+    assert out.read_bytes() == reference["2"]
+
+
+def exit_code(argv: list[str]) -> int:
+    """``python -m deepcut`` in this process: its exit code."""
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse
+        return int(e.code)
+
+
+def test_unfinished_runs_are_never_overwritten(data, tmp_path, capsys):
+    out = tmp_path / "pseudo.json"
+    root, sources = collect_sources([data])
+    ShardStore(out).create(LabelSpec("color", True, None, CONFIG, 3).meta(root))
+    assert exit_code(["label", str(data), "--out", str(out), "--resume", "--seed", "1", *FLAGS]) == 1
+    err = capsys.readouterr().err
+    assert "cannot --resume" in err and '"seed": 0' in err and '"seed": 1' in err, err
+    assert exit_code(["label", str(data), "--out", str(out), "--objects", "2", *FLAGS]) == 1
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--restart" in err
+    assert (parts_dir(out) / "meta.json").exists() and not out.exists()
+
+
+def records_of(coco: dict, names: list[str]) -> list[dict]:
+    """The shard records a COCO file was assembled from (the inverse of ``build_coco``), in ``names`` order."""
+    failures = {f["file"]: f["error"] for f in coco["info"]["failures"]}
+    images = {img["file_name"]: img for img in coco["images"]}
+    out = []
+    for name in names:
+        if name in failures:
+            out.append({"file_name": name, "error": failures[name]})
+            continue
+        img = images[name]
+        objects = [{k: a[k] for k in ("segmentation", "bbox", "area", "score")}
+                   for a in coco["annotations"] if a["image_id"] == img["id"]]
+        out.append({"file_name": name, "width": img["width"], "height": img["height"], "objects": objects})
+    return out
+
+
+def test_resume_labels_only_what_has_no_result(data, reference, tmp_path):
+    """Killed near the end, a torn line at the end of the shard: --resume labels only what is missing
+    (failures are retried) and assembles the same bytes."""
+    out = tmp_path / "pseudo.json"
+    root, sources = collect_sources([data])
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+    coco = json.loads(reference["1"])
+    store = ShardStore(out)
+    store.create(spec.meta(root))
+    store.save_backbone(coco["info"]["backbone"])
+    with store.writer() as w:
+        for rec in records_of(coco, NAMES):
+            if rec["file_name"] != "sub/c.png":
+                w.write(rec)
+    with open(next(parts_dir(out).glob("part-*.jsonl")), "a") as f:
+        f.write('{"file_name": "sub/c.png", "wid')  # a line torn by the kill
+
+    class Recording(InProcessRunner):
+        asked: list[str] = []
+
+        def map(self, todo):
+            self.asked.extend(s.file_name for s in todo)
+            yield from super().map(todo)
+
+    report = label_dataset(sources, root, out, spec, Recording(spec), resume=True)
+    assert Recording.asked == ["broken.jpg", "sub/c.png"]
+    assert report.resumed == 5 and report.labelled == 2 and len(report.failures) == 1
+    assert out.read_bytes() == reference["1"] and not parts_dir(out).exists()
+
+
+def test_usage_errors_before_any_work(data, tmp_path, capsys):
+    for args in (["--out", str(tmp_path)], ["--out", str(tmp_path / "x.json"), "--objects", "many"],
+                 ["--out", str(tmp_path / "x.json"), "--workers", "0"], ["--out", str(tmp_path / "x.json"), "-k", "1"],
+                 ["--out", str(tmp_path / "x.json"), "--resume", "--restart"]):
+        assert exit_code(["label", str(data), *args, *FLAGS]) == 2, args
+        assert "Traceback" not in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DeepCutError, match="not a folder"):
+        check_output(tmp_path / "file" / "x.json")
+
+
+def test_missing_ray_says_how_to_install(monkeypatch):
+    from deepcut.labeling.ray_runner import RayRunner
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(DeepCutError, match=r"pip install 'deepcut\[ray\]'"):
+        RayRunner(LabelSpec("color", True, None, CONFIG, 3)).start()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster of 2 CPUs; yields its address."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def test_ray_cluster_gives_the_local_file(data, reference, ray_cluster, tmp_path):
+    out = tmp_path / "pseudo.json"
+    r = run_cli(str(data), "--out", str(out), "--ray", ray_cluster, *FLAGS)
+    assert r.returncode == 1 and "broken.jpg" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert out.read_bytes() == reference["1"]
