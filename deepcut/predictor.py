@@ -10,7 +10,7 @@ lower-level entry, as ``predict_torch`` is beside ``predict``.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,11 @@ from .loading import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone
 from .pipeline import run_stages, to_segmentation
 from .segmentation import Segmentation
+from .threads import check_threads
 from .utils.image import ImageLike
+
+if TYPE_CHECKING:
+    from .discover import Discovery
 
 
 class DeepCut:
@@ -44,6 +48,9 @@ class DeepCut:
         cache_size: how many image embeddings to keep.
         device: ``None`` (``$DEEPCUT_DEVICE``, else CUDA when available, else CPU), ``"cpu"``,
             ``"cuda[:N]"`` or ``"mps"``. Features, graphs and the GNN live there; results are numpy.
+        threads: CPU threads of the ViT forward (``None``: ``$DEEPCUT_THREADS``, else the cores idle
+            at the time). The GNN always uses one; the caller's torch setting is restored after
+            each call (see :mod:`deepcut.threads`).
 
     Raises:
         BackboneLoadError: the weights cannot be loaded; the message says what to do.
@@ -51,10 +58,12 @@ class DeepCut:
     """
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool = True,
-                 cache_size: int = 4, device: str | torch.device | None = None) -> None:
+                 cache_size: int = 4, device: str | torch.device | None = None,
+                 threads: int | None = None) -> None:
         self.device = resolve_device(device)
+        check_threads(threads)
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
-        self.store = FeatureStore(self.backbone, cache_size)
+        self.store = FeatureStore(self.backbone, cache_size, threads=threads)
 
     # -- features ------------------------------------------------------------------------------------
     def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
@@ -131,6 +140,18 @@ class DeepCut:
         pf = PatchFeatures(x.reshape(grid[0] * grid[1], -1), grid, image, tuple(work_size or image.shape[:2]))
         out = run_stages(PatchGraph(pf.features), grid, cfg, clusterer)
         return to_segmentation(out, pf, cfg, t0)
+
+    def discover(self, image: ImageLike, config: SegmentConfig | None = None, objects: int | None = 3,
+                 **overrides) -> "Discovery":
+        """Find up to ``objects`` objects in one image, each with a mask, a box and a score: the graph
+        is cut, the foreground's largest component kept and removed, the rest cut again (MaskCut's
+        procedure with DeepCut's GNN); ``objects=None`` cuts once with CC instead and needs no N.
+        See :mod:`deepcut.discover`. Returns a :class:`deepcut.discover.Discovery`."""
+        from .discover import discover_features
+
+        t0 = time.perf_counter()
+        cfg = make_config(config, overrides)
+        return discover_features(self.store.get(image, cfg), cfg, objects, fit, t0=t0)
 
     # -- video and several images -------------------------------------------------------------------
     def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,
