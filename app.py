@@ -4,13 +4,8 @@
 A thin Gradio layer: one builder per tab lays out the page; the settings' controls come from
 :class:`~deepcut.config.SegmentConfig`'s metadata (:mod:`deepcut.demo.controls`) and the events call
 :class:`~deepcut.demo.handlers.PageHandlers` over one shared :class:`~deepcut.demo.DemoSession`.
-Flags or environment variables (flags win)::
-
-    python app.py --backbone color --resolution 160 # weight-free and fast
-    GRADIO_SERVER_NAME=0.0.0.0 DEEPCUT_DEVICE=cuda python app.py
-
-The image pipeline is also an API: ``gradio_client.Client(url).predict(handle_file("x.jpg"),
-api_name="/segment")`` returns the overlay first, then mask, box image, downloads and status.
+Flags or environment variables (flags win), e.g. ``python app.py --backbone color --resolution 160``.
+Also an API (``gradio_client``): ``/segment``, ``/discover``, ``/segment_video``, ``/cosegment`` (see README).
 """
 
 import argparse
@@ -22,9 +17,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402  (after the environment above)
-import torch  # noqa: E402
 
-from deepcut.config import defaults  # noqa: E402
+from deepcut.config import DEFAULT_K, defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402
@@ -68,7 +62,9 @@ CSS = """
 """
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
-IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed")
+IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
+             "refine")
+DISCOVER_API = ("loss", "alpha", "layer", "facet", "ep1", "resolution", "seed", "refine")  # after the N of objects
 #: The settings of the video and co-segmentation tabs (and of their APIs, in this order).
 COMPACT_SETTINGS = ("k", "loss", "stages", "resolution")
 
@@ -82,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ("--resolution", int, "DEEPCUT_RESOLUTION", "280", "default working resolution in pixels"),
         ("--max-side", int, "DEEPCUT_MAX_SIDE", "1600", "uploads are downscaled to this longer side"),
         ("--concurrency", int, "DEEPCUT_CONCURRENCY", "2", "segmentations at a time; others wait in the queue"),
-        ("--threads", int, "DEEPCUT_THREADS", "0", "torch threads per process (0: CPU cores / concurrency)"),
+        ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
         ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "50mb", "largest accepted upload"),
         ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
         ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),
@@ -119,7 +115,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
                 run = gr.Button("Segment", variant="primary", elem_id="segment-btn")
                 controls.examples(ASSETS, IMAGE_SUFFIXES, image, "Examples (click one)", examples_per_page=8)
                 with gr.Group():
-                    c = controls.settings(("k", "loss", "alpha", "stages", "layer", "facet"), {
+                    c = controls.settings(("k", "loss", "alpha", "stages", "layer", "facet", "refine"), {
                         "alpha": dict(visible=defaults()["loss"] == "cc"),
                         "layer": controls.layer_props(page.depth(page.start))})
                 with gr.Accordion("More settings", open=False):
@@ -129,6 +125,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
                                                {"resolution": dict(value=resolution)}))
             with gr.Column(scale=7, min_width=360):
                 out = image_results()
+                objs = controls.objects_panel()
         gr.Markdown("## What the method does")
         gr.Markdown(TEACHING)
         with gr.Row(equal_height=False):
@@ -142,18 +139,21 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
 
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
-                                      "caption")] + [state]
+                                      "caption", "cutout")] + [state]
     auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
                 concurrency_id="segment", api_visibility="private")
     run.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
     image.change(**auto)  # an upload or a click on an example
+    objs["run"].click(gpu(page.discover), inputs_kwargs={"image": image, **shared, "objects": objs["objects"], **{
+        n: c[n] for n in DISCOVER_API}, "opacity": out["opacity"]}, outputs=[objs["overlay"], objs["status"],
+        objs["files"]], api_name="discover", concurrency_id="segment")
     image.clear(page.clear, None, outputs, api_visibility="private")
     for name in ("k", "alpha", "layer", "ep1", "ep2", "ep3", "resolution", "seed"):
         c[name].release(**auto)
-    for name in ("facet", "largest"):
+    for name in ("facet", "largest", "refine"):
         c[name].input(**auto)
-    c["loss"].input(lambda v: gr.update(visible=v == "cc"), c["loss"], c["alpha"],
-                    api_visibility="private").then(**auto)
+    c["loss"].input(lambda v: (gr.update(visible=v == "cc"), gr.update(value=DEFAULT_K[v])), c["loss"],
+                    [c["alpha"], c["k"]], api_visibility="private").then(**auto)  # CC: k is a bound, 10
     c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), gr.update(visible=int(s) >= 3)), c["stages"],
                       [c["ep2"], c["ep3"]], api_visibility="private").then(**auto)
     for trigger in (shared["backbone"].input, shared["custom"].submit):
@@ -165,12 +165,12 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
 
 
 def image_results() -> dict:
-    """The Image tab's result column: overlay, opacity, status, mask, box, downloads."""
+    """The Image tab's result column: overlay, opacity, status, mask, box, cut-out (RGBA), downloads."""
     out = {"overlay": controls.picture("Part overlay (click it to see a patch's affinities below)", "overlay", 420),
            "opacity": controls.opacity_slider(), "status": gr.Markdown("", elem_id="status")}
     with gr.Row():
-        out["mask"] = controls.picture("Foreground mask", "mask", 220)
-        out["bbox"] = controls.picture("Bounding box", "bbox", 220)
+        for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):
+            out[name] = controls.picture(label, name, 220)
     out["files"] = controls.downloads("Downloads: label map (PNG, grey level = label) and box (JSON)",
                                       elem_id="downloads")
     return out
@@ -229,9 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
     try:
-        session = DemoSession(default_backbone=args.backbone, max_side=args.max_side, device=args.device)
+        session = DemoSession(default_backbone=args.backbone, max_side=args.max_side, device=args.device,
+                              threads=args.threads or None)
     except ConfigError as e:  # a device this machine does not have
         raise SystemExit(f"app.py: {e}") from None
     used, notice = session.startup()

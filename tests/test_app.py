@@ -151,3 +151,30 @@ def test_cosegment_api_shares_labels(client, tmp_path):
     assert va == vb
     with pytest.raises(AppError, match="at least two images"):
         client.predict([{"image": handle_file(str(a))}], api_name="/cosegment")
+
+
+def test_discover_api_finds_several_objects_with_boxes_scores_and_coco_masks(client, tmp_path):
+    """``/discover``: two separate discs are two objects, each with its box, score and an RLE mask
+    in a COCO-style download at the upload's size; 0 objects asks correlation clustering."""
+    from pycocotools import mask as mask_utils
+
+    img = np.full((120, 200, 3), (40, 90, 40), np.uint8)
+    yy, xx = np.mgrid[:120, :200]
+    truth = [(yy - 60) ** 2 + (xx - 50) ** 2 < 28 ** 2, (yy - 60) ** 2 + (xx - 150) ** 2 < 28 ** 2]
+    img[truth[0]] = (220, 40, 40)
+    img[truth[1]] = (40, 40, 220)
+    path = tmp_path / "two.png"
+    Image.fromarray(img).save(path)
+    overlay, status, files = client.predict(handle_file(str(path)), objects=2, resolution=120,
+                                            api_name="/discover")
+    assert load(overlay).shape[:2] == (120, 200)
+    assert "**2 objects**" in status and "score" in status
+    coco = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
+    assert coco["images"][0]["width"] == 200 and len(coco["annotations"]) == 2
+    masks = [mask_utils.decode({**a["segmentation"], "counts": a["segmentation"]["counts"].encode()}).astype(bool)
+             for a in coco["annotations"]]
+    best = sorted(max(iou(m, t) for m in masks) for t in truth)
+    assert best[0] > 0.8, best
+    assert all(0 <= a["score"] <= 1 for a in coco["annotations"])
+    _, status, _ = client.predict(handle_file(str(path)), objects=0, resolution=120, api_name="/discover")
+    assert "correlation clustering" in status

@@ -14,13 +14,13 @@ from typing import Any
 
 import gradio as gr
 
-from ..config import defaults, options
+from ..config import SegmentConfig, defaults, options
 from .settings import EPOCH_INPUTS, field_name
 
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
 INFO = {
     "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
-    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, k is a maximum.",
+    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, k is a maximum (10 when CC is chosen).",
     "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: a larger α gives fewer, larger segments.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
     "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
@@ -29,12 +29,17 @@ INFO = {
                   "Higher: finer, slower.",
     "largest_component": "Keep only the biggest foreground blob (removes specks).",
     "seed": "GNN initialisation; the same seed gives the same result.",
+    "refine": "Snap the mask to the image's edges: guided filter (fast) or dense CRF (slower). "
+              "None: the paper's upsampling of the patches.",
 }
 #: How a choice is shown, per setting (others show their value).
 CHOICE_LABELS = {
     "loss": {"ncut": "NCut", "cc": "CC"},
     "stages": {1: "1: single stage", 2: "2: foreground parts", 3: "3: foreground + background parts"},
+    "refine": {"none": "None (patches)", "guided": "Guided filter", "crf": "Dense CRF"},
 }
+#: Where the page starts otherwise than the library: edges refined (measured in docs/results/refine.md).
+PAGE_DEFAULTS = {"refine": "guided"}
 #: The stage choices where space is short (video and co-segmentation tabs).
 SHORT_STAGES = {1: "1", 2: "2: foreground parts", 3: "3: + background parts"}
 #: Per epoch slider (stages 1-3): its own maximum and explanation.
@@ -60,7 +65,10 @@ def setting(name: str, labels: dict | None = None, **props: Any) -> gr.component
     buttons for a fixed set of choices (named by ``labels`` or :data:`CHOICE_LABELS`), else a
     slider over the field's range. ``props`` override Gradio properties (value, info, maximum …)."""
     opt = options()[name]
-    props = {"label": opt.label, "value": defaults()[name], "info": INFO.get(name), **props}
+    value = defaults()[name]
+    if value is None:  # e.g. k: the default loss's default (2 for NCut)
+        value = getattr(SegmentConfig(), name)
+    props = {"label": opt.label, "value": PAGE_DEFAULTS.get(name, value), "info": INFO.get(name), **props}
     if opt.kind is bool:
         return gr.Checkbox(**props)
     if opt.choices:
@@ -144,3 +152,24 @@ def safe_image_upload(component: gr.Image) -> gr.Image:
 
     component.preprocess = preprocess
     return component
+
+
+def objects_panel() -> dict[str, gr.components.Component]:
+    """The Image tab's "several objects" panel: how many, a button, the picture, the table and the
+    downloads (overlay PNG, COCO-style JSON)."""
+    from .objects import MAX_OBJECTS, SCORE_HELP
+
+    out: dict[str, gr.components.Component] = {}
+    with gr.Accordion("Several objects: discover them one cut at a time (pseudo-labels)", open=False,
+                      elem_id="objects-panel"):
+        gr.Markdown("The graph is cut in two, the foreground's largest piece becomes an object and is removed, "
+                    f"and the rest is cut again (MaskCut's procedure, with the GNN). 0 = let correlation "
+                    f"clustering decide how many. {SCORE_HELP[0].upper()}{SCORE_HELP[1:]}.")
+        with gr.Row():
+            out["objects"] = gr.Slider(0, MAX_OBJECTS, value=3, step=1, label="Objects (0: CC decides)",
+                                       elem_id="objects-n")
+            out["run"] = gr.Button("Discover objects", elem_id="objects-btn")
+        out["overlay"] = picture("Objects: one colour, box and score each", "objects-overlay", 360)
+        out["status"] = gr.Markdown("", elem_id="objects-status")
+        out["files"] = downloads("Downloads: overlay (PNG) and annotations (COCO JSON, RLE masks)")
+    return out

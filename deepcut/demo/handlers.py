@@ -18,13 +18,15 @@ import gradio as gr
 from ..viz import loss_figure
 from .controls import layer_props
 from .errors import DemoError
+from .objects import objects_setting
 from .session import DemoSession
 from .settings import from_page
 
 log = logging.getLogger("deepcut.app")
 
-#: The Image tab's outputs: overlay, mask, box, downloads, status, loss plot, soft maps, affinity, caption, state.
-IMAGE_OUTPUTS = 10
+#: The Image tab's outputs: overlay, mask, box, downloads, status, loss plot, soft maps, affinity, caption,
+#: cut-out, state.
+IMAGE_OUTPUTS = 11
 
 try:  # HuggingFace ZeroGPU Spaces: GPU work runs in a GPU slot
     import spaces
@@ -86,14 +88,15 @@ class PageHandlers:
     def segment(self, image: str | None, backbone: str, custom: str | None, opacity: float = 0.5,
                 **settings: Any) -> tuple:
         """Segment an image: overlay, mask, box image, downloads (label map PNG, JSON), status, loss
-        plot, soft maps, affinity picture and its caption (and for the page, the result to keep)."""
+        plot, soft maps, affinity picture and its caption, cut-out (RGBA) (and for the page, the result
+        to keep)."""
         result = self.session.segment(image, backbone=chosen(backbone, custom), **from_page(settings))
         files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
         aff, caption = self.session.affinity(result, *result.default_point())
         cfg = result.seg.config
         fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
         return (result.overlay(opacity), result.mask(), result.bbox_image(), files,
-                result.status_markdown(), fig, result.soft_maps(), aff, caption, result)
+                result.status_markdown(), fig, result.soft_maps(), aff, caption, result.cutout(), result)
 
     def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
         """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
@@ -103,7 +106,7 @@ class PageHandlers:
 
     @staticmethod
     def clear() -> tuple:
-        return (None, None, None, None, "", None, None, None, "", None)
+        return (None, None, None, None, "", None, None, None, "", None, None)
 
     @staticmethod
     def rerender(result, opacity: float):
@@ -130,6 +133,15 @@ class PageHandlers:
         model, _, notice = self.session.model(chosen(backbone, custom))
         return (gr.update(**layer_props(model.backbone.depth)), gr.update(choices=self.backbone_list()),
                 gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
+
+    @shows_errors
+    def discover(self, image: str | None, backbone: str, custom: str | None, objects: float = 3,
+                 opacity: float = 0.5, **settings: Any) -> tuple:
+        """Discover several objects: the overlay (colour, box, score each), the table, downloads
+        (overlay PNG, COCO-style JSON)."""
+        result = self.session.discover(image, backbone=chosen(backbone, custom), objects=objects_setting(objects),
+                                       **from_page(settings))
+        return result.overlay(opacity), result.status(), self.session.save_objects_outputs(result)
 
     # -- video and co-segmentation tabs -------------------------------------------------------------
     @shows_errors

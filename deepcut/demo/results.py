@@ -66,6 +66,10 @@ class DemoResult:
             fg = self.seg.labels != 0
         return Image.fromarray(fg.astype(np.uint8) * 255)
 
+    def cutout(self) -> Image.Image:
+        """The image with everything but the foreground transparent: RGBA, alpha = :meth:`mask`."""
+        return Image.fromarray(np.dstack([self.seg.image, np.asarray(self.mask())]))
+
     def bbox_image(self) -> Image.Image:
         """The image with the foreground's bounding box drawn."""
         return self.seg.bbox_image()

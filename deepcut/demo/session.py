@@ -27,6 +27,7 @@ from ..pool import BackboneChoice, ModelPool, PooledModel
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
+from .objects import ObjectsDemoResult, ObjectsJob
 from .outputs import OutputStore
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
@@ -56,12 +57,15 @@ class DemoSession:
         output_dir: where download files go (default: a fresh temporary folder).
         keep_outputs: how many results' download files are kept on disk.
         device: where the models compute (``None``: ``$DEEPCUT_DEVICE``, else CUDA if available).
+        threads: the ViT's CPU threads (``None``: the cores idle at the time; see :mod:`deepcut.threads`).
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_side: int = DEFAULT_MAX_SIDE,
                  max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
-                 keep_outputs: int = 64, device: str | torch.device | None = None) -> None:
-        self.pool = ModelPool(default_backbone, max_models=max_models, cache_size=cache_size, device=device)
+                 keep_outputs: int = 64, device: str | torch.device | None = None,
+                 threads: int | None = None) -> None:
+        self.pool = ModelPool(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
+                              threads=threads)
         self.uploads = UploadReader(max_side)
         self.outputs = OutputStore(output_dir, keep_outputs)
 
@@ -181,10 +185,24 @@ class DemoSession:
         """
         return self.serve(CosegJob(self.uploads, images, names), backbone, settings)
 
+    def discover(self, image: ImageLike, backbone: str | None = None, objects: int | None = 3,
+                 **settings) -> ObjectsDemoResult:
+        """Discover up to ``objects`` objects in an upload (``None``: correlation clustering decides
+        how many), each with its mask, box and score (see :mod:`deepcut.discover`).
+
+        Raises:
+            DemoError: unreadable image, invalid setting, or a requested local model that fails.
+        """
+        return self.serve(ObjectsJob(self.uploads, image, objects), backbone, settings)
+
     # -- downloads --------------------------------------------------------------------------------
     def save_outputs(self, result: DemoResult, name: str | None = None) -> list[str]:
         """Write the result's downloads (label map PNG, JSON) into a fresh folder; returns their paths."""
         return self.outputs.save_result(result, name)
+
+    def save_objects_outputs(self, result: ObjectsDemoResult) -> list[str]:
+        """Write the objects' overlay (PNG) and COCO-style annotations (JSON); returns their paths."""
+        return result.write_files(self.outputs.new_folder())
 
     def save_coseg_outputs(self, result: CosegDemoResult) -> list[str]:
         """Write every image's label map and one JSON with all boxes; returns their paths."""

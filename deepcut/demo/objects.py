@@ -1,0 +1,127 @@
+"""Object discovery in the demo: several objects of one upload, each with a colour, a box and a score.
+
+:class:`ObjectsJob` is a request of :class:`~deepcut.demo.session.DemoSession`'s template (prepare
+the upload, run :meth:`deepcut.DeepCut.discover`, wrap); :class:`ObjectsDemoResult` turns the
+:class:`~deepcut.discover.Discovery` into the page's picture, a table of the objects and a
+COCO-style download whose masks and boxes are in the pixels of the upload as sent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..discover import Discovery
+from .jobs import Job, Request
+from .outputs import write_json
+from .results import with_notices
+from .uploads import Upload, UploadReader
+
+#: The most objects the page asks for (0 on the slider: the CC variant, no fixed number).
+MAX_OBJECTS = 8
+
+SCORE_HELP = ("score = 1 − NCut(object, rest)/2 on the graph it was cut from: 1 is a clean cut, "
+              "lower means the object is strongly linked to the rest")
+
+
+def objects_setting(value: int | float | None) -> int | None:
+    """The slider's value as :meth:`~deepcut.DeepCut.discover`'s ``objects``: 0 means None (CC)."""
+    n = int(value or 0)
+    return min(n, MAX_OBJECTS) if n > 0 else None
+
+
+class ObjectsJob(Job):
+    """Discover up to ``objects`` objects in one upload (``None``: correlation clustering decides)."""
+
+    def __init__(self, uploads: UploadReader, image: Any, objects: int | None) -> None:
+        self.uploads, self.image, self.objects = uploads, image, objects
+        self.source = image if isinstance(image, (str, os.PathLike)) else None
+        self.upload: Upload | None = None
+
+    def prepare(self) -> list[str]:
+        self.upload = self.uploads.read(self.image)
+        return list(self.upload.notices)
+
+    def run(self, req: Request) -> Discovery:
+        return req.model.discover(self.upload.image, req.config, objects=self.objects)
+
+    def wrap(self, req: Request, found: Discovery) -> "ObjectsDemoResult":
+        return ObjectsDemoResult(found, req.backbone, req.notices + list(found.notes), self.upload.original,
+                                 req.seconds(), self.objects)
+
+
+@dataclass
+class ObjectsDemoResult:
+    """Discovered objects as the demo shows them.
+
+    Attributes:
+        found: the :class:`~deepcut.discover.Discovery` (of the possibly downscaled image).
+        backbone: the backbone used.
+        notices: what the visitor should know (fallback, downscaling, why discovery stopped).
+        original_size: ``(H, W)`` of the upload before downscaling.
+        seconds: wall time of the request.
+        objects: how many objects were asked for (None: the CC variant).
+    """
+
+    found: Discovery
+    backbone: str
+    notices: list[str]
+    original_size: tuple[int, int]
+    seconds: float
+    objects: int | None
+
+    @property
+    def scale(self) -> float:
+        """Factor from the discovered image's pixels to the upload's."""
+        return self.original_size[0] / self.found.image.shape[0]
+
+    def overlay(self, opacity: float = 0.5) -> Image.Image:
+        """One colour per object, its box and ``#i score``."""
+        return self.found.overlay(float(opacity))
+
+    def boxes(self) -> list[list[int]]:
+        """Each object's ``[x0, y0, x1, y1]`` in the upload's pixels."""
+        return [[round(v * self.scale) for v in o.bbox] for o in self.found.objects]
+
+    def status(self) -> str:
+        """A Markdown table of the objects, then the notices."""
+        asked = f"up to {self.objects}" if self.objects else "as many as correlation clustering finds"
+        objs = self.found.objects
+        lines = [f"**{len(objs)} object{'s' if len(objs) != 1 else ''}** found ({asked}) with "
+                 f"`{self.backbone}` in {self.seconds:.2f} s. *{SCORE_HELP}.*"]
+        if objs:
+            total = float(self.found.image.shape[0] * self.found.image.shape[1])
+            lines += ["", "| # | score | box [x0, y0, x1, y1] | area |", "|---|---|---|---|"]
+            lines += [f"| {i} | {o.score:.3f} | {box} | {100 * o.area / total:.1f} % |"
+                      for i, (o, box) in enumerate(zip(objs, self.boxes()), start=1)]
+        return with_notices(lines, self.notices)
+
+    def record(self) -> dict:
+        """The JSON download: COCO-style annotations of this image at the upload's size."""
+        from ..labeling.coco import CATEGORY, object_record
+
+        height, width = self.original_size
+        annotations = []
+        for i, (o, box) in enumerate(zip(self.found.objects, self.boxes()), start=1):
+            mask = o.mask
+            if mask.shape != (height, width):
+                mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+            annotations.append({"id": i, "image_id": 1, "category_id": CATEGORY["id"], "iscrowd": 0,
+                                **object_record(mask, box, o.score)})
+        return {"images": [{"id": 1, "width": int(width), "height": int(height), "file_name": "upload"}],
+                "annotations": annotations, "categories": [dict(CATEGORY)],
+                "info": {"backbone": self.backbone, "objects": self.objects, "score": SCORE_HELP,
+                         "configuration": self.found.config.to_dict(), "notes": list(self.notices)}}
+
+    def write_files(self, out_dir: str | Path, stem: str = "objects") -> list[str]:
+        """Write ``<stem>_overlay.png`` and ``<stem>.json`` (COCO-style); returns their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        png = out / f"{stem}_overlay.png"
+        self.overlay().save(png)
+        return [str(png), write_json(out / f"{stem}.json", self.record())]
