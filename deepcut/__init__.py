@@ -10,6 +10,7 @@ from .discover import DiscoveredObject, Discovery, discover_features
 from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, VideoLoadError
 from .loading import list_backbones, load_backbone
 from .predictor import DeepCut
+from .refinement import refine
 from .segmentation import Segmentation
 from .utils.image import load_image
 
@@ -22,6 +23,7 @@ __all__ = [
     "Discovery",
     "DiscoveredObject",
     "discover_features",
+    "refine",
     "cluster",
     "fit",
     "affinity",

@@ -312,3 +312,10 @@ def test_page_values_become_config_fields():
     assert got == {"k": 3, "loss": "cc", "alpha": 2.0, "largest_component": True, "seed": None, "resolution": 96,
                    "epochs": (5, 20, 7)}
     assert type(got["k"]) is int and type(got["alpha"]) is float and type(got["resolution"]) is int
+
+
+def test_counts_read_as_english():
+    """The status says "1 segment", never "1 segments"."""
+    from deepcut.demo.results import plural
+
+    assert (plural(1, "segment"), plural(2, "segment"), plural(0, "object")) == ("1 segment", "2 segments", "0 objects")

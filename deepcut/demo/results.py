@@ -18,6 +18,11 @@ from ..segmentation import Segmentation
 from ..viz import soft_maps
 
 
+def plural(n: int, noun: str) -> str:
+    """``"1 segment"``, ``"2 segments"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def with_notices(lines: list[str], notices: list[str]) -> str:
     """Status lines followed by one warning line per notice, as one markdown paragraph."""
     return "  \n".join(lines + [f"⚠️ {n}" for n in notices])
@@ -119,7 +124,7 @@ class DemoResult:
         feat = ("**features reused** from the cache" if seg.features_cached
                 else f"features computed in {t.get('features', 0.0):.2f} s")
         lines = [
-            f"**{seg.num_segments} segments** in **{self.seconds:.2f} s** · {feat} · GNN: {gnn or 'not trained'}",
+            f"**{plural(seg.num_segments, 'segment')}** in **{self.seconds:.2f} s** · {feat} · GNN: {gnn or 'not trained'}",
             f"backbone `{self.backbone}` · layer {seg.config.layer if self.depth > 1 else 0} · "
             f"facet `{seg.config.facet}` · {h}×{w} patches",
         ]
@@ -206,7 +211,7 @@ class CosegDemoResult:
 
     def gallery(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
         """``[(overlay, caption), …]``: the same label has the same colour in every image."""
-        return [(r.overlay(opacity), f"{name}: {r.seg.num_segments} segments")
+        return [(r.overlay(opacity), f"{name}: {plural(r.seg.num_segments, 'segment')}")
                 for r, name in zip(self.results, self.names)]
 
     def status_markdown(self) -> str:
