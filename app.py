@@ -117,7 +117,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
                 with gr.Group():
                     c = controls.settings(("k", "loss", "alpha", "stages", "layer", "facet", "refine"), {
                         "alpha": dict(visible=defaults()["loss"] == "cc"),
-                        "layer": controls.layer_props(page.depth(page.start))})
+                        **controls.backbone_props(page.depth(page.start))})
                 with gr.Accordion("More settings", open=False):
                     with gr.Row():
                         c.update(controls.epoch_sliders(c["stages"].value))
@@ -157,8 +157,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
     c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), gr.update(visible=int(s) >= 3)), c["stages"],
                       [c["ep2"], c["ep3"]], api_visibility="private").then(**auto)
     for trigger in (shared["backbone"].input, shared["custom"].submit):
-        trigger(page.choose_backbone, [shared["backbone"], shared["custom"]], [c["layer"], shared["backbone"], notice],
-                api_visibility="private").success(**auto)
+        trigger(page.choose_backbone, [shared["backbone"], shared["custom"]],
+                [c["layer"], c["facet"], shared["backbone"], notice], api_visibility="private").success(**auto)
     out["opacity"].release(page.rerender, [state, out["opacity"]], out["overlay"], api_visibility="private")
     for picture, handler in (("overlay", page.click_overlay), ("affinity", page.click_affinity)):
         out[picture].select(gpu(handler), [state], [out["affinity"], out["caption"]], api_visibility="private")
@@ -189,7 +189,7 @@ def video_tab(page, shared: dict, resolution: int) -> None:
                     c = controls.settings(COMPACT_SETTINGS, controls.compact(
                         resolution, k=dict(info="Segments (1 stage) or foreground parts (2-3 stages)."),
                         resolution_info="Lower is faster; every frame goes through the ViT."))
-                    c["max_frames"] = gr.Slider(1, 300, value=48, step=1, label="Max frames",
+                    c["max_frames"] = gr.Slider(1, 300, value=60, step=1, label="Max frames",
                                                 info="Longer videos are cut (a note says so).")
                     c["stride"] = gr.Slider(1, 10, value=1, step=1, label="Frame stride", info="Keep every n-th frame.")
                     c["opacity"] = controls.opacity_slider()

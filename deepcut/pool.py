@@ -185,7 +185,7 @@ class ModelPool:
             elif failed:
                 available, note = False, " — unavailable (uses colour)"
             else:
-                available, note = None, " — not downloaded yet"
+                available, note = None, " — weights not cached: fetched on first use if the server is online"
             family = _FAMILIES.get(spec.get("family", ""), spec.get("family", "ViT"))
             desc = "no weights, colour + position" if name == FALLBACK_BACKBONE else (
                 f"{family}, patch {spec['patch_size']}, {spec['dim']}-d")

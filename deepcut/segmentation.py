@@ -120,9 +120,13 @@ class Segmentation:
         return colors.draw_bbox(self.image, self.bbox)
 
     def labels_image(self) -> Image.Image:
-        """The label map as an 8-bit (or 16-bit beyond 255 labels) grayscale PNG-ready image."""
+        """The label map, PNG-ready: pixel value = label. Up to 256 labels it is an 8-bit *palette*
+        image whose colours are the overlay's (so a viewer shows the segments, not a black picture of
+        values 0..k); beyond, 16-bit grayscale."""
         if self.labels.max(initial=0) < 256:
-            return Image.fromarray(self.labels.astype(np.uint8))
+            img = Image.fromarray(self.labels.astype(np.uint8), mode="P")
+            img.putpalette(colors.label_colors(256).reshape(-1).tolist())
+            return img
         return Image.fromarray(self.labels.astype(np.uint16))
 
     def summary(self) -> dict:

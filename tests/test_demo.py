@@ -319,3 +319,16 @@ def test_counts_read_as_english():
     from deepcut.demo.results import plural
 
     assert (plural(1, "segment"), plural(2, "segment"), plural(0, "object")) == ("1 segment", "2 segments", "0 objects")
+
+
+def test_colour_backbone_status_and_controls_say_it_has_no_layers_or_facets():
+    """The status line no longer says "layer 0" for the colour backbone, and the page makes its
+    layer slider and facet radio inactive (they would change nothing)."""
+    from deepcut.demo.controls import backbone_props
+
+    session = DemoSession("color")
+    status = session.segment(disc_image(64), resolution=64).status_markdown()
+    assert "layer 0" not in status and "no layers" in status
+    props = backbone_props(1)
+    assert props["layer"]["interactive"] is False and props["facet"]["interactive"] is False
+    assert backbone_props(12)["facet"]["interactive"] is True and backbone_props(12)["layer"]["maximum"] == 11

@@ -161,3 +161,17 @@ def test_cli_cc_without_k_uses_the_bound_of_ten(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["k"] == 10
     assert next(iter(results["files"].values()))["num_segments"] > 2
+
+
+def test_label_png_keeps_the_labels_and_shows_the_segments_in_colour(color_model, tmp_path):
+    """The label map PNG's pixel values are the labels, and it is a palette image in the overlay's
+    colours (a grey image of values 0..k looks black in any viewer)."""
+    from deepcut.utils.colors import label_colors
+
+    seg = color_model.segment(disc_image(96), k=2)
+    seg.labels_image().save(tmp_path / "l.png")
+    img = Image.open(tmp_path / "l.png")
+    assert img.mode == "P"
+    assert np.array_equal(np.asarray(img), seg.labels)
+    rgb = np.asarray(img.convert("RGB"))
+    assert np.array_equal(rgb[seg.labels == 1][0], label_colors(2)[1])

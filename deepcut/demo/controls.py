@@ -101,6 +101,18 @@ def layer_props(depth: int) -> dict:
     return dict(minimum=0, maximum=depth - 1, value=depth - 1, interactive=True, label=label)
 
 
+def facet_props(depth: int) -> dict:
+    """The facet radio for a backbone of ``depth`` layers: inactive, and saying so, for colour."""
+    if depth <= 1:
+        return dict(value="key", interactive=False, info="The colour backbone has no facets.")
+    return dict(interactive=True, info=INFO.get("facet"))
+
+
+def backbone_props(depth: int) -> dict:
+    """Overrides of the layer and facet controls (for :func:`settings`) for a backbone of ``depth``."""
+    return {"layer": layer_props(depth), "facet": facet_props(depth)}
+
+
 def compact(resolution: int, k: dict, stages: dict | None = None, resolution_info: str | None = None) -> dict:
     """Overrides for :func:`settings` where space is short (video and co-segmentation tabs): shorter
     texts, short stage names, a lower resolution (every frame or image goes through the ViT)."""

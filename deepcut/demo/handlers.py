@@ -16,7 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..viz import loss_figure
-from .controls import layer_props
+from .controls import facet_props, layer_props
 from .errors import DemoError
 from .objects import objects_setting
 from .session import DemoSession
@@ -129,10 +129,12 @@ class PageHandlers:
 
     @shows_errors
     def choose_backbone(self, backbone: str, custom: str | None) -> tuple:
-        """Load the chosen backbone: the layer slider's range, the refreshed dropdown, the notice."""
+        """Load the chosen backbone: the layer slider's range, the facet radio (inactive for colour),
+        the refreshed dropdown, the notice."""
         model, _, notice = self.session.model(chosen(backbone, custom))
-        return (gr.update(**layer_props(model.backbone.depth)), gr.update(choices=self.backbone_list()),
-                gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
+        depth = model.backbone.depth
+        return (gr.update(**layer_props(depth)), gr.update(**facet_props(depth)),
+                gr.update(choices=self.backbone_list()), gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
 
     @shows_errors
     def discover(self, image: str | None, backbone: str, custom: str | None, objects: float = 3,
@@ -145,7 +147,7 @@ class PageHandlers:
 
     # -- video and co-segmentation tabs -------------------------------------------------------------
     @shows_errors
-    def segment_video(self, video: str | None, backbone: str, custom: str | None, max_frames: int = 48,
+    def segment_video(self, video: str | None, backbone: str, custom: str | None, max_frames: int = 60,
                       stride: int = 1, opacity: float = 0.5, progress=gr.Progress(), **settings: Any) -> tuple:
         """Segment a video: the overlay video, status, downloads (overlay MP4, boxes JSON)."""
         def report(done: int, total: int) -> None:

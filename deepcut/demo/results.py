@@ -125,8 +125,9 @@ class DemoResult:
                 else f"features computed in {t.get('features', 0.0):.2f} s")
         lines = [
             f"**{plural(seg.num_segments, 'segment')}** in **{self.seconds:.2f} s** · {feat} · GNN: {gnn or 'not trained'}",
-            f"backbone `{self.backbone}` · layer {seg.config.layer if self.depth > 1 else 0} · "
-            f"facet `{seg.config.facet}` · {h}×{w} patches",
+            (f"backbone `{self.backbone}` · layer {seg.config.layer} · facet `{seg.config.facet}` · {h}×{w} patches"
+             if self.depth > 1 else f"backbone `{self.backbone}`: colour, texture and position per patch (no layers "
+                                    f"or facets) · {h}×{w} patches"),
         ]
         return with_notices(lines, self.notices)
 

@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import BackboneLoadError, DeepCutError
 from ..loading import DEFAULT_BACKBONE
 from ..pool import BackboneChoice, ModelPool, PooledModel
+from ..predictor import DeepCut
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
@@ -33,6 +35,18 @@ from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
 from .teaching import affinity_frame, affinity_view
 from .uploads import DEFAULT_MAX_SIDE, Upload, UploadReader
+
+#: Side of the image :func:`warm_up` segments at start-up.
+WARM_UP_SIDE = 64
+
+
+def warm_up(model: DeepCut, side: int = WARM_UP_SIDE) -> None:
+    """Segment a small synthetic image once (then forget its features): loads kernels, allocators
+    and lazy imports before the first real request."""
+    blank = np.zeros((side, side, 3), np.uint8)
+    blank[side // 4:3 * side // 4, side // 4:3 * side // 4] = 255
+    model.segment(blank, resolution=side)
+    model.clear_cache()
 
 
 class DemoSession:
@@ -103,11 +117,13 @@ class DemoSession:
             raise DemoError(str(e)) from None
 
     def startup(self) -> tuple[str, str | None]:
-        """Load the default backbone now: ``(backbone in use, notice or None)``.
+        """Load the default backbone now and warm it up (one small segmentation, so that the first
+        visitor does not pay PyTorch's one-off start-up costs): ``(backbone in use, notice or None)``.
 
         The notice explains a fallback to the colour backbone: why, what it means, what to do.
         """
-        _, used, notice = self.model(self.default_backbone)
+        model, used, notice = self.model(self.default_backbone)
+        warm_up(model)
         if notice is None:
             return used, None
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
@@ -156,7 +172,7 @@ class DemoSession:
         """
         return self.serve(ImageJob(self.uploads, image), backbone, settings)
 
-    def segment_video(self, video: str | os.PathLike, backbone: str | None = None, max_frames: int = 48,
+    def segment_video(self, video: str | os.PathLike, backbone: str | None = None, max_frames: int = 60,
                       frame_stride: int = 1, opacity: float = 0.5, progress: ProgressFn | None = None,
                       **settings) -> VideoDemoResult:
         """Segment a video with consistent labels and write the overlay video (MP4) and boxes (JSON).
