@@ -9,10 +9,12 @@ from :func:`options`, so a new setting is added here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 from .errors import ConfigError
+from .utils.coerce import as_bool, as_choice, as_float, as_int
 
 Loss = Literal["ncut", "cc"]
 Facet = Literal["key", "query", "value", "token"]
@@ -23,6 +25,11 @@ REFINEMENTS: tuple[str, ...] = ("none", "guided", "crf")
 #: The number of clusters ``k`` when none is given: a bipartition for NCut; for CC, whose ``k`` is
 #: only an upper bound, the authors' bound of 10, so that CC finds the number of segments itself.
 DEFAULT_K: dict[str, int] = {"ncut": 2, "cc": 10}
+#: Hard limits that keep one request bounded (the sliders' ranges are narrower).
+MAX_CLUSTERS = 64
+MAX_EPOCHS = 10_000
+MAX_RESOLUTION = 4096
+MAX_SEED = 2**63 - 2  # the GNN's dropout generator takes seed + 1
 #: Epochs of stages 2 and 3 when only the first stage's are given.
 DEFAULT_LATER_EPOCHS: tuple[int, int] = (100, 10)
 
@@ -63,17 +70,19 @@ def _opt(default: Any, **meta: Any) -> Any:
 
 def parse_epochs(value: int | Sequence[int]) -> tuple[int, int, int]:
     """Epochs of stages 1-3 from one number (stage 1; stages 2 and 3 keep
-    :data:`DEFAULT_LATER_EPOCHS`) or three; raises :class:`ConfigError`."""
-    values = [value] if isinstance(value, (int, float, str)) else list(value)
+    :data:`DEFAULT_LATER_EPOCHS`) or three, each in ``1 … MAX_EPOCHS``; raises :class:`ConfigError`."""
+    wants = f"one number or three (stage 1, 2, 3), each 1 … {MAX_EPOCHS}"
+    if value is None or isinstance(value, (bool, dict, set)):
+        raise ConfigError(f"epochs must be {wants}, got {value!r}")
+    values = [value] if isinstance(value, (numbers.Number, str)) else list(value)
+    if len(values) == 1:
+        values += list(DEFAULT_LATER_EPOCHS)
+    if len(values) != 3:
+        raise ConfigError(f"epochs must be {wants}, got {value!r}")
     try:
-        epochs = [int(v) for v in values]
-    except (TypeError, ValueError):
-        raise ConfigError(f"epochs must be one number or three (stage 1, 2, 3), got {value!r}") from None
-    if len(epochs) == 1:
-        epochs += list(DEFAULT_LATER_EPOCHS)
-    if len(epochs) != 3:
-        raise ConfigError(f"epochs must be one number or three (stage 1, 2, 3), got {value!r}")
-    return tuple(epochs)  # type: ignore[return-value]
+        return tuple(as_int("epochs", v, 1, MAX_EPOCHS) for v in values)  # type: ignore[return-value]
+    except ConfigError:
+        raise ConfigError(f"epochs must be {wants}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -140,32 +149,30 @@ class SegmentConfig:
                        label="Edge refinement", kind=str, choices=REFINEMENTS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "epochs", parse_epochs(self.epochs))
+        """Check every field and coerce lossless variants (``"3"`` → 3); :class:`ConfigError` names
+        the field and what it accepts."""
+        check = {
+            "loss": lambda v: as_choice("loss", v, LOSSES),
+            "facet": lambda v: as_choice("facet", v, FACETS),
+            "refine": lambda v: as_choice("refine", v, REFINEMENTS),
+            "k": lambda v: None if v is None else as_int("k", v, 2, MAX_CLUSTERS),
+            "bg_k": lambda v: as_int("bg_k", v, 2, MAX_CLUSTERS),
+            "alpha": lambda v: as_float("alpha", v, positive=True),
+            "layer": lambda v: as_int("layer", v),
+            "resolution": lambda v: as_int("resolution", v, 16, MAX_RESOLUTION),
+            "stride": lambda v: None if v is None else as_int("stride", v, 1),
+            "stages": lambda v: as_choice("stages", v, (1, 2, 3)),
+            "largest_component": lambda v: as_bool("largest_component", v),
+            "seed": lambda v: as_int("seed", v, 0, MAX_SEED),
+            "log_bin": lambda v: as_bool("log_bin", v),
+            "epochs": parse_epochs,
+        }
+        for name, fn in check.items():
+            object.__setattr__(self, name, fn(getattr(self, name)))
         # k=None: the loss's default, remembered so that replace(loss=...) picks the other loss's default
         object.__setattr__(self, "_k_auto", self.k is None)
         if self.k is None:
-            object.__setattr__(self, "k", DEFAULT_K.get(self.loss, 2))
-        epochs = self.epochs
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.facet not in FACETS:
-            raise ConfigError(f"facet must be one of {FACETS}, got {self.facet!r}")
-        if self.refine not in REFINEMENTS:
-            raise ConfigError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
-        if int(self.k) < 2:
-            raise ConfigError(f"k must be at least 2, got {self.k}")
-        if int(self.bg_k) < 2:
-            raise ConfigError(f"bg_k must be at least 2, got {self.bg_k}")
-        if self.stages not in (1, 2, 3):
-            raise ConfigError(f"stages must be 1, 2 or 3, got {self.stages}")
-        if not self.alpha > 0:
-            raise ConfigError(f"alpha must be positive, got {self.alpha}")
-        if int(self.resolution) < 16:
-            raise ConfigError(f"resolution must be at least 16 pixels, got {self.resolution}")
-        if self.stride is not None and int(self.stride) < 1:
-            raise ConfigError(f"stride must be a positive number of pixels, got {self.stride}")
-        if any(e < 1 for e in epochs):
-            raise ConfigError(f"epochs must be at least 1, got {epochs}")
+            object.__setattr__(self, "k", DEFAULT_K[self.loss])
 
     def replace(self, **overrides: Any) -> "SegmentConfig":
         """A copy with some fields changed; unknown names raise :class:`ConfigError`."""
