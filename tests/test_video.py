@@ -420,3 +420,18 @@ def test_cli_cosegment(tmp_path):
         assert (out / f"{stem}_overlay.png").is_file() and (out / f"{stem}_labels.png").is_file()
     results = json.loads((out / "results.json").read_text())
     assert len(results["files"]) == 2 and results["failures"] == {}
+
+
+def test_grey_palette_gif_has_its_true_size(tmp_path):
+    """A GIF of grey palette frames (no channel axis in imageio's properties) is read as
+    width x height, not frames x height."""
+    from PIL import Image
+
+    from deepcut.video.reader import read_frames
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray((rng.random((48, 64)) * 255).astype(np.uint8)).convert("P") for _ in range(10)]
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    video = read_frames(tmp_path / "g.gif")
+    assert video.info.size == (64, 48) and video.info.n_frames == 10
+    assert all(f.shape == (48, 64, 3) for f in video)

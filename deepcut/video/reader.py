@@ -152,13 +152,14 @@ class FrameReader:
         try:
             with iio.imopen(path, "r", plugin="pillow") as f:
                 props = f.properties(index=...)
+                first = f.properties(index=0)  # (H, W) for a grey/palette GIF, (H, W, C) otherwise
                 meta = f.metadata(index=0)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
             raise VideoLoadError(f"{path}: not a readable GIF ({e})") from None
         n = int(props.n_images)
         if n < 1:
             raise VideoLoadError(f"{path}: the GIF has no frames")
-        h, w = int(props.shape[-3]), int(props.shape[-2])
+        h, w = int(first.shape[0]), int(first.shape[1])
         delay = float(meta.get("duration") or 0)  # milliseconds; 0 means "as fast as possible" = 10 fps in browsers
         rate = float(fps or (1000.0 / delay if delay > 0 else 10.0))
         return VideoInfo(source=str(path), kind="gif", fps=rate, size=fit_within(w, h, self.max_side),
