@@ -82,3 +82,23 @@ def test_broken_files_raise_clear_errors(tmp_path):
     with pytest.raises(ImageLoadError):
         load_image(12)
     assert load_image(data).shape == (64, 64, 3)  # raw bytes work
+
+
+def test_odd_paths_and_images_are_image_load_errors(tmp_path):
+    """A FIFO (would block forever), a 5000-character path, a closed PIL image and a 0x0 image are
+    refused with ImageLoadError, quickly."""
+    import os
+
+    from PIL import Image
+
+    from deepcut.errors import ImageLoadError
+    from deepcut.utils.image import load_image
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    closed = Image.new("RGB", (8, 8))
+    closed.close()
+    for bad, words in ((fifo, "not a regular file"), ("x" * 5000 + ".png", "cannot be read"),
+                       (closed, "could not read"), (Image.new("RGB", (0, 0)), "empty")):
+        with pytest.raises(ImageLoadError, match=words):
+            load_image(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Union
 
@@ -84,18 +85,26 @@ def load_image(image: ImageLike) -> np.ndarray:
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
         try:
+            if image.width * image.height == 0:
+                raise ImageLoadError(f"the image is empty ({image.width}x{image.height})")
             return _pil_to_rgb(image)
-        except OSError as e:
-            raise ImageLoadError(f"could not decode the image: {e}") from None
+        except (OSError, ValueError, AttributeError) as e:  # e.g. a closed image
+            raise ImageLoadError(f"could not read the PIL image: {e}") from None
     if isinstance(image, (bytes, bytearray)):
         source, name = io.BytesIO(image), "<bytes>"
     elif isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        name = str(path)
-        if not path.exists():
-            raise ImageLoadError(f"{name}: no such file")
-        if path.is_dir():
+        name = str(path) if len(str(path)) <= 300 else str(path)[:140] + " … " + str(path)[-140:]
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ImageLoadError(f"{name}: no such file") from None
+        except OSError as e:  # a name too long, a permission, a loop of links
+            raise ImageLoadError(f"{name}: cannot be read ({e.strerror or e})") from None
+        if stat.S_ISDIR(mode):
             raise ImageLoadError(f"{name}: is a directory, not an image")
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+            raise ImageLoadError(f"{name}: not a regular file (a pipe, socket or device), not an image")
         source = path
     else:
         raise ImageLoadError(f"cannot read an image from a {type(image).__name__}")
@@ -103,6 +112,8 @@ def load_image(image: ImageLike) -> np.ndarray:
         with Image.open(source) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageLoadError(f"{name}: {img.width}x{img.height} is too large (over {MAX_PIXELS} pixels)")
+            if img.width * img.height == 0:
+                raise ImageLoadError(f"{name}: the image is empty ({img.width}x{img.height})")
             img.load()
             return _pil_to_rgb(img)
     except ImageLoadError:
