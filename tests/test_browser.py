@@ -77,6 +77,7 @@ def test_example_runs_and_overlay_appears(page):
     status = page.locator("#status").inner_text()
     assert "backbone color" in status.replace("`", "")
     for elem in ("#mask img", "#bbox img", "#affinity img"):
+        page.locator(elem).scroll_into_view_if_needed()  # pictures below the fold load when scrolled to
         page.wait_for_function(f"(() => {{ const i = document.querySelector('{elem}'); "
                                f"return i && i.complete && i.naturalWidth > 0; }})()")
     assert page.locator("#downloads").inner_text().count("cat") >= 2  # cat_labels.png, cat.json
@@ -85,6 +86,7 @@ def test_example_runs_and_overlay_appears(page):
     page.wait_for_function("document.querySelector('#affinity-caption').innerText.includes('Patch (row')")
     before = page.locator("#affinity-caption").inner_text()
     # The picture is drawn inside the element without upscaling ("scale-down"): find where it is.
+    page.locator("#overlay img").scroll_into_view_if_needed()
     x, y = page.evaluate("""() => { const i = document.querySelector('#overlay img'), b = i.getBoundingClientRect();
         const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
         const w = i.naturalWidth * r, h = i.naturalHeight * r;
