@@ -171,7 +171,7 @@ def image_results() -> dict:
     with gr.Row():
         for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):
             out[name] = controls.picture(label, name, 220)
-    out["files"] = controls.downloads("Downloads: label map (PNG, grey level = label) and box (JSON)",
+    out["files"] = controls.downloads("Downloads: label map (PNG, pixel value = label) and box (JSON)",
                                       elem_id="downloads")
     return out
 

@@ -107,7 +107,7 @@ class DemoResult:
         return "foreground" if bool(fg[self.seg.labels == label].any()) else "background"
 
     def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
-        """Write ``<stem>_labels.png`` (label map, one grey level per label) and ``<stem>.json``."""
+        """Write ``<stem>_labels.png`` (label map: pixel value = label, shown in the overlay colours) and ``<stem>.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = out / f"{stem}_labels.png"
