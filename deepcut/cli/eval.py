@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import defaults
 from .common import UsageError, add_config_args, config_from_args, make_model
+from .options import parse_objects
 
 #: Segmentation settings that depend on the task unless given on the command line.
 TASK_DEFAULTS = {
@@ -17,19 +18,6 @@ TASK_DEFAULTS = {
 }
 #: The settings whose flags default to None (the task's default).
 TASK_SETTINGS = ("k", "stages")
-
-
-def parse_objects(text: str) -> int | None:
-    """``--objects``: a number of objects (1 or more), or ``auto`` / ``0`` for the CC variant (None)."""
-    if text.strip().lower() in ("auto", "0"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of objects or 'auto', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of objects (1 or more) or 'auto', got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

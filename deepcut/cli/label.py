@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .common import UsageError, add_config_args, config_from_args, error
+from .options import parse_objects
 
 DESCRIPTION = """\
 Discover up to --objects objects per image (iterative cuts of the patch graph, DeepCut's GNN) and
@@ -13,19 +14,6 @@ write them as a COCO instances file (RLE masks at the input size, boxes, scores,
 "object") that pycocotools and detectron2 / CutLER training read. INPUT is an image, a folder
 (searched recursively) or a .txt list of paths (one per line, relative to the list file). Results
 are saved as they come in PSEUDO.json.parts/; a killed or interrupted run continues with --resume."""
-
-
-def parse_objects(text: str) -> int | None:
-    """``--objects``: a number of objects, or ``auto`` / ``0`` for the CC variant (None)."""
-    if text.strip().lower() in ("auto", "0"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of objects or 'auto', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of objects (1 or more) or 'auto', got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -90,6 +90,20 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
     return g
 
 
+def parse_objects(text: str) -> int | None:
+    """``--objects`` (of ``label`` and ``eval``): a number of objects (1 or more), or ``auto`` / ``0``
+    for the correlation-clustering variant that needs no number (None)."""
+    if text.strip().lower() in ("auto", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of objects or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of objects (1 or more) or 'auto', got {value}")
+    return value
+
+
 def check_device(args: argparse.Namespace) -> None:
     """Raise :class:`UsageError` if ``--device`` names a device that is unknown or not on this machine."""
     from ..device import resolve_device
