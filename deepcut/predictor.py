@@ -88,6 +88,15 @@ class DeepCut:
     def clear_cache(self) -> None:
         self.store.clear()
 
+    def warm_up(self, config: SegmentConfig | None = None, side: int = 64) -> None:
+        """Segment a small synthetic ``(side, side)`` image once with ``config`` (its resolution
+        replaced by ``side``), then forget its features: kernels, allocators and lazy imports are
+        loaded before the first real image (web app start-up, each labelling worker)."""
+        blank = np.zeros((side, side, 3), np.uint8)
+        blank[side // 4:3 * side // 4, side // 4:3 * side // 4] = 255
+        self.segment(blank, make_config(config, {}).replace(resolution=side))
+        self.clear_cache()
+
     @property
     def cache_size(self) -> int:
         return self.store.cache_size

@@ -175,3 +175,14 @@ def test_label_png_keeps_the_labels_and_shows_the_segments_in_colour(color_model
     assert np.array_equal(np.asarray(img), seg.labels)
     rgb = np.asarray(img.convert("RGB"))
     assert np.array_equal(rgb[seg.labels == 1][0], label_colors(2)[1])
+
+
+def test_warm_up_runs_once_and_keeps_no_features(color_model):
+    """``warm_up`` segments a small synthetic image with the given settings, then forgets it: the
+    same image segmented afterwards computes its features afresh."""
+    color_model.warm_up(SegmentConfig(refine="guided"))
+    blank = np.zeros((64, 64, 3), np.uint8)
+    blank[16:48, 16:48] = 255
+    assert not color_model.segment(blank, resolution=64).features_cached
+    with pytest.raises(ConfigError):
+        color_model.warm_up(SegmentConfig(), side=8)  # below the smallest resolution

@@ -8,7 +8,6 @@ COCO-style download whose masks and boxes are in the pixels of the upload as sen
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from ..discover import Discovery
-from .jobs import Job, Request
+from .jobs import ImageJob, Request
 from .outputs import write_json
 from .results import with_notices
-from .uploads import Upload, UploadReader
+from .uploads import UploadReader
 
 #: The most objects the page asks for (0 on the slider: the CC variant, no fixed number).
 MAX_OBJECTS = 8
@@ -35,17 +34,13 @@ def objects_setting(value: int | float | None) -> int | None:
     return min(n, MAX_OBJECTS) if n > 0 else None
 
 
-class ObjectsJob(Job):
-    """Discover up to ``objects`` objects in one upload (``None``: correlation clustering decides)."""
+class ObjectsJob(ImageJob):
+    """Discover up to ``objects`` objects in one upload (``None``: correlation clustering decides);
+    the upload is read as :class:`~deepcut.demo.jobs.ImageJob` reads it."""
 
     def __init__(self, uploads: UploadReader, image: Any, objects: int | None) -> None:
-        self.uploads, self.image, self.objects = uploads, image, objects
-        self.source = image if isinstance(image, (str, os.PathLike)) else None
-        self.upload: Upload | None = None
-
-    def prepare(self) -> list[str]:
-        self.upload = self.uploads.read(self.image)
-        return list(self.upload.notices)
+        super().__init__(uploads, image)
+        self.objects = objects
 
     def run(self, req: Request) -> Discovery:
         return req.model.discover(self.upload.image, req.config, objects=self.objects)

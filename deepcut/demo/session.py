@@ -18,14 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import BackboneLoadError, DeepCutError
 from ..loading import DEFAULT_BACKBONE
 from ..pool import BackboneChoice, ModelPool, PooledModel
-from ..predictor import DeepCut
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
@@ -35,18 +33,6 @@ from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
 from .teaching import affinity_frame, affinity_view
 from .uploads import DEFAULT_MAX_SIDE, Upload, UploadReader
-
-#: Side of the image :func:`warm_up` segments at start-up.
-WARM_UP_SIDE = 64
-
-
-def warm_up(model: DeepCut, side: int = WARM_UP_SIDE) -> None:
-    """Segment a small synthetic image once (then forget its features): loads kernels, allocators
-    and lazy imports before the first real request."""
-    blank = np.zeros((side, side, 3), np.uint8)
-    blank[side // 4:3 * side // 4, side // 4:3 * side // 4] = 255
-    model.segment(blank, resolution=side)
-    model.clear_cache()
 
 
 class DemoSession:
@@ -123,7 +109,7 @@ class DemoSession:
         The notice explains a fallback to the colour backbone: why, what it means, what to do.
         """
         model, used, notice = self.model(self.default_backbone)
-        warm_up(model)
+        model.warm_up()
         if notice is None:
             return used, None
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."

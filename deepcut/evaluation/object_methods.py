@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from ..clustering import fit
 from ..config import SegmentConfig
@@ -15,9 +14,9 @@ from ..discover import discover_features
 from ..errors import ConfigError
 from ..utils.image import load_image
 from .baselines import SPECTRAL_GRAPHS, baseline
-from .datasets import DatasetError, Sample, read_mask
+from .datasets import Sample
 from .objects import ScoredObject, by_score, object_labels, objects_from_labels
-from .runner import METHODS, Method, Prediction, mask_path
+from .runner import METHODS, Method, Prediction, saved_mask_reader
 
 
 def prediction_from_objects(objects: Sequence[ScoredObject], shape: tuple[int, int], seconds: float = 0.0,
@@ -54,15 +53,10 @@ def discoverer(model, cfg: SegmentConfig, objects: int | None = 3, method: str =
 def saved_objects(folder: str | Path) -> Method:
     """A method that reads the object maps written by ``--save-masks`` (object ``i`` = the ``i``-th
     best score; scores are rebuilt from the ranks, see :func:`~deepcut.evaluation.objects.objects_from_labels`)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such predictions folder")
+    read = saved_mask_reader(folder)
 
     def run(sample: Sample) -> Prediction:
-        path = mask_path(folder, sample.key)
-        if not path.exists():
-            raise DatasetError(f"{path}: no predicted mask for {sample.key}")
-        labels = read_mask(path).astype(np.int64)
+        labels = read(sample)
         return prediction_from_objects(objects_from_labels(labels), labels.shape)
 
     return run

@@ -161,6 +161,25 @@ def mask_path(folder: str | Path, key: str) -> Path:
     return Path(folder) / f"{key}.png"
 
 
+def saved_mask_reader(folder: str | Path) -> Callable[[Sample], np.ndarray]:
+    """``read(sample) -> (H, W) int64``: the map ``--save-masks`` wrote into ``folder`` for a sample.
+
+    Raises:
+        DatasetError: the folder, or a sample's map, does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such predictions folder")
+
+    def read(sample: Sample) -> np.ndarray:
+        path = mask_path(folder, sample.key)
+        if not path.exists():
+            raise DatasetError(f"{path}: no predicted mask for {sample.key}")
+        return read_mask(path).astype(np.int64)
+
+    return read
+
+
 def save_prediction(pred: Prediction, path: Path, task: str) -> None:
     """Write a prediction as a PNG: foreground 0/255, or for parts the label map (0 = background), or
     for objects the map of objects ranked by score (:func:`deepcut.evaluation.objects.object_labels`)."""
@@ -179,15 +198,10 @@ def saved_predictions(folder: str | Path, task: str) -> Method:
     Binary masks (0/255) give the foreground, its box, and a binary "soft" map (so max F-beta is the
     F-beta of the mask); part label maps are used as they are.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such predictions folder")
+    read = saved_mask_reader(folder)
 
     def run(sample: Sample) -> Prediction:
-        path = mask_path(folder, sample.key)
-        if not path.exists():
-            raise DatasetError(f"{path}: no predicted mask for {sample.key}")
-        arr = read_mask(path).astype(np.int64)
+        arr = read(sample)
         if task == "parts":
             fg = arr > 0
             return Prediction(arr, fg, fg.astype(np.float32), bbox_of(fg))

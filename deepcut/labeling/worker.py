@@ -8,7 +8,6 @@ Images travel as the file's bytes, so a worker needs no access to the driver's f
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,6 @@ from .coco import failure_record, image_record, object_record
 
 #: What records store for ``objects=None`` (the CC variant, which needs no number of objects).
 AUTO_OBJECTS = "auto"
-#: The environment variable DeepCut reads the ViT's thread count from.
-THREADS_ENV = "DEEPCUT_THREADS"
-#: Side of the image a freshly built model labels once before its first real image.
-WARM_UP_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -38,8 +33,8 @@ class LabelSpec:
         device: ``None`` (auto), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
         config: the segmentation settings.
         objects: the most objects per image (iterative cuts), or None for the CC variant.
-        threads: torch threads of a worker, also set as ``$DEEPCUT_THREADS`` in its process (None:
-            DeepCut's automatic choice).
+        threads: torch threads of a worker, for its ViT and everything else (None: DeepCut's
+            automatic choice, see :mod:`deepcut.threads`).
         batch_size: images per ViT batch in :func:`label_batch` (GPU runs).
     """
 
@@ -52,22 +47,19 @@ class LabelSpec:
     batch_size: int = 1
 
     def load_model(self, warm_up: bool = True):
-        """The worker's :class:`~deepcut.DeepCut` (after setting its torch threads), warmed up on a
-        small blank image so that one-off start-up costs are paid here, not by the first image."""
+        """The worker's :class:`~deepcut.DeepCut` (after setting its torch threads), warmed up
+        (:meth:`~deepcut.DeepCut.warm_up`) so that one-off start-up costs are paid here, not by the
+        first image."""
         import torch
 
         from ..predictor import DeepCut
 
-        if self.threads:  # this worker's share of the cores, for the ViT (DEEPCUT_THREADS) and everything else
-            os.environ[THREADS_ENV] = str(int(self.threads))
+        if self.threads:  # this worker's share of the cores, for everything beside the ViT too
             torch.set_num_threads(int(self.threads))
         model = DeepCut(self.backbone, pretrained=self.pretrained, device=self.device, cache_size=1,
                         threads=self.threads)
         if warm_up:
-            blank = np.zeros((WARM_UP_SIZE, WARM_UP_SIZE, 3), np.uint8)
-            blank[WARM_UP_SIZE // 4:3 * WARM_UP_SIZE // 4, WARM_UP_SIZE // 4:3 * WARM_UP_SIZE // 4] = 255
-            model.discover(blank, self.config.replace(resolution=WARM_UP_SIZE), objects=1)
-            model.clear_cache()
+            model.warm_up(self.config)
         return model
 
     def meta(self, image_root: Path) -> dict[str, Any]:
