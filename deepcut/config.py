@@ -207,5 +207,8 @@ def defaults() -> dict[str, Any]:
 
 def make_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> SegmentConfig:
     """``config`` (default :class:`SegmentConfig`) with single fields replaced by ``overrides``."""
+    if config is not None and not isinstance(config, SegmentConfig):
+        raise ConfigError(f"config must be a SegmentConfig (or None), got a {type(config).__name__}; pass single "
+                          f"settings as keywords, e.g. segment(image, k=3)")
     cfg = config or SegmentConfig()
     return cfg.replace(**overrides) if overrides else cfg

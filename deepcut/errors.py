@@ -25,3 +25,11 @@ class ConfigError(DeepCutError, ValueError):
 
 class VideoLoadError(ImageLoadError):
     """A video could not be read: missing, empty, corrupt, without a video stream, or without frames."""
+
+
+class ResourceLimitError(DeepCutError):
+    """A request would need more memory (or patches) than the configured limit, or ran out of memory.
+
+    The message names the estimate, the limit and what to change (a lower ``resolution``, a larger
+    ``stride``, ``$DEEPCUT_MAX_MEMORY``).
+    """

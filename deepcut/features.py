@@ -25,11 +25,14 @@ import numpy as np
 import torch
 
 from .config import SegmentConfig
+from .errors import ConfigError
 from .graph import DENSE_MAX_NODES, PatchGraph
 from .modeling.base import Backbone, TokenState
 from .threads import ThreadPolicy, torch_threads
+from .utils.coerce import as_int
 from .utils.descriptors import log_bin as log_bin_features
 from .utils.image import ImageLike, grid_size, image_fingerprint, load_image, resize_for_grid
+from .utils.memory import check_request, estimate_bytes, memory_errors, resolve_limit
 
 #: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each): the
 #: graphs that are built dense; larger ones are sparse k-NN graphs that need no Gram matrix.
@@ -99,6 +102,30 @@ class PatchFeatures:
         return PatchGraph(self.features, self.gram)
 
 
+def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Checked features ``(h * w, D)`` float and ``grid = (h, w)`` for :meth:`deepcut.DeepCut.segment_features`.
+
+    Raises:
+        ConfigError: ``features`` is not a real-valued array or tensor of ``h * w`` finite rows, or
+            ``grid`` is not two whole numbers >= 1.
+    """
+    try:
+        h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ConfigError(f"grid must be two whole numbers (h, w) >= 1, got {grid!r}") from None
+    try:
+        x = torch.as_tensor(features)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"features must be an (h*w, D) array or tensor of numbers ({e})") from None
+    if x.is_complex() or x.dtype == torch.bool or x.numel() == 0 or x.numel() % (h * w):
+        raise ConfigError(f"features must be an (h*w, D) array of real numbers with h*w = {h * w} rows for the "
+                          f"grid {(h, w)}, got shape {tuple(x.shape)} of {x.dtype}")
+    x = x.reshape(h * w, -1).float()
+    if not bool(torch.isfinite(x).all()):
+        raise ConfigError("features must be finite (they hold NaN or infinity)")
+    return x, (h, w)
+
+
 def batch_size_for(grid: tuple[int, int], batch_size: int) -> int:
     """``batch_size`` lowered so that the batch holds at most :data:`TOKEN_BUDGET` tokens (at least one image)."""
     tokens = grid[0] * grid[1] + 1
@@ -126,14 +153,19 @@ class FeatureStore:
             than this many bytes (the last one stays).
         threads: torch threads of the ViT forward and the Gram product (None: ``$DEEPCUT_THREADS``,
             else the cores idle at the time; see :mod:`deepcut.threads`).
+        max_memory: memory one request may need (bytes or ``"8G"``; None: ``$DEEPCUT_MAX_MEMORY``, else
+            half the device's memory; 0 or ``"off"``: unchecked). A batch is made smaller, and an image
+            refused with :class:`~deepcut.errors.ResourceLimitError`, before the ViT allocates
+            (see :mod:`deepcut.utils.memory`).
     """
 
     def __init__(self, backbone: Backbone, cache_size: int = 4, max_bytes: int = CACHE_BYTES,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, max_memory: int | str | None = None) -> None:
         self.backbone = backbone
+        self.memory_limit = resolve_limit(max_memory, backbone.device)
         self.threads = ThreadPolicy(threads)
-        self.cache_size = int(cache_size)
-        self.max_bytes = int(max_bytes)
+        self.cache_size = as_int("cache_size", cache_size, 0)
+        self.max_bytes = as_int("max_bytes", max_bytes, 0)
         self._cache: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -149,19 +181,26 @@ class FeatureStore:
         return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride))
 
     # -- embeddings ---------------------------------------------------------------------------------
-    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
-        """The (cached) forward state of an image: ``(embedding, was_cached)``."""
-        (emb, cached), = self.embed_many([image], resolution, stride)
+    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None,
+              log_bin: bool = False) -> tuple[ImageEmbedding, bool]:
+        """The (cached) forward state of an image: ``(embedding, was_cached)`` (``log_bin``: the
+        memory check counts the log-binned descriptor)."""
+        (emb, cached), = self.embed_many([image], resolution, stride, log_bin=log_bin)
         return emb, cached
 
     def embed_many(self, images: Sequence[ImageLike], resolution: int = 280, stride: int | None = None,
-                   batch_size: int = 8, cache: bool = True, facet: tuple[int, str] | None = None
-                   ) -> list[tuple[ImageEmbedding, bool]]:
+                   batch_size: int = 8, cache: bool = True, facet: tuple[int, str] | None = None,
+                   log_bin: bool = False) -> list[tuple[ImageEmbedding, bool]]:
         """Embeddings of several images: those not cached go through the backbone in batches of
         images of the same grid (at most ``batch_size``, fewer for fine grids). ``facet = (layer,
         name)`` runs the batch through the ViT up to that layer at once (and memoises that facet);
         without it the blocks run lazily, image by image. Returns ``(embedding, was_cached)`` per
-        image, in order. ``cache=False`` leaves the cache as it is (video frames)."""
+        image, in order. ``cache=False`` leaves the cache as it is (video frames).
+
+        Raises:
+            ResourceLimitError: one image would need more memory than :attr:`memory_limit` (or more
+                patches than :data:`deepcut.utils.memory.MAX_PATCHES`); nothing was allocated.
+        """
         stride = self.backbone.check_stride(stride)
         imgs = [load_image(im) for im in images]
         keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
@@ -174,7 +213,7 @@ class FeatureStore:
             else:
                 todo.setdefault(img.shape[:2], []).append(i)
         for idx in todo.values():
-            step = batch_size_for(self.grid(imgs[idx[0]].shape[:2], resolution, stride), batch_size)
+            step = self._checked_step(imgs[idx[0]].shape[:2], resolution, stride, batch_size, log_bin)
             for a in range(0, len(idx), step):
                 chunk = idx[a:a + step]
                 embs = self._embed_batch([imgs[i] for i in chunk], resolution, stride, facet)
@@ -184,12 +223,25 @@ class FeatureStore:
                         self._remember(keys[i], emb)
         return out  # type: ignore[return-value]
 
+    def _checked_step(self, size: tuple[int, int], resolution: int, stride: int, batch_size: int,
+                      log_bin: bool) -> int:
+        """Images per backbone call for images of ``size``: :func:`batch_size_for`, halved while the
+        memory estimate is over :attr:`memory_limit`; raises :class:`ResourceLimitError` if one image is."""
+        grid = self.grid(size, resolution, stride)
+        step = batch_size_for(grid, batch_size)
+        while step > 1 and self.memory_limit is not None and \
+                estimate_bytes(self.backbone, grid, step, log_bin) > self.memory_limit:
+            step //= 2
+        what = f"an image of {size[1]}x{size[0]} px at resolution {resolution}, stride {stride}"
+        check_request(self.backbone, grid, self.memory_limit, step, log_bin, what)
+        return step
+
     def _embed_batch(self, imgs: list[np.ndarray], resolution: int, stride: int,
                      facet: tuple[int, str] | None) -> list[ImageEmbedding]:
         """One backbone call for images of one size; each gets its own slice of the state."""
         works = [self._work(img, resolution, stride) for img in imgs]
         feats = None
-        with torch_threads(self.threads.vit()):
+        with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
             state = self.backbone.embed(np.stack(works), stride)
             if facet is not None:
                 layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
@@ -237,7 +289,7 @@ class FeatureStore:
                 return emb.facets[key], True
             plain = emb.facets.get((layer, facet, False))
             if plain is None:
-                with torch_threads(self.threads.vit()):
+                with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
                     plain = self.backbone.facet(emb.state, layer, facet)[0]
                 emb.facets[(layer, facet, False)] = plain
             feats = log_bin_features(plain, emb.grid) if log_bin else plain
@@ -272,7 +324,7 @@ class FeatureStore:
     def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
         """The features of one image under ``cfg`` (cached)."""
         t = time.perf_counter()
-        emb, cached = self.embed(image, cfg.resolution, cfg.stride)
+        emb, cached = self.embed(image, cfg.resolution, cfg.stride, cfg.log_bin)
         return self.patch_features(emb, cfg, cached, time.perf_counter() - t, gram)
 
     def get_many(self, images: Sequence[ImageLike], cfg: SegmentConfig, batch_size: int = 8,
@@ -280,6 +332,7 @@ class FeatureStore:
         """The features of several images under ``cfg``, the ViT batched over images of one grid;
         each gets an equal share of the time spent."""
         t = time.perf_counter()
-        embs = self.embed_many(images, cfg.resolution, cfg.stride, batch_size, cache, (cfg.layer, cfg.facet))
+        embs = self.embed_many(images, cfg.resolution, cfg.stride, batch_size, cache, (cfg.layer, cfg.facet),
+                               cfg.log_bin)
         share = (time.perf_counter() - t) / max(len(embs), 1)
         return [self.patch_features(emb, cfg, cached, share, gram) for emb, cached in embs]

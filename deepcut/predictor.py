@@ -18,14 +18,17 @@ import torch
 from .clustering import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .device import resolve_device
-from .features import FeatureStore, ImageEmbedding, PatchFeatures
+from .errors import ConfigError
+from .features import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_matrix
 from .graph import PatchGraph
 from .loading import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone
 from .pipeline import run_stages, to_segmentation
 from .segmentation import Segmentation
 from .threads import check_threads
+from .utils.coerce import as_int
 from .utils.image import ImageLike
+from .utils.memory import guard_memory
 
 if TYPE_CHECKING:
     from .discover import Discovery
@@ -51,6 +54,10 @@ class DeepCut:
         threads: CPU threads of the ViT forward (``None``: ``$DEEPCUT_THREADS``, else the cores idle
             at the time). The GNN always uses one; the caller's torch setting is restored after
             each call (see :mod:`deepcut.threads`).
+        max_memory: the memory one image may need, in bytes or as ``"8G"`` (None: ``$DEEPCUT_MAX_MEMORY``,
+            else half the device's memory; 0 or ``"off"``: no check). An image over it is refused with
+            :class:`~deepcut.errors.ResourceLimitError` before the ViT allocates, and an allocation
+            failure becomes one too (see :mod:`deepcut.utils.memory`).
 
     Raises:
         BackboneLoadError: the weights cannot be loaded; the message says what to do.
@@ -59,17 +66,21 @@ class DeepCut:
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool = True,
                  cache_size: int = 4, device: str | torch.device | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, max_memory: int | str | None = None) -> None:
+        if device is not None and not isinstance(device, (str, torch.device)):
+            raise ConfigError(f"device must be None, a name such as 'cpu' or 'cuda:0', or a torch.device, got {device!r}")
         self.device = resolve_device(device)
         check_threads(threads)
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
-        self.store = FeatureStore(self.backbone, cache_size, threads=threads)
+        self.store = FeatureStore(self.backbone, cache_size, threads=threads, max_memory=max_memory)
 
     # -- features ------------------------------------------------------------------------------------
+    @guard_memory
     def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
         """The (cached) forward state of an image: ``(embedding, was_cached)``."""
         return self.store.embed(image, resolution, stride)
 
+    @guard_memory
     def features(self, image: ImageLike, layer: int = 11, facet: str = "key", resolution: int = 280,
                  stride: int | None = None, log_bin: bool = False) -> torch.Tensor:
         """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings).
@@ -81,6 +92,7 @@ class DeepCut:
         feats, _ = self.store.facet(emb, layer, facet, log_bin)
         return feats.reshape(emb.grid[0], emb.grid[1], -1)
 
+    @guard_memory
     def patch_features(self, image: ImageLike, config: SegmentConfig | None = None, **overrides) -> PatchFeatures:
         """The :class:`~deepcut.features.PatchFeatures` that :meth:`segment` clusters for ``image``."""
         return self.store.get(image, make_config(config, overrides))
@@ -102,6 +114,7 @@ class DeepCut:
         return self.store.cache_size
 
     # -- segmentation -----------------------------------------------------------------------------
+    @guard_memory
     def segment(self, image: ImageLike, config: SegmentConfig | None = None, **overrides) -> Segmentation:
         """Segment one image.
 
@@ -115,6 +128,7 @@ class DeepCut:
         """
         return self.segment_with(image, make_config(config, overrides), fit)
 
+    @guard_memory
     def segment_with(self, image: ImageLike, config: SegmentConfig, clusterer: Clusterer) -> Segmentation:
         """:meth:`segment` with another clusterer (e.g. a baseline of :mod:`deepcut.evaluation.baselines`)
         on the same features, stages and post-processing."""
@@ -123,6 +137,7 @@ class DeepCut:
         out = run_stages(feats.graph(), feats.grid, config, clusterer)
         return to_segmentation(out, feats, config, t0)
 
+    @guard_memory
     def segment_features(self, features: torch.Tensor | np.ndarray, grid: tuple[int, int],
                          config: SegmentConfig | None = None, clusterer: Clusterer = fit, *,
                          image: np.ndarray | None = None, work_size: tuple[int, int] | None = None,
@@ -141,8 +156,8 @@ class DeepCut:
         """
         cfg = make_config(config, overrides)
         t0 = time.perf_counter()
-        x = torch.as_tensor(features).to(self.device)
-        grid = (int(grid[0]), int(grid[1]))
+        x, grid = as_feature_matrix(features, grid)
+        x = x.to(self.device)
         if image is None:
             size = work_size or (grid[0] * self.backbone.patch_size, grid[1] * self.backbone.patch_size)
             image = np.zeros((*size, 3), np.uint8)
@@ -150,6 +165,7 @@ class DeepCut:
         out = run_stages(PatchGraph(pf.features), grid, cfg, clusterer)
         return to_segmentation(out, pf, cfg, t0)
 
+    @guard_memory
     def discover(self, image: ImageLike, config: SegmentConfig | None = None, objects: int | None = 3,
                  **overrides) -> "Discovery":
         """Find up to ``objects`` objects in one image, each with a mask, a box and a score: the graph
@@ -160,6 +176,7 @@ class DeepCut:
 
         t0 = time.perf_counter()
         cfg = make_config(config, overrides)
+        objects = None if objects is None else as_int("objects", objects, 1)
         return discover_features(self.store.get(image, cfg), cfg, objects, fit, t0=t0)
 
     # -- video and several images -------------------------------------------------------------------
@@ -181,10 +198,13 @@ class DeepCut:
                              frame_stride=frame_stride, batch_size=batch_size, progress=progress,
                              warm_epochs=warm_epochs, warm=warm, match=match)
 
+    @guard_memory
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,
                   **overrides) -> list[Segmentation]:
         """Segment several images with one GNN so that the same part gets the same label in each
         (see :func:`deepcut.cosegment.cosegment`). Returns one :class:`Segmentation` per image."""
         from .cosegment import cosegment
 
+        if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
+            raise ConfigError(f"images must be a list (or other iterable) of images, got a {type(images).__name__}")
         return cosegment(self.store, images, make_config(config, overrides))

@@ -6,11 +6,11 @@ The segmentation flags live in :mod:`.options` (re-exported here).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from ..errors import DeepCutError
+from .outdir import RESULTS_NAME, write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
 
 __all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
@@ -48,7 +48,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def file_error(path: Path, exc: Exception) -> str:
+def file_error(path: Path, exc: Exception | str) -> str:
     """The message for a file that failed, naming it once (many errors already name the file)."""
     return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
@@ -65,13 +65,11 @@ def unique_stems(files: list[Path]) -> list[str]:
 
 
 def write_results(out: Path, model, config, files: dict, failures: dict, **extra) -> Path:
-    """Write ``out/results.json``: the backbone, the config, ``extra``, then every file's record and the
-    failures; returns its path."""
-    path = out / "results.json"
+    """Write ``out/results.json`` atomically: the backbone, the config, ``extra``, then every file's record
+    and the failures; returns its path."""
     summary = {"backbone": model.backbone.describe(), "config": config.to_dict(), **extra, "files": files,
                "failures": failures}
-    path.write_text(json.dumps(summary, indent=2))
-    return path
+    return write_json_atomic(out / RESULTS_NAME, summary)
 
 
 def error(msg: str) -> None:

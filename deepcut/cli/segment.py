@@ -1,4 +1,11 @@
-"""``python -m deepcut segment IMAGE_OR_DIR... --out DIR``."""
+"""``python -m deepcut segment IMAGE_OR_DIR... --out DIR``.
+
+``--out`` is checked before the model loads; ``results.json`` is rewritten (atomically) after every
+image, so an interruption or a crash keeps what is done; a failure of any kind on one image is
+listed and the batch goes on (exit status 1 at the end); DeepCut's own outputs are never read back
+as inputs, and an image's earlier outputs are removed before it is written again (see
+:mod:`.outdir`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,14 @@ from pathlib import Path
 
 from .common import (add_config_args, add_image_args, config_from_args, expand_inputs, file_error, make_model,
                      unique_stems, write_results)
+from .outdir import check_out_dir, clear_outputs, drop_own_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment images or folders of images",
                        description="Segment images. Writes <stem>_labels.png, <stem>_overlay.png, "
                                    "<stem>_mask.png (with a foreground), <stem>_cutout.png (with --cutout) "
-                                   "and results.json into --out.")
+                                   "and results.json into --out (rewritten after every image).")
     add_image_args(p)
     p.add_argument("--cutout", action="store_true",
                    help="also write <stem>_cutout.png: the foreground on a transparent background (RGBA; "
@@ -23,34 +31,66 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def failure_reason(exc: Exception) -> str:
+    """What went wrong with one file, for the log and ``results.json``."""
+    from ..errors import DeepCutError
+    from ..utils.memory import is_oom
+
+    if isinstance(exc, DeepCutError):
+        return str(exc)
+    if is_oom(exc):
+        return f"out of memory ({type(exc).__name__}); lower --resolution or raise --stride"
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"unexpected error ({type(exc).__name__}: {first})"
+
+
+def segment_one(model, cfg, args: argparse.Namespace, path: Path, stem: str, out: Path) -> tuple[dict, str | None]:
+    """Segment ``path`` and write its images: ``(record, note or None)``. Earlier outputs of ``stem``
+    that this run does not write are removed."""
+    clear_outputs(out, stem)
+    seg = model.segment(path, cfg)
+    written = seg.save(out, stem, alpha=args.opacity, cutout=args.cutout)
+    clear_outputs(out, stem, keep=written)
+    note = None
+    if args.cutout and "cutout" not in written:
+        note = f"note: {path}: no cut-out, there is no foreground/background split (use k=2 or --stages 2)"
+    return {**seg.summary(), "outputs": written}, note
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..errors import DeepCutError
-
     cfg = config_from_args(args)
-    files = expand_inputs(args.inputs)
+    out = check_out_dir(args.out, create=False)  # a bad --out fails before the model loads
+    files, skipped = drop_own_outputs(expand_inputs(args.inputs), out)
+    if skipped:
+        print(f"note: skipped {len(skipped)} files that DeepCut wrote (e.g. {skipped[0]})", file=sys.stderr)
+    if not files:
+        from ..errors import DeepCutError
+
+        raise DeepCutError("no input files found (besides DeepCut's own outputs)")
     model = make_model(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
     results: dict[str, dict] = {}
     failures: dict[str, str] = {}
-    for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files)):
-        try:
-            seg = model.segment(path, cfg)
-            written = seg.save(out, stem, alpha=args.opacity, cutout=args.cutout)
-            if args.cutout and "cutout" not in written:
-                tqdm.write(f"note: {path}: no cut-out, there is no foreground/background split "
-                           f"(use k=2 or --stages 2)", file=sys.stderr)
-        except DeepCutError as e:
-            tqdm.write(f"error: {file_error(path, e)}", file=sys.stderr)
-            failures[str(path)] = str(e)
-            continue
-        except MemoryError:
-            tqdm.write(f"error: {path}: out of memory", file=sys.stderr)
-            failures[str(path)] = "out of memory"
-            continue
-        results[str(path)] = {**seg.summary(), "outputs": written}
-    results_path = write_results(out, model, cfg, results, failures)
+    state = {"finished": False, "total": len(files)}
+    write_results(out, model, cfg, results, failures, **state)
+    try:
+        for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files)):
+            try:
+                results[str(path)], note = segment_one(model, cfg, args, path, stem, out)
+                if note:
+                    tqdm.write(note, file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - one bad image must not end the batch
+                clear_outputs(out, stem)
+                failures[str(path)] = failure_reason(e)
+                tqdm.write(f"error: {file_error(path, failures[str(path)])}", file=sys.stderr)
+            write_results(out, model, cfg, results, failures, **state)
+    except KeyboardInterrupt:
+        path = write_results(out, model, cfg, results, failures, **state, interrupted=True)
+        print(f"interrupted: {len(results)} segmented, {len(failures)} failed of {len(files)}; "
+              f"{path} lists them", file=sys.stderr)
+        return 130
+    results_path = write_results(out, model, cfg, results, failures, **{**state, "finished": True})
     print(f"{len(results)} segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)
     return 1 if failures else 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 
 from ..config import parse_epochs
 from ..errors import ConfigError
+from .outdir import check_out_dir, clear_outputs, drop_own_outputs, write_json_atomic
 from .common import (UsageError, add_config_args, add_image_args, add_opacity_arg, config_from_args, error,
                      expand_inputs, file_error, make_model, unique_stems, write_results)
 
@@ -87,6 +87,11 @@ def run_video(args: argparse.Namespace) -> int:
         raise UsageError("--max-frames, --frame-stride and --batch-size must be at least 1")
     warm_epochs = warm_epochs_from_args(args.warm_epochs, cfg)
     labels_dir = Path(args.labels_dir) if args.labels_dir else None
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; name the video file to write")
+    check_out_dir(out.parent, "--out's folder", create=False)
+    if labels_dir is not None:
+        check_out_dir(labels_dir, "--labels-dir", create=False)
     model = make_model(args)
     t0 = time.perf_counter()
     bar = None
@@ -104,7 +109,7 @@ def run_video(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size, progress=progress, warm_epochs=warm_epochs)
     bar = tqdm(desc="segmenting", unit="frame", total=stream.total, file=sys.stderr)
     if labels_dir is not None:
-        labels_dir.mkdir(parents=True, exist_ok=True)
+        check_out_dir(labels_dir, "--labels-dir")
     written: list[str] = []
     segments: set[int] = set()
 
@@ -137,7 +142,7 @@ def run_video(args: argparse.Namespace) -> int:
     }
     if labels_dir is not None:
         summary["label_maps"] = written
-        (labels_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json_atomic(labels_dir / "summary.json", summary)
     for note in stream.notes:
         print(f"note: {note}", file=sys.stderr)
     secs = time.perf_counter() - t0
@@ -151,7 +156,8 @@ def run_cosegment(args: argparse.Namespace) -> int:
     from ..utils.image import load_image
 
     cfg = config_from_args(args)
-    files = expand_inputs(args.inputs)
+    out = check_out_dir(args.out, create=False)
+    files, _ = drop_own_outputs(expand_inputs(args.inputs), out)
     images, names, failures = [], [], {}
     for path, stem in zip(files, unique_stems(files)):
         try:
@@ -167,12 +173,12 @@ def run_cosegment(args: argparse.Namespace) -> int:
     print(f"co-segmenting {len(images)} images with one GNN …", file=sys.stderr)
     t = time.perf_counter()
     segs = model.cosegment(images, cfg)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
     results = {}
     for (path, stem), seg in zip(names, segs):
-        results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels),
-                              "outputs": seg.save(out, stem, alpha=args.opacity)}
+        clear_outputs(out, stem)
+        written = seg.save(out, stem, alpha=args.opacity)
+        results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels), "outputs": written}
     results_path = write_results(out, model, segs[0].config, results, failures,
                                  seconds=round(time.perf_counter() - t, 3))
     for note in segs[0].notes:

@@ -14,6 +14,9 @@ from torch import nn
 
 from ..errors import BackboneLoadError
 
+#: Largest model DeepCut builds (parameters): above a ViT-g (1.1 B), far above DINO's ViT-S/B/L.
+MAX_PARAMETERS = 1_500_000_000
+
 
 @dataclass(frozen=True)
 class ViTArch:
@@ -44,6 +47,50 @@ class ViTArch:
         kind = {"vit": "DINO ViT", "dinov2": "DINOv2 ViT"}.get(self.family, self.family)
         regs = f", {self.registers} registers" if self.registers else ""
         return f"{kind}: patch {self.patch_size}, width {self.dim}, {self.depth} blocks, {self.heads} heads{regs}"
+
+
+def parameter_count(arch: ViTArch) -> int:
+    """Parameters of the model of shape ``arch`` (computed from the shape, nothing is built)."""
+    d, mlp, p = arch.dim, arch.mlp_dim, arch.patch_size
+    positions = (arch.image_size // max(p, 1)) ** 2 + 1
+    embed = 3 * p * p * d + d + positions * d + (1 + arch.registers) * d
+    block = 4 * d * d + (4 if arch.qkv_bias else 1) * d + 2 * d * mlp + mlp + d + 4 * d + 2 * d
+    return embed + arch.depth * block + 2 * d
+
+
+def check_size(arch: ViTArch, where: str, max_parameters: int = MAX_PARAMETERS) -> int:
+    """``parameter_count(arch)``; raises :class:`BackboneLoadError` (naming ``where``) above
+    ``max_parameters`` or for a shape with a non-positive size, before anything is allocated."""
+    sizes = {"width": arch.dim, "depth": arch.depth, "heads": arch.heads, "patch size": arch.patch_size,
+             "MLP width": arch.mlp_dim}
+    bad = [f"{k} {v}" for k, v in sizes.items() if int(v) < 1]
+    if bad or arch.registers < 0 or arch.image_size < arch.patch_size:
+        raise BackboneLoadError(f"{where}: not a valid ViT shape ({', '.join(bad) or arch.describe()})")
+    n = parameter_count(arch)
+    if n > max_parameters:
+        raise BackboneLoadError(
+            f"{where}: the model would have {n / 1e9:.2f} B parameters ({arch.describe()}), over DeepCut's "
+            f"limit of {max_parameters / 1e9:.1f} B; it is not built (DINO's ViT-S/B/L have 21-300 M)")
+    return n
+
+
+def check_config_size(config: dict, where: str) -> int:
+    """:func:`check_size` of a HuggingFace ``config.json`` of a ViT / DINOv2 model (read before
+    ``from_pretrained`` builds it); a config without sizes is left to ``transformers``."""
+    try:
+        dim, depth = int(config.get("hidden_size", 768)), int(config.get("num_hidden_layers", 12))
+        patch = config.get("patch_size", 16)
+        patch = int(patch[0] if isinstance(patch, (list, tuple)) else patch)
+        mlp = int(config.get("intermediate_size") or dim * float(config.get("mlp_ratio", 4)))
+        image = config.get("image_size", 224)
+        image = int(image[0] if isinstance(image, (list, tuple)) else image)
+        heads = int(config.get("num_attention_heads", 12))
+        regs = int(config.get("num_register_tokens", 0) or 0)
+    except (TypeError, ValueError, AttributeError):
+        raise BackboneLoadError(f"{where}: config.json has sizes that are not numbers") from None
+    arch = ViTArch(family="vit", dim=dim, depth=depth, heads=heads, patch_size=patch, image_size=image,
+                   mlp_dim=mlp, registers=regs)
+    return check_size(arch, where)
 
 
 def _constructor(arch: ViTArch):

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import BackboneLoadError
-from .arch import ViTArch, empty_model
+from .arch import ViTArch, check_size, empty_model
 
 HEAD_DIM = 64
 
@@ -79,8 +79,9 @@ def _load_file(path: Path) -> object:
                                 f"nor a pickle); expected {EXPECTED_LAYOUT}, or a HuggingFace-format model folder")
     try:
         # DINO's training checkpoints store their argparse arguments next to the tensors.
+        # mmap: tensors stay in the file until used, so a file is inspected before anything is copied
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=head == b"PK")
     except Exception as e:
         msg = _short(e)
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
@@ -92,6 +93,37 @@ def _load_file(path: Path) -> object:
                 f"['teacher'], 'backbone.pth'); expected {EXPECTED_LAYOUT}") from None
         raise BackboneLoadError(f"{path} is not a PyTorch checkpoint ({msg}); expected {EXPECTED_LAYOUT}, "
                                 f"or a HuggingFace-format model folder") from None
+
+
+def tensor_problem(t: torch.Tensor) -> str | None:
+    """Why a loaded tensor is refused, or None: a view claiming more bytes than its storage holds, or
+    an expanded (stride 0) or overlapping view, which would become far larger once copied."""
+    if t.numel() == 0:
+        return None
+    if any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride())):
+        return f"an expanded view (stride 0) of shape {tuple(t.shape)}"
+    size = t.element_size()
+    stored = t.untyped_storage().nbytes()
+    extent = (t.storage_offset() + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride())) + 1) * size
+    if stored < extent:
+        return f"shape {tuple(t.shape)} needs {extent} bytes but its storage holds {stored}"
+    if stored < t.numel() * size:
+        return f"an overlapping view of shape {tuple(t.shape)} over {stored} bytes"
+    return None
+
+
+def check_tensors(obj: object, path: Path, depth: int = 0) -> None:
+    """Refuse (with :class:`BackboneLoadError`) any tensor in ``obj`` (nested mappings, 3 levels) that
+    :func:`tensor_problem` rejects, before any tensor is copied or a model is built."""
+    if isinstance(obj, torch.Tensor):
+        problem = tensor_problem(obj)
+        if problem:
+            raise BackboneLoadError(f"{path} is refused: it holds a tensor that is {problem}; a checkpoint saved "
+                                    f"with torch.save(model.state_dict()) never does. Re-save the weights with "
+                                    f"contiguous tensors (t.contiguous().clone())")
+    elif isinstance(obj, Mapping) and depth < 3:
+        for value in obj.values():
+            check_tensors(value, path, depth + 1)
 
 
 def _short(e: Exception) -> str:
@@ -272,7 +304,9 @@ def read_dino_checkpoint(path: str | Path, branch: str | None = None) -> tuple[d
     """The backbone state dict (DINO layout) stored in ``path`` and which entry it came from
     (``branch``: ``"teacher"`` (default) or ``"student"`` of a training checkpoint)."""
     path = Path(path)
-    return _pick_state_dict(_load_file(path), path, branch)
+    obj = _load_file(path)
+    check_tensors(obj, path)
+    return _pick_state_dict(obj, path, branch)
 
 
 def load_dino_checkpoint(path: str | Path, heads: int | None = None,
@@ -294,6 +328,7 @@ def load_dino_checkpoint(path: str | Path, heads: int | None = None,
     path = Path(path)
     sd, _ = read_dino_checkpoint(path, branch)
     arch = infer_arch(sd, path, heads=heads)
+    check_size(arch, str(path))  # before a byte is copied
     converted = convert_state_dict(sd, arch)
     model = empty_model(arch)
     try:

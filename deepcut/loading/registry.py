@@ -17,7 +17,7 @@ from ..modeling.base import Backbone
 from ..modeling.color import ColorBackbone
 from ..modeling.dinov2 import Dinov2Backbone
 from ..modeling.vit import ViTBackbone
-from .arch import build_model
+from .arch import build_model, check_config_size
 from .checkpoint import load_dino_checkpoint, split_branch
 from .hub import load_pretrained
 from .specs import BY_HUB_ID, DEFAULT_BACKBONE, REGISTRY, WEIGHTS_ENV, BackboneSpec
@@ -69,9 +69,11 @@ def _from_folder(path: Path) -> Backbone:
         raise BackboneLoadError(f"{path} is a folder but has no config.json: expected a HuggingFace-format "
                                 f"model folder (config.json + model.safetensors)")
     try:
-        model_type = json.loads(cfg_file.read_text()).get("model_type", "")
-    except ValueError as e:
-        raise BackboneLoadError(f"{cfg_file} is not valid JSON: {e}") from None
+        config = json.loads(cfg_file.read_text())
+        model_type = config.get("model_type", "")
+    except (ValueError, AttributeError) as e:
+        raise BackboneLoadError(f"{cfg_file} is not valid JSON of a model config: {e}") from None
+    check_config_size(config, str(cfg_file))
     cls, kwargs = _model_class_for(model_type)
     try:
         model = cls.from_pretrained(str(path), local_files_only=True, **kwargs)

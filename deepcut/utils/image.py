@@ -101,6 +101,8 @@ def load_image(image: ImageLike) -> np.ndarray:
             raise ImageLoadError(f"{name}: no such file") from None
         except OSError as e:  # a name too long, a permission, a loop of links
             raise ImageLoadError(f"{name}: cannot be read ({e.strerror or e})") from None
+        except ValueError as e:  # a NUL byte in the name
+            raise ImageLoadError(f"{name!r}: not a valid file name ({e})") from None
         if stat.S_ISDIR(mode):
             raise ImageLoadError(f"{name}: is a directory, not an image")
         if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end

@@ -20,7 +20,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, ImageLoadError, VideoLoadError
+from ..errors import ImageLoadError, VideoLoadError
+from ..utils.coerce import as_float, as_int
 from ..utils.image import ImageLike, load_image
 from .frames import (DEFAULT_FPS, FRAME_SUFFIXES, MAX_SIDE, VideoInfo, VideoLike, ffmpeg_error,
                      ffmpeg_frames, fit_within, frame_files, gif_frames, open_ffmpeg, resize_frame)
@@ -47,14 +48,14 @@ class FrameReader:
 
     def __init__(self, video: VideoLike, max_frames: int = 300, frame_stride: int = 1,
                  max_side: int | None = MAX_SIDE, fps: float | None = None) -> None:
-        if int(max_frames) < 1:
-            raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
-        if int(frame_stride) < 1:
-            raise ConfigError(f"frame_stride must be at least 1, got {frame_stride}")
-        if fps is not None and not fps > 0:
-            raise ConfigError(f"fps must be positive, got {fps}")
-        self.max_frames = int(max_frames)
-        self.frame_stride = int(frame_stride)
+        max_frames = as_int("max_frames", max_frames, 1)
+        frame_stride = as_int("frame_stride", frame_stride, 1)
+        if fps is not None:
+            fps = as_float("fps", fps, positive=True)
+        if max_side is not None:
+            max_side = as_int("max_side", max_side, 1)
+        self.max_frames = max_frames
+        self.frame_stride = frame_stride
         self.max_side = max_side
         self.notes: list[str] = []
         self.frames_read = 0
@@ -223,6 +224,16 @@ class FrameReader:
         if bad > 1:
             self.notes.append(f"skipped {bad} unreadable frames in total")
 
+    def _note_short(self, decoded: int) -> None:
+        """Note a file that ended well before the frame count its container announces (a truncated or
+        damaged file: ffmpeg stops without an error)."""
+        expected = self.info.n_frames
+        if self.info.kind not in ("video", "gif") or not expected or not self.frames_read:
+            return
+        if decoded < expected - max(2, 0.05 * expected):
+            self.notes.append(f"stopped after {decoded} of the {expected} frames the file announces: the file "
+                              f"seems truncated or damaged, the rest of the video is missing")
+
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._iterate()
 
@@ -237,6 +248,7 @@ class FrameReader:
                 try:
                     frame = next(raw)
                 except StopIteration:
+                    self._note_short(index + 1)
                     break
                 except (OSError, RuntimeError, ValueError) as e:
                     first_line = (str(e).splitlines() or [type(e).__name__])[0][:120]

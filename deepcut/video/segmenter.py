@@ -20,6 +20,8 @@ import numpy as np
 
 from ..config import SegmentConfig, make_config
 from ..errors import ConfigError
+from ..utils.coerce import as_bool, as_int
+from ..utils.memory import memory_errors
 from ..features import FeatureStore, PatchFeatures
 from ..pipeline import StageOutput, Tracking, run_stages, to_segmentation
 from ..segmentation import Segmentation
@@ -74,6 +76,19 @@ class VideoStats(Mapping):
         return 4
 
 
+def check_progress(progress: object) -> ProgressFn | None:
+    """``progress`` if it is a callable ``progress(done, total)``; None for None or False.
+
+    Raises:
+        ConfigError: anything else (a number, a string, True).
+    """
+    if progress is None or progress is False:
+        return None
+    if not callable(progress):
+        raise ConfigError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    return progress  # type: ignore[return-value]
+
+
 def _degenerate(out: StageOutput) -> bool:
     return np.unique(out.labels).size < 2
 
@@ -89,16 +104,15 @@ class VideoSegmentation:
     def __init__(self, store: FeatureStore, reader: FrameReader, cfg: SegmentConfig,
                  batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressFn | None = None,
                  warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True) -> None:
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = as_int("batch_size", batch_size, 1)
         self.store = store
         self.reader = reader
         self.cfg = cfg
         # one number: stage 1 only, like SegmentConfig.epochs
         self.warm_cfg = cfg.replace(epochs=default_warm_epochs(cfg.epochs) if warm_epochs is None else warm_epochs)
-        self.warm = bool(warm)
-        self.match = bool(match)
-        self.progress = progress
+        self.warm = as_bool("warm", warm)
+        self.match = as_bool("match", match)
+        self.progress = check_progress(progress)
         self.grid = store.grid((reader.info.size[1], reader.info.size[0]), cfg.resolution, cfg.stride)
         self.batch_size = int(batch_size)
         self.fps = reader.fps
@@ -123,7 +137,8 @@ class VideoSegmentation:
     def __next__(self) -> Segmentation:
         if self._gen is None:
             self._gen = self._run()
-        return next(self._gen)
+        with memory_errors("segmenting the video"):
+            return next(self._gen)
 
     def close(self) -> None:
         """Stop reading (ends the decoder); the stream yields nothing more."""
@@ -231,6 +246,7 @@ def segment_video(model: "DeepCut | FeatureStore", video: VideoLike, config: Seg
     """
     cfg = make_config(config, overrides)
     store = model if isinstance(model, FeatureStore) else model.store
+    progress = check_progress(progress)
     reader = FrameReader(video, max_frames=max_frames, frame_stride=frame_stride)
     return VideoSegmentation(store, reader, cfg, batch_size=batch_size, progress=progress,
                              warm_epochs=warm_epochs, warm=warm, match=match)

@@ -1,0 +1,75 @@
+"""Fuzz DeepCut's public surface with odd inputs: no crash, no hang, no allocation over a cap.
+
+    python benchmarks/fuzz.py            # every case (~600, a few minutes on 2 cores)
+    python benchmarks/fuzz.py --quick    # every 8th case (~75, under a minute)
+    python benchmarks/fuzz.py --only config --verbose
+
+Each case runs in a child forked from this process (the models are built once, before any fork), so
+a case cannot disturb another. A case's outcome is
+
+* **ok**: it returned;
+* **clean**: it raised a :class:`deepcut.DeepCutError` (or the CLI exited with status 1, 2 or 130);
+* **crash**: any other exception (listed with the head of its traceback), or the child died;
+* **hang**: it ran longer than ``--timeout`` seconds (the child is killed);
+* **over cap**: its resident memory rose above ``--cap-gb`` (the parent polls it and kills the child).
+
+The inputs: image files of every odd kind (sizes 1 x 1 to 1 x 2,000,000, 16-bit, palette, CMYK, LA,
+I;16, float TIFF, EXIF rotations, animated, truncated, random bytes, text, a folder, a FIFO, a loop
+of links, a name too long), numpy arrays of odd dtypes / shapes / NaN / inf, torch tensors, PIL
+images (closed, empty, odd modes), odd values of every setting, odd constructor arguments, videos
+(truncated, empty, one frame, palette GIFs, odd arrays, odd ``progress`` / ``max_frames``), crafted
+checkpoints (expanded tensors, huge configs, random bytes), and the ``segment`` / ``video`` commands
+with bad ``--out`` paths. Children run with ``DEEPCUT_MAX_MEMORY`` below the cap and
+``DEEPCUT_MAX_PATCHES`` at 16384, the limits DeepCut checks before it allocates (each case must end
+in the timeout on two busy cores). Exit status 1 if any case crashed, hung or went over the cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+os.environ.setdefault("DEEPCUT_THREADS", "1")
+os.environ.setdefault("DEEPCUT_MAX_PATCHES", "16384")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="every 8th case only")
+    p.add_argument("--only", default=None, help="only the cases whose name contains this text")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per case before it counts as a hang")
+    p.add_argument("--cap-gb", type=float, default=2.0, help="resident memory cap per case (GB)")
+    p.add_argument("--jobs", type=int, default=2, help="cases run at once")
+    p.add_argument("--verbose", action="store_true", help="print every case's outcome")
+    args = p.parse_args(argv)
+    cap = int(args.cap_gb * (1 << 30))
+    os.environ.setdefault("DEEPCUT_MAX_MEMORY", str(int(cap * 0.6)))
+
+    import torch
+
+    torch.set_num_threads(1)  # no thread pool exists in the parent when it forks
+    from fuzz_cases import build_cases
+    from fuzz_runner import report, run_cases
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="deepcut-fuzz-") as tmp:
+        cases = build_cases(Path(tmp))
+        if args.only:
+            cases = [c for c in cases if args.only in c[0]]
+        if args.quick:
+            cases = cases[::8]
+        results = run_cases(cases, timeout=args.timeout, cap=cap, jobs=args.jobs, verbose=args.verbose)
+    return report(results, time.perf_counter() - t0, args.timeout, cap)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

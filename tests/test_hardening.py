@@ -1,0 +1,276 @@
+"""Issue #13 "Hardening": bounded work per request, allocation failures as DeepCutError, guarded
+checkpoints, checked video arguments, truncated videos noted, and a batch CLI that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import deepcut
+from deepcut import DeepCut, ResourceLimitError
+from deepcut.errors import BackboneLoadError, ConfigError
+from deepcut.utils.memory import estimate_bytes, is_oom, memory_errors, parse_bytes
+
+from conftest import disc_image
+
+
+@pytest.fixture(scope="module")
+def color():
+    return DeepCut("color", cache_size=1)
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return DeepCut("dino_vits8", pretrained=False, cache_size=1, max_memory="off")
+
+
+# -- memory and patch limits ------------------------------------------------------------------------
+def test_sizes_parse_with_units_and_off():
+    assert parse_bytes("8G") == 8 << 30 and parse_bytes("512m") == 512 << 20 and parse_bytes("1.5GB") == 3 << 29
+    assert parse_bytes(1000) == 1000 and parse_bytes("off") is None and parse_bytes(0) is None
+    for bad in ("abc", -1, "8X", None, float("nan")):
+        with pytest.raises(ConfigError, match="max_memory"):
+            parse_bytes(bad)
+
+
+def test_an_image_over_the_memory_limit_is_refused_before_the_vit_runs(monkeypatch):
+    dc = DeepCut("dino_vits8", pretrained=False, max_memory="64M")
+    monkeypatch.setattr(dc.backbone, "embed", lambda *a, **k: pytest.fail("the ViT ran"))
+    with pytest.raises(ResourceLimitError) as e:
+        dc.segment(disc_image(96), resolution=448)
+    text = str(e.value)
+    assert "64.0 MB" in text and "56 x 56 patches" in text and "resolution" in text and "stride" in text
+    assert "DEEPCUT_MAX_MEMORY" in text
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEEPCUT_MAX_MEMORY", "100K")
+    with pytest.raises(ResourceLimitError, match="100.0 KB"):
+        DeepCut("color").segment(disc_image(64), resolution=64)
+    monkeypatch.setenv("DEEPCUT_MAX_MEMORY", "off")
+    assert DeepCut("color").segment(disc_image(64), resolution=64).num_segments >= 1
+    monkeypatch.setenv("DEEPCUT_MAX_MEMORY", "lots")
+    with pytest.raises(ConfigError, match="DEEPCUT_MAX_MEMORY"):
+        DeepCut("color")
+
+
+def test_stride_one_at_the_largest_resolution_is_refused_at_once(vit):
+    t = time.perf_counter()
+    with pytest.raises(ResourceLimitError, match="patches, over the limit"):
+        vit.segment(disc_image(64), stride=1, resolution=4096)
+    assert time.perf_counter() - t < 5
+
+
+def test_an_extreme_aspect_ratio_is_refused_by_its_patch_count(color, monkeypatch):
+    monkeypatch.setenv("DEEPCUT_MAX_PATCHES", "5000")
+    with pytest.raises(ResourceLimitError, match=r"1 x \d+ = \d+ patches.*DEEPCUT_MAX_PATCHES"):
+        color.segment(np.zeros((1, 200_000, 3), np.uint8), resolution=280)
+
+
+def test_a_batch_is_made_smaller_instead_of_refused(monkeypatch):
+    frames = [disc_image(64)] * 4
+    dc = DeepCut("color")
+    one = estimate_bytes(dc.backbone, dc.store.grid((64, 64), 64, None), 1)
+    dc.store.memory_limit = int(one * 1.5)  # one image fits, two do not
+    sizes = []
+    real = dc.backbone.embed
+    monkeypatch.setattr(dc.backbone, "embed", lambda px, s: sizes.append(len(px)) or real(px, s))
+    assert len(dc.store.embed_many(frames, 64, batch_size=4, cache=False)) == 4
+    assert sizes == [1, 1, 1, 1]
+
+
+def test_allocation_failures_become_resource_limit_errors(color, monkeypatch):
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 9800000000 bytes")
+
+    monkeypatch.setattr(color.backbone, "embed", oom)
+    color.clear_cache()
+    with pytest.raises(ResourceLimitError, match="ran out of memory.*not enough memory"):
+        color.segment(disc_image(48), resolution=48)
+    monkeypatch.setattr(color.backbone, "embed", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(ResourceLimitError):
+        color.segment(disc_image(48), resolution=48)
+    assert is_oom(torch.OutOfMemoryError("CUDA out of memory")) and not is_oom(RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not disguised
+        with memory_errors():
+            raise RuntimeError("shape mismatch")
+
+
+def test_segment_features_checks_its_input(color):
+    with pytest.raises(ConfigError, match="features"):
+        color.segment_features("x", (1, 1))
+    with pytest.raises(ConfigError, match="finite"):
+        color.segment_features(np.full((16, 8), np.nan, np.float32), (4, 4))
+    with pytest.raises(ConfigError, match="grid"):
+        color.segment_features(np.ones((4, 8), np.float32), (-2, -2))
+    with pytest.raises(ConfigError, match="cache_size"):
+        DeepCut("color", cache_size="x")
+    with pytest.raises(ConfigError, match="device"):
+        DeepCut("color", device=5)
+
+
+# -- video ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mp4(tmp_path_factory) -> Path:
+    import imageio_ffmpeg
+
+    path = tmp_path_factory.mktemp("video") / "full.mp4"
+    w = imageio_ffmpeg.write_frames(str(path), (64, 48), fps=10, macro_block_size=16,
+                                    output_params=["-movflags", "+faststart"])
+    w.send(None)
+    for i in range(30):
+        f = np.zeros((48, 64, 3), np.uint8)
+        f[:, :, 0] = i * 8
+        f[10:30, i:i + 20] = 255
+        w.send(f.tobytes())
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("bad", [5, "x", True, 2.5])
+def test_video_progress_must_be_a_function(color, mp4, bad):
+    with pytest.raises(ConfigError, match="progress"):
+        color.segment_video(mp4, progress=bad)
+
+
+def test_video_counts_are_checked(color, mp4):
+    for kw in ({"max_frames": "x"}, {"max_frames": 2.5}, {"frame_stride": None}, {"batch_size": "many"},
+               {"warm": "no"}):
+        with pytest.raises(ConfigError):
+            color.segment_video(mp4, **kw)
+
+
+def test_a_truncated_mp4_says_it_stopped_early(mp4, tmp_path):
+    from deepcut.video import read_frames
+
+    data = mp4.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    reader = read_frames(cut)
+    n = sum(1 for _ in reader)
+    assert reader.info.n_frames == 30 and 0 < n < 30
+    assert any(f"stopped after {n} of the 30 frames" in note and "truncated" in note for note in reader.notes)
+    full = read_frames(mp4)
+    assert sum(1 for _ in full) == 30 and not full.notes
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+def _dino_sd(dim: int, depth: int, patch: int, side: int, expand: bool) -> dict:
+    def t(*shape):
+        return torch.zeros(1).expand(*shape) if expand else torch.randn(*shape) * 0.02
+
+    sd = {"cls_token": t(1, 1, dim), "pos_embed": t(1, 1 + side * side, dim), "patch_embed.proj.weight": t(dim, 3, patch, patch),
+          "patch_embed.proj.bias": t(dim), "norm.weight": t(dim), "norm.bias": t(dim)}
+    for i in range(depth):
+        b = f"blocks.{i}."
+        for name, shape in [("norm1.weight", (dim,)), ("norm1.bias", (dim,)), ("attn.qkv.weight", (3 * dim, dim)),
+                            ("attn.qkv.bias", (3 * dim,)), ("attn.proj.weight", (dim, dim)), ("attn.proj.bias", (dim,)),
+                            ("norm2.weight", (dim,)), ("norm2.bias", (dim,)), ("mlp.fc1.weight", (4 * dim, dim)),
+                            ("mlp.fc1.bias", (4 * dim,)), ("mlp.fc2.weight", (dim, 4 * dim)), ("mlp.fc2.bias", (dim,))]:
+            sd[b + name] = t(*shape)
+    return sd
+
+
+def test_a_checkpoint_of_expanded_tensors_is_refused_before_building(tmp_path):
+    path = tmp_path / "expanded.pth"
+    torch.save(_dino_sd(2048, 2, 16, 14, expand=True), path)
+    assert path.stat().st_size < 50_000
+    with pytest.raises(BackboneLoadError, match="expanded view"):
+        deepcut.load_backbone(str(path))
+    fine = tmp_path / "tiny.pth"
+    torch.save(_dino_sd(64, 1, 8, 4, expand=False), fine)
+    assert deepcut.load_backbone(str(fine)).dim == 64
+
+
+def test_architectures_over_the_size_limit_are_refused(tmp_path):
+    from deepcut.loading.arch import ViTArch, check_size, parameter_count
+
+    assert parameter_count(ViTArch("vit", 384, 12, 6, 8, 224, 1536)) == 21_679_488  # DINO ViT-S/8
+    with pytest.raises(BackboneLoadError, match="B parameters"):
+        check_size(ViTArch("vit", 8192, 64, 128, 14, 518, 32768), "x.pth")
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 65536,
+                                                    "num_hidden_layers": 1000, "num_attention_heads": 1024}))
+    with pytest.raises(BackboneLoadError, match="over DeepCut's limit"):
+        deepcut.load_backbone(str(folder))
+
+
+# -- the batch command ----------------------------------------------------------------------------
+def _images(folder: Path, n: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"im{i}.png")
+        Image.fromarray(disc_image(48 + 8 * i)).save(paths[-1])
+    return paths
+
+
+def _no_model(*a, **k):
+    raise AssertionError("the model was loaded before --out was checked")
+
+
+@pytest.mark.parametrize("case", ["file", "under_file", "results_dir"])
+def test_a_bad_out_is_a_usage_error_before_the_model_loads(tmp_path, monkeypatch, capsys, case):
+    from deepcut.cli import main
+    from deepcut.cli import segment as segment_cmd
+
+    _images(tmp_path / "in", 1)
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "r" / "results.json").mkdir(parents=True)
+    out = {"file": tmp_path / "f", "under_file": tmp_path / "f" / "sub", "results_dir": tmp_path / "r"}[case]
+    monkeypatch.setattr(segment_cmd, "make_model", _no_model)
+    assert main(["segment", str(tmp_path / "in"), "--out", str(out), "--backbone", "color"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "Traceback" not in err
+
+
+def test_results_are_written_after_every_image_and_survive_errors_and_ctrl_c(tmp_path, monkeypatch, capsys):
+    from deepcut.cli import main
+
+    paths = _images(tmp_path / "in", 4)
+    real = DeepCut.segment
+
+    def flaky(self, image, *a, **k):
+        name = Path(image).name
+        if name == "im1.png":
+            raise RuntimeError("boom from torch")
+        if name == "im3.png":
+            raise KeyboardInterrupt
+        return real(self, image, *a, **k)
+
+    monkeypatch.setattr(DeepCut, "segment", flaky)
+    out = tmp_path / "out"
+    rc = main(["segment", str(tmp_path / "in"), "--out", str(out), "--backbone", "color", "--resolution", "48"])
+    assert rc == 130
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["files"]) == {str(paths[0]), str(paths[2])}
+    assert "RuntimeError: boom from torch" in results["failures"][str(paths[1])]
+    assert results["interrupted"] is True and results["finished"] is False
+    assert "interrupted" in capsys.readouterr().err
+    assert not list(out.glob(".results.json.*"))  # no temporary file left behind
+
+
+def test_a_rerun_into_the_input_folder_neither_reads_its_outputs_nor_leaves_stale_ones(tmp_path, capsys):
+    from deepcut.cli import main
+
+    folder = tmp_path / "imgs"
+    _images(folder, 2)
+    flags = ["--backbone", "color", "--resolution", "48"]
+    assert main(["segment", str(folder), "--out", str(folder), *flags, "--stages", "2", "--cutout"]) == 0
+    assert (folder / "im0_mask.png").exists() and (folder / "im0_cutout.png").exists()
+    assert main(["segment", str(folder), "--out", str(folder), *flags, "-k", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err
+    results = json.loads((folder / "results.json").read_text())
+    assert set(results["files"]) == {str(folder / "im0.png"), str(folder / "im1.png")} and not results["failures"]
+    listed = {Path(p).name for r in results["files"].values() for p in r["outputs"].values()}
+    written = {p.name for p in folder.iterdir()} - {"im0.png", "im1.png", "results.json"}
+    assert written == listed  # k=3 has no mask or cut-out: the first run's are gone
