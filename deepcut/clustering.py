@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Union
+from typing import Callable, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,6 +34,8 @@ class ClusterResult:
         model: the trained GNN (to warm-start the next frame or image), None if none was trained.
         k: the number of clusters actually used (``k`` clamped to ``N``).
         note: why the result is degenerate, if it is (e.g. "constant features").
+        snapshots: ``{epoch: (N, k) soft assignments}`` after the epochs ``fit`` was asked to record
+            (``0``: before training), taken without dropout, as ``soft`` is.
     """
 
     labels: np.ndarray
@@ -42,6 +44,7 @@ class ClusterResult:
     model: DeepCutGNN | None = None
     k: int = 2
     note: str | None = None
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 class Clusterer(Protocol):
@@ -69,7 +72,7 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
-        adj: Affinity | None = None, graph: PatchGraph | None = None) -> ClusterResult:
+        adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = ()) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -77,7 +80,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         k: number of clusters (upper bound for CC); clamped to ``N``.
         loss: ``"ncut"`` or ``"cc"``.
         alpha: CC sensitivity (ignored by NCut).
-        epochs: training epochs (AdamW, ``lr``).
+        epochs: training epochs (AdamW, ``lr``). NCut trains on (up to 300 epochs in all, 60 per cluster above k=5)
+            while fewer than ``k`` clusters hold a node, so it returns ``k`` segments whenever the graph
+            has ``k`` distinct nodes (``losses`` then has more than ``epochs`` values); ``0`` trains nothing.
         seed: seeds initialisation and dropout; the global RNG is not touched.
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
@@ -87,6 +92,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             :meth:`~deepcut.graph.PatchGraph.cluster_affinity` is used when ``adj`` is not given
             (dense up to :data:`~deepcut.graph.DENSE_MAX_NODES` nodes, a sparse k-NN graph above).
             Without either, ``PatchGraph(features)`` decides.
+        snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
+            :attr:`ClusterResult.snapshots`; recording does not change the training.
 
     On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
     is exact over all pairs (:func:`~deepcut.modeling.losses.cc_loss_lowrank`).
@@ -128,20 +135,83 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
         ax, objective = _prepare(x, a, loss)
         opt = _adamw(model, lr)
-        history: list[torch.Tensor] = []
-        model.train()
-        for _ in range(int(epochs)):
-            opt.zero_grad(set_to_none=True)
-            value = objective(torch.softmax(model.forward_propagated(ax, g_drop), dim=-1))
-            value.backward()
-            opt.step()
-            history.append(value.detach())  # read back once at the end: no GPU sync per epoch
-        model.eval()
-        with torch.no_grad():
-            soft = torch.softmax(model.forward_propagated(ax), dim=-1)
+        record = {int(e): None for e in snapshots}
+        if 0 in record:
+            record[0] = _assign(model, ax)
+        history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
+        soft = _assign(model, ax)
+        if loss == "ncut" and int(epochs) > 0:
+            soft, extra, note = _until_k_clusters(model, ax, objective, opt, g_drop, soft, int(epochs), note, record)
+            history += extra
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
-    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note)
+    kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
+    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept)
+
+
+#: NCut trains on past its ``epochs`` (in blocks of :data:`NCUT_BLOCK`) while fewer than ``k`` clusters hold
+#: a node, up to ``max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k)`` epochs in all.
+NCUT_MAX_EPOCHS = 300
+NCUT_EPOCHS_PER_CLUSTER = 60
+NCUT_BLOCK = 10
+
+
+def _train(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+           opt: torch.optim.Optimizer, epochs: int, g_drop: torch.Generator,
+           record: dict[int, torch.Tensor | None], start: int = 0) -> list[torch.Tensor]:
+    """``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))``; the loss of each (on the device).
+    Fills ``record[e]`` with the soft assignments after epoch ``start + e`` where asked for."""
+    history: list[torch.Tensor] = []
+    model.train()
+    for epoch in range(start + 1, start + epochs + 1):
+        opt.zero_grad(set_to_none=True)
+        value = objective(torch.softmax(model.forward_propagated(ax, g_drop), dim=-1))
+        value.backward()
+        opt.step()
+        history.append(value.detach())  # read back once at the end: no GPU sync per epoch
+        if epoch in record:
+            model.eval()
+            record[epoch] = _assign(model, ax)
+            model.train()
+    model.eval()
+    return history
+
+
+def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
+    """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
+    with torch.no_grad():
+        return torch.softmax(model.forward_propagated(ax), dim=-1)
+
+
+def _until_k_clusters(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+                      opt: torch.optim.Optimizer, g_drop: torch.Generator, soft: torch.Tensor, done: int,
+                      note: str | None, record: dict[int, torch.Tensor | None]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor], str | None]:
+    """NCut asks for exactly ``k`` segments: while the argmax of ``soft`` ``(N, k)`` leaves a cluster empty
+    (a relaxed solution still near the uniform start), train on in blocks of :data:`NCUT_BLOCK` epochs,
+    up to ``max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k)`` in all (``NCUT_MAX_EPOCHS = 0``: never).
+    Returns ``(soft, the extra epochs' losses, note)``; the note says so when ``k`` clusters were still not
+    reached (or cannot be: fewer distinct nodes than ``k``). ``record``: as :func:`_train`'s."""
+    k = soft.shape[1]
+    budget = max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k) if NCUT_MAX_EPOCHS > 0 else 0
+    used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
+    if used(soft) == k:
+        return soft, [], note
+    if torch.unique(ax, dim=0).shape[0] < k:
+        return soft, [], _join(note, f"only {used(soft)} of the k={k} segments: fewer than {k} distinct patches")
+    extra: list[torch.Tensor] = []
+    while used(soft) < k and done < budget:
+        block = min(NCUT_BLOCK, budget - done)
+        extra += _train(model, ax, objective, opt, block, g_drop, record, done)
+        done += block
+        soft = _assign(model, ax)
+    if used(soft) < k:
+        note = _join(note, f"NCut found {used(soft)} of the k={k} segments in {done} epochs")
+    return soft, extra, note
+
+
+def _join(note: str | None, more: str) -> str:
+    return more if not note else f"{note}; {more}"
 
 
 def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:

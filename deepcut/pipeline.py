@@ -37,7 +37,8 @@ class StageOutput:
 
     Attributes:
         labels: ``(N,)`` int final labels.
-        soft: ``(N, L)`` soft assignment of each patch to each final label.
+        soft: ``(N, L)`` soft assignment of each patch to each final label; rows sum to 1 (the
+            softmax of the stage that labelled the patch, over the clusters that hold a patch).
         foreground_labels: labels that form the foreground, None without a bipartition.
         losses: one list per stage run, the loss after each epoch.
         timings: seconds per stage (only the ``stage*`` fields are set).
@@ -101,14 +102,19 @@ def _order_by_size(labels: np.ndarray) -> np.ndarray:
 
 def _scatter_soft(soft: np.ndarray, rows: np.ndarray, result: ClusterResult, new_labels: np.ndarray) -> np.ndarray:
     """Write a stage's soft assignments into the final label columns of ``soft`` for ``rows``
-    (widening ``soft`` when a new label needs a column); returns the (possibly new) array."""
+    (widening ``soft`` when a new label needs a column); returns the (possibly new) array.
+
+    The GNN's clusters that no patch was assigned to (CC's unused ones, say) have no final label:
+    their share is spread over the others in proportion (each row is renormalised), so every row of
+    ``soft`` still sums to 1."""
     extra = int(new_labels.max()) + 1 - soft.shape[1]
     if extra > 0:
         soft = np.concatenate([soft, np.zeros((soft.shape[0], extra), np.float32)], axis=1)
-    soft[rows] = 0.0
+    part = np.zeros((rows.size, soft.shape[1]), np.float32)
     for raw in np.unique(result.labels):
         target = int(new_labels[np.flatnonzero(result.labels == raw)[0]])
-        soft[rows, target] = result.soft[:, raw]
+        part[:, target] += result.soft[:, raw]
+    soft[rows] = part / np.maximum(part.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
     return soft
 
 
@@ -176,7 +182,7 @@ def _split_part(st: _Stages, stage: int, labels: np.ndarray, soft: np.ndarray, p
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Stages 2 and 3: cluster the patches labelled ``part`` into ``k`` and relabel them with
     ``new_labels(result, rows)``; ``keep_columns``: only the first columns of ``soft`` survive (the
-    split part's own column goes). Returns ``(labels, soft, the part's new labels or None if skipped)``."""
+    split part's own column goes; the rows are renormalised). Returns ``(labels, soft, the part's new labels or None if skipped)``."""
     rows = np.flatnonzero(labels == part)
     if rows.size < 2:
         st.notes.append(f"stage {stage + 1} skipped: the {name} has fewer than 2 patches")
@@ -185,8 +191,9 @@ def _split_part(st: _Stages, stage: int, labels: np.ndarray, soft: np.ndarray, p
     parts = new_labels(result, rows)
     labels = labels.copy()
     labels[rows] = parts
-    if keep_columns is not None:
+    if keep_columns is not None:  # the other patches' share of the dropped column is spread over the rest
         soft = soft[:, :keep_columns].copy()
+        soft /= np.maximum(soft.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
     return labels, _scatter_soft(soft, rows, result, parts), parts
 
 
@@ -233,7 +240,9 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
     """Turn the patch labels of one image into its :class:`Segmentation` at the input's size.
 
     The labels, foreground and box are at the input's size, refined to its edges if ``cfg.refine``
-    asks for it (:func:`~deepcut.refinement.segment_maps`); ``soft`` stays on the patch grid.
+    asks for it (:func:`~deepcut.refinement.segment_maps`); ``soft`` stays on the patch grid. Without a
+    foreground/background split (one stage with ``k > 2``, or CC) the foreground is every segment but the
+    background, label 0 (the segment that covers most of the border), so every result has a mask and a box.
 
     Args:
         out: the stages' output for the image's ``N = h * w`` patches.
@@ -243,8 +252,11 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
     t = time.perf_counter()
     h, w = feats.grid
     patch_labels = out.labels.reshape(h, w).astype(np.int32)
-    labels, foreground = segment_maps(feats.image, patch_labels, tuple(feats.work_size), out.foreground_labels,
-                                      cfg.refine, cfg.largest_component)
+    fg_labels, largest = out.foreground_labels, cfg.largest_component
+    if fg_labels is None:  # one stage, k > 2 (or CC): every segment but the background (label 0) is foreground
+        fg_labels, largest = [int(v) for v in np.unique(out.labels) if v != 0], False
+    labels, foreground = segment_maps(feats.image, patch_labels, tuple(feats.work_size), fg_labels, cfg.refine,
+                                      largest)
     bbox = None if foreground is None else bbox_of(foreground)
     timings = Timings(features=feats.seconds, stage1=out.timings.stage1, stage2=out.timings.stage2,
                       stage3=out.timings.stage3, postprocess=time.perf_counter() - t)

@@ -63,14 +63,17 @@ class Segmentation:
 
     Attributes:
         labels: ``(H, W)`` int32 segment label of every input pixel (edges refined to the image's
-            when ``config.refine`` is not ``"none"``). With a foreground/background split, label 0
-            is the (main) background.
+            when ``config.refine`` is not ``"none"``). Label 0 is the (main) background: the
+            segment that covers most of the image border.
         patch_labels: ``(h, w)`` int32 labels of the patch grid.
-        foreground: ``(H, W)`` bool foreground mask, or None when there is no bipartition
-            (``stages=1`` with ``k>2``).
-        bbox: ``(x0, y0, x1, y1)`` box of the foreground in input pixels (x1, y1 exclusive), or None.
+        foreground: ``(H, W)`` bool foreground mask: the foreground of the bipartition, or, without one
+            (``stages=1`` with ``k>2``, or CC), every segment but label 0. None only for a
+            :class:`Segmentation` built by hand without one.
+        bbox: ``(x0, y0, x1, y1)`` box of the foreground in input pixels (x1, y1 exclusive), or None
+            when the foreground is empty.
         soft: ``(h, w, L)`` float32 soft assignment of every patch to each of the ``L`` final labels,
-            as given by the stage that produced that label.
+            as given by the stage that labelled the patch; each patch's values sum to 1 (the share of
+            the GNN's clusters that ended empty is spread over the others in proportion).
         losses: one list per stage run, the training loss after each epoch.
         timings: seconds spent (:class:`Timings`: ``features``, ``stage1`` … ``stage3``, ``total``).
         features_cached: whether the ViT features came from the cache.

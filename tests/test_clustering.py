@@ -191,3 +191,47 @@ def test_warm_start_continues_from_a_trained_model():
 
 def test_compact_labels_keeps_order():
     assert compact_labels(np.array([5, 0, 3, 3, 5])).tolist() == [2, 0, 1, 1, 2]
+
+
+def voronoi_scene(k: int, seed: int, side: int = 192) -> np.ndarray:
+    """An image of ``k`` Voronoi cells of random colours plus noise: a planted ``k``-way partition."""
+    rng = np.random.default_rng(seed)
+    centres, colours = rng.uniform(0, side, (k, 2)), rng.uniform(0, 255, (k, 3))
+    yy, xx = np.mgrid[:side, :side]
+    cell = ((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2).argmin(-1)
+    return np.clip(colours[cell] + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_ncut_returns_k_segments_at_the_default_ten_epochs(color_model, k):
+    """10 epochs from the near-uniform start used to end with clusters that hold no patch (k=6 on these
+    scenes: 3-4 segments); NCut now trains on until all k are used, and k=2-like easy cases stop at 10."""
+    for seed in range(3):
+        feats = color_model.features(voronoi_scene(k, seed), resolution=192)
+        r = fit(feats.reshape(-1, feats.shape[-1]), k=k, epochs=10, seed=seed)
+        assert len(np.unique(r.labels)) == k, (seed, np.bincount(r.labels, minlength=k))
+        assert len(r.losses) >= 10 and r.note is None
+
+
+def test_ncut_trains_exactly_its_epochs_when_every_cluster_is_used_and_cc_never_extends():
+    x, _ = planted(100, 2, seed=3)
+    assert len(fit(x, k=2, epochs=10).losses) == 10
+    assert len(fit(x, k=10, loss="cc", epochs=10).losses) == 10  # CC: k is a bound, clusters may empty
+    assert fit(x, k=2, epochs=0).losses == []
+
+
+def test_fewer_distinct_nodes_than_k_is_said_not_trained_in_vain():
+    x = np.repeat(np.eye(3, 16, dtype=np.float32) + 0.1, 20, axis=0)  # 3 distinct nodes, k=5
+    r = fit(x, k=5, epochs=10)
+    assert len(r.losses) == 10 and "fewer than 5 distinct" in r.note
+
+
+def test_snapshots_record_the_training_without_changing_it():
+    x, _ = planted(60, 3, seed=2)
+    plain = fit(x, k=3, epochs=12, seed=4)
+    recorded = fit(x, k=3, epochs=12, seed=4, snapshots=[0, 5, 12])
+    np.testing.assert_array_equal(plain.soft, recorded.soft)
+    assert plain.losses == recorded.losses and plain.snapshots == {}
+    assert sorted(recorded.snapshots) == [0, 5, 12]
+    np.testing.assert_array_equal(recorded.snapshots[12], recorded.soft)
+    assert recorded.snapshots[0].shape == (180, 3) and not np.allclose(recorded.snapshots[0], recorded.soft)

@@ -51,8 +51,10 @@ def test_stage_two_splits_the_foreground_and_stage_three_the_background(color_mo
 def test_k_way_single_stage_and_cc(color_model):
     img = disc_image(160, two_tone=True, striped_bg=True)
     seg = color_model.segment(img, resolution=160, k=4, epochs=60)
-    assert seg.foreground is None and seg.bbox is None
     assert seg.num_segments == 4
+    # no bipartition: the foreground is every segment but the background (label 0), with its box (as in the app)
+    assert np.array_equal(seg.foreground, seg.labels != 0) and seg.foreground.any()
+    assert seg.bbox == bbox_of(seg.foreground) and seg.mask_image() is not None and seg.cutout() is not None
     cc = color_model.segment(img, resolution=160, loss="cc", k=10, epochs=30)
     assert 2 <= cc.num_segments < 10
 
@@ -186,3 +188,12 @@ def test_warm_up_runs_once_and_keeps_no_features(color_model):
     assert not color_model.segment(blank, resolution=64).features_cached
     with pytest.raises(ConfigError):
         color_model.warm_up(SegmentConfig(), side=8)  # below the smallest resolution
+
+
+@pytest.mark.parametrize("settings", [dict(loss="cc", k=10), dict(k=4), dict(k=3, stages=2), dict(loss="cc", stages=3)])
+def test_soft_rows_sum_to_one_even_when_clusters_end_empty(color_model, settings):
+    """CC leaves most of its 10 clusters empty: their share used to be dropped (rows summing to ~0.6)."""
+    img = disc_image(160, two_tone=True, striped_bg=True)
+    seg = color_model.segment(img, resolution=160, epochs=(10, 20, 10), **settings)
+    assert np.allclose(seg.soft.sum(-1), 1.0, atol=1e-5)
+    assert (seg.soft.argmax(-1) == seg.patch_labels).mean() > 0.95  # the argmax is still the label
