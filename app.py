@@ -8,7 +8,6 @@ Flags or environment variables (flags win), e.g. ``python app.py --backbone colo
 Also an API (``gradio_client``): ``/segment``, ``/discover``, ``/segment_video``, ``/cosegment`` (see README).
 """
 
-import argparse
 import logging
 import os
 from pathlib import Path
@@ -20,7 +19,9 @@ import gradio as gr  # noqa: E402  (after the environment above)
 
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls  # noqa: E402
+from deepcut.demo import guards, teach_view  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
+from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the examples (see assets/CREDITS.md)
@@ -28,21 +29,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
 
 HEADER = """
-# ✂️ DeepCut: unsupervised segmentation with graph neural networks
-A self-supervised ViT (DINO) describes every image patch; the patches form a graph whose edges are
-feature similarities; a small GNN, trained **on this image only** for a few epochs, cuts the graph
-into segments (NCut or correlation-clustering loss). No labels, no training set.
-[Paper](https://arxiv.org/abs/2212.05853) · Upload an image or click an example, then move the sliders:
-the ViT features are cached, so only the GNN reruns.
-"""
+# ✂️ DeepCut: cut a photo into its parts, with no training data
+Upload a photo or click an example: the object is separated from the background (or split into parts).
 
-TEACHING = """
-**Reading the pictures.** *Loss*: the GNN is trained on this one image; the curve should fall and
-flatten (stage 1: foreground/background, stage 2: foreground parts, stage 3: background parts).
-*Soft assignments*: the softmax output S of the GNN for each segment (yellow = certainly this
-segment); argmax S gives the overlay. *Affinity*: the row of the graph A for one patch (green box):
-how strongly it is linked to every other patch. **Click the overlay** (or this picture) to pick
-another patch. With CC, red links attract and blue links repel.
+How: a vision model (DINO) describes every small square of the photo, squares that look alike are linked
+into a graph, and a tiny neural network, trained **on your photo alone** in about a second, cuts that
+graph into segments. [Paper](https://arxiv.org/abs/2212.05853) · Moving a slider only retrains the tiny
+network. Scroll down to see how it works.
 """
 
 VIDEO_HELP = """
@@ -59,7 +52,7 @@ and **one GNN** clusters it, so the same part gets the same label and colour in 
 CSS = """
 #notice { border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08); }
 #status { min-height: 3em; }
-"""
+""" + teach_view.LAYOUT_CSS
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
 IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
@@ -69,39 +62,27 @@ DISCOVER_API = ("loss", "alpha", "layer", "facet", "ep1", "resolution", "seed", 
 COMPACT_SETTINGS = ("k", "loss", "stages", "resolution")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
-    p = argparse.ArgumentParser(description="DeepCut web demo (Gradio).")
-    flags = [  # (flag, type, environment variable, default, help)
-        ("--backbone", str, "DEEPCUT_BACKBONE", "dino_vits8", "starting backbone: registry name, hub id or folder"),
-        ("--device", str, "DEEPCUT_DEVICE", "auto", "where models compute: auto, cpu, cuda, cuda:N or mps"),
-        ("--resolution", int, "DEEPCUT_RESOLUTION", "280", "default working resolution in pixels"),
-        ("--max-side", int, "DEEPCUT_MAX_SIDE", "1600", "uploads are downscaled to this longer side"),
-        ("--concurrency", int, "DEEPCUT_CONCURRENCY", "2", "segmentations at a time; others wait in the queue"),
-        ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
-        ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "50mb", "largest accepted upload"),
-        ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
-        ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),
-    ]
-    for flag, kind, var, default, text in flags:
-        p.add_argument(flag, type=kind, default=kind(env(var, default)),
-                       help=f"{text} [env {var}, default %(default)s]")
-    return p.parse_args(argv)
-
-
 def build_demo(session, resolution: int = 280, startup_notice: str | None = None, start_backbone: str | None = None):
     """The page for ``session`` (its default backbone loaded); ``resolution``: the sliders' start;
     ``startup_notice``: markdown shown on top (e.g. the colour fallback); ``start_backbone``: selected first."""
     page = PageHandlers(session, start_backbone or session.default_backbone)
-    with gr.Blocks(title="DeepCut — unsupervised segmentation", analytics_enabled=False) as demo:
-        gr.Markdown(HEADER)
+    limits = session.limits  # temporary files are deleted after limits.cache_seconds
+    with gr.Blocks(title="DeepCut — unsupervised segmentation", analytics_enabled=False,
+                   delete_cache=limits.delete_cache()) as demo:
+        presenter = teach_view.header(HEADER)
         notice = gr.Markdown(startup_notice or "", visible=bool(startup_notice), elem_id="notice")
-        state = gr.State(None, time_to_live=3600)
-        shared = controls.backbone_picker(page.backbone_list(), page.start)
+        gr.Markdown(limits.summary(), visible=limits.public, elem_id="limits")
+        state = gr.State(None, time_to_live=900)  # a key of session.results, not the result
+        shared = controls.backbone_picker(page.backbone_list(), page.start, limits.allows_custom())
         with gr.Tabs():
             image_tab(page, shared, notice, state, resolution)
             video_tab(page, shared, resolution)
-            coseg_tab(page, shared, resolution)
+            coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
+        teach_view.page_scripts(demo, presenter)
+    guards.guard_uploads(demo, limits)
+    guards.cap_sliders(demo, limits)
+    if limits.public:  # one fair queue: never more heavy jobs (video included) than limits.workers
+        guards.share_queue(demo, limits.workers)
     return demo
 
 
@@ -126,16 +107,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
             with gr.Column(scale=7, min_width=360):
                 out = image_results()
                 objs = controls.objects_panel()
-        gr.Markdown("## What the method does")
-        gr.Markdown(TEACHING)
-        with gr.Row(equal_height=False):
-            out["loss_plot"] = gr.Plot(label="GNN loss per epoch", format="png", elem_id="loss-plot")
-            out["soft"] = gr.Gallery(label="Soft assignment of each segment (frame = overlay colour)", columns=3,
-                                     height=300, object_fit="contain", elem_id="soft-maps")
-            with gr.Column():
-                out["affinity"] = controls.picture("Affinity of one patch to all others (click to choose)", "affinity",
-                                                   300)
-                out["caption"] = gr.Markdown("", elem_id="affinity-caption")
+        out.update(teach_view.method_section())
+        teach = teach_view.teaching_panel()
 
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
@@ -160,14 +133,16 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
         trigger(page.choose_backbone, [shared["backbone"], shared["custom"]],
                 [c["layer"], c["facet"], shared["backbone"], notice], api_visibility="private").success(**auto)
     out["opacity"].release(page.rerender, [state, out["opacity"]], out["overlay"], api_visibility="private")
-    for picture, handler in (("overlay", page.click_overlay), ("affinity", page.click_affinity)):
-        out[picture].select(gpu(handler), [state], [out["affinity"], out["caption"]], api_visibility="private")
+    out["affinity"].select(gpu(page.click_affinity), [state], [out["affinity"], out["caption"]],
+                           api_visibility="private")
+    teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, gpu)
 
 
 def image_results() -> dict:
     """The Image tab's result column: overlay, opacity, status, mask, box, cut-out (RGBA), downloads."""
-    out = {"overlay": controls.picture("Part overlay (click it to see a patch's affinities below)", "overlay", 420),
-           "opacity": controls.opacity_slider(), "status": gr.Markdown("", elem_id="status")}
+    out = {"overlay": controls.picture("Part overlay (click a segment: see the choice below it)", "overlay", 420),
+           "click_mode": teach_view.click_mode(), "opacity": controls.opacity_slider(),
+           "status": gr.Markdown("", elem_id="status")}
     with gr.Row():
         for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):
             out[name] = controls.picture(label, name, 220)
@@ -201,23 +176,25 @@ def video_tab(page, shared: dict, resolution: int) -> None:
               api_name="segment_video", concurrency_id="video", concurrency_limit=1)
 
 
-def coseg_tab(page, shared: dict, resolution: int) -> None:
-    """Co-segmentation tab: 2 to 8 images in, their overlays with shared labels out; wired to ``/cosegment``."""
+def coseg_tab(page, shared: dict, resolution: int, most: int = MAX_COSEG_IMAGES) -> None:
+    """Co-segmentation tab: 2 to ``most`` images in, their overlays with shared labels out; wired to ``/cosegment``."""
     with gr.Tab("Co-segmentation", id="coseg"):
-        gr.Markdown(COSEG_HELP.format(max_images=MAX_COSEG_IMAGES))
+        gr.Markdown(COSEG_HELP.format(max_images=most))
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=320):
-                gallery = gr.Gallery(label=f"Images (2 to {MAX_COSEG_IMAGES})", type="filepath", interactive=True,
-                                     file_types=["image"], columns=3, height=300, elem_id="coseg-input")
+                gallery = gr.Gallery(label=f"Images (2 to {most})", type="filepath", interactive=True,
+                                     file_types=["image"], columns=3, height=300, object_fit="contain",
+                                     elem_id="coseg-input")
                 run = gr.Button("Co-segment", variant="primary", elem_id="coseg-btn")
+                controls.example_sets(ASSETS / "coseg", IMAGE_SUFFIXES, gallery, "Example sets (click one)")
                 with gr.Group():
                     c = controls.settings(COMPACT_SETTINGS, controls.compact(
                         resolution, k=dict(info="Shared parts (2-3 stages) or segments (1 stage).", value=3),
                         stages=dict(value=2)))
                     c["opacity"] = controls.opacity_slider()
             with gr.Column(scale=7, min_width=360):
-                out = [gr.Gallery(label="Part overlays (one colour = one part in every image)", columns=2, height=420,
-                                  object_fit="contain", elem_id="coseg-overlays"),
+                out = [gr.Gallery(label="Part overlays (one colour = one part in every image)", columns=3,
+                                  height="auto", object_fit="contain", elem_id="coseg-overlays"),
                        gr.Markdown("", elem_id="coseg-status"),
                        controls.downloads("Downloads: label maps (PNG) and boxes (JSON)")]
     run.click(gpu(page.cosegment), inputs_kwargs={"gallery": gallery, **shared, **c}, outputs=out,
@@ -226,21 +203,25 @@ def coseg_tab(page, shared: dict, resolution: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    limits = limits_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     try:
         session = DemoSession(default_backbone=args.backbone, max_side=args.max_side, device=args.device,
-                              threads=args.threads or None)
+                              threads=args.threads or None, limits=limits)
     except ConfigError as e:  # a device this machine does not have
         raise SystemExit(f"app.py: {e}") from None
     used, notice = session.startup()
     if notice:
         logging.getLogger("deepcut.app").warning("%s", notice.replace("**", ""))
     demo = build_demo(session, resolution=args.resolution, startup_notice=notice, start_backbone=used)
-    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=64)
+    guards.atomic_picture_cache()
+    guards.reliable_cache_cleanup()
+    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=limits.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Default(), css=CSS,
-                allowed_paths=[str(ASSETS)], max_file_size=args.max_file_size, ssr_mode=False,
+                allowed_paths=[str(ASSETS)], max_file_size=limits.max_bytes, ssr_mode=False,
+                app_kwargs=guards.app_kwargs(limits), state_session_capacity=limits.sessions,
                 footer_links=["api", "gradio"])
 
 

@@ -28,41 +28,60 @@ STAGE_NAMES = {
 }
 
 
+#: What the y axis of :func:`loss_figure` plots, per loss, in words.
+LOSS_EXPLAINED = {
+    "ncut": "NCut loss = −(share of edge weight kept inside segments, 0…1) + orthogonality penalty "
+            "(0 when segments are crisp and equal-sized); lower is better",
+    "cc": "CC loss = −Σ A·SSᵀ: repulsions put into one segment minus attractions kept; lower is better",
+}
+
+
 def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[int] | None = None) -> "Figure":
-    """A line plot of the training loss of each stage against the epoch.
+    """The training loss of each stage against its epochs: one panel per stage that was run (each
+    with its own epoch axis, so 100 epochs of stage 2 do not squash 10 of stage 1), titled with the
+    stage and its ``k``, and a line under the panels saying what the loss is.
 
     Args:
         losses: one list per stage that was run, the loss after each epoch.
-        loss: ``"ncut"`` or ``"cc"`` (names the y axis).
-        stages_k: optional number of clusters of each stage, shown in the legend.
+        loss: ``"ncut"`` or ``"cc"`` (names the y axis and the explanation).
+        stages_k: optional number of clusters of each stage, shown in the titles.
 
     Returns:
         A matplotlib :class:`~matplotlib.figure.Figure` (not registered with ``pyplot``).
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.2, 2.9), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    drawn = [(i, values) for i, values in enumerate(losses, start=1) if values]
+    fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
+    axes = fig.subplots(1, max(1, len(drawn)), squeeze=False)[0]
     name = {"ncut": "NCut loss", "cc": "CC loss"}.get(loss, f"{loss} loss")
-    drawn = 0
-    for i, values in enumerate(losses, start=1):
-        if not values:
-            continue
-        label = STAGE_NAMES.get(i, f"stage {i}")
+    if not drawn:
+        axes[0].text(0.5, 0.5, "no GNN training was needed\n(degenerate graph)", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    for ax, (i, values) in zip(axes, drawn):
+        title = STAGE_NAMES.get(i, f"stage {i}").replace(": ", ":\n")
         if stages_k is not None and i - 1 < len(stages_k):
-            label += f" (k={stages_k[i - 1]})"
+            title += f" (k={stages_k[i - 1]})"
         epochs = np.arange(1, len(values) + 1)
-        ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, label=label)
-        drawn += 1
-    if drawn == 0:
-        ax.text(0.5, 0.5, "no GNN training was needed\n(degenerate graph)", ha="center", va="center",
-                transform=ax.transAxes)
-    else:
-        ax.legend(fontsize=8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(name, fontsize=9)
-    ax.grid(alpha=0.3)
+        ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, color=f"C{i - 1}")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.margins(x=0.06, y=0.15)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(name, fontsize=9)
+    fig.suptitle(f"GNN training on this image: {name} per epoch", fontsize=9)
+    fig.supxlabel(LOSS_EXPLAINED.get(loss, ""), fontsize=7, wrap=True)
     return fig
+
+
+def figure_image(fig: "Figure") -> Image.Image:
+    """Render a matplotlib figure (Agg, no ``pyplot``) to an RGB PIL image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
 def _heat(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
@@ -89,6 +108,26 @@ def _blend_on_gray(image: np.ndarray, heat: np.ndarray, size: tuple[int, int], i
     return Image.fromarray(out.round().astype(np.uint8))
 
 
+def soft_roles(seg: "Segmentation") -> list[tuple[int, str, float]]:
+    """``[(label, role, share of patches), …]`` for every final label some patch has (role:
+    foreground, foreground part, background, background part or segment)."""
+    n = np.asarray(seg.soft).shape[-1]
+    present = set(np.unique(seg.patch_labels).tolist())
+    fg_labels = set(np.unique(seg.labels[seg.foreground]).tolist()) if seg.foreground is not None else set()
+    out = []
+    for label in range(n):
+        if label not in present:
+            continue
+        if seg.foreground is None:
+            role = "segment"
+        elif label in fg_labels:
+            role = "foreground" if len(fg_labels) == 1 else "foreground part"
+        else:
+            role = "background" if label == 0 else "background part"
+        out.append((label, role, float((seg.patch_labels == label).mean())))
+    return out
+
+
 def soft_maps(seg: "Segmentation", longest: int = 240, cmap: str = "viridis") -> list[tuple[Image.Image, str]]:
     """One picture per final label: how strongly the GNN assigns each patch to it.
 
@@ -99,28 +138,50 @@ def soft_maps(seg: "Segmentation", longest: int = 240, cmap: str = "viridis") ->
         ``[(image, caption), …]`` for labels ``0 … L-1`` (labels no patch ended up with are skipped).
     """
     soft = np.asarray(seg.soft, dtype=np.float32)
-    n = soft.shape[-1]
-    colors = label_colors(max(n, int(seg.labels.max(initial=0)) + 1))
-    present = set(np.unique(seg.patch_labels).tolist())
+    colors = label_colors(max(soft.shape[-1], int(seg.labels.max(initial=0)) + 1))
     size = _fit_size(seg.image.shape[:2], longest)
     border = max(3, longest // 60)
-    fg_labels = set(np.unique(seg.labels[seg.foreground]).tolist()) if seg.foreground is not None else set()
     out = []
-    for label in range(n):
-        if label not in present:
-            continue
+    for label, role, share in soft_roles(seg):
         tile = _blend_on_gray(seg.image, _heat(soft[..., label], cmap, 0.0, 1.0), size, 0.25)
         framed = Image.new("RGB", (size[0] + 2 * border, size[1] + 2 * border), tuple(int(c) for c in colors[label]))
         framed.paste(tile, (border, border))
-        if seg.foreground is None:
-            role = "segment"
-        elif label in fg_labels:
-            role = "foreground" if seg.config.stages == 1 else "foreground part"
-        else:
-            role = "background" if label == 0 else "background part"
-        share = float((seg.patch_labels == label).mean())
         out.append((framed, f"{label}: {role}, {share:.0%}"))
     return out
+
+
+def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 4) -> "Figure":
+    """The soft maps of :func:`soft_maps` in one figure: a panel per label, titled with the label,
+    its role and share and framed in its overlay colour, and one colour bar saying what the colours
+    mean (the softmax probability of the patch belonging to that segment)."""
+    from matplotlib.figure import Figure
+
+    soft = np.asarray(seg.soft, dtype=np.float32)
+    roles = soft_roles(seg)
+    colors = label_colors(max(soft.shape[-1], int(seg.labels.max(initial=0)) + 1)) / 255.0
+    cols = max(1, min(columns, len(roles)))
+    rows = max(1, -(-len(roles) // cols))
+    h, w = seg.image.shape[:2]
+    fig = Figure(figsize=(1.0 + 2.1 * cols, 0.5 + 2.1 * rows * h / max(w, 1) + 0.35 * rows), dpi=100,
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    shown = None
+    for ax, (label, role, share) in zip(axes, roles):
+        ax.imshow(np.asarray(Image.fromarray(seg.image).convert("L")), cmap="gray", alpha=1.0)
+        shown = ax.imshow(soft[..., label], cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.8, extent=(0, w, h, 0),
+                          interpolation="bilinear")
+        ax.set_title(f"{label}: {role}, {share:.0%}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colors[label])
+            spine.set_linewidth(3)
+    for ax in axes[len(roles):]:
+        ax.set_visible(False)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, ticks=[0, 0.5, 1])
+        bar.ax.set_yticklabels(["0: not this\nsegment", "0.5: unsure", "1: surely this\nsegment"], fontsize=7)
+    return fig
 
 
 def pixel_to_patch(x: float, y: float, image_shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
@@ -186,3 +247,35 @@ def affinity_image(image: np.ndarray, affinity: np.ndarray, patch: tuple[int, in
     pad = line + 1
     draw.rectangle([x0 - pad, y0 - pad, x0 + cell_w + pad, y0 + cell_h + pad], outline=(0, 255, 0), width=line)
     return pil
+
+
+def colorbar_strip(width: int, cmap: str, left: str, middle: str, right: str, height: int = 44) -> Image.Image:
+    """A horizontal colour bar ``width`` pixels wide: the colours of ``cmap`` from left to right, with
+    the texts ``left``, ``middle`` and ``right`` under its ends and centre (what the colours mean)."""
+    from PIL import ImageFont
+
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    bar = _heat(np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(14, 0), cmap, 0.0, 1.0)
+    strip.paste(Image.fromarray(bar), (0, 4))
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=max(10, min(16, width // 36)))
+    y = 22
+    draw.text((2, y), left, fill=(20, 20, 20), font=font)
+    draw.text((width // 2, y), middle, fill=(20, 20, 20), font=font, anchor="ma")
+    draw.text((width - 2, y), right, fill=(20, 20, 20), font=font, anchor="ra")
+    return strip
+
+
+def affinity_picture(image: np.ndarray, affinity: np.ndarray, patch: tuple[int, int], signed: bool = False,
+                     longest: int = 512) -> Image.Image:
+    """:func:`affinity_image` with a colour bar under it saying what the colours mean; the picture's
+    top ``affinity_image``-sized part is the map (clicks there map to patches as before)."""
+    pic = affinity_image(image, affinity, patch, signed, longest)
+    if signed:
+        bar = colorbar_strip(pic.width, "RdBu_r", "blue: repel", "0", "red: attract")
+    else:
+        bar = colorbar_strip(pic.width, "magma", "black: no link", "", "yellow: strongest link")
+    out = Image.new("RGB", (pic.width, pic.height + bar.height), (255, 255, 255))
+    out.paste(pic, (0, 0))
+    out.paste(bar, (0, pic.height))
+    return out

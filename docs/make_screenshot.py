@@ -1,12 +1,19 @@
-"""Make ``docs/screenshot.png``: the demo in headless Chromium after segmenting an example.
+"""Make the README's screenshots of the demo in headless Chromium, after segmenting an example.
 
 Run from the repository root (needs Debian's ``chromium`` and the ``playwright`` package)::
 
-    python docs/make_screenshot.py                      # colour backbone, works offline
+    python docs/make_screenshot.py                      # docs/screenshot.png, colour backbone, offline
     python docs/make_screenshot.py --backbone dino_vits8  # with DINO weights in the HF cache
+    python docs/make_screenshot.py --view all           # also docs/phone.png, presenter.png, teaching.png
 
-It starts ``python app.py`` on a free port, clicks an example (``--example``, optionally with
-``--stages 2|3``), waits for the result and saves the top of the page.
+It starts ``python app.py`` on a free port and, per ``--view``:
+
+* ``app``: 1400 px wide, clicks an example (``--example``, optionally with ``--stages 2|3``), waits
+  for the result and saves the top of the page (``docs/screenshot.png``);
+* ``phone``: the first screen a 390×844 phone shows (``docs/phone.png``);
+* ``presenter``: ``?presenter=1`` on a 1280×720 projector after segmenting the example (``docs/presenter.png``);
+* ``teaching``: the teaching view after *Explain this result*, the replay scrubbed to the middle of
+  its last stage (``docs/teaching.png``).
 """
 
 from __future__ import annotations
@@ -25,13 +32,55 @@ sys.path.insert(0, str(REPO / "tests"))
 from app_server import free_port  # noqa: E402
 
 
+VIEWS = {"app": ((1400, 1500), "screenshot.png"), "phone": ((390, 844), "phone.png"),
+         "presenter": ((1280, 720), "presenter.png"), "teaching": ((1400, 1000), "teaching.png")}
+
+
+def segment_example(page, url: str, args: argparse.Namespace, query: str = "") -> None:
+    """Open the page, click the example and wait for its result (with ``args.stages``)."""
+    page.goto(url + query, wait_until="load")
+    page.get_by_role("button", name="Segment", exact=True).wait_for()
+    names = sorted(f.name for f in (REPO / "assets").iterdir() if f.suffix.lower() in (".jpg", ".png"))
+    page.locator("button.gallery-item").nth(names.index(args.example)).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
+    if args.stages > 1:
+        label = {2: "2: foreground parts", 3: "3: foreground + background parts"}[args.stages]
+        page.get_by_label(label).first.check()  # the Image tab's control comes first
+        page.wait_for_function(f"document.querySelector('#status').innerText.includes('stage {args.stages}')")
+    page.wait_for_timeout(1500)
+
+
+def shoot(page, url: str, view: str, out: str, args: argparse.Namespace) -> None:
+    """Take the screenshot of ``view`` into ``out``."""
+    if view == "phone":
+        page.goto(url, wait_until="load")
+        page.get_by_role("button", name="Segment", exact=True).wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=out)
+        return
+    segment_example(page, url, args, "?presenter=1" if view == "presenter" else "")
+    if view == "teaching":
+        page.locator("#explain-btn").click()
+        page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('spectral')")
+        top = int(page.locator("#train-scrub input[type=range]").get_attribute("max") or 0)
+        box = page.locator("#train-scrub input[type=number]")
+        box.fill(str(max(0, top - 6)))
+        box.press("Enter")
+        page.wait_for_timeout(3000)
+        page.locator("#teach-panel").screenshot(path=out)
+        return
+    page.screenshot(path=out, full_page=False)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backbone", default="color")
-    p.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
+    p.add_argument("--view", choices=(*VIEWS, "all"), default="app")
+    p.add_argument("--out", default=None, help="output file (one view; default docs/<view's name>.png)")
     p.add_argument("--example", default="cat.jpg")
     p.add_argument("--stages", type=int, choices=(1, 2, 3), default=1)
     args = p.parse_args()
+    views = list(VIEWS) if args.view == "all" else [args.view]
 
     from playwright.sync_api import sync_playwright
 
@@ -50,20 +99,15 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.set_default_timeout(180_000)
-            page.goto(url, wait_until="load")
-            names = sorted(f.name for f in (REPO / "assets").iterdir() if f.suffix.lower() in (".jpg", ".png"))
-            page.locator("button.gallery-item").nth(names.index(args.example)).click()
-            page.wait_for_function("document.querySelector('#status').innerText.includes('segments')")
-            if args.stages > 1:
-                label = {2: "2: foreground parts", 3: "3: foreground + background parts"}[args.stages]
-                page.get_by_label(label).first.check()  # the Image tab's control comes first
-                page.wait_for_function(f"document.querySelector('#status').innerText.includes('stage {args.stages}')")
-            page.wait_for_timeout(1500)
-            page.screenshot(path=args.out, full_page=False)
+            for view in views:
+                (width, height), name = VIEWS[view]
+                out = args.out if args.out and len(views) == 1 else str(REPO / "docs" / name)
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.set_default_timeout(180_000)
+                shoot(page, url, view, out, args)
+                page.close()
+                print(f"wrote {out}")
             browser.close()
-        print(f"wrote {args.out}")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

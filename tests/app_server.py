@@ -6,6 +6,9 @@ The app runs in a subprocess exactly as a visitor's server would, with:
   app must fall back to the colour backbone with a notice (deterministic on any machine);
 * a free port passed through ``GRADIO_SERVER_PORT`` (which the app must honour);
 * a low resolution and a small ``--max-side`` so every request takes a fraction of a second.
+
+``app_server(public=True)`` starts a second server in public mode (``DEEPCUT_PUBLIC=1``, with the
+caps of ``PUBLIC_ENV``), beside the first.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_SIDE = 256
 RESOLUTION = 112
 
-_server: dict | None = None
+#: The public test server's caps (small, so a test can reach them quickly).
+PUBLIC_ENV = {"DEEPCUT_PUBLIC": "1", "DEEPCUT_BACKBONES": "color", "DEEPCUT_MAX_PIXELS": "1000000",
+              "DEEPCUT_MAX_FILE_SIZE": "1mb", "DEEPCUT_MAX_EPOCHS": "20", "DEEPCUT_MAX_RESOLUTION": "160",
+              "DEEPCUT_MAX_FRAMES": "5", "DEEPCUT_TIME_LIMIT": "30"}
+
+_servers: dict[bool, dict] = {}
 
 
 def free_port() -> int:
@@ -34,20 +42,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop() -> None:
-    if _server is not None and _server["proc"].poll() is None:
-        _server["proc"].terminate()
+def _stop(server: dict) -> None:
+    if server["proc"].poll() is None:
+        server["proc"].terminate()
         try:
-            _server["proc"].wait(timeout=10)
+            server["proc"].wait(timeout=10)
         except subprocess.TimeoutExpired:
-            _server["proc"].kill()
+            server["proc"].kill()
 
 
-def app_server(timeout: float = 180.0) -> dict:
-    """The running test app: ``{"url", "proc", "log"}`` (started on first use, stopped at exit)."""
-    global _server
-    if _server is not None and _server["proc"].poll() is None:
-        return _server
+def app_server(timeout: float = 180.0, public: bool = False) -> dict:
+    """The running test app: ``{"url", "proc", "log"}`` (started on first use, stopped at exit);
+    ``public``: the public-mode one (see :data:`PUBLIC_ENV`)."""
+    running = _servers.get(public)
+    if running is not None and running["proc"].poll() is None:
+        return running
     home = tempfile.mkdtemp(prefix="deepcut-test-hf-")
     log_path = Path(tempfile.mkdtemp(prefix="deepcut-test-app-")) / "app.log"
     port = free_port()
@@ -63,8 +72,11 @@ def app_server(timeout: float = 180.0) -> dict:
         "DEEPCUT_MAX_SIDE": str(MAX_SIDE),
         "DEEPCUT_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
+        **(PUBLIC_ENV if public else {}),
     }
     env.pop("DEEPCUT_WEIGHTS", None)  # the default backbone must not find weights
+    for var in ("SPACE_ID", *([] if public else PUBLIC_ENV)):  # the mode is the caller's choice only
+        env.pop(var, None)
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -82,6 +94,6 @@ def app_server(timeout: float = 180.0) -> dict:
             proc.kill()
             raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.5)
-    _server = {"url": url, "proc": proc, "log": log_path}
-    atexit.register(_stop)
-    return _server
+    server = _servers[public] = {"url": url, "proc": proc, "log": log_path}
+    atexit.register(_stop, server)
+    return server

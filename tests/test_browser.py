@@ -104,6 +104,175 @@ def test_example_runs_and_overlay_appears(page):
         page.screenshot(path=shot, full_page=True)
 
 
+def run_example(page, name: str = "cat.jpg") -> None:
+    """Open the page afresh, click the example ``name`` and wait for its result."""
+    page.goto(page.url.split("?")[0], wait_until="load")
+    page.get_by_role("button", name="Segment", exact=True).wait_for()
+    examples = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    page.locator("button.gallery-item").nth(examples.index(name)).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
+
+
+def segment_requests(page, action, settle_ms: int = 1500) -> list[list]:
+    """The ``data`` of every segmentation request ``action()`` sends (the Image tab's auto-run)."""
+    import json
+
+    sent: list[list] = []
+
+    def record(request):
+        if "queue/join" in request.url and request.post_data:
+            body = json.loads(request.post_data)
+            if isinstance(body.get("data"), list) and body["data"] and isinstance(body["data"][0], dict):
+                sent.append(body["data"])  # the image comes first
+
+    page.on("request", record)
+    try:
+        action()
+        page.wait_for_timeout(settle_ms)
+    finally:
+        page.remove_listener("request", record)
+    return sent
+
+
+def test_typed_slider_value_reruns_and_a_drag_runs_once(page):
+    run_example(page)
+    box = page.get_by_label("number input for Number of clusters k").first
+    before = page.locator("#status").inner_text()
+
+    def type_four():
+        box.fill("4")
+        box.press("Enter")  # no click elsewhere: Enter alone commits the typed value
+
+    sent = segment_requests(page, type_four)
+    assert len(sent) == 1 and 4 in sent[0][:6], sent  # one run, with the typed k
+    page.wait_for_function(f"document.querySelector('#status').innerText !== {before!r}")
+    # Dragging the slider runs once, when it is released, not at every step of the drag.
+    slider = page.get_by_label("range slider for Number of clusters k").first
+    slider.scroll_into_view_if_needed()
+    track = slider.bounding_box()
+    y = track["y"] + track["height"] / 2
+
+    def drag():
+        page.mouse.move(track["x"] + 0.25 * track["width"], y)  # the thumb, at k=4 of 2-10
+        page.mouse.down()
+        for f in (0.35, 0.45, 0.55, 0.65, 0.75):
+            page.mouse.move(track["x"] + f * track["width"], y, steps=3)
+        page.mouse.up()
+
+    sent = segment_requests(page, drag, settle_ms=2500)
+    assert len(sent) == 1 and int(slider.input_value()) > 4, sent
+
+
+def test_click_picks_the_object_when_asked(page):
+    run_example(page)
+    for elem in ("#mask img", "#overlay img"):
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('{elem}'); "
+                               f"return i && i.complete && i.naturalWidth > 0; }})()")
+    mask_before = page.locator("#mask img").get_attribute("src")
+    # A background pixel of the mask (black), as a fraction of the picture: the segment to pick there.
+    fx, fy = page.evaluate("""() => {
+        const i = document.querySelector('#mask img'), c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight; const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        for (let y = 2; y < c.height - 2; y += 2) for (let x = 2; x < c.width - 2; x += 2)
+            if (d[4 * (y * c.width + x)] < 10) return [(x + 0.5) / c.width, (y + 0.5) / c.height];
+        return null; }""")
+    page.get_by_label("pick it as the object").check()
+    page.locator("#overlay img").scroll_into_view_if_needed()
+    x, y = page.evaluate("""([fx, fy]) => {
+        const i = document.querySelector('#overlay img'), b = i.getBoundingClientRect();
+        const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
+        const w = i.naturalWidth * r, h = i.naturalHeight * r;
+        return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
+    page.mouse.click(x, y)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Picked segment')")
+    # the picked (background) segment is now the object: the mask changed
+    page.wait_for_function(f"document.querySelector('#mask img').getAttribute('src') !== {mask_before!r}")
+    assert page.locator("[data-testid='toast-body']").count() == 0
+
+
+def test_teaching_view_compares_and_replays(page):
+    run_example(page)
+    page.locator("#explain-btn").click()
+    page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('spectral')")
+    caption = page.locator("#compare-caption").inner_text()
+    assert "GNN" in caption and "Normalized cut" in caption
+    for elem in ("#compare img", "#pca img", "#train-frame img"):
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('{elem}'); "
+                               f"return i && i.complete && i.naturalWidth > 0; }})()")
+    first = page.locator("#train-frame img").get_attribute("src")
+    box = page.get_by_label("number input for Training replay: snapshot (stage by stage)").first
+    box.fill("8")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('#train-frame img').getAttribute('src') !== {first!r}")
+
+
+def visible_in_viewport(page, selector: str) -> bool:
+    """Whether the element is entirely inside the viewport without scrolling."""
+    return page.evaluate(f"""() => {{ const b = document.querySelector('{selector}').getBoundingClientRect();
+        return b.width > 0 && b.top >= 0 && b.left >= 0 && b.bottom <= window.innerHeight + 1
+               && b.right <= window.innerWidth + 1 && window.scrollY === 0; }}""")
+
+
+def test_presenter_mode_fits_a_projector(page):
+    pg = page.context.new_page()
+    try:
+        pg.set_viewport_size({"width": 1280, "height": 720})
+        pg.goto(page.url.split("?")[0] + "?presenter=1", wait_until="load")
+        pg.get_by_role("button", name="Segment", exact=True).wait_for()
+        pg.wait_for_function("document.body.classList.contains('presenter')")
+        assert pg.locator("#presenter-toggle input").is_checked()
+        for text in ("Number of clusters k", "Segment"):
+            size = pg.get_by_text(text, exact=True).first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+            assert size >= 18, (text, size)  # large fonts (the page's default is 14-16 px)
+        examples = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        pg.locator("button.gallery-item").nth(examples.index("cat.jpg")).click()
+        pg.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
+        pg.wait_for_function("(() => { const i = document.querySelector('#overlay img'); "
+                             "return i && i.complete && i.naturalWidth > 0; })()")
+        for elem in ("#overlay img", "#segment-btn", "#input-image"):
+            assert visible_in_viewport(pg, elem), elem
+        for label in ("Number of clusters k", "Loss", "Stages"):
+            box = pg.get_by_text(label, exact=True).first.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 720, label
+        assert not pg.locator("#notice").is_visible()  # the projector shows the method, not the set-up
+        pg.locator("#presenter-toggle input").uncheck()  # and the checkbox leaves presenter mode
+        pg.wait_for_function("!document.body.classList.contains('presenter')")
+    finally:
+        pg.close()
+
+
+def test_phone_first_screen_shows_the_upload_and_the_button(page):
+    pg = page.context.new_page()
+    try:
+        pg.set_viewport_size({"width": 390, "height": 844})
+        pg.goto(page.url.split("?")[0], wait_until="load")
+        pg.get_by_role("button", name="Segment", exact=True).wait_for()
+        for elem in ("#input-image", "#segment-btn"):
+            assert visible_in_viewport(pg, elem), elem
+        assert "colour backbone" in pg.locator("#notice").inner_text()  # the notice is short, not gone
+    finally:
+        pg.close()
+
+
+def test_cosegmentation_examples_run_and_show_every_image(page):
+    page.goto(page.url.split("?")[0], wait_until="load")
+    page.get_by_role("tab", name="Co-segmentation").click()
+    sets = page.get_by_role("button", name="galaxies (3 images)")
+    sets.wait_for()
+    assert page.get_by_role("button", name="cat (3 images)").count() == 1
+    sets.click()
+    page.wait_for_function("document.querySelectorAll('#coseg-input img').length === 3")
+    page.locator("#coseg-btn").click()
+    page.wait_for_function("document.querySelector('#coseg-status').innerText.includes('3 images')")
+    page.wait_for_function("document.querySelectorAll('#coseg-overlays img').length === 3")
+    for gallery in ("#coseg-input", "#coseg-overlays"):  # no image is cut off by its gallery
+        inside = page.evaluate(f"""() => {{ const g = document.querySelector('{gallery}').getBoundingClientRect();
+            return [...document.querySelectorAll('{gallery} img')].map(i => {{ const b = i.getBoundingClientRect();
+                return b.left >= g.left - 1 && b.right <= g.right + 1 && b.width > 20; }}); }}""")
+        assert inside == [True, True, True], (gallery, inside)
+
+
 def test_corrupt_upload_shows_an_error_not_a_traceback(page, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)

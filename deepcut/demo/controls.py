@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from ..config import SegmentConfig, defaults, options
+from .limits import NOT_OFFERED
 from .settings import EPOCH_INPUTS, field_name
 
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
@@ -46,8 +47,12 @@ SHORT_STAGES = {1: "1", 2: "2: foreground parts", 3: "3: + background parts"}
 EPOCH_SLIDERS = ((100, "GNN training steps."), (300, "Foreground parts."), (100, "Background parts."))
 
 
-def backbone_picker(choices: list[tuple[str, str]], start: str) -> dict[str, gr.components.Component]:
-    """The backbone every tab uses: ``{"backbone": dropdown of registered ones, "custom": own weights}``."""
+def backbone_picker(choices: list[tuple[str, str]], start: str,
+                    allow_custom: bool = True) -> dict[str, gr.components.Component]:
+    """The backbone every tab uses: ``{"backbone": dropdown of registered ones, "custom": own weights}``.
+
+    ``allow_custom=False`` (a public server): the own-weights box is hidden (the handlers ignore it).
+    A name not in the dropdown gets one message whatever it is (Gradio's would repeat it)."""
     with gr.Row(equal_height=True):
         backbone = gr.Dropdown(
             choices, value=start, label="Backbone", scale=3, elem_id="backbone",
@@ -56,7 +61,17 @@ def backbone_picker(choices: list[tuple[str, str]], start: str) -> dict[str, gr.
         custom = gr.Textbox(
             value="", label="…or your own weights: local model folder or hub id", scale=2,
             placeholder="/path/to/dino-vits8",
-            info="A HuggingFace-format DINO ViT folder. Press Enter to load; it overrides the dropdown.")
+            info="A HuggingFace-format DINO ViT folder. Press Enter to load; it overrides the dropdown.",
+            visible=allow_custom)
+    original = backbone.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except Exception:  # not one of the choices
+            raise gr.Error(NOT_OFFERED, print_exception=False) from None
+
+    backbone.preprocess = preprocess
     return {"backbone": backbone, "custom": custom}
 
 
@@ -137,6 +152,18 @@ def examples(folder: Path, suffixes: tuple[str, ...], target: gr.components.Comp
     paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
     if paths:
         gr.Examples(examples=[[p] for p in paths], inputs=[target], label=label, **props)
+
+
+def example_sets(folder: Path, suffixes: tuple[str, ...], target: gr.Gallery, label: str) -> None:
+    """Clickable sets of images for a gallery input: the files ``<set>_<n>.<suffix>`` in ``folder``,
+    grouped by ``<set>`` and sorted, one example per set (nothing if there are none)."""
+    sets: dict[str, list[str]] = {}
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.suffix.lower() in suffixes and "_" in p.stem:
+            sets.setdefault(p.stem.rsplit("_", 1)[0], []).append(str(p))
+    if sets:
+        gr.Examples(examples=[[paths] for paths in sets.values()], inputs=[target], label=label,
+                    example_labels=[f"{name} ({len(paths)} images)" for name, paths in sets.items()])
 
 
 def downloads(label: str, **props: Any) -> gr.File:

@@ -57,9 +57,10 @@ def shows_errors(fn: Callable) -> Callable:
     return handler
 
 
-def chosen(backbone: str, custom: str | None) -> str:
-    """The backbone to use: the own-weights text box if filled in, else the dropdown's."""
-    return (custom or "").strip() or backbone
+def chosen(backbone: str, custom: str | None, allow_custom: bool = True) -> str:
+    """The backbone to use: the own-weights text box if filled in (and allowed: never on a public
+    server, where it is ignored whatever it says), else the dropdown's."""
+    return ((custom or "").strip() if allow_custom else "") or backbone
 
 
 class PageHandlers:
@@ -80,6 +81,10 @@ class PageHandlers:
             choices.insert(0, (f"{self.start} (from the command line)", self.start))
         return choices
 
+    def chosen(self, backbone: str, custom: str | None) -> str:
+        """:func:`chosen` with this server's rule on own weights."""
+        return chosen(backbone, custom, self.session.limits.allows_custom())
+
     def depth(self, backbone: str) -> int:
         return int(self.session.model(backbone).model.backbone.depth)
 
@@ -90,13 +95,14 @@ class PageHandlers:
         """Segment an image: overlay, mask, box image, downloads (label map PNG, JSON), status, loss
         plot, soft maps, affinity picture and its caption, cut-out (RGBA) (and for the page, the result
         to keep)."""
-        result = self.session.segment(image, backbone=chosen(backbone, custom), **from_page(settings))
+        result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
         files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
         aff, caption = self.session.affinity(result, *result.default_point())
         cfg = result.seg.config
         fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
         return (result.overlay(opacity), result.mask(), result.bbox_image(), files,
-                result.status_markdown(), fig, result.soft_maps(), aff, caption, result.cutout(), result)
+                result.status_markdown(), fig, result.soft_picture(), aff, caption, result.cutout(),
+                self.session.results.add(result))
 
     def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
         """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
@@ -108,17 +114,21 @@ class PageHandlers:
     def clear() -> tuple:
         return (None, None, None, None, "", None, None, None, "", None, None)
 
-    @staticmethod
-    def rerender(result, opacity: float):
+    def rerender(self, key, opacity: float):
+        """The overlay of the page's result (its ``gr.State`` holds only a key) at ``opacity``."""
+        result = self.session.results.get(key)
         return gr.skip() if result is None else result.overlay(opacity)
 
     @shows_errors
-    def click(self, result, evt: gr.SelectData, on_affinity: bool = False) -> tuple:
+    def click(self, key, evt: gr.SelectData, on_affinity: bool = False) -> tuple:
         """The affinity view of the clicked patch, on the overlay or on the affinity picture itself."""
+        result = self.session.results.get(key)  # the page's gr.State holds only a key
         if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
             return gr.skip(), gr.skip()
         x, y = evt.index[:2]
         frame = self.session.affinity_frame(result) if on_affinity else None
+        if frame is not None and float(y) >= frame[0]:  # the colour bar under the map
+            return gr.skip(), gr.skip()
         return self.session.affinity(result, float(x), float(y), frame)
 
     def click_overlay(self, result, evt: gr.SelectData) -> tuple:
@@ -131,7 +141,7 @@ class PageHandlers:
     def choose_backbone(self, backbone: str, custom: str | None) -> tuple:
         """Load the chosen backbone: the layer slider's range, the facet radio (inactive for colour),
         the refreshed dropdown, the notice."""
-        model, _, notice = self.session.model(chosen(backbone, custom))
+        model, _, notice = self.session.model(self.chosen(backbone, custom))
         depth = model.backbone.depth
         return (gr.update(**layer_props(depth)), gr.update(**facet_props(depth)),
                 gr.update(choices=self.backbone_list()), gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
@@ -141,7 +151,7 @@ class PageHandlers:
                  opacity: float = 0.5, **settings: Any) -> tuple:
         """Discover several objects: the overlay (colour, box, score each), the table, downloads
         (overlay PNG, COCO-style JSON)."""
-        result = self.session.discover(image, backbone=chosen(backbone, custom), objects=objects_setting(objects),
+        result = self.session.discover(image, backbone=self.chosen(backbone, custom), objects=objects_setting(objects),
                                        **from_page(settings))
         return result.overlay(opacity), result.status(), self.session.save_objects_outputs(result)
 
@@ -153,7 +163,7 @@ class PageHandlers:
         def report(done: int, total: int) -> None:
             progress((done, max(total, done)), desc="segmenting frames", unit="frames")
 
-        result = self.session.segment_video(video, backbone=chosen(backbone, custom), max_frames=int(max_frames),
+        result = self.session.segment_video(video, backbone=self.chosen(backbone, custom), max_frames=int(max_frames),
                                             frame_stride=int(stride), opacity=float(opacity), progress=report,
                                             **from_page(settings))
         return result.video, result.status_markdown(), result.files
@@ -163,5 +173,5 @@ class PageHandlers:
                   **settings: Any) -> tuple:
         """Co-segment 2-8 images: overlays with shared labels, status, downloads (label maps, JSON)."""
         items = [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery or [])]
-        result = self.session.cosegment(items, backbone=chosen(backbone, custom), **from_page(settings))
+        result = self.session.cosegment(items, backbone=self.chosen(backbone, custom), **from_page(settings))
         return result.gallery(float(opacity)), result.status_markdown(), self.session.save_coseg_outputs(result)

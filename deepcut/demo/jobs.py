@@ -10,9 +10,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..clustering import fit
 from ..config import SegmentConfig
 from ..predictor import DeepCut
 from .errors import DemoError
+from .limits import Deadline
 from .outputs import OutputStore
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .uploads import Upload, UploadReader, file_name
@@ -34,6 +36,7 @@ class Request:
         config: the settings.
         notices: what the visitor should know so far (fallback, downscaling, clamped layer).
         started: :func:`time.perf_counter` when the request came in.
+        deadline: when the request must stop (checked between GNN stages and video frames), or None.
     """
 
     model: DeepCut
@@ -42,6 +45,7 @@ class Request:
     config: SegmentConfig
     notices: list[str]
     started: float
+    deadline: Deadline | None = None
 
     @property
     def depth(self) -> int:
@@ -87,7 +91,9 @@ class ImageJob(Job):
         return list(self.upload.notices)
 
     def run(self, req: Request) -> Any:
-        return req.model.segment(self.upload.image, req.config)
+        if req.deadline is None:
+            return req.model.segment(self.upload.image, req.config)
+        return req.model.segment_with(self.upload.image, req.config, req.deadline.clusterer(fit))
 
     def wrap(self, req: Request, seg: Any) -> DemoResult:
         return DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=req.notices + seg.notes,
@@ -98,19 +104,20 @@ class VideoJob(Job):
     """Segment a video with consistent labels; write the overlay video (MP4) and boxes (JSON)."""
 
     def __init__(self, outputs: OutputStore, video: str | os.PathLike | None, max_frames: int, frame_stride: int,
-                 opacity: float, progress: ProgressFn | None) -> None:
+                 opacity: float, progress: ProgressFn | None, notices: list[str] | None = None) -> None:
         self.outputs, self.video, self.source = outputs, video, video
         self.max_frames, self.frame_stride = int(max_frames), int(frame_stride)
-        self.opacity, self.progress = float(opacity), progress
+        self.opacity, self.progress, self.notices = float(opacity), progress, list(notices or [])
 
     def prepare(self) -> list[str]:
         if self.video is None:
             raise DemoError("Please upload a video or pick the example first.")
-        return []
+        return list(self.notices)
 
     def run(self, req: Request) -> Any:
+        progress = req.deadline.progress(self.progress) if req.deadline is not None else self.progress
         stream = req.model.segment_video(self.video, req.config, max_frames=self.max_frames,
-                                         frame_stride=self.frame_stride, progress=self.progress)
+                                         frame_stride=self.frame_stride, progress=progress)
         return stream, self.outputs.save_video(stream, str(self.video), stream.fps, self.opacity)
 
     def wrap(self, req: Request, out: Any) -> VideoDemoResult:

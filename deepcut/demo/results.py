@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..segmentation import Segmentation
-from ..viz import soft_maps
+from ..viz import figure_image, soft_maps, soft_maps_figure
 
 
 def plural(n: int, noun: str) -> str:
@@ -60,15 +60,9 @@ class DemoResult:
         return self.seg.overlay(float(opacity))
 
     def mask(self) -> Image.Image:
-        """The binary foreground mask (white = foreground).
-
-        Without a foreground/background split (one stage, k > 2) every segment but the
-        background (label 0, the one touching the border most) counts as foreground.
-        """
-        if self.seg.foreground is not None:
-            fg = self.seg.foreground
-        else:
-            fg = self.seg.labels != 0
+        """The binary foreground mask (white = foreground), as the library, CLI and API give it
+        (one stage with k > 2: every segment but the background, label 0)."""
+        fg = self.seg.foreground if self.seg.foreground is not None else self.seg.labels != 0
         return Image.fromarray(fg.astype(np.uint8) * 255)
 
     def cutout(self) -> Image.Image:
@@ -134,6 +128,11 @@ class DemoResult:
     def soft_maps(self) -> list[tuple[Image.Image, str]]:
         """Per-label soft assignment pictures (see :func:`deepcut.viz.soft_maps`)."""
         return soft_maps(self.seg)
+
+    def soft_picture(self) -> Image.Image:
+        """Every segment's soft assignment map in one picture, with a colour bar (see
+        :func:`deepcut.viz.soft_maps_figure`)."""
+        return figure_image(soft_maps_figure(self.seg))
 
     def default_point(self) -> tuple[float, float]:
         """A pixel ``(x, y)`` inside the foreground (its box centre if that is foreground), for the

@@ -27,8 +27,10 @@ from ..pool import BackboneChoice, ModelPool, PooledModel
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
+from .limits import NOT_OFFERED, Limits
 from .objects import ObjectsDemoResult, ObjectsJob
 from .outputs import OutputStore
+from .recent import RecentResults
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
 from .teaching import affinity_frame, affinity_view
@@ -58,16 +60,20 @@ class DemoSession:
         keep_outputs: how many results' download files are kept on disk.
         device: where the models compute (``None``: ``$DEEPCUT_DEVICE``, else CUDA if available).
         threads: the ViT's CPU threads (``None``: the cores idle at the time; see :mod:`deepcut.threads`).
+        limits: what one request may cost (default: the generous :class:`~deepcut.demo.limits.Limits`).
+        keep_results: how many results the pages' events can still refer to (:attr:`results`).
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_side: int = DEFAULT_MAX_SIDE,
                  max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
                  keep_outputs: int = 64, device: str | torch.device | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, limits: Limits | None = None, keep_results: int = 16) -> None:
         self.pool = ModelPool(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
                               threads=threads)
-        self.uploads = UploadReader(max_side)
+        self.limits = limits or Limits()
+        self.uploads = UploadReader(max_side, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
         self.outputs = OutputStore(output_dir, keep_outputs)
+        self.results = RecentResults(keep_results)
 
     @property
     def default_backbone(self) -> str:
@@ -83,8 +89,8 @@ class DemoSession:
 
     # -- backbones --------------------------------------------------------------------------------
     def backbone_choices(self) -> list[BackboneChoice]:
-        """Every registered backbone, marked by whether it can be used here."""
-        return self.pool.choices()
+        """Every registered backbone offered here, marked by whether it can be used."""
+        return [c for c in self.pool.choices() if self.limits.offers(c.name)]
 
     def failure(self, backbone: str) -> str | None:
         """Why ``backbone`` could not be loaded, or None if it did not fail."""
@@ -95,12 +101,17 @@ class DemoSession:
 
         Registry names whose weights cannot be loaded fall back to the colour backbone with a notice
         (see :class:`~deepcut.pool.ModelPool`). A local folder or hub id that fails raises
-        :class:`DemoError`: the visitor asked for it explicitly.
+        :class:`DemoError`: the visitor asked for it explicitly (its folders not shown). A backbone
+        this server does not offer (:class:`~deepcut.demo.limits.Limits`) raises the same
+        :data:`~deepcut.demo.limits.NOT_OFFERED` whatever it is.
         """
+        name = (backbone or "").strip() or None
+        if name is not None and name != self.default_backbone and not self.limits.offers(name):
+            raise DemoError(NOT_OFFERED)
         try:
-            return self.pool.get(backbone)
+            return self.pool.get(name)
         except BackboneLoadError as e:
-            raise DemoError(str(e)) from None
+            raise DemoError(hide_path(str(e), name)) from None
 
     def startup(self) -> tuple[str, str | None]:
         """Load the default backbone now and warm it up (one small segmentation, so that the first
@@ -114,21 +125,25 @@ class DemoSession:
             return used, None
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
         return used, (
-            f"**The DINO weights of `{self.default_backbone}` could not be loaded**, so the demo uses the "
-            f"weight-free **colour backbone**: segments follow colour and position, not meaning. "
-            f"Reason: {reason} To use DINO, put its weights in the HuggingFace cache (one download with "
-            f"network), or enter a local model folder under *Use your own weights*."
+            f"**Simple mode: the DINO vision model could not be loaded**, so this demo uses the **colour "
+            f"backbone** instead. It groups the squares of a photo by colour and position only, so segments "
+            f"follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
+            f"Reason: {reason} To use DINO (`{self.default_backbone}`), download its weights once into the "
+            f"HuggingFace cache (with network)" + (", or enter a local model folder under *Use your own "
+                                                  "weights*." if self.limits.allows_custom() else ".")
+            + "</details>"
         )
 
     # -- requests ---------------------------------------------------------------------------------
     def serve(self, job: Job, backbone: str | None, settings: dict[str, Any]) -> Any:
         """The request template: prepare → model → config → run → wrap; errors become :class:`DemoError`."""
-        started = time.perf_counter()
+        started, deadline = time.perf_counter(), self.limits.deadline()
         notices = job.prepare()
         model, used, notice = self.model(backbone)
         notices = ([notice] if notice else []) + notices
+        settings = self.limits.clamp(settings, notices)
         config = build_config(settings, int(model.backbone.depth), used, notices)
-        req = Request(model, used, backbone or self.default_backbone, config, notices, started)
+        req = Request(model, used, backbone or self.default_backbone, config, notices, started, deadline)
         try:
             out = job.run(req)
         except DeepCutError as e:
@@ -174,7 +189,9 @@ class DemoSession:
         Raises:
             DemoError: nothing uploaded, unreadable video, invalid setting.
         """
-        job = VideoJob(self.outputs, video, max_frames, frame_stride, opacity, progress)
+        capped: list[str] = []
+        frames = self.limits.frames(max_frames, capped)
+        job = VideoJob(self.outputs, video, frames, frame_stride, opacity, progress, capped)
         return self.serve(job, backbone, settings)
 
     def cosegment(self, images: list, backbone: str | None = None, names: list[str] | None = None,
@@ -185,6 +202,9 @@ class DemoSession:
         Raises:
             DemoError: fewer than two or too many images, an unreadable one, an invalid setting.
         """
+        most = self.limits.max_images
+        if most is not None and len([im for im in images or [] if im is not None]) > most:
+            raise DemoError(f"Please upload at most {most} images (the limit on this server).")
         return self.serve(CosegJob(self.uploads, images, names), backbone, settings)
 
     def discover(self, image: ImageLike, backbone: str | None = None, objects: int | None = 3,

@@ -1,11 +1,18 @@
-"""The teaching view: the graph weights from one clicked patch to every other patch, as a picture.
+"""The teaching view: what the page shows to explain a result.
 
-It reads the features the segmentation was computed from (same image, layer, facet, resolution,
-stride and log-binning), which are in the model's cache, so a click does not rerun the backbone.
+* the graph weights from one clicked patch to every other patch (:func:`affinity_view`);
+* the result with the clicked segment as its object (:func:`pick`);
+* :func:`explain`: the same graph cut by the GNN and by the spectral method, the training replayed
+  snapshot by snapshot, and the features' principal components (:class:`Explanation`).
+
+They read the features the segmentation was computed from (same image, layer, facet, resolution,
+stride and log-binning), which are in the model's cache, so none of them reruns the backbone.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -13,8 +20,11 @@ from PIL import Image
 
 from ..config import SegmentConfig
 from ..errors import DeepCutError
+from ..explain import (CutComparison, TrainingRecord, compare_with_spectral, comparison_k, feature_pca, label_at,
+                       pick_object, record_training)
 from ..predictor import DeepCut
-from ..viz import affinity_image, patch_affinity, pixel_to_patch
+from ..viz import affinity_picture, figure_image, patch_affinity, pixel_to_patch
+from ..viz_teaching import comparison_figure, pca_image, training_frame_figure
 from .errors import DemoError
 from .results import DemoResult
 
@@ -75,5 +85,78 @@ def affinity_view(model: DeepCut, result: DemoResult, x: float, y: float,
     the picture's longer side is :data:`AFFINITY_SIDE`."""
     row = patch_row(model, result, x, y, frame)
     cfg = result.seg.config
-    pic = affinity_image(result.seg.image, row.weights, row.patch, signed=cfg.loss == "cc", longest=AFFINITY_SIDE)
+    pic = affinity_picture(result.seg.image, row.weights, row.patch, signed=cfg.loss == "cc", longest=AFFINITY_SIDE)
     return pic, caption(row, cfg)
+
+
+def pick(result: DemoResult, x: float, y: float, frame: tuple[int, int] | None = None) -> DemoResult:
+    """``result`` with the segment under pixel ``(x, y)`` of a picture of size ``frame`` (default: the
+    segmented image) as its object: mask, box, cut-out and downloads follow
+    (:func:`~deepcut.explain.pick_object`)."""
+    seg = result.seg
+    label = label_at(seg, x, y, frame)
+    notices = [n for n in result.notices if not n.startswith("Picked segment")]
+    return dataclasses.replace(result, seg=pick_object(seg, label), notices=notices + [
+        f"Picked segment {label} as the object: the mask, box, cut-out and downloads show it."])
+
+
+@dataclass
+class Explanation:
+    """What :func:`explain` computed for one result.
+
+    Attributes:
+        comparison: the GNN's and the spectral cut of the same graph, with their NCut values.
+        record: the training replay, stage by stage.
+        pca: ``(h, w, 3)`` the features' first three principal components as colours in ``[0, 1]``.
+        image: ``(H, W, 3)`` uint8 the segmented image.
+    """
+
+    comparison: CutComparison
+    record: TrainingRecord
+    pca: np.ndarray
+    image: np.ndarray
+
+    @property
+    def frames(self) -> int:
+        """Number of snapshots of the replay (a scrubber's positions ``0 … frames-1``)."""
+        return len(self.record.frames())
+
+    def comparison_picture(self) -> Image.Image:
+        return figure_image(comparison_figure(self.image, self.record.grid, self.comparison))
+
+    def comparison_caption(self) -> str:
+        """The two NCut values in words."""
+        c = self.comparison
+        better = ("the GNN's cut is lower" if c.gnn_ncut < c.spectral_ncut - 1e-6 else
+                  "the spectral cut is lower" if c.spectral_ncut < c.gnn_ncut - 1e-6 else "they are equal")
+        return (f"**Same graph, two solvers.** Both cut the graph of this image's {c.num_nodes} patches into "
+                f"k={c.k}: the GNN by gradient descent on the relaxed NCut loss, the spectral method by the "
+                f"{c.spectral_method}. Normalized cut on that graph (lower is better): GNN **{c.gnn_ncut:.3f}**, "
+                f"spectral **{c.spectral_ncut:.3f}** — {better}.")
+
+    def frame_picture(self, frame: int) -> Image.Image:
+        """Snapshot ``frame`` (clamped to the replay) as a picture."""
+        frame = int(np.clip(int(frame), 0, self.frames - 1))
+        return figure_image(training_frame_figure(self.image, self.record, frame))
+
+    def pca_picture(self) -> Image.Image:
+        return pca_image(self.pca, AFFINITY_SIDE)
+
+
+def explain(model: DeepCut, result: DemoResult) -> Explanation:
+    """Compare the GNN with the spectral cut, replay the training and take the features' PCA for
+    ``result``, from the features it was segmented from (cached: the backbone does not rerun).
+
+    Raises:
+        DemoError: the features cannot be computed.
+    """
+    seg, cfg = result.seg, result.seg.config
+    try:
+        feats = model.patch_features(seg.image, cfg)
+    except DeepCutError as e:
+        raise DemoError(str(e)) from None
+    graph = feats.graph()
+    comparison = compare_with_spectral(graph, comparison_k(cfg), cfg.epochs[0], cfg.seed)
+    record = record_training(graph, feats.grid, cfg)
+    pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))
+    return Explanation(comparison, record, pca, seg.image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -52,6 +53,37 @@ def file_name(upload: object, index: int) -> str:
     return Path(str(upload)).name if isinstance(upload, (str, os.PathLike)) else f"image {index + 1}"
 
 
+def check_size(image: ImageLike, max_pixels: int | None, max_bytes: int | None) -> None:
+    """Refuse a file (path or bytes) of more than ``max_bytes`` bytes, or whose header declares more
+    than ``max_pixels`` pixels, before anything is decoded (a small PNG may declare 12000² pixels).
+
+    Raises:
+        DemoError: the file is too big (a file PIL cannot identify passes: decoding reports it).
+    """
+    if isinstance(image, (bytes, bytearray)):
+        size, source = len(image), io.BytesIO(image)
+    elif isinstance(image, (str, os.PathLike)):
+        try:
+            size, source = os.path.getsize(image), image
+        except OSError:
+            return
+    else:
+        return
+    if max_bytes is not None and size > max_bytes:
+        raise DemoError(f"This file is {size / 1024 ** 2:.1f} MB; this server accepts images up to "
+                        f"{max_bytes / 1024 ** 2:g} MB.")
+    if max_pixels is None:
+        return
+    try:
+        with Image.open(source) as pil:  # reads the header only
+            w, h = pil.size
+    except Exception:  # not an image PIL knows: load_image says so
+        return
+    if w * h > max_pixels:
+        raise DemoError(f"This image is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); this server accepts up to "
+                        f"{max_pixels / 1e6:g} megapixels. Please downscale it first.")
+
+
 class UploadReader:
     """Decodes uploads, thread safe; decoded files are memoised by path, modification time and size
     (so moving a slider does not decode the upload again).
@@ -59,10 +91,14 @@ class UploadReader:
     Args:
         max_side: uploads are downscaled to this longer side.
         memo: how many decoded files are kept.
+        max_pixels: larger uploads (width × height from the file's header) are refused undecoded.
+        max_bytes: larger files are refused unread.
     """
 
-    def __init__(self, max_side: int = DEFAULT_MAX_SIDE, memo: int = 8) -> None:
+    def __init__(self, max_side: int = DEFAULT_MAX_SIDE, memo: int = 8, max_pixels: int | None = None,
+                 max_bytes: int | None = None) -> None:
         self.max_side = int(max_side)
+        self.max_pixels, self.max_bytes = max_pixels, max_bytes
         self.memo = max(1, int(memo))
         self._decoded: OrderedDict[tuple, Upload] = OrderedDict()
         self._lock = threading.Lock()
@@ -100,6 +136,7 @@ class UploadReader:
         return (str(image), st.st_mtime_ns, st.st_size, self.max_side)
 
     def _decode(self, image: ImageLike) -> Upload:
+        check_size(image, self.max_pixels, self.max_bytes)
         try:
             img = load_image(image)
         except ImageLoadError as e:

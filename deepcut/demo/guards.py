@@ -1,0 +1,234 @@
+"""What keeps a (public) server safe below the page: sizes checked before Gradio decodes anything,
+request bodies bounded, heavy events in one fair queue, cached pictures written atomically.
+
+* :func:`guard_uploads`: an image sent inline as a ``data:`` URL (which Gradio decodes itself, past
+  its upload limit) or as a file is refused if it is larger than the server's bytes or pixels;
+* :class:`BodyLimit`: an ASGI middleware refusing request bodies above a size (all routes but the
+  upload route, which Gradio limits itself), so a ``data:`` URL cannot bypass ``max_file_size``;
+* :func:`share_queue`: every heavy event (image, objects, video, co-segmentation) in one
+  concurrency group, so never more heavy jobs than cores;
+* :func:`reliable_cache_cleanup`: Gradio's ``delete_cache`` schedule no longer dies under traffic;
+* :func:`atomic_picture_cache`: Gradio writes each output picture to a path named by its content,
+  in place; two identical results at once rewrote the file while the first was being downloaded
+  (a truncated response: ``RemoteProtocolError``). Written under a temporary name and renamed instead.
+
+Imports Gradio, so only the app imports this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+from gradio import processing_utils
+from starlette.middleware import Middleware
+
+from .errors import DemoError
+from .limits import Limits
+from .uploads import check_size
+
+#: The events that run the models (the app's concurrency ids).
+HEAVY = ("segment", "video")
+
+
+def data_url_bytes(url: str, max_bytes: int | None) -> bytes:
+    """The bytes of a base64 ``data:`` URL, refused unread if they would exceed ``max_bytes``."""
+    encoded = url.split(",", 1)[1] if "," in url else ""
+    if max_bytes is not None and len(encoded) * 3 // 4 > max_bytes:
+        raise DemoError(f"This file is over {max_bytes / 1024 ** 2:g} MB, the largest this server accepts.")
+    try:
+        return base64.b64decode(encoded)
+    except (binascii.Error, ValueError):
+        raise DemoError("Could not read this file as an image (a broken data URL).") from None
+
+
+def check_payload(payload: Any, limits: Limits) -> None:
+    """Refuse an image payload (Gradio's ``FileData``) above the byte or pixel caps, undecoded."""
+    url, path = getattr(payload, "url", None), getattr(payload, "path", None)
+    if isinstance(url, str) and url.startswith("data:"):
+        check_size(data_url_bytes(url, limits.max_bytes), limits.max_pixels, limits.max_bytes)
+    elif isinstance(path, str) and os.path.isfile(path):
+        check_size(path, limits.max_pixels, limits.max_bytes)
+
+
+def guard_uploads(demo: gr.Blocks, limits: Limits) -> None:
+    """Make every image input of ``demo`` check :func:`check_payload` before Gradio decodes it."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Image):
+            block.preprocess = _checked(block.preprocess, limits)
+
+
+def _checked(preprocess: Callable, limits: Limits) -> Callable:
+    def guarded(payload):
+        try:
+            check_payload(payload, limits)
+        except DemoError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return preprocess(payload)
+    return guarded
+
+
+def share_queue(demo: gr.Blocks, limit: int) -> None:
+    """Put every heavy event of ``demo`` into one concurrency group of ``limit`` jobs at a time."""
+    for fn in demo.fns.values():
+        if fn.concurrency_id in HEAVY:
+            fn.concurrency_id, fn.concurrency_limit = "heavy", max(1, int(limit))
+
+
+class BodyLimit:
+    """ASGI middleware: HTTP request bodies above ``limit`` bytes get ``413`` (the upload route excepted).
+
+    Args:
+        app: the ASGI app.
+        limit: most bytes of a request body (``None``: no limit).
+    """
+
+    def __init__(self, app: Any, limit: int | None) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or self.limit is None or scope.get("path", "").rstrip("/").endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self.drain(receive, 4 * self.limit)
+            await self.refuse(send)
+            return
+        seen, started = 0, False
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def sending(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, sending)
+        except _TooLarge:
+            if not started:
+                await self.refuse(send)
+
+    @staticmethod
+    async def drain(receive: Callable, most: int) -> None:
+        """Read and drop up to ``most`` bytes of the body, so that the client reads the answer cleanly."""
+        seen = 0
+        while seen <= most:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def refuse(self, send: Callable) -> None:
+        body = (f'{{"detail": "The request is larger than {self.limit} bytes, the most this server '
+                f'accepts."}}').encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def app_kwargs(limits: Limits) -> dict[str, Any]:
+    """``launch(app_kwargs=…)`` for the server: request bodies limited to ``limits.max_bytes``."""
+    return {"middleware": [Middleware(BodyLimit, limit=limits.max_bytes)]}
+
+
+class _TooLarge(Exception):
+    """A streamed request body went over the limit."""
+
+
+def atomic_picture_cache() -> None:
+    """Replace Gradio's ``save_pil_to_cache`` by one that never rewrites a file in place (idempotent)."""
+    if getattr(processing_utils.save_pil_to_cache, "atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        target = (folder / f"{name}.{format}").resolve()
+        if target.exists():
+            try:
+                os.utime(target)  # delete_cache ages files by time: this one is handed out again
+            except OSError:
+                pass
+            return str(target)
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, target)
+        return str(target)
+
+    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
+    processing_utils.save_pil_to_cache = save_pil_to_cache
+
+
+def cap_sliders(demo: gr.Blocks, limits: Limits) -> None:
+    """Lower the maxima (and start values) of ``demo``'s resolution, epoch and frame sliders to the caps,
+    so the page offers only what the server runs (found by their labels, which come from the config)."""
+    from ..config import options
+
+    caps = {options()["resolution"].label: limits.max_resolution, options()["epochs"].label: limits.max_epochs,
+            "Max frames": limits.max_frames}
+    for block in demo.blocks.values():
+        if not isinstance(block, gr.Slider):
+            continue
+        cap = next((c for label, c in caps.items() if str(block.label or "").startswith(label)), None)
+        if cap is not None and block.maximum > cap:
+            block.maximum = cap
+            if isinstance(block.value, (int, float)) and block.value > cap:
+                block.value = cap
+
+
+def reliable_cache_cleanup() -> None:
+    """Make Gradio's ``delete_cache`` survive traffic (idempotent).
+
+    Gradio's scheduled clean-up iterates over its live sets of temporary files; a request adding a file
+    meanwhile raises ``Set changed size during iteration``, which ends the schedule for good (measured:
+    no file deleted after about 90 quick calls). This version iterates over a snapshot and never raises.
+    """
+    from gradio import route_utils
+
+    if getattr(route_utils.delete_files_created_by_app, "reliable", False):
+        return
+
+    def delete_files_created_by_app(blocks: Any, age: int | None) -> None:
+        try:
+            keep: set = set()
+            for component in list(blocks.blocks.values()):
+                keep.update(getattr(component, "keep_in_cache", set()))
+            for files in list(blocks.temp_file_sets):
+                for file in list(files):
+                    if file not in keep and _delete_if_older(file, age):
+                        files.discard(file)
+        except Exception:  # a clean-up round must never end the schedule
+            logging.getLogger("deepcut.app").exception("temporary file clean-up failed; retrying later")
+
+    delete_files_created_by_app.reliable = True  # type: ignore[attr-defined]
+    route_utils.delete_files_created_by_app = delete_files_created_by_app
+
+
+def _delete_if_older(file: str, age: int | None) -> bool:
+    """Delete ``file`` if it changed more than ``age`` seconds ago (``None``: always); True if it is gone."""
+    try:
+        if age is None or time.time() - os.lstat(file).st_ctime > age:
+            os.remove(file)
+            return True
+        return False
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,78 @@
+"""The web demo's command line: flags or environment variables (flags win), and the server's limits.
+
+``python app.py --public --backbones dino_vits8,color`` (or ``DEEPCUT_PUBLIC=1``, or running as a
+HuggingFace Space, where ``SPACE_ID`` is set) serves a public deployment: visitors' own weights are
+ignored, only the listed backbones are offered, and :meth:`~deepcut.demo.limits.Limits.public_defaults`
+caps every request; each cap has its own flag (``0``/empty: the mode's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .limits import Limits
+
+#: (flag, type, environment variable, default, help) of every option of ``app.py``.
+FLAGS = [
+    ("--backbone", str, "DEEPCUT_BACKBONE", "dino_vits8", "starting backbone: registry name, hub id or folder"),
+    ("--device", str, "DEEPCUT_DEVICE", "auto", "where models compute: auto, cpu, cuda, cuda:N or mps"),
+    ("--resolution", int, "DEEPCUT_RESOLUTION", "280", "default working resolution in pixels"),
+    ("--max-side", int, "DEEPCUT_MAX_SIDE", "1600", "uploads are downscaled to this longer side"),
+    ("--concurrency", int, "DEEPCUT_CONCURRENCY", "2", "segmentations at a time; others wait in the queue"),
+    ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
+    ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "", "largest accepted upload (default 50mb, public 10mb)"),
+    ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
+    ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),
+    ("--backbones", str, "DEEPCUT_BACKBONES", "", "backbones offered, comma separated (public default: "
+                                                  "--backbone and color; otherwise all)"),
+    ("--max-pixels", int, "DEEPCUT_MAX_PIXELS", "0", "largest upload in pixels (default 100M, public 16M)"),
+    ("--max-resolution", int, "DEEPCUT_MAX_RESOLUTION", "0", "highest working resolution (public default 448)"),
+    ("--max-epochs", int, "DEEPCUT_MAX_EPOCHS", "0", "most GNN epochs per stage (public default 100)"),
+    ("--max-frames", int, "DEEPCUT_MAX_FRAMES", "0", "most video frames per request (default 300, public 60)"),
+    ("--max-images", int, "DEEPCUT_MAX_IMAGES", "0", "most images co-segmented together (default 8, public 6)"),
+    ("--time-limit", float, "DEEPCUT_TIME_LIMIT", "0", "seconds a request may run (public default 60)"),
+    ("--cache-seconds", int, "DEEPCUT_CACHE_SECONDS", "0", "temporary files are deleted after this many "
+                                                          "seconds (default 7200, public 900)"),
+    ("--sessions", int, "DEEPCUT_SESSIONS", "0", "sessions remembered; each API call is one (default 1000, "
+                                                "public 100)"),
+]
+
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The app's options from ``argv`` (default: the command line) and the environment."""
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="DeepCut web demo (Gradio).")
+    for flag, kind, var, default, text in FLAGS:
+        p.add_argument(flag, type=kind, default=kind(env(var, default)),
+                       help=f"{text} [env {var}, default %(default)s]")
+    public = env("DEEPCUT_PUBLIC", "").strip().lower() in ("1", "true", "yes") or bool(env("SPACE_ID"))
+    p.add_argument("--public", action="store_true", default=public,
+                   help="public deployment: no own weights, listed backbones only, tight caps "
+                        "[env DEEPCUT_PUBLIC=1, or SPACE_ID set (HuggingFace Spaces)]")
+    return p.parse_args(argv)
+
+
+def file_size(text: str) -> int:
+    """Bytes from ``"50mb"``, ``"800kb"``, ``"1048576"``."""
+    t = text.strip().lower()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if t.endswith(unit) and t[:-len(unit)].strip().replace(".", "", 1).isdigit():
+            return int(float(t[:-len(unit)]) * _UNITS[unit])
+    return int(t)
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    """The server's :class:`Limits`: the mode's defaults, with the caps given by flag or environment."""
+    listed = tuple(b.strip() for b in args.backbones.split(",") if b.strip()) or None
+    if args.public and listed is None:
+        listed = tuple(dict.fromkeys([args.backbone, "color"]))
+    caps = dict(backbones=listed, max_pixels=args.max_pixels or None, max_resolution=args.max_resolution or None,
+                max_epochs=args.max_epochs or None, max_frames=args.max_frames or None,
+                max_images=args.max_images or None, seconds=args.time_limit or None,
+                cache_seconds=args.cache_seconds or None, workers=max(1, args.concurrency),
+                sessions=args.sessions or None,
+                max_bytes=file_size(args.max_file_size) if args.max_file_size.strip() else None)
+    return Limits.public_defaults(**caps) if args.public else Limits().with_overrides(**caps)

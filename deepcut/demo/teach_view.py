@@ -1,0 +1,208 @@
+"""The Image tab's teaching view and the page's layout modes, as Gradio pieces the app places and wires.
+
+* :func:`method_section`: loss curves, soft maps, the affinity of a patch (with colour bars);
+* :func:`teaching_panel`: GNN vs spectral cut, the training replay (a scrubber over epochs), the
+  features' principal components (:func:`deepcut.demo.teaching.explain`);
+* :func:`click_mode`: what a click on the overlay does (show affinities, or pick the object);
+* :func:`header` and :func:`page_scripts`: presenter mode (``?presenter=1`` or the checkbox: large
+  fonts, a 1280×720 projector without scrolling) and Enter in a slider's number box reruns;
+  :data:`LAYOUT_CSS`: presenter mode and the first screen on a phone.
+
+The logic is :mod:`deepcut.demo.teaching` and :mod:`deepcut.explain`; this module only lays out and
+wires. Imports Gradio, so only the app imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from .controls import picture
+from .errors import DemoError
+from .handlers import shows_errors
+from .session import DemoSession
+from .teaching import Explanation, explain, pick
+
+TEACHING = """
+**Reading the pictures.** *Loss*: one panel per stage, each with its own epochs (stage 1: foreground
+and background, stage 2: foreground parts, stage 3: background parts); lower is better. With the
+paper's 10 epochs the stage-1 curve is usually **still falling when training stops**: the soft maps
+are not crisp yet, but the segments (the argmax) are mostly settled — replay the training below to
+see it, or give stage 1 more epochs under *More settings*. *Soft assignments*: the softmax output S
+of the GNN for each segment (colour bar: yellow = surely this segment); argmax S gives the overlay.
+*Affinity*: the row of the graph A for one patch (green box): how strongly it is linked to every
+other patch. With CC, red links attract and blue links repel.
+"""
+
+EXPLAIN_HELP = """
+**Inside the method** (runs on demand: it trains the GNN again, recording it). *Same graph, two
+solvers*: the GNN and the classical spectral method (Shi & Malik's normalized cut by eigenvectors)
+cut the very same graph, and each cut is scored by its normalized cut on it. *Training replay*:
+drag the slider to watch the GNN's output take shape, epoch by epoch and stage by stage (an exact
+replay of this result's training); its loss panel splits the NCut loss into the *cut term* (minus the
+share of edge weight kept inside segments: −1 when everything is one segment) and the
+*orthogonality* penalty (0 when the segments are crisp and equal-sized): training trades one for the
+other, which is why the loss is negative for k = 2. *Patch features*: what the backbone sees, reduced to three
+principal components shown as red, green and blue: patches of similar colour have similar features.
+"""
+
+#: What a click on the overlay does.
+CLICK_MODES = (("show its affinities", "affinity"), ("pick it as the object", "pick"))
+
+#: Presenter mode (class ``presenter`` on the body) and the first screen on a phone.
+LAYOUT_CSS = """
+#header h1 { margin-bottom: 0.2em; }
+#presenter-toggle { flex-grow: 0 !important; min-width: 12em !important; }
+@media (max-width: 640px) {
+  #header h1 { font-size: 1.35em; }
+  #header p:nth-of-type(n+2) { display: none; }
+  #notice details { display: none; }
+  .info-text { display: none; }
+  .form:has(> #backbone) > .block:not(#backbone) { display: none; }
+  #presenter-toggle { display: none; }
+  #input-image { height: 240px !important; }
+}
+body.presenter { --text-md: 19px; --text-lg: 21px; --text-sm: 16px; --text-xs: 14px; --text-xl: 24px;
+                 --block-label-text-size: 15px; --block-info-text-size: 14px; --block-title-text-size: 18px;
+                 --prose-text-size: 18px; --input-text-size: 18px; --button-large-text-size: 20px; }
+body.presenter .gradio-container { max-width: 100% !important; padding-top: 0 !important; }
+body.presenter main.contain { padding-top: 4px !important; }
+body.presenter #header p, body.presenter #notice, body.presenter .form:has(> #backbone),
+body.presenter .info-text, body.presenter #downloads, body.presenter #results-small,
+body.presenter #objects-panel { display: none !important; }
+body.presenter #header h1 { font-size: 1.15em; margin: 0; }
+body.presenter #input-image { height: 130px !important; }
+body.presenter #input-image + button, body.presenter #segment-btn { padding: 4px !important; }
+body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 56px !important; }
+body.presenter #overlay { height: calc(100vh - 170px) !important; }
+body.presenter #overlay img { width: 100%; height: 100%; object-fit: contain; }
+"""
+
+#: On load: presenter mode from ``?presenter=1``; Enter in a slider's number box commits the value
+#: (the box's blur is the slider's ``release``, which reruns), so a typed value reruns like a drag.
+LOAD_JS = """() => {
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (e.key === 'Enter' && t && t.matches && t.matches('input[type=number]')) { t.blur(); }
+  }, true);
+  const on = new URLSearchParams(window.location.search).has('presenter');
+  document.body.classList.toggle('presenter', on);
+  return on;
+}"""
+TOGGLE_JS = "(on) => { document.body.classList.toggle('presenter', on); return on; }"
+
+
+def header(text: str) -> gr.Checkbox:
+    """The page's title and introduction, with the presenter-mode checkbox beside it."""
+    with gr.Row(equal_height=False):
+        gr.Markdown(text, elem_id="header")
+        toggle = gr.Checkbox(False, label="Presenter mode", elem_id="presenter-toggle", container=False,
+                             info=None)
+    return toggle
+
+
+def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox) -> None:
+    """Wire :data:`LOAD_JS` on page load and the presenter checkbox (both in the browser only)."""
+    demo.load(None, None, toggle, js=LOAD_JS)
+    toggle.input(None, toggle, toggle, js=TOGGLE_JS)
+
+
+def click_mode() -> gr.Radio:
+    """What a click on the overlay does: show the clicked patch's affinities, or pick its segment."""
+    return gr.Radio(list(CLICK_MODES), value="affinity", label="Click on a segment of the overlay to…",
+                    elem_id="click-mode", container=True)
+
+
+def method_section() -> dict[str, Any]:
+    """The pictures under the results: loss per stage, soft maps (one figure, colour bar), affinity."""
+    out: dict[str, Any] = {}
+    gr.Markdown("## What the method does")
+    gr.Markdown(TEACHING)
+    with gr.Row(equal_height=False):
+        out["loss_plot"] = gr.Plot(label="GNN loss per epoch", show_label=False, format="png", elem_id="loss-plot")
+        out["soft"] = picture("Soft assignment of each segment (frame = overlay colour)", "soft-maps", 330)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            out["affinity"] = picture("Affinity of one patch to all others (click to choose)", "affinity", 360)
+            out["caption"] = gr.Markdown("", elem_id="affinity-caption")
+    return out
+
+
+def teaching_panel() -> dict[str, Any]:
+    """The on-demand teaching view: its button, pictures, scrubber and the explanation it keeps."""
+    t: dict[str, Any] = {}
+    with gr.Accordion("Inside the method: GNN vs spectral cut, training replay, features", open=True,
+                      elem_id="teach-panel"):
+        gr.Markdown(EXPLAIN_HELP)
+        t["run"] = gr.Button("Explain this result", elem_id="explain-btn")
+        t["compare"] = picture("Same graph, two solvers: GNN vs spectral", "compare", 340)
+        t["compare_caption"] = gr.Markdown("", elem_id="compare-caption")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                t["scrub"] = gr.Slider(0, 1, value=0, step=1, label="Training replay: snapshot (stage by stage)",
+                                       elem_id="train-scrub", interactive=True)
+                t["frame"] = picture("The GNN's output during training", "train-frame", 300)
+            t["pca"] = picture("Patch features: 3 principal components as RGB", "pca", 300)
+        t["explanation"] = gr.State(None)
+    return t
+
+
+class TeachingHandlers:
+    """The teaching view's events over the shared :class:`DemoSession` (errors become messages).
+
+    Like the page's other events they get and give keys of ``session.results``, never the results
+    themselves (the page's ``gr.State`` holds only a key)."""
+
+    def __init__(self, session: DemoSession) -> None:
+        self.session = session
+
+    @shows_errors
+    def explain(self, key) -> tuple:
+        """Compare, replay and PCA for the page's result: compare picture, caption, scrubber, first
+        frame, PCA picture, the key of the explanation."""
+        result = self.session.results.get(key)
+        if result is None:
+            raise DemoError("Segment an image first, then ask for the explanation.")
+        ex: Explanation = explain(self.session.model(result.backbone).model, result)
+        scrub = gr.update(minimum=0, maximum=max(1, ex.frames - 1), value=0)
+        return (ex.comparison_picture(), ex.comparison_caption(), scrub, ex.frame_picture(0), ex.pca_picture(),
+                self.session.results.add(ex))
+
+    def scrub(self, key, frame: float):
+        """Snapshot ``frame`` of the replay of explanation ``key`` as a picture."""
+        ex = self.session.results.get(key)
+        return ex.frame_picture(int(frame)) if isinstance(ex, Explanation) else gr.skip()
+
+    def click_overlay(self, key, mode: str, image: str | None, evt: gr.SelectData) -> tuple:
+        """A click on the overlay: the affinity view of the clicked patch (``mode="affinity"``), or the
+        clicked segment as the object: mask, box, cut-out, status, downloads and the kept result follow."""
+        result = self.session.results.get(key)
+        if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
+            return (gr.skip(),) * 8
+        return self.click(result, mode, image, float(evt.index[0]), float(evt.index[1]))
+
+    @shows_errors
+    def click(self, result, mode: str, image: str | None, x: float, y: float) -> tuple:
+        """:meth:`click_overlay` at pixel ``(x, y)`` of the overlay of ``result``."""
+        skip = gr.skip()
+        if mode != "pick":
+            return (*self.session.affinity(result, x, y), *(skip,) * 6)
+        picked = pick(result, x, y)
+        files = self.session.save_outputs(picked, Path(image).name if isinstance(image, str) else None)
+        return (skip, skip, picked.mask(), picked.bbox_image(), picked.cutout(), picked.status_markdown(), files,
+                self.session.results.add(picked))
+
+
+def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image,
+         gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+    """Wire the overlay's clicks (by :func:`click_mode`), the explain button and the scrubber
+    (``gpu``: the app's wrapper of work that may need a GPU slot)."""
+    clicked = [out[n] for n in ("affinity", "caption", "mask", "bbox", "cutout", "status", "files")] + [state]
+    out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image], clicked,
+                          api_visibility="private")
+    shown = [teach[n] for n in ("compare", "compare_caption", "scrub", "frame", "pca", "explanation")]
+    teach["run"].click(gpu(handlers.explain), [state], shown, api_visibility="private", concurrency_id="segment")
+    teach["scrub"].change(handlers.scrub, [teach["explanation"], teach["scrub"]], teach["frame"],
+                          trigger_mode="always_last", api_visibility="private", show_progress="hidden")

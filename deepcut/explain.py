@@ -1,0 +1,261 @@
+"""Computations that explain a segmentation (the demo's teaching view, usable without it).
+
+* :func:`compare_with_spectral` — the paper's claim made visible: the same graph ``A`` cut by the
+  GNN and by the classical spectral relaxation (:func:`~deepcut.evaluation.baselines.spectral_fit`),
+  both scored by the normalized cut :func:`normalized_cut` on that very graph;
+* :func:`record_training` — the GNN's soft assignments after chosen epochs of every stage, replayed
+  exactly (see :class:`SnapshotRecorder`);
+* :func:`feature_pca` — the patch features' first three principal components as colours;
+* :func:`label_at` and :func:`pick_object` — make the segment under a pixel the foreground.
+
+Nothing here draws; :mod:`deepcut.viz` turns these into pictures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .clustering import ClusterResult, fit
+from .config import SegmentConfig
+from .discover import score_graph
+from .evaluation.baselines import spectral_fit
+from .graph import PatchGraph, SparseAffinity
+from .modeling.losses import ncut_loss
+from .pipeline import StageOutput, run_stages
+from .segmentation import Segmentation
+from .utils.masks import bbox_of
+
+#: At most this many snapshots (plus the untrained start) per stage; a stage of fewer epochs gets one per epoch.
+SNAPSHOTS_PER_STAGE = 10
+
+
+# -- the normalized cut of a partition -------------------------------------------------------------
+def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
+    """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
+    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`~deepcut.discover.score_graph`
+    gives). 0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)`` of
+    :func:`~deepcut.discover.cut_score`. Segments without volume add nothing."""
+    ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
+    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
+    a = adj.coalesce().double() if adj.is_sparse else adj.double()
+    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
+    degree = a_s.sum(1)  # (N,)
+    volume = onehot.T @ degree  # (m,)
+    assoc = (onehot * a_s).sum(0)  # (m,)
+    keep = volume > 0
+    return float(((volume - assoc)[keep] / volume[keep]).sum())
+
+
+@dataclass
+class CutComparison:
+    """One graph, two cuts: the GNN's and the spectral relaxation's.
+
+    Attributes:
+        k: the number of segments both were asked for.
+        gnn_labels, spectral_labels: ``(N,)`` int64 cluster of each patch.
+        gnn_ncut, spectral_ncut: :func:`normalized_cut` of each on the same graph (lower is better).
+        spectral_method: how the spectral cut was made, in words.
+        num_nodes: ``N``; sparse: whether the graph is the sparse k-NN one (large images).
+    """
+
+    k: int
+    gnn_labels: np.ndarray
+    spectral_labels: np.ndarray
+    gnn_ncut: float
+    spectral_ncut: float
+    spectral_method: str
+    num_nodes: int
+    sparse: bool
+
+
+def comparison_k(cfg: SegmentConfig) -> int:
+    """The number of segments the comparison cuts into: stage 1's for NCut; 2 for CC (whose ``k`` is a bound)."""
+    return cfg.first_stage_k if cfg.loss == "ncut" else 2
+
+
+def compare_with_spectral(graph: PatchGraph, k: int = 2, epochs: int = 10, seed: int = 0) -> CutComparison:
+    """Cut ``graph``'s NCut affinity ``A = relu(F Fᵀ) / max`` into ``k`` segments with the GNN
+    (:func:`~deepcut.clustering.fit`, NCut loss, ``epochs``, ``seed``: the pipeline's stage 1) and
+    with the spectral method (``k = 2``: the Fiedler vector split at its mean; ``k > 2``: ``k``
+    eigenvectors and k-means), and score both with :func:`normalized_cut` on ``A``."""
+    adj = score_graph(graph)
+    gnn = fit(graph.features, k=k, loss="ncut", epochs=epochs, seed=seed, graph=graph)
+    spectral = spectral_fit(graph.features, k=k, seed=seed, graph=graph)
+    method = "Fiedler vector, split at its mean" if k == 2 else f"{k} eigenvectors + k-means"
+    return CutComparison(int(k), gnn.labels, spectral.labels, normalized_cut(adj, gnn.labels),
+                         normalized_cut(adj, spectral.labels), method, graph.num_nodes, graph.is_sparse)
+
+
+# -- training, replayed --------------------------------------------------------------------------
+def snapshot_epochs(epochs: int, most: int = SNAPSHOTS_PER_STAGE) -> list[int]:
+    """The epochs after which a stage of ``epochs`` is shown: every one (``0 … epochs``) up to
+    ``most`` epochs, else ``most + 1`` evenly spaced ones from 0 to ``epochs``."""
+    epochs = int(epochs)
+    if epochs <= most:
+        return list(range(epochs + 1))
+    return sorted({round(i * epochs / most) for i in range(most + 1)})
+
+
+@dataclass
+class StageRecord:
+    """The snapshots of one stage's GNN.
+
+    Attributes:
+        stage: 1, 2 or 3.
+        rows: ``(n,)`` indices (row-major over the grid) of the patches this stage clustered.
+        epochs: the epoch of each snapshot (0: untrained).
+        soft: one ``(n, k)`` float32 softmax output per snapshot (evaluation mode, as the result's).
+        losses: the stage's training loss after every epoch (the pipeline's own values).
+        label_of: ``(k,)`` the final label each of the GNN's clusters became (for colours).
+        terms: NCut only: ``(cut, orthogonality)`` of each snapshot's soft assignments on the stage's
+            graph (:func:`~deepcut.modeling.losses.ncut_loss`; their sum is the loss without dropout).
+    """
+
+    stage: int
+    rows: np.ndarray
+    epochs: list[int]
+    soft: list[np.ndarray]
+    losses: list[float]
+    label_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    terms: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainingRecord:
+    """Every stage's snapshots, and the final patch labels ``(N,)`` of the run they replay."""
+
+    grid: tuple[int, int]
+    stages: list[StageRecord]
+    labels: np.ndarray
+
+    def frames(self) -> list[tuple[int, int]]:
+        """``(stage index, snapshot index)`` of every snapshot, stage by stage: a scrubber's positions."""
+        return [(s, i) for s, st in enumerate(self.stages) for i in range(len(st.epochs))]
+
+
+class SnapshotRecorder:
+    """A :class:`~deepcut.clustering.Clusterer` that is :func:`~deepcut.clustering.fit` and also keeps
+    the soft assignments after each of :func:`snapshot_epochs` (``fit``'s ``snapshots``: recording does
+    not change the training, so the last one is the very result the pipeline gets). When NCut trained
+    past its epochs to use all ``k`` clusters, the final state is added as one more snapshot.
+    """
+
+    def __init__(self, most: int = SNAPSHOTS_PER_STAGE) -> None:
+        self.most = int(most)
+        #: per call: ``(features (n, D), epochs, soft per snapshot, final result)``
+        self.calls: list[tuple[torch.Tensor, list[int], list[np.ndarray], ClusterResult]] = []
+
+    def __call__(self, features: torch.Tensor, epochs: int = 10, **kwargs: Any) -> ClusterResult:
+        marks = snapshot_epochs(epochs, self.most)
+        final = fit(features, epochs=epochs, snapshots=marks, **kwargs)
+        kept = [e for e in marks if e in final.snapshots]
+        softs = [final.snapshots[e] for e in kept]
+        if len(final.losses) > (kept[-1] if kept else 0):  # trained on until every cluster was used
+            kept.append(len(final.losses))
+            softs.append(final.soft)
+        self.calls.append((features, kept, softs, final))
+        return final
+
+
+def _stage_rows(out: StageOutput, cfg: SegmentConfig, n: int) -> list[tuple[int, np.ndarray]]:
+    """The ``(stage, rows)`` the pipeline may have clustered, in order: all patches; the foreground; the background."""
+    rows = [(1, np.arange(n))]
+    if cfg.stages >= 2 and out.foreground_labels is not None:
+        fg = np.isin(out.labels, out.foreground_labels)
+        rows.append((2, np.flatnonzero(fg)))
+        if cfg.stages >= 3:
+            rows.append((3, np.flatnonzero(~fg)))
+    return rows
+
+
+def ncut_terms(graph: PatchGraph, softs: list[np.ndarray]) -> list[tuple[float, float]]:
+    """``(cut, orthogonality)`` of :func:`~deepcut.modeling.losses.ncut_loss` for each soft assignment
+    ``(n, k)`` on the NCut graph the GNN trains on (``graph.cluster_affinity("ncut")``)."""
+    adj = graph.cluster_affinity("ncut")
+    a = adj.matrix() if isinstance(adj, SparseAffinity) else adj
+    out = []
+    with torch.no_grad():
+        for soft in softs:
+            cut, ortho = ncut_loss(a, torch.as_tensor(soft, dtype=a.dtype, device=a.device))
+            out.append((float(cut), float(ortho)))
+    return out
+
+
+def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig,
+                    most: int = SNAPSHOTS_PER_STAGE) -> TrainingRecord:
+    """Run the stages of ``cfg`` on ``graph`` (``N = h * w`` patches on ``grid``) with a
+    :class:`SnapshotRecorder`: the same labels as :func:`~deepcut.pipeline.run_stages`, plus every
+    stage's snapshots. A skipped stage has no record."""
+    recorder = SnapshotRecorder(most)
+    out = run_stages(graph, grid, cfg, recorder)
+    candidates = _stage_rows(out, cfg, graph.num_nodes)
+    stages = []
+    for features, marks, softs, final in recorder.calls:
+        for stage, rows in candidates:
+            if rows.size == features.shape[0] and torch.equal(graph.features[torch.as_tensor(rows)].cpu(),
+                                                             features.cpu()):
+                break
+        else:  # pragma: no cover - the pipeline clusters only these sets
+            continue
+        label_of = np.zeros(final.soft.shape[1], np.int64)
+        for c in range(label_of.size):
+            members = out.labels[rows[final.labels == c]]
+            label_of[c] = np.bincount(members).argmax() if members.size else 0
+        terms = ncut_terms(graph.subgraph(rows), softs) if cfg.loss == "ncut" else []
+        stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms))
+        candidates = [c for c in candidates if c[0] > stage]
+    return TrainingRecord((int(grid[0]), int(grid[1])), stages, out.labels)
+
+
+# -- the features ----------------------------------------------------------------------------------
+def feature_pca(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The first three principal components of patch features ``(h, w, D)`` as colours: ``(h, w, 3)``
+    float32 in ``[0, 1]`` (each component min-max scaled over its 1st-99th percentile; fewer than
+    three components leave the missing channels at 0.5)."""
+    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
+    f = f.detach().cpu().double()
+    if f.ndim != 3:
+        raise ValueError(f"features must be (h, w, D), got shape {tuple(f.shape)}")
+    h, w, d = f.shape
+    x = f.reshape(h * w, d)
+    x = x - x.mean(0, keepdim=True)
+    out = np.full((h * w, 3), 0.5, np.float64)
+    if h * w > 1 and float(x.abs().max()) > 0:
+        _, _, v = torch.linalg.svd(x, full_matrices=False)
+        comps = (x @ v[:3].T).numpy()
+        lo, hi = np.percentile(comps, 1, axis=0), np.percentile(comps, 99, axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        out[:, :comps.shape[1]] = np.clip((comps - lo) / span, 0.0, 1.0)
+    return out.reshape(h, w, 3).astype(np.float32)
+
+
+# -- picking the object ------------------------------------------------------------------------------
+def label_at(seg: Segmentation, x: float, y: float, frame: tuple[int, int] | None = None) -> int:
+    """The label under pixel ``(x, y)`` of a picture of size ``frame`` ``(H, W)`` (default: the label map's)."""
+    h, w = seg.labels.shape
+    fh, fw = frame or (h, w)
+    row = int(np.clip(np.floor(y / max(fh, 1) * h), 0, h - 1))
+    col = int(np.clip(np.floor(x / max(fw, 1) * w), 0, w - 1))
+    return int(seg.labels[row, col])
+
+
+def pick_object(seg: Segmentation, label: int) -> Segmentation:
+    """``seg`` with segment ``label`` as its foreground: the mask is ``labels == label``, the box is
+    that mask's, and so is the cut-out (:meth:`~deepcut.segmentation.Segmentation.cutout`); labels,
+    soft maps and everything else are unchanged.
+
+    Raises:
+        ValueError: no pixel has ``label``.
+    """
+    mask = seg.labels == int(label)
+    if not mask.any():
+        raise ValueError(f"no segment has label {label}")
+    note = f"picked segment {int(label)} as the object"
+    return dataclasses.replace(seg, foreground=mask, bbox=bbox_of(mask),
+                               notes=[n for n in seg.notes if not n.startswith("picked segment")] + [note])

@@ -1,0 +1,255 @@
+"""A public deployment (``DEEPCUT_PUBLIC=1``) through its API: ``python app.py`` in public mode, offline,
+called with ``gradio_client`` and plain HTTP (see ``app_server.PUBLIC_ENV`` for its caps)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_server import REPO, app_server
+from conftest import disc_image
+
+gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in requirements-dev.txt")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from deepcut.demo import DemoSession  # noqa: E402
+from deepcut.demo.errors import DemoError  # noqa: E402
+from deepcut.demo.limits import Limits  # noqa: E402
+from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
+
+#: What visitors might type as "own weights" or backbone: server paths, a hub id, nothing.
+TYPED = ["", "/etc/passwd", "~/.ssh/id_rsa", "/nonexistent/folder", "facebook/dino-vitb8"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    return app_server(public=True)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server["url"], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def disc_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("public") / "disc.png"
+    Image.fromarray(disc_image(128)).save(path)
+    return path
+
+
+def config_props(server) -> dict:
+    with urllib.request.urlopen(server["url"] + "config", timeout=10) as r:
+        config = json.loads(r.read())
+    return {c["id"]: (c["type"], c.get("props", {})) for c in config["components"]}
+
+
+def error_of(fn) -> str:
+    with pytest.raises(AppError) as info:
+        fn()
+    return str(info.value)
+
+
+def comparable(out: tuple) -> tuple:
+    """The /segment answer without what differs between two identical calls (timings, cache, folders)."""
+    overlay, mask, bbox, files, status = out[:5]
+    status = re.sub(r"\d+(\.\d+)? ?m?s\b", "N s", status).replace("**features reused** from the cache", "")
+    status = re.sub(r"features computed in N s", "", status)
+    pictures = tuple(np.asarray(Image.open(p)).tobytes() for p in (overlay, mask, bbox))
+    labels = next(f for f in files if f.endswith("_labels.png"))
+    return pictures, np.asarray(Image.open(labels)).tobytes(), status
+
+
+def test_page_hides_own_weights_offers_listed_backbones_and_states_the_caps(server):
+    props = config_props(server)
+    textboxes = [p for kind, p in props.values() if kind == "textbox" and "own weights" in str(p.get("label"))]
+    assert textboxes and all(p.get("visible") is False for p in textboxes)
+    dropdown = next(p for kind, p in props.values() if p.get("elem_id") == "backbone")
+    assert [value for _, value in dropdown["choices"]] == ["color"]
+    limits = next(p for kind, p in props.values() if p.get("elem_id") == "limits")
+    assert limits.get("visible") is not False
+    assert "On this server" in limits["value"] and "20 epochs" in limits["value"] and "30 s" in limits["value"]
+    sliders = {p.get("label"): p for kind, p in props.values() if kind == "slider"}
+    assert sliders["Resolution (px)"]["maximum"] == 160
+    assert all(p["maximum"] == 20 for label, p in sliders.items() if label.startswith("Epochs"))
+    assert sliders["Max frames"]["maximum"] == 5
+
+
+def test_own_weights_are_ignored_whatever_is_typed(client, disc_png):
+    client.predict(handle_file(str(disc_png)), api_name="/segment")  # features cached: every answer alike
+    answers = [comparable(client.predict(handle_file(str(disc_png)), custom=typed, api_name="/segment"))
+               for typed in TYPED]
+    assert all(a == answers[0] for a in answers[1:])
+    assert "color" in answers[0][2]
+    broken = [error_of(lambda t=typed: client.predict(handle_file(__file__), custom=t, api_name="/segment"))
+              for typed in TYPED]
+    assert len(set(broken)) == 1
+
+
+def test_a_backbone_not_offered_gets_one_message_whatever_it_is(client, disc_png):
+    messages = {error_of(lambda b=b: client.predict(handle_file(str(disc_png)), backbone=b, api_name="/segment"))
+                for b in TYPED[1:] + ["dino_vits8", "dinov2_vitg14"]}
+    assert len(messages) == 1
+    message = messages.pop()
+    assert "not offered" in message and "/" not in message and "exist" not in message
+
+
+def test_settings_above_the_caps_are_refused_with_a_clear_message(client, disc_png):
+    message = error_of(lambda: client.predict(handle_file(str(disc_png)), ep1=100, api_name="/segment"))
+    assert "maximum" in message and "20" in message
+    message = error_of(lambda: client.predict(handle_file(str(disc_png)), resolution=640, api_name="/segment"))
+    assert "maximum" in message and "160" in message
+
+
+def test_an_image_of_too_many_pixels_is_refused_before_decoding(client, tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (4000, 4000)).save(path)  # 16 megapixels in a few kilobytes
+    assert path.stat().st_size < 100_000
+    message = error_of(lambda: client.predict(handle_file(str(path)), api_name="/segment"))
+    assert "4000×4000" in message and "megapixels" in message
+
+
+def call(server, api: str, image: dict) -> tuple[int, str]:
+    """POST ``image`` (and every other input's default) to ``/gradio_api/call/<api>`` and read the answer:
+    ``(HTTP status, event stream)``."""
+    with urllib.request.urlopen(f"{server['url']}gradio_api/info", timeout=10) as r:
+        params = json.loads(r.read())["named_endpoints"][f"/{api}"]["parameters"]
+    data = [image] + [p.get("parameter_default") for p in params[1:]]
+    body = json.dumps({"data": data}).encode()
+    req = urllib.request.Request(f"{server['url']}gradio_api/call/{api}", body,
+                                 {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            event = json.loads(r.read())["event_id"]
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    with urllib.request.urlopen(f"{server['url']}gradio_api/call/{api}/{event}", timeout=60) as r:
+        return 200, r.read().decode()
+
+
+def data_url(image: Image.Image) -> dict:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_data_urls_obey_the_size_and_pixel_limits(server):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8))  # ~1.4 MB PNG
+    status, text = call(server, "segment", data_url(noise))
+    assert status == 413 and "larger than" in text
+    status, text = call(server, "segment", data_url(Image.new("1", (4000, 4000))))
+    assert status == 200 and "event: error" in text and "event: complete" not in text  # refused undecoded
+    small = Image.fromarray(disc_image(64))
+    status, text = call(server, "segment", data_url(small))
+    assert status == 200 and "event: complete" in text  # an ordinary data URL still works
+
+
+def test_a_request_past_the_time_limit_stops_with_a_clean_message():
+    session = DemoSession(default_backbone="color", max_side=128, limits=Limits(seconds=1e-9))
+    with pytest.raises(DemoError, match=r"Stopped after \d+ s \(the limit on this server"):
+        session.segment(disc_image(64), k=3, stages=2, resolution=64)
+
+
+def test_public_mode_from_the_environment_and_its_caps(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/deepcut")
+    limits = limits_from_args(parse_args(["--backbone", "dino_vits8", "--max-epochs", "50"]))
+    assert limits.public and not limits.allows_custom()
+    assert limits.backbones == ("dino_vits8", "color") and limits.max_epochs == 50
+    assert limits.max_frames is not None and limits.seconds is not None
+    monkeypatch.delenv("SPACE_ID")
+    local = limits_from_args(parse_args([]))
+    assert not local.public and local.allows_custom() and local.backbones is None
+    notes: list[str] = []
+    assert Limits(max_resolution=224, max_epochs=30).clamp({"resolution": 640, "epochs": (10, 100)}, notes) == {
+        "resolution": 224, "epochs": (10, 30)}
+    assert len(notes) == 2
+
+
+def test_results_are_kept_by_key_and_bounded():
+    session = DemoSession(default_backbone="color", max_side=128, keep_results=2)
+    keys = [session.results.add(session.segment(disc_image(64), resolution=64)) for _ in range(3)]
+    assert all(isinstance(k, str) and len(k) <= 32 for k in keys)
+    assert session.results.get(keys[0]) is None and session.results.get(keys[2]) is not None
+    assert len(session.results) == 2
+
+
+def test_public_heavy_events_share_one_queue_of_the_cores(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    import app
+
+    def heavy_groups(limits: Limits) -> dict[str, tuple]:
+        demo = app.build_demo(DemoSession(default_backbone="color", max_side=128, limits=limits))
+        return {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()
+                if fn.api_name in ("segment", "discover", "segment_video", "cosegment")}
+
+    public = heavy_groups(Limits.public_defaults(workers=2))
+    assert len(public) == 4 and set(public.values()) == {("heavy", 2)}  # the video waits with the images
+    local = heavy_groups(Limits())
+    assert local["segment_video"][0] != local["segment"][0]
+
+
+def test_local_mode_error_messages_show_no_server_folders():
+    session = DemoSession(default_backbone="color", max_side=128)
+    for typed in TYPED[1:4] + ["/etc"]:
+        with pytest.raises(DemoError) as info:
+            session.model(typed)
+        assert not re.search(r"/etc|/root|/home|\.ssh/|/nonexistent", str(info.value)), str(info.value)
+
+
+def test_cached_pictures_are_never_rewritten_in_place(tmp_path):
+    from gradio import processing_utils
+
+    from deepcut.demo import guards
+
+    guards.atomic_picture_cache()
+    picture = Image.fromarray(disc_image(32))
+    first = processing_utils.save_pil_to_cache(picture, str(tmp_path), format="png")
+    Path(first).write_bytes(b"being downloaded")  # stands for a reader holding the file
+    again = processing_utils.save_pil_to_cache(picture, str(tmp_path), format="png")
+    assert again == first and Path(first).read_bytes() == b"being downloaded"
+
+
+def test_temporary_file_clean_up_survives_traffic(tmp_path):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from gradio import route_utils
+
+    from deepcut.demo import guards
+
+    guards.reliable_cache_cleanup()
+    old = [tmp_path / f"old{i}.png" for i in range(200)]
+    for path in old:
+        path.write_bytes(b"x")
+    time.sleep(0.05)  # older than age 0 (Gradio ages files by ctime, which cannot be set)
+    files = {str(p) for p in old}
+    blocks = SimpleNamespace(blocks={}, temp_file_sets=[files])
+    stop = threading.Event()
+
+    def traffic():  # a request adding its files meanwhile (broke Gradio's own loop for good)
+        i = 0
+        while not stop.is_set():
+            files.add(str(tmp_path / f"new{i}.png"))
+            i += 1
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        route_utils.delete_files_created_by_app(blocks, 0)
+    finally:
+        stop.set()
+        worker.join()
+    assert not any(p.exists() for p in old)
+    assert not any(str(p) in files for p in old)
