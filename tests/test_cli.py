@@ -42,14 +42,19 @@ def test_directory_with_one_broken_file(tmp_path):
     assert results["config"]["stages"] == 2 and results["backbone"]["name"] == "color"
 
 
-def test_all_good_exit_zero_and_k_way_has_no_mask(tmp_path):
+def test_all_good_exit_zero_and_k_way_has_the_apps_mask_and_box(tmp_path):
+    """One stage with k > 2 (here CC): the mask is every segment but the background, as the app shows it."""
     Image.fromarray(disc_image(64, two_tone=True)).save(tmp_path / "x.png")
     r = run_cli("segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--backbone", "color",
                 "--resolution", "64", "-k", "3", "--epochs", "30", "--loss", "cc", "--alpha", "4")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "o" / "x_labels.png").is_file() and not (tmp_path / "o" / "x_mask.png").exists()
+    labels = np.asarray(Image.open(tmp_path / "o" / "x_labels.png"))
+    mask = np.asarray(Image.open(tmp_path / "o" / "x_mask.png")) > 0
+    assert np.array_equal(mask, labels != 0) and mask.any()
     results = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert results["files"][str(tmp_path / "x.png")]["bbox"] is None
+    ys, xs = np.nonzero(mask)
+    assert results["files"][str(tmp_path / "x.png")]["bbox"] == [int(xs.min()), int(ys.min()), int(xs.max()) + 1,
+                                                                 int(ys.max()) + 1]
     assert results["config"]["epochs"] == [30, 100, 10] and results["config"]["loss"] == "cc"
 
 

@@ -191,7 +191,8 @@ def test_cutout_is_the_foreground_on_transparency(model, tmp_path):
     np.testing.assert_array_equal(rgba[..., :3], image)
     written = seg.save(tmp_path, "disc", cutout=True)
     np.testing.assert_array_equal(np.asarray(Image.open(written["cutout"])), rgba)
-    assert model.segment(image, resolution=64, k=3).cutout() is None  # no foreground split
+    k3 = model.segment(image, resolution=64, k=3)  # no bipartition: every segment but the background
+    np.testing.assert_array_equal(np.asarray(k3.cutout())[..., 3] > 0, k3.labels != 0)
 
 
 def test_demo_refines_by_default_and_shows_the_cutout(tmp_path):
