@@ -29,12 +29,12 @@ if [ -z "${ONLY:-}" ] || [ "$ONLY" = davis2016 ]; then  # the GNN carried from f
 fi
 run cub_parts_tiny parts
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = objects ]; then  # several objects per image (see docs/RESULTS.md)
-    for n in 1 3 auto; do
-        tag=$([ "$n" = 3 ] && echo "" || echo "$n")
-        python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
-            --out "$OUT/coco128_seg_objects${tag}_deepcut.json"
-        python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
-            --method spectral --out "$OUT/coco128_seg_objects${tag}_spectral.json"
+    for n in 1 3 auto; do  # file names as docs/RESULTS.md cites them, e.g. coco128_seg_objects1_color_deepcut.json
+        one=$([ "$n" = 1 ] && echo 1 || echo ""); auto=$([ "$n" = auto ] && echo _auto || echo "")
+        for method in deepcut spectral; do
+            python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
+                --method "$method" --quiet --out "$OUT/coco128_seg_objects${one}_${BACKBONE}_${method}${auto}.json"
+        done
     done
 fi
 
