@@ -104,7 +104,9 @@ def plot_distributions(results: list[dict], path: str | Path) -> Path:
         data = [[v[key] for v in r["per_image"].values() if v.get(key) is not None] for r in rs]
         labels = [method_label(r).replace("DeepCut ", "DeepCut\n") for r in rs]
         ax.boxplot(data, showmeans=True, meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "k"})
-        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+        crowded = len(labels) > 5  # e.g. the objects panel's N = 1 / 3 / auto runs: slanted, so they do not overlap
+        ax.set_xticks(range(1, len(labels) + 1), [lb.replace("\n", " ") if crowded else lb for lb in labels],
+                      fontsize=7 if crowded else 8, rotation=30 if crowded else 0, ha="right" if crowded else "center")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel({"iou": "IoU", "box_iou": "best box IoU", "j": "J (per frame)", "miou": "mIoU",
                        "recall": "box recall at IoU 0.5"}[key], fontsize=9)
