@@ -5,6 +5,7 @@ Run from the repository root (needs Debian's ``chromium`` and the ``playwright``
     python docs/make_screenshot.py                      # docs/screenshot.png, colour backbone, offline
     python docs/make_screenshot.py --backbone dino_vits8  # with DINO weights in the HF cache
     python docs/make_screenshot.py --view all           # also docs/phone.png, presenter.png, teaching.png
+    python docs/make_screenshot.py --public --out docs/public.png   # public mode: the caps on the page
 
 It starts ``python app.py`` on a free port and, per ``--view``:
 
@@ -79,6 +80,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="output file (one view; default docs/<view's name>.png)")
     p.add_argument("--example", default="cat.jpg")
     p.add_argument("--stages", type=int, choices=(1, 2, 3), default=1)
+    p.add_argument("--public", action="store_true", help="start the app in public mode (its caps on the page)")
     args = p.parse_args()
     views = list(VIEWS) if args.view == "all" else [args.view]
 
@@ -86,7 +88,8 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--backbone", args.backbone], cwd=REPO, env=env)
+    proc = subprocess.Popen([sys.executable, "app.py", "--backbone", args.backbone] + ["--public"] * args.public,
+                            cwd=REPO, env=env)
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(240):
