@@ -22,6 +22,7 @@ from .config import SegmentConfig, make_config
 from .errors import ConfigError, ImageLoadError
 from .features import FeatureStore, PatchFeatures
 from .graph import PatchGraph
+from .clustering import Clusterer, fit
 from .pipeline import StageOutput, run_stages, to_segmentation
 from .segmentation import Segmentation
 from .utils.image import ImageLike, load_image
@@ -74,7 +75,7 @@ def fit_resolution(store: FeatureStore, sizes: list[tuple[int, int]], cfg: Segme
 
 
 def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], config: SegmentConfig | None = None,
-              max_patches: int = MAX_COSEG_PATCHES, **overrides) -> list[Segmentation]:
+              max_patches: int = MAX_COSEG_PATCHES, clusterer: Clusterer = fit, **overrides) -> list[Segmentation]:
     """Segment several images together: one graph over all their patches, one GNN per stage.
 
     Every stage of :func:`~deepcut.pipeline.run_stages` runs on the union: the background is the
@@ -88,6 +89,7 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
         config, overrides: settings, as for :meth:`DeepCut.segment`.
         max_patches: if the images together have more patches, the resolution is lowered (a note
             says so) to keep the dense graph affordable.
+        clusterer: clusters each stage (default the GNN, :func:`~deepcut.clustering.fit`).
 
     Returns:
         One :class:`Segmentation` per image, in order.
@@ -99,7 +101,7 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
     cfg, note = fit_resolution(store, [im.shape[:2] for im in imgs], cfg, max_patches)
     feats = store.get_many(imgs, cfg, gram=len(imgs) == 1)
     graph = feats[0].graph() if len(feats) == 1 else PatchGraph(torch.cat([f.features for f in feats], dim=0))
-    out = run_stages(graph, [f.grid for f in feats], cfg)
+    out = run_stages(graph, [f.grid for f in feats], cfg, clusterer)
     if note:
         out.notes.insert(0, note)
     return [_one(out, f, a, cfg, t0) for f, a in zip(feats, np.cumsum([0] + [len(f.features) for f in feats]))]

@@ -167,17 +167,18 @@ class DeepCut:
 
     @guard_memory
     def discover(self, image: ImageLike, config: SegmentConfig | None = None, objects: int | None = 3,
-                 **overrides) -> "Discovery":
+                 clusterer: Clusterer = fit, **overrides) -> "Discovery":
         """Find up to ``objects`` objects in one image, each with a mask, a box and a score: the graph
         is cut, the foreground's largest component kept and removed, the rest cut again (MaskCut's
         procedure with DeepCut's GNN); ``objects=None`` cuts once with CC instead and needs no N.
-        See :mod:`deepcut.discover`. Returns a :class:`deepcut.discover.Discovery`."""
+        See :mod:`deepcut.discover`; ``clusterer`` cuts (default the GNN). Returns a
+        :class:`deepcut.discover.Discovery`."""
         from .discover import discover_features
 
         t0 = time.perf_counter()
         cfg = make_config(config, overrides)
         objects = None if objects is None else as_int("objects", objects, 1)
-        return discover_features(self.store.get(image, cfg), cfg, objects, fit, t0=t0)
+        return discover_features(self.store.get(image, cfg), cfg, objects, clusterer, t0=t0)
 
     # -- video and several images -------------------------------------------------------------------
     def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,
@@ -200,11 +201,12 @@ class DeepCut:
 
     @guard_memory
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,
-                  **overrides) -> list[Segmentation]:
+                  clusterer: Clusterer = fit, **overrides) -> list[Segmentation]:
         """Segment several images with one GNN so that the same part gets the same label in each
-        (see :func:`deepcut.cosegment.cosegment`). Returns one :class:`Segmentation` per image."""
+        (see :func:`deepcut.cosegment.cosegment`; ``clusterer`` clusters each stage, default the GNN).
+        Returns one :class:`Segmentation` per image."""
         from .cosegment import cosegment
 
         if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
             raise ConfigError(f"images must be a list (or other iterable) of images, got a {type(images).__name__}")
-        return cosegment(self.store, images, make_config(config, overrides))
+        return cosegment(self.store, images, make_config(config, overrides), clusterer=clusterer)

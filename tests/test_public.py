@@ -161,6 +161,18 @@ def test_a_request_past_the_time_limit_stops_with_a_clean_message():
         session.segment(disc_image(64), k=3, stages=2, resolution=64)
 
 
+def test_objects_and_cosegmentation_also_stop_at_the_time_limit():
+    """Discovery checks the deadline before each cut, co-segmentation before each stage (they used to
+    check only before starting)."""
+    session = DemoSession(default_backbone="color", max_side=128, limits=Limits(seconds=1e-9))
+    with pytest.raises(DemoError, match=r"Stopped after \d+ s"):
+        session.discover(disc_image(64), objects=3, resolution=64)
+    with pytest.raises(DemoError, match=r"Stopped after \d+ s"):
+        session.cosegment([disc_image(64), disc_image(64, two_tone=True)], k=3, stages=2, resolution=64)
+    free = DemoSession(default_backbone="color", max_side=128)  # no limit: both run
+    assert free.discover(disc_image(64), objects=2, resolution=64) is not None
+
+
 def test_public_mode_from_the_environment_and_its_caps(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/deepcut")
     limits = limits_from_args(parse_args(["--backbone", "dino_vits8", "--max-epochs", "50"]))

@@ -55,6 +55,10 @@ class Request:
         """Wall time since the request came in."""
         return time.perf_counter() - self.started
 
+    def clusterer(self) -> Callable:
+        """The GNN (:func:`~deepcut.clustering.fit`), checking the deadline (if any) before each stage."""
+        return fit if self.deadline is None else self.deadline.clusterer(fit)
+
 
 class Job(ABC):
     """One request's own steps; the session runs them in order, with the model and config between.
@@ -91,9 +95,7 @@ class ImageJob(Job):
         return list(self.upload.notices)
 
     def run(self, req: Request) -> Any:
-        if req.deadline is None:
-            return req.model.segment(self.upload.image, req.config)
-        return req.model.segment_with(self.upload.image, req.config, req.deadline.clusterer(fit))
+        return req.model.segment_with(self.upload.image, req.config, req.clusterer())
 
     def wrap(self, req: Request, seg: Any) -> DemoResult:
         return DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=req.notices + seg.notes,
@@ -161,7 +163,7 @@ class CosegJob(Job):
         return notices
 
     def run(self, req: Request) -> Any:
-        return req.model.cosegment([u.image for u in self.read], req.config)
+        return req.model.cosegment([u.image for u in self.read], req.config, clusterer=req.clusterer())
 
     def wrap(self, req: Request, segs: Any) -> CosegDemoResult:
         seconds = req.seconds()

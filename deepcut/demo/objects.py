@@ -43,7 +43,7 @@ class ObjectsJob(ImageJob):
         self.objects = objects
 
     def run(self, req: Request) -> Discovery:
-        return req.model.discover(self.upload.image, req.config, objects=self.objects)
+        return req.model.discover(self.upload.image, req.config, objects=self.objects, clusterer=req.clusterer())
 
     def wrap(self, req: Request, found: Discovery) -> "ObjectsDemoResult":
         return ObjectsDemoResult(found, req.backbone, req.notices + list(found.notes), self.upload.original,
