@@ -27,6 +27,17 @@ def method_label(result: dict) -> str:
     return _base_label(result)
 
 
+def figure_label(result: dict) -> str:
+    """:func:`method_label` for the figure: objects runs also say their N and a backbone other than colour."""
+    label = method_label(result)
+    options, backbone = result.get("options") or {}, (result.get("backbone") or {}).get("name", "color")
+    if result.get("task") == "objects":
+        label += "" if options.get("objects") == "auto" else f" N={options.get('objects')}"
+        random = "--random-weights" in str(result.get("command", ""))
+        label += "" if backbone == "color" else f" ({backbone}{', random' if random else ''})"
+    return label.replace("DeepCut ", "DeepCut\n")
+
+
 def _base_label(result: dict) -> str:
     method = result.get("method", "deepcut")
     if method == "deepcut":
@@ -102,7 +113,7 @@ def plot_distributions(results: list[dict], path: str | Path) -> Path:
     for ax, (title, rs) in zip(axes.ravel(), panels.items()):
         key = PER_IMAGE_KEY[rs[0]["task"]]
         data = [[v[key] for v in r["per_image"].values() if v.get(key) is not None] for r in rs]
-        labels = [method_label(r).replace("DeepCut ", "DeepCut\n") for r in rs]
+        labels = [figure_label(r) for r in rs]
         ax.boxplot(data, showmeans=True, meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "k"})
         crowded = len(labels) > 5  # e.g. the objects panel's N = 1 / 3 / auto runs: slanted, so they do not overlap
         ax.set_xticks(range(1, len(labels) + 1), [lb.replace("\n", " ") if crowded else lb for lb in labels],
