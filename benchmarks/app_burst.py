@@ -18,29 +18,20 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from app_server import free_port  # noqa: E402
+from app_server import free_port, launch  # noqa: E402
 
 
 def start(public: bool) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
-    cmd = [sys.executable, "app.py", "--backbone", "color", "--resolution", "112", "--max-side", "256"]
-    proc = subprocess.Popen(cmd + ["--public"] * public, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("the app did not start")
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(free_port())}
+    args = ("--backbone", "color", "--resolution", "112", "--max-side", "256") + ("--public",) * public
+    try:
+        return launch(env, args)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def count_files(folder: Path) -> tuple[int, float]:
 
 def start(args: argparse.Namespace, temp: Path) -> tuple[subprocess.Popen, str]:
     """``python app.py`` on a free port; returns the process and its URL once it answers."""
-    from app_server import free_port
+    from app_server import free_port, launch
 
     port = free_port()
     home = tempfile.mkdtemp(prefix="deepcut-bench-hf-")
@@ -60,20 +59,10 @@ def start(args: argparse.Namespace, temp: Path) -> tuple[subprocess.Popen, str]:
         env["DEEPCUT_CACHE_SECONDS"] = str(args.cache_seconds)
     if args.sessions:
         env["DEEPCUT_SESSIONS"] = str(args.sessions)
-    log = open(temp.parent / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"app.py exited: see {temp.parent / 'app.log'}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("app.py did not start")
+    try:
+        return launch(env, log_path=temp.parent / "app.log")
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def main() -> None:

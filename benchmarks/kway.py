@@ -34,25 +34,17 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 import deepcut.clustering as clustering  # noqa: E402
 from deepcut import DeepCut  # noqa: E402
 from deepcut.graph import PatchGraph  # noqa: E402
 from deepcut.modeling.losses import ncut_loss  # noqa: E402
+from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
 DATA = REPO.parent / "shared" / "data"
 SETS = ("weizmann_horse", "grabcut", "coco128_seg")
 EXAMPLES = ("cat.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg")
-
-
-def voronoi_scene(k: int, seed: int, side: int = 192) -> tuple[np.ndarray, np.ndarray]:
-    """``(image (side, side, 3) uint8, cell of each 8-px patch (side/8, side/8))``: ``k`` cells of random colours."""
-    rng = np.random.default_rng(seed)
-    centres, colours = rng.uniform(0, side, (k, 2)), rng.uniform(0, 255, (k, 3))
-    yy, xx = np.mgrid[:side, :side]
-    cell = ((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2).argmin(-1)
-    image = np.clip(colours[cell] + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
-    return image, cell[4::8, 4::8]
 
 
 def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:

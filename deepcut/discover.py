@@ -174,25 +174,39 @@ def score_graph(graph: PatchGraph) -> torch.Tensor:
     return graph.affinity("ncut")
 
 
+def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cut, volume)`` ``(m,)`` float64 of each of the ``m`` segments of ``labels`` ``(N,)`` (in
+    ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, or sparse COO): the weight
+    leaving the segment and the segment's total degree."""
+    ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
+    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
+    a = adj.coalesce().double() if adj.is_sparse else adj.double()
+    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
+    volume = onehot.T @ a_s.sum(1)
+    return volume - (onehot * a_s).sum(0), volume
+
+
+def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
+    """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
+    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`score_graph` gives).
+    0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)``. Segments without volume add
+    nothing."""
+    cut, volume = segment_cuts(adj, labels)
+    keep = volume > 0
+    return float((cut[keep] / volume[keep]).sum())
+
+
 def cut_score(adj: torch.Tensor, inside: np.ndarray) -> float:
     """``1 - NCut(O, R) / 2`` of the nodes ``inside`` (``(N,)`` bool, ``O``) against the rest ``R``,
     on a non-negative affinity ``(N, N)`` (dense, or sparse COO); 0 when either side has no volume."""
-    o = torch.as_tensor(inside, dtype=torch.bool, device=adj.device)
-    if not o.any() or o.all():
+    inside = np.asarray(inside, dtype=bool)
+    if not inside.any() or inside.all():
         return 0.0
-    if adj.is_sparse:
-        coo = adj.coalesce()
-        rows, cols = coo.indices()
-        w = coo.values().double()
-        vol_o, vol_r = float(w[o[rows]].sum()), float(w[~o[rows]].sum())
-        cut = float(w[o[rows] & ~o[cols]].sum())
-    else:
-        a = adj.double()
-        vol_o, vol_r = float(a[o].sum()), float(a[~o].sum())
-        cut = float(a[o][:, ~o].sum())
-    if vol_o <= 0 or vol_r <= 0:
+    cut, volume = segment_cuts(adj, inside)
+    if bool((volume <= 0).any()):
         return 0.0
-    return float(np.clip(1.0 - 0.5 * (cut / vol_o + cut / vol_r), 0.0, 1.0))
+    return float(np.clip(1.0 - 0.5 * float((cut / volume).sum()), 0.0, 1.0))
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:

@@ -2,7 +2,7 @@
 
 * :func:`compare_with_spectral` — the paper's claim made visible: the same graph ``A`` cut by the
   GNN and by the classical spectral relaxation (:func:`~deepcut.evaluation.baselines.spectral_fit`),
-  both scored by the normalized cut :func:`normalized_cut` on that very graph;
+  both scored by the normalized cut :func:`~deepcut.discover.normalized_cut` on that very graph;
 * :func:`record_training` — the GNN's soft assignments after chosen epochs of every stage, replayed
   exactly (see :class:`SnapshotRecorder`);
 * :func:`feature_pca` — the patch features' first three principal components as colours;
@@ -22,7 +22,7 @@ import torch
 
 from .clustering import ClusterResult, fit
 from .config import SegmentConfig
-from .discover import score_graph
+from .discover import normalized_cut, score_graph
 from .evaluation.baselines import spectral_fit
 from .graph import PatchGraph, SparseAffinity
 from .modeling.losses import ncut_loss
@@ -32,24 +32,6 @@ from .utils.masks import bbox_of
 
 #: At most this many snapshots (plus the untrained start) per stage; a stage of fewer epochs gets one per epoch.
 SNAPSHOTS_PER_STAGE = 10
-
-
-# -- the normalized cut of a partition -------------------------------------------------------------
-def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
-    """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
-    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`~deepcut.discover.score_graph`
-    gives). 0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)`` of
-    :func:`~deepcut.discover.cut_score`. Segments without volume add nothing."""
-    ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
-    onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
-    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
-    a = adj.coalesce().double() if adj.is_sparse else adj.double()
-    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
-    degree = a_s.sum(1)  # (N,)
-    volume = onehot.T @ degree  # (m,)
-    assoc = (onehot * a_s).sum(0)  # (m,)
-    keep = volume > 0
-    return float(((volume - assoc)[keep] / volume[keep]).sum())
 
 
 @dataclass

@@ -114,8 +114,13 @@ def _scatter_soft(soft: np.ndarray, rows: np.ndarray, result: ClusterResult, new
     for raw in np.unique(result.labels):
         target = int(new_labels[np.flatnonzero(result.labels == raw)[0]])
         part[:, target] += result.soft[:, raw]
-    soft[rows] = part / np.maximum(part.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    soft[rows] = _rows_sum_to_one(part)
     return soft
+
+
+def _rows_sum_to_one(soft: np.ndarray) -> np.ndarray:
+    """``soft`` ``(n, L)`` with each row divided by its sum (a row's missing share spread in proportion)."""
+    return soft / np.maximum(soft.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
 
 class _Stages:
@@ -192,8 +197,7 @@ def _split_part(st: _Stages, stage: int, labels: np.ndarray, soft: np.ndarray, p
     labels = labels.copy()
     labels[rows] = parts
     if keep_columns is not None:  # the other patches' share of the dropped column is spread over the rest
-        soft = soft[:, :keep_columns].copy()
-        soft /= np.maximum(soft.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+        soft = _rows_sum_to_one(soft[:, :keep_columns])
     return labels, _scatter_soft(soft, rows, result, parts), parts
 
 

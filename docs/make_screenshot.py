@@ -22,15 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from app_server import free_port  # noqa: E402
+from app_server import free_port, launch  # noqa: E402
 
 
 VIEWS = {"app": ((1400, 1500), "screenshot.png"), "phone": ((390, 844), "phone.png"),
@@ -86,18 +83,9 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--backbone", args.backbone] + ["--public"] * args.public,
-                            cwd=REPO, env=env)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_PORT": str(free_port())}
+    proc, url = launch(env, ("--backbone", args.backbone) + ("--public",) * args.public, timeout=120)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, headless=True,

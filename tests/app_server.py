@@ -42,6 +42,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def launch(env: dict[str, str], args: tuple[str, ...] = (), log_path: Path | None = None,
+           timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """``python app.py *args`` with environment ``env`` (which must hold ``GRADIO_SERVER_PORT``), its
+    output to ``log_path`` (default: a new temporary file); returns ``(process, url)`` once the page
+    answers. Raises RuntimeError with the log's end if the app exits or does not answer in time."""
+    log_path = log_path or Path(tempfile.mkdtemp(prefix="deepcut-app-")) / "app.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
 def _stop(server: dict) -> None:
     if server["proc"].poll() is None:
         server["proc"].terminate()
@@ -77,23 +103,7 @@ def app_server(timeout: float = 180.0, public: bool = False) -> dict:
     env.pop("DEEPCUT_WEIGHTS", None)  # the default backbone must not find weights
     for var in ("SPACE_ID", *([] if public else PUBLIC_ENV)):  # the mode is the caller's choice only
         env.pop(var, None)
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
+    proc, url = launch(env, log_path=log_path, timeout=timeout)
     server = _servers[public] = {"url": url, "proc": proc, "log": log_path}
     atexit.register(_stop, server)
     return server

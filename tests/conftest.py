@@ -60,6 +60,17 @@ def moving_disc(n: int = 10, width: int = 96, height: int = 72, two_tone: bool =
     return [disc_frame(width, height, 30 + 36 * i / max(n - 1, 1), height / 2, 20, two_tone) for i in range(n)]
 
 
+def voronoi_scene(k: int, seed: int, side: int = 192) -> tuple[np.ndarray, np.ndarray]:
+    """A planted ``k``-way partition: ``(image (side, side, 3) uint8, cell of each 8-px patch
+    (side/8, side/8))`` for ``k`` Voronoi cells of random colours, plus noise."""
+    rng = np.random.default_rng(seed)
+    centres, colours = rng.uniform(0, side, (k, 2)), rng.uniform(0, 255, (k, 3))
+    yy, xx = np.mgrid[:side, :side]
+    cell = ((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2).argmin(-1)
+    image = np.clip(colours[cell] + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
+    return image, cell[4::8, 4::8]
+
+
 def disc_mask(size: int = 160) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     return (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.3 * size) ** 2

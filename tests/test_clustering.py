@@ -13,6 +13,8 @@ from deepcut.errors import ConfigError
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.modeling.losses import cc_loss, ncut_loss
 
+from conftest import voronoi_scene
+
 
 def planted(n_per: int, centers: int, dim: int = 384, noise: float = 0.35, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -193,21 +195,12 @@ def test_compact_labels_keeps_order():
     assert compact_labels(np.array([5, 0, 3, 3, 5])).tolist() == [2, 0, 1, 1, 2]
 
 
-def voronoi_scene(k: int, seed: int, side: int = 192) -> np.ndarray:
-    """An image of ``k`` Voronoi cells of random colours plus noise: a planted ``k``-way partition."""
-    rng = np.random.default_rng(seed)
-    centres, colours = rng.uniform(0, side, (k, 2)), rng.uniform(0, 255, (k, 3))
-    yy, xx = np.mgrid[:side, :side]
-    cell = ((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2).argmin(-1)
-    return np.clip(colours[cell] + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
-
-
 @pytest.mark.parametrize("k", [3, 4, 6])
 def test_ncut_returns_k_segments_at_the_default_ten_epochs(color_model, k):
     """10 epochs from the near-uniform start used to end with clusters that hold no patch (k=6 on these
     scenes: 3-4 segments); NCut now trains on until all k are used, and k=2-like easy cases stop at 10."""
     for seed in range(3):
-        feats = color_model.features(voronoi_scene(k, seed), resolution=192)
+        feats = color_model.features(voronoi_scene(k, seed)[0], resolution=192)
         r = fit(feats.reshape(-1, feats.shape[-1]), k=k, epochs=10, seed=seed)
         assert len(np.unique(r.labels)) == k, (seed, np.bincount(r.labels, minlength=k))
         assert len(r.losses) >= 10 and r.note is None
