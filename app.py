@@ -18,8 +18,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402  (after the environment above)
 
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
-from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls  # noqa: E402
-from deepcut.demo import guards, teach_view  # noqa: E402
+from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, teach_view  # noqa: E402  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
 from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402

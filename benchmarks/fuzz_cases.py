@@ -122,29 +122,67 @@ def odd_arrays() -> list[tuple[str, object]]:
     nan = a.astype(np.float32) / 255
     nan[::3] = np.nan
     items: list[tuple[str, object]] = [
-        ("shape0x0", np.zeros((0, 0), np.uint8)), ("shape0x5x3", np.zeros((0, 5, 3), np.uint8)),
-        ("shape1x1", np.zeros((1, 1), np.uint8)), ("shape1x1x3", np.ones((1, 1, 3), np.uint8)),
-        ("shape5x5x2", np.ones((5, 5, 2), np.uint8)), ("shape5x5x5", np.ones((5, 5, 5), np.uint8)),
-        ("shape5x5x1", np.ones((5, 5, 1), np.uint8)), ("1d", np.ones(10, np.uint8)), ("0d", np.array(3)),
-        ("4d", np.ones((2, 5, 5, 3), np.uint8)), ("float_nan", nan), ("float_allnan", np.full((9, 9), np.nan)),
-        ("float_inf", np.full((9, 9, 3), np.inf)), ("float_neg", -nan), ("float_big", nan * 1e30),
-        ("float16", nan.astype(np.float16)), ("float128", a.astype(np.longdouble)), ("int8", a.astype(np.int8)),
-        ("int64_huge", a.astype(np.int64) * 10**15), ("int64_neg", -a.astype(np.int64)), ("uint32", a.astype(np.uint32) << 20),
-        ("bool", a > 128), ("complex", a.astype(np.complex64)), ("object", a.astype(object)),
-        ("strings", a.astype(str)), ("bytes_dtype", a.astype("S3")), ("big_endian", a.astype(">u2") * 200),
-        ("strided", a[::2, ::3]), ("fortran", np.asfortranarray(a)), ("readonly", np.frombuffer(a.tobytes(), np.uint8).reshape(a.shape)),
-        ("rgba_float", np.dstack([nan, nan[:, :, :1]])), ("structured", np.zeros((4, 4), [("a", "u1"), ("b", "f4")])),
-        ("datetime", np.zeros((4, 4), "datetime64[s]")), ("huge_aspect_array", np.zeros((1, 100_000, 3), np.uint8)),
-        ("tensor_uint8", torch.from_numpy(a)), ("tensor_float", torch.rand(3, 24, 32)), ("tensor_empty", torch.empty(0)),
-        ("list", a.tolist()), ("dict", {"image": a}), ("none", None), ("int", 5), ("float", math.nan),
-        ("str_empty", ""), ("str_nul", "a\x00b.png"), ("bytes_empty", b""), ("bytes_random", bytes(range(256)) * 4),
-        ("bytearray_png", bytearray(_png_bytes(a))), ("memoryview", memoryview(_png_bytes(a))),
-        ("pil_empty", Image.new("RGB", (0, 0))), ("pil_1x0", Image.new("RGB", (1, 0))),
-        ("pil_closed", _closed()), ("pil_I16", Image.new("I;16", (9, 9), 40000)), ("pil_F_nan", Image.fromarray(np.full((9, 9), np.nan, np.float32))),
-        ("pil_1", Image.new("1", (9, 9), 1)), ("pil_CMYK", Image.new("CMYK", (9, 9), (0, 255, 0, 0))),
-        ("pil_HSV", Image.new("HSV", (9, 9), (10, 200, 200))), ("pil_LAB", Image.new("LAB", (9, 9), (50, 0, 0))),
-        ("pil_P_no_palette", Image.new("P", (9, 9))), ("pil_lazy_bad", _lazy_truncated()),
-        ("path_object_dir", Path("/")), ("generator", (x for x in [a])),
+        ("shape0x0", np.zeros((0, 0), np.uint8)),
+        ("shape0x5x3", np.zeros((0, 5, 3), np.uint8)),
+        ("shape1x1", np.zeros((1, 1), np.uint8)),
+        ("shape1x1x3", np.ones((1, 1, 3), np.uint8)),
+        ("shape5x5x2", np.ones((5, 5, 2), np.uint8)),
+        ("shape5x5x5", np.ones((5, 5, 5), np.uint8)),
+        ("shape5x5x1", np.ones((5, 5, 1), np.uint8)),
+        ("1d", np.ones(10, np.uint8)),
+        ("0d", np.array(3)),
+        ("4d", np.ones((2, 5, 5, 3), np.uint8)),
+        ("float_nan", nan),
+        ("float_allnan", np.full((9, 9), np.nan)),
+        ("float_inf", np.full((9, 9, 3), np.inf)),
+        ("float_neg", -nan),
+        ("float_big", nan * 1e30),
+        ("float16", nan.astype(np.float16)),
+        ("float128", a.astype(np.longdouble)),
+        ("int8", a.astype(np.int8)),
+        ("int64_huge", a.astype(np.int64) * 10**15),
+        ("int64_neg", -a.astype(np.int64)),
+        ("uint32", a.astype(np.uint32) << 20),
+        ("bool", a > 128),
+        ("complex", a.astype(np.complex64)),
+        ("object", a.astype(object)),
+        ("strings", a.astype(str)),
+        ("bytes_dtype", a.astype("S3")),
+        ("big_endian", a.astype(">u2") * 200),
+        ("strided", a[::2, ::3]),
+        ("fortran", np.asfortranarray(a)),
+        ("readonly", np.frombuffer(a.tobytes(), np.uint8).reshape(a.shape)),
+        ("rgba_float", np.dstack([nan, nan[:, :, :1]])),
+        ("structured", np.zeros((4, 4), [("a", "u1"), ("b", "f4")])),
+        ("datetime", np.zeros((4, 4), "datetime64[s]")),
+        ("huge_aspect_array", np.zeros((1, 100_000, 3), np.uint8)),
+        ("tensor_uint8", torch.from_numpy(a)),
+        ("tensor_float", torch.rand(3, 24, 32)),
+        ("tensor_empty", torch.empty(0)),
+        ("list", a.tolist()),
+        ("dict", {"image": a}),
+        ("none", None),
+        ("int", 5),
+        ("float", math.nan),
+        ("str_empty", ""),
+        ("str_nul", "a\x00b.png"),
+        ("bytes_empty", b""),
+        ("bytes_random", bytes(range(256)) * 4),
+        ("bytearray_png", bytearray(_png_bytes(a))),
+        ("memoryview", memoryview(_png_bytes(a))),
+        ("pil_empty", Image.new("RGB", (0, 0))),
+        ("pil_1x0", Image.new("RGB", (1, 0))),
+        ("pil_closed", _closed()),
+        ("pil_I16", Image.new("I;16", (9, 9), 40000)),
+        ("pil_F_nan", Image.fromarray(np.full((9, 9), np.nan, np.float32))),
+        ("pil_1", Image.new("1", (9, 9), 1)),
+        ("pil_CMYK", Image.new("CMYK", (9, 9), (0, 255, 0, 0))),
+        ("pil_HSV", Image.new("HSV", (9, 9), (10, 200, 200))),
+        ("pil_LAB", Image.new("LAB", (9, 9), (50, 0, 0))),
+        ("pil_P_no_palette", Image.new("P", (9, 9))),
+        ("pil_lazy_bad", _lazy_truncated()),
+        ("path_object_dir", Path("/")),
+        ("generator", (x for x in [a])),
     ]
     return items
 
@@ -166,7 +204,26 @@ def _lazy_truncated() -> Image.Image:
 
 
 ODD_VALUES: dict[str, list] = {
-    "k": [None, 0, 1, 2, 64, 65, 2.5, "3", " 4 ", "x", math.nan, math.inf, -1, 10**20, True, [2], np.int64(3), np.float32(2.0)],
+    "k": [
+        None,
+        0,
+        1,
+        2,
+        64,
+        65,
+        2.5,
+        "3",
+        " 4 ",
+        "x",
+        math.nan,
+        math.inf,
+        -1,
+        10**20,
+        True,
+        [2],
+        np.int64(3),
+        np.float32(2.0),
+    ],
     "loss": ["NCUT", "", None, 0, "cc ", "cc"],
     "alpha": [0, -1, math.nan, math.inf, 1e-30, 1e30, "2.5", "x", True, None, 1e308],
     "layer": [-13, -1, 12, 100, "a", 1.5, None, 11, -12],
@@ -189,9 +246,19 @@ def config_cases(models: dict[str, DeepCut], img: np.ndarray) -> list[Case]:
     for name, values in ODD_VALUES.items():
         for i, v in enumerate(values):
             res = {} if name == "resolution" else {"resolution": RES}
-            cases.append((f"config/{name}={v!r:.40}/color", lambda n=name, v=v, r=res: models["color"].segment(img, **{n: v}, **r)))
+            cases.append(
+                (
+                    f"config/{name}={v!r:.40}/color",
+                    lambda n=name, v=v, r=res: models["color"].segment(img, **{n: v}, **r),
+                )
+            )
             if i % 3 == 0:
-                cases.append((f"config/{name}={v!r:.40}/vit", lambda n=name, v=v, r=res: models["vit"].segment(img, **{n: v}, **r)))
+                cases.append(
+                    (
+                        f"config/{name}={v!r:.40}/vit",
+                        lambda n=name, v=v, r=res: models["vit"].segment(img, **{n: v}, **r),
+                    )
+                )
     cases += [
         ("config/unknown_field", lambda: models["color"].segment(img, colour=3)),
         ("config/SegmentConfig_positional_junk", lambda: SegmentConfig("x")),
@@ -242,7 +309,9 @@ def image_cases(models: dict[str, DeepCut], files: list[Path]) -> list[Case]:
         if i % 3 == 0:
             cases.append((f"object/{name}/vit", lambda o=obj: models["vit"].segment(o, resolution=RES)))
         if i % 4 == 1:
-            cases.append((f"object/{name}/cosegment", lambda o=obj: models["color"].cosegment([o, _img(20, 20)], resolution=RES)))
+            cases.append(
+                (f"object/{name}/cosegment", lambda o=obj: models["color"].cosegment([o, _img(20, 20)], resolution=RES))
+            )
     cases += [
         ("object/cosegment_empty", lambda: models["color"].cosegment([], resolution=RES)),
         ("object/cosegment_none", lambda: models["color"].cosegment(None, resolution=RES)),
@@ -321,11 +390,23 @@ def video_cases(models: dict[str, DeepCut], videos: dict[str, Path]) -> list[Cas
                {"warm": "no"}, {"match": None}, {"stages": 3, "k": 3}]:
         cases.append((f"video/kw {kw!r:.40}", lambda kw=kw: run(full, **kw)))
     a = np.stack([_img(16, 24, s) for s in range(3)])
-    for name, obj in [("array_TxHxW", a[:, :, :, 0]), ("array_float_nan", np.full((2, 8, 8, 3), np.nan)),
-                      ("array_empty", a[:0]), ("array_5d", a[None]), ("array_2d", a[0, :, :, 0]),
-                      ("list_mixed_sizes", [_img(10, 10), _img(30, 5), _img(1, 1)]), ("list_bad_frames", ["x", None, 5]),
-                      ("list_empty", []), ("generator_empty", iter([])), ("bytes", b"\x00" * 100), ("int", 3), ("none", None),
-                      ("pil", Image.fromarray(_img(9, 9))), ("dict", {"a": 1}), ("fifo_like", Path("/dev/null"))]:
+    for name, obj in [
+        ("array_TxHxW", a[:, :, :, 0]),
+        ("array_float_nan", np.full((2, 8, 8, 3), np.nan)),
+        ("array_empty", a[:0]),
+        ("array_5d", a[None]),
+        ("array_2d", a[0, :, :, 0]),
+        ("list_mixed_sizes", [_img(10, 10), _img(30, 5), _img(1, 1)]),
+        ("list_bad_frames", ["x", None, 5]),
+        ("list_empty", []),
+        ("generator_empty", iter([])),
+        ("bytes", b"\x00" * 100),
+        ("int", 3),
+        ("none", None),
+        ("pil", Image.fromarray(_img(9, 9))),
+        ("dict", {"a": 1}),
+        ("fifo_like", Path("/dev/null")),
+    ]:
         cases.append((f"video/object {name}", lambda o=obj: run(o)))
     return cases
 
@@ -337,8 +418,14 @@ def _dino_state_dict(dim: int = 64, depth: int = 1, patch: int = 8, side: int = 
     def t(*shape):
         return torch.zeros(1).expand(*shape) if expand else torch.randn(*shape, generator=g) * 0.02
 
-    sd = {"cls_token": t(1, 1, dim), "pos_embed": t(1, 1 + side * side, dim), "patch_embed.proj.weight": t(dim, 3, patch, patch),
-          "patch_embed.proj.bias": t(dim), "norm.weight": t(dim), "norm.bias": t(dim)}
+    sd = {
+        "cls_token": t(1, 1, dim),
+        "pos_embed": t(1, 1 + side * side, dim),
+        "patch_embed.proj.weight": t(dim, 3, patch, patch),
+        "patch_embed.proj.bias": t(dim),
+        "norm.weight": t(dim),
+        "norm.bias": t(dim),
+    }
     for i in range(depth):
         b = f"blocks.{i}."
         sd.update({b + "norm1.weight": t(dim), b + "norm1.bias": t(dim), b + "attn.qkv.weight": t(3 * dim, dim),
@@ -375,10 +462,23 @@ def write_checkpoints(d: Path) -> list[Path]:
     (d / "garbage.safetensors").write_bytes(b"\xff" * 100)
     (d / "header.safetensors").write_bytes(struct.pack("<Q", 10**15) + b"{}")
     out += sorted(d.glob("*.pth")) + sorted(d.glob("*.safetensors"))
-    for name, cfg in [("huge_folder", {"model_type": "vit", "hidden_size": 65536, "num_hidden_layers": 1000,
-                                       "num_attention_heads": 1024, "intermediate_size": 262144}),
-                      ("list_folder", [1, 2]), ("text_folder", "{not json"), ("neg_folder", {"model_type": "vit", "hidden_size": -5}),
-                      ("str_sizes_folder", {"model_type": "vit", "hidden_size": "big"}), ("unknown_type_folder", {"model_type": "bert"})]:
+    for name, cfg in [
+        (
+            "huge_folder",
+            {
+                "model_type": "vit",
+                "hidden_size": 65536,
+                "num_hidden_layers": 1000,
+                "num_attention_heads": 1024,
+                "intermediate_size": 262144,
+            },
+        ),
+        ("list_folder", [1, 2]),
+        ("text_folder", "{not json"),
+        ("neg_folder", {"model_type": "vit", "hidden_size": -5}),
+        ("str_sizes_folder", {"model_type": "vit", "hidden_size": "big"}),
+        ("unknown_type_folder", {"model_type": "bert"}),
+    ]:
         (d / name).mkdir()
         (d / name / "config.json").write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
         out.append(d / name)
@@ -413,19 +513,43 @@ def cli_cases(d: Path, files: list[Path], videos: dict[str, Path]) -> list[Case]
     base = ["--backbone", "color", "--resolution", str(RES)]
     odd_outs = [d / "a_file", d / "a_file" / "sub", d / "results_dir", inputs, d / "fine", Path("/proc/nope")]
     cases: list[Case] = []
-    for i, out in enumerate(odd_outs):
-        cases.append((f"cli/segment --out {out.name}", lambda o=out: main(["segment", str(inputs), "--out", str(o), *base])))
-    cases.append(("cli/segment rerun into inputs", lambda: main(["segment", str(inputs), "--out", str(inputs), *base, "-k", "3"])))
+    for out in odd_outs:
+        cases.append(
+            (f"cli/segment --out {out.name}", lambda o=out: main(["segment", str(inputs), "--out", str(o), *base]))
+        )
+    cases.append(
+        (
+            "cli/segment rerun into inputs",
+            lambda: main(["segment", str(inputs), "--out", str(inputs), *base, "-k", "3"]),
+        )
+    )
     odd = [p for p in files if p.name.startswith(("size_1x2000000", "fifo", "loop", "text", "claims", "folder"))]
     cases.append(("cli/segment odd files", lambda: main(["segment", *map(str, odd), "--out", str(d / "odd"), *base,
                                                          "--resolution", "16"])))
     for flags in (["--epochs", "0"], ["--stride", "3"], ["--resolution", "nan"], ["--threads", "0"], ["-k", "x"],
                   ["--device", "tpu"], ["--layer", "5"], ["--opacity", "nan"], ["--opacity", "-3"]):
-        cases.append((f"cli/segment {' '.join(flags)}", lambda f=flags: main(["segment", str(inputs / "im0.png"), "--out", str(d / "f"), *base, *f])))
+        cases.append(
+            (
+                f"cli/segment {' '.join(flags)}",
+                lambda f=flags: main(["segment", str(inputs / "im0.png"), "--out", str(d / "f"), *base, *f]),
+            )
+        )
     for name in ("cut60", "empty", "palette_gif", "frames_folder"):
-        cases.append((f"cli/video {name}", lambda n=name: main(["video", str(videos[n]), "--out", str(d / f"{n}.gif"), *base, "--max-frames", "4"])))
+        cases.append(
+            (
+                f"cli/video {name}",
+                lambda n=name: main(
+                    ["video", str(videos[n]), "--out", str(d / f"{n}.gif"), *base, "--max-frames", "4"]
+                ),
+            )
+        )
     for out in (d / "a_file" / "x.mp4", d / "v.txt", inputs, d / "nowhere" / "deep" / "v.gif"):
-        cases.append((f"cli/video --out {out}", lambda o=out: main(["video", str(videos["full"]), "--out", str(o), *base, "--max-frames", "2"])))
+        cases.append(
+            (
+                f"cli/video --out {out}",
+                lambda o=out: main(["video", str(videos["full"]), "--out", str(o), *base, "--max-frames", "2"]),
+            )
+        )
     cases.append(("cli/cosegment", lambda: main(["cosegment", str(inputs), "--out", str(d / "co"), *base])))
     cases.append(("cli/cosegment bad out", lambda: main(["cosegment", str(inputs), "--out", str(d / "a_file"), *base])))
     return cases

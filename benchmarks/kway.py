@@ -36,11 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
+
 import deepcut.clustering as clustering  # noqa: E402
 from deepcut import DeepCut  # noqa: E402
 from deepcut.graph import PatchGraph  # noqa: E402
 from deepcut.modeling.losses import ncut_loss  # noqa: E402
-from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
 DATA = REPO.parent / "shared" / "data"
 SETS = ("weizmann_horse", "grabcut", "coco128_seg")
@@ -64,7 +65,9 @@ def objective(adj: torch.Tensor, labels: np.ndarray, k: int) -> float:
     return float(cut + ortho)
 
 
-def run(features: torch.Tensor, k: int, seed: int, extend: bool) -> tuple[clustering.ClusterResult, float, torch.Tensor]:
+def run(
+    features: torch.Tensor, k: int, seed: int, extend: bool
+) -> tuple[clustering.ClusterResult, float, torch.Tensor]:
     """One NCut clustering, old (``extend=False``: stop at 10 epochs) or new; ``(result, seconds, graph)``."""
     adj = PatchGraph(features).cluster_affinity("ncut", 3.0)
     saved = clustering.NCUT_MAX_EPOCHS
@@ -95,7 +98,7 @@ def row(name: str, k: int, cases: list, truths: list | None) -> list[str]:
                    f"{100 * np.mean(exact):.0f} % | {np.mean(segs):.2f} | {np.mean(epochs):.1f} | {max(epochs)} | "
                    f"{np.median(secs):.3f} | {np.mean(objs):+.3f} | {ari} |")
     if k == 2:
-        same = np.mean([np.array_equal(a, b) for a, b in zip(labels[False], labels[True])])
+        same = np.mean([np.array_equal(a, b) for a, b in zip(labels[False], labels[True], strict=False)])
         out.append(f"| {name} | 2 | labels identical before/after | {100 * same:.0f} % of clusterings | | | | | | |")
     return out
 

@@ -31,8 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deepcut import SegmentConfig, __version__  # noqa: E402
-from deepcut.labeling import (InProcessRunner, LabelSpec, ProcessRunner, available_cores, collect_sources,  # noqa: E402
-                              decode_mask, label_dataset)
+from deepcut.labeling import (  # noqa: E402
+    InProcessRunner,
+    LabelSpec,
+    ProcessRunner,
+    available_cores,
+    collect_sources,
+    decode_mask,
+    label_dataset,
+)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "weizmann_horse" / "images"
 

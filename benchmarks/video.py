@@ -36,11 +36,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deepcut import DeepCut, SegmentConfig  # noqa: E402
-from deepcut.evaluation.metrics import iou  # noqa: E402
-from deepcut.evaluation.metrics import consistency  # noqa: E402
-from deepcut.video import segment_video  # noqa: E402
-from deepcut.utils.image import load_image  # noqa: E402
+from deepcut import DeepCut, SegmentConfig
+from deepcut.evaluation.metrics import (
+    consistency,
+    iou,
+)
+from deepcut.utils.image import load_image
+from deepcut.video import segment_video
 
 SEQUENCES = ("blackswan", "car-shadow", "dog", "kite-surf", "libby")
 
@@ -75,7 +77,7 @@ def quality(args: argparse.Namespace) -> list[dict]:
         row = {"sequence": seq, "frames": len(files)}
         for name, kw in variants.items():
             segs, secs, stats = run(model, files, fg_cfg, args.batch_size, **kw)
-            row[f"J {name}"] = float(np.mean([iou(s.foreground, m) for s, m in zip(segs, masks)]))
+            row[f"J {name}"] = float(np.mean([iou(s.foreground, m) for s, m in zip(segs, masks, strict=False)]))
             row[f"fg consistency {name}"] = consistency(s.labels for s in segs)
             segs, secs, stats = run(model, files, parts_cfg, args.batch_size, **kw)
             row[f"parts consistency {name}"] = consistency(s.labels for s in segs)
@@ -151,8 +153,11 @@ def markdown(rows: list[dict], speeds: list[dict], args: argparse.Namespace) -> 
         out.append(f"Throughput: {sp['backbone']}, {sp['frames']} frames of `{sp['sequence']}` "
                    f"({sp['size']}) at resolution {sp['resolution']}, batches of {sp['batch_size']}; "
                    f"frames/s and the ratio to the ViT alone in the same run.\n")
-        out.append("| pipeline | " + " | ".join(f"{s['threads']} thread{'s' * (s['threads'] > 1)}: frames/s | vs ViT only"
-                                                  for s in speeds) + " |")
+        out.append(
+            "| pipeline | "
+            + " | ".join(f"{s['threads']} thread{'s' * (s['threads'] > 1)}: frames/s | vs ViT only" for s in speeds)
+            + " |"
+        )
         out.append("|---|" + "---:|---:|" * len(speeds))
         for key in ("fps ViT only", "fps video k=2", "fps video stages=2 k=3", "fps segment() per frame"):
             cells = " | ".join(f"{s[key]:.2f} | {s[key] / s['fps ViT only']:.2f}×" for s in speeds)
@@ -207,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     table += (f"\nMachine: {os.cpu_count()} CPUs shared with other jobs; 1-minute load average {load_start[0]:.1f} at "
               f"the start and {os.getloadavg()[0]:.1f} at the end.\n")
     print(table)
-    meta = {"command": "python benchmarks/video.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-            "load average (1, 5, 15 min) at start / end": [load_start, os.getloadavg()]}
+    meta = {
+        "command": "python benchmarks/video.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "load average (1, 5, 15 min) at start / end": [load_start, os.getloadavg()],
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**meta, "quality": rows, "throughput": speeds}, indent=2))

@@ -7,8 +7,7 @@ Clustering", ICCV-W 2023 (arXiv 2212.05853).
 from .clustering import affinity, cluster, fit
 from .config import SegmentConfig
 from .discover import DiscoveredObject, Discovery, discover_features
-from .errors import (BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, ResourceLimitError,
-                     VideoLoadError)
+from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, ResourceLimitError, VideoLoadError
 from .loading import list_backbones, load_backbone
 from .predictor import DeepCut
 from .refinement import refine

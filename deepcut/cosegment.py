@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import torch
 
+from .clustering import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .errors import ConfigError, ImageLoadError
 from .features import FeatureStore, PatchFeatures
 from .graph import PatchGraph
-from .clustering import Clusterer, fit
 from .pipeline import StageOutput, run_stages, to_segmentation
 from .segmentation import Segmentation
 from .utils.image import ImageLike, load_image
@@ -104,7 +104,9 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
     out = run_stages(graph, [f.grid for f in feats], cfg, clusterer)
     if note:
         out.notes.insert(0, note)
-    return [_one(out, f, a, cfg, t0) for f, a in zip(feats, np.cumsum([0] + [len(f.features) for f in feats]))]
+    return [
+        _one(out, f, a, cfg, t0) for f, a in zip(feats, np.cumsum([0] + [len(f.features) for f in feats]), strict=False)
+    ]
 
 
 def _one(out: StageOutput, feats: PatchFeatures, start: int, cfg: SegmentConfig, t0: float) -> Segmentation:

@@ -11,7 +11,8 @@ The side touching the image border less is the foreground (:func:`~deepcut.utils
 the pipeline's rule; border cells already taken by earlier objects do not count, and on a tie the
 larger side is the background); its largest connected component on the patch grid is the object
 (8-connected, as the pipeline's ``largest_component``, so ``objects=1`` gives exactly the
-foreground of ``segment(k=2, largest_component=True)`` unless it is below the minimum size). Its patches are removed from the graph
+foreground of ``segment(k=2, largest_component=True)`` unless it is below the minimum size). Its patches are
+removed from the graph
 (:meth:`~deepcut.graph.PatchGraph.subgraph`) and the rest is cut again. It stops after ``N``
 objects or when no foreground remains: fewer than ``2 * min_patches`` patches left, the cut is
 degenerate (one cluster), or the object would be smaller than ``min_patches`` or cover every
@@ -53,13 +54,13 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .clustering import ClusterResult, Clusterer, fit
+from .clustering import Clusterer, ClusterResult, fit
 from .config import SegmentConfig
 from .errors import ConfigError
 from .features import PatchFeatures
 from .graph import PatchGraph
-from .utils.colors import label_colors
 from .refinement import segment_maps
+from .utils.colors import label_colors
 from .utils.masks import background_label, bbox_of
 
 #: Upper bound on the number of segments of the CC variant (``objects=None``).
@@ -131,12 +132,12 @@ class Discovery:
         """The image with each object tinted in its own colour, its box and ``#i score`` drawn."""
         colors = label_colors(max(len(self.objects), 1))
         out = self.image.astype(np.float32)
-        for o, c in zip(self.objects, colors):
+        for o, c in zip(self.objects, colors, strict=False):
             out[o.mask] = out[o.mask] * (1.0 - alpha) + c.astype(np.float32) * alpha
         pil = Image.fromarray(out.round().astype(np.uint8))
         draw = ImageDraw.Draw(pil)
         width = max(2, round(max(self.image.shape[:2]) / 200))
-        for i, (o, c) in enumerate(zip(self.objects, colors), start=1):
+        for i, (o, c) in enumerate(zip(self.objects, colors, strict=False), start=1):
             x0, y0, x1, y1 = o.bbox
             color = tuple(int(v) for v in c)
             draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=color, width=width)

@@ -179,7 +179,7 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
     candidates = _stage_rows(out, cfg, graph.num_nodes)
     stages = []
     for features, marks, softs, final in recorder.calls:
-        for stage, rows in candidates:
+        for stage, rows in candidates:  # noqa: B007 - the match is used after the loop
             if rows.size == features.shape[0] and torch.equal(graph.features[torch.as_tensor(rows)].cpu(),
                                                              features.cpu()):
                 break

@@ -136,7 +136,9 @@ def _select(state: TokenState, j: int, batch: int) -> TokenState:
     """The state of image ``j`` of a batch of ``batch`` (the state itself for a batch of one)."""
     if batch == 1:
         return state
-    pick = (lambda t: t[j:j + 1] if isinstance(t, torch.Tensor) else t)
+    def pick(t):
+        return t[j:j + 1] if isinstance(t, torch.Tensor) else t
+
     return TokenState(grid=state.grid, hidden=[pick(h) for h in state.hidden], prefix=state.prefix,
                       extra={k: pick(v) for k, v in state.extra.items()})
 
@@ -206,7 +208,7 @@ class FeatureStore:
         keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
         out: list[tuple[ImageEmbedding, bool] | None] = [None] * len(imgs)
         todo: dict[tuple[int, int], list[int]] = {}
-        for i, (img, key) in enumerate(zip(imgs, keys)):
+        for i, (img, key) in enumerate(zip(imgs, keys, strict=False)):
             hit = self._lookup(key) if key is not None else None
             if hit is not None:
                 out[i] = (hit, True)
@@ -217,7 +219,7 @@ class FeatureStore:
             for a in range(0, len(idx), step):
                 chunk = idx[a:a + step]
                 embs = self._embed_batch([imgs[i] for i in chunk], resolution, stride, facet)
-                for i, emb in zip(chunk, embs):
+                for i, emb in zip(chunk, embs, strict=False):
                     out[i] = (emb, False)
                     if keys[i] is not None:
                         self._remember(keys[i], emb)
@@ -247,7 +249,7 @@ class FeatureStore:
                 layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
                 feats = self.backbone.facet(state, layer, facet[1])  # (B, N, D): runs the blocks once
         embs = []
-        for j, (img, work) in enumerate(zip(imgs, works)):
+        for j, (img, work) in enumerate(zip(imgs, works, strict=False)):
             emb = ImageEmbedding(image=img, work=work, grid=state.grid, state=_select(state, j, len(imgs)))
             if feats is not None:
                 emb.facets[(layer, facet[1], False)] = feats[j]

@@ -19,12 +19,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .clustering import ClusterResult, Clusterer, fit
+from .clustering import Clusterer, ClusterResult, fit
 from .config import SegmentConfig
 from .features import PatchFeatures
 from .graph import PatchGraph
-from .segmentation import Segmentation, Timings
 from .refinement import segment_maps
+from .segmentation import Segmentation, Timings
 from .utils.masks import background_label, bbox_of, largest_component
 
 Grid = tuple[int, int]
@@ -83,7 +83,7 @@ def as_grids(grid: Grid | Sequence[Grid]) -> list[Grid]:
 def split_maps(values: np.ndarray, grids: list[Grid]) -> list[np.ndarray]:
     """Cut ``(N,)`` per-patch values of stacked images into one ``(h_i, w_i)`` map per image."""
     offsets = np.cumsum([0] + [h * w for h, w in grids])
-    return [values[a:b].reshape(g) for a, b, g in zip(offsets[:-1], offsets[1:], grids)]
+    return [values[a:b].reshape(g) for a, b, g in zip(offsets[:-1], offsets[1:], grids, strict=False)]
 
 
 def _background(labels: np.ndarray, grids: list[Grid], ignore: int | None = None) -> int:
@@ -147,7 +147,9 @@ class _Stages:
         prev = warm[stage] if warm is not None and stage < len(warm) else None
         kw = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
                   seed=self.cfg.seed, graph=sub)
-        result = self.clusterer(sub.features, model=prev, **kw) if prev is not None else self.clusterer(sub.features, **kw)
+        result = (
+            self.clusterer(sub.features, model=prev, **kw) if prev is not None else self.clusterer(sub.features, **kw)
+        )
         self.models[stage] = result.model
         setattr(self.timings, f"stage{stage + 1}", time.perf_counter() - t)
         self.losses.append(result.losses)
@@ -182,12 +184,21 @@ def _first_stage(st: _Stages) -> tuple[np.ndarray, np.ndarray, list[int] | None]
     return labels, _scatter_soft(soft, np.arange(n), r1, labels), None
 
 
-def _split_part(st: _Stages, stage: int, labels: np.ndarray, soft: np.ndarray, part: int, k: int,
-                name: str, new_labels: Callable[[ClusterResult, np.ndarray], np.ndarray], keep_columns: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _split_part(
+    st: _Stages,
+    stage: int,
+    labels: np.ndarray,
+    soft: np.ndarray,
+    part: int,
+    k: int,
+    name: str,
+    new_labels: Callable[[ClusterResult, np.ndarray], np.ndarray],
+    keep_columns: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Stages 2 and 3: cluster the patches labelled ``part`` into ``k`` and relabel them with
     ``new_labels(result, rows)``; ``keep_columns``: only the first columns of ``soft`` survive (the
-    split part's own column goes; the rows are renormalised). Returns ``(labels, soft, the part's new labels or None if skipped)``."""
+    split part's own column goes; the rows are renormalised). Returns
+    ``(labels, soft, the part's new labels or None if skipped)``."""
     rows = np.flatnonzero(labels == part)
     if rows.size < 2:
         st.notes.append(f"stage {stage + 1} skipped: the {name} has fewer than 2 patches")

@@ -68,7 +68,9 @@ class DeepCut:
                  cache_size: int = 4, device: str | torch.device | None = None,
                  threads: int | None = None, max_memory: int | str | None = None) -> None:
         if device is not None and not isinstance(device, (str, torch.device)):
-            raise ConfigError(f"device must be None, a name such as 'cpu' or 'cuda:0', or a torch.device, got {device!r}")
+            raise ConfigError(
+                f"device must be None, a name such as 'cpu' or 'cuda:0', or a torch.device, got {device!r}"
+            )
         self.device = resolve_device(device)
         check_threads(threads)
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)

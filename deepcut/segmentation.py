@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator
 from pathlib import Path
+from typing import ClassVar, Iterator
 
 import numpy as np
 from PIL import Image
 
 from .config import SegmentConfig
 from .utils import colors
-
 
 STAGES = ("stage1", "stage2", "stage3")
 

@@ -90,7 +90,9 @@ def feature_threads(threads: int | None = None) -> int:
         try:
             chosen = check_threads(int(raw)) if raw else None
         except (ValueError, ConfigError):
-            raise ConfigError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1 (0: automatic)") from None
+            raise ConfigError(
+                f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1 (0: automatic)"
+            ) from None
     return chosen if chosen is not None else idle_cores()
 
 

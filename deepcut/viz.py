@@ -58,7 +58,7 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
     if not drawn:
         axes[0].text(0.5, 0.5, "no GNN training was needed\n(degenerate graph)", ha="center", va="center",
                      transform=axes[0].transAxes)
-    for ax, (i, values) in zip(axes, drawn):
+    for ax, (i, values) in zip(axes, drawn, strict=False):
         title = STAGE_NAMES.get(i, f"stage {i}").replace(": ", ":\n")
         if stages_k is not None and i - 1 < len(stages_k):
             title += f" (k={stages_k[i - 1]})"
@@ -166,7 +166,7 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
                  layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     shown = None
-    for ax, (label, role, share) in zip(axes, roles):
+    for ax, (label, role, share) in zip(axes, roles, strict=False):
         ax.imshow(np.asarray(Image.fromarray(seg.image).convert("L")), cmap="gray", alpha=1.0)
         shown = ax.imshow(soft[..., label], cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.8, extent=(0, w, h, 0),
                           interpolation="bilinear")

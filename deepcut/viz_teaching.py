@@ -118,7 +118,7 @@ def loss_panel(ax: "Axes", st: "StageRecord", epoch: int) -> None:
         if epoch > 0:
             ax.plot([epoch], [st.losses[epoch - 1]], "o", color="C3")
     if st.terms:
-        cut, ortho = zip(*st.terms)
+        cut, ortho = zip(*st.terms, strict=False)
         ax.plot(st.epochs, cut, ls="--", lw=1, color="C0", label="cut term")
         ax.plot(st.epochs, ortho, ls=":", lw=1.2, color="C1", label="orthogonality")
         ax.legend(fontsize=6, loc="center right")

@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from app_server import free_port, launch  # noqa: E402
 
-
 VIEWS = {"app": ((1400, 1500), "screenshot.png"), "phone": ((390, 844), "phone.png"),
          "presenter": ((1280, 720), "presenter.png"), "teaching": ((1400, 1000), "teaching.png")}
 

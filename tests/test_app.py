@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from app_server import MAX_SIDE, app_server
 from conftest import disc_image, disc_mask, iou, moving_disc
+from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in requirements-dev.txt")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -114,7 +113,7 @@ def test_concurrent_visitors_get_the_same_results_as_one_at_a_time(client, disc_
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(run, settings))
     alone = [run(kw) for kw in settings]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=False):
         np.testing.assert_array_equal(a, b)
 
 

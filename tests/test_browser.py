@@ -14,9 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from PIL import Image
-
 from app_server import MAX_SIDE, REPO, app_server
+from PIL import Image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
-
 from conftest import REPO, disc_image
+from PIL import Image
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import voronoi_scene
 from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
@@ -12,8 +13,6 @@ from deepcut.clustering import affinity, compact_labels
 from deepcut.errors import ConfigError
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.modeling.losses import cc_loss, ncut_loss
-
-from conftest import voronoi_scene
 
 
 def planted(n_per: int, centers: int, dim: int = 384, noise: float = 0.35, seed: int = 0):
@@ -26,7 +25,7 @@ def planted(n_per: int, centers: int, dim: int = 384, noise: float = 0.35, seed:
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """True if the two labelings are equal up to a renaming of labels."""
-    pairs = set(zip(a.tolist(), b.tolist()))
+    pairs = set(zip(a.tolist(), b.tolist(), strict=False))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 

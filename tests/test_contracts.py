@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import disc_image, moving_disc
+
 from deepcut import DeepCut, SegmentConfig, fit
 
 
@@ -36,7 +36,7 @@ def test_video_without_warm_start_or_matching_is_segment_frame_by_frame(model, s
     cfg = SegmentConfig(resolution=96, **settings)
     video = list(model.segment_video(frames, cfg, warm=False, match=False, batch_size=2))
     assert len(video) == len(frames)
-    for frame, seg in zip(frames, video):
+    for frame, seg in zip(frames, video, strict=False):
         same_segmentation(seg, model.segment(frame, cfg))
 
 

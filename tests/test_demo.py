@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from conftest import disc_image, disc_mask, iou, moving_disc
 from PIL import Image
 
-from conftest import disc_image, disc_mask, iou, moving_disc
 from deepcut.clustering import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
 from deepcut.loading import weights_available
@@ -109,7 +109,7 @@ def test_concurrent_requests_match_sequential_ones(tmp_path):
 
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(run, jobs))
-    for job, labels in zip(jobs, together):
+    for job, labels in zip(jobs, together, strict=False):
         np.testing.assert_array_equal(labels, run(job))
 
 

@@ -9,18 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import disc_image, moving_disc
+
 from deepcut import ConfigError, DeepCut, SegmentConfig, fit
 from deepcut.device import DEVICE_ENV, resolve_device
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                  reason="no CUDA GPU on this machine: the CUDA variant runs only there")),
-    pytest.param("mps", marks=pytest.mark.skipif(not (getattr(torch.backends, "mps", None)
-                                                      and torch.backends.mps.is_available()),
-                                                 reason="no Apple Metal (MPS) device on this machine")),
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason="no CUDA GPU on this machine: the CUDA variant runs only there"
+        ),
+    ),
+    pytest.param(
+        "mps",
+        marks=pytest.mark.skipif(
+            not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+            reason="no Apple Metal (MPS) device on this machine",
+        ),
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import iou, shared_data_dir
 from PIL import Image
 
 from deepcut import ConfigError, SegmentConfig, fit
@@ -14,8 +15,6 @@ from deepcut.discover import Discovery, cut_score, discover_features, min_object
 from deepcut.evaluation.baselines import baseline
 from deepcut.features import PatchFeatures
 from deepcut.utils.masks import bbox_of
-
-from conftest import iou, shared_data_dir
 
 RES = 160  # a 20 x 20 patch grid with the colour backbone's 8-pixel patches
 
@@ -128,7 +127,7 @@ def test_discovery_is_deterministic(color_model, three):
     color_model.clear_cache()
     b = color_model.discover(img, objects=3, resolution=RES, seed=3)
     assert len(a.objects) == len(b.objects)
-    for x, y in zip(a.objects, b.objects):
+    for x, y in zip(a.objects, b.objects, strict=False):
         assert np.array_equal(x.mask, y.mask) and x.score == y.score
 
 

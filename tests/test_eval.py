@@ -15,8 +15,13 @@ from deepcut.config import SegmentConfig
 from deepcut.evaluation import metrics as M
 from deepcut.evaluation.baselines import kmeans_fit, spectral_fit
 from deepcut.evaluation.datasets import DatasetError, boxes_from_mask, load_dataset, read_binary_mask
-from deepcut.evaluation.report import (comparison_table, load_results, paired_comparison, plot_distributions,
-                                      tables_by_task)
+from deepcut.evaluation.report import (
+    comparison_table,
+    load_results,
+    paired_comparison,
+    plot_distributions,
+    tables_by_task,
+)
 from deepcut.pipeline import run_stages
 from deepcut.utils.masks import bbox_of
 
@@ -153,7 +158,7 @@ def test_hungarian_miou():
 def _blobs(sizes, dim=16, seed=0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(sizes), dim)) * 3
-    x = np.concatenate([c + 0.1 * rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)])
+    x = np.concatenate([c + 0.1 * rng.normal(size=(n, dim)) for c, n in zip(centres, sizes, strict=False)])
     truth = np.repeat(np.arange(len(sizes)), sizes)
     return x.astype(np.float32), truth
 

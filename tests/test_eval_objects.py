@@ -13,8 +13,14 @@ from PIL import Image
 from deepcut.cli import main
 from deepcut.evaluation.datasets import Sample, load_dataset
 from deepcut.evaluation.object_methods import prediction_from_objects
-from deepcut.evaluation.objects import (best_mask_ious, match_boxes, object_labels, objects_from_labels,
-                                        score_objects, summarize_objects)
+from deepcut.evaluation.objects import (
+    best_mask_ious,
+    match_boxes,
+    object_labels,
+    objects_from_labels,
+    score_objects,
+    summarize_objects,
+)
 from deepcut.evaluation.report import load_results, tables_by_task
 from deepcut.utils.masks import bbox_of
 

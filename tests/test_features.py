@@ -50,7 +50,9 @@ def test_first_layer_key_matches_hand_computation(vit_model, square_image):
                                   recompute_scale_factor=False).permute(0, 2, 3, 1).reshape(1, 196, 384)
         tokens = torch.cat([m.embeddings.cls_token + pos[:, :1], patches + patch_pos], 1)
         ln = m.layers[0].layernorm_before
-        normed = (tokens - tokens.mean(-1, keepdim=True)) / torch.sqrt(tokens.var(-1, unbiased=False, keepdim=True) + ln.eps)
+        normed = (tokens - tokens.mean(-1, keepdim=True)) / torch.sqrt(
+            tokens.var(-1, unbiased=False, keepdim=True) + ln.eps
+        )
         normed = normed * ln.weight + ln.bias
         key = normed @ m.layers[0].attention.k_proj.weight.T + m.layers[0].attention.k_proj.bias
     assert feats.shape == (14, 14, 384)

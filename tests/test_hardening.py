@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import disc_image
 from PIL import Image
 
 import deepcut
 from deepcut import DeepCut, ResourceLimitError
 from deepcut.errors import BackboneLoadError, ConfigError
 from deepcut.utils.memory import estimate_bytes, is_oom, memory_errors, parse_bytes
-
-from conftest import disc_image
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +165,14 @@ def _dino_sd(dim: int, depth: int, patch: int, side: int, expand: bool) -> dict:
     def t(*shape):
         return torch.zeros(1).expand(*shape) if expand else torch.randn(*shape) * 0.02
 
-    sd = {"cls_token": t(1, 1, dim), "pos_embed": t(1, 1 + side * side, dim), "patch_embed.proj.weight": t(dim, 3, patch, patch),
-          "patch_embed.proj.bias": t(dim), "norm.weight": t(dim), "norm.bias": t(dim)}
+    sd = {
+        "cls_token": t(1, 1, dim),
+        "pos_embed": t(1, 1 + side * side, dim),
+        "patch_embed.proj.weight": t(dim, 3, patch, patch),
+        "patch_embed.proj.bias": t(dim),
+        "norm.weight": t(dim),
+        "norm.bias": t(dim),
+    }
     for i in range(depth):
         b = f"blocks.{i}."
         for name, shape in [("norm1.weight", (dim,)), ("norm1.bias", (dim,)), ("attn.qkv.weight", (3 * dim, dim)),

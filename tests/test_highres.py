@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import disc_image, disc_mask, iou
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import disc_image, disc_mask, iou
 from deepcut import DeepCut, SegmentConfig
 from deepcut.clustering import fit
 from deepcut.errors import ConfigError
@@ -63,7 +63,7 @@ def test_sdpa_attention_equals_eager(name, vit_model):
         eager = [bb.facet(bb.embed(img, None), layer, facet) for layer, facet in wanted]
     finally:
         bb.set_attention("sdpa")
-    for a, b in zip(sdpa, eager):
+    for a, b in zip(sdpa, eager, strict=False):
         assert a.shape == b.shape
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
     with pytest.raises(ConfigError, match="attention"):
@@ -97,7 +97,7 @@ def test_knn_graph_with_every_pair_is_the_dense_graph(loss):
     assert torch.allclose(sp.matrix().to_dense(), dense, atol=1e-5)
     s = torch.softmax(torch.randn(n, 3, generator=torch.Generator().manual_seed(2)), dim=-1)
     if loss == "ncut":
-        for a, b in zip(ncut_loss(sp.matrix(), s), ncut_loss(dense, s)):
+        for a, b in zip(ncut_loss(sp.matrix(), s), ncut_loss(dense, s), strict=False):
             assert torch.allclose(a, b, atol=1e-5)
     else:  # exact over all pairs, with or without the k-NN graph
         ref = cc_loss(dense, s)

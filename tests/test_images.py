@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import disc_image
 from PIL import Image
 
 from deepcut import ImageLoadError, load_image
-from conftest import disc_image
 
 
 def test_grayscale_rgba_16bit_and_float_arrays():

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, disc_frame, disc_image
+from PIL import Image
 
 from deepcut import SegmentConfig
 from deepcut.cli import main
 from deepcut.errors import DeepCutError
-from deepcut.labeling import (InProcessRunner, LabelSpec, check_output, collect_sources, decode_mask,
-                              label_dataset)
+from deepcut.labeling import InProcessRunner, LabelSpec, check_output, collect_sources, decode_mask, label_dataset
 from deepcut.labeling.shards import ShardStore, parts_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools, numpy 2
@@ -89,7 +87,7 @@ def test_coco_file_matches_the_library(data, reference, color_model):
         assert (img["height"], img["width"]) == found.image.shape[:2]
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
         assert len(anns) == len(found.objects) >= 1
-        for ann, obj in zip(anns, found.objects):
+        for ann, obj in zip(anns, found.objects, strict=False):
             mask = coco.annToMask(ann).astype(bool)
             assert mask.shape == (img["height"], img["width"]) and np.array_equal(mask, obj.mask)
             x0, y0, x1, y1 = obj.bbox
@@ -139,9 +137,9 @@ def test_objects_auto_and_batched_runner(data, tmp_path, color_model):
         runner.start()
         batched = list(runner.map(sources))
     assert [r["file_name"] for r in batched] == NAMES and "error" in batched[NAMES.index("broken.jpg")]
-    for a, b in zip(single, batched):
+    for a, b in zip(single, batched, strict=False):
         assert a.get("error") == b.get("error")
-        for oa, ob in zip(a.get("objects", []), b.get("objects", [])):
+        for oa, ob in zip(a.get("objects", []), b.get("objects", []), strict=False):
             ia, ib = decode_mask(oa["segmentation"]), decode_mask(ob["segmentation"])
             assert (ia & ib).sum() / max((ia | ib).sum(), 1) >= 0.99
 
@@ -155,7 +153,7 @@ def test_two_workers_give_the_same_annotations(reference):
     one, two = json.loads(reference["1"]), json.loads(reference["2"])
     assert one["images"] == two["images"] and one["info"]["failures"] == two["info"]["failures"]
     assert [a["image_id"] for a in one["annotations"]] == [a["image_id"] for a in two["annotations"]]
-    assert all(_iou(a, b) >= 0.99 for a, b in zip(one["annotations"], two["annotations"]))
+    assert all(_iou(a, b) >= 0.99 for a, b in zip(one["annotations"], two["annotations"], strict=False))
 
 
 def _lines(out: Path) -> int:

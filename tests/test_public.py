@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from app_server import REPO, app_server
 from conftest import disc_image
+from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in requirements-dev.txt")
 from gradio_client import Client, handle_file  # noqa: E402

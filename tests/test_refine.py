@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, disc_image, disc_mask, iou
 from PIL import Image
 
-from conftest import REPO, disc_image, disc_mask, iou
 from deepcut import ConfigError, DeepCut, DeepCutError, SegmentConfig
 from deepcut.evaluation.metrics import boundary_f
 from deepcut.refinement import MissingLibraryError, refine, refine_segmentation

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import disc_image, disc_mask, iou
 from PIL import Image
 
 from deepcut import ConfigError, SegmentConfig
 from deepcut.utils.masks import background_label, bbox_of, largest_component
-from conftest import disc_image, disc_mask, iou
 
 
 def test_foreground_of_a_disc(color_model):

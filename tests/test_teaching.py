@@ -6,17 +6,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import disc_image, disc_mask, iou
 from PIL import Image
 
-from conftest import disc_image, disc_mask, iou
 from deepcut import DeepCut, SegmentConfig
 from deepcut.clustering import fit
 from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain, pick
 from deepcut.discover import cut_score, score_graph
 from deepcut.evaluation.baselines import spectral_fit
-from deepcut.explain import (SnapshotRecorder, compare_with_spectral, feature_pca, label_at, normalized_cut,
-                             pick_object, record_training, snapshot_epochs)
+from deepcut.explain import (
+    SnapshotRecorder,
+    compare_with_spectral,
+    feature_pca,
+    label_at,
+    normalized_cut,
+    pick_object,
+    record_training,
+    snapshot_epochs,
+)
 from deepcut.graph import PatchGraph
 from deepcut.pipeline import run_stages
 from deepcut.viz import affinity_picture, figure_image, loss_figure, soft_maps_figure

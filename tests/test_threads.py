@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import disc_image
 
 from deepcut import DeepCut, fit
 from deepcut.cli import main
 from deepcut.errors import ConfigError
 from deepcut.modeling.gnn import DeepCutGNN
-from deepcut.threads import (GNN_THREADS, THREADS_ENV, ThreadPolicy, available_cores, feature_threads, idle_cores,
-                             torch_threads)
-
-from conftest import disc_image
+from deepcut.threads import (
+    GNN_THREADS,
+    THREADS_ENV,
+    ThreadPolicy,
+    available_cores,
+    feature_threads,
+    idle_cores,
+    torch_threads,
+)
 
 
 @pytest.fixture

@@ -13,18 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import BLUE, RED, YELLOW, disc_frame, moving_disc, shared_data_dir
 
 from deepcut import DeepCut, SegmentConfig
 from deepcut.cli import main
-from deepcut.errors import ConfigError, DeepCutError, VideoLoadError
 from deepcut.cosegment import cosegment
+from deepcut.errors import ConfigError, DeepCutError, VideoLoadError
 from deepcut.evaluation.metrics import consistency, labels_permuted
 from deepcut.pipeline import StageOutput, run_stages
-from deepcut.video import LabelTracker, TemporalBackground, segment_video
 from deepcut.utils.masks import background_label
-from deepcut.video import probe, read_frames, write_video
+from deepcut.video import LabelTracker, TemporalBackground, probe, read_frames, segment_video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +283,7 @@ def test_results_do_not_depend_on_the_batch_size(model):
     frames = moving_disc(5)
     a = [s.labels for s in model.segment_video(frames, resolution=64, stages=2, k=2, batch_size=1)]
     b = [s.labels for s in model.segment_video(frames, resolution=64, stages=2, k=2, batch_size=5)]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
 
 
 def test_video_is_lazy_and_reports_progress(model):
@@ -371,8 +369,8 @@ def test_davis_blackswan_labels_are_consistent(model):
     gts = [np.asarray(Image.open(DAVIS / "masks" / "blackswan" / f"{f.stem}.png").convert("L")) > 127 for f in files]
     fg = list(model.segment_video(files, resolution=96))
     per_frame = [model.segment(f, resolution=96) for f in files]
-    j_video = np.mean([iou(s.foreground, g) for s, g in zip(fg, gts)])
-    j_frame = np.mean([iou(s.foreground, g) for s, g in zip(per_frame, gts)])
+    j_video = np.mean([iou(s.foreground, g) for s, g in zip(fg, gts, strict=False)])
+    j_frame = np.mean([iou(s.foreground, g) for s, g in zip(per_frame, gts, strict=False)])
     # The colour backbone finds only part of the swan (~0.2 J; DINO features do far better), but the
     # warm-started video pipeline must match the independent per-frame segmentation.
     assert j_video > 0.15 and j_video > j_frame - 0.05

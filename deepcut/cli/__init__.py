@@ -27,7 +27,10 @@ def _backbones(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['name']:<20} patch {r['patch_size']:>2}  dim {r['dim']:>4}  depth {r['depth']:>2}  weights: {r['weights']}")
+        print(
+            f"{r['name']:<20} patch {r['patch_size']:>2}  dim {r['dim']:>4}  depth {r['depth']:>2}  "
+            f"weights: {r['weights']}"
+        )
     return 0
 
 

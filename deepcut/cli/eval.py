@@ -101,8 +101,8 @@ def git_revision() -> str | None:
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evaluation.datasets import load_dataset
-    from ..evaluation.report import summary_table
     from ..evaluation.object_methods import discoverer, saved_objects
+    from ..evaluation.report import summary_table
     from ..evaluation.runner import evaluate, saved_predictions, segmenter, video_segmenter
 
     cfg = config_for_task(args)

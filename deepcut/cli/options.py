@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from ..config import Option, SegmentConfig, defaults as config_defaults, options, parse_epochs
+from ..config import Option, SegmentConfig, options, parse_epochs
+from ..config import defaults as config_defaults
 from ..device import DEVICE_ENV
-from ..threads import THREADS_ENV
 from ..errors import ConfigError, DeepCutError
+from ..threads import THREADS_ENV
 
 #: Flags added next to the config fields whose default a command may also override.
 MODEL_DEFAULTS: dict[str, Any] = {"backbone": "dino_vits8"}

@@ -13,8 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (add_config_args, add_image_args, config_from_args, expand_inputs, file_error, make_model,
-                     unique_stems, write_results)
+from .common import (
+    add_config_args,
+    add_image_args,
+    config_from_args,
+    expand_inputs,
+    file_error,
+    make_model,
+    unique_stems,
+    write_results,
+)
 from .outdir import check_out_dir, clear_outputs, drop_own_outputs
 
 
@@ -76,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     state = {"finished": False, "total": len(files)}
     write_results(out, model, cfg, results, failures, **state)
     try:
-        for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files)):
+        for path, stem in zip(
+            tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files), strict=False
+        ):
             try:
                 results[str(path)], note = segment_one(model, cfg, args, path, stem, out)
                 if note:

@@ -11,9 +11,20 @@ import numpy as np
 
 from ..config import parse_epochs
 from ..errors import ConfigError
+from .common import (
+    UsageError,
+    add_config_args,
+    add_image_args,
+    add_opacity_arg,
+    config_from_args,
+    error,
+    expand_inputs,
+    file_error,
+    make_model,
+    unique_stems,
+    write_results,
+)
 from .outdir import check_out_dir, clear_outputs, drop_own_outputs, write_json_atomic
-from .common import (UsageError, add_config_args, add_image_args, add_opacity_arg, config_from_args, error,
-                     expand_inputs, file_error, make_model, unique_stems, write_results)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "from frame to frame.")
     p.add_argument("video", metavar="VIDEO", help="video file, GIF, or folder of frame images")
     p.add_argument("--out", required=True, help=f"overlay video to write ({', '.join(WRITE_SUFFIXES)})")
-    p.add_argument("--max-frames", type=int, default=300, help="process at most this many frames (default: %(default)s)")
+    p.add_argument(
+        "--max-frames", type=int, default=300, help="process at most this many frames (default: %(default)s)"
+    )
     p.add_argument("--frame-stride", type=int, default=1, help="process every S-th frame (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per ViT forward pass (default: %(default)s)")
     p.add_argument("--warm-epochs", type=int, nargs="+", default=None, metavar="N",
@@ -159,7 +172,7 @@ def run_cosegment(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, create=False)
     files, _ = drop_own_outputs(expand_inputs(args.inputs), out)
     images, names, failures = [], [], {}
-    for path, stem in zip(files, unique_stems(files)):
+    for path, stem in zip(files, unique_stems(files), strict=False):
         try:
             images.append(load_image(path))
             names.append((path, stem))
@@ -175,7 +188,7 @@ def run_cosegment(args: argparse.Namespace) -> int:
     segs = model.cosegment(images, cfg)
     check_out_dir(out)
     results = {}
-    for (path, stem), seg in zip(names, segs):
+    for (path, stem), seg in zip(names, segs, strict=False):
         clear_outputs(out, stem)
         written = seg.save(out, stem, alpha=args.opacity)
         results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels), "outputs": written}

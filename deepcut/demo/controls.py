@@ -21,17 +21,19 @@ from .settings import EPOCH_INPUTS, field_name
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
 INFO = {
     "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
-    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, k is a maximum (10 when CC is chosen).",
-    "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: a larger α gives fewer, larger segments.",
+    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, "
+            "k is a maximum (10 when CC is chosen).",
+    "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: "
+             "a larger α gives fewer, larger segments.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
     "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
     "facet": "Which vector of the attention block describes a patch; 'key' works best in the paper.",
     "resolution": "The image is resized to about this many pixels squared; patches = (resolution / patch size)². "
-                  "Higher: finer, slower.",
+    "Higher: finer, slower.",
     "largest_component": "Keep only the biggest foreground blob (removes specks).",
     "seed": "GNN initialisation; the same seed gives the same result.",
     "refine": "Snap the mask to the image's edges: guided filter (fast) or dense CRF (slower). "
-              "None: the paper's upsampling of the patches.",
+    "None: the paper's upsampling of the patches.",
 }
 #: How a choice is shown, per setting (others show their value).
 CHOICE_LABELS = {
@@ -104,7 +106,7 @@ def epoch_sliders(stages: int) -> dict[str, gr.Slider]:
     opt, values = options()["epochs"], defaults()["epochs"]
     return {name: gr.Slider(opt.minimum, top, value=values[i], step=opt.step, label=f"{opt.label}, stage {i + 1}",
                             visible=stages >= i + 1, info=info)
-            for i, (name, (top, info)) in enumerate(zip(EPOCH_INPUTS, EPOCH_SLIDERS))}
+            for i, (name, (top, info)) in enumerate(zip(EPOCH_INPUTS, EPOCH_SLIDERS, strict=False))}
 
 
 def layer_props(depth: int) -> dict:

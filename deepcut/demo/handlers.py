@@ -143,8 +143,12 @@ class PageHandlers:
         the refreshed dropdown, the notice."""
         model, _, notice = self.session.model(self.chosen(backbone, custom))
         depth = model.backbone.depth
-        return (gr.update(**layer_props(depth)), gr.update(**facet_props(depth)),
-                gr.update(choices=self.backbone_list()), gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)))
+        return (
+            gr.update(**layer_props(depth)),
+            gr.update(**facet_props(depth)),
+            gr.update(choices=self.backbone_list()),
+            gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)),
+        )
 
     @shows_errors
     def discover(self, image: str | None, backbone: str, custom: str | None, objects: float = 3,
@@ -158,7 +162,8 @@ class PageHandlers:
     # -- video and co-segmentation tabs -------------------------------------------------------------
     @shows_errors
     def segment_video(self, video: str | None, backbone: str, custom: str | None, max_frames: int = 60,
-                      stride: int = 1, opacity: float = 0.5, progress=gr.Progress(), **settings: Any) -> tuple:
+                      stride: int = 1, opacity: float = 0.5, progress=gr.Progress(),  # noqa: B008 - Gradio's idiom
+                      **settings: Any) -> tuple:
         """Segment a video: the overlay video, status, downloads (overlay MP4, boxes JSON)."""
         def report(done: int, total: int) -> None:
             progress((done, max(total, done)), desc="segmenting frames", unit="frames")

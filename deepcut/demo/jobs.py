@@ -153,7 +153,7 @@ class CosegJob(Job):
         if len(self.images) > MAX_COSEG_IMAGES:
             raise DemoError(f"Please upload at most {MAX_COSEG_IMAGES} images ({len(self.images)} were given).")
         notices = []
-        for name, im in zip(self.names, self.images):
+        for name, im in zip(self.names, self.images, strict=False):
             try:
                 upload = self.uploads.read(im)
             except DemoError as e:
@@ -170,6 +170,6 @@ class CosegJob(Job):
         notices = req.notices + (list(segs[0].notes) if segs else [])
         results = [DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=[],
                               original_size=u.original, seconds=seconds, depth=req.depth)
-                   for seg, u in zip(segs, self.read)]
+                   for seg, u in zip(segs, self.read, strict=False)]
         return CosegDemoResult(results=results, names=self.names, seconds=seconds, backbone=req.backbone,
                                notices=notices)

@@ -93,7 +93,7 @@ class ObjectsDemoResult:
             total = float(self.found.image.shape[0] * self.found.image.shape[1])
             lines += ["", "| # | score | box [x0, y0, x1, y1] | area |", "|---|---|---|---|"]
             lines += [f"| {i} | {o.score:.3f} | {box} | {100 * o.area / total:.1f} % |"
-                      for i, (o, box) in enumerate(zip(objs, self.boxes()), start=1)]
+                      for i, (o, box) in enumerate(zip(objs, self.boxes(), strict=False), start=1)]
         return with_notices(lines, self.notices)
 
     def record(self) -> dict:
@@ -102,7 +102,7 @@ class ObjectsDemoResult:
 
         height, width = self.original_size
         annotations = []
-        for i, (o, box) in enumerate(zip(self.found.objects, self.boxes()), start=1):
+        for i, (o, box) in enumerate(zip(self.found.objects, self.boxes(), strict=False), start=1):
             mask = o.mask
             if mask.shape != (height, width):
                 mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))

@@ -103,7 +103,7 @@ class OutputStore:
         """Every image's label map and one ``cosegmentation.json`` with all records."""
         folder = self.new_folder()
         files, records = [], {}
-        for r, name, stem in zip(result.results, result.names, unique_stems(result.names)):
+        for r, name, stem in zip(result.results, result.names, unique_stems(result.names), strict=False):
             png = folder / f"{stem}_labels.png"
             r.seg.labels_image().save(png)
             files.append(str(png))

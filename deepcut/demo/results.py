@@ -101,7 +101,8 @@ class DemoResult:
         return "foreground" if bool(fg[self.seg.labels == label].any()) else "background"
 
     def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
-        """Write ``<stem>_labels.png`` (label map: pixel value = label, shown in the overlay colours) and ``<stem>.json``."""
+        """Write ``<stem>_labels.png`` (label map: pixel value = label, shown in the overlay colours)
+        and ``<stem>.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = out / f"{stem}_labels.png"
@@ -118,10 +119,14 @@ class DemoResult:
         feat = ("**features reused** from the cache" if seg.features_cached
                 else f"features computed in {t.get('features', 0.0):.2f} s")
         lines = [
-            f"**{plural(seg.num_segments, 'segment')}** in **{self.seconds:.2f} s** · {feat} · GNN: {gnn or 'not trained'}",
-            (f"backbone `{self.backbone}` · layer {seg.config.layer} · facet `{seg.config.facet}` · {h}×{w} patches"
-             if self.depth > 1 else f"backbone `{self.backbone}`: colour, texture and position per patch (no layers "
-                                    f"or facets) · {h}×{w} patches"),
+            f"**{plural(seg.num_segments, 'segment')}** in **{self.seconds:.2f} s** · {feat} · "
+            f"GNN: {gnn or 'not trained'}",
+            (
+                f"backbone `{self.backbone}` · layer {seg.config.layer} · facet `{seg.config.facet}` · {h}×{w} patches"
+                if self.depth > 1
+                else f"backbone `{self.backbone}`: colour, texture and position per patch (no layers "
+                f"or facets) · {h}×{w} patches"
+            ),
         ]
         return with_notices(lines, self.notices)
 
@@ -212,7 +217,7 @@ class CosegDemoResult:
     def gallery(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
         """``[(overlay, caption), …]``: the same label has the same colour in every image."""
         return [(r.overlay(opacity), f"{name}: {plural(r.seg.num_segments, 'segment')}")
-                for r, name in zip(self.results, self.names)]
+                for r, name in zip(self.results, self.names, strict=False)]
 
     def status_markdown(self) -> str:
         labels = sorted({int(v) for r in self.results for v in np.unique(r.seg.labels)})

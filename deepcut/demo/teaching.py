@@ -20,8 +20,16 @@ from PIL import Image
 
 from ..config import SegmentConfig
 from ..errors import DeepCutError
-from ..explain import (CutComparison, TrainingRecord, compare_with_spectral, comparison_k, feature_pca, label_at,
-                       pick_object, record_training)
+from ..explain import (
+    CutComparison,
+    TrainingRecord,
+    compare_with_spectral,
+    comparison_k,
+    feature_pca,
+    label_at,
+    pick_object,
+    record_training,
+)
 from ..predictor import DeepCut
 from ..viz import affinity_picture, figure_image, patch_affinity, pixel_to_patch
 from ..viz_teaching import comparison_figure, pca_image, training_frame_figure

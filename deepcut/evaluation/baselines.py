@@ -26,9 +26,9 @@ import scipy.sparse.linalg
 import torch
 from scipy.cluster.vq import kmeans2
 
-from ..clustering import ClusterResult, Clusterer, affinity
-from ..graph import DENSE_MAX_NODES, DEFAULT_NEIGHBOURS, PatchGraph, knn_affinity, use_sparse
+from ..clustering import Clusterer, ClusterResult, affinity
 from ..errors import ConfigError
+from ..graph import DEFAULT_NEIGHBOURS, DENSE_MAX_NODES, PatchGraph, knn_affinity, use_sparse
 
 #: Graphs :func:`spectral_fit` can cut.
 SPECTRAL_GRAPHS = ("deepcut", "tokencut")

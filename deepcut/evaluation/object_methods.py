@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-
 from ..clustering import fit
 from ..config import SegmentConfig
 from ..discover import discover_features

@@ -83,7 +83,7 @@ def match_boxes(pred_boxes: Sequence[Sequence[float]], gt_boxes: np.ndarray,
     gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
     free = np.ones(len(gt), bool)
     for box in pred_boxes:
-        ious = np.array([M.box_iou(box, g) if f else -1.0 for g, f in zip(gt, free)])
+        ious = np.array([M.box_iou(box, g) if f else -1.0 for g, f in zip(gt, free, strict=False)])
         if ious.size and ious.max() >= threshold:
             free[int(np.argmax(ious))] = False
     return int((~free).sum())

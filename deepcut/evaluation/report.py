@@ -110,7 +110,7 @@ def plot_distributions(results: list[dict], path: str | Path) -> Path:
     cols = min(3, n)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, (title, rs) in zip(axes.ravel(), panels.items()):
+    for ax, (title, rs) in zip(axes.ravel(), panels.items(), strict=False):
         key = PER_IMAGE_KEY[rs[0]["task"]]
         data = [[v[key] for v in r["per_image"].values() if v.get(key) is not None] for r in rs]
         labels = [figure_label(r) for r in rs]
@@ -159,7 +159,7 @@ def paired_comparison(a: dict, b: dict) -> dict | None:
     pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
     if len(pairs) < 2:
         return None
-    x, y = (list(v) for v in zip(*pairs))
+    x, y = (list(v) for v in zip(*pairs, strict=False))
     diff = [u - v for u, v in pairs]
     nonzero = [d for d in diff if abs(d) > 1e-12]
     p = float(wilcoxon(x, y).pvalue) if len(nonzero) >= 2 else 1.0

@@ -148,7 +148,7 @@ def video_segmenter(model, cfg: SegmentConfig, samples: list[Sample]) -> Method:
             if len(preds) != len(frames):
                 raise DatasetError(f"{sample.sequence}: segment_video returned {len(preds)} of {len(frames)} frames")
             seconds = (time.perf_counter() - t) / len(frames)
-            for f, p in zip(frames, preds):
+            for f, p in zip(frames, preds, strict=False):
                 p.seconds = seconds
                 state["predictions"][f.key] = p
         return state["predictions"].pop(sample.key)

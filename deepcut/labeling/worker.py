@@ -154,7 +154,7 @@ def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]
         feats = model.store.get_many([img for _, img in images], spec.config, batch_size=spec.batch_size, cache=False)
     except Exception:  # noqa: BLE001 - retried one by one, where each failure is reported
         feats = None
-    for n, (i, img) in enumerate(images):
+    for n, (i, _img) in enumerate(images):
         name = items[i][0]
         if feats is None:
             records[i] = label_data(model, spec, name, items[i][1])

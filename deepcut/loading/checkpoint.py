@@ -11,7 +11,8 @@ are plain state dicts of a ViT in the layout of DINO's ``vision_transformer.py``
 DINO's own training checkpoints (``checkpoint.pth``) hold ``teacher`` and ``student`` state dicts whose
 keys carry ``module.`` / ``backbone.`` prefixes and a projection ``head``; the teacher's backbone is
 used by default (as DINO's evaluation scripts and released ``*_pretrain.pth`` weights do); name the
-file ``checkpoint.pth#student`` to use the student instead (``#teacher`` says the default). DINOv2 checkpoints add the layer-scale factors
+file ``checkpoint.pth#student`` to use the student instead (``#teacher`` says the default). DINOv2 checkpoints
+add the layer-scale factors
 ``blocks.N.ls1.gamma`` / ``ls2.gamma``, a ``mask_token`` and, with registers, ``register_tokens``.
 
 The architecture is read from the tensor shapes: width ``D`` and patch size from the patch
@@ -100,11 +101,13 @@ def tensor_problem(t: torch.Tensor) -> str | None:
     an expanded (stride 0) or overlapping view, which would become far larger once copied."""
     if t.numel() == 0:
         return None
-    if any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride())):
+    if any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride(), strict=False)):
         return f"an expanded view (stride 0) of shape {tuple(t.shape)}"
     size = t.element_size()
     stored = t.untyped_storage().nbytes()
-    extent = (t.storage_offset() + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride())) + 1) * size
+    extent = (
+        t.storage_offset() + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride(), strict=False)) + 1
+    ) * size
     if stored < extent:
         return f"shape {tuple(t.shape)} needs {extent} bytes but its storage holds {stored}"
     if stored < t.numel() * size:

@@ -55,7 +55,9 @@ def quadratic_form(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return _QuadraticForm.apply(adj, s)
 
 
-def ncut_loss(adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ncut_loss(
+    adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Relaxed normalized cut and orthogonality terms of MinCutPool (Bianchi et al. 2020).
 
     ``cut = -tr(SᵀAS) / tr(SᵀDS)`` and ``ortho = ‖SᵀS/‖SᵀS‖_F - I/√k‖_F``; DeepCut minimises
@@ -79,7 +81,9 @@ def ncut_loss(adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = 
     cut = -(num / den)
     ss = s.T @ s
     k = s.shape[-1]
-    ortho = torch.linalg.matrix_norm(ss / torch.linalg.matrix_norm(ss) - torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k))
+    ortho = torch.linalg.matrix_norm(
+        ss / torch.linalg.matrix_norm(ss) - torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k)
+    )
     return cut, ortho
 
 

@@ -47,4 +47,4 @@ def best_matching(scores: np.ndarray) -> list[tuple[int, int]]:
     """The one-to-one assignment of rows to columns with the largest total score (Hungarian):
     ``[(row, column), …]``."""
     rows, cols = linear_sum_assignment(np.asarray(scores, np.float64), maximize=True)
-    return [(int(r), int(c)) for r, c in zip(rows, cols)]
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=False)]

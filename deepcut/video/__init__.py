@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .frames import (DEFAULT_FPS, FRAME_SUFFIXES, MAX_SIDE, VIDEO_SUFFIXES, WRITE_SUFFIXES, VideoInfo, VideoLike,
-                     fit_within, frame_files)
+from .frames import (
+    DEFAULT_FPS,
+    FRAME_SUFFIXES,
+    MAX_SIDE,
+    VIDEO_SUFFIXES,
+    WRITE_SUFFIXES,
+    VideoInfo,
+    VideoLike,
+    fit_within,
+    frame_files,
+)
 from .reader import FrameReader, probe, read_frames
 from .writer import write_video
 
 if TYPE_CHECKING:
-    from .segmenter import VideoSegmentation, default_warm_epochs, segment_video
-    from .tracking import LabelTracker, TemporalBackground
+    from .segmenter import VideoSegmentation, default_warm_epochs, segment_video  # noqa: F401
+    from .tracking import LabelTracker, TemporalBackground  # noqa: F401
 
 _LAZY = {"VideoSegmentation": "segmenter", "segment_video": "segmenter", "default_warm_epochs": "segmenter",
          "VideoStats": "segmenter", "LabelTracker": "tracking", "TemporalBackground": "tracking",

@@ -23,8 +23,20 @@ from PIL import Image
 from ..errors import ImageLoadError, VideoLoadError
 from ..utils.coerce import as_float, as_int
 from ..utils.image import ImageLike, load_image
-from .frames import (DEFAULT_FPS, FRAME_SUFFIXES, MAX_SIDE, VideoInfo, VideoLike, ffmpeg_error,
-                     ffmpeg_frames, fit_within, frame_files, gif_frames, open_ffmpeg, resize_frame)
+from .frames import (
+    DEFAULT_FPS,
+    FRAME_SUFFIXES,
+    MAX_SIDE,
+    VideoInfo,
+    VideoLike,
+    ffmpeg_error,
+    ffmpeg_frames,
+    fit_within,
+    frame_files,
+    gif_frames,
+    open_ffmpeg,
+    resize_frame,
+)
 
 
 class FrameReader:

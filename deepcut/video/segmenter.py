@@ -20,13 +20,13 @@ import numpy as np
 
 from ..config import SegmentConfig, make_config
 from ..errors import ConfigError
-from ..utils.coerce import as_bool, as_int
-from ..utils.memory import memory_errors
 from ..features import FeatureStore, PatchFeatures
 from ..pipeline import StageOutput, Tracking, run_stages, to_segmentation
 from ..segmentation import Segmentation
-from .reader import FrameReader
+from ..utils.coerce import as_bool, as_int
+from ..utils.memory import memory_errors
 from .frames import VideoLike
+from .reader import FrameReader
 from .tracking import LabelTracker, TemporalBackground
 
 if TYPE_CHECKING:

@@ -99,7 +99,7 @@ class LabelTracker:
                 for j, tid in enumerate(cand):
                     t = self.tracks[tid]
                     recent = t.seen == self.frame - 1
-                    for i, (m, mask) in enumerate(zip(members, masks)):
+                    for i, (m, mask) in enumerate(zip(members, masks, strict=False)):
                         overlap = 0.0
                         if recent:
                             union = np.logical_or(mask, t.mask).sum()
@@ -173,8 +173,11 @@ class TemporalBackground:
         else:
             ids = np.unique(raw)
             on_border = raw[self.border]
-            score = [np.logical_and(raw == i, self.previous).sum() / max(np.logical_or(raw == i, self.previous).sum(), 1)
-                     + (on_border == i).mean() for i in ids]
+            score = [
+                np.logical_and(raw == i, self.previous).sum() / max(np.logical_or(raw == i, self.previous).sum(), 1)
+                + (on_border == i).mean()
+                for i in ids
+            ]
             bg = int(ids[int(np.argmax(score))])
         self.previous = raw == bg
         return bg
