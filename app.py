@@ -5,7 +5,7 @@ A thin Gradio layer: one builder per tab lays out the page; the settings' contro
 :class:`~deepcut.config.SegmentConfig`'s metadata (:mod:`deepcut.demo.controls`) and the events call
 :class:`~deepcut.demo.handlers.PageHandlers` over one shared :class:`~deepcut.demo.DemoSession`.
 Flags or environment variables (flags win), e.g. ``python app.py --backbone color --resolution 160``.
-Also an API (``gradio_client``): ``/segment``, ``/discover``, ``/segment_video``, ``/cosegment`` (see README).
+Also an API (``gradio_client``): ``/segment``, ``/discover``, ``/segment_video``, ``/cosegment`` (see docs/app.md).
 """
 
 import logging
@@ -15,10 +15,14 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import gradio as gr  # noqa: E402  (after the environment above)
+try:
+    import gradio as gr  # noqa: E402  (after the environment above)
+except ImportError:  # the library and CLI do not need it: the web app is the `app` extra
+    raise SystemExit("app.py needs Gradio: ./dev app installs it (or pip install -r requirements.txt, "
+                     "or pip install 'deepcut-gnn[app]')") from None
 
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
-from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, teach_view  # noqa: E402  # noqa: E402
+from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, teach_view  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
 from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402
@@ -202,7 +206,11 @@ def coseg_tab(page, shared: dict, resolution: int, most: int = MAX_COSEG_IMAGES)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    limits = limits_from_args(args)
+    try:
+        guards.check_gradio()
+        limits = limits_from_args(args)
+    except (ConfigError, RuntimeError) as e:  # a bad size, or a Gradio outside the tested range
+        raise SystemExit(f"app.py: {e}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -35,11 +35,11 @@ from deepcut.labeling import (  # noqa: E402
     InProcessRunner,
     LabelSpec,
     ProcessRunner,
-    available_cores,
     collect_sources,
     decode_mask,
     label_dataset,
 )
+from deepcut.threads import available_cores  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "weizmann_horse" / "images"
 

@@ -61,7 +61,7 @@ def load_sequence(root: Path, seq: str, limit: int | None) -> tuple[list[Path], 
 
 def run(model: DeepCut, frames, cfg: SegmentConfig, batch_size: int, **kw) -> tuple[list, float, dict]:
     t = time.perf_counter()
-    stream = segment_video(model, frames, cfg, max_frames=len(frames), batch_size=batch_size, **kw)
+    stream = segment_video(model.store, frames, cfg, max_frames=len(frames), batch_size=batch_size, **kw)
     segs = list(stream)
     return segs, time.perf_counter() - t, dict(stream.stats)
 

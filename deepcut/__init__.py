@@ -14,7 +14,7 @@ from .refinement import refine
 from .segmentation import Segmentation
 from .utils.image import load_image
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DeepCut",

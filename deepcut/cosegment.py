@@ -13,7 +13,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -26,9 +26,6 @@ from .graph import PatchGraph
 from .pipeline import StageOutput, run_stages, to_segmentation
 from .segmentation import Segmentation
 from .utils.image import ImageLike, load_image
-
-if TYPE_CHECKING:
-    from .predictor import DeepCut
 
 #: Co-segmentation clusters one dense graph of all patches; beyond this many patches the
 #: resolution is lowered (the graph's N x N matrices take ~0.25 GB each at 8000 patches).
@@ -74,8 +71,8 @@ def fit_resolution(store: FeatureStore, sizes: list[tuple[int, int]], cfg: Segme
     return cfg.replace(resolution=res), note
 
 
-def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], config: SegmentConfig | None = None,
-              max_patches: int = MAX_COSEG_PATCHES, clusterer: Clusterer = fit, **overrides) -> list[Segmentation]:
+def cosegment(store: FeatureStore, images: Iterable[ImageLike], config: SegmentConfig | None = None,
+              max_patches: int = MAX_COSEG_PATCHES, clusterer: Clusterer = fit, **overrides: Any) -> list[Segmentation]:
     """Segment several images together: one graph over all their patches, one GNN per stage.
 
     Every stage of :func:`~deepcut.pipeline.run_stages` runs on the union: the background is the
@@ -84,9 +81,11 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
     in every image.
 
     Args:
-        model: the :class:`~deepcut.DeepCut` (or its :class:`~deepcut.features.FeatureStore`).
+        store: the :class:`~deepcut.features.FeatureStore` that computes and caches the features
+            (a :class:`~deepcut.DeepCut`'s is ``dc.store``; ``dc.cosegment(...)`` passes it).
         images: paths, arrays, PIL images (or a folder path).
-        config, overrides: settings, as for :meth:`DeepCut.segment`.
+        config: settings, as for :meth:`DeepCut.segment`.
+        **overrides: single fields that replace the config's, e.g. ``k=4``.
         max_patches: if the images together have more patches, the resolution is lowered (a note
             says so) to keep the dense graph affordable.
         clusterer: clusters each stage (default the GNN, :func:`~deepcut.clustering.fit`).
@@ -95,7 +94,6 @@ def cosegment(model: "DeepCut | FeatureStore", images: Iterable[ImageLike], conf
         One :class:`Segmentation` per image, in order.
     """
     cfg = make_config(config, overrides)
-    store = model if isinstance(model, FeatureStore) else model.store
     t0 = time.perf_counter()
     imgs = _load_images(images)
     cfg, note = fit_resolution(store, [im.shape[:2] for im in imgs], cfg, max_patches)

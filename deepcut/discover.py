@@ -2,7 +2,7 @@
 
 Two procedures, both on the patch graph of :class:`~deepcut.features.PatchFeatures` and both run by
 any clusterer of the :class:`~deepcut.clustering.Clusterer` protocol (DeepCut's GNN,
-:func:`~deepcut.clustering.fit`, or the spectral baseline of :mod:`deepcut.evaluation.baselines`,
+:func:`~deepcut.clustering.fit`, or the spectral relaxation of :mod:`deepcut.spectral`,
 which then makes this the MaskCut procedure on identical features):
 
 **Iterative cuts** (``objects=N``, the MaskCut way). The graph of all patches is cut in two with the
@@ -50,7 +50,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -58,9 +57,9 @@ from .clustering import Clusterer, ClusterResult, fit
 from .config import SegmentConfig
 from .errors import ConfigError
 from .features import PatchFeatures
-from .graph import PatchGraph
+from .graph import PatchGraph, cut_score, score_graph
 from .refinement import segment_maps
-from .utils.colors import label_colors
+from .render.colors import label_colors
 from .utils.masks import background_label, bbox_of
 
 #: Upper bound on the number of segments of the CC variant (``objects=None``).
@@ -165,49 +164,6 @@ def object_mask(patch_mask: np.ndarray, features: PatchFeatures, config: Segment
     _, mask = segment_maps(features.image, np.asarray(patch_mask, np.int32), tuple(features.work_size), [1],
                            config.refine, largest=True)
     return mask.astype(bool)
-
-
-def score_graph(graph: PatchGraph) -> torch.Tensor:
-    """The non-negative NCut affinity :func:`cut_score` reads: dense ``(N, N)``, or the sparse k-NN
-    graph (COO) when the graph is too big to materialise (:attr:`~deepcut.graph.PatchGraph.is_sparse`)."""
-    if graph.is_sparse:
-        return graph.cluster_affinity("ncut").matrix()
-    return graph.affinity("ncut")
-
-
-def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cut, volume)`` ``(m,)`` float64 of each of the ``m`` segments of ``labels`` ``(N,)`` (in
-    ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, or sparse COO): the weight
-    leaving the segment and the segment's total degree."""
-    ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
-    onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
-    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
-    a = adj.coalesce().double() if adj.is_sparse else adj.double()
-    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
-    volume = onehot.T @ a_s.sum(1)
-    return volume - (onehot * a_s).sum(0), volume
-
-
-def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
-    """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
-    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`score_graph` gives).
-    0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)``. Segments without volume add
-    nothing."""
-    cut, volume = segment_cuts(adj, labels)
-    keep = volume > 0
-    return float((cut[keep] / volume[keep]).sum())
-
-
-def cut_score(adj: torch.Tensor, inside: np.ndarray) -> float:
-    """``1 - NCut(O, R) / 2`` of the nodes ``inside`` (``(N,)`` bool, ``O``) against the rest ``R``,
-    on a non-negative affinity ``(N, N)`` (dense, or sparse COO); 0 when either side has no volume."""
-    inside = np.asarray(inside, dtype=bool)
-    if not inside.any() or inside.all():
-        return 0.0
-    cut, volume = segment_cuts(adj, inside)
-    if bool((volume <= 0).any()):
-        return 0.0
-    return float(np.clip(1.0 - 0.5 * float((cut / volume).sum()), 0.0, 1.0))
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:

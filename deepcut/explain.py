@@ -1,14 +1,15 @@
 """Computations that explain a segmentation (the demo's teaching view, usable without it).
 
 * :func:`compare_with_spectral` — the paper's claim made visible: the same graph ``A`` cut by the
-  GNN and by the classical spectral relaxation (:func:`~deepcut.evaluation.baselines.spectral_fit`),
-  both scored by the normalized cut :func:`~deepcut.discover.normalized_cut` on that very graph;
+  GNN and by the classical spectral relaxation (:func:`~deepcut.spectral.spectral_fit`),
+  both scored by the normalized cut :func:`~deepcut.graph.normalized_cut` on that very graph;
 * :func:`record_training` — the GNN's soft assignments after chosen epochs of every stage, replayed
   exactly (see :class:`SnapshotRecorder`);
 * :func:`feature_pca` — the patch features' first three principal components as colours;
-* :func:`label_at` and :func:`pick_object` — make the segment under a pixel the foreground.
+* :func:`label_at` and :func:`pick_object` — make the segment under a pixel the foreground;
+* :func:`pixel_to_patch` and :func:`patch_affinity` — the patch under a pixel and its row of the graph.
 
-Nothing here draws; :mod:`deepcut.viz` turns these into pictures.
+Nothing here draws; :mod:`deepcut.render` turns these into pictures.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import torch
 
 from .clustering import ClusterResult, fit
 from .config import SegmentConfig
-from .discover import normalized_cut, score_graph
-from .evaluation.baselines import spectral_fit
-from .graph import PatchGraph, SparseAffinity
+from .graph import PatchGraph, SparseAffinity, normalized_cut, score_graph
 from .modeling.losses import ncut_loss
 from .pipeline import StageOutput, run_stages
 from .segmentation import Segmentation
+from .spectral import spectral_fit
 from .utils.masks import bbox_of
 
 #: At most this many snapshots (plus the untrained start) per stage; a stage of fewer epochs gets one per epoch.
@@ -241,3 +241,41 @@ def pick_object(seg: Segmentation, label: int) -> Segmentation:
     note = f"picked segment {int(label)} as the object"
     return dataclasses.replace(seg, foreground=mask, bbox=bbox_of(mask),
                                notes=[n for n in seg.notes if not n.startswith("picked segment")] + [note])
+
+
+def pixel_to_patch(x: float, y: float, image_shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+    """The patch ``(row, col)`` of grid ``(h, w)`` under pixel ``(x, y)`` of an image of ``(H, W)``."""
+    height, width = image_shape
+    row = int(np.clip(np.floor(y / max(height, 1) * grid[0]), 0, grid[0] - 1))
+    col = int(np.clip(np.floor(x / max(width, 1) * grid[1]), 0, grid[1] - 1))
+    return row, col
+
+
+def patch_affinity(features: np.ndarray | torch.Tensor, patch: tuple[int, int], loss: str = "ncut", alpha: float = 3.0,
+                   chunk: int = 2048) -> np.ndarray:
+    """Row ``patch`` of the graph DeepCut clusters (see :func:`deepcut.clustering.affinity`), as a map.
+
+    Args:
+        features: ``(h, w, D)`` patch features.
+        patch: ``(row, col)`` of the chosen patch.
+        loss: ``"ncut"``: ``relu(F_p · F_j) / max(W)`` in ``[0, 1]``; ``"cc"``: ``F_p · F_j - max(W) / alpha``
+            (signed: negative weights push patches into different segments).
+        alpha: CC sensitivity.
+        chunk: rows per block when computing ``max(W)`` (bounds memory to ``chunk x N``).
+
+    Returns:
+        ``(h, w)`` float32 edge weights from the chosen patch to every patch.
+    """
+    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features).float()
+    if f.ndim != 3:
+        raise ValueError(f"features must be (h, w, D), got shape {tuple(f.shape)}")
+    h, w, d = f.shape
+    flat = f.reshape(h * w, d)
+    r, c = patch
+    row = flat @ flat[r * w + c]
+    top = max(float((flat[i:i + chunk] @ flat.T).max()) for i in range(0, flat.shape[0], chunk))
+    if loss == "cc":
+        out = row - top / float(alpha)
+    else:
+        out = row.clamp(min=0) / top if top > 0 else torch.zeros_like(row)
+    return out.reshape(h, w).cpu().numpy().astype(np.float32)

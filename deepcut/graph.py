@@ -6,6 +6,10 @@ Small graphs are dense ``N x N`` matrices. A graph of more than :data:`DENSE_MAX
 of rows, so memory stays ``O(chunk x N)``), symmetrised. NCut is cut on that k-NN graph; CC's loss
 over *all* pairs is exact without the matrix (``Σ W_ij (S Sᵀ)_ij = ‖Fᵀ S‖²``, see
 :func:`deepcut.modeling.losses.cc_loss_lowrank`), only the GCN sees the k-NN part of the graph.
+
+A cut of the graph is scored by Shi & Malik's normalized cut (:func:`normalized_cut`, :func:`cut_score`
+on :func:`score_graph`): the discovery of objects ranks its objects by it and the teaching view
+compares the GNN's cut with the spectral one by it.
 """
 
 from __future__ import annotations
@@ -228,3 +232,47 @@ class PatchGraph:
         if self.is_sparse:
             return knn_affinity(self.features, loss, alpha, self.neighbours)
         return self.affinity(loss, alpha)
+
+
+# -- scoring a cut ----------------------------------------------------------------------------------
+def score_graph(graph: PatchGraph) -> torch.Tensor:
+    """The non-negative NCut affinity :func:`cut_score` reads: dense ``(N, N)``, or the sparse k-NN
+    graph (COO) when the graph is too big to materialise (:attr:`~deepcut.graph.PatchGraph.is_sparse`)."""
+    if graph.is_sparse:
+        return graph.cluster_affinity("ncut").matrix()
+    return graph.affinity("ncut")
+
+
+def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cut, volume)`` ``(m,)`` float64 of each of the ``m`` segments of ``labels`` ``(N,)`` (in
+    ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, or sparse COO): the weight
+    leaving the segment and the segment's total degree."""
+    ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
+    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
+    a = adj.coalesce().double() if adj.is_sparse else adj.double()
+    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
+    volume = onehot.T @ a_s.sum(1)
+    return volume - (onehot * a_s).sum(0), volume
+
+
+def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
+    """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
+    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`score_graph` gives).
+    0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)``. Segments without volume add
+    nothing."""
+    cut, volume = segment_cuts(adj, labels)
+    keep = volume > 0
+    return float((cut[keep] / volume[keep]).sum())
+
+
+def cut_score(adj: torch.Tensor, inside: np.ndarray) -> float:
+    """``1 - NCut(O, R) / 2`` of the nodes ``inside`` (``(N,)`` bool, ``O``) against the rest ``R``,
+    on a non-negative affinity ``(N, N)`` (dense, or sparse COO); 0 when either side has no volume."""
+    inside = np.asarray(inside, dtype=bool)
+    if not inside.any() or inside.all():
+        return 0.0
+    cut, volume = segment_cuts(adj, inside)
+    if bool((volume <= 0).any()):
+        return 0.0
+    return float(np.clip(1.0 - 0.5 * float((cut / volume).sum()), 0.0, 1.0))

@@ -222,7 +222,7 @@ def run_stages(graph: PatchGraph | torch.Tensor, grid: Grid | Sequence[Grid], cf
             (one graph, one GNN); the background is then what covers most of their borders together.
         cfg: the settings.
         clusterer: clusters each stage (default: the GNN, :func:`~deepcut.clustering.fit`); a baseline
-            of :mod:`deepcut.evaluation.baselines` gets the same stages and post-processing.
+            of :mod:`deepcut.spectral` or :mod:`deepcut.evaluation.baselines` gets the same stages and post-processing.
         tracking: video options (warm start, label numbering, background choice).
     """
     graph = graph if isinstance(graph, PatchGraph) else PatchGraph(graph)

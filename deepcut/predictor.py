@@ -10,7 +10,7 @@ lower-level entry, as ``predict_torch`` is beside ``predict``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -95,7 +95,7 @@ class DeepCut:
         return feats.reshape(emb.grid[0], emb.grid[1], -1)
 
     @guard_memory
-    def patch_features(self, image: ImageLike, config: SegmentConfig | None = None, **overrides) -> PatchFeatures:
+    def patch_features(self, image: ImageLike, config: SegmentConfig | None = None, **overrides: Any) -> PatchFeatures:
         """The :class:`~deepcut.features.PatchFeatures` that :meth:`segment` clusters for ``image``."""
         return self.store.get(image, make_config(config, overrides))
 
@@ -117,7 +117,7 @@ class DeepCut:
 
     # -- segmentation -----------------------------------------------------------------------------
     @guard_memory
-    def segment(self, image: ImageLike, config: SegmentConfig | None = None, **overrides) -> Segmentation:
+    def segment(self, image: ImageLike, config: SegmentConfig | None = None, **overrides: Any) -> Segmentation:
         """Segment one image.
 
         Args:
@@ -132,7 +132,7 @@ class DeepCut:
 
     @guard_memory
     def segment_with(self, image: ImageLike, config: SegmentConfig, clusterer: Clusterer) -> Segmentation:
-        """:meth:`segment` with another clusterer (e.g. a baseline of :mod:`deepcut.evaluation.baselines`)
+        """:meth:`segment` with another clusterer (e.g. :func:`deepcut.spectral.spectral_fit`)
         on the same features, stages and post-processing."""
         t0 = time.perf_counter()
         feats = self.store.get(image, config)
@@ -143,13 +143,14 @@ class DeepCut:
     def segment_features(self, features: torch.Tensor | np.ndarray, grid: tuple[int, int],
                          config: SegmentConfig | None = None, clusterer: Clusterer = fit, *,
                          image: np.ndarray | None = None, work_size: tuple[int, int] | None = None,
-                         **overrides) -> Segmentation:
+                         **overrides: Any) -> Segmentation:
         """The pipeline below :meth:`segment`, on features you already have.
 
         Args:
             features: ``(h * w, D)`` patch features (row-major over ``grid``), any device.
             grid: patch grid ``(h, w)``.
-            config, overrides: settings, as for :meth:`segment`.
+            config: settings, as for :meth:`segment`.
+            **overrides: single fields that replace the config's, e.g. ``k=4``.
             clusterer: :func:`~deepcut.clustering.fit` (the GNN) or a baseline with its signature.
             image: ``(H, W, 3)`` uint8 image the labels are upsampled to (default: a black image
                 of ``work_size``, or of the grid times the patch size).
@@ -169,7 +170,7 @@ class DeepCut:
 
     @guard_memory
     def discover(self, image: ImageLike, config: SegmentConfig | None = None, objects: int | None = 3,
-                 clusterer: Clusterer = fit, **overrides) -> "Discovery":
+                 clusterer: Clusterer = fit, **overrides: Any) -> "Discovery":
         """Find up to ``objects`` objects in one image, each with a mask, a box and a score: the graph
         is cut, the foreground's largest component kept and removed, the rest cut again (MaskCut's
         procedure with DeepCut's GNN); ``objects=None`` cuts once with CC instead and needs no N.
@@ -186,7 +187,7 @@ class DeepCut:
     def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,
                       frame_stride: int = 1, batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
                       *, warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True,
-                      **overrides):
+                      **overrides: Any):
         """Segment a video lazily, one :class:`Segmentation` per processed frame, labels consistent over time.
 
         See :func:`deepcut.video.segment_video` for the arguments; returns a
@@ -197,13 +198,13 @@ class DeepCut:
         """
         from .video.segmenter import segment_video
 
-        return segment_video(self, video, make_config(config, overrides), max_frames=max_frames,
+        return segment_video(self.store, video, make_config(config, overrides), max_frames=max_frames,
                              frame_stride=frame_stride, batch_size=batch_size, progress=progress,
                              warm_epochs=warm_epochs, warm=warm, match=match)
 
     @guard_memory
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,
-                  clusterer: Clusterer = fit, **overrides) -> list[Segmentation]:
+                  clusterer: Clusterer = fit, **overrides: Any) -> list[Segmentation]:
         """Segment several images with one GNN so that the same part gets the same label in each
         (see :func:`deepcut.cosegment.cosegment`; ``clusterer`` clusters each stage, default the GNN).
         Returns one :class:`Segmentation` per image."""

@@ -235,7 +235,9 @@ def refine_segmentation(image: np.ndarray, labels: np.ndarray, foreground_labels
         image: ``(H, W, 3)`` uint8.
         labels: ``(h, w)`` int patch labels.
         foreground_labels: the labels that form the foreground.
-        method, max_side, params: as for :func:`refine`.
+        method: as for :func:`refine`.
+        max_side: as for :func:`refine`.
+        params: as for :func:`refine`.
         largest: keep only the largest connected component of the refined foreground (its other
             pixels take their best background label).
     """

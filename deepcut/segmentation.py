@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .config import SegmentConfig
-from .utils import colors
+from .render import colors
 
 STAGES = ("stage1", "stage2", "stage3")
 
@@ -102,20 +102,19 @@ class Segmentation:
         """The input image with each segment tinted in its colour (``alpha``: colour opacity)."""
         return colors.overlay(self.image, self.labels, alpha, draw_boundaries=boundaries)
 
-    def mask_image(self) -> Image.Image | None:
-        """The foreground as a black/white ``L`` image, or None."""
-        if self.foreground is None:
-            return None
-        return Image.fromarray(self.foreground.astype(np.uint8) * 255)
+    @property
+    def foreground_mask(self) -> np.ndarray:
+        """``(H, W)`` bool: :attr:`foreground`, or every segment but label 0 where it is None."""
+        return self.foreground if self.foreground is not None else self.labels != 0
 
-    def cutout(self) -> Image.Image | None:
+    def mask_image(self) -> Image.Image:
+        """The foreground (:attr:`foreground_mask`) as a black/white ``L`` image of the input's size."""
+        return Image.fromarray(self.foreground_mask.astype(np.uint8) * 255)
+
+    def cutout(self) -> Image.Image:
         """The foreground on a transparent background: an RGBA image of the input's size whose alpha is
-        255 on :attr:`foreground` (refined if the config asked for it) and 0 elsewhere; None without a
-        foreground/background split."""
-        if self.foreground is None:
-            return None
-        alpha = self.foreground.astype(np.uint8) * 255
-        return Image.fromarray(np.dstack([self.image, alpha]))
+        255 on :attr:`foreground_mask` (refined if the config asked for it) and 0 elsewhere."""
+        return Image.fromarray(np.dstack([self.image, np.asarray(self.mask_image())]))
 
     def bbox_image(self) -> Image.Image:
         """The input image with the foreground box drawn."""
@@ -144,21 +143,18 @@ class Segmentation:
         }
 
     def save(self, out_dir: str | Path, stem: str, alpha: float = 0.5, cutout: bool = False) -> dict[str, str]:
-        """Write ``<stem>_labels.png``, ``<stem>_overlay.png``, (if any) ``<stem>_mask.png`` and, with
-        ``cutout`` and a foreground, ``<stem>_cutout.png`` (:meth:`cutout`); returns ``{kind: path}``."""
+        """Write ``<stem>_labels.png``, ``<stem>_overlay.png``, ``<stem>_mask.png`` and, with ``cutout``,
+        ``<stem>_cutout.png`` (:meth:`cutout`); returns ``{kind: path}``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = {"labels": out / f"{stem}_labels.png", "overlay": out / f"{stem}_overlay.png"}
         self.labels_image().save(written["labels"])
         self.overlay(alpha).save(written["overlay"])
-        mask = self.mask_image()
-        if mask is not None:
-            written["mask"] = out / f"{stem}_mask.png"
-            mask.save(written["mask"])
-        cut = self.cutout() if cutout else None
-        if cut is not None:
+        written["mask"] = out / f"{stem}_mask.png"
+        self.mask_image().save(written["mask"])
+        if cutout:
             written["cutout"] = out / f"{stem}_cutout.png"
-            cut.save(written["cutout"])
+            self.cutout().save(written["cutout"])
         return {k: str(v) for k, v in written.items()}
 
     def to_json(self) -> str:

@@ -16,6 +16,8 @@ gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is in
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def server():

@@ -123,3 +123,55 @@ def test_modeling_holds_models_only():
     assert names <= {"base", "vit", "dinov2", "color", "gnn", "losses"}, names
     gnn = (PACKAGE / "modeling" / "gnn.py").read_text()
     assert "torch_geometric" not in gnn and ".lin." not in gnn, "the GNN owns its parameters"
+
+
+def all_imports_of(path: Path) -> set[str]:
+    """Every ``deepcut`` module a module names in an import, anywhere (functions and TYPE_CHECKING too)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("deepcut")}
+
+
+#: The front ends over the library: they may use the facade and the evaluation package.
+FRONT_ENDS = ("deepcut.cli", "deepcut.demo", "deepcut.labeling", "deepcut.evaluation")
+
+
+def _is(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def test_lower_modules_do_not_know_the_facade():
+    """Only the front ends, the model cache and the package's own ``__init__`` name ``DeepCut``'s module:
+    co-segmentation, video, discovery … take the :class:`FeatureStore` they work on."""
+    allowed = (*FRONT_ENDS, "deepcut.predictor", "deepcut.model_cache")
+    bad = {module_name(p) for p in modules()
+           if module_name(p) != "deepcut" and not _is(module_name(p), allowed)
+           and any(_is(m, ("deepcut.predictor",)) for m in all_imports_of(p))}
+    assert not bad, f"these modules import deepcut.predictor: {sorted(bad)}"
+
+
+def test_the_library_does_not_depend_on_its_evaluation():
+    bad = {module_name(p) for p in modules()
+           if not _is(module_name(p), ("deepcut.evaluation", "deepcut.cli", "deepcut.demo"))
+           and any(_is(m, ("deepcut.evaluation",)) for m in all_imports_of(p))}
+    assert not bad, f"these library modules import deepcut.evaluation: {sorted(bad)}"
+
+
+def test_only_the_demo_imports_gradio():
+    bad = {module_name(p) for p in modules() if not _is(module_name(p), ("deepcut.demo",))
+           and any(isinstance(n, (ast.Import, ast.ImportFrom)) and "gradio" in ast.unparse(n).split()[1]
+                   for n in ast.walk(ast.parse(p.read_text())))}
+    assert not bad, f"gradio imported outside deepcut/demo: {sorted(bad)}"

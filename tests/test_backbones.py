@@ -190,6 +190,7 @@ def timm_facets(model, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch
     ("vit_small_patch8_224", "dino_deitsmall8_pretrain.pth", 8),
     ("vit_base_patch16_224", "dino_vitbase16_pretrain.pth", 16),
 ])
+@pytest.mark.slow
 def test_original_dino_checkpoint_matches_timm(timm, tmp_path, timm_name, file_name, patch):
     """A timm ViT's state dict is an original DINO checkpoint; DeepCut's token facet of layer 11 and
     the affinity F Fᵀ of its key facet equal what timm computes."""
@@ -587,6 +588,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_offline_fails_fast_and_a_populated_cache_loads(tmp_path):
     """In a fresh process with HF_HOME in tmp: a model in the HF hub cache layout loads with
     HF_HUB_OFFLINE=1; a missing one fails at once with the backbone, the hub id and the two ways out."""

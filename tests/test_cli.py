@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO, disc_image
 from PIL import Image
 
@@ -57,6 +58,7 @@ def test_all_good_exit_zero_and_k_way_has_the_apps_mask_and_box(tmp_path):
     assert results["config"]["epochs"] == [30, 100, 10] and results["config"]["loss"] == "cc"
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_two_without_traceback(tmp_path):
     for args in (["segment", "x.png", "--out", str(tmp_path), "-k", "1"],
                  ["segment", "x.png", "--out", str(tmp_path), "--stages", "5"],

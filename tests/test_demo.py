@@ -1,4 +1,4 @@
-"""The demo's logic (deepcut.demo, deepcut.viz) without a server: fast, colour backbone, small images."""
+"""The demo's logic (deepcut.demo, deepcut.render.figures) without a server: fast, colour backbone, small images."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from PIL import Image
 
 from deepcut.clustering import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
+from deepcut.explain import patch_affinity, pixel_to_patch
 from deepcut.loading import weights_available
-from deepcut.viz import affinity_image, loss_figure, patch_affinity, pixel_to_patch, soft_maps
+from deepcut.render.figures import affinity_image, loss_figure, soft_maps
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +234,8 @@ def test_model_pool_builds_once_shares_and_drops_the_least_recently_used(monkeyp
     import time
     from types import SimpleNamespace
 
-    from deepcut import pool as pool_module
-    from deepcut.pool import ModelPool
+    from deepcut import model_cache as pool_module
+    from deepcut.model_cache import ModelCache
 
     built = []
     lock = threading.Lock()
@@ -247,7 +248,7 @@ def test_model_pool_builds_once_shares_and_drops_the_least_recently_used(monkeyp
             self.backbone = SimpleNamespace(depth=1)
 
     monkeypatch.setattr(pool_module, "DeepCut", FakeDeepCut)
-    p = ModelPool("a", max_models=2, cache_size=5, device="cpu")
+    p = ModelCache("a", max_models=2, cache_size=5, device="cpu")
     with ThreadPoolExecutor(4) as ex:
         got = list(ex.map(lambda _: p.get(), range(8)))
     assert built == [("a", 5, "cpu")]
@@ -261,9 +262,9 @@ def test_model_pool_builds_once_shares_and_drops_the_least_recently_used(monkeyp
 def test_model_pool_falls_back_and_retries_later(monkeypatch):
     from types import SimpleNamespace
 
-    from deepcut import pool as pool_module
+    from deepcut import model_cache as pool_module
     from deepcut.errors import BackboneLoadError
-    from deepcut.pool import FALLBACK_BACKBONE, ModelPool
+    from deepcut.model_cache import FALLBACK_BACKBONE, ModelCache
 
     tries = []
     online = {"value": False}
@@ -276,7 +277,7 @@ def test_model_pool_falls_back_and_retries_later(monkeypatch):
             self.backbone = SimpleNamespace(depth=12)
 
     monkeypatch.setattr(pool_module, "DeepCut", FlakyDeepCut)
-    p = ModelPool("dino_vitb16", retry_after=1000.0)
+    p = ModelCache("dino_vitb16", retry_after=1000.0)
     model, used, notice = p.get()
     assert used == FALLBACK_BACKBONE and "dino_vitb16" in notice and "offline" in p.failure("dino_vitb16")
     online["value"] = True
@@ -295,10 +296,10 @@ def test_model_pool_falls_back_and_retries_later(monkeypatch):
 
 def test_model_pool_and_session_use_the_given_device():
     from deepcut.errors import ConfigError
-    from deepcut.pool import ModelPool
+    from deepcut.model_cache import ModelCache
 
     with pytest.raises(ConfigError):
-        ModelPool("color", device="no-such-device")
+        ModelCache("color", device="no-such-device")
     s = DemoSession(default_backbone="color", device="cpu")
     assert s.model().model.device == torch.device("cpu")
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_quick_fuzz_has_no_crash_hang_or_allocation_over_the_cap():
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fuzz.py"), "--quick", "--timeout", "60"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)

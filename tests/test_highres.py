@@ -12,12 +12,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from deepcut import DeepCut, SegmentConfig
 from deepcut.clustering import fit
 from deepcut.errors import ConfigError
-from deepcut.evaluation.baselines import spectral_fit
 from deepcut.features import FeatureStore
 from deepcut.graph import DENSE_MAX_NODES, PatchGraph, SparseAffinity, affinity, knn_affinity, knn_gram
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss
 from deepcut.pipeline import run_stages
+from deepcut.spectral import spectral_fit
 from deepcut.utils.matching import best_matching, iou_matrix
 
 

@@ -149,6 +149,7 @@ def _iou(a: dict, b: dict) -> float:
     return float((ma & mb).sum() / max((ma | mb).sum(), 1))
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_annotations(reference):
     one, two = json.loads(reference["1"]), json.loads(reference["2"])
     assert one["images"] == two["images"] and one["info"]["failures"] == two["info"]["failures"]
@@ -176,6 +177,7 @@ def _start(data: Path, out: Path, *extra: str) -> subprocess.Popen:
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_same_file(data, reference, tmp_path):
     out = tmp_path / "pseudo.json"
     for lines, resume in ((0, []), (1, ["--resume"]), (4, ["--resume"])):  # before any image, after one, mid-way
@@ -190,6 +192,7 @@ def test_killed_runs_resume_to_the_same_file(data, reference, tmp_path):
     assert out.read_bytes() == reference["1"] and not parts_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_work_of_two_workers(data, reference, tmp_path):
     out = tmp_path / "pseudo.json"
     proc = _start(data, out, "--workers", "2")
@@ -300,6 +303,7 @@ def ray_cluster():
         ray.shutdown()
 
 
+@pytest.mark.ray
 def test_ray_cluster_gives_the_local_file(data, reference, ray_cluster, tmp_path):
     out = tmp_path / "pseudo.json"
     r = run_cli(str(data), "--out", str(out), "--ray", ray_cluster, *FLAGS)

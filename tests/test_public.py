@@ -69,6 +69,7 @@ def comparable(out: tuple) -> tuple:
     return pictures, np.asarray(Image.open(labels)).tobytes(), status
 
 
+@pytest.mark.server
 def test_page_hides_own_weights_offers_listed_backbones_and_states_the_caps(server):
     props = config_props(server)
     textboxes = [p for kind, p in props.values() if kind == "textbox" and "own weights" in str(p.get("label"))]
@@ -84,6 +85,7 @@ def test_page_hides_own_weights_offers_listed_backbones_and_states_the_caps(serv
     assert sliders["Max frames"]["maximum"] == 5
 
 
+@pytest.mark.server
 def test_own_weights_are_ignored_whatever_is_typed(client, disc_png):
     client.predict(handle_file(str(disc_png)), api_name="/segment")  # features cached: every answer alike
     answers = [comparable(client.predict(handle_file(str(disc_png)), custom=typed, api_name="/segment"))
@@ -95,6 +97,7 @@ def test_own_weights_are_ignored_whatever_is_typed(client, disc_png):
     assert len(set(broken)) == 1
 
 
+@pytest.mark.server
 def test_a_backbone_not_offered_gets_one_message_whatever_it_is(client, disc_png):
     messages = {error_of(lambda b=b: client.predict(handle_file(str(disc_png)), backbone=b, api_name="/segment"))
                 for b in TYPED[1:] + ["dino_vits8", "dinov2_vitg14"]}
@@ -103,6 +106,7 @@ def test_a_backbone_not_offered_gets_one_message_whatever_it_is(client, disc_png
     assert "not offered" in message and "/" not in message and "exist" not in message
 
 
+@pytest.mark.server
 def test_settings_above_the_caps_are_refused_with_a_clear_message(client, disc_png):
     message = error_of(lambda: client.predict(handle_file(str(disc_png)), ep1=100, api_name="/segment"))
     assert "maximum" in message and "20" in message
@@ -110,6 +114,7 @@ def test_settings_above_the_caps_are_refused_with_a_clear_message(client, disc_p
     assert "maximum" in message and "160" in message
 
 
+@pytest.mark.server
 def test_an_image_of_too_many_pixels_is_refused_before_decoding(client, tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("1", (4000, 4000)).save(path)  # 16 megapixels in a few kilobytes
@@ -143,6 +148,7 @@ def data_url(image: Image.Image) -> dict:
     return {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}
 
 
+@pytest.mark.server
 def test_data_urls_obey_the_size_and_pixel_limits(server):
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8))  # ~1.4 MB PNG
     status, text = call(server, "segment", data_url(noise))

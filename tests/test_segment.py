@@ -168,7 +168,7 @@ def test_cli_cc_without_k_uses_the_bound_of_ten(tmp_path):
 def test_label_png_keeps_the_labels_and_shows_the_segments_in_colour(color_model, tmp_path):
     """The label map PNG's pixel values are the labels, and it is a palette image in the overlay's
     colours (a grey image of values 0..k looks black in any viewer)."""
-    from deepcut.utils.colors import label_colors
+    from deepcut.render.colors import label_colors
 
     seg = color_model.segment(disc_image(96), k=2)
     seg.labels_image().save(tmp_path / "l.png")

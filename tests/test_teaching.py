@@ -1,5 +1,5 @@
 """The teaching view's computations (deepcut.explain, deepcut.demo.teaching) and pictures
-(deepcut.viz, deepcut.viz_teaching): colour backbone, small synthetic images, no server."""
+(deepcut.render.figures, deepcut.render.teaching): colour backbone, small synthetic images, no server."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from deepcut import DeepCut, SegmentConfig
 from deepcut.clustering import fit
 from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain, pick
-from deepcut.discover import cut_score, score_graph
-from deepcut.evaluation.baselines import spectral_fit
 from deepcut.explain import (
     SnapshotRecorder,
     compare_with_spectral,
@@ -25,9 +23,10 @@ from deepcut.explain import (
     record_training,
     snapshot_epochs,
 )
-from deepcut.graph import PatchGraph
+from deepcut.graph import PatchGraph, cut_score, score_graph
 from deepcut.pipeline import run_stages
-from deepcut.viz import affinity_picture, figure_image, loss_figure, soft_maps_figure
+from deepcut.render.figures import affinity_picture, figure_image, loss_figure, soft_maps_figure
+from deepcut.spectral import spectral_fit
 
 
 @pytest.fixture(scope="module")

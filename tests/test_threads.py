@@ -89,6 +89,7 @@ def test_feature_threads_precedence(monkeypatch):
         DeepCut("color", threads=-2)
 
 
+@pytest.mark.slow
 def test_idle_cores_sees_a_busy_core():
     """With every core kept busy by other processes, no core is idle: the ViT gets the floor of one
     thread instead of spin-waiting on busy cores."""

@@ -308,7 +308,7 @@ def test_video_is_lazy_and_reports_progress(model):
 
 
 def test_video_from_a_file_with_stride_and_cap(model, disc_mp4):
-    stream = segment_video(model, disc_mp4, max_frames=3, frame_stride=2, resolution=64)
+    stream = segment_video(model.store, disc_mp4, max_frames=3, frame_stride=2, resolution=64)
     segs = list(stream)
     assert len(segs) == 3 and stream.fps == pytest.approx(5)
     assert any("max_frames=3" in n for n in segs[0].notes)  # the cap is told on the first frame
@@ -348,7 +348,7 @@ def test_cosegment_gives_the_same_part_the_same_label_in_every_image(model):
 
 def test_cosegment_lowers_the_resolution_when_the_graph_is_too_big(model):
     imgs = [disc_frame(64, 64, 32, 32, 18)] * 3
-    segs = cosegment(model, imgs, resolution=128, max_patches=300)
+    segs = cosegment(model.store, imgs, resolution=128, max_patches=300)
     assert segs[0].config.resolution < 128
     assert sum(s.patch_labels.size for s in segs) <= 300
     assert any("resolution lowered" in n for n in segs[0].notes)

@@ -1,4 +1,4 @@
-"""The ``python -m deepcut`` command line.
+"""The ``deepcut`` command line (also ``python -m deepcut``).
 
 Each command lives in its own module with a ``register(subparsers)`` function that adds its
 parser and sets ``func``; :data:`COMMANDS` lists them.
@@ -35,8 +35,11 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deepcut",
+    from .. import __version__
+
+    p = argparse.ArgumentParser(prog="deepcut",
                                 description="DeepCut: unsupervised segmentation with graph neural network clustering")
+    p.add_argument("--version", action="version", version=f"deepcut-gnn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)

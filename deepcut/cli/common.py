@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from ..errors import DeepCutError
+from ..utils.files import write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
-from .outdir import RESULTS_NAME, write_json_atomic
+from .outdir import RESULTS_NAME
 
 __all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
            "file_error", "unique_stems", "write_results", "add_image_args", "add_opacity_arg", "error"]

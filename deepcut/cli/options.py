@@ -138,15 +138,15 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
 
 def make_model(args: argparse.Namespace):
     """The :class:`~deepcut.DeepCut` of ``--backbone``, ``--random-weights`` and ``--device``, from a
-    :class:`~deepcut.pool.ModelPool` (no fallback on the command line: a backbone that cannot load
+    :class:`~deepcut.model_cache.ModelCache` (no fallback on the command line: a backbone that cannot load
     is an error that says what to do)."""
-    from ..pool import ModelPool
+    from ..model_cache import ModelCache
 
     check_device(args)
     threads = getattr(args, "threads", None)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
-    pool = ModelPool(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
+    pool = ModelCache(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
                      pretrained=not args.random_weights, threads=threads)
     model = pool.load(args.backbone)
     check_backbone_settings(args, model.backbone)

@@ -4,7 +4,7 @@ written atomically, never read back as input, and without stale files.
 * :func:`check_out_dir` creates ``--out`` and proves it writable before a model is loaded, so a bad
   ``--out`` (an existing file, a path under a file, an unwritable folder, a ``results.json`` that is
   a folder) is a usage error, not a traceback after all the work.
-* :func:`write_json_atomic` replaces ``results.json`` in one step (a temporary file, then
+* :func:`~deepcut.utils.files.write_json_atomic` replaces ``results.json`` in one step (a temporary file, then
   ``os.replace``): after every image it lists what is done, so an interruption loses nothing.
 * :func:`drop_own_outputs` removes DeepCut's own outputs from the inputs (when ``--out`` is, or is
   inside, an input folder), and :func:`clear_outputs` removes an image's earlier outputs before it is
@@ -18,7 +18,6 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from .options import UsageError
 
@@ -62,23 +61,6 @@ def check_out_dir(out: str | Path, flag: str = "--out", create: bool = True) -> 
             f.flush()
     except OSError as e:
         raise UsageError(f"{flag} {path} is not writable ({e.strerror or e})") from None
-    return path
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` in one step (a temporary file beside it, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import parse_epochs
 from ..errors import ConfigError
+from ..utils.files import write_json_atomic
 from .common import (
     UsageError,
     add_config_args,
@@ -24,7 +25,7 @@ from .common import (
     unique_stems,
     write_results,
 )
-from .outdir import check_out_dir, clear_outputs, drop_own_outputs, write_json_atomic
+from .outdir import check_out_dir, clear_outputs, drop_own_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:

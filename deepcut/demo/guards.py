@@ -21,7 +21,7 @@ import base64
 import binascii
 import logging
 import os
-import tempfile
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,12 +30,41 @@ import gradio as gr
 from gradio import processing_utils
 from starlette.middleware import Middleware
 
+from ..utils.files import write_atomic
 from .errors import DemoError
 from .limits import Limits
 from .uploads import check_size
 
 #: The events that run the models (the app's concurrency ids).
 HEAVY = ("segment", "video")
+#: The Gradio versions whose internals :func:`atomic_picture_cache` and :func:`reliable_cache_cleanup`
+#: were tested against, ``[low, high)`` (pyproject.toml's ``app`` extra says the same).
+TESTED_GRADIO = ((6, 31), (7, 0))
+#: The internals they replace: ``(module, attribute)``.
+PATCHED = (("gradio.processing_utils", "save_pil_to_cache"), ("gradio.processing_utils", "encode_pil_to_bytes"),
+           ("gradio.processing_utils", "hash_bytes"), ("gradio.route_utils", "delete_files_created_by_app"))
+
+
+def check_gradio(version: str | None = None) -> None:
+    """Refuse, with a message that says what to install, a Gradio outside :data:`TESTED_GRADIO` or one
+    that lacks an internal of :data:`PATCHED`, before anything is patched.
+
+    Raises:
+        RuntimeError: the installed (or given) version is outside the tested range.
+    """
+    import importlib
+
+    version = gr.__version__ if version is None else version
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+    (lo, hi), want = TESTED_GRADIO, "gradio>={}.{},<{}".format(*TESTED_GRADIO[0], TESTED_GRADIO[1][0])
+    if not lo <= numbers < hi:
+        raise RuntimeError(f"DeepCut's web app needs {want} (it was tested with that range and adjusts two of "
+                           f"Gradio's internals); this is gradio {version}. Install it with "
+                           f"pip install '{want}' (or pip install 'deepcut-gnn[app]').")
+    missing = [f"{m}.{a}" for m, a in PATCHED if not hasattr(importlib.import_module(m), a)]
+    if missing:
+        raise RuntimeError(f"gradio {version} lacks {', '.join(missing)}, which DeepCut's web app adjusts; "
+                           f"install {want} (pip install '{want}').")
 
 
 def data_url_bytes(url: str, max_bytes: int | None) -> bytes:
@@ -154,6 +183,7 @@ class _TooLarge(Exception):
 
 def atomic_picture_cache() -> None:
     """Replace Gradio's ``save_pil_to_cache`` by one that never rewrites a file in place (idempotent)."""
+    check_gradio()
     if getattr(processing_utils.save_pil_to_cache, "atomic", False):
         return
 
@@ -168,10 +198,7 @@ def atomic_picture_cache() -> None:
             except OSError:
                 pass
             return str(target)
-        fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, target)
+        write_atomic(target, data, fsync=False)  # a cache: one step matters, durability does not
         return str(target)
 
     save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
@@ -204,6 +231,7 @@ def reliable_cache_cleanup() -> None:
     """
     from gradio import route_utils
 
+    check_gradio()
     if getattr(route_utils.delete_files_created_by_app, "reliable", False):
         return
 

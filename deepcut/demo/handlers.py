@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..viz import loss_figure
+from ..render.figures import loss_figure
 from .controls import facet_props, layer_props
 from .errors import DemoError
 from .objects import objects_setting

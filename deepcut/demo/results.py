@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..render.figures import figure_image, soft_maps, soft_maps_figure
 from ..segmentation import Segmentation
-from ..viz import figure_image, soft_maps, soft_maps_figure
 
 
 def plural(n: int, noun: str) -> str:
@@ -60,14 +60,12 @@ class DemoResult:
         return self.seg.overlay(float(opacity))
 
     def mask(self) -> Image.Image:
-        """The binary foreground mask (white = foreground), as the library, CLI and API give it
-        (one stage with k > 2: every segment but the background, label 0)."""
-        fg = self.seg.foreground if self.seg.foreground is not None else self.seg.labels != 0
-        return Image.fromarray(fg.astype(np.uint8) * 255)
+        """The binary foreground mask (white = foreground): :meth:`Segmentation.mask_image`."""
+        return self.seg.mask_image()
 
     def cutout(self) -> Image.Image:
-        """The image with everything but the foreground transparent: RGBA, alpha = :meth:`mask`."""
-        return Image.fromarray(np.dstack([self.seg.image, np.asarray(self.mask())]))
+        """The image with everything but the foreground transparent: :meth:`Segmentation.cutout`."""
+        return self.seg.cutout()
 
     def bbox_image(self) -> Image.Image:
         """The image with the foreground's bounding box drawn."""
@@ -131,12 +129,12 @@ class DemoResult:
         return with_notices(lines, self.notices)
 
     def soft_maps(self) -> list[tuple[Image.Image, str]]:
-        """Per-label soft assignment pictures (see :func:`deepcut.viz.soft_maps`)."""
+        """Per-label soft assignment pictures (see :func:`deepcut.render.figures.soft_maps`)."""
         return soft_maps(self.seg)
 
     def soft_picture(self) -> Image.Image:
         """Every segment's soft assignment map in one picture, with a colour bar (see
-        :func:`deepcut.viz.soft_maps_figure`)."""
+        :func:`deepcut.render.figures.soft_maps_figure`)."""
         return figure_image(soft_maps_figure(self.seg))
 
     def default_point(self) -> tuple[float, float]:
@@ -144,7 +142,7 @@ class DemoResult:
         affinity view before the visitor clicks."""
         seg = self.seg
         h, w = seg.labels.shape
-        fg = seg.foreground if seg.foreground is not None else seg.labels != 0
+        fg = seg.foreground_mask
         if not fg.any():
             return w / 2, h / 2
         if seg.bbox is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..utils.memory import parse_bytes
 from .limits import Limits
 
 #: (flag, type, environment variable, default, help) of every option of ``app.py``.
@@ -38,9 +39,6 @@ FLAGS = [
                                                 "public 100)"),
 ]
 
-_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The app's options from ``argv`` (default: the command line) and the environment."""
     env = os.environ.get
@@ -55,15 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def file_size(text: str) -> int:
-    """Bytes from ``"50mb"``, ``"800kb"``, ``"1048576"``."""
-    t = text.strip().lower()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if t.endswith(unit) and t[:-len(unit)].strip().replace(".", "", 1).isdigit():
-            return int(float(t[:-len(unit)]) * _UNITS[unit])
-    return int(t)
-
-
 def limits_from_args(args: argparse.Namespace) -> Limits:
     """The server's :class:`Limits`: the mode's defaults, with the caps given by flag or environment."""
     listed = tuple(b.strip() for b in args.backbones.split(",") if b.strip()) or None
@@ -74,5 +63,5 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
                 max_images=args.max_images or None, seconds=args.time_limit or None,
                 cache_seconds=args.cache_seconds or None, workers=max(1, args.concurrency),
                 sessions=args.sessions or None,
-                max_bytes=file_size(args.max_file_size) if args.max_file_size.strip() else None)
+                max_bytes=parse_bytes(args.max_file_size, "--max-file-size") if args.max_file_size.strip() else None)
     return Limits.public_defaults(**caps) if args.public else Limits().with_overrides(**caps)

@@ -1,6 +1,6 @@
 """:class:`DemoSession`: the demo's shared, thread-safe service, composed of small parts.
 
-* :class:`~deepcut.pool.ModelPool`: one shared model per backbone, colour fallback with a notice;
+* :class:`~deepcut.model_cache.ModelCache`: one shared model per backbone, colour fallback with a notice;
 * :class:`~deepcut.demo.uploads.UploadReader`: decoding, validation, downscaling of uploads;
 * :class:`~deepcut.demo.outputs.OutputStore`: download files, only the newest kept;
 * :mod:`~deepcut.demo.jobs`: what an image, a video and a co-segmentation request each do;
@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import BackboneLoadError, DeepCutError
 from ..loading import DEFAULT_BACKBONE
-from ..pool import BackboneChoice, ModelPool, PooledModel
+from ..model_cache import BackboneChoice, CachedModel, ModelCache
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
@@ -34,7 +34,7 @@ from .recent import RecentResults
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
 from .teaching import affinity_frame, affinity_view
-from .uploads import DEFAULT_MAX_SIDE, Upload, UploadReader
+from .uploads import DEFAULT_MAX_SIDE, UploadReader
 
 
 class DemoSession:
@@ -68,7 +68,7 @@ class DemoSession:
                  max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
                  keep_outputs: int = 64, device: str | torch.device | None = None,
                  threads: int | None = None, limits: Limits | None = None, keep_results: int = 16) -> None:
-        self.pool = ModelPool(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
+        self.pool = ModelCache(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
                               threads=threads)
         self.limits = limits or Limits()
         self.uploads = UploadReader(max_side, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
@@ -96,11 +96,11 @@ class DemoSession:
         """Why ``backbone`` could not be loaded, or None if it did not fail."""
         return self.pool.failure(backbone)
 
-    def model(self, backbone: str | None = None) -> PooledModel:
+    def model(self, backbone: str | None = None) -> CachedModel:
         """The shared model for ``backbone``: ``(model, name used, notice or None)``.
 
         Registry names whose weights cannot be loaded fall back to the colour backbone with a notice
-        (see :class:`~deepcut.pool.ModelPool`). A local folder or hub id that fails raises
+        (see :class:`~deepcut.model_cache.ModelCache`). A local folder or hub id that fails raises
         :class:`DemoError`: the visitor asked for it explicitly (its folders not shown). A backbone
         this server does not offer (:class:`~deepcut.demo.limits.Limits`) raises the same
         :data:`~deepcut.demo.limits.NOT_OFFERED` whatever it is.
@@ -150,14 +150,6 @@ class DemoSession:
             raise DemoError(hide_path(str(e), job.source)) from None
         return job.wrap(req, out)
 
-    def prepare_image(self, image: ImageLike) -> Upload:
-        """Decode and validate an upload: ``(image (H, W, 3) uint8, original (H, W), notices)``.
-
-        Raises:
-            DemoError: nothing uploaded, or the file is not a readable image.
-        """
-        return self.uploads.read(image)
-
     def segment(self, image: ImageLike, backbone: str | None = None, **settings) -> DemoResult:
         """Segment an upload with the shared model of ``backbone``.
 
@@ -181,7 +173,8 @@ class DemoSession:
         Args:
             video: path of a video file (anything ffmpeg reads) or GIF.
             backbone: as for :meth:`segment`.
-            max_frames, frame_stride: at most ``max_frames`` frames, every ``frame_stride``-th.
+            max_frames: at most this many frames.
+            frame_stride: every ``frame_stride``-th frame.
             opacity: colour opacity of the overlay video.
             progress: ``progress(done, total)`` after each frame.
             settings: :class:`~deepcut.config.SegmentConfig` fields.
@@ -238,7 +231,8 @@ class DemoSession:
         Args:
             result: the segmentation whose image, backbone and settings are used (its features
                 are in the model's cache, so this does not rerun the backbone).
-            x, y: the clicked pixel.
+            x: the clicked pixel's column.
+            y: the clicked pixel's row.
             frame: ``(H, W)`` of the picture that was clicked (default: the segmented image).
 
         Returns:

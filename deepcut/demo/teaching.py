@@ -27,12 +27,14 @@ from ..explain import (
     comparison_k,
     feature_pca,
     label_at,
+    patch_affinity,
     pick_object,
+    pixel_to_patch,
     record_training,
 )
 from ..predictor import DeepCut
-from ..viz import affinity_picture, figure_image, patch_affinity, pixel_to_patch
-from ..viz_teaching import comparison_figure, pca_image, training_frame_figure
+from ..render.figures import affinity_picture, figure_image
+from ..render.teaching import comparison_figure, pca_image, training_frame_figure
 from .errors import DemoError
 from .results import DemoResult
 
@@ -67,7 +69,7 @@ def patch_row(model: DeepCut, result: DemoResult, x: float, y: float,
         feats = model.features(seg.image, cfg.layer, cfg.facet, cfg.resolution, cfg.stride, log_bin=cfg.log_bin)
     except DeepCutError as e:
         raise DemoError(str(e)) from None
-    feats = feats.cpu()  # deepcut.viz draws from host tensors (a model on a GPU keeps its features there)
+    feats = feats.cpu()  # deepcut.render.figures draws from host tensors (a model on a GPU keeps its features there)
     grid = (int(feats.shape[0]), int(feats.shape[1]))
     patch = pixel_to_patch(x, y, frame or seg.image.shape[:2], grid)
     return PatchRow(patch, patch_affinity(feats, patch, cfg.loss, cfg.alpha))

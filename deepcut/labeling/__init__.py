@@ -14,11 +14,11 @@
 from __future__ import annotations
 
 from .coco import build_coco, decode_mask, encode_mask
-from .local import InProcessRunner, ProcessRunner, available_cores
+from .local import InProcessRunner, ProcessRunner
 from .run import LabelInterrupted, LabelReport, check_output, label_dataset
 from .sources import ImageSource, collect_sources
 from .worker import LabelSpec
 
 __all__ = ["ImageSource", "InProcessRunner", "LabelInterrupted", "LabelReport", "LabelSpec", "ProcessRunner",
-           "available_cores", "build_coco", "check_output", "collect_sources", "decode_mask", "encode_mask",
+           "build_coco", "check_output", "collect_sources", "decode_mask", "encode_mask",
            "label_dataset"]

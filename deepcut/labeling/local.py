@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 from ..errors import DeepCutError
+from ..threads import available_cores
 from .sources import ImageSource
 from .worker import LabelSpec, label_data, label_items
 
@@ -32,14 +33,6 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 QUEUE_DEPTH = 2
 #: Seconds between checks that every worker is still alive while waiting for results.
 POLL_SECONDS = 1.0
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 class InProcessRunner:
@@ -126,7 +119,7 @@ class ProcessRunner:
     Args:
         spec: the run's settings (its ``threads`` is set here).
         workers: how many processes.
-        cores: cores to share among them (default: :func:`available_cores`).
+        cores: cores to share among them (default: :func:`deepcut.threads.available_cores`).
     """
 
     def __init__(self, spec: LabelSpec, workers: int, cores: int | None = None) -> None:

@@ -10,7 +10,6 @@ never interrupted.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from ..errors import DeepCutError
+from ..utils.files import write_json_atomic
 from .coco import build_coco, is_failure
-from .shards import ShardStore, write_atomic
+from .shards import ShardStore
 from .sources import ImageSource
 from .worker import LabelSpec
 
@@ -138,7 +138,8 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
     """Label ``sources`` into the COCO file ``out`` (see the module doc).
 
     Args:
-        sources, root: from :func:`~.sources.collect_sources`.
+        sources: from :func:`~.sources.collect_sources`.
+        root: from :func:`~.sources.collect_sources`.
         out: the COCO file (checked with :func:`check_output`).
         spec: what to compute.
         runner: where (not started yet).
@@ -207,6 +208,6 @@ def assemble(sources: Sequence[ImageSource], root: Path, out: Path, spec: LabelS
                            f"{store.folder}: rerun with --resume to label them")
     coco = build_coco((records[s.file_name] for s in sources), run_info(spec, backbone, root))
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(coco, separators=(",", ":")))
+    write_json_atomic(out, coco, indent=None)
     store.remove()
     return coco["info"]

@@ -10,7 +10,7 @@ A run writing ``PSEUDO.json`` keeps its progress in ``PSEUDO.json.parts/``:
   never written again, so a line torn by a crash can only be the last line of a part; it is skipped.
 
 The final file is written to a temporary file in the same folder, fsynced and moved over the output
-with :func:`os.replace`, so it is either the old file or the complete new one.
+with :func:`os.replace` (:mod:`deepcut.utils.files`), so it is either the old file or the complete new one.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import DeepCutError
+from ..utils.files import write_json_atomic
 
 META = "meta.json"
 BACKBONE = "backbone.json"
@@ -32,34 +32,6 @@ PART = re.compile(r"^part-(\d+)\.jsonl$")
 def parts_dir(out: Path) -> Path:
     """The shard folder of output file ``out``: ``out`` + ``.parts``."""
     return out.with_name(out.name + ".parts")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not possible on every platform; the rename itself is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves either the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _normalise(meta: dict[str, Any]) -> dict[str, Any]:
@@ -124,12 +96,12 @@ class ShardStore:
         """Start a new run: an empty shard folder holding ``meta`` (removing an earlier one's shards)."""
         self.remove()
         self.folder.mkdir(parents=True)
-        write_atomic(self.folder / META, json.dumps(_normalise(meta), indent=2))
+        write_json_atomic(self.folder / META, _normalise(meta))
 
     def save_backbone(self, described: dict[str, Any]) -> None:
         """Remember the backbone's description (the first run's; it goes into the final file)."""
         if not (self.folder / BACKBONE).is_file():
-            write_atomic(self.folder / BACKBONE, json.dumps(described, indent=2))
+            write_json_atomic(self.folder / BACKBONE, described)
 
     def backbone(self) -> dict[str, Any] | None:
         """The stored backbone description, if a run got as far as building its model."""

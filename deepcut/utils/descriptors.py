@@ -11,11 +11,6 @@ import torch
 import torch.nn.functional as F
 
 
-def log_bin_bins(hierarchy: int = 2) -> int:
-    """Number of bins of a log-binned descriptor: ``1 + 8 * hierarchy`` (17 for the default 2)."""
-    return 1 + 8 * int(hierarchy)
-
-
 def log_bin(features: torch.Tensor, grid: tuple[int, int], hierarchy: int = 2) -> torch.Tensor:
     """Log-binned descriptors of patch features on a grid.
 

@@ -20,9 +20,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, ids_a: np.ndarray | None = None,
     """IoU of every label of ``a`` with every label of ``b`` (label maps of one shape).
 
     Args:
-        a, b: integer label maps of the same shape.
-        ids_a, ids_b: the labels to compare (default: those present); pixels with other labels
+        a: integer label map.
+        b: integer label map of the same shape.
+        ids_a: the labels of ``a`` to compare (default: those present); pixels with other labels
             count for neither side.
+        ids_b: the same for ``b``.
 
     Returns:
         ``(ids_a, ids_b, iou)`` with ``iou`` ``(len(ids_a), len(ids_b))``.

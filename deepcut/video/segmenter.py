@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from ..utils.memory import memory_errors
 from .frames import VideoLike
 from .reader import FrameReader
 from .tracking import LabelTracker, TemporalBackground
-
-if TYPE_CHECKING:
-    from ..predictor import DeepCut
 
 ProgressFn = Callable[[int, int], None]
 
@@ -216,20 +213,23 @@ class VideoSegmentation:
             self.progress(done, done)
 
 
-def segment_video(model: "DeepCut | FeatureStore", video: VideoLike, config: SegmentConfig | None = None,
+def segment_video(store: FeatureStore, video: VideoLike, config: SegmentConfig | None = None,
                   max_frames: int = 300, frame_stride: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
                   progress: ProgressFn | None = None, warm_epochs: int | Sequence[int] | None = None,
-                  warm: bool = True, match: bool = True, **overrides) -> VideoSegmentation:
+                  warm: bool = True, match: bool = True, **overrides: Any) -> VideoSegmentation:
     """Segment a video with labels that stay consistent from frame to frame (see the module doc).
 
     The input is opened (and checked) now; frames are read and segmented lazily while iterating.
 
     Args:
-        model: the :class:`~deepcut.DeepCut` (or its :class:`~deepcut.features.FeatureStore`).
+        store: the :class:`~deepcut.features.FeatureStore` that computes and caches the features
+            (a :class:`~deepcut.DeepCut`'s is ``dc.store``; ``dc.segment_video(...)`` passes it).
         video: path of a video file, GIF or folder of frames, or frames in memory
             (see :func:`deepcut.video.read_frames`).
-        config, overrides: settings, as for :meth:`DeepCut.segment`.
-        max_frames, frame_stride: at most ``max_frames`` frames, every ``frame_stride``-th.
+        config: settings, as for :meth:`DeepCut.segment`.
+        **overrides: single fields that replace the config's, e.g. ``k=4``.
+        max_frames: at most this many frames.
+        frame_stride: every ``frame_stride``-th frame.
         batch_size: frames per ViT pass (lowered automatically for very fine patch grids).
         progress: ``progress(done, total)`` after each frame.
         warm_epochs: GNN epochs of stages 1-3 for frames after the first (one number: stage 1 only;
@@ -245,7 +245,6 @@ def segment_video(model: "DeepCut | FeatureStore", video: VideoLike, config: Seg
         VideoLoadError: the input cannot be read. ConfigError: a bad setting.
     """
     cfg = make_config(config, overrides)
-    store = model if isinstance(model, FeatureStore) else model.store
     progress = check_progress(progress)
     reader = FrameReader(video, max_frames=max_frames, frame_stride=frame_stride)
     return VideoSegmentation(store, reader, cfg, batch_size=batch_size, progress=progress,

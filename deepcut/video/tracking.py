@@ -162,9 +162,6 @@ class TemporalBackground:
         self.border = border_mask(self.grid).ravel()
         self.previous: np.ndarray | None = None  # (N,) bool background of the previous frame
 
-    def reset(self) -> None:
-        self.previous = None
-
     def __call__(self, raw: np.ndarray) -> int:
         """The background cluster id for one frame's stage-1 cluster ids ``(N,)``."""
         raw = np.asarray(raw, np.int64).ravel()

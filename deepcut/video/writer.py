@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, DeepCutError
+from ..utils.files import atomic_path
 from ..utils.image import load_image
 from .frames import WRITE_SUFFIXES, fit_within, resize_frame
 
@@ -58,37 +59,34 @@ def write_video(frames: Iterable[np.ndarray | Image.Image], path: str | os.PathL
     if not fps or not fps > 0:
         raise ConfigError(f"fps must be positive, got {fps}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{suffix}")
     writer = None
     size: tuple[int, int] | None = None
     count = 0
-    try:
-        for frame in frames:
-            arr = load_image(frame)
-            if size is None:
-                h, w = arr.shape[:2]
-                size = (w, h) if suffix == ".gif" else fit_within(w, h, None, even=True)
-                writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=float(fps), macro_block_size=1,
-                                                     ffmpeg_log_level="error", **settings)
-                writer.send(None)
-            if (arr.shape[1], arr.shape[0]) != size:
-                if abs(arr.shape[1] - size[0]) <= 1 and abs(arr.shape[0] - size[1]) <= 1:
-                    arr = arr[: size[1], : size[0]]
-                else:
-                    arr = resize_frame(arr, size)
-            writer.send(np.ascontiguousarray(arr))
-            count += 1
-        if writer is None:
-            raise DeepCutError(f"{path}: no frames to write")
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    except BaseException:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:  # noqa: BLE001 - already failing; the original error matters
-                pass
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=f".partial{suffix}") as tmp:
+        try:
+            for frame in frames:
+                arr = load_image(frame)
+                if size is None:
+                    h, w = arr.shape[:2]
+                    size = (w, h) if suffix == ".gif" else fit_within(w, h, None, even=True)
+                    writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=float(fps), macro_block_size=1,
+                                                         ffmpeg_log_level="error", **settings)
+                    writer.send(None)
+                if (arr.shape[1], arr.shape[0]) != size:
+                    if abs(arr.shape[1] - size[0]) <= 1 and abs(arr.shape[0] - size[1]) <= 1:
+                        arr = arr[: size[1], : size[0]]
+                    else:
+                        arr = resize_frame(arr, size)
+                writer.send(np.ascontiguousarray(arr))
+                count += 1
+            if writer is None:
+                raise DeepCutError(f"{path}: no frames to write")
+            writer.close()
+            writer = None
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:  # noqa: BLE001 - already failing; the original error matters
+                    pass
     return count

@@ -6,20 +6,17 @@ matplotlib's object API (no ``pyplot`` global state), so they are safe to call f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from .utils.colors import label_colors
+from .colors import label_colors
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .segmentation import Segmentation
-
-FeaturesLike = Union[np.ndarray, torch.Tensor]
+    from ..segmentation import Segmentation
 
 STAGE_NAMES = {
     1: "stage 1",
@@ -182,44 +179,6 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
         bar = fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, ticks=[0, 0.5, 1])
         bar.ax.set_yticklabels(["0: not this\nsegment", "0.5: unsure", "1: surely this\nsegment"], fontsize=7)
     return fig
-
-
-def pixel_to_patch(x: float, y: float, image_shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
-    """The patch ``(row, col)`` of grid ``(h, w)`` under pixel ``(x, y)`` of an image of ``(H, W)``."""
-    height, width = image_shape
-    row = int(np.clip(np.floor(y / max(height, 1) * grid[0]), 0, grid[0] - 1))
-    col = int(np.clip(np.floor(x / max(width, 1) * grid[1]), 0, grid[1] - 1))
-    return row, col
-
-
-def patch_affinity(features: FeaturesLike, patch: tuple[int, int], loss: str = "ncut", alpha: float = 3.0,
-                   chunk: int = 2048) -> np.ndarray:
-    """Row ``patch`` of the graph DeepCut clusters (see :func:`deepcut.clustering.affinity`), as a map.
-
-    Args:
-        features: ``(h, w, D)`` patch features.
-        patch: ``(row, col)`` of the chosen patch.
-        loss: ``"ncut"``: ``relu(F_p · F_j) / max(W)`` in ``[0, 1]``; ``"cc"``: ``F_p · F_j - max(W) / alpha``
-            (signed: negative weights push patches into different segments).
-        alpha: CC sensitivity.
-        chunk: rows per block when computing ``max(W)`` (bounds memory to ``chunk x N``).
-
-    Returns:
-        ``(h, w)`` float32 edge weights from the chosen patch to every patch.
-    """
-    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features).float()
-    if f.ndim != 3:
-        raise ValueError(f"features must be (h, w, D), got shape {tuple(f.shape)}")
-    h, w, d = f.shape
-    flat = f.reshape(h * w, d)
-    r, c = patch
-    row = flat @ flat[r * w + c]
-    top = max(float((flat[i:i + chunk] @ flat.T).max()) for i in range(0, flat.shape[0], chunk))
-    if loss == "cc":
-        out = row - top / float(alpha)
-    else:
-        out = row.clamp(min=0) / top if top > 0 else torch.zeros_like(row)
-    return out.reshape(h, w).cpu().numpy().astype(np.float32)
 
 
 def affinity_image(image: np.ndarray, affinity: np.ndarray, patch: tuple[int, int], signed: bool = False,

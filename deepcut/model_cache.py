@@ -1,6 +1,6 @@
 """Shared models: one :class:`~deepcut.DeepCut` per backbone, built once and reused by every caller.
 
-A :class:`ModelPool` is what a server (the web demo) or a long-running CLI holds instead of building
+A :class:`ModelCache` is what a server (the web demo) or a long-running CLI holds instead of building
 models itself:
 
 * each backbone is built once, under a lock, and shared (so is its feature cache); the least
@@ -8,11 +8,11 @@ models itself:
 * a registered backbone whose weights cannot be loaded (no network, nothing cached) falls back to
   the weight-free colour backbone with a notice, and the failure is remembered for
   :data:`RETRY_AFTER` seconds so that it costs time once; after that it is tried again;
-* :meth:`ModelPool.choices` lists every registered backbone with whether it can be used here.
+* :meth:`ModelCache.choices` lists every registered backbone with whether it can be used here.
 
 Example::
 
-    pool = ModelPool(default_backbone="dino_vits8", device="cpu")
+    pool = ModelCache(default_backbone="dino_vits8", device="cpu")
     model, used, notice = pool.get()           # used == "color" and a notice if DINO is missing
     seg = model.segment("assets/cat.jpg")
 """
@@ -43,8 +43,8 @@ RETRY_AFTER = 600.0
 _FAMILIES = {"vit": "DINO", "dinov2": "DINOv2", "dinov2_reg": "DINOv2 + registers"}
 
 
-class PooledModel(NamedTuple):
-    """What :meth:`ModelPool.get` hands out (unpacks as ``model, backbone, notice``).
+class CachedModel(NamedTuple):
+    """What :meth:`ModelCache.get` hands out (unpacks as ``model, backbone, notice``).
 
     Attributes:
         model: the shared :class:`DeepCut`.
@@ -77,7 +77,7 @@ class BackboneChoice:
     patch_size: int
 
 
-class ModelPool:
+class ModelCache:
     """Thread-safe pool of shared models, one per backbone.
 
     Args:
@@ -109,7 +109,7 @@ class ModelPool:
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()
 
-    def get(self, backbone: str | None = None) -> PooledModel:
+    def get(self, backbone: str | None = None) -> CachedModel:
         """The shared model for ``backbone`` (default: :attr:`default_backbone`).
 
         A registered backbone whose weights cannot be loaded falls back to
@@ -123,11 +123,11 @@ class ModelPool:
         with self._lock:
             if name in self._models:
                 self._models.move_to_end(name)
-                return PooledModel(self._models[name], name, None)
+                return CachedModel(self._models[name], name, None)
             failed = self._recent_failure(name)
         if not failed:
             try:
-                return PooledModel(self.load(name), name, None)
+                return CachedModel(self.load(name), name, None)
             except BackboneLoadError as e:
                 if name not in REGISTRY:
                     raise
@@ -135,7 +135,7 @@ class ModelPool:
                     self._failures[name] = (str(e), time.monotonic())
                 log.warning("backbone %s unavailable, using %s: %s", name, FALLBACK_BACKBONE, e)
         notice = f"`{name}` weights are unavailable here, so the colour backbone was used"
-        return PooledModel(self.load(FALLBACK_BACKBONE), FALLBACK_BACKBONE, notice)
+        return CachedModel(self.load(FALLBACK_BACKBONE), FALLBACK_BACKBONE, notice)
 
     def load(self, name: str) -> DeepCut:
         """The shared model for ``name``, built now if needed (no fallback).

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .utils.colors import label_colors
-from .utils.matching import best_matching, iou_matrix
+from ..utils.matching import best_matching, iou_matrix
+from .colors import label_colors
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .explain import CutComparison, StageRecord, TrainingRecord
+    from ..explain import CutComparison, StageRecord, TrainingRecord
 
 #: What each stage does, for titles.
 STAGE_TITLES = {1: "Stage 1: whole image", 2: "Stage 2: foreground parts", 3: "Stage 3: background parts"}

@@ -1,0 +1,71 @@
+"""Files written in one step: a crash, a kill or a full disk leaves either the old file or the whole new
+one, never a part of it. Every writer of results in DeepCut goes through :func:`atomic_path` (the CLI's
+``results.json``, the labelling run's COCO file and shard metadata, overlay videos, the app's pictures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible on every platform; the rename itself is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = True, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; when the block ends without an error it replaces
+    ``path`` in one ``os.replace`` (the file, then the folder, fsynced first unless ``fsync=False``),
+    after an error (or an interrupt) it is removed and ``path`` is untouched.
+
+    ``suffix`` ends the temporary name (a writer that picks the format by extension, such as ffmpeg,
+    needs the real one).
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if fsync:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` in one step (see :func:`atomic_path`); returns the path."""
+    with atomic_path(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON to ``path`` in one step (see :func:`atomic_path`); returns the path."""
+    separators = (",", ":") if indent is None else None
+    return write_atomic(path, json.dumps(data, indent=indent, separators=separators))
