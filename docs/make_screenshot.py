@@ -1,4 +1,4 @@
-"""Make the README's screenshots of the demo in headless Chromium, after segmenting an example.
+"""Make the screenshots of the demo (README, docs) in headless Chromium, after segmenting an example.
 
 Run from the repository root (needs Debian's ``chromium`` and the ``playwright`` package)::
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces docs/RESULTS.md: every task, DeepCut (NCut, CC) against spectral clustering and k-means on
+# Reproduces docs/results.md: every task, DeepCut (NCut, CC) against spectral clustering and k-means on
 # identical features. Run from the repository root:
 #     bash docs/results/run.sh                                  # colour backbone (no weights needed)
 #     BACKBONE=dino_vits8 OUT=docs/results/dino bash docs/results/run.sh   # with DINO weights
@@ -28,8 +28,8 @@ if [ -z "${ONLY:-}" ] || [ "$ONLY" = davis2016 ]; then  # the GNN carried from f
         --out "$OUT/davis2016_deepcut_ncut_temporal.json"
 fi
 run cub_parts_tiny parts
-if [ -z "${ONLY:-}" ] || [ "$ONLY" = objects ]; then  # several objects per image (see docs/RESULTS.md)
-    for n in 1 3 auto; do  # file names as docs/RESULTS.md cites them, e.g. coco128_seg_objects1_color_deepcut.json
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = objects ]; then  # several objects per image (see docs/results.md)
+    for n in 1 3 auto; do  # file names as docs/results.md cites them, e.g. coco128_seg_objects1_color_deepcut.json
         one=$([ "$n" = 1 ] && echo 1 || echo ""); auto=$([ "$n" = auto ] && echo _auto || echo "")
         for method in deepcut spectral; do
             python -m deepcut eval "$DATA/coco128_seg" --task objects --objects "$n" --backbone "$BACKBONE" \
