@@ -28,30 +28,36 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _package_of(path: Path) -> str:
+    name = module_name(path)
+    return name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+
+
+def _named(node: ast.AST, package: str) -> set[str]:
+    """The ``deepcut`` modules (and ``module.name`` pairs) one import statement names."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if target.startswith("deepcut"):
+            return {target} | {f"{target}.{a.name}" for a in node.names}
+    elif isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name.startswith("deepcut")}
+    return set()
+
+
 def imports_of(path: Path) -> set[str]:
     """The ``deepcut`` modules a module imports at import time (not inside functions or TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text())
-    name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in tree.body:
+    package, found = _package_of(path), set()
+    for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
         for sub in ([node] if not isinstance(node, ast.If) else node.body):
-            if isinstance(sub, ast.ImportFrom):
-                base = package.split(".")
-                if sub.level:
-                    base = base[: len(base) - sub.level + 1]
-                    target = ".".join(base + ([sub.module] if sub.module else []))
-                else:
-                    target = sub.module or ""
-                if target.startswith("deepcut"):
-                    found.add(target)
-                    found.update(f"{target}.{a.name}" for a in sub.names)
-            elif isinstance(sub, ast.Import):
-                found.update(a.name for a in sub.names if a.name.startswith("deepcut"))
+            found |= _named(sub, package)
     known = {module_name(p) for p in modules()}
-    return {m for m in found if m in known and m != name}
+    return {m for m in found if m in known and m != module_name(path)}
 
 
 def test_no_module_is_over_the_limit():
@@ -127,22 +133,8 @@ def test_modeling_holds_models_only():
 
 def all_imports_of(path: Path) -> set[str]:
     """Every ``deepcut`` module a module names in an import, anywhere (functions and TYPE_CHECKING too)."""
-    name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            if node.level:
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            found.add(target)
-            found.update(f"{target}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {m for m in found if m.startswith("deepcut")}
+    package = _package_of(path)
+    return set().union(*(_named(node, package) for node in ast.walk(ast.parse(path.read_text()))))
 
 
 #: The front ends over the library: they may use the facade and the evaluation package.
