@@ -113,6 +113,12 @@ def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tup
         h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise ConfigError(f"grid must be two whole numbers (h, w) >= 1, got {grid!r}") from None
+    if isinstance(features, torch.Tensor):
+        if features.is_meta:
+            raise ConfigError("features are a meta tensor (a shape without data): give real values")
+        if features.layout != torch.strided:  # sparse features: the graph needs every dot product anyway
+            features = features.to_dense()
+        features = features.detach()  # segmenting never back-propagates into the caller's graph
     try:
         x = torch.as_tensor(features)
     except (TypeError, ValueError, RuntimeError) as e:

@@ -12,7 +12,9 @@ import numpy as np
 from PIL import Image
 
 from .config import SegmentConfig
+from .errors import ConfigError
 from .render import colors
+from .utils.coerce import as_float
 
 STAGES = ("stage1", "stage2", "stage3")
 
@@ -99,8 +101,15 @@ class Segmentation:
         return int(np.unique(self.labels).size)
 
     def overlay(self, alpha: float = 0.5, boundaries: bool = True) -> Image.Image:
-        """The input image with each segment tinted in its colour (``alpha``: colour opacity)."""
-        return colors.overlay(self.image, self.labels, alpha, draw_boundaries=boundaries)
+        """The input image with each segment tinted in its colour (``alpha``: colour opacity in ``[0, 1]``).
+
+        Raises:
+            ConfigError: ``alpha`` is not a number in ``[0, 1]`` (``"0.5"`` is taken as 0.5).
+        """
+        alpha = as_float("alpha", alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha must be an opacity between 0 and 1, got {alpha:g}")
+        return colors.overlay(self.image, self.labels, alpha, draw_boundaries=bool(boundaries))
 
     @property
     def foreground_mask(self) -> np.ndarray:

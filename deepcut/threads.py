@@ -29,6 +29,8 @@ from .errors import ConfigError
 THREADS_ENV = "DEEPCUT_THREADS"
 #: Threads of the GNN training and the graph products: their tensors are tiny.
 GNN_THREADS = 1
+#: :func:`check_threads` refuses more threads than this many per core.
+MAX_THREADS_PER_CORE = 4
 #: Seconds over which :func:`idle_cores` samples the CPU counters.
 IDLE_WINDOW = 0.03
 
@@ -79,6 +81,10 @@ def check_threads(threads: int | None) -> int | None:
         raise ConfigError(f"threads must be a whole number of CPU threads, got {threads!r}") from None
     if value < 0 or value != threads:
         raise ConfigError(f"threads must be a whole number >= 1 (0: automatic), got {threads!r}")
+    most = MAX_THREADS_PER_CORE * available_cores()
+    if value > most:  # thousands of OpenMP threads crash PyTorch (SIGSEGV) instead of helping
+        raise ConfigError(f"threads={value} is more than this machine can use: at most {most} "
+                          f"({MAX_THREADS_PER_CORE} per core on {available_cores()} cores; 0: automatic)")
     return value or None
 
 
@@ -89,7 +95,9 @@ def feature_threads(threads: int | None = None) -> int:
         raw = os.environ.get(THREADS_ENV, "").strip()
         try:
             chosen = check_threads(int(raw)) if raw else None
-        except (ValueError, ConfigError):
+        except ConfigError as e:
+            raise ConfigError(f"{THREADS_ENV}={raw!r}: {e}") from None
+        except ValueError:
             raise ConfigError(
                 f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1 (0: automatic)"
             ) from None

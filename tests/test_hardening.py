@@ -279,3 +279,40 @@ def test_a_rerun_into_the_input_folder_neither_reads_its_outputs_nor_leaves_stal
     listed = {Path(p).name for r in results["files"].values() for p in r["outputs"].values()}
     written = {p.name for p in folder.iterdir()} - {"im0.png", "im1.png", "results.json"}
     assert written == listed  # k=3 has no mask or cut-out: the first run's are gone
+
+
+# -- inputs the first hardening missed (#22) ----------------------------------------------------------
+def test_segment_features_takes_grad_and_sparse_tensors_and_refuses_meta():
+    from deepcut import DeepCut
+
+    dc = DeepCut("color")
+    x = torch.randn(64, 12, generator=torch.Generator().manual_seed(0))
+    plain = dc.segment_features(x, (8, 8))
+    with_grad = dc.segment_features(x.clone().requires_grad_(True), (8, 8))
+    sparse = dc.segment_features(x.to_sparse(), (8, 8))
+    np.testing.assert_array_equal(with_grad.labels, plain.labels)
+    np.testing.assert_array_equal(sparse.labels, plain.labels)
+    with pytest.raises(ConfigError, match="meta tensor"):
+        dc.segment_features(torch.empty(64, 12, device="meta"), (8, 8))
+
+
+def test_overlay_opacity_is_checked():
+    from deepcut import DeepCut
+
+    seg = DeepCut("color").segment_features(torch.randn(64, 12), (8, 8))
+    assert np.array_equal(np.asarray(seg.overlay("0.5")), np.asarray(seg.overlay(0.5)))
+    for bad in ("half", None, 1.5, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match="alpha"):
+            seg.overlay(bad)
+
+
+def test_absurd_thread_counts_are_refused_not_a_crash(monkeypatch):
+    from deepcut.threads import MAX_THREADS_PER_CORE, available_cores, check_threads, feature_threads
+
+    most = MAX_THREADS_PER_CORE * available_cores()
+    assert check_threads(most) == most
+    with pytest.raises(ConfigError, match=f"at most {most}"):
+        check_threads(5000)
+    monkeypatch.setenv("DEEPCUT_THREADS", "5000")
+    with pytest.raises(ConfigError, match="DEEPCUT_THREADS='5000'.*at most"):
+        feature_threads()
