@@ -207,8 +207,9 @@ def coseg_tab(page, shared: dict, resolution: int, most: int = MAX_COSEG_IMAGES)
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        guards.check_gradio()
         limits = limits_from_args(args)
+        guards.atomic_picture_cache()  # each checks the Gradio version first
+        guards.reliable_cache_cleanup()
     except (ConfigError, RuntimeError) as e:  # a bad size, or a Gradio outside the tested range
         raise SystemExit(f"app.py: {e}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -223,8 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     if notice:
         logging.getLogger("deepcut.app").warning("%s", notice.replace("**", ""))
     demo = build_demo(session, resolution=args.resolution, startup_notice=notice, start_backbone=used)
-    guards.atomic_picture_cache()
-    guards.reliable_cache_cleanup()
     demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=limits.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Default(), css=CSS,
                 allowed_paths=[str(ASSETS)], max_file_size=limits.max_bytes, ssr_mode=False,
