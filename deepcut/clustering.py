@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence, Union
 
 import numpy as np
@@ -12,8 +12,9 @@ from .config import LOSSES
 from .device import generator
 from .errors import ConfigError
 from .graph import PatchGraph, SparseAffinity, affinity, affinity_from_gram
+from .links import Links
 from .modeling.gnn import DeepCutGNN, gcn_input_graph
-from .modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss, row_sums, sparse_csr
+from .modeling.losses import cc_loss, cc_loss_lowrank, link_loss, ncut_loss, row_sums, sparse_csr
 from .threads import GNN_THREADS, torch_threads
 
 __all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
@@ -72,7 +73,8 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
-        adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = ()) -> ClusterResult:
+        adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = (),
+        links: Links | None = None, max_epochs: int | None = None) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -94,18 +96,19 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             Without either, ``PatchGraph(features)`` decides.
         snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
             :attr:`ClusterResult.snapshots`; recording does not change the training.
+        links: must-link / cannot-link constraints (a correction by click, :mod:`deepcut.links`): their
+            penalty joins the objective and the GNN trains (at ``links.lr``, in blocks) until they hold, up
+            to ``links.epochs`` epochs, instead of ``epochs``; NCut's exactly-k rule is off (a join may
+            leave fewer segments).
+        max_epochs: the most epochs trained in all, whatever the rule (``epochs``, NCut's exactly-k
+            rule, ``links``): a server's cap (the note says when it stopped the exactly-k rule). ``None``: no cap.
 
     On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
     is exact over all pairs (:func:`~deepcut.modeling.losses.cc_loss_lowrank`).
 
     Everything runs on the device of ``features``; the results are numpy arrays on the host.
     """
-    if loss not in LOSSES:
-        raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if int(k) < 2:
-        raise ConfigError(f"k must be at least 2, got {k}")
-    if int(epochs) < 0:
-        raise ConfigError(f"epochs must be non-negative, got {epochs}")
+    epochs, links = _check_fit(loss, k, epochs, max_epochs, links)
     x = _as_tensor(features)
     n = x.shape[0]
     if model is not None:
@@ -114,12 +117,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
     if n == 0:
         raise ConfigError("cannot cluster zero nodes")
-    if adj is None:
-        adj = (graph if graph is not None else PatchGraph(x)).cluster_affinity(loss, alpha)
-    a = adj
-    if isinstance(a, SparseAffinity) and (a.loss != loss or a.num_nodes != n):
-        raise ConfigError(f"the sparse graph was built for {a.loss!r} on {a.num_nodes} nodes, "
-                          f"not for {loss!r} on {n}: build it from these features with this loss")
+    a = _graph_of(x, adj, graph, loss, alpha)
     positive = a.has_positive() if isinstance(a, SparseAffinity) else bool((a > 0).any())
     if k_eff < 2 or not positive:
         reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
@@ -134,14 +132,18 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         elif model.in_dim != x.shape[1]:
             raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
         ax, objective = _prepare(x, a, loss)
-        opt = _adamw(model, lr)
         record = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = _assign(model, ax)
-        history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
-        soft = _assign(model, ax)
-        if loss == "ncut" and int(epochs) > 0:
-            soft, extra, note = _until_k_clusters(model, ax, objective, opt, g_drop, soft, int(epochs), note, record)
+        if links:
+            history, soft = _train_links(model, ax, objective, links, g_drop, record)
+        else:
+            opt = _adamw(model, lr)
+            history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
+            soft = _assign(model, ax)
+        if loss == "ncut" and int(epochs) > 0 and not links:
+            soft, extra, note = _until_k_clusters(model, ax, objective, opt, g_drop, soft, int(epochs), note, record,
+                                                  max_epochs)
             history += extra
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
@@ -177,6 +179,59 @@ def _train(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tenso
     return history
 
 
+def _check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Links | None
+               ) -> tuple[int, Links | None]:
+    """:func:`fit`'s checks; returns ``(epochs, links)`` within ``max_epochs``."""
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if int(k) < 2:
+        raise ConfigError(f"k must be at least 2, got {k}")
+    if int(epochs) < 0:
+        raise ConfigError(f"epochs must be non-negative, got {epochs}")
+    if max_epochs is not None:
+        if int(max_epochs) < 0:
+            raise ConfigError(f"max_epochs must be non-negative, got {max_epochs}")
+        epochs = min(int(epochs), int(max_epochs))
+        if links:
+            links = replace(links, epochs=min(int(links.epochs), int(max_epochs)))
+    return int(epochs), links
+
+
+def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, loss: str, alpha: float) -> Affinity:
+    """The affinity :func:`fit` trains on: ``adj``, else ``graph``'s (else ``PatchGraph(x)``'s), checked."""
+    n = x.shape[0]
+    a = adj if adj is not None else (graph if graph is not None else PatchGraph(x)).cluster_affinity(loss, alpha)
+    if isinstance(a, SparseAffinity) and (a.loss != loss or a.num_nodes != n):
+        raise ConfigError(f"the sparse graph was built for {a.loss!r} on {a.num_nodes} nodes, "
+                          f"not for {loss!r} on {n}: build it from these features with this loss")
+    return a
+
+
+#: Epochs between two checks of the links while a correction trains.
+LINK_BLOCK = 5
+
+
+def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+                 links: Links, g_drop: torch.Generator, record: dict[int, torch.Tensor | None]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
+    argmax, up to ``links.epochs``; returns ``(losses, soft (N, k))``."""
+    soft = _assign(model, ax)
+    must, cannot = links.tensors(ax.device)
+    with torch.no_grad():
+        weight = links.penalty_weight(float(objective(soft)), ax.shape[0])
+    penalised = lambda s: objective(s) + weight * link_loss(s, must, cannot)  # noqa: E731
+    opt = _adamw(model, links.lr)
+    history: list[torch.Tensor] = []
+    done = 0
+    while done < links.epochs and not links.satisfied(soft.argmax(dim=-1).cpu().numpy()):
+        block = min(LINK_BLOCK, links.epochs - done)
+        history += _train(model, ax, penalised, opt, block, g_drop, record, done)
+        done += block
+        soft = _assign(model, ax)
+    return history, soft
+
+
 def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
     """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
     with torch.no_grad():
@@ -185,15 +240,18 @@ def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
 
 def _until_k_clusters(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
                       opt: torch.optim.Optimizer, g_drop: torch.Generator, soft: torch.Tensor, done: int,
-                      note: str | None, record: dict[int, torch.Tensor | None]
+                      note: str | None, record: dict[int, torch.Tensor | None], cap: int | None = None
                       ) -> tuple[torch.Tensor, list[torch.Tensor], str | None]:
     """NCut asks for exactly ``k`` segments: while the argmax of ``soft`` ``(N, k)`` leaves a cluster empty
     (a relaxed solution still near the uniform start), train on in blocks of :data:`NCUT_BLOCK` epochs,
     up to ``max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k)`` in all (``NCUT_MAX_EPOCHS = 0``: never).
     Returns ``(soft, the extra epochs' losses, note)``; the note says so when ``k`` clusters were still not
-    reached (or cannot be: fewer distinct nodes than ``k``). ``record``: as :func:`_train`'s."""
+    reached (or cannot be: fewer distinct nodes than ``k``). ``record``: as :func:`_train`'s; ``cap``: the most
+    epochs in all (``fit``'s ``max_epochs``)."""
     k = soft.shape[1]
     budget = max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k) if NCUT_MAX_EPOCHS > 0 else 0
+    capped = cap is not None and int(cap) < budget
+    budget = min(budget, int(cap)) if cap is not None else budget
     used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
     if used(soft) == k:
         return soft, [], note
@@ -206,7 +264,8 @@ def _until_k_clusters(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[
         done += block
         soft = _assign(model, ax)
     if used(soft) < k:
-        note = _join(note, f"NCut found {used(soft)} of the k={k} segments in {done} epochs")
+        limit = f" (at most {cap} epochs: max_epochs)" if capped and done >= budget else ""
+        note = _join(note, f"NCut found {used(soft)} of the k={k} segments in {done} epochs{limit}")
     return soft, extra, note
 
 

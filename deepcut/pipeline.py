@@ -23,6 +23,7 @@ from .clustering import Clusterer, ClusterResult, fit
 from .config import SegmentConfig
 from .features import PatchFeatures
 from .graph import PatchGraph
+from .links import Links
 from .refinement import segment_maps
 from .segmentation import Segmentation, Timings
 from .utils.masks import background_label, bbox_of, largest_component
@@ -66,11 +67,15 @@ class Tracking:
             warm-started GNN keeps each part's label (background parts then start at ``k + 1``).
         background_fn: ``background_fn(stage-1 cluster ids (N,)) -> id`` picks the background
             cluster of stage 1 instead of the border rule.
+        links: a correction's constraints (:class:`~deepcut.links.Links`): with ``warm`` models, a stage
+            with links trains until they hold (``links.epochs`` at most), a stage without keeps its GNN
+            untrained (0 epochs: the warm GNN only labels its patches).
     """
 
     warm: list | None = None
     keep_cluster_ids: bool = False
     background_fn: Callable[[np.ndarray], int] | None = None
+    links: Links | None = None
 
 
 def as_grids(grid: Grid | Sequence[Grid]) -> list[Grid]:
@@ -143,10 +148,16 @@ class _Stages:
         """Cluster the subgraph of ``rows`` (all patches when None) in ``stage`` (0-based)."""
         t = time.perf_counter()
         sub = self.graph.subgraph(rows)
-        warm = self.tracking.warm
+        warm, links = self.tracking.warm, self.tracking.links
         prev = warm[stage] if warm is not None and stage < len(warm) else None
         kw = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
                   seed=self.cfg.seed, graph=sub)
+        if links is not None:
+            stage_links = links.restrict(stage, rows)
+            if stage_links:
+                kw["links"] = stage_links
+            elif prev is not None:
+                kw["epochs"] = 0
         result = (
             self.clusterer(sub.features, model=prev, **kw) if prev is not None else self.clusterer(sub.features, **kw)
         )
@@ -251,6 +262,23 @@ def _background_parts(st: _Stages, result: ClusterResult, rows: np.ndarray, base
     return np.where(ranked == main_rank, 0, base + 1 + ranked - (ranked > main_rank))
 
 
+def relabel(out: StageOutput, mapping: dict[int, int]) -> StageOutput:
+    """``out`` with its labels renamed by ``mapping`` (old → new); soft columns move along."""
+    lut = np.zeros(int(out.labels.max()) + 1, np.int64)
+    for old, new in mapping.items():
+        lut[old] = new
+    labels = lut[out.labels]
+    width = max(mapping.values()) + 1
+    soft = np.zeros((out.soft.shape[0], width), np.float32)
+    for old, new in mapping.items():
+        if old < out.soft.shape[1]:
+            soft[:, new] = out.soft[:, old]
+    fg = None
+    if out.foreground_labels is not None:
+        fg = sorted(mapping[v] for v in out.foreground_labels if v in mapping)
+    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models)
+
+
 def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, t0: float) -> Segmentation:
     """Turn the patch labels of one image into its :class:`Segmentation` at the input's size.
 
@@ -280,4 +308,5 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
         labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
         soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=feats.cached,
         image=feats.image, config=cfg, notes=list(out.notes),
+        foreground_labels=[int(v) for v in fg_labels], models=list(out.models),
     )

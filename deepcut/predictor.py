@@ -183,11 +183,43 @@ class DeepCut:
         objects = None if objects is None else as_int("objects", objects, 1)
         return discover_features(self.store.get(image, cfg), cfg, objects, clusterer, t0=t0)
 
+    @guard_memory
+    def correct(self, image: ImageLike, segmentation: Segmentation,
+                join: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+                separate: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None) -> Segmentation:
+        """Correct a result by clicks: every ``join`` pair of points ends in one segment, every ``separate``
+        pair in two (see :mod:`deepcut.correct`). The result's GNNs continue on the same graph with
+        must-link / cannot-link constraints (a few epochs on the cached features: much less than a ViT
+        pass); untouched segments keep their labels. ``segmentation`` itself is not changed, so undo is
+        correcting it again with the list minus its last pair.
+
+        Args:
+            image: the image ``segmentation`` was computed on.
+            segmentation: a result of :meth:`segment` (or of an earlier :meth:`correct`).
+            join: ``[((x, y), (x, y)), …]`` pairs of points (input pixels) that belong together.
+            separate: pairs that do not (applied after the joins: a later pair wins a conflict).
+
+        Returns:
+            A new :class:`Segmentation`; its ``notes`` start with one sentence per pair saying what changed.
+
+        Raises:
+            ConfigError: no pair, a malformed pair, a point outside the image, or another image.
+        """
+        from .correct import Correction, as_pairs, correct_features
+
+        if not isinstance(segmentation, Segmentation):
+            raise ConfigError(f"segmentation must be a Segmentation, got {type(segmentation).__name__}")
+        corrections = [Correction("join", p) for p in as_pairs("join", join)]
+        corrections += [Correction("separate", p) for p in as_pairs("separate", separate)]
+        if not corrections:
+            raise ConfigError("nothing to correct: give join=[((x, y), (x, y))] or separate=[…]")
+        return correct_features(self.store.get(image, segmentation.config), segmentation, corrections)
+
     # -- video and several images -------------------------------------------------------------------
     def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,
                       frame_stride: int = 1, batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
                       *, warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True,
-                      **overrides: Any):
+                      max_pixels: int | None = None, clusterer: Clusterer = fit, **overrides: Any):
         """Segment a video lazily, one :class:`Segmentation` per processed frame, labels consistent over time.
 
         See :func:`deepcut.video.segment_video` for the arguments; returns a
@@ -200,7 +232,8 @@ class DeepCut:
 
         return segment_video(self.store, video, make_config(config, overrides), max_frames=max_frames,
                              frame_stride=frame_stride, batch_size=batch_size, progress=progress,
-                             warm_epochs=warm_epochs, warm=warm, match=match)
+                             warm_epochs=warm_epochs, warm=warm, match=match, max_pixels=max_pixels,
+                             clusterer=clusterer)
 
     @guard_memory
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,

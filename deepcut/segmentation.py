@@ -81,6 +81,9 @@ class Segmentation:
         image: ``(H, W, 3)`` uint8 input image (for overlays).
         config: the settings used.
         notes: anything worth telling the user (clamped k, skipped stage, …).
+        foreground_labels: the labels that form the foreground (None: not recorded).
+        models: the trained GNN of stages 1-3 (None where a stage did not run), which
+            :meth:`deepcut.DeepCut.correct` continues from; empty when not kept.
     """
 
     labels: np.ndarray
@@ -94,6 +97,8 @@ class Segmentation:
     image: np.ndarray
     config: SegmentConfig
     notes: list[str] = field(default_factory=list)
+    foreground_labels: list[int] | None = None
+    models: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def num_segments(self) -> int:

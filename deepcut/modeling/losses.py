@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Sequence
 
 import torch
 
@@ -113,3 +114,25 @@ def cc_loss_lowrank(features: torch.Tensor, offset: float, s: torch.Tensor) -> t
         s: soft assignments ``(N, k)``.
     """
     return float(offset) * s.sum(dim=0).square().sum() - (features.T @ s).square().sum()
+
+
+def link_loss(s: torch.Tensor, must: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+              cannot: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
+    """Penalty of must-link / cannot-link constraints between groups of nodes (corrections by click).
+
+    For two groups ``A`` and ``B`` (index tensors), ``P = S_A S_Bᵀ`` ``(|A|, |B|)`` is the probability that
+    a node of ``A`` and a node of ``B`` fall in one cluster; a must-link adds ``mean(-log P)``, a
+    cannot-link ``mean(-log(1 - P))``. Zero without constraints.
+
+    Args:
+        s: soft assignments ``(N, k)`` (rows sum to 1).
+        must: ``[(A, B), …]`` groups that belong together.
+        cannot: ``[(A, B), …]`` groups that do not.
+    """
+    eps = 1e-6
+    total = s.new_zeros(())
+    for a, b in must:
+        total = total - torch.log((s[a] @ s[b].T).clamp_min(eps)).mean()
+    for a, b in cannot:
+        total = total - torch.log((1.0 - s[a] @ s[b].T).clamp_min(eps)).mean()
+    return total

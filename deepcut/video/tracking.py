@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..pipeline import StageOutput
+from ..pipeline import StageOutput, relabel
 from ..utils.masks import background_label, border_mask
 from ..utils.matching import best_matching
 
@@ -123,23 +123,6 @@ class LabelTracker:
                 t.centroid = avg / max(float(np.linalg.norm(avg)), 1e-12)
                 t.mask, t.label, t.seen = mask, m, self.frame
         return relabel(out, mapping), rematched
-
-
-def relabel(out: StageOutput, mapping: dict[int, int]) -> StageOutput:
-    """``out`` with its labels renamed by ``mapping`` (old → new); soft columns move along."""
-    lut = np.zeros(int(out.labels.max()) + 1, np.int64)
-    for old, new in mapping.items():
-        lut[old] = new
-    labels = lut[out.labels]
-    width = max(mapping.values()) + 1
-    soft = np.zeros((out.soft.shape[0], width), np.float32)
-    for old, new in mapping.items():
-        if old < out.soft.shape[1]:
-            soft[:, new] = out.soft[:, old]
-    fg = None
-    if out.foreground_labels is not None:
-        fg = sorted(mapping[v] for v in out.foreground_labels if v in mapping)
-    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models)
 
 
 class TemporalBackground:

@@ -1,0 +1,168 @@
+"""Corrections by click (``DeepCut.correct``): joined points share a label, separated points do not,
+untouched segments keep their numbers, the input result is not changed; planted scenes and real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_data_dir, voronoi_scene
+from PIL import Image
+from scipy.ndimage import distance_transform_edt
+
+from deepcut import ConfigError
+from deepcut.links import Link, Links
+from deepcut.modeling.losses import link_loss
+
+
+def _centres(cells: np.ndarray, patch: int = 8) -> list[tuple[float, float]]:
+    """The most interior pixel ``(x, y)`` of each planted cell (``cells`` is on the 8-px patch grid)."""
+    out = []
+    for v in np.unique(cells):
+        r, c = np.unravel_index(distance_transform_edt(cells == v).argmax(), cells.shape)
+        out.append((c * patch + patch / 2, r * patch + patch / 2))
+    return out
+
+
+def _at(seg, point) -> int:
+    return int(seg.labels[int(point[1]), int(point[0])])
+
+
+def _pairs(seg, pts, same: bool) -> list[tuple[int, int]]:
+    n = len(pts)
+    return [(i, j) for i in range(n) for j in range(i + 1, n) if (_at(seg, pts[i]) == _at(seg, pts[j])) == same]
+
+
+@pytest.mark.parametrize("loss", ["ncut", "cc"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_join_and_separate_hold_on_planted_scenes(color_model, loss, seed):
+    img, cells = voronoi_scene(5, seed)
+    pts = _centres(cells)
+    seg = color_model.segment(img, k=3, loss=loss)
+    apart, together = _pairs(seg, pts, False), _pairs(seg, pts, True)
+    assert apart and together  # 5 planted cells in at most 3 segments: some pairs of each kind
+    i, j = apart[0]
+    joined = color_model.correct(img, seg, join=[(pts[i], pts[j])])
+    assert _at(joined, pts[i]) == _at(joined, pts[j])
+    assert joined.notes[0].startswith(f"joined segments {_at(seg, pts[i])} and {_at(seg, pts[j])}")
+    i, j = together[0]
+    split = color_model.correct(img, seg, separate=[(pts[i], pts[j])])
+    assert _at(split, pts[i]) != _at(split, pts[j])
+    assert split.notes[0].startswith("separated")
+
+
+def test_several_corrections_at_once_all_hold_and_undo_is_the_list_minus_one(color_model):
+    img, cells = voronoi_scene(6, 3)
+    pts = _centres(cells)
+    seg = color_model.segment(img, k=4, loss="cc")
+    join = [(pts[0], pts[1]), (pts[2], pts[3])]
+    separate = [(pts[4], pts[5])] if _at(seg, pts[4]) == _at(seg, pts[5]) else [(pts[1], pts[4])]
+    both = color_model.correct(img, seg, join=join, separate=separate)
+    for a, b in join:
+        assert _at(both, a) == _at(both, b)
+    for a, b in separate:
+        assert _at(both, a) != _at(both, b)
+    assert len([n for n in both.notes if n.startswith(("joined", "the points", "separated"))]) == 3
+    undone = color_model.correct(img, seg, join=join)  # undo = the same corrections minus the last
+    again = color_model.correct(img, seg, join=join)
+    assert np.array_equal(undone.labels, again.labels)  # deterministic
+
+
+def test_the_corrected_result_is_new_and_untouched_segments_keep_their_numbers(color_model):
+    img, cells = voronoi_scene(4, 0)
+    pts = _centres(cells)
+    seg = color_model.segment(img, k=4, loss="ncut")
+    labels, params = seg.labels.copy(), [p.detach().clone() for p in seg.models[0].parameters()]
+    a, b = _pairs(seg, pts, False)[0]
+    new = color_model.correct(img, seg, join=[(pts[a], pts[b])])
+    assert np.array_equal(seg.labels, labels)  # the input result is not changed
+    assert all(torch.equal(p, q) for p, q in zip(params, seg.models[0].parameters(), strict=True))
+    involved = {_at(seg, pts[a]), _at(seg, pts[b])}
+    for v in set(np.unique(seg.labels).tolist()) - involved:
+        if v in np.unique(new.labels):  # a segment that survives keeps its number where it was
+            assert (new.labels[seg.labels == v] == v).mean() > 0.5
+    assert new.models and new.models[0] is not seg.models[0]
+    again = color_model.correct(img, new, separate=[(pts[a], pts[b])])  # a corrected result corrects on
+    assert _at(again, pts[a]) != _at(again, pts[b])
+
+
+def test_two_stage_results_are_corrected_in_the_stage_that_decides(color_model):
+    img, cells = voronoi_scene(5, 4)
+    pts = _centres(cells)
+    seg = color_model.segment(img, stages=2, k=3)
+    fg = set(seg.foreground_labels)
+    inside = [p for p in pts if _at(seg, p) in fg]
+    pairs = [(p, q) for i, p in enumerate(inside) for q in inside[i + 1:]]
+    if not pairs:
+        pytest.skip("the planted scene has fewer than two cells in the foreground")
+    p, q = pairs[0]
+    kind = "separate" if _at(seg, p) == _at(seg, q) else "join"
+    new = color_model.correct(img, seg, **{kind: [(p, q)]})
+    assert (_at(new, p) == _at(new, q)) == (kind == "join")
+    assert 0 in np.unique(new.labels)  # the background stays
+
+
+def test_corrections_hold_on_real_images(color_model):
+    folder = shared_data_dir() / "weizmann_horse" / "images"
+    files = sorted(folder.glob("*"))[:3] if folder.is_dir() else []
+    if not files:
+        pytest.skip("../shared/data is not here")
+    rng = np.random.default_rng(0)
+    for file in files:
+        img = np.asarray(Image.open(file).convert("RGB"))
+        h, w = img.shape[:2]
+        for loss in ("ncut", "cc"):
+            seg = color_model.segment(img, k=3, loss=loss)
+            pts = [(float(x), float(y)) for x, y in zip(rng.integers(0, w, 6), rng.integers(0, h, 6), strict=True)]
+            join, separate = [(pts[0], pts[1])], [(pts[2], pts[3])]
+            if pts[2] in pts[:2] or pts[3] in pts[:2]:
+                continue
+            new = color_model.correct(img, seg, join=join, separate=separate)
+            assert _at(new, pts[0]) == _at(new, pts[1]), (file.name, loss)
+            assert _at(new, pts[2]) != _at(new, pts[3]), (file.name, loss)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "nothing to correct"),
+    ({"join": [((1, 1),)]}, "point pairs"),
+    ({"join": "abc"}, "point pairs"),
+    ({"separate": [((1, 1), (float("nan"), 2))]}, "point pairs"),
+    ({"join": [((1, 1), (5000, 2))]}, "outside"),
+])
+def test_bad_corrections_are_clear_errors(color_model, kwargs, message):
+    img, _ = voronoi_scene(3, 0)
+    seg = color_model.segment(img)
+    with pytest.raises(ConfigError, match=message):
+        color_model.correct(img, seg, **kwargs)
+
+
+def test_a_result_of_another_image_is_refused(color_model):
+    img, _ = voronoi_scene(3, 0)
+    seg = color_model.segment(img)
+    with pytest.raises(ConfigError, match="patch grid"):
+        color_model.correct(np.zeros((100, 300, 3), np.uint8), seg, join=[((1, 1), (50, 50))])
+    with pytest.raises(ConfigError, match="Segmentation"):
+        color_model.correct(img, "seg", join=[((1, 1), (50, 50))])
+
+
+def test_link_loss_matches_its_formula_and_pulls_the_right_way():
+    s = torch.softmax(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), dim=-1).requires_grad_()
+    a, b = torch.tensor([0, 1]), torch.tensor([4, 5])
+    p = s[a] @ s[b].T
+    assert torch.allclose(link_loss(s, must=[(a, b)]), -torch.log(p).mean())
+    assert torch.allclose(link_loss(s, cannot=[(a, b)]), -torch.log(1 - p).mean())
+    assert float(link_loss(s)) == 0.0
+    link_loss(s, must=[(a, b)]).backward()  # descending the must-link raises the shared probability
+    with torch.no_grad():
+        moved = s - 0.1 * s.grad
+        assert float((moved[a] @ moved[b].T).mean()) > float(p.mean())
+
+
+def test_links_restrict_to_a_stage_and_its_rows():
+    links = Links([Link("must", (2, 7), (np.array([1, 2]), np.array([7, 8]))),
+                   Link("cannot", (3, 4), (np.array([3]), np.array([4])), frozenset({1}))])
+    assert len(links.restrict(0, None)) == 1 and len(links.restrict(1, None)) == 2
+    sub = links.restrict(0, np.array([2, 7, 8]))
+    assert sub.links[0].anchors == (0, 1) and [g.tolist() for g in sub.links[0].groups] == [[0], [1, 2]]
+    assert not links.restrict(1, np.array([3, 5]))  # an anchor outside the rows drops the link
+    assert links.links[0].satisfied(np.array([0, 0, 1, 0, 0, 0, 0, 1, 0]))
