@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +13,10 @@ import numpy as np
 from PIL import Image
 
 from .config import SegmentConfig
-from .errors import ConfigError
+from .errors import ConfigError, DeepCutError
 from .render import colors
 from .utils.coerce import as_float
+from .utils.files import atomic_path
 
 STAGES = ("stage1", "stage2", "stage3")
 
@@ -56,6 +58,18 @@ class Timings(Mapping):
 
     def __len__(self) -> int:
         return len(self.to_dict())
+
+
+def check_opacity(alpha) -> float:
+    """``alpha`` as an opacity in ``[0, 1]`` (``"0.5"`` is taken as 0.5).
+
+    Raises:
+        ConfigError: not a number in ``[0, 1]``.
+    """
+    alpha = as_float("alpha", alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must be an opacity between 0 and 1, got {alpha:g}")
+    return alpha
 
 
 @dataclass
@@ -111,9 +125,7 @@ class Segmentation:
         Raises:
             ConfigError: ``alpha`` is not a number in ``[0, 1]`` (``"0.5"`` is taken as 0.5).
         """
-        alpha = as_float("alpha", alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"alpha must be an opacity between 0 and 1, got {alpha:g}")
+        alpha = check_opacity(alpha)
         return colors.overlay(self.image, self.labels, alpha, draw_boundaries=bool(boundaries))
 
     @property
@@ -158,18 +170,44 @@ class Segmentation:
 
     def save(self, out_dir: str | Path, stem: str, alpha: float = 0.5, cutout: bool = False) -> dict[str, str]:
         """Write ``<stem>_labels.png``, ``<stem>_overlay.png``, ``<stem>_mask.png`` and, with ``cutout``,
-        ``<stem>_cutout.png`` (:meth:`cutout`); returns ``{kind: path}``."""
+        ``<stem>_cutout.png`` (:meth:`cutout`) into the folder ``out_dir`` (created if missing); returns
+        ``{kind: path}``. Each file is written under a temporary name and renamed when complete
+        (:func:`~deepcut.utils.files.atomic_path`), so a failure leaves no half-written picture.
+
+        Raises:
+            ConfigError: ``out_dir`` is an existing file (or lies under one), or ``stem`` is not a plain
+                file-name stem; nothing is written then.
+            DeepCutError: the folder cannot be created or written, or a target is a folder.
+        """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = {"labels": out / f"{stem}_labels.png", "overlay": out / f"{stem}_overlay.png"}
-        self.labels_image().save(written["labels"])
-        self.overlay(alpha).save(written["overlay"])
-        written["mask"] = out / f"{stem}_mask.png"
-        self.mask_image().save(written["mask"])
+        seps = [c for c in (os.sep, os.altsep, "\0") if c]
+        if not isinstance(stem, str) or stem in ("", ".", "..") or any(c in stem for c in seps):
+            raise ConfigError(f"stem must be a file-name stem without a folder, got {stem!r}")
+        check_opacity(alpha)
+        if os.path.lexists(out) and not out.is_dir():
+            raise ConfigError(f"save(): {out} is an existing file, not a folder; name the folder to write into")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(f"save(): {out} cannot be created: part of the path is a file, not a folder") from None
+        except OSError as e:
+            raise DeepCutError(f"save(): {out} cannot be created ({e.strerror or e})") from None
+        pictures = {"labels": self.labels_image, "overlay": lambda: self.overlay(alpha), "mask": self.mask_image}
         if cutout:
-            written["cutout"] = out / f"{stem}_cutout.png"
-            self.cutout().save(written["cutout"])
-        return {k: str(v) for k, v in written.items()}
+            pictures["cutout"] = self.cutout
+        for kind in pictures:  # a target that is a folder fails before any file is written
+            if (out / f"{stem}_{kind}.png").is_dir():
+                raise DeepCutError(f"save(): {out / f'{stem}_{kind}.png'} is a folder; nothing was written")
+        written: dict[str, str] = {}
+        for kind, picture in pictures.items():
+            path = out / f"{stem}_{kind}.png"
+            try:
+                with atomic_path(path, suffix=".png") as tmp:
+                    picture().save(tmp, format="PNG")
+            except OSError as e:
+                raise DeepCutError(f"save(): cannot write {path} ({e.strerror or e})") from None
+            written[kind] = str(path)
+        return written
 
     def to_json(self) -> str:
         return json.dumps({**self.summary(), "config": self.config.to_dict()}, indent=2)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, disc_image
+from conftest import REPO, disc_image, moving_disc
 from PIL import Image
 
 
@@ -197,3 +198,174 @@ def test_settings_the_backbone_cannot_honour_are_usage_errors_before_any_output(
         assert not out.exists()
     out = tmp_path / "ok"
     assert main(["segment", str(img), "--out", str(out), "--resolution", "64", "--backbone", "color"]) == 0
+
+
+# -- outputs: unique names, a manifest of what DeepCut wrote, never a file it did not write (#22) -------------
+FAST = ["--backbone", "color", "--resolution", "48"]
+
+
+def _cli(argv: list[str]) -> int:
+    from deepcut.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse
+        return int(e.code)
+
+
+def _outputs(results: dict) -> dict[str, set[str]]:
+    return {k: set(v["outputs"].values()) for k, v in results["files"].items()}
+
+
+def _no_model(*a, **k):
+    raise AssertionError("the model was loaded before the paths were checked")
+
+
+def test_colliding_stems_get_output_names_of_their_own(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(["a.jpg", "a.png", "a_2.png", "A.PNG"]):
+        Image.fromarray(disc_image(48 + 8 * i)).save(src / name)
+    assert _cli(["segment", str(src), "--out", str(tmp_path / "out"), *FAST]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    outputs = _outputs(results)
+    assert len(outputs) == 4
+    every = [p for files in outputs.values() for p in files]
+    assert len(every) == len(set(every)) == 12  # no two inputs share a file
+    assert len({p.lower() for p in every}) == 12  # not even on a file system that ignores case
+    for name, files in outputs.items():  # each set is that input's: its labels have the input's size
+        labels = next(p for p in files if p.endswith("_labels.png"))
+        assert Image.open(labels).size == Image.open(name).size
+
+
+def test_a_users_file_named_like_an_output_is_never_deleted_skipped_or_overwritten(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(disc_image(48)).save(folder / "photo.png")
+    Image.fromarray(disc_image(56, two_tone=True)).save(folder / "photo_cutout.png")  # the user's own picture
+    (folder / "notes_mask.png").write_bytes(b"the user's, not an image")
+    mine = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for extra in (["--cutout"], ["-k", "3"]):  # the second run removes DeepCut's own cut-outs only
+        assert _cli(["segment", str(folder), "--out", str(folder), *FAST, *extra]) == 1  # notes_mask.png fails
+        results = json.loads((folder / "results.json").read_text())
+        assert str(folder / "photo_cutout.png") in results["files"]  # read as the input it is
+        assert str(folder / "notes_mask.png") in results["failures"]
+        assert {name: (folder / name).read_bytes() for name in mine} == mine
+        outputs = _outputs(results)
+        assert not set(map(str, (folder / n for n in mine))) & {p for f in outputs.values() for p in f}
+    listed = {Path(p).name for files in _outputs(results).values() for p in files}
+    assert {p.name for p in folder.iterdir()} == set(mine) | listed | {"results.json", ".deepcut-outputs.json"}
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_file_deepcut_wrote_and_the_user_replaced_is_the_users(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(disc_image(48)).save(src / "im.png")
+    assert _cli(["segment", str(src), "--out", str(out), *FAST, "--cutout"]) == 0
+    (out / "im_cutout.png").write_bytes(b"edited by the user")
+    assert _cli(["segment", str(src), "--out", str(out), *FAST]) == 0  # no --cutout: would remove im_cutout.png
+    assert (out / "im_cutout.png").read_bytes() == b"edited by the user"
+    results = json.loads((out / "results.json").read_text())
+    assert _outputs(results)[str(src / "im.png")] == {str(out / f"im_2_{k}.png") for k in ("labels", "overlay", "mask")}
+
+
+def test_results_json_or_manifest_that_deepcut_did_not_write_is_refused(tmp_path, monkeypatch, capsys):
+    from deepcut.cli import segment as segment_cmd
+
+    Image.fromarray(disc_image(48)).save(tmp_path / "im.png")
+    monkeypatch.setattr(segment_cmd, "make_model", _no_model)
+    for name in ("results.json", ".deepcut-outputs.json"):
+        out = tmp_path / f"out_{name}"
+        out.mkdir()
+        (out / name).write_text('{"mine": true}')
+        assert _cli(["segment", str(tmp_path / "im.png"), "--out", str(out), *FAST]) == 2
+        assert "DeepCut did not write it" in capsys.readouterr().err
+        assert (out / name).read_text() == '{"mine": true}' and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_a_linked_out_folder_is_the_folder_it_links_to(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(disc_image(48)).save(folder / "a.png")
+    (tmp_path / "link").symlink_to(folder)
+    for _ in range(2):  # the second run sees the first one's outputs through the link and skips them
+        assert _cli(["segment", str(folder), "--out", str(tmp_path / "link"), *FAST]) == 0
+        results = json.loads((folder / "results.json").read_text())
+        assert list(results["files"]) == [str(folder / "a.png")]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "a.png", "a_labels.png", "a_mask.png", "a_overlay.png", "results.json"]
+
+
+def test_an_output_name_that_is_a_link_or_an_input_is_not_written(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    Image.fromarray(disc_image(48)).save(src / "x.png")
+    (tmp_path / "precious.png").write_bytes(b"precious")
+    (out / "x_labels.png").symlink_to(tmp_path / "precious.png")
+    missing_input = out / "y_overlay.png"  # named on the command line, not there yet
+    Image.fromarray(disc_image(56)).save(src / "y.png")
+    assert _cli(["segment", str(src / "x.png"), str(src / "y.png"), str(missing_input), "--out", str(out), *FAST]) == 1
+    assert (tmp_path / "precious.png").read_bytes() == b"precious" and (out / "x_labels.png").is_symlink()
+    results = json.loads((out / "results.json").read_text())
+    outputs = _outputs(results)
+    assert str(out / "x_2_labels.png") in outputs[str(src / "x.png")]
+    assert str(missing_input) not in outputs[str(src / "y.png")] and str(missing_input) in results["failures"]
+
+
+def test_cosegment_gives_colliding_stems_their_own_names(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(["a.jpg", "a.png", "a_2.png"]):
+        Image.fromarray(disc_image(48 + 8 * i)).save(src / name)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_overlay.png").write_bytes(b"the user's")
+    assert _cli(["cosegment", str(src), "--out", str(tmp_path / "out"), *FAST]) == 0
+    every = [p for files in _outputs(json.loads((tmp_path / "out" / "results.json").read_text())).values()
+             for p in files]
+    assert len(every) == len(set(every)) == 9 and str(tmp_path / "out" / "a_overlay.png") not in every
+    assert (tmp_path / "out" / "a_overlay.png").read_bytes() == b"the user's"
+
+
+def _gif(path: Path, n: int = 4) -> None:
+    frames = [Image.fromarray(f) for f in moving_disc(n, 64, 48)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+
+
+def test_video_never_writes_over_its_input_or_a_file_it_did_not_write(tmp_path, monkeypatch, capsys):
+    from deepcut.cli import video as video_cmd
+
+    _gif(tmp_path / "v.gif")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.fromarray(disc_image(48)).save(frames / f"frame_{i:05d}.png")
+    (tmp_path / "user.gif").write_bytes(b"the user's video")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "frame_00002.png").write_bytes(b"the user's")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    monkeypatch.setattr(video_cmd, "make_model", _no_model)
+    v = str(tmp_path / "v.gif")
+    for argv in ([v, "--out", v], [str(frames), "--out", str(frames / "o.gif")],
+                 [v, "--out", str(tmp_path / "user.gif")],
+                 [v, "--out", str(tmp_path / "o.gif"), "--labels-dir", str(labels), "--frame-stride", "2"],
+                 [str(frames), "--out", str(tmp_path / "o.gif"), "--labels-dir", str(frames)]):
+        assert _cli(["video", *argv, *FAST]) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("input" in err or "did not write" in err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_video_reruns_replace_only_their_own_files(tmp_path):
+    _gif(tmp_path / "v.gif")
+    out, labels = tmp_path / "o.gif", tmp_path / "labels"
+    labels.mkdir()
+    (labels / "frame_00001.png").write_bytes(b"the user's")  # not a frame of --frame-stride 2
+    for _ in range(2):
+        assert _cli(["video", str(tmp_path / "v.gif"), "--out", str(out), "--labels-dir", str(labels),
+                     "--frame-stride", "2", *FAST]) == 0
+    assert sorted(p.name for p in labels.iterdir()) == [".deepcut-outputs.json", "frame_00000.png",
+                                                          "frame_00001.png", "frame_00002.png", "summary.json"]
+    assert (labels / "frame_00001.png").read_bytes() == b"the user's"

@@ -277,7 +277,7 @@ def test_a_rerun_into_the_input_folder_neither_reads_its_outputs_nor_leaves_stal
     results = json.loads((folder / "results.json").read_text())
     assert set(results["files"]) == {str(folder / "im0.png"), str(folder / "im1.png")} and not results["failures"]
     listed = {Path(p).name for r in results["files"].values() for p in r["outputs"].values()}
-    written = {p.name for p in folder.iterdir()} - {"im0.png", "im1.png", "results.json"}
+    written = {p.name for p in folder.iterdir()} - {"im0.png", "im1.png", "results.json", ".deepcut-outputs.json"}
     assert written == listed  # k=3 has no mask or cut-out: the first run's are gone
 
 
@@ -316,3 +316,29 @@ def test_absurd_thread_counts_are_refused_not_a_crash(monkeypatch):
     monkeypatch.setenv("DEEPCUT_THREADS", "5000")
     with pytest.raises(ConfigError, match="DEEPCUT_THREADS='5000'.*at most"):
         feature_threads()
+
+
+def test_save_onto_an_existing_file_destroys_nothing(color, tmp_path):
+    from deepcut.errors import DeepCutError
+
+    seg = color.segment(disc_image(48), resolution=48)
+    mine = tmp_path / "photo.png"
+    mine.write_bytes(b"the user's photo")
+    for out in (mine, mine / "sub"):  # a file given as the folder, a folder under a file
+        with pytest.raises(ConfigError, match="file"):
+            seg.save(out, "x")
+    assert mine.read_bytes() == b"the user's photo" and sorted(tmp_path.iterdir()) == [mine]
+    (tmp_path / "out" / "x_overlay.png").mkdir(parents=True)  # a target that is a folder
+    (tmp_path / "out" / "x_overlay.png" / "inside").write_text("kept")
+    with pytest.raises(DeepCutError, match="is a folder"):
+        seg.save(tmp_path / "out", "x")
+    assert (tmp_path / "out" / "x_overlay.png" / "inside").read_text() == "kept"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x_overlay.png"]  # nothing else written
+    for stem, alpha in (("../x", 0.5), ("", 0.5), ("x", 2.0)):  # refused before anything is written
+        with pytest.raises(ConfigError):
+            seg.save(tmp_path / "clean", stem, alpha=alpha)
+    assert not (tmp_path / "clean").exists()
+    written = seg.save(tmp_path / "fine", "x", cutout=True)
+    assert sorted(Path(p).name for p in written.values()) == ["x_cutout.png", "x_labels.png", "x_mask.png",
+                                                              "x_overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "fine").iterdir()) == sorted(Path(p).name for p in written.values())

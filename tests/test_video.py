@@ -18,7 +18,7 @@ from conftest import BLUE, RED, YELLOW, disc_frame, moving_disc, shared_data_dir
 from deepcut import DeepCut, SegmentConfig
 from deepcut.cli import main
 from deepcut.cosegment import cosegment
-from deepcut.errors import ConfigError, DeepCutError, VideoLoadError
+from deepcut.errors import ConfigError, DeepCutError, ImageLoadError, VideoLoadError
 from deepcut.evaluation.metrics import consistency, labels_permuted
 from deepcut.pipeline import StageOutput, run_stages
 from deepcut.utils.masks import background_label
@@ -433,3 +433,59 @@ def test_grey_palette_gif_has_its_true_size(tmp_path):
     video = read_frames(tmp_path / "g.gif")
     assert video.info.size == (64, 48) and video.info.n_frames == 10
     assert all(f.shape == (48, 64, 3) for f in video)
+
+
+# -- the pixel cap, before decoding (#22) ----------------------------------------------------------------
+def _declaring_huge(d: Path) -> dict[str, Path]:
+    """Files whose frames are over 1 megapixel as declared by their headers, whatever their names."""
+    import odd_files
+
+    return {"GIF screen 13000²": odd_files.gif(d / "screen.gif", (13000, 13000)),
+            "GIF screen named .mp4": odd_files.gif(d / "screen.mp4", (13000, 13000)),
+            "GIF frame beyond a small screen": odd_files.gif(d / "beyond.gif", (10, 10), frame=(1200, 1200)),
+            "PNG 16000² named .mp4": odd_files.png_header(d / "png.mp4", 16000, 16000),
+            "PNG-in-MKV 1200²": odd_files.matroska(d / "png.mkv", 1200),
+            "VP9 WebM 1200²": odd_files.matroska(d / "vp9.webm", 1200, codec="libvpx-vp9"),
+            "APNG 1200²": odd_files.animated(d / "anim.png", 1200),
+            "animated WebP 1200²": odd_files.animated(d / "anim.webp", 1200, fmt="WEBP"),
+            "TIFF with a large second page": odd_files.tiff_pages(d / "pages.tif", (64, 1200))}
+
+
+def test_frames_over_max_pixels_are_refused_before_decoding(tmp_path):
+    import resource
+    import time
+
+    for name, path in _declaring_huge(tmp_path).items():
+        before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+        with pytest.raises(VideoLoadError, match="megapixels") as info:
+            list(read_frames(path, max_frames=3, max_pixels=1_000_000))
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert time.perf_counter() - t0 < 10 and grown < 100, (name, grown)  # nothing was decoded here
+        assert "max_pixels" in str(info.value), name
+
+
+def test_max_pixels_keeps_ordinary_videos_and_bounds_frames_in_memory(disc_mp4, tmp_path):
+    import odd_files
+
+    w, h = probe(disc_mp4).source_size
+    assert len(list(read_frames(disc_mp4, max_pixels=w * h))) == 12  # exactly at the cap
+    with pytest.raises(VideoLoadError, match="megapixels"):
+        read_frames(disc_mp4, max_pixels=w * h - 1)
+    small = odd_files.animated(tmp_path / "small.png", 32, frames=3)  # an APNG within the cap
+    assert len(list(read_frames(small, max_pixels=32 * 32))) == 3
+    with pytest.raises(ImageLoadError, match="megapixels"):
+        list(read_frames(np.zeros((2, 100, 100, 3), np.uint8), max_pixels=5000))
+    big = odd_files.png_header(tmp_path / "frame_2.png", 3000, 3000)
+    with pytest.raises(ImageLoadError, match="megapixels"):
+        list(read_frames([big], max_pixels=1_000_000))
+
+
+def test_the_epoch_cap_bounds_every_video_frame(model, disc_mp4):
+    import functools
+
+    from deepcut.clustering import fit
+
+    stream = model.segment_video(disc_mp4, SegmentConfig(k=10, stages=1, epochs=(50, 100, 10), resolution=64),
+                                 max_frames=3, clusterer=functools.partial(fit, max_epochs=20))
+    losses = [len(stage) for seg in stream for stage in seg.losses]
+    assert losses and max(losses) <= 20

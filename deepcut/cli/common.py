@@ -12,10 +12,10 @@ from pathlib import Path
 from ..errors import DeepCutError
 from ..utils.files import write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
-from .outdir import RESULTS_NAME
+from .outdir import RESULTS_NAME, OutDir
 
 __all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
-           "file_error", "unique_stems", "write_results", "add_image_args", "add_opacity_arg", "error"]
+           "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error"]
 
 
 def add_opacity_arg(p: argparse.ArgumentParser) -> None:
@@ -35,15 +35,19 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     Missing paths are kept, so that they are reported as failures like unreadable files.
 
     Raises:
-        DeepCutError: nothing to process (only empty folders); the CLI exits with 1.
+        DeepCutError: nothing to process (only empty folders), or a folder that cannot be listed (no
+            permission); the CLI exits with 1.
     """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")))
-        else:
-            files.append(path)
+        try:
+            if path.is_dir():
+                files.extend(sorted(f for f in path.iterdir() if not f.name.startswith(".") and f.is_file()))
+            else:
+                files.append(path)
+        except OSError as e:
+            raise DeepCutError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not files:
         raise DeepCutError("no input files found")
     return files
@@ -54,23 +58,20 @@ def file_error(path: Path, exc: Exception | str) -> str:
     return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
 
-def unique_stems(files: list[Path]) -> list[str]:
-    """Output stems, made unique (``a``, ``a_2``, …) when two inputs share a stem."""
-    seen: dict[str, int] = {}
-    stems = []
-    for f in files:
-        n = seen.get(f.stem, 0) + 1
-        seen[f.stem] = n
-        stems.append(f.stem if n == 1 else f"{f.stem}_{n}")
-    return stems
-
-
-def write_results(out: Path, model, config, files: dict, failures: dict, **extra) -> Path:
-    """Write ``out/results.json`` atomically: the backbone, the config, ``extra``, then every file's record
-    and the failures; returns its path."""
+def write_results(out: OutDir, model, config, files: dict, failures: dict, **extra) -> Path:
+    """Write ``results.json`` into ``out`` atomically: the backbone, the config, ``extra``, then every
+    file's record and the failures; returns its path. The first write reserves it in the folder's
+    manifest; :func:`finish_results` records it."""
+    if out.manifest.entries.get(RESULTS_NAME) != {"pending": True}:
+        out.manifest.reserve([RESULTS_NAME])
     summary = {"backbone": model.backbone.describe(), "config": config.to_dict(), **extra, "files": files,
                "failures": failures}
-    return write_json_atomic(out / RESULTS_NAME, summary)
+    return write_json_atomic(out.path / RESULTS_NAME, summary)
+
+
+def finish_results(out: OutDir) -> None:
+    """Record ``results.json`` (its size and time) in the manifest of ``out`` once the run wrote it last."""
+    out.manifest.record([RESULTS_NAME])
 
 
 def error(msg: str) -> None:

@@ -2,9 +2,10 @@
 
 ``--out`` is checked before the model loads; ``results.json`` is rewritten (atomically) after every
 image, so an interruption or a crash keeps what is done; a failure of any kind on one image is
-listed and the batch goes on (exit status 1 at the end); DeepCut's own outputs are never read back
-as inputs, and an image's earlier outputs are removed before it is written again (see
-:mod:`.outdir`).
+listed and the batch goes on (exit status 1 at the end); every input gets output names of its own
+(recorded in ``results.json``), DeepCut's own outputs (known from the folder's manifest) are never
+read back as inputs, and an image's earlier outputs are removed before it is written again, while a
+file DeepCut did not write is never touched (see :mod:`.outdir`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from .common import (
     config_from_args,
     expand_inputs,
     file_error,
+    finish_results,
     make_model,
-    unique_stems,
     write_results,
 )
-from .outdir import check_out_dir, clear_outputs, drop_own_outputs
+from .outdir import OutDir, check_out_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,55 +53,63 @@ def failure_reason(exc: Exception) -> str:
     return f"unexpected error ({type(exc).__name__}: {first})"
 
 
-def segment_one(model, cfg, args: argparse.Namespace, path: Path, stem: str, out: Path) -> tuple[dict, str | None]:
-    """Segment ``path`` and write its images: ``(record, note or None)``. Earlier outputs of ``stem``
-    that this run does not write are removed."""
-    clear_outputs(out, stem)
-    seg = model.segment(path, cfg)
-    written = seg.save(out, stem, alpha=args.opacity, cutout=args.cutout)
-    clear_outputs(out, stem, keep=written)
+def segment_one(model, cfg, args: argparse.Namespace, path: Path, stem: str, out: OutDir) -> tuple[dict, str | None]:
+    """Segment ``path`` and write its images: ``(record, note or None)``. DeepCut's earlier outputs
+    of ``stem`` that this run does not write are removed."""
+    kinds = ("labels", "overlay", "mask", "cutout") if args.cutout else ("labels", "overlay", "mask")
+    out.clear(stem)
+    with out.manifest.writing(f"{stem}_{kind}.png" for kind in kinds):
+        seg = model.segment(path, cfg)
+        written = seg.save(out.path, stem, alpha=args.opacity, cutout=args.cutout)
+    out.clear(stem, keep=written)
     note = None
     if args.cutout and "cutout" not in written:
         note = f"note: {path}: no cut-out, there is no foreground/background split (use k=2 or --stages 2)"
     return {**seg.summary(), "outputs": written}, note
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    cfg = config_from_args(args)
-    out = check_out_dir(args.out, create=False)  # a bad --out fails before the model loads
-    files, skipped = drop_own_outputs(expand_inputs(args.inputs), out)
+def prepare(args: argparse.Namespace) -> tuple[OutDir, list[Path], list[str]]:
+    """``(out, inputs, stems)``, every check that needs no model done (``--out``, the inputs, their names)."""
+    out = OutDir(check_out_dir(args.out, create=False, results=True))  # a bad --out fails before the model loads
+    files, skipped = out.inputs(expand_inputs(args.inputs))
     if skipped:
         print(f"note: skipped {len(skipped)} files that DeepCut wrote (e.g. {skipped[0]})", file=sys.stderr)
     if not files:
         from ..errors import DeepCutError
 
         raise DeepCutError("no input files found (besides DeepCut's own outputs)")
+    return out, files, out.plan(files)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    cfg = config_from_args(args)
+    out, files, stems = prepare(args)
     model = make_model(args)
-    check_out_dir(out)
+    check_out_dir(out.path, results=True)
     results: dict[str, dict] = {}
     failures: dict[str, str] = {}
     state = {"finished": False, "total": len(files)}
     write_results(out, model, cfg, results, failures, **state)
     try:
-        for path, stem in zip(
-            tqdm(files, desc="segmenting", unit="img", file=sys.stderr), unique_stems(files), strict=False
-        ):
+        for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), stems, strict=False):
             try:
                 results[str(path)], note = segment_one(model, cfg, args, path, stem, out)
                 if note:
                     tqdm.write(note, file=sys.stderr)
             except Exception as e:  # noqa: BLE001 - one bad image must not end the batch
-                clear_outputs(out, stem)
+                out.clear(stem)
                 failures[str(path)] = failure_reason(e)
                 tqdm.write(f"error: {file_error(path, failures[str(path)])}", file=sys.stderr)
             write_results(out, model, cfg, results, failures, **state)
     except KeyboardInterrupt:
         path = write_results(out, model, cfg, results, failures, **state, interrupted=True)
+        finish_results(out)
         print(f"interrupted: {len(results)} segmented, {len(failures)} failed of {len(files)}; "
               f"{path} lists them", file=sys.stderr)
         return 130
     results_path = write_results(out, model, cfg, results, failures, **{**state, "finished": True})
+    finish_results(out)
     print(f"{len(results)} segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)
     return 1 if failures else 0

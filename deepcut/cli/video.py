@@ -11,7 +11,8 @@ import numpy as np
 
 from ..config import parse_epochs
 from ..errors import ConfigError
-from ..utils.files import write_json_atomic
+from ..utils.files import atomic_path, write_json_atomic
+from ..utils.manifest import Manifests
 from .common import (
     UsageError,
     add_config_args,
@@ -21,11 +22,14 @@ from .common import (
     error,
     expand_inputs,
     file_error,
+    finish_results,
     make_model,
-    unique_stems,
     write_results,
 )
-from .outdir import check_out_dir, clear_outputs, drop_own_outputs
+from .outdir import OutDir, check_out_dir, check_video_paths
+
+#: What ``--labels-dir`` holds: ``frame_<index>.png`` and this summary.
+SUMMARY_NAME = "summary.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,12 +92,15 @@ def warm_epochs_from_args(values: list[int] | None, cfg) -> tuple[int, int, int]
         raise UsageError(f"--warm-epochs: {e}") from None
 
 
-def run_video(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def frame_name(index: int) -> str:
+    """The name of the label map of frame ``index`` in ``--labels-dir``."""
+    return f"frame_{index:05d}.png"
 
-    from ..video import WRITE_SUFFIXES, write_video
 
-    cfg = config_from_args(args)
+def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tuple[Path, Path | None, tuple | None]:
+    """``(out, labels_dir, warm_epochs)`` once every flag and path is checked (nothing written yet)."""
+    from ..video import WRITE_SUFFIXES
+
     out = Path(args.out)
     if out.suffix.lower() not in WRITE_SUFFIXES:
         raise UsageError(f"--out must end in one of {', '.join(WRITE_SUFFIXES)}, got {out.name!r}")
@@ -103,9 +110,23 @@ def run_video(args: argparse.Namespace) -> int:
     labels_dir = Path(args.labels_dir) if args.labels_dir else None
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; name the video file to write")
+    last = args.max_frames * args.frame_stride
+    check_video_paths(Path(args.video), out, labels_dir, manifests, frame_name, SUMMARY_NAME,
+                      lambda i: i % args.frame_stride == 0 and i < last)
     check_out_dir(out.parent, "--out's folder", create=False)
     if labels_dir is not None:
         check_out_dir(labels_dir, "--labels-dir", create=False)
+    return out, labels_dir, warm_epochs
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..video import write_video
+
+    cfg = config_from_args(args)
+    manifests = Manifests()
+    out, labels_dir, warm_epochs = _check_video_args(args, cfg, manifests)
     model = make_model(args)
     t0 = time.perf_counter()
     bar = None
@@ -124,24 +145,46 @@ def run_video(args: argparse.Namespace) -> int:
     bar = tqdm(desc="segmenting", unit="frame", total=stream.total, file=sys.stderr)
     if labels_dir is not None:
         check_out_dir(labels_dir, "--labels-dir")
+    check_out_dir(out.parent, "--out's folder")
+    labels = manifests.of(labels_dir) if labels_dir is not None else None
     written: list[str] = []
     segments: set[int] = set()
 
     def overlays():
         for i, seg in enumerate(stream):
-            if labels_dir is not None:
-                path = labels_dir / f"frame_{i * args.frame_stride:05d}.png"
-                seg.labels_image().save(path)
+            if labels is not None:
+                path = labels_dir / frame_name(i * args.frame_stride)
+                labels.reserve([path.name])
+                with atomic_path(path, suffix=".png") as tmp:
+                    seg.labels_image().save(tmp, format="PNG")
                 written.append(str(path))
             segments.update(label_values(seg.labels))
             yield seg.overlay(args.opacity)
 
     try:
-        n = write_video(overlays(), out, fps=stream.fps)
+        with manifests.of(out.parent).writing([out.name]):
+            n = write_video(overlays(), out, fps=stream.fps)
     finally:
         bar.close()
+        if labels is not None:
+            labels.record(Path(p).name for p in written)
+    summary = video_summary(args, out, n, stream, segments, model, cfg)
+    if labels is not None:
+        summary["label_maps"] = written
+        with labels.writing([SUMMARY_NAME]):
+            write_json_atomic(labels_dir / SUMMARY_NAME, summary)
+    for note in stream.notes:
+        print(f"note: {note}", file=sys.stderr)
+    secs = time.perf_counter() - t0
+    print(f"{n} frames segmented in {secs:.1f} s ({n / max(secs, 1e-9):.2f} frames/s); overlay video: {out}",
+          file=sys.stderr)
+    return 0
+
+
+def video_summary(args: argparse.Namespace, out: Path, n: int, stream, segments: set[int], model, cfg) -> dict:
+    """What ``--labels-dir``'s ``summary.json`` says about the run."""
     info = stream.info
-    summary = {
+    return {
         "video": str(args.video),
         "out": str(out),
         "frames": n,
@@ -154,15 +197,6 @@ def run_video(args: argparse.Namespace) -> int:
         "backbone": model.backbone.describe(),
         "config": cfg.to_dict(),
     }
-    if labels_dir is not None:
-        summary["label_maps"] = written
-        write_json_atomic(labels_dir / "summary.json", summary)
-    for note in stream.notes:
-        print(f"note: {note}", file=sys.stderr)
-    secs = time.perf_counter() - t0
-    print(f"{n} frames segmented in {secs:.1f} s ({n / max(secs, 1e-9):.2f} frames/s); overlay video: {out}",
-          file=sys.stderr)
-    return 0
 
 
 def run_cosegment(args: argparse.Namespace) -> int:
@@ -170,10 +204,10 @@ def run_cosegment(args: argparse.Namespace) -> int:
     from ..utils.image import load_image
 
     cfg = config_from_args(args)
-    out = check_out_dir(args.out, create=False)
-    files, _ = drop_own_outputs(expand_inputs(args.inputs), out)
+    out = OutDir(check_out_dir(args.out, create=False, results=True))
+    files, _ = out.inputs(expand_inputs(args.inputs))
     images, names, failures = [], [], {}
-    for path, stem in zip(files, unique_stems(files), strict=False):
+    for path, stem in zip(files, out.plan(files), strict=False):
         try:
             images.append(load_image(path))
             names.append((path, stem))
@@ -187,14 +221,16 @@ def run_cosegment(args: argparse.Namespace) -> int:
     print(f"co-segmenting {len(images)} images with one GNN …", file=sys.stderr)
     t = time.perf_counter()
     segs = model.cosegment(images, cfg)
-    check_out_dir(out)
+    check_out_dir(out.path, results=True)
     results = {}
     for (path, stem), seg in zip(names, segs, strict=False):
-        clear_outputs(out, stem)
-        written = seg.save(out, stem, alpha=args.opacity)
+        out.clear(stem)
+        with out.manifest.writing(f"{stem}_{kind}.png" for kind in ("labels", "overlay", "mask")):
+            written = seg.save(out.path, stem, alpha=args.opacity)
         results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels), "outputs": written}
     results_path = write_results(out, model, segs[0].config, results, failures,
                                  seconds=round(time.perf_counter() - t, 3))
+    finish_results(out)
     for note in segs[0].notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)

@@ -28,6 +28,19 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def default_mode() -> int:
+    """The permissions a new file gets from ``open()``: ``0o666`` less the process's umask (read from
+    ``/proc`` where possible: setting the umask to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
@@ -39,11 +52,16 @@ def atomic_path(path: str | Path, *, fsync: bool = True, suffix: str = ".tmp") -
     ``path`` in one ``os.replace`` (the file, then the folder, fsynced first unless ``fsync=False``),
     after an error (or an interrupt) it is removed and ``path`` is untouched.
 
-    ``suffix`` ends the temporary name (a writer that picks the format by extension, such as ffmpeg,
+    The new file gets the permissions ``open()`` would give it (:func:`default_mode`). ``suffix`` ends
+    the temporary name (a writer that picks the format by extension, such as ffmpeg,
     needs the real one).
     """
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        os.fchmod(fd, default_mode())  # mkstemp's 0600 would make every result private
+    except (OSError, AttributeError):
+        pass
     os.close(fd)
     tmp = Path(name)
     try:

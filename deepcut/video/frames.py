@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import VideoLoadError
+from ..utils.declared import too_large
 from ..utils.image import ImageLike
 
 #: Suffixes treated as videos when a folder is listed (any file ffmpeg can read works as a path).
@@ -101,10 +102,15 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(pil.resize(size, Image.BICUBIC))
 
 
-def ffmpeg_error(path: Path, err: BaseException) -> VideoLoadError:
-    """A readable :class:`VideoLoadError` from imageio-ffmpeg's error text (the ffmpeg log)."""
+def ffmpeg_error(path: Path, err: BaseException, max_pixels: int | None = None) -> VideoLoadError:
+    """A readable :class:`VideoLoadError` from imageio-ffmpeg's error text (the ffmpeg log); ``max_pixels``:
+    the cap to name when ffmpeg refused a frame over its ``-max_pixels``."""
     text = str(err)
     low = text.lower()
+    over = re.search(r"Picture size (\d+)x(\d+) exceeds specified max pixel count (\d+)", text)
+    if over:  # ffmpeg's -max_pixels (FrameReader's max_pixels) refused a frame
+        w, h, most = (int(v) for v in over.groups())
+        return VideoLoadError(f"{path.name}: {too_large(w, h, max_pixels or most, 'the video has frames of')}")
     if "does not contain any stream" in low or "matches no streams" in low or "no video stream" in low:
         return VideoLoadError(f"{path}: the file has no video stream (an audio file?)")
     if "no such file" in low:
@@ -117,24 +123,33 @@ def ffmpeg_error(path: Path, err: BaseException) -> VideoLoadError:
     return VideoLoadError(f"{path}: not a video file, or the file is corrupt or truncated{detail}")
 
 
-def open_ffmpeg(path: Path, size: tuple[int, int] | None = None) -> tuple[Iterator[bytes], dict]:
-    """Start ffmpeg on ``path``: ``(frame byte generator, metadata)``; ``size`` scales the frames."""
+def open_ffmpeg(path: Path, size: tuple[int, int] | None = None,
+                max_pixels: int | None = None) -> tuple[Iterator[bytes], dict]:
+    """Start ffmpeg on ``path``: ``(frame byte generator, metadata)``; ``size`` scales the frames;
+    ``max_pixels``: ffmpeg's decoders refuse larger frames (``-max_pixels``), whatever the container says."""
     import imageio_ffmpeg
 
     params = ["-vf", f"scale={size[0]}:{size[1]}:flags=area"] if size else None
-    gen = imageio_ffmpeg.read_frames(str(path), output_params=params)
+    inputs = ["-max_pixels", str(decoder_pixels(max_pixels))] if max_pixels else None
+    gen = imageio_ffmpeg.read_frames(str(path), input_params=inputs, output_params=params)
     try:
         meta = next(gen)
     except StopIteration:
         raise VideoLoadError(f"{path}: ffmpeg returned no information about the file") from None
     except (OSError, RuntimeError, ValueError) as e:
         gen.close()
-        raise ffmpeg_error(path, e) from None
+        raise ffmpeg_error(path, e, max_pixels) from None
     return gen, meta
 
 
-def ffmpeg_frames(path: Path, size: tuple[int, int] | None) -> Iterator[np.ndarray]:
-    gen, meta = open_ffmpeg(path, size)
+def decoder_pixels(max_pixels: int) -> int:
+    """ffmpeg's ``-max_pixels`` for frames of at most ``max_pixels`` declared pixels: decoders check their
+    coded size (aligned to 16 or 64 pixels, so above the declared one), hence a margin."""
+    return int(max_pixels * 1.25) + 256 * 256
+
+
+def ffmpeg_frames(path: Path, size: tuple[int, int] | None, max_pixels: int | None = None) -> Iterator[np.ndarray]:
+    gen, meta = open_ffmpeg(path, size, max_pixels)
     w, h = meta["size"]
     try:
         for raw in gen:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from ..errors import ImageLoadError, VideoLoadError
 from ..utils.coerce import as_float, as_int
+from ..utils.declared import check_declared, check_frame, is_gif, too_large
 from ..utils.image import ImageLike, load_image
 from .frames import (
     DEFAULT_FPS,
@@ -59,8 +60,9 @@ class FrameReader:
     """
 
     def __init__(self, video: VideoLike, max_frames: int = 300, frame_stride: int = 1,
-                 max_side: int | None = MAX_SIDE, fps: float | None = None) -> None:
+                 max_side: int | None = MAX_SIDE, fps: float | None = None, max_pixels: int | None = None) -> None:
         max_frames = as_int("max_frames", max_frames, 1)
+        self.max_pixels = None if max_pixels is None else as_int("max_pixels", max_pixels, 1)
         frame_stride = as_int("frame_stride", frame_stride, 1)
         if fps is not None:
             fps = as_float("fps", fps, positive=True)
@@ -104,7 +106,8 @@ class FrameReader:
                 return self._probe_folder(path, fps)
             if path.stat().st_size == 0:
                 raise VideoLoadError(f"{path}: the file is empty (0 bytes)")
-            if path.suffix.lower() == ".gif":
+            check_declared(path, self.max_pixels)  # whatever the file is called, before decoding
+            if path.suffix.lower() == ".gif" or is_gif(path):
                 return self._probe_gif(path, fps)
             return self._probe_ffmpeg(path, fps)
         if isinstance(video, (bytes, bytearray)):
@@ -122,7 +125,7 @@ class FrameReader:
         if isinstance(video, Iterable):
             it = iter(video)
             try:
-                first = load_image(next(it))
+                first = self._load(next(it))
             except StopIteration:
                 raise VideoLoadError("the iterable of frames is empty") from None
             self._first = first
@@ -138,7 +141,7 @@ class FrameReader:
 
     def _probe_frames(self, frames, n: int, fps: float | None) -> VideoInfo:
         try:
-            first = load_image(frames[0])
+            first = self._load(frames[0])
         except ImageLoadError as e:
             raise VideoLoadError(f"the first frame cannot be read: {e}") from None
         return self._frames_info(first, n, fps, "frames", "<frames>")
@@ -150,7 +153,7 @@ class FrameReader:
         first = None
         for f in files:  # the first readable frame fixes the size
             try:
-                first = load_image(f)
+                first = self._load(f)
                 break
             except ImageLoadError:
                 continue
@@ -179,17 +182,20 @@ class FrameReader:
                          source_size=(w, h), n_frames=n, duration=n / rate, codec="gif")
 
     def _probe_ffmpeg(self, path: Path, fps: float | None) -> VideoInfo:
-        gen, meta = open_ffmpeg(path)
+        gen, meta = open_ffmpeg(path, max_pixels=self.max_pixels)
         try:
             w, h = (int(v) for v in meta.get("size") or (0, 0))
             if w < 1 or h < 1:
                 raise VideoLoadError(f"{path}: the video stream has no frame size")
+            if self.max_pixels is not None and w * h > self.max_pixels:
+                raise VideoLoadError(f"{path.name}: {too_large(w, h, self.max_pixels, 'the video declares frames of')}")
             try:
                 raw = next(gen)
             except StopIteration:
                 raise VideoLoadError(f"{path}: the video has no frames") from None
             except (OSError, RuntimeError) as e:
-                raise VideoLoadError(f"{path}: the first frame cannot be decoded ({ffmpeg_error(path, e)})") from None
+                why = ffmpeg_error(path, e, self.max_pixels)
+                raise VideoLoadError(f"{path}: the first frame cannot be decoded ({why})") from None
             if len(raw) != w * h * 3:
                 raise VideoLoadError(f"{path}: the first frame cannot be decoded")
         finally:
@@ -211,7 +217,7 @@ class FrameReader:
         """All input frames (before the stride), as decoded."""
         kind, src = self.info.kind, self._source
         if kind == "video":
-            return ffmpeg_frames(Path(self.info.source), self._scale_to)
+            return ffmpeg_frames(Path(self.info.source), self._scale_to, self.max_pixels)
         if kind == "gif":
             return gif_frames(Path(self.info.source))
         if kind == "folder":
@@ -228,13 +234,18 @@ class FrameReader:
         bad = 0
         for item in items:
             try:
-                yield load_image(item)
+                yield self._load(item)
             except ImageLoadError as e:
                 bad += 1
                 if bad == 1:
                     self.notes.append(f"skipped an unreadable frame: {e}")
         if bad > 1:
             self.notes.append(f"skipped {bad} unreadable frames in total")
+
+    def _load(self, item: ImageLike) -> np.ndarray:
+        """One frame, its size checked against ``max_pixels`` (from the header for files) first."""
+        check_frame(item, self.max_pixels)
+        return load_image(item)
 
     def _note_short(self, decoded: int) -> None:
         """Note a file that ended well before the frame count its container announces (a truncated or
@@ -295,7 +306,7 @@ def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.n
 
 
 def read_frames(video: VideoLike, max_frames: int = 300, frame_stride: int = 1, max_side: int | None = MAX_SIDE,
-                fps: float | None = None) -> FrameReader:
+                fps: float | None = None, max_pixels: int | None = None) -> FrameReader:
     """Open a video for reading: a lazy, bounded stream of ``(H, W, 3)`` uint8 frames of one size.
 
     Args:
@@ -306,14 +317,19 @@ def read_frames(video: VideoLike, max_frames: int = 300, frame_stride: int = 1, 
         frame_stride: keep every ``frame_stride``-th frame (the output fps is divided by it).
         max_side: frames whose longer side exceeds it are downscaled (None: never).
         fps: frame rate to assume (default: the file's, or 24 for folders and sequences).
+        max_pixels: refuse frames larger than this (width × height), checked before they are decoded:
+            from the file's header (a GIF's screen and frames, every TIFF page, an image whatever
+            its name) or ffmpeg's stream information, and ffmpeg refuses larger frames itself.
 
     Returns:
         A :class:`FrameReader` (iterable; ``.info``, ``.fps``, ``.expected``, ``.notes``).
 
     Raises:
-        VideoLoadError: missing, empty or corrupt file, no video stream, or no frames.
+        VideoLoadError: missing, empty or corrupt file, no video stream, no frames, or frames over
+            ``max_pixels``.
     """
-    return FrameReader(video, max_frames=max_frames, frame_stride=frame_stride, max_side=max_side, fps=fps)
+    return FrameReader(video, max_frames=max_frames, frame_stride=frame_stride, max_side=max_side, fps=fps,
+                       max_pixels=max_pixels)
 
 
 def probe(video: VideoLike, max_side: int | None = MAX_SIDE) -> VideoInfo:

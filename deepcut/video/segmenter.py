@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..clustering import Clusterer, fit
 from ..config import SegmentConfig, make_config
 from ..errors import ConfigError
 from ..features import FeatureStore, PatchFeatures
@@ -100,9 +101,10 @@ class VideoSegmentation:
 
     def __init__(self, store: FeatureStore, reader: FrameReader, cfg: SegmentConfig,
                  batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressFn | None = None,
-                 warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True) -> None:
+                 warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True,
+                 clusterer: Clusterer = fit) -> None:
         batch_size = as_int("batch_size", batch_size, 1)
-        self.store = store
+        self.store, self.clusterer = store, clusterer
         self.reader = reader
         self.cfg = cfg
         # one number: stage 1 only, like SegmentConfig.epochs
@@ -151,11 +153,12 @@ class VideoSegmentation:
         previous = vote.previous if vote is not None else None
         graph = feats.graph()
         tracking = Tracking(warm=None if cold else models, keep_cluster_ids=self.warm, background_fn=vote)
-        out = run_stages(graph, self.grid, self.cfg if cold else self.warm_cfg, tracking=tracking)
+        out = run_stages(graph, self.grid, self.cfg if cold else self.warm_cfg, self.clusterer, tracking=tracking)
         if not cold and _degenerate(out):
             if vote is not None:
                 vote.previous = previous
-            again = run_stages(graph, self.grid, self.cfg, tracking=Tracking(keep_cluster_ids=True, background_fn=vote))
+            again = run_stages(graph, self.grid, self.cfg, self.clusterer,
+                               tracking=Tracking(keep_cluster_ids=True, background_fn=vote))
             if not _degenerate(again):
                 self.stats.cold_restarts += 1
                 out = again
@@ -216,7 +219,8 @@ class VideoSegmentation:
 def segment_video(store: FeatureStore, video: VideoLike, config: SegmentConfig | None = None,
                   max_frames: int = 300, frame_stride: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
                   progress: ProgressFn | None = None, warm_epochs: int | Sequence[int] | None = None,
-                  warm: bool = True, match: bool = True, **overrides: Any) -> VideoSegmentation:
+                  warm: bool = True, match: bool = True, max_pixels: int | None = None, clusterer: Clusterer = fit,
+                  **overrides: Any) -> VideoSegmentation:
     """Segment a video with labels that stay consistent from frame to frame (see the module doc).
 
     The input is opened (and checked) now; frames are read and segmented lazily while iterating.
@@ -240,12 +244,15 @@ def segment_video(store: FeatureStore, video: VideoLike, config: SegmentConfig |
             (:class:`~deepcut.video.tracking.TemporalBackground`) and match segments to the previous
             frames (:class:`~deepcut.video.tracking.LabelTracker`). ``warm=False, match=False`` is
             ``DeepCut.segment`` frame by frame.
+        max_pixels: refuse frames larger than this, checked before they are decoded (see
+            :func:`deepcut.video.read_frames`).
+        clusterer: clusters each stage of each frame (default the GNN, :func:`~deepcut.clustering.fit`).
 
     Raises:
-        VideoLoadError: the input cannot be read. ConfigError: a bad setting.
+        VideoLoadError: the input cannot be read, or its frames are over ``max_pixels``. ConfigError: a bad setting.
     """
     cfg = make_config(config, overrides)
     progress = check_progress(progress)
-    reader = FrameReader(video, max_frames=max_frames, frame_stride=frame_stride)
+    reader = FrameReader(video, max_frames=max_frames, frame_stride=frame_stride, max_pixels=max_pixels)
     return VideoSegmentation(store, reader, cfg, batch_size=batch_size, progress=progress,
-                             warm_epochs=warm_epochs, warm=warm, match=match)
+                             warm_epochs=warm_epochs, warm=warm, match=match, clusterer=clusterer)

@@ -1,0 +1,177 @@
+"""What DeepCut wrote into a folder, by record rather than by name: a manifest per folder.
+
+Every command that writes into a folder the user names (``segment`` and ``cosegment``'s ``--out``,
+``video``'s ``--out`` and ``--labels-dir``, ``label``'s ``--out``) records each of its files in that
+folder's :data:`MANIFEST_NAME` (written atomically): first as *pending*, just before the file is
+written, then with the size and modification time it was left with. A file counts as DeepCut's
+(:meth:`OutputManifest.owns`) only while it is the regular file recorded there (same size and
+modification time, or still pending after a run was killed while writing it). Anything else — a
+user's ``photo_cutout.png``, a link, or one of DeepCut's files that the user has since replaced or
+edited — is never overwritten, deleted or read back as input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import DeepCutError
+from .files import write_json_atomic
+
+#: The manifest's file name (hidden, so folder scans never take it for an input).
+MANIFEST_NAME = ".deepcut-outputs.json"
+#: The manifest's ``format`` field; a file of that name without it is not DeepCut's.
+FORMAT = "deepcut-outputs/1"
+
+
+class ForeignManifestError(DeepCutError):
+    """A file named :data:`MANIFEST_NAME` exists but DeepCut did not write it."""
+
+
+class OutputManifest:
+    """The manifest of ``folder`` (which need not exist yet).
+
+    Attributes:
+        folder: the folder (its files are named by their names in it).
+        entries: ``{name: {"size", "mtime_ns"} | {"pending": True}}``.
+        foreign: a file of the manifest's name exists that is not a DeepCut manifest (nothing is then
+            written: :meth:`save` raises :class:`ForeignManifestError`).
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST_NAME
+        self.foreign = False
+        self.entries: dict[str, dict] = self._load()
+
+    def _load(self) -> dict[str, dict]:
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError:  # a folder of that name, no permission, a path under a file
+            self.foreign = os.path.lexists(self.path)
+            return {}
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        files = data.get("files") if isinstance(data, dict) and data.get("format") == FORMAT else None
+        if not isinstance(files, dict):
+            self.foreign = True
+            return {}
+        return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
+
+    def _stat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.folder / name)
+        except (OSError, ValueError):
+            return None
+
+    def owns(self, name: str) -> bool:
+        """Whether ``folder/name`` is a regular file DeepCut wrote and nobody has changed since."""
+        entry = self.entries.get(name)
+        st = self._stat(name) if entry is not None else None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return False
+        if entry.get("pending") is True:
+            return True
+        return entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+
+    def writable(self, name: str) -> bool:
+        """Whether DeepCut may (over)write ``folder/name``: nothing is there, or DeepCut's own file."""
+        return self._stat(name) is None or self.owns(name)
+
+    def check(self, flag: str = "--out") -> None:
+        """Raise :class:`ForeignManifestError` if the manifest's name is taken by someone else's file."""
+        if self.foreign:
+            raise ForeignManifestError(f"{flag} {self.folder}: {self.path} exists and DeepCut did not write it; "
+                                       f"move it away or choose another {flag}")
+
+    def save(self) -> None:
+        """Write the manifest (atomically)."""
+        self.check()
+        write_json_atomic(self.path, {"format": FORMAT, "about": "files DeepCut wrote in this folder",
+                                      "files": dict(sorted(self.entries.items()))})
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """Record ``names`` as pending (about to be written)."""
+        for name in names:
+            self.entries[name] = {"pending": True}
+        self.save()
+
+    def record(self, names: Iterable[str]) -> None:
+        """Record ``names`` as written, with their size and modification time (missing ones are dropped)."""
+        for name in names:
+            st = self._stat(name)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                self.entries.pop(name, None)
+            else:
+                self.entries[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self.save()
+
+    @contextmanager
+    def writing(self, names: Iterable[str]) -> Iterator[None]:
+        """Around writing ``names``: reserved before the block, recorded after it (also after an error)."""
+        names = list(names)
+        self.reserve(names)
+        try:
+            yield
+        finally:
+            self.record(names)
+
+    def remove(self, names: Iterable[str]) -> list[str]:
+        """Delete those of ``names`` that DeepCut owns (:meth:`owns`); returns the names deleted."""
+        gone = []
+        for name in names:
+            if not self.owns(name):
+                continue
+            try:
+                (self.folder / name).unlink()
+            except OSError:
+                continue
+            self.entries.pop(name, None)
+            gone.append(name)
+        if gone:
+            self.save()
+        return gone
+
+
+def real_path(path: str | os.PathLike) -> Path:
+    """``path`` with links resolved as far as they go (a loop of links does not raise)."""
+    return Path(os.path.realpath(path))
+
+
+class Manifests:
+    """The manifests of several folders, each read once (by real path)."""
+
+    def __init__(self) -> None:
+        self._by_folder: dict[Path, OutputManifest] = {}
+
+    def of(self, folder: str | os.PathLike) -> OutputManifest:
+        key = real_path(folder)
+        if key not in self._by_folder:
+            self._by_folder[key] = OutputManifest(key)
+        return self._by_folder[key]
+
+    def owns(self, path: str | os.PathLike) -> bool:
+        """Whether the file ``path`` (links resolved) is one DeepCut wrote, per its folder's manifest."""
+        real = real_path(path)
+        return self.of(real.parent).owns(real.name)
+
+
+@contextmanager
+def recorded_output(path: str | os.PathLike, flag: str = "--out") -> Iterator[Path]:
+    """Around writing the one file ``path``: refused if someone else's file is there
+    (:class:`DeepCutError`), reserved in its folder's manifest, recorded after."""
+    path = Path(path)
+    manifest = OutputManifest(path.parent)
+    manifest.check(flag)
+    if not manifest.writable(path.name):
+        raise DeepCutError(f"{flag} {path} exists and DeepCut did not write it; remove it or choose another name")
+    with manifest.writing([path.name]):
+        yield path
