@@ -24,6 +24,8 @@ except ImportError:  # the library and CLI do not need it: the web app is the `a
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, teach_view  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
+from deepcut.demo.live import LiveStreams  # noqa: E402
+from deepcut.demo.live_tab import LIVE_CSS, live_tab  # noqa: E402
 from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402
 
@@ -55,7 +57,7 @@ and **one GNN** clusters it, so the same part gets the same label and colour in 
 CSS = """
 #notice { border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08); }
 #status { min-height: 3em; }
-""" + teach_view.LAYOUT_CSS
+""" + teach_view.LAYOUT_CSS + LIVE_CSS
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
 IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
@@ -81,6 +83,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
             image_tab(page, shared, notice, state, resolution)
             video_tab(page, shared, resolution)
             coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
+            live_tab(LiveStreams(session), page.backbone_list(), gpu)
         teach_view.page_scripts(demo, presenter)
     guards.guard_uploads(demo, limits)
     guards.cap_sliders(demo, limits)

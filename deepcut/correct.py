@@ -28,6 +28,9 @@ from .pipeline import StageOutput, Tracking, relabel, run_stages, to_segmentatio
 from .segmentation import Segmentation
 from .utils.matching import best_matching, iou_matrix
 
+#: Each point speaks through at most this many patches (those most like it): the penalty stays cheap.
+GROUP_SIZE = 64
+
 Point = tuple[float, float]
 Pair = tuple[Point, Point]
 
@@ -79,9 +82,11 @@ def _foreground(seg: Segmentation) -> set[int]:
 
 
 def _similar_half(f: torch.Tensor, members: np.ndarray, anchor: int) -> np.ndarray:
-    """The patches of ``members`` at least as like ``anchor`` (cosine of features) as the median member."""
+    """The patches of ``members`` at least as like ``anchor`` (cosine of features) as the median member,
+    at most :data:`GROUP_SIZE` of them (the most alike)."""
     sim = (f[members] @ f[anchor]).cpu().numpy()
-    return members[sim >= np.median(sim)] if members.size > 1 else members
+    order = np.argsort(-sim, kind="stable")
+    return np.sort(members[order[: min(GROUP_SIZE, max(1, (members.size + 1) // 2))]])
 
 
 def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
@@ -93,8 +98,9 @@ def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
         return Link("must", (p, q), groups)  # type: ignore[arg-type]
     members = np.flatnonzero((old == old[p]) | (old == old[q]))
     closer = ((f[members] @ f[p]) >= (f[members] @ f[q])).cpu().numpy()
-    groups = (np.union1d(members[closer], [p]), np.union1d(members[~closer], [q]))
-    groups = (np.setdiff1d(groups[0], [q]), np.setdiff1d(groups[1], [p]))
+    halves = (np.setdiff1d(members[closer], [q]), np.setdiff1d(members[~closer], [p]))
+    groups = tuple(np.union1d(_similar_half(f, half, a) if half.size else half, [a]) for half, a in zip(halves, (p, q),
+                                                                                                        strict=True))
     fg, cfg = _foreground(seg), seg.config
     both_fg, both_bg = old[p] in fg and old[q] in fg, old[p] not in fg and old[q] not in fg
     if cfg.stages >= 2 and both_fg:

@@ -52,7 +52,7 @@ class Links:
     """
 
     links: list[Link] = field(default_factory=list)
-    epochs: int = 40
+    epochs: int = 10
     lr: float = 1e-2
     weight: float = 10.0
 

@@ -235,6 +235,27 @@ class DeepCut:
                              warm_epochs=warm_epochs, warm=warm, match=match, max_pixels=max_pixels,
                              clusterer=clusterer)
 
+    def live(self, config: SegmentConfig | None = None, *, warm_epochs: int | Sequence[int] | None = None,
+             warm: bool = True, match: bool = True, clusterer: Clusterer = fit, **overrides: Any):
+        """A live stream (a webcam): returns a :class:`deepcut.video.LiveSession` whose ``step(frame)`` gives
+        the frame's :class:`Segmentation`, labels consistent with the frames before (the same tracking as
+        :meth:`segment_video`, one frame at a time), and ``reset()``. Settings as for :meth:`segment`;
+        ``resolution`` defaults to :data:`deepcut.video.live.LIVE_RESOLUTION` (224: a fast grid);
+        ``clusterer`` clusters each stage (default the GNN).
+
+        Example::
+
+            live = dc.live(k=3)
+            for frame in frames:
+                seg = live.step(frame)
+        """
+        from .video.live import LIVE_RESOLUTION, LiveSession
+
+        if config is None and "resolution" not in overrides:
+            overrides["resolution"] = LIVE_RESOLUTION
+        return LiveSession(self.store, make_config(config, overrides), warm_epochs=warm_epochs, warm=warm,
+                           match=match, clusterer=clusterer)
+
     @guard_memory
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,
                   clusterer: Clusterer = fit, **overrides: Any) -> list[Segmentation]:

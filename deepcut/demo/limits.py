@@ -52,6 +52,13 @@ class Limits:
             values, about 1.3 MB here).
         cache_seconds: Gradio's temporary files (uploads, pictures, downloads) are deleted after this
             many seconds (checked every third of it).
+        upload_files: most files in one upload request (its bytes in all: at most :attr:`max_bytes`).
+        visitor_files: most files one visitor (client address) may upload per minute.
+        visitor_bytes: most bytes one visitor may upload per minute.
+        temp_files: no upload is taken while Gradio's temporary folder holds this many files.
+        temp_bytes: no upload is taken while Gradio's temporary folder holds this many bytes.
+        live_seconds: a live (webcam) stream stops after this many seconds (the visitor may start it again).
+        live_fps: most frames per second a live stream sends to the server.
     """
 
     public: bool = False
@@ -67,13 +74,21 @@ class Limits:
     workers: int = 2
     sessions: int = 1000
     cache_seconds: int = 7200
+    upload_files: int | None = 64
+    visitor_files: int | None = 600
+    visitor_bytes: int | None = None
+    temp_files: int | None = 50_000
+    temp_bytes: int | None = 20 * 1024 ** 3
+    live_seconds: float | None = None
+    live_fps: float = 5.0
 
     @classmethod
     def public_defaults(cls, **overrides: Any) -> "Limits":
         """The caps of a public deployment; ``overrides`` (``None`` values ignored) replace single ones."""
         base = cls(public=True, max_pixels=16_000_000, max_bytes=10 * 1024 ** 2, max_resolution=448, max_epochs=100,
                    max_frames=60, max_images=6, seconds=60.0, queue_size=16, cache_seconds=900,
-                   sessions=100)
+                   sessions=100, upload_files=8, visitor_files=30, visitor_bytes=100 * 1024 ** 2, temp_files=5000,
+                   temp_bytes=2 * 1024 ** 3, live_seconds=60.0, live_fps=2.0)
         return base.with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> "Limits":
@@ -133,7 +148,7 @@ class Limits:
         if self.max_resolution:
             parts.append(f"resolution up to {self.max_resolution} px")
         if self.max_epochs:
-            parts.append(f"{self.max_epochs} epochs per stage")
+            parts.append(f"{self.max_epochs} epochs per stage (every training rule included)")
         if self.max_frames:
             parts.append(f"{self.max_frames} video frames")
         if self.max_images:

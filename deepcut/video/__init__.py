@@ -1,7 +1,8 @@
 """Video: reading and writing (:mod:`.reader`, :mod:`.writer`, :mod:`.frames`), label tracking
-(:mod:`.tracking`) and the segmenter that carries the GNN from frame to frame (:mod:`.segmenter`).
+(:mod:`.tracking`), the one tracking path that carries the GNN from frame to frame (:mod:`.stream`), and
+its two feeds: video files (:mod:`.segmenter`) and live streams (:mod:`.live`).
 
-The segmenter and tracker load on first use, so reading and writing videos does not import the
+The segmenters and tracker load on first use, so reading and writing videos does not import the
 pipeline.
 """
 
@@ -24,12 +25,14 @@ from .reader import FrameReader, probe, read_frames
 from .writer import write_video
 
 if TYPE_CHECKING:
-    from .segmenter import VideoSegmentation, default_warm_epochs, segment_video  # noqa: F401
+    from .live import LiveSession  # noqa: F401
+    from .segmenter import VideoSegmentation, segment_video  # noqa: F401
+    from .stream import FrameTracker, VideoStats, default_warm_epochs  # noqa: F401
     from .tracking import LabelTracker, TemporalBackground  # noqa: F401
 
-_LAZY = {"VideoSegmentation": "segmenter", "segment_video": "segmenter", "default_warm_epochs": "segmenter",
-         "VideoStats": "segmenter", "LabelTracker": "tracking", "TemporalBackground": "tracking",
-         "relabel": "tracking"}
+_LAZY = {"VideoSegmentation": "segmenter", "segment_video": "segmenter", "default_warm_epochs": "stream",
+         "VideoStats": "stream", "FrameTracker": "stream", "LiveSession": "live", "LabelTracker": "tracking",
+         "TemporalBackground": "tracking"}
 
 __all__ = ["DEFAULT_FPS", "FRAME_SUFFIXES", "MAX_SIDE", "VIDEO_SUFFIXES", "WRITE_SUFFIXES", "FrameReader",
            "VideoInfo", "VideoLike", "fit_within", "frame_files", "probe", "read_frames", "write_video", *_LAZY]

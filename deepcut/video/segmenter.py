@@ -1,77 +1,30 @@
-"""Video segmentation with labels that agree across frames, the paper's way plus a guard:
-
-1. the ViT runs on batches of frames (:meth:`deepcut.features.FeatureStore.get_many`);
-2. the first frame is clustered like a single image; every later frame continues training the GNN
-   of the previous frame (``Tracking(warm=…)``) for a few epochs (``warm_epochs``) and its segments
-   are numbered by the GNN's cluster index, so a part keeps its number;
-3. the guard against drift (:mod:`deepcut.video.tracking`): foreground and background are oriented
-   by the previous frame and segments are matched to the tracks of the previous frames.
+"""Video files: :func:`segment_video` reads the frames, runs the ViT on batches of them
+(:meth:`deepcut.features.FeatureStore.get_many`) and hands each frame's features to the one tracking path,
+:class:`~deepcut.video.stream.FrameTracker` (warm-started GNN + the guard against drift), which live
+streams (:mod:`deepcut.video.live`) share.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
-
-import numpy as np
 
 from ..clustering import Clusterer, fit
 from ..config import SegmentConfig, make_config
 from ..errors import ConfigError
-from ..features import FeatureStore, PatchFeatures
-from ..pipeline import StageOutput, Tracking, run_stages, to_segmentation
+from ..features import FeatureStore
 from ..segmentation import Segmentation
 from ..utils.coerce import as_bool, as_int
 from ..utils.memory import memory_errors
 from .frames import VideoLike
 from .reader import FrameReader
-from .tracking import LabelTracker, TemporalBackground
+from .stream import FrameTracker, VideoStats, default_warm_epochs  # noqa: F401  (re-exported)
 
 ProgressFn = Callable[[int, int], None]
 
 #: Default number of frames per ViT forward pass.
 DEFAULT_BATCH_SIZE = 8
-#: Warm-started frames train for this fraction of the first frame's epochs (at least one).
-WARM_FRACTION = 0.2
-
-
-def default_warm_epochs(epochs: Sequence[int]) -> tuple[int, int, int]:
-    """Epochs of stages 1-3 for warm-started frames: ``WARM_FRACTION`` of ``epochs``, at least 1."""
-    return tuple(max(1, int(round(e * WARM_FRACTION))) for e in epochs)  # type: ignore[return-value]
-
-
-@dataclass
-class VideoStats(Mapping):
-    """Counters of a video run.
-
-    Attributes:
-        frames: frames segmented so far.
-        rematched: frames where matching corrected the warm start's numbering.
-        cold_restarts: frames re-clustered from scratch because the warm start collapsed.
-        seconds: wall time so far.
-    """
-
-    frames: int = 0
-    rematched: int = 0
-    cold_restarts: int = 0
-    seconds: float = 0.0
-
-    def __getitem__(self, key: str):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self):  # type: ignore[override]
-        return ("frames", "rematched", "cold_restarts", "seconds")
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return 4
 
 
 def check_progress(progress: object) -> ProgressFn | None:
@@ -87,10 +40,6 @@ def check_progress(progress: object) -> ProgressFn | None:
     return progress  # type: ignore[return-value]
 
 
-def _degenerate(out: StageOutput) -> bool:
-    return np.unique(out.labels).size < 2
-
-
 class VideoSegmentation:
     """A lazy stream of per-frame :class:`Segmentation` with consistent labels; made by :func:`segment_video`.
 
@@ -104,22 +53,29 @@ class VideoSegmentation:
                  warm_epochs: int | Sequence[int] | None = None, warm: bool = True, match: bool = True,
                  clusterer: Clusterer = fit) -> None:
         batch_size = as_int("batch_size", batch_size, 1)
-        self.store, self.clusterer = store, clusterer
+        self.store = store
         self.reader = reader
         self.cfg = cfg
-        # one number: stage 1 only, like SegmentConfig.epochs
-        self.warm_cfg = cfg.replace(epochs=default_warm_epochs(cfg.epochs) if warm_epochs is None else warm_epochs)
         self.warm = as_bool("warm", warm)
         self.match = as_bool("match", match)
+        self.tracker = FrameTracker(cfg, warm_epochs, self.warm, self.match, clusterer)
         self.progress = check_progress(progress)
         self.grid = store.grid((reader.info.size[1], reader.info.size[0]), cfg.resolution, cfg.stride)
         self.batch_size = int(batch_size)
         self.fps = reader.fps
         self.info = reader.info
-        self.stats = VideoStats()
         self._extra_notes: list[str] = []
-        self._vote: TemporalBackground | None = None
         self._gen: Iterator[Segmentation] | None = None
+
+    @property
+    def stats(self) -> VideoStats:
+        """The tracker's counters (:class:`~deepcut.video.stream.VideoStats`)."""
+        return self.tracker.stats
+
+    @property
+    def warm_cfg(self) -> SegmentConfig:
+        """The settings of the frames after the first."""
+        return self.tracker.warm_cfg
 
     @property
     def notes(self) -> list[str]:
@@ -144,54 +100,9 @@ class VideoSegmentation:
         if self._gen is not None:
             self._gen.close()
 
-    def _cluster(self, feats: PatchFeatures, models: list | None) -> tuple[StageOutput, list | None]:
-        """Stages for one frame: warm-started from ``models`` (the previous frame's GNNs) if given."""
-        cold = models is None or not self.warm
-        if self.match and (self._vote is None or self._vote.grid != tuple(self.grid)):
-            self._vote = TemporalBackground(self.grid)
-        vote = self._vote if self.match else None
-        previous = vote.previous if vote is not None else None
-        graph = feats.graph()
-        tracking = Tracking(warm=None if cold else models, keep_cluster_ids=self.warm, background_fn=vote)
-        out = run_stages(graph, self.grid, self.cfg if cold else self.warm_cfg, self.clusterer, tracking=tracking)
-        if not cold and _degenerate(out):
-            if vote is not None:
-                vote.previous = previous
-            again = run_stages(graph, self.grid, self.cfg, self.clusterer,
-                               tracking=Tracking(keep_cluster_ids=True, background_fn=vote))
-            if not _degenerate(again):
-                self.stats.cold_restarts += 1
-                out = again
-                out.notes.append("the warm-started clustering collapsed to one segment; re-clustered from scratch")
-        if not self.warm:
-            return out, None
-        # A stage that did not run this frame keeps the GNN it had.
-        kept = [m if m is not None else (models[i] if models else None) for i, m in enumerate(out.models)]
-        return out, kept
-
-    def _frame(self, feats: PatchFeatures, models: list | None, tracker: LabelTracker | None, done: int
-               ) -> tuple[Segmentation, list | None]:
-        """Segment one frame: stages, label tracking, :class:`Segmentation`."""
-        t1 = time.perf_counter()
-        out, models = self._cluster(feats, models)
-        note = None
-        if tracker is not None:
-            out, rematched = tracker.update(out, feats.features)
-            if rematched and done > 0:
-                self.stats.rematched += 1
-                note = "labels re-matched to the previous frame (the warm-started clustering drifted)"
-        seg = to_segmentation(out, feats, self.cfg, t1 - feats.seconds)
-        if done == 0:
-            seg.notes[:0] = self.reader.notes
-        if note:
-            seg.notes.append(note)
-        return seg, models
-
     def _run(self) -> Iterator[Segmentation]:
         t_start = time.perf_counter()
-        tracker = LabelTracker(prior=0.3 if self.warm else 0.0) if self.match else None
         frames = iter(self.reader)
-        models: list | None = None
         done = 0
         while True:
             batch = list(islice(frames, self.batch_size))
@@ -199,9 +110,10 @@ class VideoSegmentation:
                 break
             for feats in self.store.get_many(batch, self.cfg, self.batch_size, cache=False):
                 self.grid = feats.grid
-                seg, models = self._frame(feats, models, tracker, done)
+                seg = self.tracker.step(feats)
+                if done == 0:
+                    seg.notes[:0] = self.reader.notes
                 done += 1
-                self.stats.frames = done
                 self.stats.seconds = time.perf_counter() - t_start
                 if self.progress is not None:
                     self.progress(done, self.total)

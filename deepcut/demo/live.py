@@ -1,0 +1,147 @@
+"""The Live tab's logic: a visitor's webcam frames through :meth:`deepcut.DeepCut.live`, one stream each.
+
+Gradio's streaming input keeps only the newest frame while the server works on one (a frame that
+arrives meanwhile replaces the one waiting), so nothing queues up behind a slow frame; when the visitor
+stops the camera or leaves, Gradio closes the stream and no frame is computed any more. What this
+module adds:
+
+* one :class:`~deepcut.video.LiveSession` per stream, kept in the page's state: the parts keep their labels
+  and colours while the camera moves; a change of backbone or setting starts new tracks;
+* one live stream per visitor (client address): a newer stream ends the older one;
+* the server's caps: the settings clamped like any request, NCut's exactly-k rule within the epoch cap, frames
+  downscaled to the upload side; the seconds per stream and the frame rate are the event's own
+  (``time_limit``, ``stream_every``: :attr:`~deepcut.demo.limits.Limits.live_seconds`, ``live_fps``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..clustering import fit
+from ..config import SegmentConfig
+from ..errors import DeepCutError
+from ..video.live import LIVE_RESOLUTION, LiveSession
+from .errors import DemoError
+from .results import plural, with_notices
+from .session import DemoSession
+from .settings import build_config
+from .uploads import downscale
+
+#: The backbone the Live tab starts with: small and fast (the colour backbone stands in without weights).
+LIVE_BACKBONE = "dino_vits16"
+
+
+@dataclass
+class LiveState:
+    """One visitor's stream, as the page's state holds it.
+
+    Attributes:
+        live: the library's session (tracks, fps, latency).
+        key: the backbone used and the settings.
+        requested: the backbone the visitor chose (another choice or setting starts a new session).
+        stream: this stream's number (a visitor's newer stream ends an older one).
+        notices: what the visitor should know about every frame (fallback, clamped settings).
+    """
+
+    live: LiveSession
+    key: tuple[str, SegmentConfig]
+    requested: str
+    stream: int
+    notices: list[str]
+
+
+class LiveStreams:
+    """Runs the Live tab's frames over the shared :class:`DemoSession` (thread safe).
+
+    Args:
+        session: the demo's session (models, limits, upload side).
+    """
+
+    def __init__(self, session: DemoSession) -> None:
+        self.session = session
+        self._lock = threading.Lock()
+        self._newest: dict[str, int] = {}  # visitor -> their newest stream
+        self._ids = itertools.count(1)
+        self.frames = 0  # every frame segmented, all streams together
+
+    def start(self, visitor: str, backbone: str | None, settings: dict[str, Any]) -> LiveState:
+        """A new stream for ``visitor`` (ending their older one) with ``settings`` (config fields)."""
+        limits, notices = self.session.limits, []
+        requested = backbone or LIVE_BACKBONE
+        model, used, notice = self.session.model(requested)
+        if notice:
+            notices.append(notice)
+        settings = limits.clamp(settings, notices)
+        config = build_config(settings, int(model.backbone.depth), used, notices)
+        clusterer = fit if limits.max_epochs is None else functools.partial(fit, max_epochs=limits.max_epochs)
+        live = LiveSession(model.store, config, clusterer=clusterer)
+        with self._lock:
+            stream = next(self._ids)
+            self._newest[visitor] = stream
+        return LiveState(live, (used, config), requested, stream, notices)
+
+    def step(self, frame: np.ndarray | None, state: LiveState | None, visitor: str, backbone: str | None,
+             opacity: float = 0.5, **settings: Any) -> tuple[Image.Image | None, str, LiveState | None]:
+        """One webcam frame ``(H, W, 3)``: ``(overlay, status markdown, state)``.
+
+        Raises:
+            DemoError: the frame cannot be segmented, or this visitor started a newer stream.
+        """
+        if frame is None:
+            return None, "Start the camera: the parts appear here, frame by frame.", state
+        if state is not None and self._newest.get(visitor) != state.stream:
+            raise DemoError("This live stream was ended: a newer one from your address is running (one at a time).")
+        fresh = self.start(visitor, backbone, settings) if state is None else None
+        if fresh is None and state.key[1] != self._config(state, backbone, settings):
+            fresh = self.start(visitor, backbone, settings)
+        state = fresh or state
+        image = downscale(np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8), self.session.max_side)
+        try:
+            seg = state.live.step(image)
+        except DeepCutError as e:
+            raise DemoError(str(e)) from None
+        with self._lock:
+            self.frames += 1
+        return seg.overlay(float(opacity)), self.status(state, seg.num_segments), state
+
+    def _config(self, state: LiveState, backbone: str | None, settings: dict[str, Any]) -> SegmentConfig | None:
+        """The config these controls give now (None if the backbone changed: a new stream anyway)."""
+        if (backbone or LIVE_BACKBONE) != state.requested:
+            return None
+        notices: list[str] = []
+        model = state.live.store.backbone
+        try:
+            return build_config(self.session.limits.clamp(settings, notices), int(model.depth), state.key[0], notices)
+        except DemoError:
+            return None
+
+    @staticmethod
+    def status(state: LiveState, segments: int) -> str:
+        """The live status line: frames per second, latency, segments, what runs."""
+        live, (used, cfg) = state.live, state.key
+        fps = f"{live.fps:.1f} frames/s" if live.fps else "first frame"
+        line = (f"**{fps}** · {1000 * live.latency:.0f} ms per frame · {plural(segments, 'segment')} · "
+                f"`{used}` at {cfg.resolution} px · frame {live.stats.frames}")
+        return with_notices([line], state.notices)
+
+    @staticmethod
+    def visitor(request: Any) -> str:
+        """The client address of a Gradio request (the first forwarded one behind a proxy)."""
+        headers = getattr(request, "headers", None) or {}
+        forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+        client = getattr(request, "client", None)
+        return str(getattr(client, "host", "") or "unknown")
+
+
+def live_defaults(resolution: int = LIVE_RESOLUTION) -> dict[str, Any]:
+    """The Live tab's starting settings: 2 segments, NCut, one stage, a coarse grid."""
+    return {"k": 2, "loss": "ncut", "stages": 1, "resolution": resolution}

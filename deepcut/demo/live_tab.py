@@ -1,0 +1,69 @@
+"""The Live tab's layout and wiring (Gradio pieces the app places): a webcam in, its parts out, frame by frame.
+
+The logic is :mod:`deepcut.demo.live`; this module only lays out and wires. Imports Gradio, so only the app
+imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from .controls import compact, picture, settings
+from .errors import DemoError
+from .handlers import as_message
+from .live import LIVE_BACKBONE, LiveStreams, live_defaults
+
+LIVE_HELP = """
+Point a camera at something: every frame goes through the vision model and the GNN, and the GNN trained on one
+frame continues on the next, so **a part keeps its label and colour while the camera moves** (the paper's
+implicit tracking). Press the camera's record button to start and stop. For speed, live mode starts with
+**ViT-S/16 at 224 px** (or the colour backbone when no DINO weights are here); the status shows frames per
+second and the time per frame. Only the newest frame is worked on: nothing queues up.
+"""
+
+#: The live overlay fills its panel (a small frame is drawn large, aspect kept).
+LIVE_CSS = "#live-overlay img { width: 100%; height: 100%; object-fit: contain; }\n"
+
+
+def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable[[Callable], Callable],
+             concurrency_id: str | None = None) -> dict[str, Any]:
+    """The Live tab; ``choices``: the backbones offered, ``gpu``: the app's wrapper of work that may need a
+    GPU slot, ``concurrency_id``: the queue it shares (a public server's fair queue). Returns its components."""
+    limits = streams.session.limits
+    names = [name for _, name in choices]
+    start = LIVE_BACKBONE if LIVE_BACKBONE in names else streams.session.default_backbone
+    d = live_defaults()
+    with gr.Tab("Live", id="live"):
+        gr.Markdown(LIVE_HELP)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=320):
+                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                               elem_id="live-camera", height=300, webcam_options=gr.WebcamOptions(mirror=False))
+                backbone = gr.Dropdown(choices, value=start, label="Backbone (live)", elem_id="live-backbone")
+                c = settings(("k", "loss", "stages", "resolution"), compact(
+                    d["resolution"], k=dict(value=d["k"], info="Segments (1 stage) or foreground parts (2-3 stages)."),
+                    resolution_info="Lower is faster: every frame goes through the ViT."))
+                c["resolution"].value = d["resolution"]
+                c["opacity"] = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
+                                         elem_id="live-opacity")
+                reset = gr.Button("Start anew (new labels)", elem_id="live-reset")
+            with gr.Column(scale=7, min_width=360):
+                out = picture("Live parts", "live-overlay", 420)
+                status = gr.Markdown("Start the camera: the parts appear here, frame by frame.", elem_id="live-status")
+        state = gr.State(None, time_to_live=600)
+
+    def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, request: gr.Request):
+        try:
+            return streams.step(frame, live_state, streams.visitor(request), backbone_name, opacity, k=int(k),
+                                loss=loss, stages=int(stages), resolution=int(resolution))
+        except DemoError as e:
+            raise as_message(e) from None
+
+    inputs = [cam, state, backbone, c["k"], c["loss"], c["stages"], c["resolution"], c["opacity"]]
+    cam.stream(gpu(step), inputs, [out, status, state], stream_every=1.0 / max(limits.live_fps, 0.1),
+               time_limit=int(limits.live_seconds) if limits.live_seconds else None, api_visibility="private",
+               show_progress="hidden", concurrency_id=concurrency_id, concurrency_limit=limits.workers)
+    reset.click(lambda: None, None, state, api_visibility="private")
+    return {"camera": cam, "overlay": out, "status": status, "state": state, "backbone": backbone, **c}
