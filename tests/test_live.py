@@ -69,3 +69,65 @@ def test_live_labels_stay_stable_on_davis(color_model, sequence):
     live = color_model.live(stages=2, k=3, resolution=96)
     segs = [live.step(np.asarray(Image.open(f).convert("RGB"))) for f in files]
     assert consistency([s.labels for s in segs]) >= 0.95
+
+
+# -- the Live tab's logic (deepcut/demo/live.py), without a browser ----------------------------------------
+def _streams(**limits):
+    from deepcut.demo import DemoSession
+    from deepcut.demo.limits import Limits
+    from deepcut.demo.live import LiveStreams
+
+    lim = Limits.public_defaults(backbones=("color",), **limits) if limits else Limits()
+    return LiveStreams(DemoSession(default_backbone="color", max_side=128, limits=lim))
+
+
+def test_live_streams_track_a_visitor_and_restart_on_new_settings():
+    streams = _streams()
+    frames = moving_disc(4)
+    overlay, status, state = streams.step(frames[0], None, "1.2.3.4", "color", k=2, resolution=96)
+    assert overlay.size == (96, 72) and "frame 1" in status and "`color` at 96 px" in status
+    _, status, same = streams.step(frames[1], state, "1.2.3.4", "color", k=2, resolution=96)
+    assert same is state and "frames/s" in status and "frame 2" in status
+    _, _, new = streams.step(frames[2], state, "1.2.3.4", "color", k=3, resolution=96)
+    assert new is not state and new.live.stats.frames == 1 and new.key[1].k == 3  # another k: new tracks
+    assert streams.step(None, new, "1.2.3.4", "color")[0] is None  # no frame yet: nothing computed
+    assert streams.frames == 3
+
+
+def test_one_live_stream_per_visitor():
+    from deepcut.demo.errors import DemoError
+
+    streams = _streams()
+    frame = moving_disc(1)[0]
+    _, _, old = streams.step(frame, None, "5.6.7.8", "color", resolution=96)
+    _, _, newer = streams.step(frame, None, "5.6.7.8", "color", resolution=96)  # a second tab
+    with pytest.raises(DemoError, match="newer one"):
+        streams.step(frame, old, "5.6.7.8", "color", resolution=96)
+    streams.step(frame, newer, "5.6.7.8", "color", resolution=96)
+    streams.step(frame, None, "9.9.9.9", "color", resolution=96)  # another visitor is not affected
+    streams.step(frame, newer, "5.6.7.8", "color", resolution=96)
+
+
+def test_live_streams_apply_the_public_caps():
+    from deepcut.demo.errors import DemoError
+
+    streams = _streams(max_resolution=64, max_epochs=3)
+    _, status, state = streams.step(moving_disc(1)[0], None, "1.1.1.1", None, k=6, resolution=200,
+                                    epochs=(50, 100, 10))
+    cfg = state.key[1]
+    assert cfg.resolution == 64 and max(cfg.epochs) <= 3 and "limit" in status
+    assert state.key[0] == "color"  # ViT-S/16 is not offered here: the server's default
+    with pytest.raises(DemoError, match="not offered"):  # a backbone this server does not offer is not loaded
+        streams.step(moving_disc(1)[0], None, "1.1.1.1", "dino_vits16")
+    assert streams.session.limits.live_seconds == 60 and streams.session.limits.live_fps == 2
+
+
+def test_the_live_event_carries_the_caps():
+    gradio = pytest.importorskip("gradio")  # noqa: F841
+    import app
+    from deepcut.demo import DemoSession
+    from deepcut.demo.limits import Limits
+
+    demo = app.build_demo(DemoSession("color", limits=Limits.public_defaults(backbones=("color",))), 96)
+    live = [fn for fn in demo.fns.values() if getattr(fn, "connection", None) == "stream"]
+    assert len(live) == 1 and live[0].time_limit == 60 and live[0].stream_every == pytest.approx(0.5)

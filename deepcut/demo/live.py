@@ -71,10 +71,15 @@ class LiveStreams:
         self._ids = itertools.count(1)
         self.frames = 0  # every frame segmented, all streams together
 
+    def default_backbone(self) -> str:
+        """:data:`LIVE_BACKBONE` where this server offers it, else the session's default."""
+        limits = self.session.limits
+        return LIVE_BACKBONE if limits.offers(LIVE_BACKBONE) else self.session.default_backbone
+
     def start(self, visitor: str, backbone: str | None, settings: dict[str, Any]) -> LiveState:
         """A new stream for ``visitor`` (ending their older one) with ``settings`` (config fields)."""
         limits, notices = self.session.limits, []
-        requested = backbone or LIVE_BACKBONE
+        requested = backbone or self.default_backbone()
         model, used, notice = self.session.model(requested)
         if notice:
             notices.append(notice)
@@ -113,7 +118,7 @@ class LiveStreams:
 
     def _config(self, state: LiveState, backbone: str | None, settings: dict[str, Any]) -> SegmentConfig | None:
         """The config these controls give now (None if the backbone changed: a new stream anyway)."""
-        if (backbone or LIVE_BACKBONE) != state.requested:
+        if (backbone or self.default_backbone()) != state.requested:
             return None
         notices: list[str] = []
         model = state.live.store.backbone
