@@ -147,7 +147,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
 def image_results() -> dict:
     """The Image tab's result column: overlay, opacity, status, mask, box, cut-out (RGBA), downloads."""
     out = {"overlay": controls.picture("Part overlay (click a segment: see the choice below it)", "overlay", 420),
-           "click_mode": teach_view.click_mode(), "opacity": controls.opacity_slider(),
+           **teach_view.click_mode(), "opacity": controls.opacity_slider(),
            "status": gr.Markdown("", elem_id="status")}
     with gr.Row():
         for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):

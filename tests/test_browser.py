@@ -191,6 +191,64 @@ def test_click_picks_the_object_when_asked(page):
     assert page.locator("[data-testid='toast-body']").count() == 0
 
 
+def mask_points(page) -> tuple[list[float], list[float]]:
+    """The foreground (white) pixel of the mask nearest its centre and the background (black) pixel farthest
+    from it, as fractions of the picture."""
+    return page.evaluate("""() => {
+        const i = document.querySelector('#mask img'), c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight; const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data, cx = c.width / 2, cy = c.height / 2;
+        let fg = null, bg = null, near = 1e9, far = -1;
+        for (let y = 8; y < c.height - 8; y += 4) for (let x = 8; x < c.width - 8; x += 4) {
+            const v = d[4 * (y * c.width + x)], r = (x - cx) ** 2 + (y - cy) ** 2;
+            if (v > 245 && r < near) { near = r; fg = [(x + 0.5) / c.width, (y + 0.5) / c.height]; }
+            if (v < 10 && r > far) { far = r; bg = [(x + 0.5) / c.width, (y + 0.5) / c.height]; } }
+        return [fg, bg]; }""")
+
+
+def click_overlay_at(page, fx: float, fy: float) -> None:
+    x, y = page.evaluate("""([fx, fy]) => {
+        const i = document.querySelector('#overlay img'), b = i.getBoundingClientRect();
+        const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
+        const w = i.naturalWidth * r, h = i.naturalHeight * r;
+        return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
+    page.mouse.click(x, y)
+
+
+def test_corrections_by_click_join_undo_and_mark_the_points(page, tmp_path):
+    shots = Path(os.environ.get("DEEPCUT_SCREENSHOT_DIR", tmp_path))
+    run_example(page)
+    for elem in ("#mask img", "#overlay img"):
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('{elem}'); "
+                               f"return i && i.complete && i.naturalWidth > 0; }})()")
+    fg, bg = mask_points(page)
+    assert fg and bg
+    page.get_by_label("join two points (click both)").check()
+    page.locator("#overlay img").scroll_into_view_if_needed()
+    page.locator("#overlay").screenshot(path=str(shots / "correct_before.png"))
+    overlay_before = page.locator("#overlay img").get_attribute("src")
+    click_overlay_at(page, *fg)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('First point marked')")
+    page.wait_for_function(f"document.querySelector('#overlay img').getAttribute('src') !== {overlay_before!r}")
+    click_overlay_at(page, *bg)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Correction 1')")
+    status = page.locator("#status").inner_text()
+    assert "joined segments" in status or "already in segment" in status, status
+    page.wait_for_timeout(500)
+    page.locator("#overlay").screenshot(path=str(shots / "correct_after.png"))
+    # the marks are drawn where the points were clicked: the join colour (green) at the second point
+    green = page.evaluate("""([fx, fy]) => {
+        const i = document.querySelector('#overlay img'), c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight; const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const d = g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data;
+        return [d[0], d[1], d[2]]; }""", bg)
+    assert green[1] > 150 and green[0] < 120 and green[2] < 150, green
+    page.locator("#undo-btn").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Corrections reset')")
+    assert page.locator("[data-testid='toast-body']").count() == 0
+    page.get_by_label("show its affinities").check()
+
+
 def test_teaching_view_compares_and_replays(page):
     run_example(page)
     page.locator("#explain-btn").click()

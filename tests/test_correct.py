@@ -166,3 +166,34 @@ def test_links_restrict_to_a_stage_and_its_rows():
     assert sub.links[0].anchors == (0, 1) and [g.tolist() for g in sub.links[0].groups] == [[0], [1, 2]]
     assert not links.restrict(1, np.array([3, 5]))  # an anchor outside the rows drops the link
     assert links.links[0].satisfied(np.array([0, 0, 1, 0, 0, 0, 0, 1, 0]))
+
+
+# -- the Image tab's corrections (deepcut/demo/corrections.py), without a browser ----------------------------
+def test_demo_corrections_accumulate_undo_and_reset(tmp_path):
+    from deepcut.demo import DemoSession
+    from deepcut.demo import corrections as dcorr
+    from deepcut.render.marks import COLOURS
+
+    session = DemoSession(default_backbone="color", output_dir=tmp_path)
+    img, cells = voronoi_scene(5, 0)
+    pts = _centres(cells)
+    result = session.segment(img, k=3, loss="cc")
+    model = session.model("color").model
+    a, b = _pairs(result.seg, pts, False)[0]
+    first = dcorr.click(model, result, "join", *pts[a])
+    assert first.pending == ("join", pts[a]) and first.seg is result.seg  # waits for the second point
+    assert "First point marked" in first.status_markdown()
+    assert tuple(np.asarray(first.overlay(0.5))[int(pts[a][1]), int(pts[a][0])]) == COLOURS["pending"]
+    joined = dcorr.click(model, first, "join", *pts[b])
+    assert _at(joined.seg, pts[a]) == _at(joined.seg, pts[b]) and len(joined.corrections) == 1
+    assert "Correction 1: joined segments" in joined.status_markdown()
+    assert tuple(np.asarray(joined.overlay(0.5))[int(pts[b][1]), int(pts[b][0])]) == COLOURS["join"]
+    c, d = _pairs(joined.seg, pts, True)[0]
+    both = dcorr.click(model, dcorr.click(model, joined, "separate", *pts[c]), "separate", *pts[d])
+    assert len(both.corrections) == 2 and _at(both.seg, pts[c]) != _at(both.seg, pts[d])
+    undone = dcorr.undo(model, both)
+    assert np.array_equal(undone.seg.labels, joined.seg.labels) and len(undone.corrections) == 1
+    plain = dcorr.reset(model, both)
+    assert np.array_equal(plain.seg.labels, result.seg.labels) and not plain.corrections and plain.plain is None
+    assert "Corrections reset" in plain.status_markdown()
+    assert "nothing to undo" in dcorr.undo(model, plain).status_markdown()

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..render.figures import figure_image, soft_maps, soft_maps_figure
+from ..render.marks import draw_corrections
 from ..segmentation import Segmentation
 
 
@@ -40,6 +41,9 @@ class DemoResult:
         original_size: ``(H, W)`` of the upload before downscaling.
         seconds: wall time of the request, image decoding included.
         depth: number of layers of the backbone used.
+        corrections: the visitor's corrections by click, in order (:mod:`deepcut.demo.corrections`).
+        pending: a first point ``(kind, (x, y))`` waiting for its second click.
+        plain: the uncorrected segmentation the corrections start from (None: ``seg`` is plain).
     """
 
     seg: Segmentation
@@ -49,6 +53,9 @@ class DemoResult:
     original_size: tuple[int, int]
     seconds: float
     depth: int
+    corrections: tuple = ()
+    pending: tuple | None = None
+    plain: Segmentation | None = None
 
     @property
     def scale(self) -> float:
@@ -56,8 +63,12 @@ class DemoResult:
         return self.original_size[0] / self.seg.image.shape[0]
 
     def overlay(self, opacity: float = 0.5) -> Image.Image:
-        """The part overlay; ``opacity`` of the label colours in ``[0, 1]``."""
-        return self.seg.overlay(float(opacity))
+        """The part overlay; ``opacity`` of the label colours in ``[0, 1]``; the points of the corrections
+        (and a waiting first point) are marked."""
+        picture = self.seg.overlay(float(opacity))
+        if not self.corrections and self.pending is None:
+            return picture
+        return draw_corrections(picture, self.corrections, self.pending)
 
     def mask(self) -> Image.Image:
         """The binary foreground mask (white = foreground): :meth:`Segmentation.mask_image`."""

@@ -14,11 +14,13 @@ wires. Imports Gradio, so only the app imports it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
+from . import corrections
 from .controls import picture
 from .errors import DemoError
 from .handlers import shows_errors
@@ -49,7 +51,12 @@ principal components shown as red, green and blue: patches of similar colour hav
 """
 
 #: What a click on the overlay does.
-CLICK_MODES = (("show its affinities", "affinity"), ("pick it as the object", "pick"))
+CLICK_MODES = (("show its affinities", "affinity"), ("pick it as the object", "pick"),
+               ("join two points (click both)", "join"), ("separate two points (click both)", "separate"))
+
+CORRECT_HELP = ("**Correct the cut:** choose *join* or *separate*, click two points on the overlay: the GNN "
+                "continues from its training with that constraint (two points in one segment, or in two). "
+                "Corrections add up; *Undo* takes the last back, *Reset* returns to the plain cut.")
 
 #: Presenter mode (class ``presenter`` on the body) and the first screen on a phone.
 LAYOUT_CSS = """
@@ -109,10 +116,16 @@ def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox) -> None:
     toggle.input(None, toggle, toggle, js=TOGGLE_JS)
 
 
-def click_mode() -> gr.Radio:
-    """What a click on the overlay does: show the clicked patch's affinities, or pick its segment."""
-    return gr.Radio(list(CLICK_MODES), value="affinity", label="Click on a segment of the overlay to…",
-                    elem_id="click-mode", container=True)
+def click_mode() -> dict[str, Any]:
+    """What a click on the overlay does (show the clicked patch's affinities, pick its segment, or correct
+    the cut), with the corrections' Undo and Reset buttons: ``{"click_mode", "undo", "reset"}``."""
+    out: dict[str, Any] = {"click_mode": gr.Radio(list(CLICK_MODES), value="affinity", elem_id="click-mode",
+                                                  label="Click on a segment of the overlay to…", container=True)}
+    with gr.Row(elem_id="correct-row"):
+        out["undo"] = gr.Button("Undo correction", size="sm", elem_id="undo-btn")
+        out["reset"] = gr.Button("Reset corrections", size="sm", elem_id="reset-btn")
+    gr.Markdown(CORRECT_HELP, elem_id="correct-help")
+    return out
 
 
 def method_section() -> dict[str, Any]:
@@ -175,33 +188,56 @@ class TeachingHandlers:
         ex = self.session.results.get(key)
         return ex.frame_picture(int(frame)) if isinstance(ex, Explanation) else gr.skip()
 
-    def click_overlay(self, key, mode: str, image: str | None, evt: gr.SelectData) -> tuple:
-        """A click on the overlay: the affinity view of the clicked patch (``mode="affinity"``), or the
-        clicked segment as the object: mask, box, cut-out, status, downloads and the kept result follow."""
+    def click_overlay(self, key, mode: str, image: str | None, opacity: float, evt: gr.SelectData) -> tuple:
+        """A click on the overlay: the affinity view of the clicked patch (``mode="affinity"``), the clicked
+        segment as the object (``"pick"``), or a point of a correction (``"join"``, ``"separate"``): the
+        overlay, mask, box, cut-out, status, downloads and the kept result follow."""
         result = self.session.results.get(key)
         if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
-            return (gr.skip(),) * 8
-        return self.click(result, mode, image, float(evt.index[0]), float(evt.index[1]))
+            return (gr.skip(),) * 9
+        return self.click(result, mode, image, float(evt.index[0]), float(evt.index[1]), opacity)
 
     @shows_errors
-    def click(self, result, mode: str, image: str | None, x: float, y: float) -> tuple:
+    def click(self, result, mode: str, image: str | None, x: float, y: float, opacity: float = 0.5) -> tuple:
         """:meth:`click_overlay` at pixel ``(x, y)`` of the overlay of ``result``."""
         skip = gr.skip()
-        if mode != "pick":
-            return (*self.session.affinity(result, x, y), *(skip,) * 6)
-        picked = pick(result, x, y)
-        files = self.session.save_outputs(picked, Path(image).name if isinstance(image, str) else None)
-        return (skip, skip, picked.mask(), picked.bbox_image(), picked.cutout(), picked.status_markdown(), files,
-                self.session.results.add(picked))
+        if mode not in ("pick", "join", "separate"):
+            return (skip, *self.session.affinity(result, x, y), *(skip,) * 6)
+        if mode == "pick":
+            return self.shown(pick(result, x, y), image, opacity)
+        return self.shown(corrections.click(self.session.model(result.backbone).model, result, mode, x, y), image,
+                          opacity)
+
+    @shows_errors
+    def correction(self, key, action: str, image: str | None, opacity: float) -> tuple:
+        """Undo the last correction (``action="undo"``) or drop them all (``"reset"``)."""
+        result = self.session.results.get(key)
+        if result is None:
+            return (gr.skip(),) * 9
+        model = self.session.model(result.backbone).model
+        done = corrections.undo(model, result) if action == "undo" else corrections.reset(model, result)
+        return self.shown(done, image, opacity)
+
+    def shown(self, result, image: str | None, opacity: float) -> tuple:
+        """The outputs of a click for a new ``result``: overlay, (affinity and caption unchanged), mask, box,
+        cut-out, status, downloads, the kept result."""
+        files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
+        return (result.overlay(opacity), gr.skip(), gr.skip(), result.mask(), result.bbox_image(), result.cutout(),
+                result.status_markdown(), files, self.session.results.add(result))
 
 
 def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image,
          gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
     """Wire the overlay's clicks (by :func:`click_mode`), the explain button and the scrubber
     (``gpu``: the app's wrapper of work that may need a GPU slot)."""
-    clicked = [out[n] for n in ("affinity", "caption", "mask", "bbox", "cutout", "status", "files")] + [state]
-    out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image], clicked,
-                          api_visibility="private")
+    clicked = [out[n] for n in ("overlay", "affinity", "caption", "mask", "bbox", "cutout", "status", "files")]
+    clicked.append(state)
+    out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image, out["opacity"]], clicked,
+                          api_visibility="private", concurrency_id="segment")
+    for action in ("undo", "reset"):
+        out[action].click(gpu(functools.partial(handlers.correction, action=action)),
+                          inputs_kwargs={"key": state, "image": image, "opacity": out["opacity"]}, outputs=clicked,
+                          api_visibility="private", concurrency_id="segment")
     shown = [teach[n] for n in ("compare", "compare_caption", "scrub", "frame", "pca", "explanation")]
     teach["run"].click(gpu(handlers.explain), [state], shown, api_visibility="private", concurrency_id="segment")
     teach["scrub"].change(handlers.scrub, [teach["explanation"], teach["scrub"]], teach["frame"],

@@ -1,0 +1,80 @@
+"""Corrections by click on the Image tab: the visitor clicks two points in *join* or *separate* mode and the
+GNN continues with that constraint (:mod:`deepcut.correct`); corrections accumulate, *undo* takes the last
+back, *reset* returns to the plain cut.
+
+A corrected result is a :class:`~deepcut.demo.results.DemoResult` whose ``corrections`` list what was asked
+and whose ``plain`` is the uncorrected segmentation every correction starts from (so undo is exact and
+cheap: the same corrections minus one, on the same plain cut); ``pending`` is a first point waiting for its
+second. Its overlay marks every correction's points (:func:`deepcut.render.marks.draw_corrections`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from ..correct import Correction, correct_features
+from ..errors import DeepCutError
+from ..predictor import DeepCut
+from .errors import DemoError
+from .results import DemoResult
+
+#: The click modes that correct, and what a first click asks for next.
+KINDS = {"join": "the point it belongs with", "separate": "the point it does not belong with"}
+
+
+def _status(result: DemoResult, lines: list[str]) -> DemoResult:
+    """``result`` with its correction notices replaced by ``lines``."""
+    kept = [n for n in result.notices if not n.startswith(("Correction", "First point"))]
+    return dataclasses.replace(result, notices=kept + lines)
+
+
+def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float) -> DemoResult:
+    """A click at pixel ``(x, y)`` of ``result``'s overlay in ``kind`` mode: the first point waits (marked),
+    the second applies the correction with all earlier ones.
+
+    Raises:
+        DemoError: an unknown mode, or the correction cannot be computed.
+    """
+    if kind not in KINDS:
+        raise DemoError(f"unknown correction {kind!r}")
+    h, w = result.seg.labels.shape
+    point = (float(np.clip(x, 0, w - 1)), float(np.clip(y, 0, h - 1)))
+    if result.pending is None or result.pending[0] != kind:
+        waiting = dataclasses.replace(result, pending=(kind, point))
+        return _status(waiting, [f"First point marked (yellow): now click {KINDS[kind]}."])
+    pair = (result.pending[1], point)
+    return apply(model, result, [*result.corrections, Correction(kind, pair)])
+
+
+def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction]) -> DemoResult:
+    """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself)."""
+    plain = result.plain if result.plain is not None else result.seg
+    if not corrections:
+        back = dataclasses.replace(result, seg=plain, corrections=(), pending=None, plain=None)
+        return _status(back, ["Corrections reset: the plain cut."] if result.corrections else [])
+    try:
+        seg = correct_features(model.patch_features(plain.image, plain.config), plain, list(corrections))
+    except DeepCutError as e:
+        raise DemoError(str(e)) from None
+    said = [n for n in seg.notes if not n.startswith("stage")]
+    lines = [f"Correction {len(corrections)}: " + "; ".join(said[:4])] if said else []
+    out = dataclasses.replace(result, seg=seg, corrections=tuple(corrections), pending=None, plain=plain,
+                              seconds=seg.timings.total)
+    return _status(out, lines)
+
+
+def undo(model: DeepCut, result: DemoResult) -> DemoResult:
+    """``result`` without its last correction (or without a waiting first point)."""
+    if result.pending is not None:
+        return _status(dataclasses.replace(result, pending=None), [])
+    if not result.corrections:
+        return _status(result, ["Correction: nothing to undo."])
+    return apply(model, result, result.corrections[:-1])
+
+
+def reset(model: DeepCut, result: DemoResult) -> DemoResult:
+    """``result``'s plain cut, every correction dropped."""
+    return apply(model, dataclasses.replace(result, pending=None), [])
