@@ -122,6 +122,9 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
     auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
                 concurrency_id="segment", api_visibility="private")
     run.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
+    fixes = gr.Textbox(visible=False, label="corrections (JSON)")  # the /correct API's corrections
+    gr.Button(visible=False).click(gpu(page.correct), inputs_kwargs={**inputs, "corrections": fixes}, outputs=[
+        out["overlay"], out["status"], out["files"]], api_name="correct", concurrency_id="segment")
     image.change(**auto)  # an upload or a click on an example
     objs["run"].click(gpu(page.discover), inputs_kwargs={"image": image, **shared, "objects": objs["objects"], **{
         n: c[n] for n in DISCOVER_API}, "opacity": out["opacity"]}, outputs=[objs["overlay"], objs["status"],

@@ -93,6 +93,10 @@ def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
     """The :class:`Link` of one correction on ``seg``'s patches ``f`` ``(N, D)`` (unit rows)."""
     old = seg.patch_labels.ravel()
     p, q = (_patch(pt, seg) for pt in c.points)
+    if p == q:
+        h, w = seg.patch_labels.shape
+        raise ConfigError(f"the two points of a {c.kind} are in the same patch (the grid is {w} x {h} patches of "
+                          f"{seg.labels.shape[1] / w:.0f} px): pick points farther apart")
     if c.kind == "join":
         groups = tuple(np.union1d(_similar_half(f, np.flatnonzero(old == old[a]), a), [a]) for a in (p, q))
         return Link("must", (p, q), groups)  # type: ignore[arg-type]

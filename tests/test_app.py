@@ -179,3 +179,26 @@ def test_discover_api_finds_several_objects_with_boxes_scores_and_coco_masks(cli
     assert all(0 <= a["score"] <= 1 for a in coco["annotations"])
     _, status, _ = client.predict(handle_file(str(path)), objects=0, resolution=120, api_name="/discover")
     assert "correlation clustering" in status
+
+
+def test_correct_api_joins_and_separates_points(client, tmp_path):
+    """``/correct``: the image, its settings and corrections as JSON (points in the upload's pixels)."""
+    import json
+
+    from conftest import voronoi_scene
+    from PIL import Image
+
+    img, _ = voronoi_scene(4, 0)
+    path = tmp_path / "scene.png"
+    Image.fromarray(img).save(path)
+    plain = client.predict(handle_file(str(path)), k=4, api_name="/segment")
+    labels = load(next(f for f in plain[3] if f.endswith("_labels.png")))
+    ys, xs = np.nonzero(labels == np.bincount(labels.ravel()).argmax())  # the largest segment
+    far = int(np.argmax((xs - xs[0]) ** 2 + (ys - ys[0]) ** 2))
+    p, q = (int(xs[0]), int(ys[0])), (int(xs[far]), int(ys[far]))  # two far-apart pixels of one segment
+    overlay, status, files = client.predict(handle_file(str(path)), k=4, corrections=json.dumps(
+        [{"separate": [p, q]}]), api_name="/correct")
+    fixed = load(next(f for f in files if f.endswith("_labels.png")))
+    assert fixed[p[1], p[0]] != fixed[q[1], q[0]] and "Correction 1: separated" in status, (status, p, q)
+    with pytest.raises(AppError, match="corrections must be JSON"):
+        client.predict(handle_file(str(path)), corrections="[1, 2]", api_name="/correct")

@@ -128,6 +128,7 @@ def test_corrections_hold_on_real_images(color_model):
     ({"join": "abc"}, "point pairs"),
     ({"separate": [((1, 1), (float("nan"), 2))]}, "point pairs"),
     ({"join": [((1, 1), (5000, 2))]}, "outside"),
+    ({"separate": [((1, 1), (2, 2))]}, "same patch"),
 ])
 def test_bad_corrections_are_clear_errors(color_model, kwargs, message):
     img, _ = voronoi_scene(3, 0)

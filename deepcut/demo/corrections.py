@@ -11,6 +11,7 @@ second. Its overlay marks every correction's points (:func:`deepcut.render.marks
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Sequence
 
 import numpy as np
@@ -64,6 +65,31 @@ def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction])
     out = dataclasses.replace(result, seg=seg, corrections=tuple(corrections), pending=None, plain=plain,
                               seconds=seg.timings.total)
     return _status(out, lines)
+
+
+def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
+    """The ``/correct`` API's corrections: JSON ``[{"join": [[x, y], [x, y]]}, {"separate": [[x, y], [x, y]]}, …]``
+    in the upload's pixels, divided by ``scale`` (the demo's downscaling) into the segmented image's.
+
+    Raises:
+        DemoError: not that shape.
+    """
+    try:
+        items = json.loads(text or "[]")
+        out = []
+        for item in items:
+            (kind, points), = item.items()
+            (x0, y0), (x1, y1) = points
+            if kind not in KINDS:
+                raise ValueError(kind)
+            pair = ((float(x0) / scale, float(y0) / scale), (float(x1) / scale, float(y1) / scale))
+            out.append(Correction(kind, pair))
+    except (ValueError, TypeError, AttributeError):
+        raise DemoError('corrections must be JSON like [{"join": [[x, y], [x, y]]}, {"separate": [[x, y], [x, y]]}]'
+                        ) from None
+    if not out:
+        raise DemoError("no corrections given: nothing to correct")
+    return out
 
 
 def undo(model: DeepCut, result: DemoResult) -> DemoResult:

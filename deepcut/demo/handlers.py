@@ -16,6 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..render.figures import loss_figure
+from . import corrections as corr
 from .controls import facet_props, layer_props
 from .errors import DemoError
 from .objects import objects_setting
@@ -103,6 +104,17 @@ class PageHandlers:
         return (result.overlay(opacity), result.mask(), result.bbox_image(), files,
                 result.status_markdown(), fig, result.soft_picture(), aff, caption, result.cutout(),
                 self.session.results.add(result))
+
+    @shows_errors
+    def correct(self, image: str | None, backbone: str, custom: str | None, corrections: str | None = None,
+                opacity: float = 0.5, **settings: Any) -> tuple:
+        """The ``/correct`` API: segment the image (features cached), then apply ``corrections`` (JSON, see
+        :func:`deepcut.demo.corrections.parse`, points in the upload's pixels): overlay, status, downloads."""
+        result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
+        fixes = corr.parse(corrections, result.scale)
+        done = corr.apply(self.session.model(result.backbone).model, result, fixes)
+        files = self.session.save_outputs(done, Path(image).name if isinstance(image, str) else None)
+        return done.overlay(opacity), done.status_markdown(), files
 
     def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
         """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
