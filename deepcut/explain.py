@@ -61,13 +61,14 @@ def comparison_k(cfg: SegmentConfig) -> int:
     return cfg.first_stage_k if cfg.loss == "ncut" else 2
 
 
-def compare_with_spectral(graph: PatchGraph, k: int = 2, epochs: int = 10, seed: int = 0) -> CutComparison:
+def compare_with_spectral(graph: PatchGraph, k: int = 2, epochs: int = 10, seed: int = 0,
+                          max_epochs: int | None = None) -> CutComparison:
     """Cut ``graph``'s NCut affinity ``A = relu(F Fᵀ) / max`` into ``k`` segments with the GNN
     (:func:`~deepcut.clustering.fit`, NCut loss, ``epochs``, ``seed``: the pipeline's stage 1) and
     with the spectral method (``k = 2``: the Fiedler vector split at its mean; ``k > 2``: ``k``
     eigenvectors and k-means), and score both with :func:`normalized_cut` on ``A``."""
     adj = score_graph(graph)
-    gnn = fit(graph.features, k=k, loss="ncut", epochs=epochs, seed=seed, graph=graph)
+    gnn = fit(graph.features, k=k, loss="ncut", epochs=epochs, seed=seed, graph=graph, max_epochs=max_epochs)
     spectral = spectral_fit(graph.features, k=k, seed=seed, graph=graph)
     method = "Fiedler vector, split at its mean" if k == 2 else f"{k} eigenvectors + k-means"
     return CutComparison(int(k), gnn.labels, spectral.labels, normalized_cut(adj, gnn.labels),
@@ -128,14 +129,14 @@ class SnapshotRecorder:
     past its epochs to use all ``k`` clusters, the final state is added as one more snapshot.
     """
 
-    def __init__(self, most: int = SNAPSHOTS_PER_STAGE) -> None:
-        self.most = int(most)
+    def __init__(self, most: int = SNAPSHOTS_PER_STAGE, max_epochs: int | None = None) -> None:
+        self.most, self.max_epochs = int(most), max_epochs
         #: per call: ``(features (n, D), epochs, soft per snapshot, final result)``
         self.calls: list[tuple[torch.Tensor, list[int], list[np.ndarray], ClusterResult]] = []
 
     def __call__(self, features: torch.Tensor, epochs: int = 10, **kwargs: Any) -> ClusterResult:
         marks = snapshot_epochs(epochs, self.most)
-        final = fit(features, epochs=epochs, snapshots=marks, **kwargs)
+        final = fit(features, epochs=epochs, snapshots=marks, max_epochs=self.max_epochs, **kwargs)
         kept = [e for e in marks if e in final.snapshots]
         softs = [final.snapshots[e] for e in kept]
         if len(final.losses) > (kept[-1] if kept else 0):  # trained on until every cluster was used
@@ -170,11 +171,12 @@ def ncut_terms(graph: PatchGraph, softs: list[np.ndarray]) -> list[tuple[float, 
 
 
 def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig,
-                    most: int = SNAPSHOTS_PER_STAGE) -> TrainingRecord:
+                    most: int = SNAPSHOTS_PER_STAGE, max_epochs: int | None = None) -> TrainingRecord:
     """Run the stages of ``cfg`` on ``graph`` (``N = h * w`` patches on ``grid``) with a
     :class:`SnapshotRecorder`: the same labels as :func:`~deepcut.pipeline.run_stages`, plus every
-    stage's snapshots. A skipped stage has no record."""
-    recorder = SnapshotRecorder(most)
+    stage's snapshots. A skipped stage has no record. ``max_epochs``: as :func:`~deepcut.clustering.fit`'s
+    (the replay of a result trained under that cap)."""
+    recorder = SnapshotRecorder(most, max_epochs)
     out = run_stages(graph, grid, cfg, recorder)
     candidates = _stage_rows(out, cfg, graph.num_nodes)
     stages = []

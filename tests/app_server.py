@@ -31,9 +31,26 @@ RESOLUTION = 112
 #: The public test server's caps (small, so a test can reach them quickly).
 PUBLIC_ENV = {"DEEPCUT_PUBLIC": "1", "DEEPCUT_BACKBONES": "color", "DEEPCUT_MAX_PIXELS": "1000000",
               "DEEPCUT_MAX_FILE_SIZE": "1mb", "DEEPCUT_MAX_EPOCHS": "20", "DEEPCUT_MAX_RESOLUTION": "160",
-              "DEEPCUT_MAX_FRAMES": "5", "DEEPCUT_TIME_LIMIT": "30"}
+              "DEEPCUT_MAX_FRAMES": "5", "DEEPCUT_TIME_LIMIT": "30", "DEEPCUT_MAX_UPLOAD_FILES": "3",
+              "DEEPCUT_VISITOR_FILES": "40", "DEEPCUT_VISITOR_BYTES": "4mb"}
 
 _servers: dict[bool, dict] = {}
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory (MB) of process ``pid`` and all its descendants (ffmpeg included), from ``/proc``."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
 
 
 def free_port() -> int:

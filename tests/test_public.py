@@ -270,3 +270,149 @@ def test_temporary_file_clean_up_survives_traffic(tmp_path):
         worker.join()
     assert not any(p.exists() for p in old)
     assert not any(str(p) in files for p in old)
+
+
+# -- #22: the pixel cap on every endpoint, bounded uploads, every training rule capped, no server path ------
+def noise(side: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (side, side, 3), np.uint8)
+
+
+def test_every_endpoint_checks_declared_pixels_before_decoding(tmp_path):
+    import odd_files
+
+    session = DemoSession(default_backbone="color", max_side=128, limits=Limits.public_defaults(max_pixels=1_000_000))
+    ok = tmp_path / "ok.png"
+    Image.fromarray(disc_image(64)).save(ok)
+    videos = [odd_files.gif(tmp_path / "screen.gif", (13000, 13000)),
+              odd_files.gif(tmp_path / "screen.mp4", (13000, 13000)),
+              odd_files.png_header(tmp_path / "image.mp4", 16000, 16000),
+              odd_files.matroska(tmp_path / "png.mkv", 1200),
+              odd_files.animated(tmp_path / "anim.webp", 1200, fmt="WEBP")]
+    for video in videos:
+        with pytest.raises(DemoError, match="megapixels") as info:
+            session.segment_video(str(video), resolution=64)
+        assert str(tmp_path) not in str(info.value)
+    images = [odd_files.gif(tmp_path / "beyond.gif", (10, 10), frame=(1200, 1200)),
+              odd_files.tiff_pages(tmp_path / "pages.tif", (64, 1200)), odd_files.animated(tmp_path / "anim.png", 1200)]
+    for image in images:
+        for call in (lambda im: session.segment(str(im), resolution=64),
+                     lambda im: session.discover(str(im), objects=2, resolution=64),
+                     lambda im: session.cosegment([str(ok), str(im)], resolution=64)):
+            with pytest.raises(DemoError, match="megapixels"):
+                call(image)
+    assert session.segment_video("assets/cat_pan.mp4", max_frames=2, resolution=64).frames == 2  # within the cap
+
+
+def test_the_epoch_cap_bounds_every_training_rule():
+    """NCut's exactly-k rule trained k=10 for up to 600 epochs under a cap of 100 per stage."""
+    import torch
+
+    from deepcut.clustering import fit
+    from deepcut.demo.teaching import explain
+
+    features = torch.as_tensor(np.random.default_rng(0).normal(size=(120, 8)), dtype=torch.float32)
+    assert len(fit(features, k=10, epochs=10).losses) > 20  # the rule trains on past the epochs here
+    capped = fit(features, k=10, epochs=10, max_epochs=20)
+    assert len(capped.losses) <= 20 and "max_epochs" in (capped.note or "")
+    session = DemoSession(default_backbone="color", max_side=128, limits=Limits(max_epochs=20))
+    result = session.segment(noise(96), k=10, stages=2, epochs=(100, 100, 100), resolution=96)
+    assert result.seg.losses and max(len(stage) for stage in result.seg.losses) <= 20
+    assert any("limit of 20 per stage" in n for n in result.notices)  # the status says the cap was applied
+    ex = explain(session.model("color").model, result, session.limits.max_epochs)
+    assert max(len(stage.losses) for stage in ex.record.stages) <= 20
+    assert "every training rule" in Limits.public_defaults().summary()
+
+
+def upload(server, files: list[tuple[str, bytes]], visitor: str | None = None) -> tuple[int, str]:
+    """POST ``files`` in one multipart body to Gradio's upload route (as ``visitor``, sent as the address a
+    proxy on this machine saw): ``(HTTP status, body)``."""
+    boundary = "deepcut-test-boundary"
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                    f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for name, data in files)
+    body += f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if visitor:
+        headers["X-Forwarded-For"] = visitor
+    req = urllib.request.Request(f"{server['url']}gradio_api/upload", body, headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.mark.server
+def test_uploads_are_bounded_per_request_and_per_visitor(server):
+    small = [(f"f{i}.bin", b"x" * 1000) for i in range(4)]
+    assert upload(server, small[:3], "198.51.100.1")[0] == 200
+    status, text = upload(server, small, "198.51.100.1")  # 4 files, the public test server takes 3
+    assert status == 413 and "more than 3 files" in text
+    status, text = upload(server, [("a.bin", b"x" * 600_000), ("b.bin", b"x" * 600_000)], "198.51.100.2")
+    assert status == 413 and "1 MB of files per upload" in text  # each under the 1 MB cap, together over
+    answers = [upload(server, [(f"{i}.bin", b"x" * 900_000)], "198.51.100.3") for i in range(5)]
+    assert [s for s, _ in answers] == [200, 200, 200, 200, 429]  # 4 MB per minute from one visitor
+    assert "per 60 s from one visitor" in answers[-1][1]
+    answers = [upload(server, small[:3], "198.51.100.4")[0] for _ in range(15)]
+    assert answers[:13] == [200] * 13 and answers[-1] == 429  # 40 files per minute (13 × 3 = 39, then 42)
+    assert upload(server, small[:1], "198.51.100.5")[0] == 200  # another visitor is not held up
+    assert upload(server, small[:1])[0] == 200  # nor the tests' own address
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_uploads_wait_while_the_temporary_folder_is_full(tmp_path):
+    import os
+
+    from app_server import PUBLIC_ENV, free_port, launch
+
+    temp = tmp_path / "gradio"
+    env = {**os.environ, **PUBLIC_ENV, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "HF_HOME": str(tmp_path / "hf"), "GRADIO_TEMP_DIR": str(temp), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(free_port()), "DEEPCUT_BACKBONE": "color", "DEEPCUT_THREADS": "1",
+           "DEEPCUT_MAX_TEMP_FILES": "40", "DEEPCUT_VISITOR_FILES": "1000", "DEEPCUT_VISITOR_BYTES": "1gb"}
+    env.pop("SPACE_ID", None)
+    proc, url = launch(env, log_path=tmp_path / "app.log")
+    try:
+        server = {"url": url}
+        statuses = [upload(server, [(f"{i}-{j}.bin", os.urandom(100)) for j in range(3)])[0] for i in range(20)]
+        assert 200 in statuses and statuses[-1] == 429  # refused once the folder holds 40 files
+        held = sum(len(files) for _, _, files in os.walk(temp))
+        assert held <= 40 + 3 + 2  # the cap, one upload's files, and the folder counted a moment earlier
+        status, text = upload(server, [("late.bin", b"x")])
+        assert status == 429 and "try again in a few minutes" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.server
+def test_video_endpoint_refuses_declared_pixels_whatever_the_name(server, client, tmp_path):
+    import odd_files
+    from app_server import tree_rss_mb
+
+    before = tree_rss_mb(server["proc"].pid)
+    for video in (odd_files.gif(tmp_path / "screen.gif", (13000, 13000)),
+                  odd_files.gif(tmp_path / "screen.mp4", (13000, 13000)),
+                  odd_files.png_header(tmp_path / "image.mp4", 16000, 16000)):
+        message = error_of(lambda v=video: client.predict(handle_file(str(v)), api_name="/segment_video"))
+        assert "megapixels" in message and "/" not in message.split(":", 1)[0]
+    assert tree_rss_mb(server["proc"].pid) - before < 200  # +2.8 GB per request before
+
+
+@pytest.mark.server
+def test_no_answer_names_a_server_folder(server, client, disc_png):
+    temp = "/tmp/gradio"  # the test server's Gradio folder (GRADIO_TEMP_DIR is not set)
+    texts = []
+    for route in ("", "config", "gradio_api/info", "gradio_api/info?all_endpoints=true"):
+        with urllib.request.urlopen(server["url"] + route, timeout=10) as r:
+            texts.append(r.read().decode())
+    texts.append(upload(server, [("x.png", disc_png.read_bytes())])[1])
+    texts.append(call(server, "segment", {"path": json.loads(texts[-1])[0], "meta": {"_type": "gradio.FileData"}})[1])
+    for text in texts:
+        assert str(REPO) not in text and temp not in text, text[:300]
+    assert "gradio-temp/" in texts[1]  # the examples, by their alias
+    example = re.search(r'"url":\s*"([^"]+/cat\.jpg)"', texts[1]).group(1)
+    with urllib.request.urlopen(example, timeout=10) as r:  # and the aliases still work
+        assert r.status == 200 and r.read()[:2] == b"\xff\xd8"
+    overlay = client.predict(handle_file(str(disc_png)), api_name="/segment")[0]
+    assert Image.open(overlay).size[0] > 0

@@ -33,6 +33,8 @@ from starlette.middleware import Middleware
 from ..utils.files import write_atomic
 from .errors import DemoError
 from .limits import Limits
+from .paths import PathAlias, server_paths
+from .traffic import UploadGuard, UploadPolicy
 from .uploads import check_size
 
 #: The events that run the models (the app's concurrency ids).
@@ -172,9 +174,23 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def app_kwargs(limits: Limits) -> dict[str, Any]:
-    """``launch(app_kwargs=…)`` for the server: request bodies limited to ``limits.max_bytes``."""
-    return {"middleware": [Middleware(BodyLimit, limit=limits.max_bytes)]}
+def upload_policy(limits: Limits) -> UploadPolicy:
+    """The :class:`~deepcut.demo.traffic.UploadPolicy` of ``limits``."""
+    return UploadPolicy(request_files=limits.upload_files, request_bytes=limits.max_bytes,
+                        visitor_files=limits.visitor_files, visitor_bytes=limits.visitor_bytes,
+                        disk_files=limits.temp_files, disk_bytes=limits.temp_bytes)
+
+
+def app_kwargs(limits: Limits, folder: str | None = None) -> dict[str, Any]:
+    """``launch(app_kwargs=…)`` for the server: request bodies limited to ``limits.max_bytes``, uploads
+    bounded per request, per visitor and in Gradio's temporary ``folder`` (default: Gradio's), server
+    paths kept out of every answer (:class:`~deepcut.demo.paths.PathAlias`)."""
+    from gradio.utils import get_upload_folder
+
+    folder = folder or get_upload_folder()
+    return {"middleware": [Middleware(BodyLimit, limit=limits.max_bytes),
+                           Middleware(UploadGuard, policy=upload_policy(limits), folder=folder),
+                           Middleware(PathAlias, aliases=server_paths(folder))]}
 
 
 class _TooLarge(Exception):

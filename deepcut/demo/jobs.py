@@ -4,6 +4,7 @@ model with the config, wrap what came out into the result the page shows."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from abc import ABC, abstractmethod
@@ -17,7 +18,7 @@ from .errors import DemoError
 from .limits import Deadline
 from .outputs import OutputStore
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
-from .uploads import Upload, UploadReader, file_name
+from .uploads import Upload, UploadReader, check_bytes, file_name
 
 ProgressFn = Callable[[int, int], None]
 
@@ -37,6 +38,7 @@ class Request:
         notices: what the visitor should know so far (fallback, downscaling, clamped layer).
         started: :func:`time.perf_counter` when the request came in.
         deadline: when the request must stop (checked between GNN stages and video frames), or None.
+        max_epochs: the most epochs any GNN training may take, every rule included (None: no cap).
     """
 
     model: DeepCut
@@ -46,6 +48,7 @@ class Request:
     notices: list[str]
     started: float
     deadline: Deadline | None = None
+    max_epochs: int | None = None
 
     @property
     def depth(self) -> int:
@@ -56,8 +59,10 @@ class Request:
         return time.perf_counter() - self.started
 
     def clusterer(self) -> Callable:
-        """The GNN (:func:`~deepcut.clustering.fit`), checking the deadline (if any) before each stage."""
-        return fit if self.deadline is None else self.deadline.clusterer(fit)
+        """The GNN (:func:`~deepcut.clustering.fit`) capped at :attr:`max_epochs` in all (NCut's exactly-k
+        rule included), checking the deadline (if any) before each stage."""
+        inner = fit if self.max_epochs is None else functools.partial(fit, max_epochs=self.max_epochs)
+        return inner if self.deadline is None else self.deadline.clusterer(inner)
 
 
 class Job(ABC):
@@ -106,20 +111,24 @@ class VideoJob(Job):
     """Segment a video with consistent labels; write the overlay video (MP4) and boxes (JSON)."""
 
     def __init__(self, outputs: OutputStore, video: str | os.PathLike | None, max_frames: int, frame_stride: int,
-                 opacity: float, progress: ProgressFn | None, notices: list[str] | None = None) -> None:
+                 opacity: float, progress: ProgressFn | None, notices: list[str] | None = None,
+                 max_pixels: int | None = None, max_bytes: int | None = None) -> None:
         self.outputs, self.video, self.source = outputs, video, video
         self.max_frames, self.frame_stride = int(max_frames), int(frame_stride)
         self.opacity, self.progress, self.notices = float(opacity), progress, list(notices or [])
+        self.max_pixels, self.max_bytes = max_pixels, max_bytes
 
     def prepare(self) -> list[str]:
         if self.video is None:
             raise DemoError("Please upload a video or pick the example first.")
+        check_bytes(self.video, self.max_bytes)
         return list(self.notices)
 
     def run(self, req: Request) -> Any:
         progress = req.deadline.progress(self.progress) if req.deadline is not None else self.progress
         stream = req.model.segment_video(self.video, req.config, max_frames=self.max_frames,
-                                         frame_stride=self.frame_stride, progress=progress)
+                                         frame_stride=self.frame_stride, progress=progress,
+                                         max_pixels=self.max_pixels, clusterer=req.clusterer())
         return stream, self.outputs.save_video(stream, str(self.video), stream.fps, self.opacity)
 
     def wrap(self, req: Request, out: Any) -> VideoDemoResult:
@@ -136,6 +145,17 @@ class VideoJob(Job):
                                backbone=req.backbone, notices=notices,
                                consistency=consistency(rendered.label_maps), stats=dict(stream.stats),
                                preview=rendered.first)
+
+
+def trim_heap() -> None:
+    """Hand freed memory back to the system (glibc's ``malloc_trim``; nothing elsewhere): a video's large
+    frames leave the heap fragmented, so the server would otherwise stay hundreds of MB above its idle size."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class CosegJob(Job):

@@ -37,7 +37,22 @@ FLAGS = [
                                                           "seconds (default 7200, public 900)"),
     ("--sessions", int, "DEEPCUT_SESSIONS", "0", "sessions remembered; each API call is one (default 1000, "
                                                 "public 100)"),
+    ("--max-upload-files", int, "DEEPCUT_MAX_UPLOAD_FILES", "0", "most files in one upload request (default 64, "
+                                                                "public 8)"),
+    ("--visitor-files", int, "DEEPCUT_VISITOR_FILES", "0", "most files one visitor uploads per minute (default "
+                                                          "600, public 30)"),
+    ("--visitor-bytes", str, "DEEPCUT_VISITOR_BYTES", "", "most bytes one visitor uploads per minute (default "
+                                                         "none, public 100mb)"),
+    ("--max-temp-files", int, "DEEPCUT_MAX_TEMP_FILES", "0", "uploads wait while the temporary folder holds this "
+                                                            "many files (default 50000, public 5000)"),
+    ("--max-temp-bytes", str, "DEEPCUT_MAX_TEMP_BYTES", "", "uploads wait while the temporary folder holds this "
+                                                           "many bytes (default 20gb, public 2gb)"),
 ]
+
+
+def _bytes(value: str, flag: str) -> int | None:
+    return parse_bytes(value, flag) if value.strip() else None
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The app's options from ``argv`` (default: the command line) and the environment."""
@@ -62,6 +77,9 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
                 max_epochs=args.max_epochs or None, max_frames=args.max_frames or None,
                 max_images=args.max_images or None, seconds=args.time_limit or None,
                 cache_seconds=args.cache_seconds or None, workers=max(1, args.concurrency),
-                sessions=args.sessions or None,
-                max_bytes=parse_bytes(args.max_file_size, "--max-file-size") if args.max_file_size.strip() else None)
+                sessions=args.sessions or None, upload_files=args.max_upload_files or None,
+                visitor_files=args.visitor_files or None, temp_files=args.max_temp_files or None,
+                max_bytes=_bytes(args.max_file_size, "--max-file-size"),
+                visitor_bytes=_bytes(args.visitor_bytes, "--visitor-bytes"),
+                temp_bytes=_bytes(args.max_temp_bytes, "--max-temp-bytes"))
     return Limits.public_defaults(**caps) if args.public else Limits().with_overrides(**caps)

@@ -26,7 +26,7 @@ from ..loading import DEFAULT_BACKBONE
 from ..model_cache import BackboneChoice, CachedModel, ModelCache
 from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
-from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob
+from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob, trim_heap
 from .limits import NOT_OFFERED, Limits
 from .objects import ObjectsDemoResult, ObjectsJob
 from .outputs import OutputStore
@@ -143,7 +143,8 @@ class DemoSession:
         notices = ([notice] if notice else []) + notices
         settings = self.limits.clamp(settings, notices)
         config = build_config(settings, int(model.backbone.depth), used, notices)
-        req = Request(model, used, backbone or self.default_backbone, config, notices, started, deadline)
+        req = Request(model, used, backbone or self.default_backbone, config, notices, started, deadline,
+                      self.limits.max_epochs)
         try:
             out = job.run(req)
         except DeepCutError as e:
@@ -184,8 +185,12 @@ class DemoSession:
         """
         capped: list[str] = []
         frames = self.limits.frames(max_frames, capped)
-        job = VideoJob(self.outputs, video, frames, frame_stride, opacity, progress, capped)
-        return self.serve(job, backbone, settings)
+        job = VideoJob(self.outputs, video, frames, frame_stride, opacity, progress, capped,
+                       max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
+        try:
+            return self.serve(job, backbone, settings)
+        finally:
+            trim_heap()
 
     def cosegment(self, images: list, backbone: str | None = None, names: list[str] | None = None,
                   **settings) -> CosegDemoResult:

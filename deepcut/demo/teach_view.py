@@ -178,7 +178,7 @@ class TeachingHandlers:
         result = self.session.results.get(key)
         if result is None:
             raise DemoError("Segment an image first, then ask for the explanation.")
-        ex: Explanation = explain(self.session.model(result.backbone).model, result)
+        ex: Explanation = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
         scrub = gr.update(minimum=0, maximum=max(1, ex.frames - 1), value=0)
         return (ex.comparison_picture(), ex.comparison_caption(), scrub, ex.frame_picture(0), ex.pca_picture(),
                 self.session.results.add(ex))

@@ -153,9 +153,10 @@ class Explanation:
         return pca_image(self.pca, AFFINITY_SIDE)
 
 
-def explain(model: DeepCut, result: DemoResult) -> Explanation:
+def explain(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -> Explanation:
     """Compare the GNN with the spectral cut, replay the training and take the features' PCA for
-    ``result``, from the features it was segmented from (cached: the backbone does not rerun).
+    ``result``, from the features it was segmented from (cached: the backbone does not rerun);
+    ``max_epochs``: the server's cap on every training (:func:`~deepcut.clustering.fit`), as ``result`` had.
 
     Raises:
         DemoError: the features cannot be computed.
@@ -166,7 +167,7 @@ def explain(model: DeepCut, result: DemoResult) -> Explanation:
     except DeepCutError as e:
         raise DemoError(str(e)) from None
     graph = feats.graph()
-    comparison = compare_with_spectral(graph, comparison_k(cfg), cfg.epochs[0], cfg.seed)
-    record = record_training(graph, feats.grid, cfg)
+    comparison = compare_with_spectral(graph, comparison_k(cfg), cfg.epochs[0], cfg.seed, max_epochs)
+    record = record_training(graph, feats.grid, cfg, max_epochs=max_epochs)
     pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))
     return Explanation(comparison, record, pca, seg.image)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from collections import OrderedDict
@@ -13,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageLoadError
+from ..utils.declared import declared_sizes
 from ..utils.image import ImageLike, load_image
 from .errors import DemoError, hide_path
 
@@ -53,18 +53,36 @@ def file_name(upload: object, index: int) -> str:
     return Path(str(upload)).name if isinstance(upload, (str, os.PathLike)) else f"image {index + 1}"
 
 
+def check_bytes(path: object, max_bytes: int | None) -> None:
+    """Refuse a file (path) of more than ``max_bytes`` bytes, unread.
+
+    Raises:
+        DemoError: the file is too big.
+    """
+    if max_bytes is None or not isinstance(path, (str, os.PathLike)):
+        return
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return
+    if size > max_bytes:
+        raise DemoError(f"This file is {size / 1024 ** 2:.1f} MB; this server accepts files up to "
+                        f"{max_bytes / 1024 ** 2:g} MB.")
+
+
 def check_size(image: ImageLike, max_pixels: int | None, max_bytes: int | None) -> None:
     """Refuse a file (path or bytes) of more than ``max_bytes`` bytes, or whose header declares more
-    than ``max_pixels`` pixels, before anything is decoded (a small PNG may declare 12000² pixels).
+    than ``max_pixels`` pixels, before anything is decoded (a small PNG may declare 12000² pixels, a
+    GIF a 13000² screen or frames beyond it, a TIFF a huge later page), whatever the file is called.
 
     Raises:
         DemoError: the file is too big (a file PIL cannot identify passes: decoding reports it).
     """
     if isinstance(image, (bytes, bytearray)):
-        size, source = len(image), io.BytesIO(image)
+        size = len(image)
     elif isinstance(image, (str, os.PathLike)):
         try:
-            size, source = os.path.getsize(image), image
+            size = os.path.getsize(image)
         except OSError:
             return
     else:
@@ -74,14 +92,12 @@ def check_size(image: ImageLike, max_pixels: int | None, max_bytes: int | None) 
                         f"{max_bytes / 1024 ** 2:g} MB.")
     if max_pixels is None:
         return
-    try:
-        with Image.open(source) as pil:  # reads the header only
-            w, h = pil.size
-    except Exception:  # not an image PIL knows: load_image says so
-        return
-    if w * h > max_pixels:
-        raise DemoError(f"This image is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); this server accepts up to "
-                        f"{max_pixels / 1e6:g} megapixels. Please downscale it first.")
+    for w, h in declared_sizes(image) or []:  # reads the headers only
+        if w * h > max_pixels:
+            mega = f"{w * h / 1e6:.3g} megapixels"
+            size = f"{w}×{h} pixels ({mega})" if h > 1 else mega
+            raise DemoError(f"This image is {size}; this server accepts "
+                            f"up to {max_pixels / 1e6:g} megapixels. Please downscale it first.")
 
 
 class UploadReader:
