@@ -564,6 +564,7 @@ def build_cases(folder: Path) -> list[Case]:
     groups = [config_cases(models, img), image_cases(models, files), constructor_cases(),
               video_cases(models, videos), checkpoint_cases(write_checkpoints(folder / "checkpoints")),
               cli_cases(folder / "cli", files, videos)]
+    groups.append(__import__("fuzz_cases_web").web_cases(folder / "web"))  # the web server's classes (#22)
     cases: list[Case] = []
     longest = max(len(g) for g in groups)
     for i in range(longest):  # interleaved, so that every 8th case covers each group
