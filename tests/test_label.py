@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -309,3 +310,201 @@ def test_ray_cluster_gives_the_local_file(data, reference, ray_cluster, tmp_path
     r = run_cli(str(data), "--out", str(out), "--ray", ray_cluster, *FLAGS)
     assert r.returncode == 1 and "broken.jpg" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert out.read_bytes() == reference["1"]
+
+
+# -- signals, caps, headers and shards (#22) ------------------------------------------------------------------
+def _group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(24):
+        Image.fromarray(disc_image(64 + 8 * (i % 4), two_tone=bool(i % 2))).save(src / f"im{i:02d}.png")
+    out = tmp_path / "pseudo.json"
+    proc = subprocess.Popen([sys.executable, "-m", "deepcut", "label", str(src), "--out", str(out), "--workers", "2",
+                             *FLAGS], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own process group: the workers and the tracker join it
+    try:
+        deadline = time.monotonic() + 240
+        while not (parts_dir(out) / "meta.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the shard folder is made once every worker has built its model
+        assert proc.poll() is None, "the run ended before it could be killed"
+        children = [p for p in _group(proc.pid) if p != proc.pid]
+        assert len(children) >= 3, children  # two workers and multiprocessing's resource tracker
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _group(proc.pid) == []
+    finally:
+        for pid in _group(proc.pid):  # the test's own children only
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_are_capped_by_cores_and_by_memory():
+    from deepcut.labeling.local import cap_workers, worker_bytes
+
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+    assert cap_workers(2, spec, cores=4, available=64 << 30) == (2, None)
+    workers, note = cap_workers(64, spec, cores=2, available=64 << 30)
+    assert workers == 2 and "--workers 64 capped to 2" in note and "2 cores" in note and "memory" not in note
+    each = worker_bytes(spec)
+    workers, note = cap_workers(8, spec, cores=16, available=3 * each + each // 2)
+    assert workers == 3 and "capped to 3" in note and "memory" in note and "cores" not in note
+    assert cap_workers(8, spec, cores=16, available=1)[0] == 1
+    assert worker_bytes(LabelSpec("dino_vitb8", True, None, SegmentConfig(), 3)) > each  # weights, bigger grid
+
+
+@pytest.mark.slow
+def test_many_workers_on_few_cores_start_no_more_than_the_cap(data, tmp_path, capsys):
+    from deepcut.threads import available_cores
+
+    out = tmp_path / "pseudo.json"
+    assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--workers", "64", *FLAGS]) == 0
+    err = capsys.readouterr().err
+    assert f"--workers 64 capped to {available_cores()}" in err and "core" in err, err
+    assert len(json.loads(out.read_text())["images"]) == 1
+
+
+def test_an_address_where_no_ray_cluster_listens_fails_at_once():
+    from deepcut.labeling.ray_runner import check_reachable, host_port
+
+    assert host_port("auto") is None and host_port(None) is None and host_port("ray://h:10001") == ("h", 10001)
+    t0 = time.monotonic()
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1", "localhost:1"):
+        with pytest.raises(DeepCutError, match=address.replace(".", r"\.")):
+            check_reachable(address, timeout=5)
+    assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_address_where_nothing_listens_is_an_error_within_30_s(data, tmp_path):
+    pytest.importorskip("ray")
+    t0 = time.monotonic()
+    r = run_cli(str(data / "a.png"), "--out", str(tmp_path / "x.json"), "--ray", "127.0.0.1:1", *FLAGS, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert r.returncode == 1 and "127.0.0.1:1" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_huge_file_is_refused_by_its_header_without_being_read(color_model, tmp_path):
+    import resource
+
+    from deepcut.labeling.worker import label_data, read_image_bytes
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(6 << 30)  # sparse: takes no disk, reads as 6 GB of zeros
+    tail = tmp_path / "tail.jpg"  # a real JPEG header, then 6 GB
+    Image.fromarray(disc_image(64)).save(tail)
+    with open(tail, "r+b") as f:
+        f.truncate(6 << 30)
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.monotonic()
+    record = label_data(color_model, spec, "huge.jpg", huge)
+    assert record == {"file_name": "huge.jpg", "error": "huge.jpg: not an image file (or a format Pillow cannot read)"}
+    assert "objects" in label_data(color_model, spec, "tail.jpg", tail)  # decoded from the file: the head only
+    with pytest.raises(DeepCutError, match="not an image"):
+        read_image_bytes(huge)  # what the Ray driver sends
+    with pytest.raises(DeepCutError, match="over the limit"):
+        read_image_bytes(tail)
+    assert time.monotonic() - t0 < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < (1 << 20)  # KB: under 1 GB more
+
+
+def test_shard_lines_that_are_not_whole_records_are_reported_and_redone(data, reference, tmp_path, capsys):
+    out = tmp_path / "pseudo.json"
+    root, sources = collect_sources([data])
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+    coco = json.loads(reference["1"])
+    store = ShardStore(out)
+    store.create(spec.meta(root))
+    store.save_backbone(coco["info"]["backbone"])
+    records = {r["file_name"]: r for r in records_of(coco, NAMES)}
+    bad_objects = {**records["e.png"], "objects": [{"bbox": [1, 2]}]}
+    with store.writer() as w:
+        w.write(records["a.png"])
+    part = next(parts_dir(out).glob("part-*.jsonl"))
+    with open(part, "a") as f:
+        for line in ("{}", "[1]", "5", '"x"', "null", json.dumps({"file_name": "b.jpg"}), json.dumps(bad_objects),
+                     json.dumps({"file_name": ["f.png"], "error": "x"}), '{"file_name": "sub/c.png", "wid',
+                     json.dumps(records["f.png"]), '{"file_name": "sub/deeper/d.png", "objects": [{"segm'):
+            f.write(line + "\n")
+    (parts_dir(out) / "part-0002.jsonl").mkdir()  # a part that cannot be read
+    assert exit_code(["label", str(data), "--out", str(out), "--resume", *FLAGS]) == 1  # broken.jpg
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "resuming: 2 of 7 images already done" in err, err
+    assert err.count("labelled again") == 11, err
+    assert out.read_bytes() == reference["1"]
+
+
+def test_bad_shard_settings_and_a_parts_file_are_clear_errors(data, tmp_path, capsys):
+    out = tmp_path / "pseudo.json"
+    parts_dir(out).write_text("mine")
+    assert exit_code(["label", str(data), "--out", str(out), *FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and "Traceback" not in err and parts_dir(out).read_text() == "mine"
+    parts_dir(out).unlink()
+    parts_dir(out).mkdir()
+    for meta in ("[1]", "{not json", '"x"'):
+        (parts_dir(out) / "meta.json").write_text(meta)
+        assert exit_code(["label", str(data), "--out", str(out), "--resume", *FLAGS]) == 1
+        err = capsys.readouterr().err
+        assert "meta.json" in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_an_unreadable_folder_is_a_clear_error(data, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    (locked / "sub").mkdir(parents=True)
+    Image.fromarray(disc_image(32)).save(locked / "sub" / "a.png")
+    (locked / "sub").chmod(0)
+    try:
+        for inputs in ([locked], [locked / "sub"], [locked / "sub" / "a.png"]):
+            code = exit_code(["label", *map(str, inputs), "--out", str(tmp_path / "x.json"), *FLAGS])
+            err = capsys.readouterr().err
+            assert code in (1, 2) and "Traceback" not in err and "sub" in err, err
+        assert exit_code(["segment", str(locked / "sub"), "--out", str(tmp_path / "o"), *FLAGS]) == 1
+        assert "Permission denied" in capsys.readouterr().err
+    finally:
+        (locked / "sub").chmod(0o755)
+
+
+def test_out_that_is_an_input_or_someone_elses_file_is_refused_before_any_work(data, tmp_path, capsys):
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(data, src)
+    listing = tmp_path / "list.txt"
+    listing.write_text(str(src / "a.png") + "\n")
+    (tmp_path / "mine.json").write_text('{"mine": true}')
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for inputs, out in (([src], src / "b.jpg"), ([src / "a.png"], src / "a.png"), ([listing], listing),
+                        ([src], tmp_path / "mine.json"), ([src], src / "sub" / "c.png")):
+        assert exit_code(["label", *map(str, inputs), "--out", str(out), *FLAGS]) == 2, out
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("one of the inputs" in err or "did not write" in err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    out = src / "labels.png"  # a COCO file named like an image, inside the input folder
+    for _ in range(2):  # the second run replaces its own file and does not read it as an image
+        assert exit_code(["label", str(src), "--out", str(out), *FLAGS]) == 1  # broken.jpg
+        coco = json.loads(out.read_text())
+        assert "labels.png" not in [i["file_name"] for i in coco["images"]] + [f["file"] for f in
+                                                                             coco["info"]["failures"]]

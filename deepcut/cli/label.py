@@ -60,6 +60,7 @@ def make_runner(args: argparse.Namespace, spec):
 
     from ..device import resolve_device
     from ..labeling import InProcessRunner, ProcessRunner
+    from ..labeling.local import cap_workers
 
     if args.ray is not None:
         from ..labeling.ray_runner import RayRunner
@@ -69,9 +70,12 @@ def make_runner(args: argparse.Namespace, spec):
         if (args.workers or 1) > 1:
             print("note: on a GPU one process batches the images; --workers is not used", file=sys.stderr)
         return InProcessRunner(replace(spec, batch_size=args.batch_size))
-    if (args.workers or 1) == 1:
+    workers, note = cap_workers(args.workers or 1, spec)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if workers == 1:
         return InProcessRunner(spec)
-    return ProcessRunner(spec, args.workers)
+    return ProcessRunner(spec, workers)
 
 
 class Progress:
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _check_counts(args)
     try:
-        out = check_output(args.out)
+        out = check_output(args.out, args.inputs)
     except DeepCutError as e:
         raise UsageError(str(e)) from None
     root, sources = collect_sources(args.inputs, exclude=[out, parts_dir(out)], limit=args.limit)
@@ -114,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         report = label_dataset(sources, root, out, spec, make_runner(args, spec), resume=args.resume,
-                               restart=args.restart, on_start=progress.start, on_record=progress.record)
+                               restart=args.restart, on_start=progress.start, on_record=progress.record,
+                               on_note=lambda m: print(f"note: {m}", file=sys.stderr))
     except LabelInterrupted as e:
         progress.close()
         error(str(e))

@@ -222,10 +222,14 @@ def check_video_paths(video: Path, out: Path, labels_dir: Path | None, manifests
         return
     manifest = manifests.of(labels_dir)
     names = [summary_name]
-    for entry in os.scandir(labels_dir):
-        m = FRAME_NAME.fullmatch(entry.name)
-        if m and frame_name(int(m.group(1))) == entry.name and wanted(int(m.group(1))):
-            names.append(entry.name)
+    try:
+        entries = [entry.name for entry in os.scandir(labels_dir)]
+    except OSError as e:
+        raise UsageError(f"--labels-dir {labels_dir} cannot be read ({e.strerror or e})") from None
+    for name in entries:
+        m = FRAME_NAME.fullmatch(name)
+        if m and frame_name(int(m.group(1))) == name and wanted(int(m.group(1))):
+            names.append(name)
     clash = sorted(n for n in names if not manifest.writable(n))
     if clash:
         more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""

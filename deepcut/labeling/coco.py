@@ -14,6 +14,7 @@ given here, by input order, so the same records always give the same file.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -56,6 +57,45 @@ def image_record(file_name: str, size: tuple[int, int], objects: list[dict[str, 
 def failure_record(file_name: str, error: str) -> dict[str, Any]:
     """The record of an image that could not be labelled."""
     return {"file_name": file_name, "error": str(error)}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _object_problem(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return f"an object is a {type(obj).__name__}"
+    seg, bbox = obj.get("segmentation"), obj.get("bbox")
+    if not isinstance(seg, dict) or not isinstance(seg.get("counts"), str) or not isinstance(seg.get("size"), list) \
+            or len(seg["size"]) != 2 or not all(isinstance(v, int) and v >= 0 for v in seg["size"]):
+        return "an object's segmentation is not an RLE {size: [H, W], counts}"
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_number(v) for v in bbox):
+        return "an object's bbox is not four numbers"
+    if not isinstance(obj.get("area"), int) or isinstance(obj.get("area"), bool) or not _number(obj.get("score")):
+        return "an object's area or score is missing"
+    return None
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes ``record`` not a whole record of this module's shape (None: it is one)."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not an object"
+    if not isinstance(record.get("file_name"), str) or not record["file_name"]:
+        return "no file_name"
+    if "error" in record:
+        return None if isinstance(record["error"], str) else "its error is not a text"
+    for key in ("width", "height"):
+        value = record.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return f"no {key}"
+    if not isinstance(record.get("objects"), list):
+        return "no list of objects"
+    for obj in record["objects"]:
+        problem = _object_problem(obj)
+        if problem is not None:
+            return problem
+    return None
 
 
 def is_failure(record: dict[str, Any]) -> bool:

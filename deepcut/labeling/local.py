@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import DeepCutError
 from ..threads import available_cores
+from .lifeline import die_with_parent
 from .sources import ImageSource
 from .worker import LabelSpec, label_data, label_items
 
@@ -33,6 +34,50 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 QUEUE_DEPTH = 2
 #: Seconds between checks that every worker is still alive while waiting for results.
 POLL_SECONDS = 1.0
+#: Memory of a worker besides its model's weights and one image's work: Python, torch and DeepCut
+#: (measured: 0.42 GB for a worker with the colour backbone at resolution 64).
+WORKER_BASE_BYTES = 400 << 20
+
+
+def worker_bytes(spec: LabelSpec) -> int:
+    """About the peak memory of one worker: :data:`WORKER_BASE_BYTES`, the weights (a ViT-B's for a
+    backbone not in the registry) and :func:`~deepcut.utils.memory.estimate_bytes` of a square image
+    at the run's resolution."""
+    from ..loading.specs import REGISTRY
+    from ..utils.memory import estimate_bytes
+
+    arch = REGISTRY.get(spec.backbone) or REGISTRY["dino_vitb8"]
+    weights = 0 if arch.family == "color" else 12 * arch.depth * arch.dim * arch.dim * 4
+    side = max(1, int(spec.config.resolution) // int(spec.config.stride or arch.patch_size))
+    return WORKER_BASE_BYTES + weights + estimate_bytes(arch, (side, side), log_bin=bool(spec.config.log_bin))
+
+
+def cap_workers(requested: int, spec: LabelSpec, cores: int | None = None,
+                available: int | None = None) -> tuple[int, str | None]:
+    """``(workers, note)``: ``requested`` capped by the cores (one worker per core at most) and by the
+    memory available now (:func:`worker_bytes` each); ``note`` says the cap and why (None: no cap).
+
+    Args:
+        requested: ``--workers``.
+        spec: the run's settings.
+        cores: default :func:`deepcut.threads.available_cores`.
+        available: bytes of memory, default :func:`deepcut.utils.memory.available_memory`.
+    """
+    from ..utils.memory import available_memory, human
+
+    cores = int(cores or available_cores())
+    available = available_memory() if available is None else int(available)
+    each = worker_bytes(spec)
+    by_memory = max(1, available // each) if available else requested
+    workers = max(1, min(int(requested), cores, by_memory))
+    if workers == requested:
+        return workers, None
+    why = []
+    if cores == workers:
+        why.append(f"this machine has {cores} core{'s' if cores != 1 else ''}")
+    if by_memory == workers:
+        why.append(f"each worker needs about {human(each)} and {human(available)} of memory is available")
+    return workers, f"--workers {requested} capped to {workers}: {' and '.join(why)}"
 
 
 class InProcessRunner:
@@ -72,12 +117,15 @@ class InProcessRunner:
         self.close(interrupted=exc_type is not None)
 
 
-def worker_main(spec: LabelSpec, tasks, results) -> None:
+def worker_main(spec: LabelSpec, tasks, results, parent_pid: int | None = None) -> None:
     """A worker process: build the model once, then label ``(index, source)`` tasks until ``None``.
 
     Sends ``("ready", describe)`` or ``("failed", message)`` once, then ``("done", index, record)``
-    per task. Ctrl-C is left to the parent, which stops the workers itself.
+    per task. Ctrl-C is left to the parent, which stops the workers itself; when the parent
+    ``parent_pid`` dies, however (SIGKILL included), the worker ends (:mod:`.lifeline`).
     """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         model = spec.load_model()
@@ -130,7 +178,7 @@ class ProcessRunner:
         ctx = mp.get_context("spawn")
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
-        self._procs = [ctx.Process(target=worker_main, args=(self.spec, self._tasks, self._results),
+        self._procs = [ctx.Process(target=worker_main, args=(self.spec, self._tasks, self._results, os.getpid()),
                                    name=f"deepcut-label-{i + 1}", daemon=True) for i in range(self.workers)]
 
     def start(self) -> dict[str, Any]:

@@ -26,6 +26,40 @@ from .worker import LabelSpec, failure_message, label_items, read_image_bytes
 QUEUE_DEPTH = 2
 #: Images per ViT batch on GPU actors.
 GPU_BATCH_SIZE = 8
+#: Seconds to wait for a TCP answer at a cluster's address before ``ray.init`` is tried (Ray's own
+#: client retries an address where nothing listens for minutes).
+CONNECT_SECONDS = 10.0
+
+
+def host_port(address: str | None) -> tuple[str, int] | None:
+    """``(host, port)`` of a cluster address ``HOST:PORT`` or ``ray://HOST:PORT`` (``[v6]:PORT`` too);
+    None for ``auto``, a local cluster, or a text Ray itself must judge."""
+    text = (address or "").strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or text.lower() in ("auto", "local"):
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_SECONDS) -> None:
+    """Raise :class:`DeepCutError` naming ``address`` unless something accepts a TCP connection there
+    within ``timeout`` seconds (addresses :func:`host_port` does not parse are left to Ray)."""
+    where = host_port(address)
+    if where is None:
+        return
+    import socket
+
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except (OSError, OverflowError, ValueError) as e:
+        reason = "no answer within {:g} s".format(timeout) if isinstance(e, TimeoutError) else \
+            (getattr(e, "strerror", None) or str(e) or type(e).__name__)
+        raise DeepCutError(f"cannot reach the Ray cluster at {address}: {reason}; is it running (ray start --head "
+                           f"prints its address) and is the address right?") from None
 
 
 def import_ray():
@@ -85,6 +119,7 @@ class RayRunner:
     def _connect(self):
         ray = import_ray()
         if not ray.is_initialized():
+            check_reachable(self.address)
             package = str(Path(__file__).resolve().parents[1])
             try:
                 ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,

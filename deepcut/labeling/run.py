@@ -14,13 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from ..errors import DeepCutError
 from ..utils.files import write_json_atomic
+from ..utils.manifest import OutputManifest
 from .coco import build_coco, is_failure
-from .shards import ShardStore
-from .sources import ImageSource
+from .shards import ShardStore, parts_dir
+from .sources import IMAGE_EXTENSIONS, ImageSource
 from .worker import LabelSpec
 
 Record = dict[str, Any]
@@ -73,15 +74,61 @@ class LabelReport:
         return self.labelled / self.label_seconds if self.label_seconds > 0 else 0.0
 
 
-def check_output(out: str | os.PathLike) -> Path:
-    """The absolute path of the output file, after checking it can be written.
+#: How every COCO file DeepCut writes begins (compact JSON, ``info`` first): an earlier run's output
+#: (from before the folder manifest) is recognised by it.
+COCO_SIGNATURE = b'{"info":{"description":"DeepCut pseudo-labels'
+
+
+def is_own_output(path: Path) -> bool:
+    """Whether ``path`` is a COCO file DeepCut wrote: recorded in its folder's manifest
+    (:mod:`deepcut.utils.manifest`), or a regular file beginning with :data:`COCO_SIGNATURE`."""
+    if OutputManifest(path.parent).owns(path.name):
+        return True
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(COCO_SIGNATURE)) == COCO_SIGNATURE
+    except OSError:
+        return False
+
+
+def _is_input(path: Path, inputs: Iterable[str | os.PathLike]) -> str | None:
+    """The input ``path`` is (an input named on the command line, or an image file inside an input
+    folder), if any."""
+    real = Path(os.path.realpath(path))
+    for item in inputs:
+        other = Path(os.path.realpath(item))
+        if real == other:
+            return str(item)
+        if other.is_dir() and other in real.parents and real.suffix.lower() in IMAGE_EXTENSIONS \
+                and real.exists() and not is_own_output(path):
+            return str(item)
+    return None
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """The absolute path of the output file, after checking it can be written and that nothing but
+    DeepCut's own earlier output is replaced.
 
     Raises:
-        DeepCutError: it is a folder, or its folder cannot be created or written to.
+        DeepCutError: it is a folder or one of ``inputs`` (or an image in an input folder), its folder
+            cannot be created or written to, it exists and DeepCut did not write it, or its shard folder
+            (``OUT.parts``) is a file.
     """
     path = Path(os.path.abspath(os.fspath(out)))
+    try:
+        return _check_output(path, out, list(inputs))
+    except PermissionError as e:
+        raise DeepCutError(f"--out {out}: cannot be checked ({e.strerror or e})") from None
+
+
+def _check_output(path: Path, out: str | os.PathLike, inputs: list) -> Path:
     if path.is_dir():
         raise DeepCutError(f"--out {out}: is a folder; give the path of the .json file to write")
+    source = _is_input(path, inputs)
+    if source is not None:
+        raise DeepCutError(f"--out {out} is one of the inputs ({source}); name another file")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
@@ -89,8 +136,16 @@ def check_output(out: str | os.PathLike) -> Path:
         raise DeepCutError(f"--out {out}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise DeepCutError(f"--out {out}: cannot write in {parent} (permission denied)")
+    if os.path.lexists(path) and not is_own_output(path):
+        raise DeepCutError(f"--out {out} exists and DeepCut did not write it; remove it or choose another name")
+    if path.parent.is_dir():
+        OutputManifest(path.parent).check("--out's folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise DeepCutError(f"--out {out}: the file exists and is read-only")
+    parts = parts_dir(path)
+    if os.path.lexists(parts) and not parts.is_dir():
+        raise DeepCutError(f"--out {out}: {parts} exists and is not a folder (a run keeps its progress there); "
+                           f"move it away or choose another --out")
     return path
 
 
@@ -134,7 +189,8 @@ def _label(runner: Runner, store: ShardStore, todo: list[ImageSource], progress:
 
 def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: LabelSpec, runner: Runner, *,
                   resume: bool = False, restart: bool = False, on_start: Callable[[int, int], None] | None = None,
-                  on_record: Callable[[Record], None] | None = None) -> LabelReport:
+                  on_record: Callable[[Record], None] | None = None,
+                  on_note: Callable[[str], None] | None = None) -> LabelReport:
     """Label ``sources`` into the COCO file ``out`` (see the module doc).
 
     Args:
@@ -148,6 +204,8 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
         restart: discard an unfinished run of ``out``.
         on_start: ``(total, already_done)`` once the models are built, before the first image.
         on_record: called with each record as it is saved.
+        on_note: called with what was wrong in an earlier run's shards (a line that is not a whole
+            record: its image is labelled again).
 
     Raises:
         LabelInterrupted: Ctrl-C; what was labelled is kept in the shards.
@@ -155,6 +213,8 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
     """
     meta = spec.meta(root)
     store, earlier = open_store(out, meta, resume, restart)
+    for problem in store.problems:
+        (on_note or (lambda m: None))(problem)
     done = {name for name, r in earlier.items() if not is_failure(r)}
     todo = [s for s in sources if s.file_name not in done]
     report = LabelReport(out, len(sources), resumed=len(sources) - len(todo))
@@ -208,6 +268,10 @@ def assemble(sources: Sequence[ImageSource], root: Path, out: Path, spec: LabelS
                            f"{store.folder}: rerun with --resume to label them")
     coco = build_coco((records[s.file_name] for s in sources), run_info(spec, backbone, root))
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, coco, indent=None)
+    if os.path.lexists(out) and not is_own_output(out):  # put there while the run was going
+        raise DeepCutError(f"{out} now exists and DeepCut did not write it; the results are kept in {store.folder}: "
+                           f"move it away and rerun with --resume")
+    with OutputManifest(out.parent).writing([out.name]):
+        write_json_atomic(out, coco, indent=None)
     store.remove()
     return coco["info"]

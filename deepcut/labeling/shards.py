@@ -7,7 +7,10 @@ A run writing ``PSEUDO.json`` keeps its progress in ``PSEUDO.json.parts/``:
   description, for the final file;
 * ``part-0001.jsonl``, ``part-0002.jsonl``, …: one file per (resumed) run, one image record per line
   (:mod:`.coco`), each line flushed and fsynced before the next image counts as done. Old parts are
-  never written again, so a line torn by a crash can only be the last line of a part; it is skipped.
+  never written again, so a line torn by a crash can only be the last line of a part. A line that is
+  not a whole record (torn, not JSON, or JSON of another shape: :func:`~.coco.record_problem`) and a
+  part that cannot be read are skipped and reported (:attr:`ShardStore.problems`); their images have
+  no result, so ``--resume`` labels them again.
 
 The final file is written to a temporary file in the same folder, fsynced and moved over the output
 with :func:`os.replace` (:mod:`deepcut.utils.files`), so it is either the old file or the complete new one.
@@ -23,6 +26,7 @@ from typing import Any, Iterator
 
 from ..errors import DeepCutError
 from ..utils.files import write_json_atomic
+from .coco import record_problem
 
 META = "meta.json"
 BACKBONE = "backbone.json"
@@ -71,16 +75,20 @@ class ShardStore:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.folder = parts_dir(out)
+        self.problems: list[str] = []
 
     def exists(self) -> bool:
         return (self.folder / META).is_file()
 
     def read_meta(self) -> dict[str, Any]:
         try:
-            return json.loads((self.folder / META).read_text())
+            meta = json.loads((self.folder / META).read_text())
+            if not isinstance(meta, dict):
+                raise ValueError(f"expected an object, got {type(meta).__name__}")
+            return meta
         except (OSError, ValueError) as e:
             raise DeepCutError(f"{self.folder / META}: cannot read the earlier run's settings ({e}); "
-                               f"delete {self.folder} to start again") from None
+                               f"delete {self.folder} (or use --restart) to start again") from None
 
     def check_resumable(self, meta: dict[str, Any]) -> None:
         """Raise :class:`DeepCutError` unless the stored run computes exactly what ``meta`` describes."""
@@ -106,14 +114,18 @@ class ShardStore:
     def backbone(self) -> dict[str, Any] | None:
         """The stored backbone description, if a run got as far as building its model."""
         try:
-            return json.loads((self.folder / BACKBONE).read_text())
+            described = json.loads((self.folder / BACKBONE).read_text())
         except (OSError, ValueError):
             return None
+        return described if isinstance(described, dict) else None
 
     def part_files(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := PART.match(p.name))]
+        try:
+            found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := PART.match(p.name))]
+        except OSError as e:
+            raise DeepCutError(f"{self.folder}: cannot list the earlier run's shards ({e.strerror or e})") from None
         return [p for _, p in sorted(found)]
 
     def writer(self) -> ShardWriter:
@@ -123,10 +135,12 @@ class ShardStore:
         return ShardWriter(self.folder / f"part-{n:04d}.jsonl")
 
     def records(self) -> dict[str, dict[str, Any]]:
-        """Every stored record by ``file_name`` (a later record of the same image replaces an earlier one)."""
+        """Every stored whole record by ``file_name`` (a later record of the same image replaces an
+        earlier one); what was skipped is in :attr:`problems`."""
         out: dict[str, dict[str, Any]] = {}
+        self.problems: list[str] = []
         for part in self.part_files():
-            for record in _read_part(part):
+            for record in _read_part(part, self.problems):
                 out[record["file_name"]] = record
         return out
 
@@ -135,27 +149,38 @@ class ShardStore:
         if not self.folder.is_dir():
             return
         for p in self.folder.iterdir():
-            if p.name in (META, BACKBONE) or PART.match(p.name) or p.name.endswith(".tmp"):
-                p.unlink()
+            if (p.name in (META, BACKBONE) or PART.match(p.name) or p.name.endswith(".tmp")) and p.is_file():
+                try:
+                    p.unlink()
+                except OSError:
+                    pass  # left, with the folder
         try:
             self.folder.rmdir()
         except OSError:
             pass
 
 
-def _read_part(part: Path) -> Iterator[dict[str, Any]]:
-    """The records of one part file; an unreadable last line (torn by a crash) is skipped."""
-    lines = part.read_bytes().split(b"\n")
+def _read_part(part: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The whole records of one part file; any other line (torn by a crash, or not a record), or the
+    whole part if it cannot be read, is skipped and described in ``problems``."""
+    try:
+        lines = part.read_bytes().split(b"\n")
+    except OSError as e:
+        problems.append(f"{part}: cannot be read ({e.strerror or e}); its images are labelled again")
+        return
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict) or "file_name" not in record:
-                raise ValueError("not an image record")
         except ValueError:
-            if all(not rest.strip() for rest in lines[i + 1:]):
-                return  # the torn last line of a run that was killed while writing it
-            raise DeepCutError(f"{part}: line {i + 1} is corrupt; delete {part.parent} (or use --restart) "
-                               f"to start again") from None
+            torn = all(not rest.strip() for rest in lines[i + 1:])
+            problems.append(f"{part}: line {i + 1} is {'cut short' if torn else 'not JSON'}; its image is "
+                            f"labelled again")
+            continue
+        problem = record_problem(record)
+        if problem is not None:
+            problems.append(f"{part}: line {i + 1} is not a whole image record ({problem}); its image is "
+                            f"labelled again")
+            continue
         yield record

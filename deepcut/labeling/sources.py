@@ -50,7 +50,12 @@ def _walk(folder: Path, excluded: tuple[Path, ...]) -> list[Path]:
     skipped), sorted by relative path."""
     found: list[Path] = []
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+
+    def unreadable(e: OSError) -> None:
+        raise DeepCutError(f"{e.filename or folder}: cannot read this folder ({e.strerror or e}); fix its "
+                           f"permissions or leave it out of the inputs")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
         here = Path(dirpath)
         seen.add(os.path.realpath(here))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_excluded(here / d, excluded)
@@ -94,13 +99,17 @@ def collect_sources(inputs: Iterable[str | os.PathLike], exclude: Iterable[str |
         limit: keep only the first ``limit`` images.
 
     Raises:
-        DeepCutError: no images found, or a list file cannot be read.
+        DeepCutError: no images found, a list file cannot be read, or a folder cannot be read
+            (no permission).
     """
     excluded = tuple(_abspath(e) for e in exclude)
     roots: list[Path] = []
     files: list[Path] = []
     for item in inputs:
-        root, found = _expand(_abspath(item), excluded, from_list=False)
+        try:
+            root, found = _expand(_abspath(item), excluded, from_list=False)
+        except OSError as e:  # a path under a folder that cannot be searched
+            raise DeepCutError(f"{item}: cannot be read ({e.strerror or e})") from None
         roots.append(root)
         files.extend(f for f in found if not _is_excluded(f, excluded))
     unique = list(dict.fromkeys(files))

@@ -8,6 +8,8 @@ Images travel as the file's bytes, so a worker needs no access to the driver's f
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from ..config import SegmentConfig
 from ..errors import DeepCutError, ImageLoadError
 from .coco import failure_record, image_record, object_record
 
+#: Image files larger than this are not read into memory to be sent to a worker (Ray).
+MAX_FILE_BYTES = 1 << 30
 #: What records store for ``objects=None`` (the CC variant, which needs no number of objects).
 AUTO_OBJECTS = "auto"
 
@@ -71,28 +75,79 @@ class LabelSpec:
                 "configuration": self.config.to_dict(), "image_root": str(image_root)}
 
 
-def failure_message(file_name: str, exc: BaseException) -> str:
-    """``file_name: what went wrong`` (the reader's own ``<bytes>:`` prefix replaced)."""
+def failure_message(file_name: str, exc: BaseException, path: Path | None = None) -> str:
+    """``file_name: what went wrong`` (the reader's own ``<bytes>:`` or ``<path>:`` prefix replaced)."""
     text = "out of memory" if isinstance(exc, MemoryError) else str(exc)
-    if text.startswith("<bytes>: "):
-        text = text[len("<bytes>: "):]
+    for prefix in ("<bytes>: ", f"{path}: " if path is not None else None):
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix):]
     return f"{file_name}: {text}"
 
 
-def read_image_bytes(path: Path) -> bytes:
-    """The bytes of an image file.
+def check_image_file(path: Path) -> int:
+    """Check an image file before anything reads it whole: a regular file whose header (read lazily by
+    Pillow: a few bytes) names an image format and a size that is neither empty nor over
+    :data:`~deepcut.utils.image.MAX_PIXELS`. Returns the file's size in bytes.
 
     Raises:
-        ImageLoadError: missing, a folder, or unreadable.
+        ImageLoadError: missing, a folder or not a regular file, unreadable, not an image, or too large.
     """
+    from PIL import Image, UnidentifiedImageError
+
+    from ..utils.image import MAX_PIXELS
+
     try:
-        return Path(path).read_bytes()
+        st = os.stat(path)
     except FileNotFoundError:
         raise ImageLoadError("no such file") from None
-    except IsADirectoryError:
-        raise ImageLoadError("is a directory, not an image") from None
+    except (OSError, ValueError) as e:
+        raise ImageLoadError(f"cannot read the file ({getattr(e, 'strerror', None) or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageLoadError("is a directory, not an image")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError("not a regular file (a pipe, socket or device), not an image")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except UnidentifiedImageError:
+        raise ImageLoadError("not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(str(e)) from None
+    except PermissionError as e:
+        raise ImageLoadError(f"cannot read the file ({e.strerror or e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageLoadError(f"the file is truncated or corrupt ({e})") from None
+    if width * height == 0:
+        raise ImageLoadError(f"the image is empty ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(f"{width}x{height} is too large (over {MAX_PIXELS} pixels)")
+    return int(st.st_size)
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """The bytes of an image file, read only after its header is checked (:func:`check_image_file`)
+    and only up to :data:`MAX_FILE_BYTES`.
+
+    Raises:
+        ImageLoadError: see :func:`check_image_file`; or the file is over :data:`MAX_FILE_BYTES`.
+    """
+    size = check_image_file(Path(path))
+    if size > MAX_FILE_BYTES:
+        raise ImageLoadError(f"the file is {size / (1 << 30):.1f} GB, over the limit of "
+                             f"{MAX_FILE_BYTES / (1 << 30):.0f} GB for an image sent to a worker")
+    try:
+        return Path(path).read_bytes()
     except OSError as e:
         raise ImageLoadError(f"cannot read the file ({e.strerror or e})") from None
+
+
+def _image_of(data: bytes | bytearray | Path):
+    """What :func:`~deepcut.utils.image.load_image` is given: the bytes, or the path once its header is
+    checked (Pillow then reads only what the first frame needs)."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    check_image_file(Path(data))
+    return Path(data)
 
 
 def _records_of(file_name: str, discovery) -> dict[str, Any]:
@@ -105,12 +160,12 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
 
 
-def _guarded(file_name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _guarded(file_name: str, work: Callable[[], dict[str, Any]], path: Path | None = None) -> dict[str, Any]:
     """``work()``, or the failure record of what it raised (one bad image must not end a dataset-scale run)."""
     try:
         return work()
     except DeepCutError as e:
-        return failure_record(file_name, failure_message(file_name, e))
+        return failure_record(file_name, failure_message(file_name, e, path))
     except Exception as e:  # noqa: BLE001
         reason = "out of memory" if _is_oom(e) else f"unexpected error ({type(e).__name__}: {e})"
         return failure_record(file_name, f"{file_name}: {reason}")
@@ -126,10 +181,9 @@ def label_data(model, spec: LabelSpec, file_name: str, data: bytes | Path) -> di
         data: the file's bytes, or its path (read here).
     """
     def work() -> dict[str, Any]:
-        raw = data if isinstance(data, (bytes, bytearray)) else read_image_bytes(Path(data))
-        return _records_of(file_name, model.discover(bytes(raw), spec.config, objects=spec.objects))
+        return _records_of(file_name, model.discover(_image_of(data), spec.config, objects=spec.objects))
 
-    return _guarded(file_name, work)
+    return _guarded(file_name, work, None if isinstance(data, (bytes, bytearray)) else Path(data))
 
 
 def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]]) -> list[dict[str, Any]]:
@@ -145,10 +199,9 @@ def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]
     images: list[tuple[int, np.ndarray]] = []
     for i, (name, data) in enumerate(items):
         try:
-            raw = data if isinstance(data, (bytes, bytearray)) else read_image_bytes(Path(data))
-            images.append((i, load_image(bytes(raw))))
+            images.append((i, load_image(_image_of(data))))
         except DeepCutError as e:
-            records[i] = failure_record(name, failure_message(name, e))
+            records[i] = failure_record(name, failure_message(name, e, None if isinstance(data, bytes) else data))
     try:
         t0 = time.perf_counter()
         feats = model.store.get_many([img for _, img in images], spec.config, batch_size=spec.batch_size, cache=False)

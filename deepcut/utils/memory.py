@@ -89,6 +89,35 @@ def machine_memory() -> int | None:
     return total
 
 
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM free for new work now: the kernel's ``MemAvailable``, or what the cgroup's limit
+    leaves (limit less usage) if that is lower; :func:`machine_memory` where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    v1 = "/sys/fs/cgroup/memory/memory."
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
+        most, used = _read_int(limit), _read_int(usage)
+        if most is not None and used is not None and most < (1 << 60):
+            found.append(max(0, most - used))
+    return min(found) if found else machine_memory()
+
+
 def device_memory(device: Any = "cpu") -> int | None:
     """Bytes of memory of ``device`` (a CUDA GPU's total memory; the machine's RAM otherwise)."""
     kind = getattr(device, "type", str(device).split(":")[0])
