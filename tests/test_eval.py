@@ -437,3 +437,52 @@ def test_report_tables_and_figure(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"throughput": 1}))
     loaded = load_results(sorted(tmp_path.glob("*.json")))
     assert [r["method"] for r in loaded] == ["deepcut", "kmeans"]
+
+
+@pytest.mark.parametrize("annotations, where", [
+    ({"img0": {"width": 96, "height": 96, "objects": [{"bbox_xyxy": [1, 2]}]}}, "'img0', object 0"),
+    ({"img0": {"objects": [{"bbox_xyxy": [1, 2, 3, 4]}, {"bbox_xyxy": [1, 2, 3, 4]}, {"bbox_xyxy": [5, 6, 7, "x"]}]}},
+     "'img0', object 2"),
+    ({"img0": {"objects": [{"bbox_xyxy": [[1, 2], [3, 4]]}]}}, "'img0', object 0"),
+    ({"img0": {"objects": [{"bbox_xyxy": [10, 2, 3, 4]}]}}, "negative"),
+    ({"img0": {"objects": [{"bbox_xyxy": [1, 2, float("nan"), 4]}]}}, "'img0'"),
+    ({"img0": {"objects": [{"bbox_xyxy": [True, 2, 3, 4]}]}}, "'img0'"),
+    ({"img0": [1, 2, 3, 4]}, "'img0'"),
+    ({"img0": {"objects": {"bbox_xyxy": [1, 2, 3, 4]}}}, "objects must be a list"),
+    ({"img0": {"objects": [[1, 2, 3, 4]]}}, "object 0"),
+    ({"img0": {"width": "wide", "height": 96, "objects": [{"bbox_xyxy": [1, 2, 3, 4]}]}}, "width and height"),
+    ({"images": [{"id": 1, "file_name": "img0.png", "width": 96, "height": 96}],
+      "annotations": [{"id": 5, "image_id": 1, "bbox": [1, 2]}]}, "annotation 5"),
+    ({"images": [{"id": 1, "file_name": "img0.png", "width": 96, "height": 96}],
+      "annotations": [{"id": 6, "image_id": 1, "bbox": [1, 2, -3, 4]}]}, "annotation 6"),
+])
+def test_a_malformed_annotation_box_is_a_clear_error_naming_the_entry(tmp_path, capsys, annotations, where):
+    data = tmp_path / "data"
+    make_single(data, n=1, band=False)
+    (data / "annotations.json").write_text(json.dumps(annotations))
+    with pytest.raises(DatasetError, match="annotations.json"):
+        load_dataset(data, "corloc")
+    rc, _, err = _run([data, "--task", "corloc", *FAST, "--out", tmp_path / "r.json"], capsys)
+    assert rc == 1 and "Traceback" not in err and where in err and "annotations.json" in err, err
+
+
+def test_eval_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_single(data, n=2)
+    (tmp_path / "mine.json").write_text("the user's")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "img1.png").write_bytes(b"the user's")
+    for extra in (["--out", tmp_path / "mine.json"], ["--out", data / "masks" / "img0.png"],
+                  ["--out", tmp_path / "r.json", "--save-masks", data / "masks"],
+                  ["--out", tmp_path / "r.json", "--save-masks", data / "images" / "sub"],
+                  ["--out", tmp_path / "r.json", "--save-masks", tmp_path / "preds"]):
+        rc, _, err = _run([data, "--task", "single", *FAST, *extra], capsys)
+        assert rc == 2 and "Traceback" not in err and ("did not write" in err or "dataset" in err), err
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "r.json").exists()
+    for _ in range(2):  # its own results and masks it replaces
+        rc, _, _ = _run([data, "--task", "single", *FAST, "--out", tmp_path / "r.json", "--save-masks",
+                         tmp_path / "mine_masks"], capsys)
+        assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "mine_masks").iterdir()) == [".deepcut-outputs.json", "img0.png",
+                                                                          "img1.png"]

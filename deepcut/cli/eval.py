@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from ..config import defaults
+from ..utils.files import write_json_atomic
+from ..utils.manifest import OutputManifest
 from .common import UsageError, add_config_args, config_from_args, make_model
 from .options import parse_objects
 
@@ -98,6 +101,50 @@ def git_revision() -> str | None:
         return None
 
 
+#: The keys of an eval results file written before the folder manifest (recognised, replaced).
+RESULTS_KEYS = frozenset({"task", "method", "dataset", "num_images"})
+
+
+def _earlier_results(path: Path) -> bool:
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > (256 << 20):
+            return False
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and RESULTS_KEYS <= set(data)
+
+
+def check_eval_outputs(args: argparse.Namespace, dataset) -> None:
+    """Refuse, before any work, an ``--out`` that exists and is not an earlier result of DeepCut's, and a
+    ``--save-masks`` inside the dataset's ``images/`` or ``masks/`` or holding a mask this run would
+    replace that DeepCut did not write.
+
+    Raises:
+        UsageError: any of those.
+    """
+    from ..evaluation.runner import mask_path
+    from ..utils.manifest import Manifests, real_path
+
+    out = Path(args.out)
+    manifests = Manifests()
+    if os.path.lexists(out) and not manifests.owns(out) and not _earlier_results(out):
+        raise UsageError(f"--out {out} exists and DeepCut did not write it; remove it or choose another name")
+    if not args.save_masks:
+        return
+    masks = real_path(args.save_masks)
+    for part in ("images", "masks"):
+        inside = real_path(Path(dataset.root) / part)
+        if masks == inside or inside in masks.parents:
+            raise UsageError(f"--save-masks {args.save_masks} is inside the dataset's {part}/ folder, whose files it "
+                             f"would replace; choose another folder")
+    for sample in dataset.samples:
+        path = mask_path(args.save_masks, sample.key)
+        if os.path.lexists(path) and not manifests.owns(path):
+            raise UsageError(f"--save-masks {args.save_masks} holds {path}, which this run would replace and DeepCut "
+                             f"did not write; move it away or choose another folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evaluation.datasets import load_dataset
@@ -116,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out must be a file name (RESULTS.json), {out} is a folder")
     dataset = load_dataset(args.dataset, args.task, limit=args.limit, frame_step=args.frame_step)
+    check_eval_outputs(args, dataset)
 
     header: dict = {
         "task": args.task,
@@ -159,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
     results = {**header, **{k: v for k, v in scores.items() if k != "task"}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    with OutputManifest(out.parent).writing([out.name]):
+        write_json_atomic(out, results, indent=1)
 
     print(summary_table([results]))
     if args.task == "video":

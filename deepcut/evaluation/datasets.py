@@ -25,6 +25,7 @@ Ground-truth conventions:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,61 @@ def _load_boxes(root: Path) -> dict[str, dict] | None:
     return data
 
 
+def _box(value, where: str, coco: bool = False) -> list[float]:
+    """``value`` checked as a box of four finite numbers (``[x, y, w, h]`` with ``coco``, else
+    ``[x0, y0, x1, y1]``), as ``[x0, y0, x1, y1]`` floats.
+
+    Raises:
+        DatasetError: anything else (``where`` names the file and the entry).
+    """
+    form = "[x, y, w, h]" if coco else "[x0, y0, x1, y1]"
+    try:
+        ok = isinstance(value, (list, tuple)) and len(value) == 4 and not any(isinstance(v, bool) for v in value)
+        box = [float(v) for v in value] if ok else []
+    except (TypeError, ValueError):
+        box = []
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise DatasetError(f"{where}: a box must be four numbers {form}, got {json.dumps(value, default=repr)[:80]}")
+    if coco:
+        box = [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+    if box[2] < box[0] or box[3] < box[1]:
+        raise DatasetError(f"{where}: the box {json.dumps(value)[:80]} has a negative width or height ({form})")
+    return box
+
+
+def _size(entry: dict, where: str) -> tuple[int, int] | None:
+    """``(width, height)`` of an entry that gives both (positive whole numbers), else None."""
+    if "width" not in entry or "height" not in entry:
+        return None
+    w, h = entry["width"], entry["height"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 1 and v == int(v)
+               for v in (w, h)):
+        raise DatasetError(f"{where}: width and height must be positive whole numbers, got {w!r} and {h!r}")
+    return int(w), int(h)
+
+
+def entry_boxes(entry, where: str) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The ``(M, 4)`` boxes and the ``(width, height)`` of one ``{width, height, objects: [{bbox_xyxy}]}``
+    entry of ``annotations.json`` (objects without ``bbox_xyxy`` are left out).
+
+    Raises:
+        DatasetError: the entry, its objects or a box has another shape (``where`` names it).
+    """
+    if not isinstance(entry, dict):
+        raise DatasetError(f"{where}: expected an object {{width, height, objects: [...]}}, got "
+                           f"{type(entry).__name__}")
+    objects = entry.get("objects", [])
+    if not isinstance(objects, list):
+        raise DatasetError(f"{where}: objects must be a list, got {type(objects).__name__}")
+    boxes = []
+    for i, obj in enumerate(objects):
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{where}, object {i}: expected an object with bbox_xyxy, got {type(obj).__name__}")
+        if obj.get("bbox_xyxy") is not None:
+            boxes.append(_box(obj["bbox_xyxy"], f"{where}, object {i}"))
+    return np.asarray(boxes, np.float64).reshape(-1, 4), _size(entry, where)
+
+
 def _from_coco(data: dict, path: Path) -> dict[str, dict]:
     """COCO's instances format (``images`` + ``annotations`` with ``bbox = [x, y, w, h]``, e.g. the
     COCO20k file of LOST / TokenCut) → ``{stem: {width, height, objects: [{bbox_xyxy}]}}``."""
@@ -141,10 +197,10 @@ def _from_coco(data: dict, path: Path) -> dict[str, dict]:
             stem = by_id.get(ann["image_id"])
             if stem is None or ann.get("iscrowd", 0):
                 continue
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            out[stem]["objects"].append({"bbox_xyxy": [x, y, x + w, y + h],
+            where = f"{path}, annotation {ann.get('id', len(out[stem]['objects']))} (image {stem!r})"
+            out[stem]["objects"].append({"bbox_xyxy": _box(ann["bbox"], where, coco=True),
                                          "class_id": ann.get("category_id")})
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DatasetError(f"{path}: not a valid COCO annotation file ({e!r})") from None
     return out
 
@@ -206,12 +262,10 @@ def load_dataset(root: str | Path, task: str, limit: int | None = None, frame_st
                 if entry is None:
                     skipped[stem] = "not in annotations.json"
                     continue
-                objs = [o.get("bbox_xyxy") for o in entry.get("objects", [])]
-                arr = np.asarray([b for b in objs if b is not None], np.float64).reshape(-1, 4)
+                arr, size = entry_boxes(entry, f"{root / 'annotations.json'}, entry {stem!r}")
                 if arr.shape[0] == 0:
                     skipped[stem] = "no ground-truth boxes"
                     continue
-                size = (int(entry["width"]), int(entry["height"])) if "width" in entry and "height" in entry else None
                 samples.append(Sample(stem, path, masks.get(stem), boxes=arr, size=size))
                 continue
             if stem not in masks:

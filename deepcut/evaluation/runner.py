@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from PIL import Image
 from ..config import SegmentConfig
 from ..errors import ConfigError, DeepCutError
 from ..segmentation import Segmentation
+from ..utils.files import atomic_path
 from ..utils.image import load_image
+from ..utils.manifest import Manifests
 from ..utils.masks import bbox_of
 from . import metrics as M
 from .baselines import SPECTRAL_GRAPHS, baseline
@@ -189,7 +192,28 @@ def save_prediction(pred: Prediction, path: Path, task: str) -> None:
         img = Image.fromarray(labels.astype(np.uint8) if labels.max(initial=0) < 256 else labels.astype(np.uint16))
     else:
         img = Image.fromarray(pred.foreground.astype(np.uint8) * 255)
-    img.save(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        img.save(tmp, format="PNG")
+
+
+@contextmanager
+def recorded_masks(folder: str | Path | None, samples: list[Sample]) -> Iterator[None]:
+    """Around ``--save-masks``: the masks reserved in their folder's manifest, then recorded."""
+    if folder is None:
+        yield
+        return
+    manifests, names = Manifests(), {}
+    for sample in samples:
+        path = mask_path(folder, sample.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        names.setdefault(path.parent, []).append(path.name)
+    for parent, group in names.items():
+        manifests.of(parent).reserve(group)
+    try:
+        yield
+    finally:
+        for parent, group in names.items():
+            manifests.of(parent).record(group)
 
 
 def saved_predictions(folder: str | Path, task: str) -> Method:
@@ -344,26 +368,27 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
     bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     headline = TASK_METRICS[task][0]
     running: list[float] = []
-    for sample in bar:
-        try:
-            pred = method(sample)
-            values, curve = score_prediction(pred, sample, task)
-            if save_masks is not None:
-                save_prediction(pred, mask_path(save_masks, sample.key), task)
-        except ConfigError:
-            raise
-        except (DeepCutError, OSError, MemoryError) as e:
-            failures[sample.key] = "out of memory" if isinstance(e, MemoryError) else str(e)
-            bar.write(f"error: {sample.key}: {failures[sample.key]}", file=sys.stderr)
-            continue
-        if curve is not None:
-            curves.append(curve)
-        values["seconds"] = pred.seconds
-        if pred.notes:
-            values["notes"] = pred.notes
-        per_image[sample.key] = values
-        running.append(float(values["correct" if task in ("corloc", "objects") else headline]))
-        bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
+    with recorded_masks(save_masks, dataset.samples):
+        for sample in bar:
+            try:
+                pred = method(sample)
+                values, curve = score_prediction(pred, sample, task)
+                if save_masks is not None:
+                    save_prediction(pred, mask_path(save_masks, sample.key), task)
+            except ConfigError:
+                raise
+            except (DeepCutError, OSError, MemoryError) as e:
+                failures[sample.key] = "out of memory" if isinstance(e, MemoryError) else str(e)
+                bar.write(f"error: {sample.key}: {failures[sample.key]}", file=sys.stderr)
+                continue
+            if curve is not None:
+                curves.append(curve)
+            values["seconds"] = pred.seconds
+            if pred.notes:
+                values["notes"] = pred.notes
+            per_image[sample.key] = values
+            running.append(float(values["correct" if task in ("corloc", "objects") else headline]))
+            bar.set_postfix({headline: f"{np.mean(running):.3f}"}, refresh=False)
     bar.close()
     out = summarize(task, dataset, per_image, curves)
     out["seconds_per_image"] = M.mean([v["seconds"] for v in per_image.values()])
