@@ -215,7 +215,8 @@ def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch
                  links: Links, g_drop: torch.Generator, record: dict[int, torch.Tensor | None]
                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
-    argmax, up to ``links.epochs``; returns ``(losses, soft (N, k))``."""
+    argmax (anchors and groups, :meth:`~deepcut.links.Links.hold`), up to ``links.epochs``; returns
+    ``(losses, soft (N, k))``."""
     soft = _assign(model, ax)
     must, cannot = links.tensors(ax.device)
     with torch.no_grad():
@@ -224,7 +225,7 @@ def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch
     opt = _adamw(model, links.lr)
     history: list[torch.Tensor] = []
     done = 0
-    while done < links.epochs and not links.satisfied(soft.argmax(dim=-1).cpu().numpy()):
+    while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
         block = min(LINK_BLOCK, links.epochs - done)
         history += _train(model, ax, penalised, opt, block, g_drop, record, done)
         done += block

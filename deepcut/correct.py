@@ -218,7 +218,7 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
         raise ConfigError(f"the segmentation's patch grid {tuple(seg.patch_labels.shape)} is not this image's "
                           f"{tuple(feats.grid)} for its settings: correct the image it was computed on")
     f = torch.nn.functional.normalize(feats.features.float(), dim=-1)
-    budget = links or Links()
+    budget = links if links is not None else Links()
     todo = Links([_link(c, seg, f) for c in corrections], budget.epochs, budget.lr, budget.weight)
     graph = feats.graph()
     models = copy.deepcopy(seg.models) if any(m is not None for m in seg.models) else None

@@ -4,8 +4,8 @@ A :class:`Link` says that two points (their patches, the *anchors*) belong to on
 two (``cannot``); its two *groups* are the patches that speak for each point (the part of the point's segment
 that looks like it), so that the GNN moves a region, not a single patch. :func:`deepcut.clustering.fit`
 adds :func:`~deepcut.modeling.losses.link_loss` of the links to its objective and trains until every
-anchor pair is satisfied (or the epochs run out). :class:`Links` restricts them to the patches of each
-stage.
+link holds for its groups as well as its anchors (or the epochs run out). :class:`Links` restricts them to
+the patches of each stage.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ class Link:
         """Whether ``labels`` ``(N,)`` honour the link at its anchors."""
         same = bool(labels[self.anchors[0]] == labels[self.anchors[1]])
         return same if self.kind == "must" else not same
+
+    def holds(self, labels: np.ndarray) -> bool:
+        """:meth:`satisfied`, and so do the groups: the most common labels of the two groups are one
+        (``must``) or two (``cannot``) — the GNN moved the region, not only the clicked patch."""
+        if not self.satisfied(labels):
+            return False
+        a, b = (int(np.bincount(labels[g]).argmax()) if len(g) else -1 for g in self.groups)
+        return (a == b) if self.kind == "must" else (a != b)
 
 
 @dataclass
@@ -78,8 +86,12 @@ class Links:
         return Links(kept, self.epochs, self.lr, self.weight)
 
     def satisfied(self, labels: np.ndarray) -> bool:
-        """Whether ``labels`` ``(N,)`` honour every link."""
+        """Whether ``labels`` ``(N,)`` honour every link at its anchors."""
         return all(ln.satisfied(labels) for ln in self.links)
+
+    def hold(self, labels: np.ndarray) -> bool:
+        """Whether every link :meth:`~Link.holds` on ``labels`` ``(N,)`` (what training aims for)."""
+        return all(ln.holds(labels) for ln in self.links)
 
     def tensors(self, device: torch.device) -> tuple[list, list]:
         """``(must, cannot)`` group pairs as index tensors on ``device``, for

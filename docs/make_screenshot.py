@@ -14,7 +14,12 @@ It starts ``python app.py`` on a free port and, per ``--view``:
 * ``phone``: the first screen a 390×844 phone shows (``docs/phone.png``);
 * ``presenter``: ``?presenter=1`` on a 1280×720 projector after segmenting the example (``docs/presenter.png``);
 * ``teaching``: the teaching view after *Explain this result*, the replay scrubbed to the middle of
-  its last stage (``docs/teaching.png``).
+  its last stage (``docs/teaching.png``);
+* ``correct``: a correction by click: the example at k = 3, then *separate* on two far-apart points of its
+  largest segment; the overlay and status before and after (``docs/correct_before.png``, ``correct_after.png``).
+
+The Live tab's screenshot (``docs/live.png``) comes from its browser test, which has the fake camera:
+``DEEPCUT_SCREENSHOT_DIR=docs python -m pytest tests/test_live_browser.py`` (writes ``docs/live_tab.png``).
 """
 
 from __future__ import annotations
@@ -27,10 +32,51 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 from app_server import free_port, launch  # noqa: E402
 
 VIEWS = {"app": ((1400, 1500), "screenshot.png"), "phone": ((390, 844), "phone.png"),
-         "presenter": ((1280, 720), "presenter.png"), "teaching": ((1400, 1000), "teaching.png")}
+         "presenter": ((1280, 720), "presenter.png"), "teaching": ((1400, 1000), "teaching.png"),
+         "correct": ((1400, 1000), "correct_after.png")}
+
+
+def far_points(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """Two far-apart pixels ``(x, y)`` of the largest segment of the example at k = 3 (the same library and
+    settings as the page's, so the same labels)."""
+    import numpy as np
+
+    from deepcut import DeepCut
+
+    seg = DeepCut(args.backbone).segment(str(REPO / "assets" / args.example), k=3)
+    ys, xs = np.nonzero(seg.labels == np.bincount(seg.labels.ravel()).argmax())
+    c = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)
+    far = np.argmax((xs - xs[c]) ** 2 + (ys - ys[c]) ** 2)
+    h, w = seg.labels.shape
+    return [((xs[i] + 0.5) / w, (ys[i] + 0.5) / h) for i in (c, far)]
+
+
+def correct(page, out: str, args: argparse.Namespace) -> None:
+    """The ``correct`` view (see the module doc)."""
+    box = page.locator("input[type=number]").first  # the Image tab's k comes first
+    box.fill("3")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('3 segments')")
+    page.wait_for_timeout(1000)
+    before = str(Path(out).with_name("correct_before.png"))
+    page.locator("#overlay").screenshot(path=before)
+    page.get_by_label("separate two points (click both)").check()
+    for fx, fy in far_points(args):
+        x, y = page.evaluate("""([fx, fy]) => {
+            const i = document.querySelector('#overlay img'), b = i.getBoundingClientRect();
+            const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
+            const w = i.naturalWidth * r, h = i.naturalHeight * r;
+            return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
+        page.mouse.click(x, y)
+        page.wait_for_timeout(1500)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Correction 1')")
+    page.wait_for_timeout(1000)
+    page.locator("#overlay").screenshot(path=out)
+    print(page.locator("#status").inner_text())
 
 
 def segment_example(page, url: str, args: argparse.Namespace, query: str = "") -> None:
@@ -56,6 +102,8 @@ def shoot(page, url: str, view: str, out: str, args: argparse.Namespace) -> None
         page.screenshot(path=out)
         return
     segment_example(page, url, args, "?presenter=1" if view == "presenter" else "")
+    if view == "correct":
+        return correct(page, out, args)
     if view == "teaching":
         page.locator("#explain-btn").click()
         page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('spectral')")

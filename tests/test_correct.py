@@ -11,6 +11,7 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from deepcut import ConfigError
+from deepcut.correct import Correction
 from deepcut.links import Link, Links
 from deepcut.modeling.losses import link_loss
 
@@ -198,3 +199,17 @@ def test_demo_corrections_accumulate_undo_and_reset(tmp_path):
     assert np.array_equal(plain.seg.labels, result.seg.labels) and not plain.corrections and plain.plain is None
     assert "Corrections reset" in plain.status_markdown()
     assert "nothing to undo" in dcorr.undo(model, plain).status_markdown()
+
+
+def test_a_server_cap_bounds_the_corrections_training(tmp_path):
+    from deepcut.demo import DemoSession
+    from deepcut.demo import corrections as dcorr
+
+    session = DemoSession(default_backbone="color", output_dir=tmp_path)
+    img, cells = voronoi_scene(5, 0)
+    pts = _centres(cells)
+    result = session.segment(img, k=3)
+    i, j = _pairs(result.seg, pts, True)[0]
+    capped = dcorr.apply(session.model("color").model, result, [Correction("separate", (pts[i], pts[j]))], 2)
+    assert sum(len(x) for x in capped.seg.losses) <= 2
+    assert _at(capped.seg, pts[i]) != _at(capped.seg, pts[j])  # what the cap leaves undone is enforced

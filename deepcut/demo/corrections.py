@@ -18,6 +18,7 @@ import numpy as np
 
 from ..correct import Correction, correct_features
 from ..errors import DeepCutError
+from ..links import Links
 from ..predictor import DeepCut
 from .errors import DemoError
 from .results import DemoResult
@@ -32,7 +33,8 @@ def _status(result: DemoResult, lines: list[str]) -> DemoResult:
     return dataclasses.replace(result, notices=kept + lines)
 
 
-def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float) -> DemoResult:
+def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float, max_epochs: int | None = None
+          ) -> DemoResult:
     """A click at pixel ``(x, y)`` of ``result``'s overlay in ``kind`` mode: the first point waits (marked),
     the second applies the correction with all earlier ones.
 
@@ -47,17 +49,20 @@ def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float) -> 
         waiting = dataclasses.replace(result, pending=(kind, point))
         return _status(waiting, [f"First point marked (yellow): now click {KINDS[kind]}."])
     pair = (result.pending[1], point)
-    return apply(model, result, [*result.corrections, Correction(kind, pair)])
+    return apply(model, result, [*result.corrections, Correction(kind, pair)], max_epochs)
 
 
-def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction]) -> DemoResult:
-    """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself)."""
+def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction], max_epochs: int | None = None
+          ) -> DemoResult:
+    """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself); ``max_epochs``: the
+    server's cap on the correction's training (:class:`~deepcut.links.Links` ``epochs``)."""
     plain = result.plain if result.plain is not None else result.seg
     if not corrections:
         back = dataclasses.replace(result, seg=plain, corrections=(), pending=None, plain=None)
         return _status(back, ["Corrections reset: the plain cut."] if result.corrections else [])
     try:
-        seg = correct_features(model.patch_features(plain.image, plain.config), plain, list(corrections))
+        budget = Links() if max_epochs is None else Links(epochs=min(Links().epochs, int(max_epochs)))
+        seg = correct_features(model.patch_features(plain.image, plain.config), plain, list(corrections), budget)
     except DeepCutError as e:
         raise DemoError(str(e)) from None
     said = [n for n in seg.notes if not n.startswith("stage")]
@@ -92,13 +97,13 @@ def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
     return out
 
 
-def undo(model: DeepCut, result: DemoResult) -> DemoResult:
+def undo(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -> DemoResult:
     """``result`` without its last correction (or without a waiting first point)."""
     if result.pending is not None:
         return _status(dataclasses.replace(result, pending=None), [])
     if not result.corrections:
         return _status(result, ["Correction: nothing to undo."])
-    return apply(model, result, result.corrections[:-1])
+    return apply(model, result, result.corrections[:-1], max_epochs)
 
 
 def reset(model: DeepCut, result: DemoResult) -> DemoResult:

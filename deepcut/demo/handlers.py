@@ -112,7 +112,7 @@ class PageHandlers:
         :func:`deepcut.demo.corrections.parse`, points in the upload's pixels): overlay, status, downloads."""
         result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
         fixes = corr.parse(corrections, result.scale)
-        done = corr.apply(self.session.model(result.backbone).model, result, fixes)
+        done = corr.apply(self.session.model(result.backbone).model, result, fixes, self.session.limits.max_epochs)
         files = self.session.save_outputs(done, Path(image).name if isinstance(image, str) else None)
         return done.overlay(opacity), done.status_markdown(), files
 

@@ -205,8 +205,8 @@ class TeachingHandlers:
             return (skip, *self.session.affinity(result, x, y), *(skip,) * 6)
         if mode == "pick":
             return self.shown(pick(result, x, y), image, opacity)
-        return self.shown(corrections.click(self.session.model(result.backbone).model, result, mode, x, y), image,
-                          opacity)
+        model, cap = self.session.model(result.backbone).model, self.session.limits.max_epochs
+        return self.shown(corrections.click(model, result, mode, x, y, cap), image, opacity)
 
     @shows_errors
     def correction(self, key, action: str, image: str | None, opacity: float) -> tuple:
@@ -215,7 +215,8 @@ class TeachingHandlers:
         if result is None:
             return (gr.skip(),) * 9
         model = self.session.model(result.backbone).model
-        done = corrections.undo(model, result) if action == "undo" else corrections.reset(model, result)
+        cap = self.session.limits.max_epochs
+        done = corrections.undo(model, result, cap) if action == "undo" else corrections.reset(model, result)
         return self.shown(done, image, opacity)
 
     def shown(self, result, image: str | None, opacity: float) -> tuple:
