@@ -284,6 +284,41 @@ def test_results_json_or_manifest_that_deepcut_did_not_write_is_refused(tmp_path
         assert (out / name).read_text() == '{"mine": true}' and sorted(p.name for p in out.iterdir()) == [name]
 
 
+@pytest.mark.parametrize("name", ["results.json", ".deepcut-outputs.json"])
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"format": "deepcut-outputs/1", "files": ' * 20_000])
+def test_json_nested_too_deep_to_read_is_someone_elses_file_not_a_traceback(tmp_path, monkeypatch, capsys, name,
+                                                                            text):
+    from deepcut.cli import segment as segment_cmd
+
+    Image.fromarray(disc_image(48)).save(tmp_path / "im.png")
+    monkeypatch.setattr(segment_cmd, "make_model", _no_model)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text(text)
+    assert _cli(["segment", str(tmp_path / "im.png"), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "DeepCut did not write it" in err and "Traceback" not in err, err
+    assert (out / name).read_text() == text and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_manifest_entries_that_are_not_plain_file_names_are_ignored(tmp_path):
+    from deepcut.utils.manifest import MANIFEST_NAME, OutputManifest
+
+    folder = tmp_path / "out"
+    (folder / "sub").mkdir(parents=True)
+    (tmp_path / "escape.png").write_bytes(b"the user's")
+    (folder / "sub" / "x.png").write_bytes(b"the user's")
+    (folder / "mine.png").write_bytes(b"DeepCut's")
+    forged = {"../escape.png": {"pending": True}, "sub/x.png": {"pending": True}, "": {"pending": True},
+              ".": {"pending": True}, "..": {"pending": True}, "a\0b": {"pending": True}, "mine.png": {"pending": True}}
+    (folder / MANIFEST_NAME).write_text(json.dumps({"format": "deepcut-outputs/1", "files": forged}))
+    manifest = OutputManifest(folder)
+    assert not manifest.foreign and list(manifest.entries) == ["mine.png"]
+    assert not manifest.owns("../escape.png") and not manifest.owns("sub/x.png") and manifest.owns("mine.png")
+    assert manifest.remove(["../escape.png", "sub/x.png", "mine.png"]) == ["mine.png"]
+    assert (tmp_path / "escape.png").read_bytes() == (folder / "sub" / "x.png").read_bytes() == b"the user's"
+
+
 def test_a_linked_out_folder_is_the_folder_it_links_to(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

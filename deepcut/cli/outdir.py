@@ -108,7 +108,7 @@ def _earlier_results(path: Path) -> bool:
         if not path.is_file() or path.is_symlink() or path.stat().st_size > (64 << 20):
             return False
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and RESULTS_KEYS <= set(data)
 
@@ -117,7 +117,7 @@ def listed_outputs(folder: Path) -> set[Path]:
     """The files an earlier run's ``folder/results.json`` lists as outputs (empty if none or unreadable)."""
     try:
         data = json.loads((folder / RESULTS_NAME).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         return set()
     found: set[Path] = set()
     files = data.get("files") if isinstance(data, dict) else None

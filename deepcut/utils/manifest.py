@@ -28,6 +28,12 @@ MANIFEST_NAME = ".deepcut-outputs.json"
 FORMAT = "deepcut-outputs/1"
 
 
+def _plain_name(name: object) -> bool:
+    """Whether ``name`` names a file in the folder itself (no folder part, no ``..``)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(
+        c in name for c in ("/", "\0", os.sep, os.altsep or "/"))
+
+
 class ForeignManifestError(DeepCutError):
     """A file named :data:`MANIFEST_NAME` exists but DeepCut did not write it."""
 
@@ -58,13 +64,13 @@ class OutputManifest:
             return {}
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             data = None
         files = data.get("files") if isinstance(data, dict) and data.get("format") == FORMAT else None
         if not isinstance(files, dict):
             self.foreign = True
             return {}
-        return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
+        return {k: v for k, v in files.items() if isinstance(v, dict) and _plain_name(k)}
 
     def _stat(self, name: str) -> os.stat_result | None:
         try:
