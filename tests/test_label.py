@@ -470,6 +470,68 @@ def test_bad_shard_settings_and_a_parts_file_are_clear_errors(data, tmp_path, ca
         assert "meta.json" in err and "Traceback" not in err, err
 
 
+DEEP = ("[" * 100_000, '{"a": ' * 50_000)  # JSON nested too deep for Python's parser (RecursionError)
+
+
+def test_shard_json_nested_too_deep_is_reported_not_a_traceback(tmp_path):
+    out = tmp_path / "pseudo.json"
+    store = ShardStore(out)
+    store.create({"seed": 1})
+    good = {"file_name": "a.png", "width": 4, "height": 4, "objects": []}
+    (parts_dir(out) / "part-0001.jsonl").write_text("\n".join([*DEEP, json.dumps(good)]) + "\n")
+    assert store.records() == {"a.png": good}
+    assert len(store.problems) == 2 and all("is not JSON; its image is labelled again" in p for p in store.problems)
+    for text in DEEP:
+        (parts_dir(out) / "backbone.json").write_text(text)
+        assert store.backbone() is None
+        (parts_dir(out) / "meta.json").write_text(text)
+        with pytest.raises(DeepCutError, match="meta.json: cannot read the earlier run's settings"):
+            store.read_meta()
+
+
+def test_a_deep_meta_json_on_resume_is_a_clear_error(data, tmp_path, capsys):
+    out = tmp_path / "pseudo.json"
+    parts_dir(out).mkdir()
+    for text in DEEP:
+        (parts_dir(out) / "meta.json").write_text(text)
+        assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS]) == 1
+        err = capsys.readouterr().err
+        assert "meta.json" in err and "Traceback" not in err, err
+        assert (parts_dir(out) / "meta.json").read_text() == text
+
+
+def test_a_shard_folder_holding_someone_elses_files_is_left_alone(data, tmp_path, capsys, monkeypatch):
+    from deepcut.labeling import run as run_module
+
+    theirs = tmp_path / "theirs"  # a folder of someone else's files that happen to have a run's names
+    theirs.mkdir()
+    for name in ("notes.txt", "backbone.json", "part-0001.jsonl", "draft.tmp"):
+        (theirs / name).write_text("the user's")
+    before = {p.name: p.read_text() for p in theirs.iterdir()}
+    out = tmp_path / "pseudo.json"
+    parts_dir(out).symlink_to(theirs)  # a link to it where the shards belong: never followed
+    monkeypatch.setattr(run_module, "_run", lambda *a, **k: pytest.fail("work started"))
+    assert exit_code(["label", str(data / "a.png"), "--out", str(out), *FLAGS]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    with pytest.raises(DeepCutError, match="is a link"):
+        ShardStore(out).create({"seed": 1})
+    assert {p.name: p.read_text() for p in theirs.iterdir()} == before
+    parts_dir(out).unlink()
+    parts_dir(out).mkdir()  # the folder itself, holding a file that is not a run's
+    (parts_dir(out) / "notes.txt").write_text("the user's")
+    for resume in ([], ["--resume"], ["--restart"]):  # refused before any work, the file left
+        assert exit_code(["label", str(data / "a.png"), "--out", str(out), *FLAGS, *resume]) == 1
+        err = capsys.readouterr().err
+        assert "notes.txt" in err and "not a run's shards" in err and "Traceback" not in err, err
+    with pytest.raises(DeepCutError, match="notes.txt"):
+        ShardStore(out).create({"seed": 1})
+    assert [p.name for p in parts_dir(out).iterdir()] == ["notes.txt"]
+    (parts_dir(out) / "notes.txt").unlink()
+    (parts_dir(out) / "meta.json").mkdir()  # a folder where a shard file belongs
+    with pytest.raises(DeepCutError, match="meta.json"):
+        ShardStore(out).create({"seed": 1})
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
 def test_an_unreadable_folder_is_a_clear_error(data, tmp_path, capsys):
     locked = tmp_path / "locked"

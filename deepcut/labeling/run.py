@@ -143,7 +143,7 @@ def _check_output(path: Path, out: str | os.PathLike, inputs: list) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise DeepCutError(f"--out {out}: the file exists and is read-only")
     parts = parts_dir(path)
-    if os.path.lexists(parts) and not parts.is_dir():
+    if os.path.lexists(parts) and (parts.is_symlink() or not parts.is_dir()):
         raise DeepCutError(f"--out {out}: {parts} exists and is not a folder (a run keeps its progress there); "
                            f"move it away or choose another --out")
     return path
@@ -166,7 +166,7 @@ def open_store(out: Path, meta: dict[str, Any], resume: bool, restart: bool) -> 
     """
     store = ShardStore(out)
     if not store.exists():
-        store.remove()  # at most an empty folder left by a crash while creating it
+        store.clear()  # at most an empty folder left by a crash while creating it; anything else is refused
         return store, {}
     if resume:
         store.check_resumable(meta)

@@ -86,7 +86,7 @@ class ShardStore:
             if not isinstance(meta, dict):
                 raise ValueError(f"expected an object, got {type(meta).__name__}")
             return meta
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise DeepCutError(f"{self.folder / META}: cannot read the earlier run's settings ({e}); "
                                f"delete {self.folder} (or use --restart) to start again") from None
 
@@ -100,9 +100,36 @@ class ShardStore:
                                f"Rerun with the same settings, or delete {self.folder} (or use --restart) to "
                                f"start again")
 
-    def create(self, meta: dict[str, Any]) -> None:
-        """Start a new run: an empty shard folder holding ``meta`` (removing an earlier one's shards)."""
+    def clear(self) -> None:
+        """Remove an earlier run's shards (:meth:`remove`) and check that nothing is left at the folder's path.
+
+        Raises:
+            DeepCutError: something that is not a run's shards is there (a link, a file, someone else's
+                files in the folder, a folder where a shard file belongs); it is left as it was.
+        """
         self.remove()
+        if not os.path.lexists(self.folder):
+            return
+        if self.folder.is_symlink() or not self.folder.is_dir():
+            what = "a link" if self.folder.is_symlink() else "a file"
+            raise DeepCutError(f"{self.folder} is {what}, not a run's shard folder; move it away or choose another "
+                               f"--out")
+        try:
+            left = sorted(p.name for p in self.folder.iterdir())
+        except OSError as e:
+            raise DeepCutError(f"{self.folder}: cannot list it ({e.strerror or e})") from None
+        more = f" and {len(left) - 3} more" if len(left) > 3 else ""
+        raise DeepCutError(f"{self.folder} holds {', '.join(left[:3]) or 'nothing readable'}{more}, which is not a "
+                           f"run's shards (someone else's file, or a folder where a shard file belongs); DeepCut "
+                           f"leaves it as it is: move it away or choose another --out")
+
+    def create(self, meta: dict[str, Any]) -> None:
+        """Start a new run: an empty shard folder holding ``meta`` (removing an earlier one's shards).
+
+        Raises:
+            DeepCutError: something else is at the folder's path (:meth:`clear`).
+        """
+        self.clear()
         self.folder.mkdir(parents=True)
         write_json_atomic(self.folder / META, _normalise(meta))
 
@@ -115,7 +142,7 @@ class ShardStore:
         """The stored backbone description, if a run got as far as building its model."""
         try:
             described = json.loads((self.folder / BACKBONE).read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         return described if isinstance(described, dict) else None
 
@@ -145,8 +172,9 @@ class ShardStore:
         return out
 
     def remove(self) -> None:
-        """Delete the shard folder (only the files a run writes; anything else is left, with the folder)."""
-        if not self.folder.is_dir():
+        """Delete the shard folder (only the files a run writes; anything else is left, with the folder;
+        a link is never followed)."""
+        if self.folder.is_symlink() or not self.folder.is_dir():
             return
         for p in self.folder.iterdir():
             if (p.name in (META, BACKBONE) or PART.match(p.name) or p.name.endswith(".tmp")) and p.is_file():
@@ -173,7 +201,7 @@ def _read_part(part: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to be a record
             torn = all(not rest.strip() for rest in lines[i + 1:])
             problems.append(f"{part}: line {i + 1} is {'cut short' if torn else 'not JSON'}; its image is "
                             f"labelled again")
