@@ -486,3 +486,19 @@ def test_eval_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
         assert rc == 0
     assert sorted(p.name for p in (tmp_path / "mine_masks").iterdir()) == [".deepcut-outputs.json", "img0.png",
                                                                           "img1.png"]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"img0": ' * 50_000])
+def test_annotations_or_an_out_nested_too_deep_to_read_are_clear_errors(tmp_path, capsys, text):
+    data = tmp_path / "data"
+    make_single(data, n=1, band=False)
+    (data / "annotations.json").write_text(text)
+    with pytest.raises(DatasetError, match="annotations.json: cannot read"):
+        load_dataset(data, "corloc")
+    rc, _, err = _run([data, "--task", "corloc", *FAST, "--out", tmp_path / "r.json"], capsys)
+    assert rc == 1 and "Traceback" not in err and "annotations.json" in err, err
+    (data / "annotations.json").unlink()
+    (tmp_path / "deep.json").write_text(text)  # not an eval result: never replaced
+    rc, _, err = _run([data, "--task", "single", *FAST, "--out", tmp_path / "deep.json"], capsys)
+    assert rc == 2 and "did not write" in err and "Traceback" not in err, err
+    assert (tmp_path / "deep.json").read_text() == text

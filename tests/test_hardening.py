@@ -342,3 +342,18 @@ def test_save_onto_an_existing_file_destroys_nothing(color, tmp_path):
     assert sorted(Path(p).name for p in written.values()) == ["x_cutout.png", "x_labels.png", "x_mask.png",
                                                               "x_overlay.png"]
     assert sorted(p.name for p in (tmp_path / "fine").iterdir()) == sorted(Path(p).name for p in written.values())
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"model_type": ' * 50_000])
+def test_json_nested_too_deep_is_a_clear_error_in_a_model_folder_and_a_report(tmp_path, capsys, text):
+    from deepcut.evaluation.report import main as report_main
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(text)
+    with pytest.raises(BackboneLoadError, match="config.json is not valid JSON"):
+        DeepCut(str(folder))
+    (tmp_path / "r.json").write_text(text)
+    assert report_main([str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "recursion" in err, err

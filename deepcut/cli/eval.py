@@ -110,7 +110,7 @@ def _earlier_results(path: Path) -> bool:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > (256 << 20):
             return False
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and RESULTS_KEYS <= set(data)
 

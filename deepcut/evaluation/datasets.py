@@ -119,7 +119,7 @@ def _load_boxes(root: Path) -> dict[str, dict] | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise DatasetError(f"{path}: cannot read ({e})") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected an object {{stem: {{width, height, objects: [...]}}}}")

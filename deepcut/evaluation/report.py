@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         results = load_results(args.results)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested too deep to be a result
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(tables_by_task(results, commands=args.commands))

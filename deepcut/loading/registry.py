@@ -71,7 +71,9 @@ def _from_folder(path: Path) -> Backbone:
     try:
         config = json.loads(cfg_file.read_text())
         model_type = config.get("model_type", "")
-    except (ValueError, AttributeError) as e:
+    except OSError as e:
+        raise BackboneLoadError(f"{cfg_file} cannot be read ({e.strerror or e})") from None
+    except (ValueError, AttributeError, RecursionError) as e:  # RecursionError: nested too deep to be a config
         raise BackboneLoadError(f"{cfg_file} is not valid JSON of a model config: {e}") from None
     check_config_size(config, str(cfg_file))
     cls, kwargs = _model_class_for(model_type)
