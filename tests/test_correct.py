@@ -3,6 +3,8 @@ untouched segments keep their numbers, the input result is not changed; planted 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -213,3 +215,25 @@ def test_a_server_cap_bounds_the_corrections_training(tmp_path):
     capped = dcorr.apply(session.model("color").model, result, [Correction("separate", (pts[i], pts[j]))], 2)
     assert sum(len(x) for x in capped.seg.losses) <= 2
     assert _at(capped.seg, pts[i]) != _at(capped.seg, pts[j])  # what the cap leaves undone is enforced
+
+
+def test_demo_corrections_are_capped_and_deep_json_is_a_clear_error(tmp_path):
+    from deepcut.demo import DemoSession
+    from deepcut.demo import corrections as dcorr
+    from deepcut.demo.errors import DemoError
+
+    for text in ("[" * 100_000, '[{"join": ' * 30_000):  # too deep for Python's parser: not a traceback
+        with pytest.raises(DemoError, match="corrections must be JSON"):
+            dcorr.parse(text)
+    one = {"join": [[1, 1], [20, 20]]}
+    assert len(dcorr.parse(json.dumps([one] * dcorr.MAX_CORRECTIONS))) == dcorr.MAX_CORRECTIONS
+    with pytest.raises(DemoError, match=f"at most {dcorr.MAX_CORRECTIONS} corrections"):
+        dcorr.parse(json.dumps([one] * 5000))  # thousands would hold a worker for minutes
+    session = DemoSession(default_backbone="color", output_dir=tmp_path)
+    img, cells = voronoi_scene(5, 0)
+    pts = _centres(cells)
+    result = session.segment(img, k=3)
+    i, j = _pairs(result.seg, pts, True)[0]
+    full = [Correction("join", (pts[i], pts[j]))] * (dcorr.MAX_CORRECTIONS + 1)
+    with pytest.raises(DemoError, match="undo some, or reset"):  # a click past the cap adds nothing
+        dcorr.apply(session.model("color").model, result, full)

@@ -25,6 +25,10 @@ from .results import DemoResult
 
 #: The click modes that correct, and what a first click asks for next.
 KINDS = {"join": "the point it belongs with", "separate": "the point it does not belong with"}
+#: Most corrections on one result (clicks and ``/correct`` alike): each adds a link to the GNN's training and
+#: a round to their enforcement, so that a request of thousands (2 minutes of CPU for 5000 on a 56 x 56 grid)
+#: is refused instead of holding a worker.
+MAX_CORRECTIONS = 32
 
 
 def _status(result: DemoResult, lines: list[str]) -> DemoResult:
@@ -57,6 +61,9 @@ def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction],
     """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself); ``max_epochs``: the
     server's cap on the correction's training (:class:`~deepcut.links.Links` ``epochs``)."""
     plain = result.plain if result.plain is not None else result.seg
+    if len(corrections) > MAX_CORRECTIONS:
+        raise DemoError(f"at most {MAX_CORRECTIONS} corrections on one result (got {len(corrections)}): undo some, "
+                        f"or reset and start again")
     if not corrections:
         back = dataclasses.replace(result, seg=plain, corrections=(), pending=None, plain=None)
         return _status(back, ["Corrections reset: the plain cut."] if result.corrections else [])
@@ -77,10 +84,12 @@ def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
     in the upload's pixels, divided by ``scale`` (the demo's downscaling) into the segmented image's.
 
     Raises:
-        DemoError: not that shape.
+        DemoError: not that shape, or more than :data:`MAX_CORRECTIONS` of them.
     """
     try:
         items = json.loads(text or "[]")
+        if isinstance(items, list) and len(items) > MAX_CORRECTIONS:
+            raise DemoError(f"at most {MAX_CORRECTIONS} corrections in one request (got {len(items)})")
         out = []
         for item in items:
             (kind, points), = item.items()
@@ -89,7 +98,7 @@ def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
                 raise ValueError(kind)
             pair = ((float(x0) / scale, float(y0) / scale), (float(x1) / scale, float(y1) / scale))
             out.append(Correction(kind, pair))
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
         raise DemoError('corrections must be JSON like [{"join": [[x, y], [x, y]]}, {"separate": [[x, y], [x, y]]}]'
                         ) from None
     if not out:
