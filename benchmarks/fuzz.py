@@ -3,6 +3,7 @@
     python benchmarks/fuzz.py            # every case (~600, a few minutes on 2 cores)
     python benchmarks/fuzz.py --quick    # every 8th case (~75, under a minute)
     python benchmarks/fuzz.py --only config --verbose
+    python benchmarks/fuzz.py --only h22-out/      # one group of issue #22 (also web:, h22-label/)
 
 Each case runs in a child forked from this process (the models are built once, before any fork), so
 a case cannot disturb another. A case's outcome is
@@ -19,7 +20,14 @@ of links, a name too long), numpy arrays of odd dtypes / shapes / NaN / inf, tor
 images (closed, empty, odd modes), odd values of every setting, odd constructor arguments, videos
 (truncated, empty, one frame, palette GIFs, odd arrays, odd ``progress`` / ``max_frames``), crafted
 checkpoints (expanded tensors, huge configs, random bytes), and the ``segment`` / ``video`` commands
-with bad ``--out`` paths. Children run with ``DEEPCUT_MAX_MEMORY`` below the cap and
+with bad ``--out`` paths. Issue #22's classes: ``web:`` (image and video containers declaring huge
+frames, odd upload bodies to a real public ``app.py``: ``benchmarks/fuzz_cases_web.py``), ``h22-out/``
+(the CLI's outputs: colliding names, users' files named like outputs, links, forged manifests and
+results, ``--out`` that is an input) and ``h22-label/`` (``label``: the parent killed under
+``--workers 2``, worker and Ray caps, sparse files, malformed shards and settings, odd parts folders,
+``--out`` that is an input): ``benchmarks/fuzz_cases_cli.py``. ``--only`` text that begins with a
+group's prefix (``config/``, ``web:``, ``h22-out/``, ...) builds that group alone (no models, no web
+server it does not need). Children run with ``DEEPCUT_MAX_MEMORY`` below the cap and
 ``DEEPCUT_MAX_PATCHES`` at 16384, the limits DeepCut checks before it allocates (each case must end
 in the timeout on two busy cores). Exit status 1 if any case crashed, hung or went over the cap.
 """
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="deepcut-fuzz-") as tmp:
-        cases = build_cases(Path(tmp))
+        cases = build_cases(Path(tmp), args.only)
         if args.only:
             cases = [c for c in cases if args.only in c[0]]
         if args.quick:

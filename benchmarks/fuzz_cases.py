@@ -555,16 +555,44 @@ def cli_cases(d: Path, files: list[Path], videos: dict[str, Path]) -> list[Case]
     return cases
 
 
-def build_cases(folder: Path) -> list[Case]:
-    """Every case, in a fixed order (``--quick`` takes every 8th, so each group is sampled)."""
-    models = {"color": DeepCut("color", cache_size=1), "vit": DeepCut("dino_vits8", pretrained=False, cache_size=1)}
-    files = write_images(folder / "images")
-    videos = write_videos(folder / "videos")
-    img = _img(40, 56)
-    groups = [config_cases(models, img), image_cases(models, files), constructor_cases(),
-              video_cases(models, videos), checkpoint_cases(write_checkpoints(folder / "checkpoints")),
-              cli_cases(folder / "cli", files, videos)]
-    groups.append(__import__("fuzz_cases_web").web_cases(folder / "web"))  # the web server's classes (#22)
+#: The library's and the first CLI's group prefixes (built together: they share models and files).
+LIBRARY = ("config/", "file/", "object/", "ctor/", "video/", "checkpoint/", "cli/")
+#: Every group's name prefix (each case of a group starts with its prefix), in build order.
+GROUPS = (*LIBRARY, "web:", "h22-out/", "h22-label/")
+
+
+def _wanted(only: str | None) -> set[str]:
+    """The groups ``--only TEXT`` can select: the one whose prefix TEXT starts with (so that ``--only
+    h22-out/`` builds neither the models nor the web server it does not need), else every group."""
+    hit = {g for g in GROUPS if only and only.startswith(g)}
+    return hit or set(GROUPS)
+
+
+def build_cases(folder: Path, only: str | None = None) -> list[Case]:
+    """Every case, in a fixed order (``--quick`` takes every 8th, so each group is sampled); ``only``:
+    build just the group it names by prefix (see :func:`_wanted`; the caller still filters by name)."""
+    want = _wanted(only)
+    groups: list[list[Case]] = []
+    if want & set(LIBRARY):
+        models = {"color": DeepCut("color", cache_size=1),
+                  "vit": DeepCut("dino_vits8", pretrained=False, cache_size=1)}
+        files = write_images(folder / "images")
+        videos = write_videos(folder / "videos")
+        img = _img(40, 56)
+        groups += [config_cases(models, img), image_cases(models, files), constructor_cases(),
+                   video_cases(models, videos), checkpoint_cases(write_checkpoints(folder / "checkpoints")),
+                   cli_cases(folder / "cli", files, videos)]
+    if "web:" in want:  # the web server's classes (#22)
+        from fuzz_cases_web import web_cases
+
+        groups.append(web_cases(folder / "web"))
+    if want & {"h22-out/", "h22-label/"}:  # the CLI's outputs and label's signals and shards (#22)
+        from fuzz_cases_cli import cli_output_cases, label_cases
+
+        if "h22-out/" in want:
+            groups.append(cli_output_cases(folder / "cli_output_cases"))
+        if "h22-label/" in want:
+            groups.append(label_cases(folder / "label_cases"))
     cases: list[Case] = []
     longest = max(len(g) for g in groups)
     for i in range(longest):  # interleaved, so that every 8th case covers each group

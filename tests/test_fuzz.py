@@ -19,3 +19,14 @@ def test_quick_fuzz_has_no_crash_hang_or_allocation_over_the_cap():
     cases, ok, clean, crashes, hangs, over = (int(v) for v in table[0].split("|")[1:7])
     assert cases >= 60 and ok > 10 and clean > 10
     assert (crashes, hangs, over) == (0, 0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["h22-out/", "h22-label/"])
+def test_issue_22_cli_classes_have_no_crash_hang_or_allocation_over_the_cap(group):
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fuzz.py"), "--only", group, "--timeout", "60"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    table = [line for line in r.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    cases, ok, clean, crashes, hangs, over = (int(v) for v in table[0].split("|")[1:7])
+    assert cases >= 25 and (crashes, hangs, over) == (0, 0, 0)
