@@ -108,6 +108,28 @@ def test_one_live_stream_per_visitor():
     streams.step(frame, newer, "5.6.7.8", "color", resolution=96)
 
 
+def test_a_forged_forwarded_header_neither_opens_a_second_stream_nor_ends_anothers():
+    from types import SimpleNamespace
+
+    from deepcut.demo.live import LiveStreams
+    from deepcut.demo.traffic import visitor_key
+
+    def request(peer: str, forwarded: str | None = None):
+        return SimpleNamespace(client=SimpleNamespace(host=peer),
+                               headers={"x-forwarded-for": forwarded} if forwarded is not None else {})
+
+    visitor = LiveStreams.visitor
+    assert visitor(request("93.184.216.34")) == "93.184.216.34"
+    public = "93.184.216.34"  # a forged header from a public peer is ignored
+    assert visitor(request(public, "1.2.3.4")) == visitor(request(public, "9.9.9.9")) == public
+    assert visitor(request("127.0.0.1", "6.6.6.6, 198.51.100.7")) == "198.51.100.7"  # a local proxy's last hop
+    assert visitor(request("10.0.0.2", "")) == "10.0.0.2"
+    assert visitor(SimpleNamespace()) == "unknown"
+    for peer, forwarded in (("93.184.216.34", "1.2.3.4"), ("127.0.0.1", "6.6.6.6, 198.51.100.7"), ("10.0.0.2", "")):
+        scope = {"client": (peer, 1234), "headers": [(b"x-forwarded-for", forwarded.encode())]}
+        assert visitor_key(scope) == visitor(request(peer, forwarded))  # one key for uploads and streams
+
+
 def test_live_streams_apply_the_public_caps():
     from deepcut.demo.errors import DemoError
 

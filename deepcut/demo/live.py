@@ -33,6 +33,7 @@ from .results import plural, with_notices
 from .session import DemoSession
 from .settings import build_config
 from .uploads import downscale
+from .visitors import client_address
 
 #: The backbone the Live tab starts with: small and fast (the colour backbone stands in without weights).
 LIVE_BACKBONE = "dino_vits16"
@@ -138,13 +139,13 @@ class LiveStreams:
 
     @staticmethod
     def visitor(request: Any) -> str:
-        """The client address of a Gradio request (the first forwarded one behind a proxy)."""
+        """The visitor of a Gradio request, keyed as the upload rules key them
+        (:func:`~deepcut.demo.visitors.client_address`: the peer, or a local proxy's last ``X-Forwarded-For``
+        hop; never the client's own word, so that nobody gets a second stream, or ends another's, by a header)."""
         headers = getattr(request, "headers", None) or {}
         forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
-        if forwarded:
-            return forwarded.split(",")[0].strip()
         client = getattr(request, "client", None)
-        return str(getattr(client, "host", "") or "unknown")
+        return client_address(getattr(client, "host", None), forwarded)
 
 
 def live_defaults(resolution: int = LIVE_RESOLUTION) -> dict[str, Any]:

@@ -20,7 +20,6 @@ Imports Gradio (its multipart error), so only the app imports this module.
 from __future__ import annotations
 
 import collections
-import ipaddress
 import os
 import threading
 import time
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gradio.route_utils import MultiPartException
+
+from .visitors import client_address
 
 #: Bytes of multipart framing (part headers, boundaries) allowed on top of :attr:`UploadPolicy.request_bytes`.
 FRAMING = 64 * 1024
@@ -58,16 +59,9 @@ class UploadPolicy:
 
 def visitor_key(scope: dict) -> str:
     """Who sent a request: its peer address, or the last ``X-Forwarded-For`` hop when the peer is a proxy
-    on this machine or a private network."""
-    peer = str((scope.get("client") or ("unknown",))[0])
+    on this machine or a private network (:func:`~deepcut.demo.visitors.client_address`)."""
     forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-for", b"").decode("latin-1")
-    try:
-        behind_proxy = ipaddress.ip_address(peer).is_private
-    except ValueError:
-        behind_proxy = False
-    if forwarded.strip() and behind_proxy:
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    return client_address((scope.get("client") or ("unknown",))[0], forwarded)
 
 
 def folder_usage(folder: str) -> tuple[int, int]:
