@@ -59,8 +59,9 @@ def as_pairs(name: str, pairs: Iterable | None) -> list[Pair]:
             if not np.isfinite(np.asarray(pts)).all():
                 raise ValueError
             out.append(pts)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a list of point pairs [((x, y), (x, y)), …], got {pairs!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
+        raise ConfigError(f"{name} must be a list of point pairs [((x, y), (x, y)), …], got {pairs!r:.200}"
+                          ) from None
     return out  # type: ignore[return-value]
 
 

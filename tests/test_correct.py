@@ -130,6 +130,7 @@ def test_corrections_hold_on_real_images(color_model):
     ({"join": [((1, 1),)]}, "point pairs"),
     ({"join": "abc"}, "point pairs"),
     ({"separate": [((1, 1), (float("nan"), 2))]}, "point pairs"),
+    ({"join": [((10 ** 400, 1), (2, 2))]}, "point pairs"),  # too large for a float: not an OverflowError
     ({"join": [((1, 1), (5000, 2))]}, "outside"),
     ({"separate": [((1, 1), (2, 2))]}, "same patch"),
 ])
@@ -222,7 +223,8 @@ def test_demo_corrections_are_capped_and_deep_json_is_a_clear_error(tmp_path):
     from deepcut.demo import corrections as dcorr
     from deepcut.demo.errors import DemoError
 
-    for text in ("[" * 100_000, '[{"join": ' * 30_000):  # too deep for Python's parser: not a traceback
+    for text in ("[" * 100_000, '[{"join": ' * 30_000,  # too deep for Python's parser: not a traceback
+                 '[{"join": [[1' + "0" * 400 + ', 1], [2, 2]]}]'):  # too large for a float
         with pytest.raises(DemoError, match="corrections must be JSON"):
             dcorr.parse(text)
     one = {"join": [[1, 1], [20, 20]]}

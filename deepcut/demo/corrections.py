@@ -98,7 +98,8 @@ def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
                 raise ValueError(kind)
             pair = ((float(x0) / scale, float(y0) / scale), (float(x1) / scale, float(y1) / scale))
             out.append(Correction(kind, pair))
-    except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: nested too deep
+    # OverflowError: an integer too large for a float; RecursionError: JSON nested too deep for the parser
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         raise DemoError('corrections must be JSON like [{"join": [[x, y], [x, y]]}, {"separate": [[x, y], [x, y]]}]'
                         ) from None
     if not out:
