@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         session = DemoSession(default_backbone=args.backbone, max_side=args.max_side, device=args.device,
-                              threads=args.threads or None, limits=limits)
+                              threads=args.threads or None, limits=limits, precision=args.precision)
     except ConfigError as e:  # a device this machine does not have
         raise SystemExit(f"app.py: {e}") from None
     used, notice = session.startup()

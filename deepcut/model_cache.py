@@ -31,6 +31,7 @@ import torch
 from .device import resolve_device
 from .errors import BackboneLoadError
 from .loading import DEFAULT_BACKBONE, REGISTRY, list_backbones, weights_available
+from .modeling.precision import resolve_precision
 from .predictor import DeepCut
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,15 @@ class ModelCache:
         pretrained: build backbones with pretrained weights (``False``: random weights, for tests
             and benchmarks).
         threads: every model's ViT threads (``None``: automatic, see :mod:`deepcut.threads`).
+        precision: every model's ViT precision (``None``: ``$DEEPCUT_PRECISION``, else ``"auto"``; see
+            :mod:`deepcut.modeling.precision`). Checked here, like the device.
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_models: int = 3, cache_size: int = 8,
                  device: str | torch.device | None = None, retry_after: float = RETRY_AFTER,
-                 pretrained: bool = True, threads: int | None = None) -> None:
-        resolve_device(device)
+                 pretrained: bool = True, threads: int | None = None, precision: str | None = None) -> None:
+        resolve_precision(precision, resolve_device(device))
+        self.precision = precision
         self.threads = threads
         self.pretrained = bool(pretrained)
         self.default_backbone = str(default_backbone)
@@ -148,7 +152,7 @@ class ModelCache:
                 if name in self._models:
                     return self._models[name]
             model = DeepCut(name, pretrained=self.pretrained, cache_size=self.cache_size, device=self.device,
-                            threads=self.threads)
+                            threads=self.threads, precision=self.precision)
             with self._lock:
                 self._models[name] = model
                 while len(self._models) > self.max_models:

@@ -23,6 +23,7 @@ from .features import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_ma
 from .graph import PatchGraph
 from .loading import DEFAULT_BACKBONE, load_backbone
 from .modeling.base import Backbone
+from .modeling.precision import resolve_precision
 from .pipeline import run_stages, to_segmentation
 from .segmentation import Segmentation
 from .threads import check_threads
@@ -58,22 +59,35 @@ class DeepCut:
             else half the device's memory; 0 or ``"off"``: no check). An image over it is refused with
             :class:`~deepcut.errors.ResourceLimitError` before the ViT allocates, and an allocation
             failure becomes one too (see :mod:`deepcut.utils.memory`).
+        precision: the ViT forward pass's precision: ``"auto"`` (the default, also for None unless
+            ``$DEEPCUT_PRECISION`` says otherwise: bfloat16 on CPUs with native bfloat16 and on CUDA,
+            float32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only). The
+            GNN, the losses and the graph are float32 whatever it is (see
+            :mod:`deepcut.modeling.precision`). A :class:`~deepcut.modeling.base.Backbone` passed in
+            is switched to it.
+
+    Attributes:
+        precision: the precision resolved for this machine (never ``"auto"``).
 
     Raises:
         BackboneLoadError: the weights cannot be loaded; the message says what to do.
-        ConfigError: the device does not exist here.
+        ConfigError: the device does not exist here, or the precision is unknown or not for it.
     """
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool = True,
                  cache_size: int = 4, device: str | torch.device | None = None,
-                 threads: int | None = None, max_memory: int | str | None = None) -> None:
+                 threads: int | None = None, max_memory: int | str | None = None,
+                 precision: str | None = None) -> None:
         if device is not None and not isinstance(device, (str, torch.device)):
             raise ConfigError(
                 f"device must be None, a name such as 'cpu' or 'cuda:0', or a torch.device, got {device!r}"
             )
         self.device = resolve_device(device)
         check_threads(threads)
+        self.precision = resolve_precision(precision, self.device)
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
+        self.backbone.set_precision(self.precision)
+        self.precision = self.backbone.precision  # a backbone without weights computes in fp32
         self.store = FeatureStore(self.backbone, cache_size, threads=threads, max_memory=max_memory)
 
     # -- features ------------------------------------------------------------------------------------

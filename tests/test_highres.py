@@ -53,7 +53,7 @@ def random_features(n: int = 120, d: int = 16, seed: int = 0) -> torch.Tensor:
 # -- attention ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["dino_vits8", "dinov2_vits14_reg"])
 def test_sdpa_attention_equals_eager(name, vit_model):
-    bb = (vit_model if name == "dino_vits8" else DeepCut(name, pretrained=False)).backbone
+    bb = (vit_model if name == "dino_vits8" else DeepCut(name, pretrained=False, precision="fp32")).backbone
     assert bb.attention == "sdpa" and bb.describe()["attention"] == "sdpa"
     img = np.random.default_rng(0).integers(0, 255, (2, 84, 112, 3), dtype=np.uint8)
     wanted = [(11, "key"), (11, "token"), (3, "value")]

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     root, sources = collect_sources(args.inputs, exclude=[out, parts_dir(out)], limit=args.limit)
     spec = LabelSpec(args.backbone, not args.random_weights, args.device, cfg, args.objects,
-                     threads=getattr(args, "threads", None))
+                     threads=getattr(args, "threads", None), precision=getattr(args, "precision", None))
     progress = Progress()
     try:
         report = label_dataset(sources, root, out, spec, make_runner(args, spec), resume=args.resume,

@@ -15,6 +15,7 @@ from ..config import Option, SegmentConfig, options, parse_epochs
 from ..config import defaults as config_defaults
 from ..device import DEVICE_ENV
 from ..errors import ConfigError, DeepCutError
+from ..modeling.precision import PRECISION_ENV
 from ..threads import THREADS_ENV
 
 #: Flags added next to the config fields whose default a command may also override.
@@ -86,6 +87,9 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
     g.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N,mps}",
                    help=f"where to compute (default: ${DEVICE_ENV} if set, else auto: CUDA when available, "
                         f"else the CPU)")
+    g.add_argument("--precision", default=None, metavar="{auto,fp32,bf16,fp16,int8}",
+                   help=f"precision of the ViT forward pass (default: ${PRECISION_ENV} if set, else auto: bf16 "
+                        f"on CUDA and on CPUs with native bf16, else fp32; int8: CPU only, opt-in)")
     for name, opt in fields.items():
         g.add_argument(*flag_names(name, opt), **_argument(name, opt, base[name], texts.get(name)))
     return g
@@ -106,11 +110,13 @@ def parse_objects(text: str) -> int | None:
 
 
 def check_device(args: argparse.Namespace) -> None:
-    """Raise :class:`UsageError` if ``--device`` names a device that is unknown or not on this machine."""
+    """Raise :class:`UsageError` if ``--device`` names a device that is unknown or not on this machine,
+    or ``--precision`` a precision that is unknown or not for that device."""
     from ..device import resolve_device
+    from ..modeling.precision import resolve_precision
 
     try:
-        resolve_device(getattr(args, "device", None))
+        resolve_precision(getattr(args, "precision", None), resolve_device(getattr(args, "device", None)))
     except ConfigError as e:
         raise UsageError(str(e)) from None
 
@@ -147,7 +153,7 @@ def make_model(args: argparse.Namespace):
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
     pool = ModelCache(args.backbone, max_models=1, cache_size=4, device=getattr(args, "device", None),
-                     pretrained=not args.random_weights, threads=threads)
+                     pretrained=not args.random_weights, threads=threads, precision=getattr(args, "precision", None))
     model = pool.load(args.backbone)
     check_backbone_settings(args, model.backbone)
     return model

@@ -22,6 +22,8 @@ FLAGS = [
     ("--max-side", int, "DEEPCUT_MAX_SIDE", "1600", "uploads are downscaled to this longer side"),
     ("--concurrency", int, "DEEPCUT_CONCURRENCY", "2", "segmentations at a time; others wait in the queue"),
     ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
+    ("--precision", str, "DEEPCUT_PRECISION", "auto", "ViT precision: auto (bf16 on CUDA and on CPUs with native "
+                                                      "bf16, else fp32), fp32, bf16, fp16 or int8 (CPU)"),
     ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "", "largest accepted upload (default 50mb, public 10mb)"),
     ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
     ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),

@@ -60,6 +60,7 @@ class DemoSession:
         keep_outputs: how many results' download files are kept on disk.
         device: where the models compute (``None``: ``$DEEPCUT_DEVICE``, else CUDA if available).
         threads: the ViT's CPU threads (``None``: the cores idle at the time; see :mod:`deepcut.threads`).
+        precision: the ViT's precision (``None``: ``$DEEPCUT_PRECISION``, else ``"auto"``).
         limits: what one request may cost (default: the generous :class:`~deepcut.demo.limits.Limits`).
         keep_results: how many results the pages' events can still refer to (:attr:`results`).
     """
@@ -67,9 +68,10 @@ class DemoSession:
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_side: int = DEFAULT_MAX_SIDE,
                  max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
                  keep_outputs: int = 64, device: str | torch.device | None = None,
-                 threads: int | None = None, limits: Limits | None = None, keep_results: int = 16) -> None:
+                 threads: int | None = None, limits: Limits | None = None, keep_results: int = 16,
+                 precision: str | None = None) -> None:
         self.pool = ModelCache(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
-                              threads=threads)
+                              threads=threads, precision=precision)
         self.limits = limits or Limits()
         self.uploads = UploadReader(max_side, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
         self.outputs = OutputStore(output_dir, keep_outputs)

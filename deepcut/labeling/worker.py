@@ -40,6 +40,7 @@ class LabelSpec:
         threads: torch threads of a worker, for its ViT and everything else (None: DeepCut's
             automatic choice, see :mod:`deepcut.threads`).
         batch_size: images per ViT batch in :func:`label_batch` (GPU runs).
+        precision: the ViT's precision (None: ``$DEEPCUT_PRECISION``, else ``"auto"``).
     """
 
     backbone: str
@@ -49,6 +50,7 @@ class LabelSpec:
     objects: int | None = 3
     threads: int | None = None
     batch_size: int = 1
+    precision: str | None = None
 
     def load_model(self, warm_up: bool = True):
         """The worker's :class:`~deepcut.DeepCut` (after setting its torch threads), warmed up
@@ -61,7 +63,7 @@ class LabelSpec:
         if self.threads:  # this worker's share of the cores, for everything beside the ViT too
             torch.set_num_threads(int(self.threads))
         model = DeepCut(self.backbone, pretrained=self.pretrained, device=self.device, cache_size=1,
-                        threads=self.threads)
+                        threads=self.threads, precision=self.precision)
         if warm_up:
             model.warm_up(self.config)
         return model

@@ -9,7 +9,9 @@ shallow layer never pays for the deep ones.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import ContextManager
 
 import numpy as np
 import torch
@@ -55,6 +57,8 @@ class Backbone(ABC):
         source: where the weights came from (hub id, path, ``"random"``, ``"none"``).
         device: where the weights live and the features are computed (the CPU unless moved with
             :meth:`to`); :meth:`embed` takes host images and :meth:`facet` returns tensors there.
+        precision: the numeric precision of the forward pass (``"fp32"``, ``"bf16"``, ``"fp16"`` or
+            ``"int8"``, see :mod:`deepcut.modeling.precision`); facets are float32 whatever it is.
     """
 
     name: str
@@ -63,6 +67,7 @@ class Backbone(ABC):
     depth: int
     source: str
     _device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
 
     @property
     def device(self) -> torch.device:
@@ -76,6 +81,17 @@ class Backbone(ABC):
         """
         self._device = torch.device(device)
         return self
+
+    def set_precision(self, precision: str) -> Backbone:
+        """Run the forward pass in ``precision`` (a resolved one, see
+        :func:`~deepcut.modeling.precision.resolve_precision`); returns ``self``. A backbone without
+        weights computes in float32 whatever is asked: the base class records ``"fp32"``."""
+        self.precision = "fp32"
+        return self
+
+    def compute(self) -> ContextManager:
+        """The context the forward pass runs in (autocast for a reduced precision); none here."""
+        return nullcontext()
 
     def pixels_to_tensor(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 RGB images → ``(B, 3, H, W)`` float32 in ``[0, 1]`` on :attr:`device`."""
@@ -127,4 +143,5 @@ class Backbone(ABC):
             "dim": self.dim,
             "depth": self.depth,
             "source": self.source,
+            "precision": self.precision,
         }

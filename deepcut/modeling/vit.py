@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import Backbone, TokenState
+from .precision import autocast, check_precision, quantize_int8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,11 +111,47 @@ class ViTBackbone(Backbone):
         self.to(first.device if first is not None else "cpu")
 
     def to(self, device: str | torch.device) -> ViTBackbone:
-        """Move the model and the normalisation constants to ``device``; returns ``self``."""
+        """Move the model and the normalisation constants to ``device``; returns ``self``.
+
+        Raises:
+            ConfigError: the model is quantized to int8 (CPU only) and ``device`` is not the CPU.
+        """
+        if self.precision == "int8" and torch.device(device).type != "cpu":
+            raise ConfigError(f"an int8-quantized ViT runs on the CPU only, not on {device}")
         self.model.to(device)
         self._mean = self._mean.to(device)
         self._std = self._std.to(device)
         return super().to(self._mean.device)
+
+    def set_precision(self, precision: str) -> ViTBackbone:
+        """Run the forward pass in ``precision``; returns ``self``.
+
+        ``"bf16"`` / ``"fp16"``: the blocks run under ``torch.autocast`` (weights stay float32);
+        ``"int8"``: the ``Linear`` layers of a copy of the model are dynamically quantized (the float
+        model is kept, so ``"fp32"`` later goes back to it). Hidden states and facets stay float32.
+
+        Raises:
+            ConfigError: an unknown precision, ``"auto"`` (resolve it first), or int8 off the CPU.
+        """
+        precision = check_precision(precision)
+        if precision == "auto":
+            raise ConfigError("resolve 'auto' first (deepcut.modeling.precision.resolve_precision)")
+        floating = getattr(self, "_float_model", None) or self.model
+        if precision == "int8":
+            if self.device.type != "cpu":
+                raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on "
+                                  f"{self.device}")
+            if self.precision != "int8":
+                self._float_model = floating
+                self.model = quantize_int8(floating)
+        else:
+            self.model = floating
+        self.precision = precision
+        return self
+
+    def compute(self):
+        """``torch.autocast`` for ``"bf16"`` / ``"fp16"``, nothing for ``"fp32"`` / ``"int8"``."""
+        return autocast(self.precision, self.device)
 
     def set_attention(self, implementation: str = "sdpa") -> ViTBackbone:
         """Choose how every block computes attention; returns ``self``.
@@ -129,7 +166,8 @@ class ViTBackbone(Backbone):
         """
         if implementation not in ATTENTION_IMPLEMENTATIONS:
             raise ConfigError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
-        self.model.set_attn_implementation(implementation)
+        for model in {id(m): m for m in (self.model, getattr(self, "_float_model", None)) if m is not None}.values():
+            model.set_attn_implementation(implementation)
         self.attention = implementation
         return self
 
@@ -177,6 +215,10 @@ class ViTBackbone(Backbone):
 
     @torch.inference_mode()
     def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        with self.compute():
+            return self._embed(pixels, stride)
+
+    def _embed(self, pixels: np.ndarray, stride: int) -> TokenState:
         stride = self.check_stride(stride)
         x = self.normalize(pixels)
         proj = self._patch_projection()
@@ -184,7 +226,7 @@ class ViTBackbone(Backbone):
         grid = (int(patches.shape[2]), int(patches.shape[3]))
         tokens = patches.flatten(2).transpose(1, 2)
         prefix = self._prefix_tokens(tokens.shape[0])
-        hidden = self._add_positions(torch.cat([prefix[:, :1], tokens], dim=1), grid)
+        hidden = self._add_positions(torch.cat([prefix[:, :1], tokens], dim=1).float(), grid)
         if prefix.shape[1] > 1:  # registers come after CLS and carry no position embedding
             hidden = torch.cat([hidden[:, :1], prefix[:, 1:], hidden[:, 1:]], dim=1)
         return TokenState(grid=grid, hidden=[hidden], prefix=int(prefix.shape[1]))
@@ -192,13 +234,18 @@ class ViTBackbone(Backbone):
     @torch.inference_mode()
     def run_to(self, state: TokenState, n_blocks: int) -> None:
         """Make sure the inputs of blocks ``0 … n_blocks`` are in ``state.hidden``."""
-        while len(state.hidden) <= n_blocks:
-            i = len(state.hidden) - 1
-            state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1]))
+        with self.compute():
+            while len(state.hidden) <= n_blocks:
+                i = len(state.hidden) - 1
+                state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1]).float())
 
     @torch.inference_mode()
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
         layer = self.check_layer_facet(layer, facet)
+        with self.compute():
+            return self._facet(state, layer, facet)
+
+    def _facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
         if facet == "token":
             self.run_to(state, layer + 1)
             out = state.hidden[layer + 1]
