@@ -37,6 +37,8 @@ class ClusterResult:
         note: why the result is degenerate, if it is (e.g. "constant features").
         snapshots: ``{epoch: (N, k) soft assignments}`` after the epochs ``fit`` was asked to record
             (``0``: before training), taken without dropout, as ``soft`` is.
+        restarted: NCut's first ``epochs`` left a cluster empty and the result comes from the restart
+            from the graph's spectral cut (see :func:`fit`); its ``losses`` follow the first ones.
     """
 
     labels: np.ndarray
@@ -46,6 +48,7 @@ class ClusterResult:
     k: int = 2
     note: str | None = None
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    restarted: bool = False
 
 
 class Clusterer(Protocol):
@@ -82,9 +85,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         k: number of clusters (upper bound for CC); clamped to ``N``.
         loss: ``"ncut"`` or ``"cc"``.
         alpha: CC sensitivity (ignored by NCut).
-        epochs: training epochs (AdamW, ``lr``). NCut trains on (up to 300 epochs in all, 60 per cluster above k=5)
-            while fewer than ``k`` clusters hold a node, so it returns ``k`` segments whenever the graph
-            has ``k`` distinct nodes (``losses`` then has more than ``epochs`` values); ``0`` trains nothing.
+        epochs: training epochs (AdamW, ``lr``). NCut returns ``k`` segments: when its ``epochs`` leave a
+            cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`:
+            ``losses`` then has ``2 epochs`` values, and ``model`` is the restarted GNN); ``0`` trains nothing.
         seed: seeds initialisation and dropout; the global RNG is not touched.
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
@@ -142,20 +145,23 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
             soft = _assign(model, ax)
         if loss == "ncut" and int(epochs) > 0 and not links:
-            soft, extra, note = _until_k_clusters(model, ax, objective, opt, g_drop, soft, int(epochs), note, record,
-                                                  max_epochs)
+            model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
+                                                record, max_epochs)
             history += extra
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
     kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
-    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept)
+    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
+                         restarted=len(losses) > int(epochs) and loss == "ncut" and not links)
 
 
-#: NCut trains on past its ``epochs`` (in blocks of :data:`NCUT_BLOCK`) while fewer than ``k`` clusters hold
-#: a node, up to ``max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k)`` epochs in all.
-NCUT_MAX_EPOCHS = 300
-NCUT_EPOCHS_PER_CLUSTER = 60
-NCUT_BLOCK = 10
+#: When NCut's ``epochs`` leave a cluster empty, the GNN restarts from the spectral k-way cut of the same
+#: graph: a fresh GNN (same seed, standardised inputs) first learns that partition by cross-entropy for
+#: this many epochs at :data:`NCUT_START_LR`, then trains NCut's ``epochs`` again.
+NCUT_START_EPOCHS = 20
+NCUT_START_LR = 1e-2
+#: Whether NCut restarts at all (False: ``fit`` trains exactly ``epochs``; for comparisons).
+NCUT_RESTART = True
 
 
 def _train(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
@@ -239,35 +245,54 @@ def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
         return torch.softmax(model.forward_propagated(ax), dim=-1)
 
 
-def _until_k_clusters(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-                      opt: torch.optim.Optimizer, g_drop: torch.Generator, soft: torch.Tensor, done: int,
-                      note: str | None, record: dict[int, torch.Tensor | None], cap: int | None = None
-                      ) -> tuple[torch.Tensor, list[torch.Tensor], str | None]:
-    """NCut asks for exactly ``k`` segments: while the argmax of ``soft`` ``(N, k)`` leaves a cluster empty
-    (a relaxed solution still near the uniform start), train on in blocks of :data:`NCUT_BLOCK` epochs,
-    up to ``max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k)`` in all (``NCUT_MAX_EPOCHS = 0``: never).
-    Returns ``(soft, the extra epochs' losses, note)``; the note says so when ``k`` clusters were still not
-    reached (or cannot be: fewer distinct nodes than ``k``). ``record``: as :func:`_train`'s; ``cap``: the most
-    epochs in all (``fit``'s ``max_epochs``)."""
+def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+             model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
+                      record: dict[int, torch.Tensor | None], cap: int | None = None
+             ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
+    """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
+    leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
+    alike (a near-complete graph) the fresh GNN gives every node almost the same output, every epoch moves
+    them together, and more epochs only slide towards the one-cluster solution, although the k-way cut
+    has the lower loss. So the GNN restarts from a better point: a fresh GNN (same seed) on standardised
+    inputs (:meth:`~deepcut.modeling.gnn.DeepCutGNN.standardise`) learns the spectral k-way cut of the same
+    graph (:func:`deepcut.spectral.spectral_partition`) for :data:`NCUT_START_EPOCHS` epochs, then trains
+    NCut for ``epochs`` epochs; its result is kept when it has more segments (or as many and a lower loss).
+
+    Returns ``(model, soft, the restart's NCut losses, note)``; the note says what happened. ``record``: as
+    :func:`_train`'s (the restart's epochs follow the first ones); ``cap``: the most epochs in all."""
     k = soft.shape[1]
-    budget = max(NCUT_MAX_EPOCHS, NCUT_EPOCHS_PER_CLUSTER * k) if NCUT_MAX_EPOCHS > 0 else 0
-    capped = cap is not None and int(cap) < budget
-    budget = min(budget, int(cap)) if cap is not None else budget
     used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
-    if used(soft) == k:
-        return soft, [], note
+    first = used(soft)
+    if first == k or not NCUT_RESTART:
+        return model, soft, [], note
     if torch.unique(ax, dim=0).shape[0] < k:
-        return soft, [], _join(note, f"only {used(soft)} of the k={k} segments: fewer than {k} distinct patches")
-    extra: list[torch.Tensor] = []
-    while used(soft) < k and done < budget:
-        block = min(NCUT_BLOCK, budget - done)
-        extra += _train(model, ax, objective, opt, block, g_drop, record, done)
-        done += block
-        soft = _assign(model, ax)
-    if used(soft) < k:
-        limit = f" (at most {cap} epochs: max_epochs)" if capped and done >= budget else ""
-        note = _join(note, f"NCut found {used(soft)} of the k={k} segments in {done} epochs{limit}")
-    return soft, extra, note
+        return model, soft, [], _join(note, f"only {first} of the k={k} segments: fewer than {k} distinct patches")
+    if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
+        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments in {epochs} epochs (at most "
+                                            f"{cap} epochs: max_epochs; its restart from the spectral cut needs "
+                                            f"{2 * epochs + NCUT_START_EPOCHS})")
+    from .spectral import spectral_partition  # spectral imports this module
+
+    graph = a.matrix() if isinstance(a, SparseAffinity) else a
+    target = torch.as_tensor(spectral_partition(graph, k, seed), device=ax.device)
+    fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
+    g_drop = generator(seed + 1, x.device)
+    fresh.train()
+    opt = _adamw(fresh, NCUT_START_LR)
+    for _ in range(NCUT_START_EPOCHS):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop), target).backward()
+        opt.step()
+    history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, record, epochs)
+    again = _assign(fresh, ax)
+    last = [float(objective(s)) for s in (soft, again)]
+    if (used(again), -last[1]) < (first, -last[0]):
+        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments (a restart from the "
+                                            f"spectral cut found {used(again)})")
+    if used(again) < k:
+        note = _join(note, f"NCut found {used(again)} of the k={k} segments (also after a restart from the "
+                           f"graph's spectral cut)")
+    return fresh, again, history, note
 
 
 def _join(note: str | None, more: str) -> str:

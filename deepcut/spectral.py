@@ -109,7 +109,7 @@ def prepare_features(features, k: int) -> tuple[np.ndarray, int, str | None, Clu
     return x, k_eff, note, None
 
 
-def _top_eigenvectors(m: np.ndarray, k: int) -> np.ndarray:
+def _top_eigenvectors(m: np.ndarray, k: int, tol: float = 1e-10) -> np.ndarray:
     """Eigenvectors ``(N, k)`` of the ``k`` largest eigenvalues of a symmetric ``(N, N)`` matrix, largest first.
 
     Lanczos (ARPACK, deterministic start) for large matrices, a dense solver for small ones or if
@@ -117,11 +117,11 @@ def _top_eigenvectors(m: np.ndarray, k: int) -> np.ndarray:
     """
     n = m.shape[0]
     if isinstance(m, scipy.sparse.linalg.LinearOperator):
-        vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=1e-8)
+        vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=max(tol, 1e-8))
         return vecs[:, np.argsort(-vals)]
     if n > 64 and k < n - 1:
         try:
-            vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=1e-10)
+            vals, vecs = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n), tol=tol)
             return vecs[:, np.argsort(-vals)]
         except scipy.sparse.linalg.ArpackError:
             pass
@@ -129,7 +129,8 @@ def _top_eigenvectors(m: np.ndarray, k: int) -> np.ndarray:
     return vecs[:, ::-1]
 
 
-def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int, tol: float = 1e-10
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``k`` eigenvectors of the normalized Laplacian of an affinity ``(N, N)`` (dense, or
     scipy sparse: then nothing ``N x N`` is formed).
 
@@ -137,6 +138,7 @@ def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int) -> tuple[n
     the ``k`` smallest eigenvalues (the trivial ``D^1/2 1`` first), ``d_isqrt = D^-1/2``. The trivial
     eigenvector is known in closed form and deflated before solving, so a graph of (almost)
     disconnected parts, whose first eigenvalues are (almost) equal, still gives the right Fiedler vector.
+    ``tol``: the eigensolver's relative tolerance.
     """
     degree = np.maximum(np.asarray(a.sum(1)).ravel(), 1e-12)
     d_isqrt = 1.0 / np.sqrt(degree)
@@ -150,7 +152,7 @@ def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int) -> tuple[n
     else:
         m = d_isqrt[:, None] * a * d_isqrt[None, :]
         m -= 2.0 * np.outer(trivial, trivial)  # its eigenvalue 1 becomes -1, below every other one
-    u = _top_eigenvectors(m, k - 1)
+    u = _top_eigenvectors(m, k - 1, tol)
     return np.concatenate([trivial[:, None], u], axis=1), d_isqrt
 
 
@@ -185,6 +187,25 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     rows = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     centroids, labels = kmeans(rows, k_eff, seed, n_init)
     return ClusterResult(labels, fuzzy_memberships(rows, centroids), [], None, k_eff, note)
+
+
+def spectral_partition(a: torch.Tensor | scipy.sparse.spmatrix, k: int, seed: int = 0, n_init: int = 2
+                       ) -> np.ndarray:
+    """The spectral ``k``-way normalized cut of a non-negative affinity ``(N, N)`` (a dense or sparse COO
+    tensor, or a scipy sparse matrix): k-means on the unit rows of the first ``k`` eigenvectors of its
+    normalized Laplacian (Ng, Jordan & Weiss), solved to a loose tolerance (it is a starting point).
+    Returns ``(N,)`` int64 labels (a cluster may stay empty if the graph has fewer than ``k`` groups).
+    The start of the GNN's restart in :func:`deepcut.clustering.fit`."""
+    if isinstance(a, torch.Tensor):
+        if a.is_sparse:
+            a = a.coalesce()
+            index = a.indices().cpu().numpy()
+            a = scipy.sparse.csr_matrix((a.values().double().cpu().numpy(), (index[0], index[1])), shape=a.shape)
+        else:
+            a = a.detach().double().cpu().numpy()
+    u, _ = spectral_embedding(a, int(k), tol=1e-5)
+    rows = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    return kmeans(rows, int(k), seed, n_init)[1]
 
 
 def _spectral_graph(x: np.ndarray, kind: str, graph: PatchGraph | None) -> np.ndarray | scipy.sparse.spmatrix:

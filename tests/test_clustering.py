@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import voronoi_scene
+from conftest import REPO, voronoi_scene
 from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
@@ -197,12 +197,48 @@ def test_compact_labels_keeps_order():
 @pytest.mark.parametrize("k", [3, 4, 6])
 def test_ncut_returns_k_segments_at_the_default_ten_epochs(color_model, k):
     """10 epochs from the near-uniform start used to end with clusters that hold no patch (k=6 on these
-    scenes: 3-4 segments); NCut now trains on until all k are used, and k=2-like easy cases stop at 10."""
+    scenes: 3-4 segments); NCut now restarts from the spectral cut then, and stops at 10 where all k are used."""
     for seed in range(3):
         feats = color_model.features(voronoi_scene(k, seed)[0], resolution=192)
         r = fit(feats.reshape(-1, feats.shape[-1]), k=k, epochs=10, seed=seed)
         assert len(np.unique(r.labels)) == k, (seed, np.bincount(r.labels, minlength=k))
-        assert len(r.losses) >= 10 and r.note is None
+        assert len(r.losses) == (20 if r.restarted else 10) and r.note is None
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 8])
+def test_a_near_complete_graph_reaches_k_by_the_spectral_restart(vit_model, k):
+    """Random ViT weights give a near-complete graph (every patch alike): the GNN's outputs start almost
+    equal for every node, 10 (or 300) epochs slide to one segment, although the k-way cut has the lower
+    loss. The restart from the spectral cut finds all k, in 2 x 10 epochs, with a lower NCut loss."""
+    import deepcut.clustering as clustering
+
+    pf = vit_model.patch_features(REPO / "assets" / "cat.jpg")
+    graph = pf.graph()
+    r = fit(pf.features, k=k, epochs=10, graph=graph)
+    assert len(np.unique(r.labels)) == k and r.restarted and len(r.losses) == 20 and r.note is None
+    assert r.model.input_shift is not None  # the restarted GNN sees standardised inputs
+    try:
+        clustering.NCUT_RESTART = False
+        stuck = fit(pf.features, k=k, epochs=10, graph=graph)
+    finally:
+        clustering.NCUT_RESTART = True
+    assert len(np.unique(stuck.labels)) < k and not stuck.restarted
+    adj = graph.cluster_affinity("ncut", 3.0)
+
+    def objective(labels):
+        cut, ortho = ncut_loss(adj, torch.nn.functional.one_hot(torch.as_tensor(labels), k).float())
+        return float(cut + ortho)
+
+    assert objective(r.labels) < objective(stuck.labels)
+    again = fit(pf.features, k=k, epochs=10, graph=graph, model=r.model)  # a warm start keeps its inputs' scaling
+    assert len(np.unique(again.labels)) == k and not again.restarted
+
+
+def test_k_two_and_cc_never_restart(color_model):
+    feats = color_model.features(voronoi_scene(2, 0)[0], resolution=192).reshape(-1, 384)
+    r = fit(feats, k=2, epochs=10)
+    assert not r.restarted and len(r.losses) == 10 and r.model.input_shift is None
+    assert not fit(feats, k=10, loss="cc", epochs=10).restarted
 
 
 def test_ncut_trains_exactly_its_epochs_when_every_cluster_is_used_and_cc_never_extends():

@@ -102,7 +102,7 @@ def test_recorder_snapshots_are_the_real_training(monkeypatch):
     if len(direct.losses) > 6:  # NCut trained on until both clusters held a patch: one more snapshot, at its end
         assert marks[7:] == [len(direct.losses)]
     import deepcut.clustering
-    monkeypatch.setattr(deepcut.clustering, "NCUT_MAX_EPOCHS", 0)  # fit(epochs=3) = the first 3 epochs, exactly
+    monkeypatch.setattr(deepcut.clustering, "NCUT_RESTART", False)  # fit(epochs=3) = the first 3 epochs, exactly
     np.testing.assert_allclose(softs[3], fit(x, k=2, loss="ncut", epochs=3, seed=3).soft, rtol=1e-5, atol=1e-6)
     assert not np.allclose(softs[0], softs[-1])  # training changed the output
 

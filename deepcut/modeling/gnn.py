@@ -81,6 +81,10 @@ class DeepCutGNN(nn.Module):
         self.mlp1 = nn.Linear(conv_hidden, mlp_hidden)
         self.mlp2 = nn.Linear(mlp_hidden, k)
         self.dropout = dropout
+        #: ``(D,)`` shift and scale applied to ``Â X`` before the GCN's weights (None: none), see
+        #: :meth:`standardise`.
+        self.register_buffer("input_shift", None)
+        self.register_buffer("input_scale", None)
 
     @classmethod
     def create(cls, in_dim: int, k: int, generator: torch.Generator, device: str | torch.device | None = None,
@@ -117,8 +121,25 @@ class DeepCutGNN(nn.Module):
         a = gcn_normalize(adj)
         return torch.sparse.mm(a, x) if a.is_sparse else a @ x
 
+    @torch.no_grad()
+    def standardise(self, ax: torch.Tensor) -> "DeepCutGNN":
+        """From now on, centre and scale every column of ``Â X`` ``(N, D)`` as those of ``ax`` (zero mean,
+        unit standard deviation over the nodes) before the GCN's weights; returns ``self``.
+
+        On a graph whose nodes all look alike (a near-complete graph: every row of ``Â X`` is close to
+        the mean row) the fresh GNN gives every node almost the same output, and training moves them
+        together; standardised inputs let it tell them apart. Used by the spectral restart of
+        :func:`deepcut.clustering.fit`; a warm start on another graph keeps these statistics.
+        """
+        self.input_shift = ax.mean(dim=0).detach().clone()
+        self.input_scale = ax.std(dim=0).clamp_min(1e-12).reciprocal().detach()
+        return self
+
     def gcn(self, ax: torch.Tensor) -> torch.Tensor:
-        """The GCN layer's output ``Â X Θ + b`` ``(N, 64)`` from the propagation ``ax = Â X`` ``(N, D)``."""
+        """The GCN layer's output ``Â X Θ + b`` ``(N, 64)`` from the propagation ``ax = Â X`` ``(N, D)``
+        (standardised first if :meth:`standardise` was called)."""
+        if self.input_shift is not None:
+            ax = (ax - self.input_shift) * self.input_scale
         return F.linear(ax, self.gcn_weight) + self.gcn_bias
 
     def head(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
