@@ -11,7 +11,7 @@ import torch
 from .config import LOSSES
 from .device import generator
 from .errors import ConfigError
-from .graph import PatchGraph, SparseAffinity, affinity, affinity_from_gram
+from .graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
 from .links import Links
 from .modeling.gnn import DeepCutGNN, gcn_input_graph
 from .modeling.losses import cc_loss, cc_loss_lowrank, link_loss, ncut_loss, row_sums, sparse_csr
@@ -20,8 +20,8 @@ from .threads import GNN_THREADS, torch_threads
 __all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
 
 FeaturesLike = Union[np.ndarray, torch.Tensor]
-#: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity or a sparse k-NN one.
-Affinity = Union[torch.Tensor, SparseAffinity]
+#: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity, a compact one or a sparse k-NN one.
+Affinity = Union[torch.Tensor, CompactAffinity, SparseAffinity]
 
 
 @dataclass
@@ -77,7 +77,7 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
         adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = (),
-        links: Links | None = None, max_epochs: int | None = None) -> ClusterResult:
+        links: Links | None = None, max_epochs: int | None = None, threads: int | None = None) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -105,6 +105,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             leave fewer segments).
         max_epochs: the most epochs trained in all, whatever the rule (``epochs``, NCut's exactly-k
             rule, ``links``): a server's cap (the note says when it stopped the exactly-k rule). ``None``: no cap.
+        threads: torch threads of the training (``None``: :data:`~deepcut.threads.GNN_THREADS`, one: on a
+            busy core more threads only wait; see :meth:`deepcut.threads.ThreadPolicy.gnn`).
 
     On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
     is exact over all pairs (:func:`~deepcut.modeling.losses.cc_loss_lowrank`).
@@ -121,14 +123,15 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     if n == 0:
         raise ConfigError("cannot cluster zero nodes")
     a = _graph_of(x, adj, graph, loss, alpha)
-    positive = a.has_positive() if isinstance(a, SparseAffinity) else bool((a > 0).any())
+    positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool((a > 0).any())
     if k_eff < 2 or not positive:
         reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
         soft = np.zeros((n, int(k)), np.float32)
         soft[:, 0] = 1.0
         return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
 
-    with torch.enable_grad(), torch_threads(GNN_THREADS):  # tiny tensors: more threads only wait
+    gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
+    with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
         g_drop = generator(int(seed) + 1, x.device)
         if model is None:  # drawn on the CPU, so a seed gives the same GNN on every device
             model = DeepCutGNN.create(x.shape[1], k_eff, generator(int(seed)), device=x.device)
@@ -207,8 +210,9 @@ def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, l
     """The affinity :func:`fit` trains on: ``adj``, else ``graph``'s (else ``PatchGraph(x)``'s), checked."""
     n = x.shape[0]
     a = adj if adj is not None else (graph if graph is not None else PatchGraph(x)).cluster_affinity(loss, alpha)
-    if isinstance(a, SparseAffinity) and (a.loss != loss or a.num_nodes != n):
-        raise ConfigError(f"the sparse graph was built for {a.loss!r} on {a.num_nodes} nodes, "
+    if isinstance(a, (CompactAffinity, SparseAffinity)) and (a.loss != loss or a.num_nodes != n):
+        kind = "compact" if isinstance(a, CompactAffinity) else "sparse"
+        raise ConfigError(f"the {kind} graph was built for {a.loss!r} on {a.num_nodes} nodes, "
                           f"not for {loss!r} on {n}: build it from these features with this loss")
     return a
 
@@ -273,6 +277,8 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
                                             f"{2 * epochs + NCUT_START_EPOCHS})")
     from .spectral import spectral_partition  # spectral imports this module
 
+    if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
+        a = a.knn()
     graph = a.matrix() if isinstance(a, SparseAffinity) else a
     target = torch.as_tensor(spectral_partition(graph, k, seed), device=ax.device)
     fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
@@ -302,7 +308,11 @@ def _join(note: str | None, more: str) -> str:
 def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the
     training objective ``S (N, k) -> scalar`` (NCut: cut + orthogonality; CC: correlation loss)."""
-    if isinstance(a, SparseAffinity):  # x are the features the graph was built from
+    if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
+        ax = a.propagate(x)
+        if loss == "cc":
+            return ax, lambda s: cc_loss_lowrank(x, a.offset, s)
+    elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
         offset, coo = a.offset, a.matrix()
         ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))
         if loss == "cc":

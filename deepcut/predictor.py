@@ -142,7 +142,14 @@ class DeepCut:
         Returns:
             A :class:`Segmentation` at the input's size.
         """
-        return self.segment_with(image, make_config(config, overrides), fit)
+        return self.segment_with(image, make_config(config, overrides), self.gnn)
+
+    def gnn(self, features: torch.Tensor, **kwargs: Any):
+        """:func:`~deepcut.clustering.fit` (a :class:`~deepcut.clustering.Clusterer`) with this model's
+        threads: a long training on a large graph uses the cores idle at the time
+        (:meth:`deepcut.threads.ThreadPolicy.gnn`), anything else one thread."""
+        epochs = kwargs.get("epochs", 10)
+        return fit(features, threads=self.store.threads.gnn(len(features), epochs), **kwargs)
 
     @guard_memory
     def segment_with(self, image: ImageLike, config: SegmentConfig, clusterer: Clusterer) -> Segmentation:

@@ -60,6 +60,34 @@ def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):
     assert torch.get_num_threads() == caller_threads
 
 
+def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_threads):
+    """One thread for short trainings or small graphs (a measurement would cost more than it saves);
+    DeepCut.segment trains a long run on a large graph on the ViT's count (here threads=2, as if 2 cores idled)."""
+    from deepcut.threads import GNN_PARALLEL_WORK
+
+    policy = ThreadPolicy(threads=2)
+    assert policy.gnn(1225, 10) == GNN_THREADS and policy.gnn(1225, 100) == 2
+    assert policy.gnn(GNN_PARALLEL_WORK // 50 - 1, 50) == GNN_THREADS
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(0))
+    model = DeepCutGNN.create(16, 2, torch.Generator().manual_seed(0))
+    model.__class__ = RecordingGNN
+    model.seen = []
+    fit(x, k=2, epochs=3, model=model, threads=2)
+    assert set(model.seen) == {2} and torch.get_num_threads() == caller_threads
+    dc = DeepCut("color", threads=2)
+    seen = []
+    real = dc.gnn
+
+    def spy(features, **kw):
+        seen.append((len(features), kw["epochs"], dc.store.threads.gnn(len(features), kw["epochs"])))
+        return real(features, **kw)
+
+    dc.gnn = spy
+    dc.segment(disc_image(288), resolution=288)  # 36 x 36 = 1296 patches, 10 epochs
+    dc.segment(disc_image(288), resolution=288, epochs=(100, 100, 10))
+    assert seen == [(1296, 10, GNN_THREADS), (1296, 100, 2)]
+
+
 def test_vit_runs_on_the_requested_threads(caller_threads):
     dc = DeepCut("dino_vits8", pretrained=False, threads=1)
     seen = []
