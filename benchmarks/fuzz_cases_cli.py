@@ -1,8 +1,9 @@
 """Fuzz cases of ``benchmarks/fuzz.py`` for two classes of issue #22: **CLI outputs** (``h22-out/``:
 colliding names, users' files named like outputs, links, forged or foreign manifests and results,
 ``--out`` that is an input) and **label signals and shards** (``h22-label/``: the parent killed under
-``--workers 2``, ``--workers 64``, an unreachable Ray address, a 6 GB sparse file, malformed shard
-lines and settings, a parts file, ``--out`` that is an input).
+``--workers 2``, ``--workers 64``, an unreachable Ray address or one where another kind of server
+listens, a 6 GB sparse file, malformed shard lines and settings, parts folders that are files, links or
+someone's folder, ``--out`` that is an input).
 
 Each thunk returns the command's exit status (or raises a :class:`deepcut.DeepCutError`) and checks
 what must hold besides: a user's file is byte for byte what it was, output names are unique, no
@@ -202,6 +203,26 @@ def _group(pgid: int) -> list[int]:
     return found
 
 
+def _listener(reply: bytes | None) -> str:
+    """The address of a TCP server (in a thread of this process) that answers every connection's first bytes
+    with ``reply`` and then closes it (None: accepts and never answers): not a Ray cluster."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            conn, _ = server.accept()
+            if reply is not None:
+                conn.recv(64)
+                conn.sendall(reply)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}"
+
+
 def _kill_parent(src: Path, out: Path, sig: int) -> int:
     """Start ``label --workers 2``, send ``sig`` to the parent once the workers are ready; every
     process of its group must be gone 10 s later."""
@@ -275,6 +296,11 @@ def label_cases(d: Path) -> list[Case]:
     for address in ("127.0.0.1:1", "ray://127.0.0.1:1", "nohost.invalid:6379", "127.0.0.1:99999", "[::1]:1"):
         cases.append((f"h22-label/--ray {address}", lambda a=address: _cli(
             ["label", small, "--out", d / "ray.json", "--ray", a, *FAST])))
+    for name, reply in (("an HTTP server", b"HTTP/1.0 400 Bad request\r\n\r\n"), ("an SSH banner", b"SSH-2.0-x\r\n"),
+                        ("a silent server", None)):
+        for scheme in ("", "ray://"):
+            cases.append((f"h22-label/--ray {scheme}address of {name}", lambda r=reply, sc=scheme: _cli(
+                ["label", small, "--out", d / "ray.json", "--ray", sc + _listener(r), *FAST])))
     sparse = d / "sparse"
     sparse.mkdir()
     with open(sparse / "huge.jpg", "wb") as f:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -391,6 +393,69 @@ def test_an_address_where_no_ray_cluster_listens_fails_at_once():
         with pytest.raises(DeepCutError, match=address.replace(".", r"\.")):
             check_reachable(address, timeout=5)
     assert time.monotonic() - t0 < 15
+
+
+def _fake_server(reply: bytes | None, close: bool = False) -> tuple[str, Callable[[], None]]:
+    """A TCP server on 127.0.0.1 answering each connection's first bytes with ``reply`` (None: nothing, ever);
+    its address and a function that stops it."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply is not None:
+                conn.recv(64)
+                conn.sendall(reply)
+            if close:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def stop() -> None:
+        server.close()
+        for conn in held:
+            conn.close()
+    return f"127.0.0.1:{server.getsockname()[1]}", stop
+
+
+@pytest.mark.parametrize("reply, close, message", [
+    (b"HTTP/1.0 400 Bad request\r\n\r\n", True, "not a Ray cluster (it answered 'HTTP/1.0'"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n", False, "not a Ray cluster (it answered 'SSH-2.0"),
+    (b"", True, "it closed the connection"),
+    (None, False, "gave no answer within 2 s"),
+])
+def test_an_address_where_another_kind_of_server_listens_fails_at_once(reply, close, message):
+    """Ray waited without end at such an address (an HTTP server: still waiting after 150 s)."""
+    from deepcut.labeling.ray_runner import check_reachable
+
+    address, stop = _fake_server(reply, close)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DeepCutError, match=re.escape(address) + ".*" + re.escape(message)):
+            check_reachable(address, timeout=2)
+        with pytest.raises(DeepCutError, match=re.escape(message)):
+            check_reachable("ray://" + address, timeout=2)
+        assert time.monotonic() - t0 < 10
+    finally:
+        stop()
+
+
+def test_an_address_that_answers_as_grpc_does_passes_the_check():
+    from deepcut.labeling.ray_runner import check_reachable
+
+    address, stop = _fake_server(b"\x00\x00\x18\x04\x00\x00\x00\x00\x00" + b"\x00" * 24)  # a SETTINGS frame, as Ray's
+    try:
+        check_reachable(address, timeout=5)
+    finally:
+        stop()
 
 
 @pytest.mark.ray

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -44,22 +45,49 @@ def host_port(address: str | None) -> tuple[str, int] | None:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+#: What a gRPC client sends first (HTTP/2's connection preface and an empty SETTINGS frame); Ray's GCS and
+#: client server answer with a SETTINGS frame of their own at once.
+GRPC_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def check_reachable(address: str | None, timeout: float = CONNECT_SECONDS) -> None:
-    """Raise :class:`DeepCutError` naming ``address`` unless something accepts a TCP connection there
-    within ``timeout`` seconds (addresses :func:`host_port` does not parse are left to Ray)."""
+    """Raise :class:`DeepCutError` naming ``address`` unless something accepts a TCP connection there and
+    answers as a gRPC server does (Ray's GCS and client server do), each within ``timeout`` seconds
+    (addresses :func:`host_port` does not parse are left to Ray; with ``RAY_USE_TLS`` only the TCP
+    connection is checked). Ray itself waits for minutes at an address where nothing listens, and
+    without end at one where another kind of server does."""
     where = host_port(address)
     if where is None:
         return
     import socket
 
+    hint = "is it running (ray start --head prints its address) and is the address right?"
+
+    def refuse(reason: str) -> DeepCutError:
+        return DeepCutError(f"cannot reach the Ray cluster at {address}: {reason}; {hint}")
+
     try:
-        with socket.create_connection(where, timeout=timeout):
-            pass
+        conn = socket.create_connection(where, timeout=timeout)
     except (OSError, OverflowError, ValueError) as e:
-        reason = "no answer within {:g} s".format(timeout) if isinstance(e, TimeoutError) else \
-            (getattr(e, "strerror", None) or str(e) or type(e).__name__)
-        raise DeepCutError(f"cannot reach the Ray cluster at {address}: {reason}; is it running (ray start --head "
-                           f"prints its address) and is the address right?") from None
+        raise refuse(f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else
+                     getattr(e, "strerror", None) or str(e) or type(e).__name__) from None
+    answer = b""
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "").strip().lower() in ("1", "true"):
+            return
+        try:
+            conn.settimeout(timeout)
+            conn.sendall(GRPC_PREFACE)
+            while len(answer) < 9 and (chunk := conn.recv(9 - len(answer))):
+                answer += chunk
+        except TimeoutError:
+            raise refuse(f"a server accepts connections there but gave no answer within {timeout:g} s") from None
+        except OSError:
+            pass  # reset or closed: judged by what it sent
+    if len(answer) < 9 or answer[3] != 0x04:  # an HTTP/2 frame of type SETTINGS
+        seen = answer.decode("latin-1", "replace").strip()[:40]
+        raise refuse(f"a server listens there but it is not a Ray cluster (it answered {seen!r}, not as gRPC does)"
+                     if seen else "a server listens there but it is not a Ray cluster (it closed the connection)")
 
 
 def import_ray():
