@@ -368,6 +368,24 @@ def _gif(path: Path, n: int = 4) -> None:
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
 
 
+def test_an_out_folder_that_is_a_dangling_link_or_a_loop_is_refused_before_the_model_loads(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from deepcut.cli import segment as segment_cmd
+    from deepcut.cli import video as video_cmd
+
+    _gif(tmp_path / "v.gif")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.setattr(video_cmd, "make_model", _no_model)
+    monkeypatch.setattr(segment_cmd, "make_model", _no_model)
+    for link in ("dangling", "loop"):
+        for argv in (["video", str(tmp_path / "v.gif"), "--out", str(tmp_path / "o.gif"), "--labels-dir"],
+                     ["segment", str(tmp_path / "v.gif"), "--out"], ["cosegment", str(tmp_path / "v.gif"), "--out"]):
+            assert _cli([*argv, str(tmp_path / link), *FAST]) == 2
+            assert "does not exist (or is a loop)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "loop", "v.gif"]
+
+
 def test_video_never_writes_over_its_input_or_a_file_it_did_not_write(tmp_path, monkeypatch, capsys):
     from deepcut.cli import video as video_cmd
 

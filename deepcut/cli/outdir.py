@@ -39,6 +39,9 @@ RESULTS_KEYS = frozenset({"backbone", "config", "files", "failures"})
 
 
 def _check_existing(path: Path, flag: str) -> None:
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"{flag} {path} is a link to {os.readlink(path)}, which does not exist (or is a loop); "
+                         f"DeepCut does not create folders through links: remove it or name another folder")
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is an existing file; name a folder (it is created if missing)")
     if not path.exists():
