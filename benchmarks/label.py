@@ -111,12 +111,15 @@ def table(args: argparse.Namespace, rows: list[dict]) -> str:
              f"{torch.__version__}, {platform.processor() or platform.machine()}, deepcut {__version__}. "
              "Images/s counts the labelling only; building the models is the load column. The last row (one "
              "process, one thread) is for reading the others: N workers can beat one process by at most N times "
-             "its thread speed-up (first row / last row).", "",
+             "its thread speed-up (first row / last row). The steady state is the labelling alone (models built "
+             "and warmed up: the load column), the last column compares it with one process of one thread.", "",
              "| --workers | threads each | images | model load (s) | labelling (s) | images/s | speed-up | "
-             "mean mask IoU vs first |", "|---|---|---|---|---|---|---|---|"]
+             "vs one 1-thread process | mean mask IoU vs first |", "|---|---|---|---|---|---|---|---|---|"]
+    single = next((r["rate"] for r in rows if (r["workers"], r["threads"]) == (1, 1)), None)
     for r in rows:
+        versus = f"{r['rate'] / single:.2f}x" if single else "–"
         lines.append(f"| {r['workers']} | {r['threads']} | {r['images']} | {r['load']:.1f} | {r['label']:.1f} | "
-                     f"{r['rate']:.3f} | {r['rate'] / base:.2f}x | {r['iou']:.4f} |")
+                     f"{r['rate']:.3f} | {r['rate'] / base:.2f}x | {versus} | {r['iou']:.4f} |")
     return "\n".join(lines) + "\n"
 
 

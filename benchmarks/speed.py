@@ -3,7 +3,10 @@
     python benchmarks/speed.py            # full table (a few minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, no per-backbone rows
 
-Backbones use random weights (``pretrained=False``): speed does not depend on the weights.
+Backbones use random weights (``pretrained=False``): speed does not depend on the weights. The ViT
+rows compare its precisions (fp32 eager, the reference; bf16 autocast; int8 dynamic quantization) with
+their feature cosine to fp32; every other row names the precision its ViT ran in (the default, ``auto``,
+unless it says otherwise), and every ratio is to the fp32 forward pass of the same run.
 Every time is the minimum over ``--repeats`` runs. The "original formulation" is the authors'
 code path: the affinity turned into an edge list of every positive pair and PyG's sparse ``GCN``,
 with the loss written with dense ``N x N`` degree matrices, as in the DeepCut repository.
@@ -26,10 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
 from deepcut import DeepCut, fit  # noqa: E402
 from deepcut.loading import list_backbones  # noqa: E402
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph  # noqa: E402
+from deepcut.modeling.precision import cpu_has_native_bf16, resolve_precision  # noqa: E402
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -214,44 +221,71 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     figures: dict[str, float] = {"threads": torch.get_num_threads()}
 
-    dc = DeepCut("dino_vits8", pretrained=False)
-    emb, _ = dc.embed(image, 280)
+    dc32 = DeepCut("dino_vits8", pretrained=False, precision="fp32")  # the reference: fp32 eager
+    emb, _ = dc32.embed(image, 280)
+
+    def forward(model: DeepCut) -> torch.Tensor:
+        state = model.backbone.embed(emb.work[None], model.backbone.patch_size)
+        return model.backbone.facet(state, 11, "key")
 
     def vit_forward():
-        state = dc.backbone.embed(emb.work[None], dc.backbone.patch_size)
-        return dc.backbone.facet(state, 11, "key")
+        return forward(dc32)
 
     vit_forward()
     t_vit = best_time(vit_forward, repeats)
-    feats = vit_forward()[0].clone()
-    n = feats.shape[0]
-    figures.update(vit_forward_s=t_vit, patches=n)
-    rows.append(("ViT-S/8 forward pass (280 px, random weights)", f"{t_vit * 1000:.0f} ms", "1.00x"))
+    ref = vit_forward()[0].clone()
+    n = ref.shape[0]
+    auto = resolve_precision("auto", "cpu")
+    figures.update(vit_forward_s=t_vit, patches=n, auto_precision=auto, native_bf16=cpu_has_native_bf16())
+    rows.append(("ViT-S/8 forward pass (280 px, random weights), fp32 eager", f"{t_vit * 1000:.0f} ms", "1.00x"))
+    models = {"fp32": dc32}
+    for prec, how in [("bf16", "bf16 autocast"), ("int8", "int8 dynamic quantization of the Linear layers")]:
+        models[prec] = model = DeepCut("dino_vits8", pretrained=False, precision=prec)
+        forward(model)
+        t = best_time(lambda m=model: forward(m), repeats)
+        cos = float(F.cosine_similarity(forward(model)[0], ref, dim=-1).mean())
+        figures.update({f"vit_forward[{prec}]_s": t, f"vit_cosine[{prec}]": cos})
+        default = " (the default here: auto)" if prec == auto else ""
+        rows.append((f"ViT-S/8 forward, {how}{default}; feature cosine to fp32 {cos:.4f}", f"{t * 1000:.0f} ms",
+                     f"{t / t_vit:.2f}x ({t_vit / t:.2f}x faster)"))
+    dc = models[auto]
+    feats = forward(dc)[0].clone()
 
     fit(feats, k=2, epochs=2)
     t10 = best_time(lambda: fit(feats, k=2, epochs=10), repeats)
     t_orig = best_time(lambda: original_ncut(feats.numpy(), k=2, epochs=10), max(1, repeats // 2))
-    t100 = best_time(lambda: fit(feats, k=4, epochs=100), repeats)
-    t100_pyg = best_time(lambda: pyg_mincut_epochs(feats, 4, 100), max(1, repeats // 2))
+    planted = DeepCut("color").features(voronoi_scene(4, 0, side=280)[0], resolution=280).reshape(-1, 384).clone()
+    t100 = best_time(lambda: fit(planted, k=4, epochs=100), repeats)
+    idle = dc.store.threads.vit()
+    t100_idle = best_time(lambda: fit(planted, k=4, epochs=100, threads=idle), repeats)
+    reached = len(np.unique(fit(planted, k=4, epochs=100).labels))
+    t100_pyg = best_time(lambda: pyg_mincut_epochs(planted, 4, 100), max(1, repeats // 2))
     figures.update(ncut10_s=t10, original10_s=t_orig, speedup_vs_original=t_orig / t10, ncut100_k4_s=t100,
-                   ncut100_k4_dense_mincut_pool_s=t100_pyg)
+                   ncut100_k4_idle_threads_s=t100_idle, idle_threads=idle, ncut100_k4_dense_mincut_pool_s=t100_pyg)
     rows.append((f"10 NCut epochs, k=2, {n} patches: original formulation (edge list + sparse GCN)",
                  f"{t_orig * 1000:.0f} ms", f"{t_orig / t_vit:.2f}x"))
     rows.append((f"10 NCut epochs, k=2, {n} patches: DeepCut (dense) — {t_orig / t10:.0f}x faster than original",
                  f"{t10 * 1000:.0f} ms", f"{t10 / t_vit:.3f}x"))
-    rows.append(("100 NCut epochs, k=4", f"{t100 * 1000:.0f} ms", f"{t100 / t_vit:.2f}x"))
+    rows.append((f"100 NCut epochs, k=4, planted graph ({planted.shape[0]} nodes, {reached} segments), 1 thread",
+                 f"{t100 * 1000:.0f} ms", f"{t100 / t_vit:.2f}x"))
+    rows.append((f"100 NCut epochs, k=4, planted graph, {idle} thread(s) (the idle cores: DeepCut.segment's choice)",
+                 f"{t100_idle * 1000:.0f} ms", f"{t100_idle / t_vit:.2f}x"))
     rows.append(("100 NCut epochs, k=4, loss via torch_geometric dense_mincut_pool (not used)",
                  f"{t100_pyg * 1000:.0f} ms", f"{t100_pyg / t_vit:.2f}x"))
 
-    def fresh_segment():
-        dc.clear_cache()
-        return dc.segment(image)
+    for prec in ("fp32", auto) if auto != "fp32" else ("fp32",):
+        model = models[prec]
 
-    fresh_segment()
-    t_seg = best_time(fresh_segment, repeats)
-    figures["segment_fresh_s"] = t_seg
-    rows.append(("segment() end to end, stages=1, k=2 (image decode → labels at input size)",
-                 f"{t_seg * 1000:.0f} ms", f"{t_seg / t_vit:.2f}x"))
+        def fresh_segment(m=model):
+            m.clear_cache()
+            return m.segment(image)
+
+        fresh_segment()
+        t_seg = best_time(fresh_segment, repeats)
+        figures[f"segment_fresh[{prec}]_s"] = t_seg
+        rows.append((f"segment() end to end, stages=1, k=2 (image decode → labels at input size), ViT in {prec}",
+                     f"{t_seg * 1000:.0f} ms", f"{t_seg / t_vit:.2f}x"))
+    figures["segment_fresh_s"] = figures[f"segment_fresh[{auto}]_s"]
     dc.segment(image)
     for name, kw in [
         ("k=3", dict(k=3)),
@@ -266,6 +300,19 @@ def main() -> None:
         t = best_time(lambda kw=kw: dc.segment(image, **kw), repeats)
         figures[f"segment_cached[{name}]_s"] = t
         rows.append((f"second segment(), cached features, {name}", f"{t * 1000:.0f} ms", f"{t / t_vit:.3f}x"))
+
+    worst = (0.0, 0, False, 0)
+    for k in range(3, 9):  # random weights: a near-complete graph, where NCut's start is too uniform for k > 2
+        seg = dc.segment(image, k=k)
+        t = best_time(lambda k=k: dc.segment(image, k=k), repeats)
+        figures[f"kway_cached[k={k}]_s"] = t
+        if t > worst[0]:
+            restarted = any("restart" in n for n in seg.notes) or len(seg.losses[0]) > 10
+            worst = (t, k, restarted, len(np.unique(seg.patch_labels)))
+    rows.append((f"k-way NCut on cached features, worst of k=3..8 (k={worst[1]}: {worst[3]} segments"
+                 f"{', restarted from the spectral cut' if worst[2] else ''})", f"{worst[0] * 1000:.0f} ms",
+                 f"{worst[0] / t_vit:.2f}x"))
+    figures["kway_cached_worst_s"] = worst[0]
 
     patches, before, after = peak_memory_448()
     figures.update(peak_rss_448_mb=after, rss_before_segment_448_mb=before)

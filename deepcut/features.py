@@ -37,9 +37,13 @@ from .utils.memory import check_request, estimate_bytes, memory_errors, resolve_
 #: Graphs up to this many patches keep their Gram matrix ``F Fᵀ`` cached (at most 64 MB each): the
 #: graphs that are built dense; larger ones are sparse k-NN graphs that need no Gram matrix.
 GRAM_CACHE_MAX_PATCHES = DENSE_MAX_NODES
-#: A batch holds at most this many tokens (8 images of 1226 tokens: ViT-S/8 at 280 px). Attention
-#: maps are never materialised (SDPA), so a batch's memory grows with its tokens, not their square.
+#: A batch holds at most this many tokens on the CPU (8 images of 1226 tokens: ViT-S/8 at 280 px; larger
+#: batches are no faster there). Attention maps are never materialised (SDPA), so a batch's memory grows
+#: with its tokens, not their square.
 TOKEN_BUDGET = 8 * 1226
+#: The same on a GPU, where larger batches keep it busy (the memory check still halves a batch that
+#: would not fit, see :meth:`FeatureStore.embed_many`): 64 images of ViT-S/8 at 280 px.
+GPU_TOKEN_BUDGET = 64 * 1226
 #: The cache of embeddings drops its least recently used ones while they take more than this
 #: (a 1024-px image keeps ~25 MB per ViT-S/8 block it went through), keeping at least one.
 CACHE_BYTES = 1 << 30
@@ -132,10 +136,12 @@ def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tup
     return x, (h, w)
 
 
-def batch_size_for(grid: tuple[int, int], batch_size: int) -> int:
-    """``batch_size`` lowered so that the batch holds at most :data:`TOKEN_BUDGET` tokens (at least one image)."""
+def batch_size_for(grid: tuple[int, int], batch_size: int, device: torch.device | None = None) -> int:
+    """``batch_size`` lowered so that the batch holds at most :data:`TOKEN_BUDGET` tokens
+    (:data:`GPU_TOKEN_BUDGET` on a CUDA ``device``), at least one image."""
     tokens = grid[0] * grid[1] + 1
-    return max(1, min(int(batch_size), TOKEN_BUDGET // tokens))
+    budget = GPU_TOKEN_BUDGET if device is not None and torch.device(device).type == "cuda" else TOKEN_BUDGET
+    return max(1, min(int(batch_size), budget // tokens))
 
 
 def _select(state: TokenState, j: int, batch: int) -> TokenState:
@@ -236,7 +242,7 @@ class FeatureStore:
         """Images per backbone call for images of ``size``: :func:`batch_size_for`, halved while the
         memory estimate is over :attr:`memory_limit`; raises :class:`ResourceLimitError` if one image is."""
         grid = self.grid(size, resolution, stride)
-        step = batch_size_for(grid, batch_size)
+        step = batch_size_for(grid, batch_size, self.backbone.device)
         while step > 1 and self.memory_limit is not None and \
                 estimate_bytes(self.backbone, grid, step, log_bin) > self.memory_limit:
             step //= 2
