@@ -140,7 +140,7 @@ class DeepCutGNN(nn.Module):
         (standardised first if :meth:`standardise` was called)."""
         if self.input_shift is not None:
             ax = (ax - self.input_shift) * self.input_scale
-        return F.linear(ax, self.gcn_weight) + self.gcn_bias
+        return F.linear(ax, self.gcn_weight, self.gcn_bias)  # one fused kernel (addmm) for product and bias
 
     def head(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits ``(N, k)`` from GCN outputs ``(N, 64)``. Dropout (training only) draws from
