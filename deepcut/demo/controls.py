@@ -21,8 +21,8 @@ from .settings import EPOCH_INPUTS, field_name
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
 INFO = {
     "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
-    "loss": "NCut: exactly k balanced segments. CC (correlation clustering) picks the number itself, "
-            "k is a maximum (10 when CC is chosen).",
+    "loss": "NCut: k segments (of any size; fewer only if the image has fewer distinct patches, which the status "
+            "says). CC (correlation clustering) picks the number itself, k is a maximum (10 when CC is chosen).",
     "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: "
              "a larger α gives fewer, larger segments.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
