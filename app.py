@@ -115,6 +115,10 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
                 objs = controls.objects_panel()
         out.update(teach_view.method_section())
         teach = teach_view.teaching_panel()
+        # the /correct API's corrections and trigger: hidden, but inside the tab (a component directly under
+        # gr.Tabs shifts the page's tab list: after a click on Video the Live tab was gone)
+        fixes = gr.Textbox(visible=False, label="corrections (JSON)")
+        correct = gr.Button(visible=False)
 
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
@@ -122,8 +126,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
     auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
                 concurrency_id="segment", api_visibility="private")
     run.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
-    fixes = gr.Textbox(visible=False, label="corrections (JSON)")  # the /correct API's corrections
-    gr.Button(visible=False).click(gpu(page.correct), inputs_kwargs={**inputs, "corrections": fixes}, outputs=[
+    correct.click(gpu(page.correct), inputs_kwargs={**inputs, "corrections": fixes}, outputs=[
         out["overlay"], out["status"], out["files"]], api_name="correct", concurrency_id="segment")
     image.change(**auto)  # an upload or a click on an example
     objs["run"].click(gpu(page.discover), inputs_kwargs={"image": image, **shared, "objects": objs["objects"], **{

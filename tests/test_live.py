@@ -153,3 +153,16 @@ def test_the_live_event_carries_the_caps():
     demo = app.build_demo(DemoSession("color", limits=Limits.public_defaults(backbones=("color",))), 96)
     live = [fn for fn in demo.fns.values() if getattr(fn, "connection", None) == "stream"]
     assert len(live) == 1 and live[0].time_limit == 60 and live[0].stream_every == pytest.approx(0.5)
+
+
+def test_every_child_of_the_pages_tabs_is_a_tab():
+    """A hidden component directly under ``gr.Tabs`` (the ``/correct`` API's) shifted the page's tab list: after
+    a click on Video the tabs read Image, Video, Co-segmentation, Video, and the Live tab could not be reached."""
+    gr = pytest.importorskip("gradio")
+    import app
+    from deepcut.demo import DemoSession
+
+    demo = app.build_demo(DemoSession("color"), 96)
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert tabs and all(isinstance(child, gr.Tab) for t in tabs for child in t.children)
+    assert [child.label for child in tabs[0].children] == ["Image", "Video", "Co-segmentation", "Live"]
