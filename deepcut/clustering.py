@@ -95,7 +95,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             :class:`~deepcut.graph.SparseAffinity` (:func:`~deepcut.graph.knn_affinity`).
         graph: the :class:`~deepcut.graph.PatchGraph` of ``features``; its
             :meth:`~deepcut.graph.PatchGraph.cluster_affinity` is used when ``adj`` is not given
-            (dense up to :data:`~deepcut.graph.DENSE_MAX_NODES` nodes, a sparse k-NN graph above).
+            (dense up to :data:`~deepcut.graph.DENSE_MAX_NODES` nodes, compact up to
+            :data:`~deepcut.graph.COMPACT_MAX_NODES`, a sparse k-NN graph above).
             Without either, ``PatchGraph(features)`` decides.
         snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
             :attr:`ClusterResult.snapshots`; recording does not change the training.
@@ -108,7 +109,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         threads: torch threads of the training (``None``: :data:`~deepcut.threads.GNN_THREADS`, one: on a
             busy core more threads only wait; see :meth:`deepcut.threads.ThreadPolicy.gnn`).
 
-    On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
+    A compact graph (:class:`~deepcut.graph.CompactAffinity`) is the dense one: same propagation, same
+    objective. On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
     is exact over all pairs (:func:`~deepcut.modeling.losses.cc_loss_lowrank`).
 
     Everything runs on the device of ``features``; the results are numpy arrays on the host.

@@ -1,11 +1,19 @@
 """The patch graph DeepCut cuts: ``W = F Fᵀ`` turned into the NCut or CC affinity.
 
-Small graphs are dense ``N x N`` matrices. A graph of more than :data:`DENSE_MAX_NODES` nodes (a
-1024-px image with 8-px patches has 16384) is never materialised: it becomes a
-:class:`SparseAffinity`, the ``k`` nearest neighbours of every node under ``W`` (computed in blocks
-of rows, so memory stays ``O(chunk x N)``), symmetrised. NCut is cut on that k-NN graph; CC's loss
-over *all* pairs is exact without the matrix (``Σ W_ij (S Sᵀ)_ij = ‖Fᵀ S‖²``, see
-:func:`deepcut.modeling.losses.cc_loss_lowrank`), only the GCN sees the k-NN part of the graph.
+Graphs come in three kinds (:func:`graph_kind`), by their number of nodes ``N``:
+
+* ``"dense"`` (up to :data:`DENSE_MAX_NODES`): the ``N x N`` float32 matrix.
+* ``"compact"`` (up to :data:`COMPACT_MAX_NODES`; a 1024-px image with 8-px patches has 16384):
+  the same graph without any float32 ``N x N`` tensor, a :class:`CompactAffinity`. NCut's affinity
+  is kept as one ``N x N`` matrix in :data:`COMPACT_DTYPE` (2 bytes an entry: 512 MB at 16384 nodes),
+  built in blocks of rows from ``F``, with its degrees summed exactly in float32; CC keeps no matrix
+  at all (its loss is exact from ``F``, see :func:`deepcut.modeling.losses.cc_loss_lowrank`). The GCN's
+  propagation ``Â X`` is computed in float32 blocks. Every pair of the dense graph is there, so the
+  GNN trains on the dense graph's objective (the k-NN graph it replaces cut a different one: its
+  degrees and cuts only see 64 neighbours of each node, and the GCN smoothed over them only).
+* ``"sparse"`` (above): a :class:`SparseAffinity`, the ``k`` nearest neighbours of every node under
+  ``W`` (computed in blocks of rows, so memory stays ``O(chunk x N)``), symmetrised. NCut is cut on
+  that k-NN graph; CC's loss over *all* pairs stays exact, only the GCN sees the k-NN part of the graph.
 
 A cut of the graph is scored by Shi & Malik's normalized cut (:func:`normalized_cut`, :func:`cut_score`
 on :func:`score_graph`): the discovery of objects ranks its objects by it and the teaching view
@@ -22,15 +30,21 @@ import torch
 from .config import LOSSES
 from .errors import ConfigError
 
-#: Graphs of more nodes than this are built as sparse k-NN graphs, never as an ``N x N`` matrix
-#: (4096² float32 = 64 MB; the feature store caches Gram matrices up to this size).
+#: Graphs of more nodes than this are never an ``N x N`` float32 matrix (4096² float32 = 64 MB; the
+#: feature store caches Gram matrices up to this size): they are compact, or sparse k-NN graphs.
 DENSE_MAX_NODES = 4096
+#: Graphs of more nodes than :data:`DENSE_MAX_NODES` and at most this many are compact
+#: (:class:`CompactAffinity`: 20480² entries of 2 bytes = 800 MB); above, sparse k-NN graphs.
+COMPACT_MAX_NODES = 20480
+#: The type of the compact NCut matrix: its values are in ``[0, 1]``, where float16 keeps 11 significant
+#: bits (bfloat16: 8); every product with it is computed in float32, a block of rows at a time.
+COMPACT_DTYPE = torch.float16
 #: Neighbours of each node in the sparse graph (before symmetrisation, the node itself included).
 DEFAULT_NEIGHBOURS = 64
 #: Entries of ``W = F Fᵀ`` computed at once while building a sparse graph (16 MB of float32).
 CHUNK_ELEMENTS = 1 << 22
-#: ``"auto"`` (dense up to :data:`DENSE_MAX_NODES` nodes, sparse above), ``"dense"`` or ``"sparse"``.
-GRAPH_MODES = ("auto", "dense", "sparse")
+#: ``"auto"`` (by size, see :func:`graph_kind`), or one kind at any size: ``"dense"``, ``"compact"``, ``"sparse"``.
+GRAPH_MODES = ("auto", "dense", "compact", "sparse")
 
 
 def affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
@@ -59,11 +73,23 @@ def check_loss(loss: str) -> None:
         raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
-def use_sparse(num_nodes: int, mode: str = "auto") -> bool:
-    """Whether a graph of ``num_nodes`` nodes is built sparse under ``mode`` (see :data:`GRAPH_MODES`)."""
+def graph_kind(num_nodes: int, mode: str = "auto") -> str:
+    """The kind of graph of ``num_nodes`` nodes under ``mode`` (see :data:`GRAPH_MODES`): ``"dense"`` up to
+    :data:`DENSE_MAX_NODES`, ``"compact"`` up to :data:`COMPACT_MAX_NODES`, ``"sparse"`` above (``"auto"``);
+    any other mode is its own kind."""
     if mode not in GRAPH_MODES:
         raise ConfigError(f"graph mode must be one of {GRAPH_MODES}, got {mode!r}")
-    return mode == "sparse" or (mode == "auto" and int(num_nodes) > DENSE_MAX_NODES)
+    if mode != "auto":
+        return mode
+    n = int(num_nodes)
+    return "dense" if n <= DENSE_MAX_NODES else "compact" if n <= COMPACT_MAX_NODES else "sparse"
+
+
+def use_sparse(num_nodes: int, mode: str = "auto") -> bool:
+    """Whether a graph of ``num_nodes`` nodes under ``mode`` is too big for an ``N x N`` float32 matrix
+    (its :func:`graph_kind` is compact or sparse): what is not the GNN (scoring aside, e.g. the spectral
+    baseline) then uses the sparse k-NN graph."""
+    return graph_kind(num_nodes, mode) != "dense"
 
 
 @dataclass
@@ -173,19 +199,165 @@ def knn_affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0,
     return SparseAffinity("ncut", index, w / top if top > 0 else w, n, f, 0.0, top)
 
 
+@dataclass
+class CompactAffinity:
+    """DeepCut's NCut or CC graph of ``N`` nodes, every pair of it, without a float32 ``N x N`` tensor.
+
+    NCut: ``A = relu(F Fᵀ) / max(F Fᵀ)`` is :attr:`values`, one ``(N, N)`` matrix in
+    :data:`COMPACT_DTYPE`; its degrees are summed in float32 before the rounding. CC: no matrix (its loss is
+    :func:`~deepcut.modeling.losses.cc_loss_lowrank`). :meth:`propagate` gives the GCN's ``Â X`` of the
+    dense graph, in float32 blocks of rows.
+
+    For :func:`~deepcut.modeling.losses.ncut_loss` and :func:`segment_cuts` it stands for the float32
+    ``(N, N)`` NCut matrix: :attr:`dtype`, :attr:`device`, :meth:`matmul`, :meth:`degree`.
+
+    Attributes:
+        loss: ``"ncut"`` or ``"cc"``.
+        values: NCut's ``(N, N)`` affinity in :data:`COMPACT_DTYPE`; None for CC.
+        degrees: ``(N,)`` float32 row sums of the float32 affinity (NCut ``A 1``, CC ``(W - offset) 1``).
+        diagonal: ``(N,)`` float32 diagonal of the float32 affinity.
+        gcn_degrees: ``(N,)`` float32 degrees of the GCN's graph (the positive part of the affinity, a
+            self-loop of weight 1 where the diagonal is not positive), before the clamp at 1.
+        num_nodes: ``N``.
+        features: ``(N, D)`` float32 features the graph was built from.
+        offset: CC's threshold ``max(W) / alpha`` (0 for NCut).
+        top: ``max(W)`` over all pairs (``max_i ‖f_i‖²``).
+        positive: whether any pair has a positive affinity.
+        chunk_elements: entries of the float32 graph that exist at once in :meth:`propagate`.
+    """
+
+    loss: str
+    values: torch.Tensor | None
+    degrees: torch.Tensor
+    diagonal: torch.Tensor
+    gcn_degrees: torch.Tensor
+    num_nodes: int
+    features: torch.Tensor
+    offset: float = 0.0
+    top: float = 0.0
+    positive: bool = False
+    chunk_elements: int = CHUNK_ELEMENTS
+
+    dtype = torch.float32
+    requires_grad = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.num_nodes, self.num_nodes)
+
+    def _rows(self) -> int:
+        return max(1, int(self.chunk_elements) // max(self.num_nodes, 1))
+
+    def _ncut_values(self) -> torch.Tensor:
+        if self.values is None:
+            raise ConfigError("a compact CC graph keeps no matrix: build it with loss='ncut'")
+        return self.values
+
+    def matmul(self, s: torch.Tensor) -> torch.Tensor:
+        """``A S`` ``(N, k)`` for the NCut affinity ``A`` and ``s`` ``(N, k)``, in ``s``'s dtype: ``A``'s rows are
+        turned into it a block at a time (only ``A``'s storage is rounded). Computed as ``(Sᵀ A)ᵀ`` (``A`` is
+        symmetric), which streams each block once for a thin ``S``."""
+        a = self._ncut_values()
+        step = self._rows()
+        out = torch.empty((s.shape[1], self.num_nodes), dtype=s.dtype, device=s.device)
+        st = s.T
+        for i in range(0, self.num_nodes, step):
+            out[:, i:i + step] = torch.nn.functional.linear(st, a[i:i + step].to(s.dtype))
+        return out.T
+
+    def degree(self) -> torch.Tensor:
+        """Row sums ``(N,)`` of the float32 affinity (exact, not of the rounded matrix)."""
+        return self.degrees
+
+    def has_positive(self) -> bool:
+        """Whether any pair has a positive affinity."""
+        return bool(self.positive)
+
+    def knn(self, neighbours: int = DEFAULT_NEIGHBOURS) -> SparseAffinity:
+        """The sparse k-NN part of this graph (:func:`knn_affinity` of the same features and loss), e.g. a
+        cheap graph to find a starting point on."""
+        alpha = self.top / self.offset if self.offset > 0 else 3.0
+        return knn_affinity(self.features, self.loss, alpha, neighbours, self.chunk_elements)
+
+    def propagate(self, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The GCN's propagation ``Â X`` ``(N, D)`` over the dense graph (what
+        ``DeepCutGNN.propagate(x, gcn_input_graph(affinity))`` gives), in float32 blocks of rows: NCut's from
+        :attr:`values`, CC's recomputed from the features. ``x``: the node features (default :attr:`features`)."""
+        x = self.features if x is None else x
+        d = self.gcn_degrees.clamp(min=1).pow(-0.5)
+        dx = d.unsqueeze(1) * x
+        loops = torch.where(self.diagonal > 0, self.diagonal, torch.ones_like(self.diagonal))
+        out = torch.empty_like(x)
+        step = self._rows()
+        for i in range(0, self.num_nodes, step):
+            if self.values is not None:
+                g = self.values[i:i + step].float()
+            else:
+                g = (self.features[i:i + step] @ self.features.T).sub_(self.offset).clamp_(min=0)
+            rows = torch.arange(g.shape[0], device=g.device)
+            g[rows, rows + i] = loops[i:i + step]
+            out[i:i + step] = d[i:i + step].unsqueeze(1) * (g @ dx)
+        return out
+
+
+def compact_affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0,
+                     chunk_elements: int = CHUNK_ELEMENTS, dtype: torch.dtype = COMPACT_DTYPE) -> CompactAffinity:
+    """The :class:`CompactAffinity` of features ``(N, D)``: :func:`affinity`'s graph, every pair, built in blocks
+    of ``chunk_elements`` entries of ``W = F Fᵀ`` (float32); NCut keeps ``A`` in ``dtype``, CC no matrix.
+
+    ``max(W)`` is ``max_i ‖f_i‖²`` (Cauchy-Schwarz: no pair is more similar than the more similar of its two
+    self-pairs), so ``A`` is normalised as its blocks are made.
+    """
+    check_loss(loss)
+    f = features.detach().float()
+    n = int(f.shape[0])
+    top = float((f * f).sum(1).max()) if n else 0.0
+    offset = top / float(alpha) if loss == "cc" else 0.0
+    values = torch.empty((n, n), dtype=dtype, device=f.device) if loss == "ncut" else None
+    degrees = torch.empty(n, dtype=torch.float32, device=f.device)
+    diagonal, gcn_degrees = torch.empty_like(degrees), torch.empty_like(degrees)
+    step = max(1, int(chunk_elements) // max(n, 1))
+    for i in range(0, n, step):
+        w = f[i:i + step] @ f.T  # (rows, N) of W
+        rows = torch.arange(w.shape[0], device=w.device)
+        if loss == "ncut":
+            w = w.clamp_(min=0).div_(top) if top > 0 else w.zero_()
+            values[i:i + step] = w
+        else:
+            w = w.sub_(offset)
+        degrees[i:i + step] = w.sum(1)
+        diagonal[i:i + step] = w[rows, rows + i]
+        if loss == "cc":  # the GCN's graph is the positive part of the signed one (NCut's is all positive) ...
+            gcn_degrees[i:i + step] = w.clamp_(min=0).sum(1)
+        del w
+    if loss == "ncut":
+        gcn_degrees.copy_(degrees)
+    gcn_degrees += (diagonal <= 0).float()  # ... with a self-loop of weight 1 where the diagonal is not positive
+    # max(W) is on the diagonal: some pair is positive exactly when the strongest self-pair is
+    positive = top - offset > 0
+    return CompactAffinity(loss, values, degrees, diagonal, gcn_degrees, n, f, offset, top, bool(positive),
+                           chunk_elements)
+
+
 class PatchGraph:
     """The nodes (patch features) of a graph and, when known, its Gram matrix.
 
     The pipeline hands a :class:`PatchGraph` to every clusterer explicitly; the GNN reads its
     :meth:`cluster_affinity`: the dense ``(N, N)`` affinity (sliced from the cached Gram matrix when
     there is one, so a stage on a subset of patches costs no new ``N²D`` product) for up to
-    :data:`DENSE_MAX_NODES` nodes, a :class:`SparseAffinity` above (``mode`` forces either).
+    :data:`DENSE_MAX_NODES` nodes, a :class:`CompactAffinity` up to :data:`COMPACT_MAX_NODES`, a
+    :class:`SparseAffinity` above (``mode`` forces one kind, see :func:`graph_kind`).
     Baselines may build their own graph from :attr:`features`.
 
     Args:
         features: ``(N, D)`` node features.
         gram: ``features @ features.T`` ``(N, N)`` if already computed.
-        mode: ``"auto"``, ``"dense"`` or ``"sparse"`` (see :data:`GRAPH_MODES`); subgraphs inherit it.
+        mode: ``"auto"``, ``"dense"``, ``"compact"`` or ``"sparse"`` (see :data:`GRAPH_MODES`); subgraphs
+            inherit it.
         neighbours: ``k`` of the sparse k-NN graph.
     """
 
@@ -204,15 +376,22 @@ class PatchGraph:
         return int(self.features.shape[0])
 
     @property
+    def kind(self) -> str:
+        """What :meth:`cluster_affinity` gives: ``"dense"``, ``"compact"`` or ``"sparse"`` (:func:`graph_kind`)."""
+        return graph_kind(self.num_nodes, self.mode)
+
+    @property
     def is_sparse(self) -> bool:
-        """Whether :meth:`cluster_affinity` gives a sparse k-NN graph."""
-        return use_sparse(self.num_nodes, self.mode)
+        """Whether the graph is too big for an ``(N, N)`` float32 matrix (:attr:`kind` compact or sparse):
+        the spectral baseline then cuts the sparse k-NN graph."""
+        return self.kind != "dense"
 
     def subgraph(self, rows: np.ndarray | None) -> "PatchGraph":
         """The graph induced by the nodes ``rows`` (all nodes when None); same mode and ``k``.
 
-        A sparse subgraph is rebuilt from its nodes' features: each keeps its ``k`` nearest
-        neighbours *within* the subset, and ``max(W)`` is the subset's, as the dense slice has it.
+        A compact or sparse subgraph is rebuilt from its nodes' features (its kind by its own size under
+        ``"auto"``): a sparse one's nodes keep their ``k`` nearest neighbours *within* the subset, and
+        ``max(W)`` is the subset's, as the dense slice has it.
         """
         if rows is None:
             return self
@@ -226,39 +405,49 @@ class PatchGraph:
             return affinity(self.features, loss, alpha)
         return affinity_from_gram(self.gram, loss, alpha)
 
-    def cluster_affinity(self, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor | SparseAffinity:
-        """What the GNN trains on: :meth:`affinity` (dense) or :func:`knn_affinity` (sparse, see
-        :attr:`is_sparse`)."""
-        if self.is_sparse:
+    def cluster_affinity(self, loss: str = "ncut", alpha: float = 3.0
+                         ) -> torch.Tensor | CompactAffinity | SparseAffinity:
+        """What the GNN trains on, by :attr:`kind`: :meth:`affinity` (dense), :func:`compact_affinity`
+        (compact) or :func:`knn_affinity` (sparse)."""
+        kind = self.kind
+        if kind == "sparse":
             return knn_affinity(self.features, loss, alpha, self.neighbours)
+        if kind == "compact":
+            return compact_affinity(self.features, loss, alpha)
         return self.affinity(loss, alpha)
 
 
 # -- scoring a cut ----------------------------------------------------------------------------------
-def score_graph(graph: PatchGraph) -> torch.Tensor:
-    """The non-negative NCut affinity :func:`cut_score` reads: dense ``(N, N)``, or the sparse k-NN
-    graph (COO) when the graph is too big to materialise (:attr:`~deepcut.graph.PatchGraph.is_sparse`)."""
-    if graph.is_sparse:
-        return graph.cluster_affinity("ncut").matrix()
-    return graph.affinity("ncut")
+def score_graph(graph: PatchGraph) -> torch.Tensor | CompactAffinity:
+    """The non-negative NCut affinity :func:`cut_score` reads, the one the GNN trains on
+    (:attr:`~deepcut.graph.PatchGraph.kind`): dense ``(N, N)``, a :class:`CompactAffinity`, or the sparse
+    k-NN graph (COO)."""
+    kind = graph.kind
+    if kind == "dense":
+        return graph.affinity("ncut")
+    a = graph.cluster_affinity("ncut")
+    return a.matrix() if isinstance(a, SparseAffinity) else a
 
 
 def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``(cut, volume)`` ``(m,)`` float64 of each of the ``m`` segments of ``labels`` ``(N,)`` (in
-    ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, or sparse COO): the weight
-    leaving the segment and the segment's total degree."""
+    ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, sparse COO or a
+    :class:`CompactAffinity`): the weight leaving the segment and the segment's total degree."""
     ids, inverse = np.unique(np.asarray(labels), return_inverse=True)
     onehot = torch.zeros(inverse.size, ids.size, dtype=torch.float64, device=adj.device)
     onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=adj.device)] = 1.0
-    a = adj.coalesce().double() if adj.is_sparse else adj.double()
-    a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
+    if isinstance(adj, CompactAffinity):
+        a_s = adj.matmul(onehot)  # (N, m)
+    else:
+        a = adj.coalesce().double() if adj.is_sparse else adj.double()
+        a_s = torch.sparse.mm(a, onehot) if a.is_sparse else a @ onehot  # (N, m)
     volume = onehot.T @ a_s.sum(1)
     return volume - (onehot * a_s).sum(0), volume
 
 
 def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
     """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
-    non-negative affinity ``adj`` ``(N, N)`` (dense, or sparse COO as :func:`score_graph` gives).
+    non-negative affinity ``adj`` ``(N, N)`` (dense, sparse COO or compact, as :func:`score_graph` gives).
     0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)``. Segments without volume add
     nothing."""
     cut, volume = segment_cuts(adj, labels)
@@ -268,7 +457,7 @@ def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
 
 def cut_score(adj: torch.Tensor, inside: np.ndarray) -> float:
     """``1 - NCut(O, R) / 2`` of the nodes ``inside`` (``(N,)`` bool, ``O``) against the rest ``R``,
-    on a non-negative affinity ``(N, N)`` (dense, or sparse COO); 0 when either side has no volume."""
+    on a non-negative affinity ``(N, N)`` (dense, sparse COO or compact); 0 when either side has no volume."""
     inside = np.asarray(inside, dtype=bool)
     if not inside.any() or inside.all():
         return 0.0

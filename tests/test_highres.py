@@ -1,19 +1,33 @@
-"""High resolution: memory-efficient attention in the ViT, and a graph that is sparse above
-``DENSE_MAX_NODES`` nodes yet agrees with the dense one when its k-NN holds every pair."""
+"""High resolution: memory-efficient attention in the ViT; above ``DENSE_MAX_NODES`` nodes a compact graph
+that is the dense one (every pair, no float32 ``N x N`` tensor), and above ``COMPACT_MAX_NODES`` a sparse
+graph that agrees with the dense one when its k-NN holds every pair."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import disc_image, disc_mask, iou
+from conftest import REPO, disc_image, disc_mask, iou
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from deepcut import DeepCut, SegmentConfig
 from deepcut.clustering import fit
 from deepcut.errors import ConfigError
 from deepcut.features import FeatureStore
-from deepcut.graph import DENSE_MAX_NODES, PatchGraph, SparseAffinity, affinity, knn_affinity, knn_gram
+from deepcut.graph import (
+    COMPACT_MAX_NODES,
+    DENSE_MAX_NODES,
+    CompactAffinity,
+    PatchGraph,
+    SparseAffinity,
+    affinity,
+    compact_affinity,
+    graph_kind,
+    knn_affinity,
+    knn_gram,
+    normalized_cut,
+    score_graph,
+)
 from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss
 from deepcut.pipeline import run_stages
@@ -22,17 +36,20 @@ from deepcut.utils.matching import best_matching, iou_matrix
 
 
 class LargestTensor(TorchDispatchMode):
-    """Records the element count of the largest dense tensor any torch operation produces."""
+    """Records the element count of the largest dense tensor any torch operation produces (:attr:`largest`),
+    and of the largest of each dtype (:attr:`by_dtype`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.largest = 0
+        self.by_dtype: dict[torch.dtype, int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else [out]:
             if isinstance(t, torch.Tensor) and t.layout == torch.strided:
                 self.largest = max(self.largest, t.numel())
+                self.by_dtype[t.dtype] = max(self.by_dtype.get(t.dtype, 0), t.numel())
         return out
 
 
@@ -139,6 +156,126 @@ def test_knn_graph_is_symmetric_chunked_and_keeps_the_nearest():
     assert float(m.max()) == pytest.approx(1.0)  # divided by max(W) over all pairs
 
 
+# -- the compact graph --------------------------------------------------------------------------------
+def odd_features(n: int = 150, d: int = 12, seed: int = 6) -> torch.Tensor:
+    """Planted clusters plus the cases the GCN's self-loop rule treats apart: a zero row (its NCut diagonal
+    is 0) and short rows (their CC diagonal ``‖f‖² - max / alpha`` is negative)."""
+    x = random_features(n, d, seed)
+    x[7] = 0.0
+    x[11] *= 0.05
+    x[12] *= 0.1
+    return x
+
+
+@pytest.mark.parametrize("loss", ["ncut", "cc"])
+@pytest.mark.parametrize("chunk", [150 * 7, 1 << 22])  # 7 rows a block (blocks off the diagonal's grid), or one
+def test_compact_graph_is_the_dense_graph(loss, chunk):
+    """Every quantity the GNN trains on equals the dense graph's: degrees, the GCN's propagation ``Â X``
+    (self-loops included), the positive check, NCut's ``A S``, loss and gradient, CC's loss."""
+    x = odd_features()
+    n = x.shape[0]
+    dense = affinity(x, loss, alpha=3.0)
+    cp = compact_affinity(x, loss, alpha=3.0, chunk_elements=chunk)
+    assert cp.loss == loss and cp.num_nodes == n and cp.has_positive()
+    assert cp.top == pytest.approx(float((x @ x.T).max()), rel=1e-6)
+    assert torch.allclose(cp.degree(), dense.sum(1), rtol=1e-5, atol=1e-4)
+    assert torch.allclose(cp.diagonal, dense.diagonal(), rtol=1e-5, atol=1e-5)
+    ref = DeepCutGNN.propagate(x, gcn_input_graph(dense))
+    assert torch.allclose(cp.propagate(), ref, rtol=1e-3, atol=1e-4 * float(ref.abs().max()))
+    s1 = torch.softmax(torch.randn(n, 3, generator=torch.Generator().manual_seed(8)), -1).requires_grad_()
+    s2 = s1.detach().clone().requires_grad_()
+    if loss == "ncut":
+        assert cp.values.dtype == torch.float16 and cp.values.shape == (n, n)
+        assert torch.allclose(cp.values.float(), dense, atol=1e-3)
+        assert torch.allclose(cp.matmul(s1.detach()), dense @ s1.detach(), rtol=1e-3, atol=1e-4)
+        a, b = sum(ncut_loss(cp, s1)), sum(ncut_loss(dense, s2))
+    else:
+        assert cp.values is None  # CC keeps no matrix
+        a, b = cc_loss_lowrank(x, cp.offset, s1), cc_loss(dense, s2)
+    a.backward()
+    b.backward()
+    assert float(a.detach()) == pytest.approx(float(b.detach()), rel=1e-4)
+    assert torch.allclose(s1.grad, s2.grad, rtol=1e-3, atol=1e-3 * float(s2.grad.abs().max()))
+
+
+def test_compact_graph_without_a_positive_pair():
+    x = torch.zeros(30, 4)
+    cp = compact_affinity(x, "ncut")
+    assert not cp.has_positive() and float(cp.values.float().abs().max()) == 0.0
+    r = fit(x, k=2, adj=cp)
+    assert np.unique(r.labels).size == 1 and "no positive affinity" in r.note
+    cc = compact_affinity(torch.randn(30, 4), "cc", alpha=1.0)  # the threshold is max(W): nothing is above it
+    assert not cc.has_positive() and not bool((affinity(cc.features, "cc", alpha=1.0) > 0).any())
+
+
+@pytest.mark.parametrize("loss", ["ncut", "cc"])
+def test_fit_on_the_compact_graph_is_fit_on_the_dense_graph(loss):
+    """Trained on a planted graph of 600 nodes, the GNN gives the same labels and the same losses, epoch
+    by epoch, on the compact graph as on the dense one."""
+    x = random_features(600, 16, seed=9)
+    truth = np.arange(600) % 3
+    dense = fit(x, k=3, loss=loss, alpha=2.0, epochs=30, graph=PatchGraph(x, mode="dense"))
+    compact = fit(x, k=3, loss=loss, alpha=2.0, epochs=30, graph=PatchGraph(x, mode="compact"))
+    assert np.array_equal(dense.labels, compact.labels)
+    assert np.allclose(dense.losses, compact.losses, rtol=1e-4, atol=1e-5)
+    assert np.allclose(dense.soft, compact.soft, atol=1e-3)
+    assert mean_matched_iou(compact.labels, truth) >= 0.95
+    with pytest.raises(ConfigError, match="compact graph was built for"):
+        fit(x, k=2, loss="cc" if loss == "ncut" else "ncut", adj=compact_affinity(x, loss))
+
+
+def test_segmentation_on_the_compact_graph_is_the_dense_one(color_model):
+    """Stages 1-3 of the pipeline on the compact graph (subgraphs rebuilt per stage) give the dense graph's
+    labels, and the normalized cut scored on it is the dense graph's."""
+    img = disc_image(160, two_tone=True, striped_bg=True)
+    cfg = SegmentConfig(resolution=160, k=2, stages=3, epochs=(20, 40, 20))
+    dense = segment_graph(color_model, img, cfg, "dense", 64)
+    compact = segment_graph(color_model, img, cfg, "compact", 64)
+    assert len(np.unique(dense)) >= 3 and np.array_equal(dense, compact)
+    pf = color_model.store.get(img, cfg)
+    graph = PatchGraph(pf.features, None, "compact")
+    scored = score_graph(graph)
+    assert isinstance(scored, CompactAffinity) and graph.is_sparse  # too big for float32: spectral uses the k-NN
+    assert normalized_cut(scored, dense) == pytest.approx(normalized_cut(affinity(pf.features), dense), rel=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_the_spectral_restart_on_the_compact_graph(vit_model, k):
+    """A near-complete graph (random ViT weights) leaves clusters empty after 10 epochs; on the compact graph
+    too, NCut restarts from a spectral cut (of the graph's k-NN part: a start, not the objective) and finds k."""
+    pf = vit_model.patch_features(REPO / "assets" / "cat.jpg")
+    graph = PatchGraph(pf.features, mode="compact")
+    r = fit(pf.features, k=k, epochs=10, graph=graph)
+    assert len(np.unique(r.labels)) == k and r.restarted and len(r.losses) == 20 and r.note is None
+    assert isinstance(graph.cluster_affinity("ncut").knn(), SparseAffinity)
+
+
+def test_graph_kinds_by_size():
+    assert [graph_kind(n) for n in (1, DENSE_MAX_NODES, DENSE_MAX_NODES + 1, COMPACT_MAX_NODES,
+                                    COMPACT_MAX_NODES + 1)] == ["dense", "dense", "compact", "compact", "sparse"]
+    assert {graph_kind(10 ** 6, m) for m in ("dense", "compact", "sparse")} == {"dense", "compact", "sparse"}
+    with pytest.raises(ConfigError, match="graph mode"):
+        graph_kind(10, "half")
+    # 1024 px with 8-px patches (about 16384 patches, whatever the aspect ratio) is compact: 2 bytes a pair
+    assert graph_kind(128 * 128) == graph_kind(105 * 157) == "compact"
+    assert COMPACT_MAX_NODES ** 2 * 2 <= 800 * 2 ** 20
+
+
+def test_memory_estimate_follows_the_graph_kind():
+    """The request's memory estimate counts the compact graph's float16 matrix (and its blocks) between the
+    dense and the sparse sizes, and agrees with the graph module's thresholds."""
+    import deepcut.graph as graph_module
+    from deepcut.utils import memory
+
+    assert (memory.DENSE_NODES, memory.COMPACT_NODES, memory.CHUNK, memory.NEIGHBOURS) == (
+        DENSE_MAX_NODES, COMPACT_MAX_NODES, graph_module.CHUNK_ELEMENTS, graph_module.DEFAULT_NEIGHBOURS)
+    n, d = 128 * 128, 384
+    compact = memory.graph_bytes(n, d)
+    assert n * n * 2 + n * d * 4 < compact < 0.65 * 2 ** 30  # 1024 px: the matrix is 512 MB, all of it under 2 GB
+    assert compact < 3 * n * n * 4 / 4  # a quarter of what the dense graph would need
+    assert memory.graph_bytes(COMPACT_MAX_NODES + 1, d) < memory.graph_bytes(COMPACT_MAX_NODES, d) / 2  # sparse
+
+
 def test_sparse_graph_of_wrong_loss_is_refused():
     x = random_features()
     with pytest.raises(ConfigError, match="built for"):
@@ -150,7 +287,7 @@ def test_sparse_graph_of_wrong_loss_is_refused():
 def segment_graph(model: DeepCut, image: np.ndarray, cfg: SegmentConfig, mode: str, neighbours: int) -> np.ndarray:
     pf = model.store.get(image, cfg)
     graph = PatchGraph(pf.features, None, mode, neighbours)
-    assert graph.is_sparse == (mode == "sparse")
+    assert graph.kind == mode and graph.is_sparse == (mode != "dense")
     return run_stages(graph, pf.grid, cfg).labels
 
 
@@ -182,15 +319,39 @@ def test_spectral_baseline_on_the_sparse_graph(color_model):
 
 
 @pytest.mark.parametrize("loss", ["ncut", "cc"])
-def test_above_the_threshold_no_n_by_n_tensor_is_made(color_model, loss):
+def test_above_the_threshold_no_float32_n_by_n_tensor_is_made(color_model, loss):
     """Just above ``DENSE_MAX_NODES`` patches the whole segmentation (features, graph, GNN, stages)
-    runs on the sparse graph: no tensor of ``N²`` elements, no cached Gram matrix, and the disc is found."""
+    runs on the compact graph: no float32 tensor of ``N²`` elements (NCut's one ``N x N`` matrix is
+    float16; CC has none), no cached Gram matrix, and the disc is found."""
     img = disc_image(520)
     cfg = SegmentConfig(resolution=520, loss=loss, k=2)
     pf = color_model.store.get(img, cfg)
     n = pf.features.shape[0]
-    assert n > DENSE_MAX_NODES and pf.gram is None and pf.graph().is_sparse
-    assert isinstance(pf.graph().cluster_affinity(loss), SparseAffinity)
+    assert DENSE_MAX_NODES < n <= COMPACT_MAX_NODES and pf.gram is None and pf.graph().kind == "compact"
+    assert isinstance(pf.graph().cluster_affinity(loss), CompactAffinity)
+    color_model.clear_cache()
+    with LargestTensor() as probe:
+        seg = color_model.segment(img, cfg)
+    assert probe.by_dtype[torch.float32] < n * n / 4, (probe.by_dtype, n * n)
+    if loss == "ncut":
+        assert probe.largest == probe.by_dtype[torch.float16] == n * n
+    else:
+        assert probe.largest < n * n / 4, (probe.largest, n * n)
+    assert iou(seg.foreground, disc_mask(520)) > 0.9
+
+
+@pytest.mark.parametrize("loss", ["ncut", "cc"])
+def test_above_the_compact_threshold_the_graph_is_sparse(color_model, loss, monkeypatch):
+    """Above ``COMPACT_MAX_NODES`` (lowered here to keep the test small) nothing ``N x N`` is made at all:
+    the k-NN graph, and the disc is still found."""
+    import deepcut.graph as graph_module
+
+    img = disc_image(520)
+    cfg = SegmentConfig(resolution=520, loss=loss, k=2)
+    n = color_model.store.get(img, cfg).features.shape[0]
+    monkeypatch.setattr(graph_module, "COMPACT_MAX_NODES", n - 1)
+    assert PatchGraph(torch.zeros(n, 2)).kind == "sparse"
+    assert isinstance(PatchGraph(torch.randn(n, 8)).cluster_affinity(loss), SparseAffinity)
     color_model.clear_cache()
     with LargestTensor() as probe:
         seg = color_model.segment(img, cfg)

@@ -10,8 +10,9 @@ The estimate (:func:`estimate_bytes`) counts what one forward pass keeps and wha
 every hidden state the ViT keeps (``(depth + 1) * B * T * D`` floats), one block's temporaries
 (q, k, v, the MLP's ``4 D``), the ``(B, heads, T, T)`` attention maps only for ``"eager"`` attention
 (SDPA never materialises them), the features (17x with ``log_bin``) and the graph (``N^2`` floats
-when dense, ``O(N k)`` when sparse). It is an upper bound of the order of magnitude, not an exact
-figure; a request over the limit is refused before the ViT or the graph allocate.
+when dense, ``N^2`` float16 values when compact, ``O(N k)`` when sparse). It is an upper bound of the
+order of magnitude, not an exact figure; a request over the limit is refused before the ViT or the graph
+allocate.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ MAX_PATCHES = 1 << 16
 PATCHES_ENV = "DEEPCUT_MAX_PATCHES"
 #: Graphs of at most this many nodes are dense (kept equal to :data:`deepcut.graph.DENSE_MAX_NODES`).
 DENSE_NODES = 4096
+#: Graphs of at most this many nodes (and more than :data:`DENSE_NODES`) are compact (kept equal to
+#: :data:`deepcut.graph.COMPACT_MAX_NODES`).
+COMPACT_NODES = 20480
+#: Entries of the graph's float32 blocks (kept equal to :data:`deepcut.graph.CHUNK_ELEMENTS`).
+CHUNK = 1 << 22
 #: Neighbours of the sparse graph (kept equal to :data:`deepcut.graph.DEFAULT_NEIGHBOURS`).
 NEIGHBOURS = 64
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
@@ -166,6 +172,8 @@ def graph_bytes(nodes: int, dim: int, log_bin: bool = False) -> int:
     feats = n * dim * 4 * (18 if log_bin else 1)
     if n <= DENSE_NODES:
         graph = 3 * n * n * 4  # Gram matrix, affinity, one temporary
+    elif n <= COMPACT_NODES:  # the float16 matrix, a float32 block and its temporaries, the GCN's propagation
+        graph = n * n * 2 + 3 * CHUNK * 4 + 2 * n * dim * 4
     else:
         graph = 8 * n * NEIGHBOURS * 24 + (1 << 24) * 4  # k-NN pairs before/after symmetrising, one block
     return feats + graph
