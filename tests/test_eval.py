@@ -502,3 +502,21 @@ def test_annotations_or_an_out_nested_too_deep_to_read_are_clear_errors(tmp_path
     rc, _, err = _run([data, "--task", "single", *FAST, "--out", tmp_path / "deep.json"], capsys)
     assert rc == 2 and "did not write" in err and "Traceback" not in err, err
     assert (tmp_path / "deep.json").read_text() == text
+
+
+def test_save_masks_that_is_a_file_a_dangling_link_or_a_loop_is_a_usage_error_before_any_work(tmp_path, capsys,
+                                                                                            monkeypatch):
+    import deepcut.cli.eval as eval_cmd
+
+    data = tmp_path / "data"
+    make_single(data, n=1)
+    (tmp_path / "afile").write_text("the user's")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.setattr(eval_cmd, "make_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    for name in ("afile", "dangling", "loop"):  # were a FileExistsError / RuntimeError traceback after segmenting
+        rc, _, err = _run([data, "--task", "single", *FAST, "--out", tmp_path / "r.json", "--save-masks",
+                           tmp_path / name], capsys)
+        assert rc == 2 and "--save-masks" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dangling", "data", "loop"]
+    assert (tmp_path / "afile").read_text() == "the user's"

@@ -14,6 +14,7 @@ from ..utils.files import write_json_atomic
 from ..utils.manifest import OutputManifest
 from .common import UsageError, add_config_args, config_from_args, make_model
 from .options import parse_objects
+from .outdir import check_out_dir
 
 #: Segmentation settings that depend on the task unless given on the command line.
 TASK_DEFAULTS = {
@@ -132,6 +133,7 @@ def check_eval_outputs(args: argparse.Namespace, dataset) -> None:
         raise UsageError(f"--out {out} exists and DeepCut did not write it; remove it or choose another name")
     if not args.save_masks:
         return
+    check_out_dir(args.save_masks, "--save-masks", create=False)  # a file, a dangling link or a loop, unwritable
     masks = real_path(args.save_masks)
     for part in ("images", "masks"):
         inside = real_path(Path(dataset.root) / part)
