@@ -1,9 +1,9 @@
 """Fuzz cases of ``benchmarks/fuzz.py`` for two classes of issue #22: **CLI outputs** (``h22-out/``:
 colliding names, users' files named like outputs, links, forged or foreign manifests and results,
-``--out`` that is an input) and **label signals and shards** (``h22-label/``: the parent killed under
-``--workers 2``, ``--workers 64``, an unreachable Ray address or one where another kind of server
-listens, a 6 GB sparse file, malformed shard lines and settings, parts folders that are files, links or
-someone's folder, ``--out`` that is an input).
+``--out`` that is an input, ``eval``'s ``--out`` and ``--save-masks``) and **label signals and shards**
+(``h22-label/``: the parent killed under ``--workers 2``, ``--workers 64``, an unreachable Ray address
+or one where another kind of server listens, a 6 GB sparse file, malformed shard lines and settings,
+parts folders that are files, links or someone's folder, ``--out`` that is an input).
 
 Each thunk returns the command's exit status (or raises a :class:`deepcut.DeepCutError`) and checks
 what must hold besides: a user's file is byte for byte what it was, output names are unique, no
@@ -164,6 +164,28 @@ def cli_output_cases(d: Path) -> list[Case]:
     cases.append(("h22-out/segment odd names twice, same file twice", lambda: max(
         _cli(["segment", odd, odd / "a.b.c.png", os.path.join(odd, ".", "a.b.c.png"), "--out", odd, *FAST])
         for _ in range(2))))
+
+    data = d / "eval_data"  # a single-object dataset of two images, for eval's outputs
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    for i in range(2):
+        _img(40 + i).save(data / "images" / f"im{i}.png")
+        mask = np.zeros((40, 48), np.uint8)
+        mask[10:30, 12:36] = 255
+        Image.fromarray(mask).save(data / "masks" / f"im{i}.png")
+    (d / "eval_file").write_text("the user's")
+    (d / "eval_dangling").symlink_to(d / "eval_nowhere")
+    (d / "eval_loop").symlink_to(d / "eval_loop")
+    keep = sorted((data / "images").iterdir()) + sorted((data / "masks").iterdir()) + [d / "eval_file"]
+    for name, extra in (("--save-masks a file", ["--save-masks", d / "eval_file"]),
+                        ("--save-masks a dangling link", ["--save-masks", d / "eval_dangling"]),
+                        ("--save-masks a loop", ["--save-masks", d / "eval_loop"]),
+                        ("--save-masks the masks", ["--save-masks", data / "masks"]),
+                        ("--out a user's file", ["--out", d / "eval_file"]),
+                        ("--out a dangling link", ["--out", d / "eval_dangling"]),
+                        ("fine, twice", ["--save-masks", d / "eval_masks"])):
+        argv = ["eval", data, "--task", "single", *FAST, "--quiet", "--out", d / "eval.json", *extra]
+        cases.append((f"h22-out/eval {name}", _guarded(lambda a=argv: max(_cli(a) for _ in range(2)), keep)))
 
     video = d / "video"
     frames = video / "frames"
