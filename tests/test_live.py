@@ -153,6 +153,9 @@ def test_the_live_event_carries_the_caps():
     demo = app.build_demo(DemoSession("color", limits=Limits.public_defaults(backbones=("color",))), 96)
     live = [fn for fn in demo.fns.values() if getattr(fn, "connection", None) == "stream"]
     assert len(live) == 1 and live[0].time_limit == 60 and live[0].stream_every == pytest.approx(0.5)
+    image = next(fn for fn in demo.fns.values() if fn.api_name == "segment")
+    assert (live[0].concurrency_id, live[0].concurrency_limit) == (image.concurrency_id, image.concurrency_limit) == (
+        "heavy", 2)  # one fair queue: live frames wait with the images and videos (were 2 more jobs beside them)
 
 
 def test_every_child_of_the_pages_tabs_is_a_tab():
