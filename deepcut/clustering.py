@@ -127,18 +127,12 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     a = _graph_of(x, adj, graph, loss, alpha)
     positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool((a > 0).any())
     if k_eff < 2 or not positive:
-        reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
-        soft = np.zeros((n, int(k)), np.float32)
-        soft[:, 0] = 1.0
-        return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
+        return _one_cluster(n, int(k), k_eff, model)
 
     gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
         g_drop = generator(int(seed) + 1, x.device)
-        if model is None:  # drawn on the CPU, so a seed gives the same GNN on every device
-            model = DeepCutGNN.create(x.shape[1], k_eff, generator(int(seed)), device=x.device)
-        elif model.in_dim != x.shape[1]:
-            raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
+        model = _model_for(x, k_eff, int(seed), model)
         ax, objective = _prepare(x, a, loss)
         record = {int(e): None for e in snapshots}
         if 0 in record:
@@ -158,6 +152,24 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
     return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
                          restarted=len(losses) > int(epochs) and loss == "ncut" and not links)
+
+
+def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> DeepCutGNN:
+    """``model`` (a warm start, checked against the features ``(N, D)``), else a fresh GNN drawn on the CPU
+    from ``seed``, so that a seed gives the same GNN on every device."""
+    if model is None:
+        return DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device)
+    if model.in_dim != x.shape[1]:
+        raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
+    return model
+
+
+def _one_cluster(n: int, k: int, k_eff: int, model: DeepCutGNN | None) -> ClusterResult:
+    """Every node in cluster 0, untrained: a single node, or no positive affinity between any two."""
+    reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
+    soft = np.zeros((n, k), np.float32)
+    soft[:, 0] = 1.0
+    return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
 
 
 #: When NCut's ``epochs`` leave a cluster empty, the GNN restarts from the spectral k-way cut of the same

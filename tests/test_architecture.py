@@ -123,10 +123,10 @@ def test_no_private_names_are_used_across_modules():
 
 
 def test_modeling_holds_models_only():
-    """``deepcut/modeling`` has the nn modules, the backbone interface and the pure loss functions;
-    loading, conversion and descriptors live elsewhere."""
+    """``deepcut/modeling`` has the nn modules, the backbone interface, the precision their forward pass
+    runs in and the pure loss functions; loading, conversion and descriptors live elsewhere."""
     names = {p.stem for p in (PACKAGE / "modeling").glob("*.py")} - {"__init__"}
-    assert names <= {"base", "vit", "dinov2", "color", "gnn", "losses"}, names
+    assert names <= {"base", "vit", "dinov2", "color", "gnn", "losses", "precision"}, names
     gnn = (PACKAGE / "modeling" / "gnn.py").read_text()
     assert "torch_geometric" not in gnn and ".lin." not in gnn, "the GNN owns its parameters"
 
