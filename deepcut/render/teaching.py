@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..graph import graph_kind
 from ..utils.matching import best_matching, iou_matrix
 from .colors import label_colors
 
@@ -71,7 +72,9 @@ def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutCompari
         ax.set_title(f"{name}\nNCut = {value:.3f}{mark}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    graph = "sparse k-NN graph" if cmp.sparse else "dense graph"
+    kind = graph_kind(cmp.num_nodes) if cmp.sparse else "dense"
+    graph = {"dense": "dense graph", "compact": "every pair, float16; the spectral cut on its k-NN part",
+             "sparse": "sparse k-NN graph"}[kind]
     fig.suptitle(f"One graph A = relu(F·Fᵀ)/max ({cmp.num_nodes} patches, {graph}), cut into k={cmp.k}: "
                  f"NCut = Σ cut/volume, 0 = perfect", fontsize=8)
     return fig
