@@ -139,3 +139,27 @@ def test_bf16_is_faithful_on_real_images():
         fa, fb = sa.foreground, sb.foreground
         ious.append(float((fa & fb).sum() / max((fa | fb).sum(), 1)))
     assert float(np.mean(ious)) >= 0.98, ious
+
+
+def test_blocked_attention_equals_the_fused_kernel_and_stays_blocked():
+    """bf16 / fp16 on the CPU attend a block of query rows at a time (the fused kernel gains nothing there):
+    the same attention as SDPA's, never a whole (heads, T, T) map."""
+    from test_highres import LargestTensor
+
+    from deepcut.modeling.vit import ATTENTION_BLOCK, blocked_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 600, 16, generator=g) for _ in range(3))
+    with LargestTensor() as probe:
+        out, weights = blocked_attention(None, q, k, v, None, scaling=0.25)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.25).transpose(1, 2)
+    assert weights is None and out.shape == (2, 600, 3, 16)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert probe.largest <= 2 * 3 * ATTENTION_BLOCK * 600  # one block of scores, not 600 x 600
+    bf16 = DeepCut("dino_vits8", pretrained=False, precision="bf16")
+    assert bf16.backbone.attention == "blocked"
+    assert DeepCut("dino_vits8", pretrained=False, precision="fp32").backbone.attention == "sdpa"
+    bf16.backbone.set_precision("fp32")
+    assert bf16.backbone.attention == "sdpa"
+    bf16.backbone.set_attention("eager").set_precision("bf16")  # a choice made by hand is kept
+    assert bf16.backbone.attention == "eager"
