@@ -48,6 +48,18 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """:func:`best_time` of several functions measured in turns (one call of each per round), so that a
+    slow spell of a shared machine hits them alike and their ratios hold."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
+
+
 def benchmark_image() -> np.ndarray:
     """A real photo: the first example in assets/, else scikit-image's astronaut (public domain)."""
     from deepcut.utils.image import load_image
@@ -231,18 +243,19 @@ def main() -> None:
     def vit_forward():
         return forward(dc32)
 
-    vit_forward()
-    t_vit = best_time(vit_forward, repeats)
+    models = {"fp32": dc32, **{p: DeepCut("dino_vits8", pretrained=False, precision=p) for p in ("bf16", "int8")}}
+    for model in models.values():
+        forward(model)
+    vit_times = best_times({p: (lambda m=m: forward(m)) for p, m in models.items()}, repeats + 2)
+    t_vit = vit_times["fp32"]
     ref = vit_forward()[0].clone()
     n = ref.shape[0]
     auto = resolve_precision("auto", "cpu")
     figures.update(vit_forward_s=t_vit, patches=n, auto_precision=auto, native_bf16=cpu_has_native_bf16())
     rows.append(("ViT-S/8 forward pass (280 px, random weights), fp32 eager", f"{t_vit * 1000:.0f} ms", "1.00x"))
-    models = {"fp32": dc32}
-    for prec, how in [("bf16", "bf16 autocast"), ("int8", "int8 dynamic quantization of the Linear layers")]:
-        models[prec] = model = DeepCut("dino_vits8", pretrained=False, precision=prec)
-        forward(model)
-        t = best_time(lambda m=model: forward(m), repeats)
+    for prec, how in [("bf16", "bf16 autocast, attention in blocks"),
+                      ("int8", "int8 dynamic quantization of the Linear layers")]:
+        model, t = models[prec], vit_times[prec]
         cos = float(F.cosine_similarity(forward(model)[0], ref, dim=-1).mean())
         figures.update({f"vit_forward[{prec}]_s": t, f"vit_cosine[{prec}]": cos})
         default = " (the default here: auto)" if prec == auto else ""
@@ -255,36 +268,42 @@ def main() -> None:
     t10 = best_time(lambda: fit(feats, k=2, epochs=10), repeats)
     t_orig = best_time(lambda: original_ncut(feats.numpy(), k=2, epochs=10), max(1, repeats // 2))
     planted = DeepCut("color").features(voronoi_scene(4, 0, side=280)[0], resolution=280).reshape(-1, 384).clone()
-    t100 = best_time(lambda: fit(planted, k=4, epochs=100), repeats)
     idle = dc.store.threads.vit()
-    t100_idle = best_time(lambda: fit(planted, k=4, epochs=100, threads=idle), repeats)
+    gnn = best_times({"one": lambda: fit(planted, k=4, epochs=100),
+                      "idle": lambda: fit(planted, k=4, epochs=100, threads=idle),
+                      "vit": vit_forward}, repeats + 2)
+    t100, t100_idle, t_vit_g = gnn["one"], gnn["idle"], gnn["vit"]  # ratios against the ViT of the same rounds
     reached = len(np.unique(fit(planted, k=4, epochs=100).labels))
     t100_pyg = best_time(lambda: pyg_mincut_epochs(planted, 4, 100), max(1, repeats // 2))
     figures.update(ncut10_s=t10, original10_s=t_orig, speedup_vs_original=t_orig / t10, ncut100_k4_s=t100,
+                   ncut100_k4_ratio=t100 / t_vit_g, ncut100_k4_idle_ratio=t100_idle / t_vit_g,
                    ncut100_k4_idle_threads_s=t100_idle, idle_threads=idle, ncut100_k4_dense_mincut_pool_s=t100_pyg)
     rows.append((f"10 NCut epochs, k=2, {n} patches: original formulation (edge list + sparse GCN)",
                  f"{t_orig * 1000:.0f} ms", f"{t_orig / t_vit:.2f}x"))
     rows.append((f"10 NCut epochs, k=2, {n} patches: DeepCut (dense) — {t_orig / t10:.0f}x faster than original",
                  f"{t10 * 1000:.0f} ms", f"{t10 / t_vit:.3f}x"))
     rows.append((f"100 NCut epochs, k=4, planted graph ({planted.shape[0]} nodes, {reached} segments), 1 thread",
-                 f"{t100 * 1000:.0f} ms", f"{t100 / t_vit:.2f}x"))
+                 f"{t100 * 1000:.0f} ms", f"{t100 / t_vit_g:.2f}x"))
     rows.append((f"100 NCut epochs, k=4, planted graph, {idle} thread(s) (the idle cores: DeepCut.segment's choice)",
-                 f"{t100_idle * 1000:.0f} ms", f"{t100_idle / t_vit:.2f}x"))
+                 f"{t100_idle * 1000:.0f} ms", f"{t100_idle / t_vit_g:.2f}x"))
     rows.append(("100 NCut epochs, k=4, loss via torch_geometric dense_mincut_pool (not used)",
                  f"{t100_pyg * 1000:.0f} ms", f"{t100_pyg / t_vit:.2f}x"))
 
-    for prec in ("fp32", auto) if auto != "fp32" else ("fp32",):
-        model = models[prec]
+    def fresh_segment(m: DeepCut):
+        m.clear_cache()
+        return m.segment(image)
 
-        def fresh_segment(m=model):
-            m.clear_cache()
-            return m.segment(image)
-
-        fresh_segment()
-        t_seg = best_time(fresh_segment, repeats)
+    precs = ("fp32", auto) if auto != "fp32" else ("fp32",)
+    for prec in precs:
+        fresh_segment(models[prec])
+    seg_times = best_times({**{p: (lambda m=models[p]: fresh_segment(m)) for p in precs}, "vit": vit_forward},
+                           repeats + 2)
+    for prec in precs:
+        t_seg = seg_times[prec]  # its ratio is to the fp32 ViT measured in the same rounds
         figures[f"segment_fresh[{prec}]_s"] = t_seg
+        figures[f"segment_fresh[{prec}]_ratio"] = t_seg / seg_times["vit"]
         rows.append((f"segment() end to end, stages=1, k=2 (image decode → labels at input size), ViT in {prec}",
-                     f"{t_seg * 1000:.0f} ms", f"{t_seg / t_vit:.2f}x"))
+                     f"{t_seg * 1000:.0f} ms", f"{t_seg / seg_times['vit']:.2f}x"))
     figures["segment_fresh_s"] = figures[f"segment_fresh[{auto}]_s"]
     dc.segment(image)
     for name, kw in [

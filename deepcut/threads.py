@@ -6,9 +6,8 @@ the busy core. Measured on 2 cores with one busy: 10 GNN epochs take 3.6 s with 
 0.10 s with 1; the ViT forward 2.3 s vs 1.0 s. So DeepCut chooses:
 
 * the GNN and the graph (tensors of at most a few thousand rows): :data:`GNN_THREADS` (1), except that
-  :meth:`deepcut.DeepCut.segment` trains a long run on a large graph (at least :data:`GNN_PARALLEL_WORK`
-  node-epochs) with the ViT's count, the cores idle at the time (100 epochs at 1225 nodes: 1.36 vs 2.4
-  ms an epoch on 2 idle cores);
+  :meth:`deepcut.DeepCut.segment` trains a large graph (from :data:`GNN_PARALLEL_WORK` node-epochs) on
+  the cores idle at the time (:meth:`ThreadPolicy.gnn`);
 * the ViT forward: ``threads`` if given (``DeepCut(threads=...)``, ``--threads``), else
   ``$DEEPCUT_THREADS``, else the number of cores idle right now (:func:`idle_cores`, at least 1).
 
@@ -32,9 +31,11 @@ from .errors import ConfigError
 THREADS_ENV = "DEEPCUT_THREADS"
 #: Threads of the GNN training and the graph products: their tensors are tiny.
 GNN_THREADS = 1
-#: A GNN training of at least this many node-epochs (nodes x epochs) may use the idle cores
-#: (:meth:`ThreadPolicy.gnn`); shorter ones keep one thread, where more would cost a measurement.
-GNN_PARALLEL_WORK = 1024 * 50
+#: A GNN training of at least this many node-epochs (nodes x epochs) uses the idle cores when they were
+#: counted in the last :attr:`ThreadPolicy.remeasure` seconds (e.g. for the ViT pass just before) ...
+GNN_PARALLEL_WORK = 1024 * 10
+#: ... and from this many on even when they must be counted again (:data:`IDLE_WINDOW` seconds).
+GNN_MEASURE_WORK = 1024 * 50
 #: :func:`check_threads` refuses more threads than this many per core.
 MAX_THREADS_PER_CORE = 4
 #: Seconds over which :func:`idle_cores` samples the CPU counters.
@@ -130,9 +131,19 @@ class ThreadPolicy:
         return self._last[1]
 
     def gnn(self, nodes: int, epochs: int) -> int:
-        """Threads for one GNN training of ``epochs`` epochs on ``nodes`` nodes: :data:`GNN_THREADS` below
-        :data:`GNN_PARALLEL_WORK` node-epochs, else :meth:`vit`'s count (the idle cores, or ``threads``)."""
-        return GNN_THREADS if int(nodes) * int(epochs) < GNN_PARALLEL_WORK else self.vit()
+        """Threads for one GNN training of ``epochs`` epochs on ``nodes`` nodes (its graph's propagation
+        included): :data:`GNN_THREADS` below :data:`GNN_PARALLEL_WORK` node-epochs; above, ``threads`` if
+        given, else the idle cores as last counted if that was recent (a fresh image: the ViT's count), else
+        counted now from :data:`GNN_MEASURE_WORK` node-epochs on (one thread below it: counting would cost
+        more than it saves)."""
+        work = int(nodes) * int(epochs)
+        if work < GNN_PARALLEL_WORK:
+            return GNN_THREADS
+        if self.threads is not None:
+            return self.threads
+        if self._last is not None and time.monotonic() - self._last[0] <= self.remeasure:
+            return self._last[1]
+        return self.vit() if work >= GNN_MEASURE_WORK else GNN_THREADS
 
 
 @contextmanager

@@ -61,13 +61,22 @@ def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):
 
 
 def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_threads):
-    """One thread for short trainings or small graphs (a measurement would cost more than it saves);
-    DeepCut.segment trains a long run on a large graph on the ViT's count (here threads=2, as if 2 cores idled)."""
-    from deepcut.threads import GNN_PARALLEL_WORK
+    """One thread for small trainings; a large graph gets the ViT's count (here threads=2, as if 2 cores
+    idled), or the idle cores as counted for the ViT pass just before; a count that is not recent is taken
+    again only for long trainings (counting costs 30 ms)."""
+    import time
+
+    from deepcut.threads import GNN_MEASURE_WORK, GNN_PARALLEL_WORK
 
     policy = ThreadPolicy(threads=2)
-    assert policy.gnn(1225, 10) == GNN_THREADS and policy.gnn(1225, 100) == 2
-    assert policy.gnn(GNN_PARALLEL_WORK // 50 - 1, 50) == GNN_THREADS
+    assert policy.gnn(1225, 10) == 2 and policy.gnn(1225, 100) == 2
+    assert policy.gnn(GNN_PARALLEL_WORK // 10 - 1, 10) == GNN_THREADS
+    auto = ThreadPolicy()
+    auto._last = (time.monotonic(), 2)  # the ViT just counted two idle cores
+    assert auto.gnn(1225, 10) == 2
+    auto._last = (time.monotonic() - 60, 2)  # long ago: not counted again for a short training
+    assert auto.gnn(1225, 10) == GNN_THREADS and auto._last[0] < time.monotonic() - 30
+    assert auto.gnn(GNN_MEASURE_WORK, 1) >= 1 and auto._last[0] > time.monotonic() - 5  # counted again
     x = torch.randn(60, 16, generator=torch.Generator().manual_seed(0))
     model = DeepCutGNN.create(16, 2, torch.Generator().manual_seed(0))
     model.__class__ = RecordingGNN
@@ -84,8 +93,8 @@ def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_thread
 
     dc.gnn = spy
     dc.segment(disc_image(288), resolution=288)  # 36 x 36 = 1296 patches, 10 epochs
-    dc.segment(disc_image(288), resolution=288, epochs=(100, 100, 10))
-    assert seen == [(1296, 10, GNN_THREADS), (1296, 100, 2)]
+    dc.segment(disc_image(160), resolution=160, epochs=(10, 100, 10))  # 20 x 20 = 400 patches
+    assert seen == [(1296, 10, 2), (400, 10, GNN_THREADS)]
 
 
 def test_vit_runs_on_the_requested_threads(caller_threads):
