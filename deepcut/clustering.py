@@ -132,6 +132,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
         g_drop = generator(int(seed) + 1, x.device)
+        warm = model is not None
         model = _model_for(x, k_eff, int(seed), model)
         ax, objective = _prepare(x, a, loss)
         record = {int(e): None for e in snapshots}
@@ -145,7 +146,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             soft = _assign(model, ax)
         if loss == "ncut" and int(epochs) > 0 and not links:
             model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
-                                                record, max_epochs)
+                                                record, max_epochs, restart=not warm)
             history += extra
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
@@ -265,7 +266,7 @@ def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
 
 def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
-                      record: dict[int, torch.Tensor | None], cap: int | None = None
+                      record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
              ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
     """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
     leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
@@ -277,7 +278,9 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
     NCut for ``epochs`` epochs; its result is kept when it has more segments (or as many and a lower loss).
 
     Returns ``(model, soft, the restart's NCut losses, note)``; the note says what happened. ``record``: as
-    :func:`_train`'s (the restart's epochs follow the first ones); ``cap``: the most epochs in all."""
+    :func:`_train`'s (the restart's epochs follow the first ones); ``cap``: the most epochs in all;
+    ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose labels the next frames
+    follow): no restart, a note instead."""
     k = soft.shape[1]
     used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
     first = used(soft)
@@ -285,6 +288,9 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
         return model, soft, [], note
     if torch.unique(ax, dim=0).shape[0] < k:
         return model, soft, [], _join(note, f"only {first} of the k={k} segments: fewer than {k} distinct patches")
+    if not restart:
+        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments (a warm-started GNN "
+                                            f"keeps its labels: no restart)")
     if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
         return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments in {epochs} epochs (at most "
                                             f"{cap} epochs: max_epochs; its restart from the spectral cut needs "

@@ -232,6 +232,8 @@ def test_a_near_complete_graph_reaches_k_by_the_spectral_restart(vit_model, k):
     assert objective(r.labels) < objective(stuck.labels)
     again = fit(pf.features, k=k, epochs=10, graph=graph, model=r.model)  # a warm start keeps its inputs' scaling
     assert len(np.unique(again.labels)) == k and not again.restarted
+    warm = fit(pf.features, k=k, epochs=10, graph=graph, model=stuck.model)  # the next video frame, say:
+    assert not warm.restarted and warm.model is stuck.model and "no restart" in warm.note  # its labels stay
 
 
 def test_k_two_and_cc_never_restart(color_model):

@@ -241,7 +241,7 @@ def test_model_pool_builds_once_shares_and_drops_the_least_recently_used(monkeyp
     lock = threading.Lock()
 
     class FakeDeepCut:
-        def __init__(self, name, cache_size, device, pretrained=True, threads=None):
+        def __init__(self, name, cache_size, device, pretrained=True, threads=None, precision=None):
             time.sleep(0.05)  # a slow build: concurrent callers must wait for it, not build again
             with lock:
                 built.append((name, cache_size, device))
@@ -270,7 +270,7 @@ def test_model_pool_falls_back_and_retries_later(monkeypatch):
     online = {"value": False}
 
     class FlakyDeepCut:
-        def __init__(self, name, cache_size, device, pretrained=True, threads=None):
+        def __init__(self, name, cache_size, device, pretrained=True, threads=None, precision=None):
             tries.append(name)
             if name != FALLBACK_BACKBONE and not online["value"]:
                 raise BackboneLoadError(f"no weights for {name} offline")
