@@ -25,8 +25,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-Case = tuple[str, Callable[[], object]]
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import process_group  # noqa: E402  (the test suite's check for processes left behind)
+
+Case = tuple[str, Callable[[], object]]
 FAST = ["--backbone", "color", "--resolution", "48", "--epochs", "20", "10", "5"]
 
 
@@ -212,19 +216,6 @@ def cli_output_cases(d: Path) -> list[Case]:
     return cases
 
 
-def _group(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def _listener(reply: bytes | None) -> str:
     """The address of a TCP server (in a thread of this process) that answers every connection's first bytes
     with ``reply`` and then closes it (None: accepts and never answers): not a Ray cluster."""
@@ -262,13 +253,13 @@ def _kill_parent(src: Path, out: Path, sig: int) -> int:
         proc.send_signal(sig)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 6
-        while _group(proc.pid) and time.monotonic() < deadline:
+        while process_group(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = _group(proc.pid)
+        left = process_group(proc.pid)
         assert not left, f"{len(left)} processes outlived their parent ({signal.Signals(sig).name})"
         return 0
     finally:
-        for pid in _group(proc.pid):
+        for pid in process_group(proc.pid):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()

@@ -19,6 +19,22 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("DEEPCUT_DATA", REPO.parent / "shared" / "data"))
 
 
+def process_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, from /proc (the label tests and the fuzz
+    check with it that a killed run leaves no worker behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def disc_image(size: int = 160, two_tone: bool = False, blob: bool = False, striped_bg: bool = False) -> np.ndarray:
     """A red disc (radius 0.3·size) centred on a blue background: ``(size, size, 3)`` uint8.
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from conftest import REPO, disc_frame, disc_image
+from conftest import REPO, disc_frame, disc_image, process_group
 from PIL import Image
 
 from deepcut import SegmentConfig
@@ -315,21 +315,6 @@ def test_ray_cluster_gives_the_local_file(data, reference, ray_cluster, tmp_path
 
 
 # -- signals, caps, headers and shards (#22) ------------------------------------------------------------------
-def _group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path):
@@ -346,16 +331,16 @@ def test_workers_and_the_resource_tracker_end_when_the_parent_is_killed(tmp_path
         while not (parts_dir(out) / "meta.json").exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)  # the shard folder is made once every worker has built its model
         assert proc.poll() is None, "the run ended before it could be killed"
-        children = [p for p in _group(proc.pid) if p != proc.pid]
+        children = [p for p in process_group(proc.pid) if p != proc.pid]
         assert len(children) >= 3, children  # two workers and multiprocessing's resource tracker
         proc.kill()
         proc.wait(timeout=30)
         deadline = time.monotonic() + 10
-        while _group(proc.pid) and time.monotonic() < deadline:
+        while process_group(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _group(proc.pid) == []
+        assert process_group(proc.pid) == []
     finally:
-        for pid in _group(proc.pid):  # the test's own children only
+        for pid in process_group(proc.pid):  # the test's own children only
             os.kill(pid, signal.SIGKILL)
 
 
