@@ -144,15 +144,17 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             opt = _adamw(model, lr)
             history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
             soft = _assign(model, ax)
+        restarted = False
         if loss == "ncut" and int(epochs) > 0 and not links:
             model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
                                                 record, max_epochs, restart=not warm)
             history += extra
+            restarted = bool(extra)  # only a kept restart brings losses of its own
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
     kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
     return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
-                         restarted=len(losses) > int(epochs) and loss == "ncut" and not links)
+                         restarted=restarted)
 
 
 def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> DeepCutGNN:
@@ -266,7 +268,7 @@ def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
 
 def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
-                      record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
+             record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
              ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
     """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
     leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
@@ -299,8 +301,7 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
 
     if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
         a = a.knn()
-    graph = a.matrix() if isinstance(a, SparseAffinity) else a
-    target = torch.as_tensor(spectral_partition(graph, k, seed), device=ax.device)
+    target = torch.as_tensor(spectral_partition(a, k, seed), device=ax.device)
     fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
     g_drop = generator(seed + 1, x.device)
     fresh.train()

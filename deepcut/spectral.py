@@ -23,7 +23,7 @@ from scipy.cluster.vq import kmeans2
 
 from .clustering import ClusterResult, affinity
 from .errors import ConfigError
-from .graph import DEFAULT_NEIGHBOURS, DENSE_MAX_NODES, PatchGraph, knn_affinity, use_sparse
+from .graph import DEFAULT_NEIGHBOURS, DENSE_MAX_NODES, PatchGraph, SparseAffinity, knn_affinity, use_sparse
 
 #: Graphs :func:`spectral_fit` can cut.
 SPECTRAL_GRAPHS = ("deepcut", "tokencut")
@@ -66,9 +66,13 @@ def build_sparse_graph(x: np.ndarray, neighbours: int = DEFAULT_NEIGHBOURS) -> s
     """DeepCut's NCut graph as the GNN sees it above :data:`~deepcut.graph.DENSE_MAX_NODES` nodes:
     the symmetric k-NN graph of :func:`deepcut.graph.knn_affinity`, ``(N, N)`` float64 CSR."""
     sp = knn_affinity(torch.as_tensor(x, dtype=torch.float32), "ncut", neighbours=neighbours)
-    index = sp.index.cpu().numpy()
-    n = x.shape[0]
-    return scipy.sparse.csr_matrix((sp.weight.double().cpu().numpy(), (index[0], index[1])), shape=(n, n))
+    return _scipy_csr(sp.index, sp.weight, x.shape[0])
+
+
+def _scipy_csr(index: torch.Tensor, weight: torch.Tensor, n: int) -> scipy.sparse.csr_matrix:
+    """Edges ``index`` ``(2, E)`` with weights ``(E,)`` as an ``(n, n)`` float64 scipy CSR matrix."""
+    rows, cols = index.cpu().numpy()
+    return scipy.sparse.csr_matrix((weight.double().cpu().numpy(), (rows, cols)), shape=(n, n))
 
 
 def fuzzy_memberships(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -189,20 +193,16 @@ def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, e
     return ClusterResult(labels, fuzzy_memberships(rows, centroids), [], None, k_eff, note)
 
 
-def spectral_partition(a: torch.Tensor | scipy.sparse.spmatrix, k: int, seed: int = 0, n_init: int = 2
-                       ) -> np.ndarray:
-    """The spectral ``k``-way normalized cut of a non-negative affinity ``(N, N)`` (a dense or sparse COO
-    tensor, or a scipy sparse matrix): k-means on the unit rows of the first ``k`` eigenvectors of its
+def spectral_partition(a: torch.Tensor | SparseAffinity, k: int, seed: int = 0, n_init: int = 2) -> np.ndarray:
+    """The spectral ``k``-way normalized cut of a non-negative affinity ``(N, N)`` (a dense tensor or a
+    :class:`~deepcut.graph.SparseAffinity`): k-means on the unit rows of the first ``k`` eigenvectors of its
     normalized Laplacian (Ng, Jordan & Weiss), solved to a loose tolerance (it is a starting point).
     Returns ``(N,)`` int64 labels (a cluster may stay empty if the graph has fewer than ``k`` groups).
     The start of the GNN's restart in :func:`deepcut.clustering.fit`."""
-    if isinstance(a, torch.Tensor):
-        if a.is_sparse:
-            a = a.coalesce()
-            index = a.indices().cpu().numpy()
-            a = scipy.sparse.csr_matrix((a.values().double().cpu().numpy(), (index[0], index[1])), shape=a.shape)
-        else:
-            a = a.detach().double().cpu().numpy()
+    if isinstance(a, SparseAffinity):
+        a = _scipy_csr(a.index, a.weight, a.num_nodes)
+    else:
+        a = a.detach().double().cpu().numpy()
     u, _ = spectral_embedding(a, int(k), tol=1e-5)
     rows = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     return kmeans(rows, int(k), seed, n_init)[1]

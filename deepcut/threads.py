@@ -121,14 +121,21 @@ class ThreadPolicy:
         self.remeasure = float(remeasure)
         self._last: tuple[float, int] | None = None
 
+    def _recent(self) -> int | None:
+        """The idle cores as last counted, if that was at most :attr:`remeasure` seconds ago."""
+        if self._last is not None and time.monotonic() - self._last[0] <= self.remeasure:
+            return self._last[1]
+        return None
+
     def vit(self) -> int:
         """Threads for the next ViT call."""
         if self.threads is not None:
             return self.threads
-        now = time.monotonic()
-        if self._last is None or now - self._last[0] > self.remeasure:
-            self._last = (now, feature_threads(None))
-        return self._last[1]
+        recent = self._recent()
+        if recent is None:
+            self._last = (time.monotonic(), feature_threads(None))
+            recent = self._last[1]
+        return recent
 
     def gnn(self, nodes: int, epochs: int) -> int:
         """Threads for one GNN training of ``epochs`` epochs on ``nodes`` nodes (its graph's propagation
@@ -141,8 +148,9 @@ class ThreadPolicy:
             return GNN_THREADS
         if self.threads is not None:
             return self.threads
-        if self._last is not None and time.monotonic() - self._last[0] <= self.remeasure:
-            return self._last[1]
+        recent = self._recent()
+        if recent is not None:
+            return recent
         return self.vit() if work >= GNN_MEASURE_WORK else GNN_THREADS
 
 
