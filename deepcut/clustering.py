@@ -144,17 +144,16 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             opt = _adamw(model, lr)
             history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
             soft = _assign(model, ax)
-        restarted = False
+        extra: list[torch.Tensor] = []  # the restart's losses: only a kept restart has any
         if loss == "ncut" and int(epochs) > 0 and not links:
             model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
                                                 record, max_epochs, restart=not warm)
-            history += extra
-            restarted = bool(extra)  # only a kept restart brings losses of its own
+        history += extra
         losses = [float(v) for v in torch.stack(history).cpu()] if history else []
     labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
     kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
     return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
-                         restarted=restarted)
+                         restarted=bool(extra))
 
 
 def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> DeepCutGNN:
