@@ -1,0 +1,183 @@
+"""Compare (settings in words, two results side by side, one setting swept) and Step through
+(deepcut.demo.compare, deepcut.demo.walkthrough): colour backbone, small synthetic images."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import disc_image
+from PIL import Image
+
+from deepcut.demo import DemoSession
+from deepcut.demo.compare import (
+    DEFAULT_ALPHA_VALUES,
+    MAX_SWEEP,
+    default_sweep,
+    pair_figure,
+    pair_picture,
+    settings_diff,
+    settings_line,
+    sweep,
+)
+from deepcut.demo.errors import DemoError
+from deepcut.demo.teaching import explain
+from deepcut.demo.walkthrough import Walkthrough
+
+IMAGE = disc_image(96, two_tone=True, striped_bg=True)
+SMALL = dict(resolution=128, epochs=(5, 20, 5))
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return DemoSession(default_backbone="color", output_dir=tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture(scope="module")
+def parts(session):
+    """NCut, k=3 foreground parts, guided refinement."""
+    return session.segment(IMAGE, k=3, stages=2, refine="guided", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def cc(session):
+    return session.segment(IMAGE, loss="cc", alpha=5, seed=2, **SMALL)
+
+
+def with_config(result, depth: int | None = None, backbone: str | None = None, **fields):
+    """``result`` as if computed with other settings (for the wording only)."""
+    seg = dataclasses.replace(result.seg, config=result.seg.config.replace(**fields))
+    return dataclasses.replace(result, seg=seg, depth=depth or result.depth, backbone=backbone or result.backbone)
+
+
+# -- settings in words ---------------------------------------------------------------------------------
+def test_settings_line_names_the_settings(parts, cc):
+    assert settings_line(parts) == "NCut k=3 · 2 stages · color · 128 px · epochs 5/20 · seed 0 · guided"
+    assert settings_line(cc) == "CC α=5 k≤10 · 1 stage · color · 128 px · epochs 5 · seed 2"
+    vit = with_config(parts, depth=12, backbone="dino_vits8", epochs=(10, 100, 10), stages=3, bg_k=2)
+    assert settings_line(vit) == ("NCut k=3 · 3 stages (2 background parts) · dino_vits8 layer 11 key · 128 px · "
+                                  "seed 0 · guided")
+
+
+def test_settings_diff_names_only_what_differs(parts):
+    vit = with_config(parts, depth=12, backbone="dino_vits8")
+    assert settings_diff(parts, parts) == "same settings"
+    assert settings_diff(vit, with_config(vit, layer=4)) == "layer 11 → 4"
+    assert settings_diff(parts, with_config(parts, loss="cc", k=None)) == "NCut k=3 → CC α=3 k≤10"
+    changed = with_config(parts, k=5, seed=1, refine="none")
+    assert settings_diff(parts, changed) == "k 3 → 5 · seed 0 → 1 · refine guided → none"
+    assert settings_diff(parts, with_config(parts, largest_component=True)) == "largest component off → on"
+    assert "layer" not in settings_diff(parts, with_config(parts, layer=4))  # the colour backbone has no layers
+
+
+def test_pair_figure_titles_each_side_and_the_difference(parts, cc):
+    fig = pair_figure(parts, cc)
+    left, right = fig.axes
+    assert left.get_title() == f"pinned: {parts.seg.num_segments} segments\n{settings_line(parts)}"
+    assert right.get_title() == f"now: {cc.seg.num_segments} segments\n{settings_line(cc)}"
+    assert fig.get_suptitle() == f"Changed: {settings_diff(parts, cc)}"
+    assert np.array_equal(left.images[0].get_array(), np.asarray(parts.overlay(0.5)))
+    big = pair_figure(parts, cc, text=2.0)
+    assert big.axes[0].title.get_fontsize() == pytest.approx(2 * left.title.get_fontsize())
+    picture = pair_picture(parts, cc)
+    assert isinstance(picture, Image.Image) and picture.mode == "RGB"
+
+
+# -- sweeps ----------------------------------------------------------------------------------------------
+def test_sweep_k_reuses_the_features_and_repeats_the_result(session, parts):
+    model = session.model(parts.backbone).model
+    sw = sweep(model, parts, "k", [2, 3, 4])
+    assert sw.features_reused and all(s.features_cached for s in sw.segmentations)  # no backbone rerun
+    assert [s.config.k for s in sw.segmentations] == [2, 3, 4]
+    assert np.array_equal(sw.segmentations[1].labels, parts.seg.labels)  # k=3 is the result itself
+    assert sw.counts == [int(np.unique(s.labels).size) for s in sw.segmentations]
+    fig = sw.figure()
+    titles = [f"k = {k}: {n} segments" for k, n in zip([2, 3, 4], sw.counts, strict=True)]
+    assert [ax.get_title() for ax in fig.axes] == titles
+    fixed = "NCut · 2 stages · color · 128 px · epochs 5/20 · seed 0 · guided"
+    assert fig.get_suptitle() == f"k from 2 to 4 · fixed: {fixed}"
+    assert sw.figure(text=2.0).axes[0].title.get_fontsize() == pytest.approx(2 * fig.axes[0].title.get_fontsize())
+
+
+def test_sweep_alpha_goes_from_many_segments_to_few(session, cc):
+    sw = sweep(session.model(cc.backbone).model, cc, "alpha", [1.5, 8])
+    assert [s.config.alpha for s in sw.segmentations] == [1.5, 8.0] and sw.features_reused
+    assert sw.counts[0] > sw.counts[1]  # a small α makes most pairs repel
+    assert sw.title(0) == f"α = 1.5: {sw.counts[0]} segments"
+
+
+def test_sweep_epochs_and_the_servers_cap(session, parts):
+    model = session.model(parts.backbone).model
+    sw = sweep(model, parts, "epochs", [2, 4])
+    assert [s.config.epochs for s in sw.segmentations] == [(2, 20, 5), (4, 20, 5)]
+    capped = sweep(model, parts, "k", [2, 4], max_epochs=3)
+    assert all(len(losses) <= 3 for s in capped.segmentations for losses in s.losses)
+
+
+def test_sweep_refuses_what_it_cannot_show(session, parts, cc):
+    model = session.model(parts.backbone).model
+    with pytest.raises(DemoError, match=f"1 to {MAX_SWEEP} values"):
+        sweep(model, parts, "k", list(range(2, 2 + MAX_SWEEP + 1)))
+    with pytest.raises(DemoError, match="1 to"):
+        sweep(model, parts, "k", [])
+    with pytest.raises(DemoError, match="α only changes"):
+        sweep(model, parts, "alpha", [2, 3])
+    with pytest.raises(DemoError, match="no layers"):
+        sweep(model, parts, "layer", [4, 11])
+    with pytest.raises(DemoError, match="Cannot sweep"):
+        sweep(model, parts, "opacity", [0.2])
+    with pytest.raises(DemoError, match="Invalid value for k"):
+        sweep(model, parts, "k", [1])
+
+
+def test_default_sweep(parts, cc):
+    assert default_sweep(parts) == ("k", [2, 3, 4, 5, 6])
+    param, values = default_sweep(cc)
+    assert param == "alpha" and values == list(DEFAULT_ALPHA_VALUES) and values == sorted(values)
+
+
+# -- step through ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def walk(session, parts):
+    model = session.model(parts.backbone).model
+    ex = explain(model, parts)
+    return Walkthrough(model, parts, ex), ex
+
+
+def test_walkthrough_steps_in_order_with_true_captions(session, parts, walk):
+    w, ex = walk
+    assert len(w) == 5
+    assert w.titles() == ["1. Features", "2. Affinity graph", "3. Training", "4. Segments (argmax)", "5. Refinement"]
+    h, w_ = parts.seg.patch_labels.shape
+    dim = session.model(parts.backbone).model.patch_features(parts.seg.image, parts.seg.config).features.shape[1]
+    assert w.step(0).caption.startswith(f"{h * w_} patches ({h} × {w_}), each a {dim}-d vector")
+    assert np.array_equal(np.asarray(w.step(0).picture()), np.asarray(ex.pca_picture()))
+    picture, caption = session.affinity(parts, *parts.default_point())
+    assert np.array_equal(np.asarray(w.step(1).picture()), np.asarray(picture)) and caption in w.step(1).caption
+    stages = [f"stage {st.stage} (k={st.soft[0].shape[1]}) {len(st.losses)} epochs" for st in ex.record.stages]
+    assert all(s in w.step(2).caption for s in stages) and f"{ex.frames} snapshots" in w.step(2).caption
+
+
+def test_walkthrough_clamps_steps_and_frames(walk):
+    w, ex = walk
+    train = w.step(2)
+    assert train.frames == ex.frames > 1
+    assert np.array_equal(np.asarray(train.picture(999)), np.asarray(ex.frame_picture(ex.frames - 1)))
+    assert np.array_equal(np.asarray(train.picture(-3)), np.asarray(ex.frame_picture(0)))
+    assert w.step(99) is w.step(4) and w.step(-1) is w.step(0)
+
+
+def test_walkthrough_argmax_and_refinement(session, parts, walk):
+    w, _ = walk
+    changed = float((w.unrefined != parts.seg.labels).mean())
+    assert 0 < changed < 0.5  # the guided filter moved some boundaries, not the segments
+    assert f"{changed:.1%} of the pixels changed segment" in w.step(4).caption
+    assert w.step(4).picture().size == w.step(4).picture(text=2.0).size
+    plain = session.segment(IMAGE, k=3, stages=2, **SMALL)  # refine none: the argmax is the result
+    model = session.model(plain.backbone).model
+    pw = Walkthrough(model, plain, explain(model, plain))
+    assert np.array_equal(pw.unrefined, plain.seg.labels)
+    assert pw.step(4).caption.startswith("No edge refinement")
+    assert np.array_equal(np.asarray(pw.step(3).picture()), np.asarray(plain.seg.overlay(0.5)))
+    assert f"{plain.seg.num_segments} segments" in pw.step(3).caption
