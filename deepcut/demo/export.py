@@ -1,0 +1,159 @@
+"""For slides: a result's figures as slide PNGs, the training replay as GIF or MP4, all in one zip.
+
+File names say what they show: ``<image>_<figure>_<settings>``, e.g. ``cat_overlay_ncut-k3-2stages``
+(:func:`file_stem`). Pictures become slides with :func:`deepcut.render.slides.slide`.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from PIL import Image
+
+from ..render.figures import loss_figure, soft_maps_figure
+from ..render.slides import SLIDE_SIZE, slide
+from ..render.teaching import comparison_figure
+from ..video import write_video
+from .compare import settings_line
+from .outputs import safe_stem
+from .results import DemoResult, plural
+from .teaching import Explanation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+Picture = Union[Image.Image, "Figure"]
+
+
+def settings_slug(result: DemoResult) -> str:
+    """The result's main settings as a file-name part: ``ncut-k3-2stages``, ``cc-a2.5-1stage``, with
+    ``-l11key`` for a backbone with layers and ``-guided`` for a refinement."""
+    cfg = result.seg.config
+    parts = [f"ncut-k{cfg.k}" if cfg.loss == "ncut" else f"cc-a{cfg.alpha:g}",
+             f"{cfg.stages}stage{'s' if cfg.stages > 1 else ''}"]
+    if result.depth > 1:
+        parts.append(f"l{cfg.layer}{cfg.facet}")
+    if cfg.refine != "none":
+        parts.append(cfg.refine)
+    return "-".join(parts)
+
+
+def file_stem(image_name: str | None, figure: str, result: DemoResult) -> str:
+    """A meaningful, file-system-safe stem: ``cat_overlay_ncut-k3-2stages`` for ``cat.jpg``'s overlay.
+
+    Args:
+        image_name: the upload's file name (its stem is kept, made safe by
+            :func:`~deepcut.demo.outputs.safe_stem`); None: ``deepcut``.
+        figure: what the file shows (``"overlay"``, ``"replay"`` …; made safe too).
+        result: the result whose settings name the file.
+    """
+    what = re.sub(r"[^A-Za-z0-9.-]+", "-", figure).strip(".-") or "figure"
+    return f"{safe_stem(image_name)}_{what[:40]}_{settings_slug(result)}"
+
+
+def replay_frames(explanation: Explanation, text: float = 1.0) -> list[Image.Image]:
+    """Every snapshot of the training replay as a picture, all of the first one's size."""
+    del text  # the replay's figure has fixed fonts; kept for the callers' one signature
+    frames = [explanation.frame_picture(i) for i in range(explanation.frames)]
+    size = frames[0].size if frames else (1, 1)
+    return [f if f.size == size else f.resize(size, Image.LANCZOS) for f in frames]
+
+
+def replay_gif(explanation: Explanation, path: str | Path, fps: float = 4, text: float = 1.0) -> Path:
+    """The training replay as an animated GIF (looping), one frame per snapshot: ``explanation.frames`` frames."""
+    path = Path(path)
+    write_video(replay_frames(explanation, text), path.with_suffix(".gif"), fps=fps)
+    return path.with_suffix(".gif")
+
+
+def replay_mp4(explanation: Explanation, path: str | Path, fps: float = 4) -> Path:
+    """The training replay as an H.264 MP4 (even width and height: an odd last row or column is
+    cropped), one frame per snapshot."""
+    path = Path(path)
+    write_video(replay_frames(explanation), path.with_suffix(".mp4"), fps=fps)
+    return path.with_suffix(".mp4")
+
+
+def result_figures(result: DemoResult, explanation: Explanation | None = None,
+                   opacity: float = 0.5) -> dict[str, tuple[Picture, str]]:
+    """``{name: (picture or figure, what it shows)}`` of every figure of ``result`` (and of its explanation)."""
+    seg, cfg = result.seg, result.seg.config
+    out: dict[str, tuple[Picture, str]] = {
+        "overlay": (result.overlay(opacity), f"Segments: {plural(seg.num_segments, 'segment')}"),
+        "mask": (result.mask(), "Foreground mask (white)"),
+        "cutout": (result.cutout(), "Foreground cut out"),
+        "soft": (soft_maps_figure(seg), "Soft assignment of each patch to each segment"),
+        "loss": (loss_figure(seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k]), "GNN training loss"),
+    }
+    if explanation is not None:
+        out["comparison"] = (comparison_figure(explanation.image, explanation.record.grid, explanation.comparison),
+                             "Same graph, two solvers: GNN vs spectral cut")
+        out["pca"] = (explanation.pca_picture(), "Features: 3 principal components as RGB")
+    return out
+
+
+README = """DeepCut slides of {name}
+
+Settings: {settings}
+Segments: {segments}
+Backbone: {backbone}
+
+Files:
+{files}
+
+Slides are {width} x {height} PNGs with the settings in their caption. The label map PNG's
+pixel values are the labels; the JSON has the box, the settings and the timings.
+"""
+
+
+def _readme(result: DemoResult, image_name: str | None, files: list[str], size: tuple[int, int]) -> str:
+    return README.format(name=image_name or "an image", settings=settings_line(result),
+                         segments=result.seg.num_segments, backbone=result.backbone,
+                         files="\n".join(f"  {f}" for f in files), width=size[0], height=size[1])
+
+
+def export_zip(result: DemoResult, folder: str | Path, image_name: str | None,
+               explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
+               size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5) -> Path:
+    """Write one zip with every figure of ``result`` as a slide PNG (overlay, mask, cut-out, soft maps,
+    loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay GIF), the
+    label map PNG and JSON record (:meth:`DemoResult.write_files`), and a ``README.txt``.
+
+    Args:
+        result: the result to export.
+        folder: where the zip goes (created if missing).
+        image_name: the upload's file name, for the file names (:func:`file_stem`).
+        explanation: :func:`~deepcut.demo.teaching.explain` of ``result``, if computed.
+        extra: more ``{name: picture or figure}`` to include as slides (a sweep, a comparison …).
+        size: ``(width, height)`` of the slides.
+        opacity: colour opacity of the overlay.
+
+    Returns:
+        The zip's path, ``<folder>/<image>_slides_<settings>.zip``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    line = settings_line(result)
+    figures = result_figures(result, explanation, opacity)
+    figures.update({name: (picture, name) for name, picture in (extra or {}).items()})
+    target = folder / f"{file_stem(image_name, 'slides', result)}.zip"
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        work = Path(tmp)
+        files = []
+        for name, (picture, what) in figures.items():
+            path = work / f"{file_stem(image_name, name, result)}.png"
+            slide(picture, f"{what} · {line}", size).save(path)
+            files.append(path)
+        if explanation is not None and explanation.frames:
+            files.append(replay_gif(explanation, work / file_stem(image_name, "replay", result)))
+        files += [Path(p) for p in result.write_files(work, file_stem(image_name, "result", result))]
+        readme = work / "README.txt"
+        readme.write_text(_readme(result, image_name, [p.name for p in files], size))
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in [readme, *files]:
+                archive.write(path, path.name)
+    return target

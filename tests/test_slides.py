@@ -1,0 +1,133 @@
+"""For slides: slide pictures (deepcut.render.slides) and the files (deepcut.demo.export): file names,
+the replay as GIF and MP4, the zip of everything. Colour backbone, small synthetic images."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from conftest import disc_image
+from matplotlib.figure import Figure
+from PIL import Image, ImageFont
+
+from deepcut.demo import DemoSession
+from deepcut.demo.compare import settings_line, sweep
+from deepcut.demo.export import export_zip, file_stem, replay_gif, replay_mp4
+from deepcut.demo.teaching import explain
+from deepcut.render.slides import caption_font_size, render_figure, slide, wrap
+
+IMAGE = disc_image(96, two_tone=True, striped_bg=True)
+
+
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of the True pixels of ``mask``, x1 and y1 exclusive."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def not_white(picture: Image.Image) -> np.ndarray:
+    return (np.asarray(picture.convert("RGB")) < 245).any(-1)
+
+
+# -- slides ----------------------------------------------------------------------------------------------
+def test_a_picture_is_fitted_with_its_aspect_on_white():
+    red = Image.new("RGB", (200, 100), (220, 30, 30))
+    out = slide(red, "", size=(1920, 1080))
+    assert out.size == (1920, 1080) and out.mode == "RGB"
+    arr = np.asarray(out)
+    x0, y0, x1, y1 = box_of((arr[..., 0] > 200) & (arr[..., 1] < 60))
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(2.0, abs=0.01)  # aspect kept
+    assert x1 - x0 >= 1920 - 2 * caption_font_size(1920)  # upscaled to fill the width
+    assert arr[0, 0].tolist() == arr[-1, -1].tolist() == [255, 255, 255]  # letterboxed on white
+
+
+def test_the_caption_is_large_and_wrapped():
+    assert caption_font_size(1920) >= 28
+    out = slide(Image.new("RGB", (100, 100), (255, 255, 255)), "Hg NCut k=3 · 2 stages · color")
+    x0, y0, x1, y1 = box_of(not_white(out))  # the picture is white: only the caption is drawn
+    assert y1 - y0 >= 28 and y0 > 1080 * 0.8 and 1920 * 0.2 < x1 - x0 < 1920  # one large line at the bottom
+    font = ImageFont.load_default(size=40)
+    lines = wrap("word " * 200, font, 800)
+    assert len(lines) == 3 and lines[-1].endswith("…") and all(font.getlength(line) <= 800 for line in lines)
+
+
+def test_a_figure_is_rendered_at_the_dpi_that_fills_the_slide():
+    fig = Figure(figsize=(4, 3), dpi=100)
+    fig.subplots().plot([0, 1], [0, 1])
+    assert render_figure(fig, (1600, 900)).size == (1200, 900)  # rendered at 300 dpi, not 400 x 300 upscaled
+    assert fig.dpi == 100  # the figure itself is left as it was
+    out = slide(fig, "a figure")
+    x0, y0, x1, y1 = box_of(not_white(out.crop((0, 0, 1920, 900))))
+    assert y1 - y0 > 0.8 * 900
+
+
+def test_transparency_becomes_white():
+    cut = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+    cut.paste((200, 0, 0, 255), (10, 10, 40, 40))
+    arr = np.asarray(slide(cut, "", size=(500, 500)))
+    assert arr[5, 250].tolist() == [255, 255, 255] and arr[250, 250].tolist() == [200, 0, 0]
+
+
+# -- files ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return DemoSession(default_backbone="color", output_dir=tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture(scope="module")
+def result(session):
+    return session.segment(IMAGE, k=3, stages=2, resolution=96, epochs=(3, 5, 3))
+
+
+@pytest.fixture(scope="module")
+def explanation(session, result):
+    return explain(session.model(result.backbone).model, result)
+
+
+def test_file_stems_say_what_and_how(session, result):
+    assert file_stem("cat.jpg", "overlay", result) == "cat_overlay_ncut-k3-2stages"
+    assert file_stem(None, "mask", result) == "deepcut_mask_ncut-k3-2stages"
+    odd = file_stem("../my photos/é cat!.png", "sweep k/α", result)
+    assert "/" not in odd and " " not in odd and odd.endswith("_ncut-k3-2stages") and odd.startswith("cat_sweep-k")
+    cc = session.segment(IMAGE, loss="cc", alpha=2.5, refine="guided", resolution=96, epochs=(3, 5, 3))
+    assert file_stem("cat.jpg", "overlay", cc) == "cat_overlay_cc-a2.5-1stage-guided"
+
+
+def test_replay_gif_and_mp4_have_one_frame_per_snapshot(tmp_path, explanation):
+    assert explanation.frames > 2
+    gif = replay_gif(explanation, tmp_path / "replay", fps=4)
+    assert gif.suffix == ".gif"
+    with Image.open(gif) as im:
+        assert im.n_frames == explanation.frames
+    mp4 = replay_mp4(explanation, tmp_path / "replay.mp4", fps=4)
+    with imageio.get_reader(mp4, "ffmpeg") as reader:
+        frames = list(reader.iter_data())
+    assert len(frames) == explanation.frames
+    assert frames[0].shape[0] % 2 == 0 and frames[0].shape[1] % 2 == 0
+
+
+def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, explanation):
+    size = (960, 540)
+    extra = {"sweep-k": sweep(session.model(result.backbone).model, result, "k", [2, 3]).figure()}
+    path = export_zip(result, tmp_path, "disc.png", explanation, extra=extra, size=size)
+    assert path.parent == tmp_path and path.name == "disc_slides_ncut-k3-2stages.zip"
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        slides = {f"disc_{what}_ncut-k3-2stages.png" for what in
+                  ("overlay", "mask", "cutout", "soft", "loss", "comparison", "pca", "sweep-k")}
+        assert slides <= names
+        assert {"README.txt", "disc_replay_ncut-k3-2stages.gif", "disc_result_ncut-k3-2stages_labels.png",
+                "disc_result_ncut-k3-2stages.json"} <= names
+        for name in slides:
+            with Image.open(archive.open(name)) as im:
+                assert im.size == size
+        record = json.loads(archive.read("disc_result_ncut-k3-2stages.json"))
+        assert record["num_segments"] == result.seg.num_segments
+        with Image.open(archive.open("disc_result_ncut-k3-2stages_labels.png")) as im:
+            assert np.array_equal(np.asarray(im), result.seg.labels)
+        readme = archive.read("README.txt").decode()
+        assert settings_line(result) in readme and all(n in readme for n in names - {"README.txt"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no working files left behind
