@@ -5,20 +5,25 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+#: The hue step between labels beyond the first 20 (the golden ratio's fractional part).
+GOLDEN = 0.6180339887498949
+
 
 def label_colors(n: int) -> np.ndarray:
     """``(n, 3)`` uint8 colours; label ``i`` always gets the same colour whatever ``n`` is.
 
     The first 20 come from matplotlib's ``tab20`` reordered (strong colours first, then their light
-    variants), the rest cycle through ``hsv``.
+    variants); label ``20 + j`` gets the ``hsv`` hue ``j · 0.618…`` (the golden ratio, modulo 1), so that
+    neighbouring labels differ and a label's colour does not depend on ``n``: every figure of a page,
+    whatever labels it shows, colours a segment alike.
     """
     from matplotlib import colormaps
 
     tab20 = np.asarray(colormaps["tab20"].colors)
     base = np.concatenate([tab20[0::2], tab20[1::2]])  # tab10 order, then the light shades
     if n > len(base):
-        extra = colormaps["hsv"](np.linspace(0, 1, n - len(base), endpoint=False))[:, :3]
-        base = np.concatenate([base, extra])
+        hues = (np.arange(n - len(base)) * GOLDEN) % 1.0
+        base = np.concatenate([base, colormaps["hsv"](hues)[:, :3]])
     return (base[:n] * 255).round().astype(np.uint8)
 
 
