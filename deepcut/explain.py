@@ -1,8 +1,10 @@
 """Computations that explain a segmentation (the demo's teaching view, usable without it).
 
-* :func:`compare_with_spectral` — the paper's claim made visible: the same graph ``A`` cut by the
-  GNN and by the classical spectral relaxation (:func:`~deepcut.spectral.spectral_fit`),
-  both scored by the normalized cut :func:`~deepcut.graph.normalized_cut` on that very graph;
+* :func:`compare_result` — the paper's claim made visible for one result: the graph of the stage that
+  made its segments, cut by the GNN (the result itself) and by the classical spectral relaxation
+  (:func:`~deepcut.spectral.spectral_fit`), both scored by the result's own loss on that very graph
+  (:func:`~deepcut.graph.normalized_cut`, or CC's objective :func:`cc_objective`);
+  :func:`compare_with_spectral` does it for a fresh GNN's NCut cut;
 * :func:`record_training` — the GNN's soft assignments after chosen epochs of every stage, replayed
   exactly (see :class:`SnapshotRecorder`);
 * :func:`feature_pca` — the patch features' first three principal components as colours;
@@ -16,15 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .clustering import ClusterResult, fit
 from .config import SegmentConfig
-from .graph import PatchGraph, SparseAffinity, normalized_cut, score_graph
-from .modeling.losses import ncut_loss
+from .graph import CompactAffinity, PatchGraph, SparseAffinity, normalized_cut, score_graph
+from .modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss
 from .pipeline import StageOutput, run_stages
 from .segmentation import Segmentation
 from .spectral import spectral_fit
@@ -36,43 +38,127 @@ SNAPSHOTS_PER_STAGE = 10
 
 @dataclass
 class CutComparison:
-    """One graph, two cuts: the GNN's and the spectral relaxation's.
+    """One graph, two cuts of it: the GNN's and the spectral relaxation's, scored by one measure.
 
     Attributes:
-        k: the number of segments both were asked for.
-        gnn_labels, spectral_labels: ``(N,)`` int64 cluster of each patch.
-        gnn_ncut, spectral_ncut: :func:`normalized_cut` of each on the same graph (lower is better).
+        k: the number of segments the spectral cut was asked for: the stage's ``k`` for NCut (what the GNN
+            was asked for); for CC, as many as the CC result found (CC picks the number itself).
+        gnn_labels: ``(n,)`` int64 the GNN's segment of each of the stage's patches: the result's final
+            labels (:func:`compare_result`: the overlay's colours), or a fresh GNN's clusters
+            (:func:`compare_with_spectral`).
+        spectral_labels: ``(n,)`` int64 the spectral cut's cluster of each patch.
+        gnn_score, spectral_score: the measure of :attr:`loss` on the stage's graph, lower is better: NCut's
+            :func:`normalized_cut` on ``relu(W) / max``, or CC's objective :func:`cc_objective` on
+            ``W - max(W) / alpha``.
         spectral_method: how the spectral cut was made, in words.
-        num_nodes: ``N``; sparse: whether the graph is the sparse k-NN one (large images).
+        num_nodes: ``n``; sparse: whether the stage's graph is compact or a sparse k-NN graph.
+        loss: ``"ncut"`` or ``"cc"``: the result's loss, which both are scored by.
+        stage: the stage whose cut this is (1: whole image, 2: foreground parts, 3: background parts).
+        rows: ``(n,)`` the stage's patches, row-major indices into the image's grid (None: all of them).
+        asked: the ``k`` that stage was asked for (for CC its bound).
+        alpha: CC's α (the CC graph's threshold ``max(W) / α``).
+        num_labels: every final label of the result is below this (0: :attr:`gnn_labels` are not final
+            labels); a spectral cluster matched to none of the GNN's segments is coloured from here on.
     """
 
     k: int
     gnn_labels: np.ndarray
     spectral_labels: np.ndarray
-    gnn_ncut: float
-    spectral_ncut: float
+    gnn_score: float
+    spectral_score: float
     spectral_method: str
     num_nodes: int
     sparse: bool
-
-
-def comparison_k(cfg: SegmentConfig) -> int:
-    """The number of segments the comparison cuts into: stage 1's for NCut; 2 for CC (whose ``k`` is a bound)."""
-    return cfg.first_stage_k if cfg.loss == "ncut" else 2
+    loss: str = "ncut"
+    stage: int = 1
+    rows: np.ndarray | None = None
+    asked: int = 2
+    alpha: float = 3.0
+    num_labels: int = 0
 
 
 def compare_with_spectral(graph: PatchGraph, k: int = 2, epochs: int = 10, seed: int = 0,
                           max_epochs: int | None = None) -> CutComparison:
-    """Cut ``graph``'s NCut affinity ``A = relu(F Fᵀ) / max`` into ``k`` segments with the GNN
-    (:func:`~deepcut.clustering.fit`, NCut loss, ``epochs``, ``seed``: the pipeline's stage 1) and
-    with the spectral method (``k = 2``: the Fiedler vector split at its mean; ``k > 2``: ``k``
-    eigenvectors and k-means), and score both with :func:`normalized_cut` on ``A``."""
-    adj = score_graph(graph)
+    """Cut ``graph``'s NCut affinity ``A = relu(F Fᵀ) / max`` into ``k`` segments with a fresh GNN
+    (:func:`~deepcut.clustering.fit`, NCut loss, ``epochs``, ``seed``: the pipeline's stage 1 of one stage)
+    and with the spectral method (:func:`spectral_cut`), and score both with :func:`normalized_cut` on ``A``.
+    To explain a result, :func:`compare_result` uses the result's own cut instead."""
     gnn = fit(graph.features, k=k, loss="ncut", epochs=epochs, seed=seed, graph=graph, max_epochs=max_epochs)
-    spectral = spectral_fit(graph.features, k=k, seed=seed, graph=graph)
+    spectral, method = spectral_cut(graph, int(k), seed)
+    adj = score_graph(graph)
+    return CutComparison(int(k), gnn.labels, spectral, normalized_cut(adj, gnn.labels), normalized_cut(adj, spectral),
+                         method, graph.num_nodes, graph.is_sparse, asked=int(k))
+
+
+def spectral_cut(graph: PatchGraph, k: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``(labels (n,), method in words)``: the spectral normalized cut of ``graph``'s NCut affinity into
+    ``k`` (``k = 2``: the Fiedler vector split at its mean; more: ``k`` eigenvectors and k-means); fewer
+    than 2 segments asked for (or nodes): one segment, nothing cut."""
+    k = min(int(k), graph.num_nodes)
+    if k < 2:
+        return np.zeros(graph.num_nodes, np.int64), "one segment: nothing to cut"
+    result = spectral_fit(graph.features, k=k, seed=seed, graph=graph)
     method = "Fiedler vector, split at its mean" if k == 2 else f"{k} eigenvectors + k-means"
-    return CutComparison(int(k), gnn.labels, spectral.labels, normalized_cut(adj, gnn.labels),
-                         normalized_cut(adj, spectral.labels), method, graph.num_nodes, graph.is_sparse)
+    return result.labels, method + (f" ({result.note})" if result.note else "")
+
+
+def cc_objective(graph: PatchGraph, labels: np.ndarray, alpha: float = 3.0) -> float:
+    """Correlation clustering's objective ``-Σ_ij A_ij [l_i = l_j]`` of ``labels`` ``(n,)`` over all pairs of
+    ``graph``'s CC affinity ``A = W - max(W) / alpha``: the GNN's CC loss at hard assignments (lower is
+    better: attractions kept inside segments, repulsions put between them)."""
+    _, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    x = graph.features.float()
+    onehot = torch.zeros(inverse.size, int(inverse.max(initial=0)) + 1, dtype=torch.float32, device=x.device)
+    onehot[torch.arange(inverse.size), torch.as_tensor(inverse, device=x.device)] = 1.0
+    a = graph.cluster_affinity("cc", alpha)
+    with torch.no_grad():
+        if isinstance(a, (CompactAffinity, SparseAffinity)):
+            return float(cc_loss_lowrank(x, a.offset, onehot))
+        return float(cc_loss(a, onehot))
+
+
+def cut_measure(graph: PatchGraph, labels: np.ndarray, loss: str, alpha: float = 3.0) -> float:
+    """The measure of ``loss`` for ``labels`` ``(n,)`` on ``graph``: :func:`normalized_cut` (NCut) or
+    :func:`cc_objective` (CC); lower is better."""
+    return cc_objective(graph, labels, alpha) if loss == "cc" else normalized_cut(score_graph(graph), labels)
+
+
+def comparison_stage(labels: np.ndarray, cfg: SegmentConfig, foreground_labels: Sequence[int] | None
+                     ) -> tuple[int, np.ndarray, int]:
+    """``(stage, rows (n,), k asked)`` of the cut that makes a result's segments, for final patch labels
+    ``(N,)``: one stage: stage 1 on every patch, ``cfg.k``; two or three: stage 2 on the foreground's
+    patches (``foreground_labels``), ``cfg.k``; where the foreground has fewer than 2 patches (stage 2 was
+    skipped), stage 3 on the background's, ``cfg.bg_k``; else stage 1's foreground/background split, 2."""
+    n = np.asarray(labels).size
+    if cfg.stages == 1 or foreground_labels is None:
+        return 1, np.arange(n), int(cfg.k)
+    fg = np.isin(np.asarray(labels).ravel(), list(foreground_labels))
+    if fg.sum() >= 2:
+        return 2, np.flatnonzero(fg), int(cfg.k)
+    if cfg.stages >= 3 and (~fg).sum() >= 2:
+        return 3, np.flatnonzero(~fg), int(cfg.bg_k)
+    return 1, np.arange(n), 2
+
+
+def compare_result(graph: PatchGraph, labels: np.ndarray, cfg: SegmentConfig,
+                   foreground_labels: Sequence[int] | None = None) -> CutComparison:
+    """The result's own cut against the spectral one, on the graph of the stage that made its segments.
+
+    The GNN side is the result itself: its final labels ``labels`` ``(N,)`` (row-major over the grid) on the
+    patches of :func:`comparison_stage` (one stage: the image; two or three: the foreground's parts). The
+    spectral side cuts that stage's graph (:func:`spectral_cut`) into the stage's ``k`` for NCut, or into as
+    many segments as the CC result found (CC picks the number itself; the spectral method cuts NCut's graph
+    ``relu(W) / max``, having no CC form). Both are scored by the result's own loss on that graph
+    (:func:`cut_measure`)."""
+    labels = np.asarray(labels).ravel().astype(np.int64)
+    stage, rows, asked = comparison_stage(labels, cfg, foreground_labels)
+    sub = graph.subgraph(None if rows.size == graph.num_nodes else rows)
+    own = labels[rows]
+    target = min(asked if cfg.loss == "ncut" else int(np.unique(own).size), rows.size)
+    spectral, method = spectral_cut(sub, target, cfg.seed)
+    return CutComparison(int(target), own, spectral, cut_measure(sub, own, cfg.loss, cfg.alpha),
+                         cut_measure(sub, spectral, cfg.loss, cfg.alpha), method, rows.size, sub.is_sparse,
+                         cfg.loss, stage, rows, int(asked), float(cfg.alpha), int(labels.max(initial=0)) + 1)
 
 
 # -- training, replayed --------------------------------------------------------------------------
@@ -170,6 +256,20 @@ def ncut_terms(graph: PatchGraph, softs: list[np.ndarray]) -> list[tuple[float, 
     return out
 
 
+def _final_label_of(final: ClusterResult, labels: np.ndarray, spare: int) -> np.ndarray:
+    """``(k,)`` the final label each of a stage's GNN clusters became: the most common final label of
+    ``labels`` ``(n,)`` among its patches; a cluster no patch ended in gets ``spare``, ``spare + 1`` …
+    (above every final label: its colour is no segment's)."""
+    label_of = np.zeros(final.soft.shape[1], np.int64)
+    for c in range(label_of.size):
+        members = labels[final.labels == c]
+        if members.size:
+            label_of[c] = np.bincount(members).argmax()
+        else:
+            label_of[c], spare = spare, spare + 1
+    return label_of
+
+
 def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig,
                     most: int = SNAPSHOTS_PER_STAGE, max_epochs: int | None = None) -> TrainingRecord:
     """Run the stages of ``cfg`` on ``graph`` (``N = h * w`` patches on ``grid``) with a
@@ -187,10 +287,7 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
                 break
         else:  # pragma: no cover - the pipeline clusters only these sets
             continue
-        label_of = np.zeros(final.soft.shape[1], np.int64)
-        for c in range(label_of.size):
-            members = out.labels[rows[final.labels == c]]
-            label_of[c] = np.bincount(members).argmax() if members.size else 0
+        label_of = _final_label_of(final, out.labels[rows], int(out.labels.max()) + 1)
         terms = ncut_terms(graph.subgraph(rows), softs) if cfg.loss == "ncut" else []
         stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms))
         candidates = [c for c in candidates if c[0] > stage]

@@ -15,6 +15,7 @@ from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain, pick
 from deepcut.explain import (
     SnapshotRecorder,
+    cc_objective,
     compare_with_spectral,
     feature_pca,
     label_at,
@@ -25,7 +26,9 @@ from deepcut.explain import (
 )
 from deepcut.graph import PatchGraph, cut_score, score_graph
 from deepcut.pipeline import run_stages
-from deepcut.render.figures import affinity_picture, figure_image, loss_figure, soft_maps_figure
+from deepcut.render.colors import label_colors
+from deepcut.render.figures import affinity_picture, figure_image, loss_figure, soft_maps_figure, soft_roles
+from deepcut.render.teaching import comparison_colors, frame_colors
 from deepcut.spectral import spectral_fit
 
 
@@ -68,18 +71,87 @@ def test_comparison_scores_both_cuts_on_the_same_graph():
     spectral = spectral_fit(x, k=2, seed=0, graph=graph)
     np.testing.assert_array_equal(cmp.gnn_labels, gnn.labels)  # the pipeline's stage 1, exactly
     np.testing.assert_array_equal(cmp.spectral_labels, spectral.labels)
-    assert cmp.gnn_ncut == pytest.approx(normalized_cut(adj, gnn.labels))
-    assert cmp.spectral_ncut == pytest.approx(normalized_cut(adj, spectral.labels))
+    assert cmp.gnn_score == pytest.approx(normalized_cut(adj, gnn.labels))
+    assert cmp.spectral_score == pytest.approx(normalized_cut(adj, spectral.labels))
     # two clean clusters: the spectral cut finds them, and its value is the true minimum here
     truth = np.repeat([0, 1], 20)
     assert abs(np.corrcoef(cmp.spectral_labels, truth)[0, 1]) == pytest.approx(1.0)
-    assert cmp.spectral_ncut == pytest.approx(normalized_cut(adj, truth))
+    assert cmp.spectral_score == pytest.approx(normalized_cut(adj, truth))
     assert cmp.k == 2 and "Fiedler" in cmp.spectral_method and cmp.num_nodes == 40
 
 
 def test_comparison_with_more_segments_uses_eigenvectors_and_kmeans():
     cmp = compare_with_spectral(PatchGraph(torch.cat([two_blobs(seed=1), two_blobs(seed=2) + 3.0])), k=3)
-    assert "k-means" in cmp.spectral_method and cmp.gnn_ncut >= 0 and cmp.spectral_ncut >= 0
+    assert "k-means" in cmp.spectral_method and cmp.gnn_score >= 0 and cmp.spectral_score >= 0
+
+
+def test_cc_objective_by_hand_on_every_kind_of_graph():
+    x = two_blobs(n=6)
+    labels = np.repeat([0, 1], 6)
+    w = (x @ x.T).double().numpy()
+    a = w - w.max() / 2.0
+    by_hand = -sum(a[i, j] for i in range(12) for j in range(12) if labels[i] == labels[j])
+    for mode in ("dense", "compact", "sparse"):
+        assert cc_objective(PatchGraph(x, mode=mode), labels, alpha=2.0) == pytest.approx(by_hand, rel=1e-4), mode
+    assert cc_objective(PatchGraph(x), labels, 2.0) < cc_objective(PatchGraph(x), np.zeros(12, int), 2.0)
+
+
+def test_explain_compares_this_results_own_cut(session, model):
+    """Not a fresh NCut at k = 2: the result's own stage, labels, k and loss, on that stage's graph."""
+    r = session.segment(disc_image(96, two_tone=True), resolution=96, k=3, stages=2, epochs=(10, 40, 10))
+    c = explain(session.model(r.backbone).model, r).comparison
+    labels = r.seg.patch_labels.ravel()
+    fg = np.isin(labels, r.seg.foreground_labels)
+    assert (c.stage, c.loss, c.asked, c.k) == (2, "ncut", 3, 3)
+    np.testing.assert_array_equal(c.rows, np.flatnonzero(fg))
+    np.testing.assert_array_equal(c.gnn_labels, labels[fg])  # the result itself: no GNN trained again
+    sub = model.patch_features(r.seg.image, r.seg.config).graph().subgraph(c.rows)
+    assert c.gnn_score == pytest.approx(normalized_cut(score_graph(sub), labels[fg]))
+    assert c.spectral_score == pytest.approx(normalized_cut(score_graph(sub), c.spectral_labels))
+    assert np.unique(c.spectral_labels).size == 3 and c.num_nodes == fg.sum()
+    words = explain(session.model(r.backbone).model, r).comparison_caption()
+    assert "the foreground into its parts (stage 2)" in words and "NCut loss, k = 3" in words
+    cc = session.segment(disc_image(96, two_tone=True), resolution=96, loss="cc", k=6)
+    c = explain(session.model(cc.backbone).model, cc).comparison
+    found = np.unique(cc.seg.patch_labels).size
+    assert (c.stage, c.loss, c.asked, c.k) == (1, "cc", 6, found) and np.unique(c.spectral_labels).size == found
+    graph = model.patch_features(cc.seg.image, cc.seg.config).graph()
+    assert c.gnn_score == pytest.approx(cc_objective(graph, cc.seg.patch_labels.ravel(), cc.seg.config.alpha))
+    assert c.spectral_score == pytest.approx(cc_objective(graph, c.spectral_labels, cc.seg.config.alpha))
+
+
+@pytest.mark.parametrize("settings", [dict(k=4), dict(k=3, stages=3, bg_k=2), dict(loss="cc", k=10)])
+def test_a_segment_has_one_colour_in_every_figure(session, settings):
+    """The overlay, the comparison's GNN panel, the replay's last frame and the soft maps' frames colour
+    every patch by ``label_colors()[final label]``; the spectral panel uses those colours for the clusters
+    matched to a segment and colours no other segment has for the rest."""
+    r = session.segment(disc_image(96, two_tone=True), resolution=96, epochs=(10, 30, 10), **settings)
+    ex = explain(session.model(r.backbone).model, r)
+    labels = r.seg.patch_labels.ravel()
+    np.testing.assert_array_equal(ex.record.labels, labels)  # the replay is of this very result
+    palette = label_colors(64)
+    np.testing.assert_array_equal(np.asarray(r.seg.overlay(1.0, boundaries=False)), palette[r.seg.labels])
+    gnn, spectral, keep = comparison_colors(ex.comparison, labels.size)
+    np.testing.assert_array_equal(gnn[keep], palette[labels[keep]])
+    allowed = {tuple(c) for c in palette[np.unique(labels[keep])]} | {tuple(c) for c in palette[labels.max() + 1:]}
+    assert {tuple(c) for c in spectral[keep]} <= allowed
+    _, hard, kept = frame_colors(ex.record, ex.frames - 1)
+    assert kept.any()
+    np.testing.assert_array_equal(hard[kept], palette[labels[kept]])
+    np.testing.assert_array_equal(label_colors(25), palette[:25])  # beyond tab20's 20 too: whatever n is
+    fig = soft_maps_figure(r.seg)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    for ax, (label, _, _) in zip(panels, soft_roles(r.seg), strict=True):
+        np.testing.assert_allclose(ax.spines["top"].get_edgecolor()[:3], palette[label] / 255.0)
+
+
+def test_explaining_a_result_without_training(session):
+    """CC at α = 1 trains no GNN: nothing to replay and nothing to compare, said so, and no crash."""
+    r = session.segment(disc_image(96, two_tone=True), resolution=96, loss="cc", alpha=1.0)
+    ex = explain(session.model(r.backbone).model, r)
+    assert ex.frames == 0 and ex.frame_picture(0).width > 300
+    assert ex.comparison.k == 1 and "nothing to compare" in ex.comparison_caption()
+    assert ex.comparison_picture().width > 300
 
 
 # -- training replay -------------------------------------------------------------------------------
@@ -173,7 +245,7 @@ def test_demo_pick_and_explain(session):
     assert ex.pca.shape[:2] == r.seg.patch_labels.shape
     pic = ex.frame_picture(ex.frames + 5)  # clamped to the last snapshot
     assert isinstance(pic, Image.Image) and pic.width > 300
-    assert "GNN" in ex.comparison_caption() and f"{ex.comparison.gnn_ncut:.3f}" in ex.comparison_caption()
+    assert "GNN" in ex.comparison_caption() and f"{ex.comparison.gnn_score:.4g}" in ex.comparison_caption()
 
 
 # -- pictures --------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 * the graph weights from one clicked patch to every other patch (:func:`affinity_view`);
 * the result with the clicked segment as its object (:func:`pick`);
-* :func:`explain`: the same graph cut by the GNN and by the spectral method, the training replayed
-  snapshot by snapshot, and the features' principal components (:class:`Explanation`).
+* :func:`explain`: the result's own cut against the spectral cut of the same stage's graph, scored by
+  the result's loss, the training replayed snapshot by snapshot, and the features' principal
+  components (:class:`Explanation`).
 
 They read the features the segmentation was computed from (same image, layer, facet, resolution,
 stride and log-binning), which are in the model's cache, so none of them reruns the backbone.
@@ -23,8 +24,7 @@ from ..errors import DeepCutError
 from ..explain import (
     CutComparison,
     TrainingRecord,
-    compare_with_spectral,
-    comparison_k,
+    compare_result,
     feature_pca,
     label_at,
     patch_affinity,
@@ -115,48 +115,78 @@ class Explanation:
     """What :func:`explain` computed for one result.
 
     Attributes:
-        comparison: the GNN's and the spectral cut of the same graph, with their NCut values.
+        comparison: the result's own cut and the spectral cut of the same stage's graph, scored by the
+            result's loss (:func:`~deepcut.explain.compare_result`).
         record: the training replay, stage by stage.
         pca: ``(h, w, 3)`` the features' first three principal components as colours in ``[0, 1]``.
         image: ``(H, W, 3)`` uint8 the segmented image.
+        corrections: how many corrections by click the result has (its cut is then no longer the GNN's
+            alone, and the replay shows the plain cut's training).
     """
 
     comparison: CutComparison
     record: TrainingRecord
     pca: np.ndarray
     image: np.ndarray
+    corrections: int = 0
 
     @property
     def frames(self) -> int:
         """Number of snapshots of the replay (a scrubber's positions ``0 … frames-1``)."""
         return len(self.record.frames())
 
-    def comparison_picture(self) -> Image.Image:
-        return figure_image(comparison_figure(self.image, self.record.grid, self.comparison))
+    def comparison_picture(self, text: float = 1.0) -> Image.Image:
+        """:func:`~deepcut.render.teaching.comparison_figure` as a picture (``text``: font factor)."""
+        return figure_image(comparison_figure(self.image, self.record.grid, self.comparison, text=text))
 
     def comparison_caption(self) -> str:
-        """The two NCut values in words."""
-        c = self.comparison
-        better = ("the GNN's cut is lower" if c.gnn_ncut < c.spectral_ncut - 1e-6 else
-                  "the spectral cut is lower" if c.spectral_ncut < c.gnn_ncut - 1e-6 else "they are equal")
-        return (f"**Same graph, two solvers.** Both cut the graph of this image's {c.num_nodes} patches into "
-                f"k={c.k}: the GNN by gradient descent on the relaxed NCut loss, the spectral method by the "
-                f"{c.spectral_method}. Normalized cut on that graph (lower is better): GNN **{c.gnn_ncut:.3f}**, "
-                f"spectral **{c.spectral_ncut:.3f}** — {better}.")
+        """What the comparison shows, in words true of this result: which stage, loss and ``k``, what the
+        spectral side is, and the two scores."""
+        return comparison_words(self.comparison, self.corrections)
 
-    def frame_picture(self, frame: int) -> Image.Image:
-        """Snapshot ``frame`` (clamped to the replay) as a picture."""
-        frame = int(np.clip(int(frame), 0, self.frames - 1))
-        return figure_image(training_frame_figure(self.image, self.record, frame))
+    def frame_picture(self, frame: int, text: float = 1.0) -> Image.Image:
+        """Snapshot ``frame`` (clamped to the replay) as a picture (``text``: font factor)."""
+        frame = max(0, min(int(frame), self.frames - 1))
+        return figure_image(training_frame_figure(self.image, self.record, frame, text=text))
 
     def pca_picture(self) -> Image.Image:
         return pca_image(self.pca, AFFINITY_SIDE)
 
 
+#: What each stage cut, for the caption.
+STAGE_WORDS = {1: "the whole image", 2: "the foreground into its parts (stage 2)",
+               3: "the background into its parts (stage 3)"}
+
+
+def comparison_words(c: CutComparison, corrections: int = 0) -> str:
+    """The caption of the comparison ``c``: what was cut, by which loss and ``k``, what the spectral side
+    is, and both scores (lower is better)."""
+    better = ("the GNN's is lower" if c.gnn_score < c.spectral_score - 1e-6 else
+              "the spectral cut's is lower" if c.spectral_score < c.gnn_score - 1e-6 else "they are equal")
+    what = STAGE_WORDS.get(c.stage, f"stage {c.stage}")
+    own = (f"with {corrections} correction{'s' if corrections != 1 else ''} by click" if corrections else
+           "the GNN's cut")
+    if c.k < 2:
+        how = (f"This result has one segment over these {c.num_nodes} patches, so there is nothing to cut and "
+               f"nothing to compare; the {'CC objective' if c.loss == 'cc' else 'normalized cut'} of one segment")
+    elif c.loss == "cc":
+        how = (f"The left picture is this result ({own}): CC loss, α = {c.alpha:g}, at most k = {c.asked}, "
+               f"{c.k} segment{'s' if c.k != 1 else ''} found. The spectral method has no CC form: it cut NCut's "
+               f"graph relu(F·Fᵀ)/max of the same {c.num_nodes} patches into as many, by the {c.spectral_method}. "
+               f"Both are scored by CC's objective −Σ A·[same segment] on A = F·Fᵀ − max/α")
+    else:
+        how = (f"The left picture is this result ({own}): NCut loss, k = {c.asked}. The spectral method cut the "
+               f"same graph of {c.num_nodes} patches into k = {c.k} by the {c.spectral_method}. Both are scored "
+               f"by the normalized cut Σ cut/volume on that graph")
+    return (f"**This result's cut of {what}, against the spectral one.** {how} (lower is better): "
+            f"GNN **{c.gnn_score:.4g}**, spectral **{c.spectral_score:.4g}** — {better}.")
+
+
 def explain(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -> Explanation:
-    """Compare the GNN with the spectral cut, replay the training and take the features' PCA for
-    ``result``, from the features it was segmented from (cached: the backbone does not rerun);
-    ``max_epochs``: the server's cap on every training (:func:`~deepcut.clustering.fit`), as ``result`` had.
+    """Compare the result's own cut with the spectral cut of the same stage's graph, replay the training and
+    take the features' PCA for ``result``, from the features it was segmented from (cached: the backbone
+    does not rerun); ``max_epochs``: the server's cap on every training (:func:`~deepcut.clustering.fit`),
+    as ``result`` had.
 
     Raises:
         DemoError: the features cannot be computed.
@@ -167,7 +197,7 @@ def explain(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -
     except DeepCutError as e:
         raise DemoError(str(e)) from None
     graph = feats.graph()
-    comparison = compare_with_spectral(graph, comparison_k(cfg), cfg.epochs[0], cfg.seed, max_epochs)
+    comparison = compare_result(graph, seg.patch_labels, cfg, seg.foreground_labels)
     record = record_training(graph, feats.grid, cfg, max_epochs=max_epochs)
     pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))
-    return Explanation(comparison, record, pca, seg.image)
+    return Explanation(comparison, record, pca, seg.image, len(result.corrections))

@@ -12,16 +12,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .colors import label_colors
+from .style import SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from ..segmentation import Segmentation
 
+#: What each stage cut, for :func:`loss_figure`'s panel titles.
 STAGE_NAMES = {
-    1: "stage 1",
-    2: "stage 2: foreground parts",
-    3: "stage 3: background parts",
+    1: "whole image",
+    2: "foreground parts",
+    3: "background parts",
 }
 
 
@@ -33,7 +35,8 @@ LOSS_EXPLAINED = {
 }
 
 
-def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[int] | None = None) -> "Figure":
+def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[int] | None = None,
+                text: float = 1.0) -> "Figure":
     """The training loss of each stage against its epochs: one panel per stage that was run (each
     with its own epoch axis, so 100 epochs of stage 2 do not squash 10 of stage 1), titled with the
     stage and its ``k``, and a line under the panels saying what the loss is.
@@ -42,33 +45,32 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
         losses: one list per stage that was run, the loss after each epoch.
         loss: ``"ncut"`` or ``"cc"`` (names the y axis and the explanation).
         stages_k: optional number of clusters of each stage, shown in the titles.
+        text: every font (and the layout around it) this many times its size; the PNG stays 720 x 360
+            pixels (:func:`~deepcut.render.style.new_figure`).
 
     Returns:
         A matplotlib :class:`~matplotlib.figure.Figure` (not registered with ``pyplot``).
     """
-    from matplotlib.figure import Figure
-
     drawn = [(i, values) for i, values in enumerate(losses, start=1) if values]
-    fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
+    fig = new_figure(7.2, 3.6, text)
     axes = fig.subplots(1, max(1, len(drawn)), squeeze=False)[0]
     name = {"ncut": "NCut loss", "cc": "CC loss"}.get(loss, f"{loss} loss")
     if not drawn:
-        axes[0].text(0.5, 0.5, "no GNN training was needed\n(degenerate graph)", ha="center", va="center",
+        axes[0].text(0.5, 0.5, "no GNN was trained\n(nothing to cut: see the status line)", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, (i, values) in zip(axes, drawn, strict=False):
-        title = STAGE_NAMES.get(i, f"stage {i}").replace(": ", ":\n")
-        if stages_k is not None and i - 1 < len(stages_k):
-            title += f" (k={stages_k[i - 1]})"
+        title = f"stage {i}" + (f" (k={stages_k[i - 1]})" if stages_k is not None and i - 1 < len(stages_k) else "")
+        title += f"\n{STAGE_NAMES.get(i, '')}"
         epochs = np.arange(1, len(values) + 1)
         ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, color=f"C{i - 1}")
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=SMALLEST_PT)
         ax.margins(x=0.06, y=0.15)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=SMALLEST_PT)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(name, fontsize=9)
-    fig.suptitle(f"GNN training on this image: {name} per epoch", fontsize=9)
-    fig.supxlabel(LOSS_EXPLAINED.get(loss, ""), fontsize=7, wrap=True)
+    fig.suptitle(f"GNN training on this image: {name} per epoch", fontsize=10, wrap=True)
+    fig.supxlabel(LOSS_EXPLAINED.get(loss, ""), fontsize=SMALLEST_PT, wrap=True)
     return fig
 
 
@@ -105,22 +107,45 @@ def _blend_on_gray(image: np.ndarray, heat: np.ndarray, size: tuple[int, int], i
     return Image.fromarray(out.round().astype(np.uint8))
 
 
+def is_split(seg: "Segmentation") -> bool:
+    """Whether stage 1 of ``seg`` cut the image into foreground and background (``k = 2`` in one stage,
+    or two or three stages); else it cut ``k`` segments, and its foreground is only every segment but
+    label 0 (the one covering most of the border)."""
+    return seg.config.stages >= 2 or int(seg.config.k) == 2
+
+
+def _picked(seg: "Segmentation") -> int | None:
+    """The label the visitor picked as the object (:func:`deepcut.explain.pick_object`'s note), if any."""
+    for note in seg.notes:
+        if note.startswith("picked segment "):
+            return int(note.split()[2])
+    return None
+
+
 def soft_roles(seg: "Segmentation") -> list[tuple[int, str, float]]:
-    """``[(label, role, share of patches), …]`` for every final label some patch has (role:
-    foreground, foreground part, background, background part or segment)."""
+    """``[(label, role, share of patches), …]`` for every final label some patch has.
+
+    The role is what the label is in this result: after a foreground/background split (:func:`is_split`)
+    ``foreground`` and ``background``, or ``foreground part`` and ``background part`` where stage 2 or 3
+    cut that side into several; without a split ``segment``, label 0 being the ``border segment`` (the
+    one covering most of the border, which the mask leaves out), and a segment picked as the object
+    ``picked object``."""
     n = np.asarray(seg.soft).shape[-1]
-    present = set(np.unique(seg.patch_labels).tolist())
-    fg_labels = set(np.unique(seg.labels[seg.foreground]).tolist()) if seg.foreground is not None else set()
+    present = [int(v) for v in np.unique(seg.patch_labels) if v < n]
+    fg = set(np.unique(seg.labels[seg.foreground]).tolist()) if seg.foreground is not None else set()
+    split, picked = is_split(seg), _picked(seg)
+    fg_count = len([v for v in present if v in fg])
+    bg_count = len(present) - fg_count
     out = []
-    for label in range(n):
-        if label not in present:
-            continue
-        if seg.foreground is None:
-            role = "segment"
-        elif label in fg_labels:
-            role = "foreground" if len(fg_labels) == 1 else "foreground part"
+    for label in present:
+        if label == picked:
+            role = "picked object"
+        elif not split:
+            role = "border segment" if label == 0 else "segment"
+        elif label in fg:
+            role = "foreground" if fg_count == 1 else "foreground part"
         else:
-            role = "background" if label == 0 else "background part"
+            role = "background" if bg_count == 1 else "background part"
         out.append((label, role, float((seg.patch_labels == label).mean())))
     return out
 
@@ -147,27 +172,25 @@ def soft_maps(seg: "Segmentation", longest: int = 240, cmap: str = "viridis") ->
     return out
 
 
-def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 4) -> "Figure":
+def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 4, text: float = 1.0) -> "Figure":
     """The soft maps of :func:`soft_maps` in one figure: a panel per label, titled with the label,
-    its role and share and framed in its overlay colour, and one colour bar saying what the colours
-    mean (the softmax probability of the patch belonging to that segment)."""
-    from matplotlib.figure import Figure
-
+    its role (:func:`soft_roles`) and share and framed in its overlay colour, and one colour bar saying
+    what the colours mean (the softmax probability of the patch belonging to that segment). ``text``:
+    every font this many times its size, the PNG's pixels unchanged (:func:`~deepcut.render.style.new_figure`)."""
     soft = np.asarray(seg.soft, dtype=np.float32)
     roles = soft_roles(seg)
     colors = label_colors(max(soft.shape[-1], int(seg.labels.max(initial=0)) + 1)) / 255.0
     cols = max(1, min(columns, len(roles)))
     rows = max(1, -(-len(roles) // cols))
     h, w = seg.image.shape[:2]
-    fig = Figure(figsize=(1.0 + 2.1 * cols, 0.5 + 2.1 * rows * h / max(w, 1) + 0.35 * rows), dpi=100,
-                 layout="constrained")
+    fig = new_figure(1.0 + 2.1 * cols, 0.5 + 2.1 * rows * h / max(w, 1) + 0.35 * rows, text)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     shown = None
     for ax, (label, role, share) in zip(axes, roles, strict=False):
         ax.imshow(np.asarray(Image.fromarray(seg.image).convert("L")), cmap="gray", alpha=1.0)
         shown = ax.imshow(soft[..., label], cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.8, extent=(0, w, h, 0),
                           interpolation="bilinear")
-        ax.set_title(f"{label}: {role}, {share:.0%}", fontsize=8)
+        ax.set_title(f"{label}: {role}\n{share:.0%} of patches", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
@@ -177,7 +200,7 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
         ax.set_visible(False)
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, ticks=[0, 0.5, 1])
-        bar.ax.set_yticklabels(["0: not this\nsegment", "0.5: unsure", "1: surely this\nsegment"], fontsize=7)
+        bar.ax.set_yticklabels(["0: not this\nsegment", "0.5: unsure", "1: surely this\nsegment"], fontsize=SMALLEST_PT)
     return fig
 
 

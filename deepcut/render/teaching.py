@@ -15,6 +15,7 @@ from PIL import Image
 from ..graph import graph_kind
 from ..utils.matching import best_matching, iou_matrix
 from .colors import label_colors
+from .style import SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -43,72 +44,129 @@ def patch_colors_image(image: np.ndarray, colors: np.ndarray, grid: tuple[int, i
     return (big * wbig + gray * (1.0 - wbig)).round().astype(np.uint8)
 
 
-def _matched(reference: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``labels`` renumbered so each overlaps most with the same-numbered ``reference`` cluster (Hungarian)."""
+def _matched(reference: np.ndarray, labels: np.ndarray, spare: int | None = None) -> np.ndarray:
+    """``labels`` renumbered so each overlaps most with the same-numbered ``reference`` cluster (Hungarian);
+    those left over get ``spare``, ``spare + 1`` … (default: above both)."""
     ids_r, ids_l, iou = iou_matrix(reference, labels)
     mapping = {int(ids_l[c]): int(ids_r[r]) for r, c in best_matching(iou)}
-    spare = int(max(reference.max(), labels.max())) + 1
+    spare = int(max(reference.max(), labels.max())) + 1 if spare is None else int(spare)
     for v in ids_l.tolist():
         if int(v) not in mapping:
             mapping[int(v)], spare = spare, spare + 1
     return np.array([mapping[int(v)] for v in labels.tolist()], np.int64)
 
 
-def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutComparison") -> "Figure":
-    """Two panels, the GNN's cut and the spectral cut of the same graph over ``image``, each titled with
-    its normalized cut (the lower one marked as the better cut); colours are matched between them."""
-    from matplotlib.figure import Figure
+def comparison_colors(cmp: "CutComparison", n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(gnn (n, 3), spectral (n, 3), keep (n,))`` of :func:`comparison_figure`: the colour of every patch
+    of the grid (``n = h * w``) in each panel, uint8, and which patches the stage cut (the others are grey).
+    The GNN's are :func:`label_colors` of its labels (the result's final labels: the overlay's colours);
+    the spectral clusters take the colour of the GNN segment each overlaps most (Hungarian matching), the
+    others colours no segment of the result has."""
+    rows = np.arange(n) if cmp.rows is None else np.asarray(cmp.rows)
+    top = max(int(cmp.num_labels), int(cmp.gnn_labels.max(initial=0)) + 1)
+    spectral = _matched(cmp.gnn_labels, cmp.spectral_labels, top)
+    colors = label_colors(int(max(top, spectral.max(initial=0) + 1)))
+    keep = np.zeros(n, bool)
+    keep[rows] = True
+    gnn, spec = np.zeros((n, 3), np.uint8), np.zeros((n, 3), np.uint8)
+    gnn[rows], spec[rows] = colors[cmp.gnn_labels], colors[spectral]
+    return gnn, spec, keep
 
-    spectral = _matched(cmp.gnn_labels, cmp.spectral_labels)
-    colors = label_colors(int(max(cmp.gnn_labels.max(), spectral.max())) + 1)
+
+#: Each loss's measure: its name and what it is, in words.
+MEASURES = {"ncut": ("NCut", "NCut = Σ cut/volume, 0 = no edge cut; lower is better"),
+            "cc": ("CC objective", "CC objective = −Σ A·[same segment]: repulsions kept inside segments minus "
+                                   "attractions; lower is better")}
+
+
+def _comparison_titles(cmp: "CutComparison") -> tuple[str, str, str]:
+    """The GNN panel's, the spectral panel's and the figure's title, in words true of ``cmp``."""
+    name, meaning = MEASURES.get(cmp.loss, MEASURES["ncut"])
+    where = STAGE_TITLES.get(cmp.stage, f"Stage {cmp.stage}")
+    if cmp.loss == "cc":
+        gnn = f"GNN, this result: CC loss (α = {cmp.alpha:g}, k ≤ {cmp.asked}), {cmp.k} segments"
+        graph = (f"CC graph A = F·Fᵀ − max/α of {cmp.num_nodes} patches; CC found {cmp.k} segments itself, and "
+                 f"the spectral method (no CC form) cut NCut's graph relu(F·Fᵀ)/max into as many")
+    else:
+        gnn = f"GNN, this result: NCut loss, k = {cmp.asked}"
+        kind = graph_kind(cmp.num_nodes) if cmp.sparse else "dense"
+        graph = (f"one graph A = relu(F·Fᵀ)/max of {cmp.num_nodes} patches (" +
+                 {"dense": "dense", "compact": "every pair, float16; the spectral cut on its k-NN part",
+                  "sparse": "sparse k-NN graph"}[kind] + f"), cut by both into k = {cmp.k}")
+    return gnn, f"Spectral: {cmp.spectral_method}", f"{where}: {graph}. {meaning}"
+
+
+def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutComparison", text: float = 1.0) -> "Figure":
+    """Two panels over ``image``: the GNN's cut (the result's own, in the overlay's colours) and the spectral
+    cut of the same stage's graph (colours matched to the GNN's, :func:`comparison_colors`), each titled
+    with its score under the result's loss (the lower one marked); patches the stage did not cut are grey.
+    ``text``: every font this many times its size, the PNG's pixels unchanged."""
+    gnn_colors, spectral_colors, keep = comparison_colors(cmp, grid[0] * grid[1])
     h, w = image.shape[:2]
-    fig = Figure(figsize=(7.0, 0.9 + 3.3 * h / max(w, 1)), dpi=100, layout="constrained")
+    fig = new_figure(7.0, 1.2 + 3.3 * h / max(w, 1), text)
     axes = fig.subplots(1, 2)
-    best = min(cmp.gnn_ncut, cmp.spectral_ncut)
-    for ax, labels, name, value in ((axes[0], cmp.gnn_labels, "GNN (DeepCut, NCut loss)", cmp.gnn_ncut),
-                                    (axes[1], spectral, f"Spectral: {cmp.spectral_method}", cmp.spectral_ncut)):
-        ax.imshow(patch_colors_image(image, colors[labels], grid))
-        mark = "  ✓ lower" if value <= best + 1e-9 and cmp.gnn_ncut != cmp.spectral_ncut else ""
-        ax.set_title(f"{name}\nNCut = {value:.3f}{mark}", fontsize=9)
+    name = MEASURES.get(cmp.loss, MEASURES["ncut"])[0]
+    best = min(cmp.gnn_score, cmp.spectral_score)
+    titles = _comparison_titles(cmp)
+    for ax, cells, title, value in ((axes[0], gnn_colors, titles[0], cmp.gnn_score),
+                                    (axes[1], spectral_colors, titles[1], cmp.spectral_score)):
+        ax.imshow(patch_colors_image(image, cells, grid, keep=keep))
+        mark = "  ✓ lower" if value <= best + 1e-9 and cmp.gnn_score != cmp.spectral_score else ""
+        ax.set_title(f"{title}\n{name} = {value:.4g}{mark}", fontsize=9, wrap=True)
         ax.set_xticks([])
         ax.set_yticks([])
-    kind = graph_kind(cmp.num_nodes) if cmp.sparse else "dense"
-    graph = {"dense": "dense graph", "compact": "every pair, float16; the spectral cut on its k-NN part",
-             "sparse": "sparse k-NN graph"}[kind]
-    fig.suptitle(f"One graph A = relu(F·Fᵀ)/max ({cmp.num_nodes} patches, {graph}), cut into k={cmp.k}: "
-                 f"NCut = Σ cut/volume, 0 = perfect", fontsize=8)
+    fig.suptitle(titles[2], fontsize=9, wrap=True)
     return fig
 
 
-def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int) -> "Figure":
-    """Snapshot ``frame`` (an index into :meth:`~deepcut.explain.TrainingRecord.frames`) of the replay:
-    the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
-    argmax (the segments at that moment) and the stage's loss curve with the epoch marked."""
-    from matplotlib.figure import Figure
-
+def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mixed (N, 3) float32, hard (N, 3) uint8, keep (N,) bool)`` of snapshot ``frame`` of the replay:
+    each patch's colours mixed by its soft assignment, the colour of its argmax, and the patches that
+    stage clustered. A GNN cluster has the colour of the final label it became
+    (:attr:`~deepcut.explain.StageRecord.label_of`, :func:`label_colors`), so the last frame of the last
+    stage ends at the overlay's colours."""
     s, i = record.frames()[frame]
     st = record.stages[s]
-    soft, epoch = st.soft[i], st.epochs[i]
+    soft = st.soft[i]
     colors = label_colors(int(max(st.label_of.max(initial=0), record.labels.max(initial=0))) + 1)[st.label_of]
     n = record.grid[0] * record.grid[1]
     keep = np.zeros(n, bool)
     keep[st.rows] = True
-    mixed, hard = np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32)
+    mixed, hard = np.zeros((n, 3), np.float32), np.zeros((n, 3), np.uint8)
     mixed[st.rows] = soft @ colors.astype(np.float32)
     hard[st.rows] = colors[soft.argmax(1)]
+    return mixed, hard, keep
+
+
+def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0) -> "Figure":
+    """Snapshot ``frame`` (an index into :meth:`~deepcut.explain.TrainingRecord.frames`) of the replay:
+    the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
+    argmax (the segments at that moment, :func:`frame_colors`) and the stage's loss curve with the epoch
+    marked. ``text``: every font this many times its size, the PNG's pixels unchanged. A record without
+    snapshots (no GNN was trained) gives a figure that says so."""
+    if not record.frames():
+        fig = new_figure(9.0, 1.6, text)
+        ax = fig.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "Nothing to replay: no GNN was trained for this result\n(its graph had nothing to cut: "
+                "see the status line)", ha="center", va="center", fontsize=10, transform=ax.transAxes)
+        return fig
+    s, i = record.frames()[frame]
+    st = record.stages[s]
+    epoch = st.epochs[i]
+    mixed, hard, keep = frame_colors(record, frame)
     h, w = image.shape[:2]
-    fig = Figure(figsize=(9.0, 0.8 + 2.9 * h / max(w, 1)), dpi=100, layout="constrained")
+    fig = new_figure(9.0, 1.3 + 2.9 * h / max(w, 1), text)
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 0.9])
-    for ax, cells, title in ((axes[0], mixed, "soft S: colours mixed by probability\n(pale mix = unsure)"),
-                             (axes[1], hard, "argmax S: the segments now")):
+    for ax, cells, title in ((axes[0], mixed, "soft S: colours mixed\nby probability\n(pale mix = unsure)"),
+                             (axes[1], hard, "argmax S:\nthe segments now")):
         ax.imshow(patch_colors_image(image, cells, record.grid, 0.8, keep))
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     loss_panel(axes[2], st, epoch)
-    k = soft.shape[1]
-    fig.suptitle(f"{STAGE_TITLES.get(st.stage, f'Stage {st.stage}')} (k={k}) — after epoch {epoch} of "
-                 f"{st.epochs[-1]}", fontsize=10)
+    fig.suptitle(f"{STAGE_TITLES.get(st.stage, f'Stage {st.stage}')} (k={st.soft[i].shape[1]}) — after epoch "
+                 f"{epoch} of {st.epochs[-1]}", fontsize=10, wrap=True)
     return fig
 
 
@@ -117,18 +175,19 @@ def loss_panel(ax: "Axes", st: "StageRecord", epoch: int) -> None:
     snapshots: the cut term (share of edge weight kept inside segments, negated) and the
     orthogonality penalty, whose sum is the loss without dropout."""
     if st.losses:
-        ax.plot(np.arange(1, len(st.losses) + 1), st.losses, color="0.5", lw=1, label="loss (training)")
+        ax.plot(np.arange(1, len(st.losses) + 1), st.losses, color="0.5", lw=1, label="loss")
         if epoch > 0:
             ax.plot([epoch], [st.losses[epoch - 1]], "o", color="C3")
     if st.terms:
         cut, ortho = zip(*st.terms, strict=False)
-        ax.plot(st.epochs, cut, ls="--", lw=1, color="C0", label="cut term")
+        ax.plot(st.epochs, cut, ls="--", lw=1, color="C0", label="cut")
         ax.plot(st.epochs, ortho, ls=":", lw=1.2, color="C1", label="orthogonality")
-        ax.legend(fontsize=6, loc="center right")
+        ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside lower right", ncols=3, frameon=False,
+                         fontsize=SMALLEST_PT, handlelength=1.5, columnspacing=0.8)
     ax.axvline(epoch, color="C3", lw=0.8, ls="--")
-    ax.set_xlabel("epoch", fontsize=8)
-    ax.set_title("loss of this stage", fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("epoch", fontsize=SMALLEST_PT)
+    ax.set_title("loss of this stage", fontsize=9)
+    ax.tick_params(labelsize=SMALLEST_PT)
     ax.grid(alpha=0.3)
 
 
