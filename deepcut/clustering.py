@@ -127,7 +127,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     a = _graph_of(x, adj, graph, loss, alpha)
     positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool((a > 0).any())
     if k_eff < 2 or not positive:
-        return _one_cluster(n, int(k), k_eff, model)
+        return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
 
     gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
@@ -166,9 +166,20 @@ def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> 
     return model
 
 
-def _one_cluster(n: int, k: int, k_eff: int, model: DeepCutGNN | None) -> ClusterResult:
-    """Every node in cluster 0, untrained: a single node, or no positive affinity between any two."""
-    reason = "a single node" if n == 1 else "no positive affinity between any two nodes (constant or zero features)"
+def _why_one(n: int, loss: str, alpha: float) -> str:
+    """Why :func:`fit` returns one cluster untrained, in words: a single node, or no two nodes attract."""
+    if n == 1:
+        return "a single node"
+    if loss != "cc":
+        return "no positive affinity between any two nodes (every pair's similarity F·Fᵀ is ≤ 0, e.g. zero features)"
+    if float(alpha) <= 1.0:
+        return (f"CC at α = {float(alpha):g} makes every pair of patches repel (A = W − max(W)/α ≤ 0 everywhere, "
+                f"as for any α ≤ 1), so nothing can be grouped and the GNN is not trained; raise α above 1")
+    return "with CC no pair of nodes attracts (A = W − max(W)/α ≤ 0 everywhere, e.g. zero features)"
+
+
+def _one_cluster(n: int, k: int, k_eff: int, model: DeepCutGNN | None, reason: str) -> ClusterResult:
+    """Every node in cluster 0, untrained: a single node, or no positive affinity between any two (``reason``)."""
     soft = np.zeros((n, k), np.float32)
     soft[:, 0] = 1.0
     return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
@@ -287,15 +298,16 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
     first = used(soft)
     if first == k or not NCUT_RESTART:
         return model, soft, [], note
-    if torch.unique(ax, dim=0).shape[0] < k:
-        return model, soft, [], _join(note, f"only {first} of the k={k} segments: fewer than {k} distinct patches")
+    found = f"NCut found {first} of the k = {k} segments asked for"
+    distinct = torch.unique(ax, dim=0).shape[0]
+    if distinct < k:
+        return model, soft, [], _join(note, f"{found}: only {distinct} patches differ at all (fewer than {k} "
+                                            f"distinct patches), so no more segments can be told apart")
     if not restart:
-        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments (a warm-started GNN "
-                                            f"keeps its labels: no restart)")
+        return model, soft, [], _join(note, f"{found}: a GNN carried over (e.g. from the previous video frame) "
+                                            f"keeps its labels, so it gets no second try (no restart)")
     if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
-        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments in {epochs} epochs (at most "
-                                            f"{cap} epochs: max_epochs; its restart from the spectral cut needs "
-                                            f"{2 * epochs + NCUT_START_EPOCHS})")
+        return model, soft, [], _join(note, _capped(found, epochs, int(cap)))
     from .spectral import spectral_partition  # spectral imports this module
 
     if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
@@ -313,12 +325,23 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
     again = _assign(fresh, ax)
     last = [float(objective(s)) for s in (soft, again)]
     if (used(again), -last[1]) < (first, -last[0]):
-        return model, soft, [], _join(note, f"NCut found {first} of the k={k} segments (a restart from the "
-                                            f"spectral cut found {used(again)})")
+        worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")
+        return model, soft, [], _join(note, f"{found}: training left {k - first} of its clusters without a patch, "
+                                            f"and a second try from the graph's spectral cut found {worse}")
     if used(again) < k:
-        note = _join(note, f"NCut found {used(again)} of the k={k} segments (also after a restart from the "
-                           f"graph's spectral cut)")
+        note = _join(note, f"NCut found {used(again)} of the k = {k} segments asked for, also on a second try from "
+                           f"the graph's spectral cut: training left {k - used(again)} of its clusters without a "
+                           f"patch (a lower k, or a higher resolution, may suit this image better)")
     return fresh, again, history, note
+
+
+def _capped(found: str, epochs: int, cap: int) -> str:
+    """The note when the cap ``max_epochs`` leaves no room for NCut's second try (``2 epochs + 20`` in all)."""
+    room = (cap - NCUT_START_EPOCHS) // 2
+    fits = (f"with at most {room} epochs in this stage it would be tried" if room >= 1 else
+            "this cap leaves no room for it")
+    return (f"{found} in its {epochs} epochs: a second try from the graph's spectral cut did not fit in the cap of "
+            f"{cap} epochs per stage (max_epochs); {fits}")
 
 
 def _join(note: str | None, more: str) -> str:

@@ -21,10 +21,11 @@ from .settings import EPOCH_INPUTS, field_name
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
 INFO = {
     "k": "Stage 1 alone: segments. With 2-3 stages: foreground parts.",
-    "loss": "NCut: k segments (of any size; fewer only if the image has fewer distinct patches, which the status "
-            "says). CC (correlation clustering) picks the number itself, k is a maximum (10 when CC is chosen).",
-    "alpha": "Patch pairs less similar than 1/α of the strongest similarity repel: "
-             "a larger α gives fewer, larger segments.",
+    "loss": "NCut: k segments of any size (fewer where its training leaves one empty: the status then says why). "
+            "CC (correlation clustering) picks the number itself, k is a maximum (10 when CC is chosen).",
+    "alpha": "CC only. Patch pairs less similar than 1/α of the strongest similarity repel, the others attract: "
+             "a larger α makes more pairs attract, so fewer, larger segments. Just above 1 nearly every pair "
+             "repels and CC fills all k segments; at α = 1 no pair attracts and the result is one segment.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
     "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
     "facet": "Which vector of the attention block describes a patch; 'key' works best in the paper.",

@@ -40,7 +40,8 @@ class Limits:
         max_pixels: largest upload in pixels (width × height, read from the file's header).
         max_bytes: largest upload in bytes (also for ``data:`` URLs and request bodies).
         max_resolution: highest working resolution (patches = (resolution / patch size)²).
-        max_epochs: most GNN epochs of any stage.
+        max_epochs: most GNN epochs of any stage, every training rule included (:func:`~deepcut.clustering.fit`'s
+            ``max_epochs``: NCut's second try from the spectral cut runs only where it fits, corrections stop there).
         max_frames: most video frames per request.
         max_images: most images co-segmented together.
         seconds: a request stops after this many seconds (between GNN stages or video frames).
@@ -148,7 +149,8 @@ class Limits:
         if self.max_resolution:
             parts.append(f"resolution up to {self.max_resolution} px")
         if self.max_epochs:
-            parts.append(f"{self.max_epochs} epochs per stage (every training rule included)")
+            parts.append(f"{self.max_epochs} training epochs per stage (every training rule included: NCut's second "
+                         f"try from the spectral cut, corrections)")
         if self.max_frames:
             parts.append(f"{self.max_frames} video frames")
         if self.max_images:
