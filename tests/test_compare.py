@@ -24,6 +24,8 @@ from deepcut.demo.compare import (
 from deepcut.demo.errors import DemoError
 from deepcut.demo.teaching import explain
 from deepcut.demo.walkthrough import Walkthrough
+from deepcut.explain import TrainingRecord
+from deepcut.render.style import min_text_px
 
 IMAGE = disc_image(96, two_tone=True, striped_bg=True)
 SMALL = dict(resolution=128, epochs=(5, 20, 5))
@@ -78,10 +80,9 @@ def test_pair_figure_titles_each_side_and_the_difference(parts, cc):
     assert right.get_title() == f"now: {cc.seg.num_segments} segments\n{settings_line(cc)}"
     assert fig.get_suptitle() == f"Changed: {settings_diff(parts, cc)}"
     assert np.array_equal(left.images[0].get_array(), np.asarray(parts.overlay(0.5)))
-    big = pair_figure(parts, cc, text=2.0)
-    assert big.axes[0].title.get_fontsize() == pytest.approx(2 * left.title.get_fontsize())
-    picture = pair_picture(parts, cc)
-    assert isinstance(picture, Image.Image) and picture.mode == "RGB"
+    picture, big = pair_picture(parts, cc), pair_picture(parts, cc, text=2.0)
+    assert isinstance(picture, Image.Image) and picture.mode == "RGB" and big.size == picture.size
+    assert min_text_px(pair_figure(parts, cc, text=2.0)) == pytest.approx(2 * min_text_px(fig))
 
 
 # -- sweeps ----------------------------------------------------------------------------------------------
@@ -97,7 +98,9 @@ def test_sweep_k_reuses_the_features_and_repeats_the_result(session, parts):
     assert [ax.get_title() for ax in fig.axes] == titles
     fixed = "NCut · 2 stages · color · 128 px · epochs 5/20 · seed 0 · guided"
     assert fig.get_suptitle() == f"k from 2 to 4 · fixed: {fixed}"
-    assert sw.figure(text=2.0).axes[0].title.get_fontsize() == pytest.approx(2 * fig.axes[0].title.get_fontsize())
+    small = min_text_px(fig)  # 10 pt at 100 dpi
+    assert small >= 13 and min_text_px(sw.figure(text=2.0)) == pytest.approx(2 * small)
+    assert sw.picture(text=2.0).size == sw.picture().size
 
 
 def test_sweep_alpha_goes_from_many_segments_to_few(session, cc):
@@ -168,12 +171,21 @@ def test_walkthrough_clamps_steps_and_frames(walk):
     assert w.step(99) is w.step(4) and w.step(-1) is w.step(0)
 
 
+def test_walkthrough_of_a_result_without_training(session, parts, walk):
+    _, ex = walk
+    untrained = dataclasses.replace(ex, record=TrainingRecord(ex.record.grid, [], ex.record.labels))
+    step = Walkthrough(session.model(parts.backbone).model, parts, untrained).step(2)
+    assert step.frames == 1 and step.caption.startswith("No GNN was trained")
+    assert np.array_equal(np.asarray(step.picture(5)), np.asarray(parts.seg.overlay(0.5)))
+
+
 def test_walkthrough_argmax_and_refinement(session, parts, walk):
-    w, _ = walk
+    w, ex = walk
     changed = float((w.unrefined != parts.seg.labels).mean())
     assert 0 < changed < 0.5  # the guided filter moved some boundaries, not the segments
     assert f"{changed:.1%} of the pixels changed segment" in w.step(4).caption
     assert w.step(4).picture().size == w.step(4).picture(text=2.0).size
+    assert np.array_equal(np.asarray(w.step(2).picture(1, text=2.0)), np.asarray(ex.frame_picture(1, text=2.0)))
     plain = session.segment(IMAGE, k=3, stages=2, **SMALL)  # refine none: the argmax is the result
     model = session.model(plain.backbone).model
     pw = Walkthrough(model, plain, explain(model, plain))

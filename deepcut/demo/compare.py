@@ -21,6 +21,7 @@ from ..config import SegmentConfig
 from ..errors import DeepCutError
 from ..predictor import DeepCut
 from ..render.figures import figure_image
+from ..render.style import new_figure
 from ..segmentation import Segmentation
 from .errors import DemoError
 from .results import DemoResult, plural
@@ -133,17 +134,16 @@ def pair_figure(pinned: DemoResult, current: DemoResult, opacity: float = 0.5, t
         pinned: the result kept for comparison (left).
         current: the latest result (right).
         opacity: colour opacity of the overlays in ``[0, 1]``.
-        text: scales every font (2.0: twice as large, for slides).
+        text: scales every font, the picture keeps its pixel size (2.0: twice as large, for a
+            projector; see :mod:`deepcut.render.style`).
     """
-    from matplotlib.figure import Figure
-
     h, w = current.seg.image.shape[:2]
-    fig = Figure(figsize=(10.0, 1.2 + 4.8 * h / max(w, 1)), dpi=100, layout="constrained")
+    fig = new_figure(10.0, 1.2 + 4.8 * h / max(w, 1), text)
     axes = fig.subplots(1, 2)
     for ax, role, result in ((axes[0], "pinned", pinned), (axes[1], "now", current)):
         title = f"{role}: {plural(result.seg.num_segments, 'segment')}\n{settings_line(result)}"
-        _panel(ax, result.overlay(opacity), title, 9 * text)
-    fig.suptitle(f"Changed: {settings_diff(pinned, current)}", fontsize=11 * text)
+        _panel(ax, result.overlay(opacity), title, 9)
+    fig.suptitle(f"Changed: {settings_diff(pinned, current)}", fontsize=11)
     return fig
 
 
@@ -189,18 +189,17 @@ class Sweep:
 
     def figure(self, text: float = 1.0, opacity: float = 0.5) -> "Figure":
         """One strip, a panel per value with its overlay and :meth:`title`; the suptitle names the
-        swept setting and the fixed ones (one figure for one slide). ``text`` scales the fonts."""
-        from matplotlib.figure import Figure
-
+        swept setting and the fixed ones (one figure for one slide). ``text`` scales the fonts, the
+        picture keeps its pixel size (:func:`~deepcut.render.style.new_figure`)."""
         n = len(self.values)
         h, w = self.base.seg.image.shape[:2]
         width = min(18.0, 2.6 * n)
-        fig = Figure(figsize=(width, 0.9 + (width / n - 0.1) * h / max(w, 1)), dpi=100, layout="constrained")
+        fig = new_figure(width, 0.9 + (width / n - 0.1) * h / max(w, 1), text)
         axes = fig.subplots(1, n, squeeze=False)[0]
         for i, ax in enumerate(axes):
-            _panel(ax, self.segmentations[i].overlay(opacity), self.title(i), 10 * text)
+            _panel(ax, self.segmentations[i].overlay(opacity), self.title(i), 10)
         fig.suptitle(f"{SWEEP_NAMES[self.param]} from {_num(self.values[0])} to {_num(self.values[-1])} · "
-                     f"fixed: {self.fixed()}", fontsize=11 * text)
+                     f"fixed: {self.fixed()}", fontsize=11)
         return fig
 
     def picture(self, text: float = 1.0, opacity: float = 0.5) -> Image.Image:

@@ -24,6 +24,7 @@ from ..predictor import DeepCut
 from ..refinement import segment_maps
 from ..render.colors import overlay
 from ..render.figures import figure_image
+from ..render.style import new_figure
 from .errors import DemoError
 from .results import DemoResult, plural
 from .teaching import Explanation, affinity_view
@@ -64,20 +65,19 @@ class Step:
 
 def refinement_figure(image: np.ndarray, before: np.ndarray, after: np.ndarray, method: str,
                       opacity: float = 0.5, text: float = 1.0) -> "Figure":
-    """Two overlays of ``image`` ``(H, W, 3)``: the labels ``(H, W)`` before refinement and after it."""
-    from matplotlib.figure import Figure
-
+    """Two overlays of ``image`` ``(H, W, 3)``: the labels ``(H, W)`` before refinement and after it
+    (``text``: font factor, see :func:`~deepcut.render.style.new_figure`)."""
     h, w = image.shape[:2]
-    fig = Figure(figsize=(10.0, 1.0 + 4.8 * h / max(w, 1)), dpi=100, layout="constrained")
+    fig = new_figure(10.0, 1.0 + 4.8 * h / max(w, 1), text)
     axes = fig.subplots(1, 2)
     for ax, labels, title in ((axes[0], before, "before: patch labels upsampled"),
                               (axes[1], after, f"after: {method} refinement")):
         ax.imshow(overlay(image, labels, opacity))
-        ax.set_title(title, fontsize=10 * text)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     changed = float((before != after).mean())
-    fig.suptitle(f"Edge refinement ({method}): {changed:.1%} of the pixels changed segment", fontsize=11 * text)
+    fig.suptitle(f"Edge refinement ({method}): {changed:.1%} of the pixels changed segment", fontsize=11)
     return fig
 
 
@@ -149,13 +149,15 @@ class Walkthrough:
         return Step("2. Affinity graph", caption, 1, lambda frame, text: self.affinity)
 
     def training_step(self) -> Step:
-        ex = self.explanation
+        ex, seg = self.explanation, self.result.seg
+        if ex.frames == 0:
+            caption = "No GNN was trained for this image (its graph needed no cut): the segments are shown as they are."
+            return Step("3. Training", caption, 1, lambda frame, text: overlay(seg.image, seg.labels, self.opacity))
         stages = [f"stage {st.stage} (k={st.soft[0].shape[1]}) {plural(len(st.losses), 'epoch')}"
                   for st in ex.record.stages if st.soft]
-        caption = (f"The GNN learns the cut: {', then '.join(stages) or 'no stage was trained'}; "
-                   f"{plural(ex.frames, 'snapshot')}. Soft assignments (a pale mix is an unsure patch), "
-                   f"their argmax, and the loss.")
-        return Step("3. Training", caption, max(1, ex.frames), lambda frame, text: ex.frame_picture(frame))
+        caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
+                   f"assignments (a pale mix is an unsure patch), their argmax, and the loss.")
+        return Step("3. Training", caption, ex.frames, lambda frame, text: ex.frame_picture(frame, text=text))
 
     def argmax_step(self) -> Step:
         seg = self.result.seg
