@@ -58,6 +58,11 @@ def shows_errors(fn: Callable) -> Callable:
     return handler
 
 
+def upload_name(image: Any) -> str | None:
+    """The file name of an upload (Gradio's temporary path keeps it), None for anything else."""
+    return Path(image).name if isinstance(image, str) else None
+
+
 def chosen(backbone: str, custom: str | None, allow_custom: bool = True) -> str:
     """The backbone to use: the own-weights text box if filled in (and allowed: never on a public
     server, where it is ignored whatever it says), else the dropdown's."""
@@ -97,11 +102,13 @@ class PageHandlers:
         plot, soft maps, affinity picture and its caption, cut-out (RGBA) (and for the page, the result
         to keep)."""
         result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
-        files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
+        name = upload_name(image)
+        files = self.session.save_outputs(result, name)
         aff, caption = self.session.affinity(result, *result.default_point())
         cfg = result.seg.config
         fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
-        return (result.overlay(opacity), result.mask(), result.bbox_image(), files,
+        return (self.session.overlay_file(result, result.overlay(opacity), name), result.mask(), result.bbox_image(),
+                files,
                 result.status_markdown(), fig, result.soft_picture(), aff, caption, result.cutout(),
                 self.session.results.add(result))
 
@@ -113,8 +120,8 @@ class PageHandlers:
         result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
         fixes = corr.parse(corrections, result.scale)
         done = corr.apply(self.session.model(result.backbone).model, result, fixes, self.session.limits.max_epochs)
-        files = self.session.save_outputs(done, Path(image).name if isinstance(image, str) else None)
-        return done.overlay(opacity), done.status_markdown(), files
+        files = self.session.save_outputs(done, upload_name(image))
+        return self.session.overlay_file(done, done.overlay(opacity), upload_name(image)), done.status_markdown(), files
 
     def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
         """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
@@ -126,10 +133,12 @@ class PageHandlers:
     def clear() -> tuple:
         return (None, None, None, None, "", None, None, None, "", None, None)
 
-    def rerender(self, key, opacity: float):
-        """The overlay of the page's result (its ``gr.State`` holds only a key) at ``opacity``."""
+    def rerender(self, key, opacity: float, image: str | None = None):
+        """The overlay of the page's result (its ``gr.State`` holds only a key) at ``opacity``, as a file
+        named after the upload ``image``."""
         result = self.session.results.get(key)
-        return gr.skip() if result is None else result.overlay(opacity)
+        return gr.skip() if result is None else self.session.overlay_file(result, result.overlay(opacity),
+                                                                          upload_name(image))
 
     @shows_errors
     def click(self, key, evt: gr.SelectData, on_affinity: bool = False) -> tuple:

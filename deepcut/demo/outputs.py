@@ -95,6 +95,13 @@ class OutputStore:
             shutil.rmtree(old, ignore_errors=True)
         return folder
 
+    def save_picture(self, picture, stem: str) -> str:
+        """``picture`` (PIL) as ``<stem>.png`` in a fresh folder, so that the page's download button gives
+        it that name (Gradio names a picture it encodes itself ``image.png``)."""
+        path = self.new_folder() / f"{safe_stem(stem + '.png')}.png"
+        picture.save(path)
+        return str(path)
+
     def save_result(self, result: DemoResult, name: str | None = None) -> list[str]:
         """The result's label map (PNG) and record (JSON), named after the upload ``name``."""
         return result.write_files(self.new_folder(), safe_stem(name))

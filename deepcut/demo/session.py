@@ -222,6 +222,14 @@ class DemoSession:
         """Write the result's downloads (label map PNG, JSON) into a fresh folder; returns their paths."""
         return self.outputs.save_result(result, name)
 
+    def overlay_file(self, result: DemoResult, picture: Image.Image, name: str | None,
+                     figure: str = "overlay") -> str:
+        """``picture`` of ``result`` saved as ``<image>_<figure>_<settings>.png`` (e.g.
+        ``cat_overlay_ncut-k3-2stages.png``, :func:`~deepcut.demo.export.file_stem`); returns its path."""
+        from .export import file_stem
+
+        return self.outputs.save_picture(picture, file_stem(name, figure, result))
+
     def save_objects_outputs(self, result: ObjectsDemoResult) -> list[str]:
         """Write the objects' overlay (PNG) and COCO-style annotations (JSON); returns their paths."""
         return result.write_files(self.outputs.new_folder())
