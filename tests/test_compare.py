@@ -184,7 +184,9 @@ def test_walkthrough_argmax_and_refinement(session, parts, walk):
     changed = float((w.unrefined != parts.seg.labels).mean())
     assert 0 < changed < 0.5  # the guided filter moved some boundaries, not the segments
     assert f"{changed:.1%} of the pixels changed segment" in w.step(4).caption
-    assert w.step(4).picture().size == w.step(4).picture(text=2.0).size
+    # large text (a projector) draws the compact figure: narrower, its smallest text twice as large
+    assert w.step(4).picture(text=2.0).size[0] < w.step(4).picture().size[0]
+    assert w.step(4).min_text_px(text=2.0) >= 2 * w.step(4).min_text_px() - 0.01
     assert np.array_equal(np.asarray(w.step(2).picture(1, text=2.0)), np.asarray(ex.frame_picture(1, text=2.0)))
     plain = session.segment(IMAGE, k=3, stages=2, **SMALL)  # refine none: the argmax is the result
     model = session.model(plain.backbone).model

@@ -78,7 +78,7 @@ def test_page_hides_own_weights_offers_listed_backbones_and_states_the_caps(serv
     assert [value for _, value in dropdown["choices"]] == ["color"]
     limits = next(p for kind, p in props.values() if p.get("elem_id") == "limits")
     assert limits.get("visible") is not False
-    assert "On this server" in limits["value"] and "20 epochs" in limits["value"] and "30 s" in limits["value"]
+    assert "On this server" in limits["value"] and "20 training epochs" in limits["value"] and "30 s" in limits["value"]
     sliders = {p.get("label"): p for kind, p in props.values() if kind == "slider"}
     assert sliders["Resolution (px)"]["maximum"] == 160
     assert all(p["maximum"] == 20 for label, p in sliders.items() if label.startswith("Epochs"))

@@ -15,7 +15,7 @@ from PIL import Image, ImageFont
 
 from deepcut.demo import DemoSession
 from deepcut.demo.compare import settings_line, sweep
-from deepcut.demo.export import export_zip, file_stem, replay_gif, replay_mp4
+from deepcut.demo.export import export_files, export_zip, file_stem, replay_gif, replay_mp4
 from deepcut.demo.teaching import explain
 from deepcut.render.slides import caption_font_size, render_figure, slide, wrap
 
@@ -131,3 +131,16 @@ def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, exp
         readme = archive.read("README.txt").decode()
         assert settings_line(result) in readme and all(n in readme for n in names - {"README.txt"})
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no working files left behind
+
+
+def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, result, explanation):
+    files = export_files(result, tmp_path, "disc.png", explanation)
+    names = [p.name for p in files]
+    assert names[-1].endswith(".zip") and names[-1].startswith("disc_slides_")
+    assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".gif") for n in names)
+    assert all(p.is_file() and p.parent == tmp_path for p in files)  # kept for the page's downloads
+    for p in files:
+        if p.suffix == ".png" and "_labels" not in p.name:
+            assert Image.open(p).size == (1920, 1080), p.name
+    with zipfile.ZipFile(files[-1]) as z:
+        assert set(z.namelist()) == {"README.txt", *names[:-1]}

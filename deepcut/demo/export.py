@@ -117,46 +117,72 @@ def _readme(result: DemoResult, image_name: str | None, files: list[str], size: 
                          files="\n".join(f"  {f}" for f in files), width=size[0], height=size[1])
 
 
-def export_zip(result: DemoResult, folder: str | Path, image_name: str | None,
-               explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
-               size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0) -> Path:
-    """Write one zip with every figure of ``result`` as a slide PNG (overlay, mask, cut-out, soft maps,
-    loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay GIF), the
-    label map PNG and JSON record (:meth:`DemoResult.write_files`), and a ``README.txt``.
+def write_slides(result: DemoResult, folder: str | Path, image_name: str | None,
+                 explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
+                 size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0,
+                 mp4: bool = False) -> list[Path]:
+    """Write every figure of ``result`` into ``folder`` as a slide PNG (overlay, mask, cut-out, soft maps,
+    loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay as GIF, and as MP4
+    if ``mp4``), the label map PNG and JSON record (:meth:`DemoResult.write_files`), and a ``README.txt``
+    listing them (first in the returned list).
 
     Args:
         result: the result to export.
-        folder: where the zip goes (created if missing).
+        folder: where the files go (created if missing).
         image_name: the upload's file name, for the file names (:func:`file_stem`).
         explanation: :func:`~deepcut.demo.teaching.explain` of ``result``, if computed.
         extra: more ``{name: picture or figure}`` to include as slides (a sweep, a comparison …).
         size: ``(width, height)`` of the slides.
         opacity: colour opacity of the overlay.
         text: font factor of the figures and the replay (the slides' captions are large anyway).
-
-    Returns:
-        The zip's path, ``<folder>/<image>_slides_<settings>.zip``.
+        mp4: also the replay as MP4 (H.264).
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(folder)
+    work.mkdir(parents=True, exist_ok=True)
     line = settings_line(result)
     figures = result_figures(result, explanation, opacity, text)
     figures.update({name: (picture, name) for name, picture in (extra or {}).items()})
+    files = []
+    for name, (picture, what) in figures.items():
+        path = work / f"{file_stem(image_name, name, result)}.png"
+        slide(picture, f"{what} · {line}", size).save(path, compress_level=3)  # 2x faster, 10 % larger
+        files.append(path)
+    if explanation is not None and explanation.frames:
+        stem = work / file_stem(image_name, "replay", result)
+        files.append(replay_gif(explanation, stem, text=text))
+        if mp4:
+            files.append(replay_mp4(explanation, stem, text=text))
+    files += [Path(p) for p in result.write_files(work, file_stem(image_name, "result", result))]
+    readme = work / "README.txt"
+    readme.write_text(_readme(result, image_name, [p.name for p in files], size))
+    return [readme, *files]
+
+
+def zip_files(files: list[Path], target: Path) -> Path:
+    """``files`` in one zip at ``target`` (PNG, GIF and MP4 stored as they are: already compressed)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            packed = path.suffix in (".png", ".gif", ".mp4")
+            archive.write(path, path.name, zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED)
+    return target
+
+
+def export_zip(result: DemoResult, folder: str | Path, image_name: str | None,
+               explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
+               size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0) -> Path:
+    """One zip with the files of :func:`write_slides` (same arguments), written to ``folder`` as
+    ``<image>_slides_<settings>.zip``; the files themselves are not kept. Returns the zip's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{file_stem(image_name, 'slides', result)}.zip"
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        work = Path(tmp)
-        files = []
-        for name, (picture, what) in figures.items():
-            path = work / f"{file_stem(image_name, name, result)}.png"
-            slide(picture, f"{what} · {line}", size).save(path, compress_level=3)  # 2x faster, 10 % larger
-            files.append(path)
-        if explanation is not None and explanation.frames:
-            files.append(replay_gif(explanation, work / file_stem(image_name, "replay", result), text=text))
-        files += [Path(p) for p in result.write_files(work, file_stem(image_name, "result", result))]
-        readme = work / "README.txt"
-        readme.write_text(_readme(result, image_name, [p.name for p in files], size))
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in [readme, *files]:
-                packed = path.suffix in (".png", ".gif")  # already compressed: stored as they are
-                archive.write(path, path.name, zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED)
-    return target
+        return zip_files(write_slides(result, tmp, image_name, explanation, extra, size, opacity, text), target)
+
+
+def export_files(result: DemoResult, folder: str | Path, image_name: str | None,
+                 explanation: Explanation | None = None, opacity: float = 0.5) -> list[Path]:
+    """What the page offers for slides: every file of :func:`write_slides` (the replay also as MP4) in
+    ``folder``, then the zip of all of them. Returns the paths, the zip last."""
+    files = write_slides(result, folder, image_name, explanation, opacity=opacity, mp4=True)
+    target = Path(folder) / f"{file_stem(image_name, 'slides', result)}.zip"
+    return [*files[1:], zip_files(files, target)]

@@ -25,8 +25,9 @@ def plural(n: int, noun: str) -> str:
 
 
 def with_notices(lines: list[str], notices: list[str]) -> str:
-    """Status lines followed by one warning line per notice, as one markdown paragraph."""
-    return "  \n".join(lines + [f"⚠️ {n}" for n in notices])
+    """Status lines followed by one warning line per notice, each its own markdown paragraph (so that a
+    layout can hide one: presenter mode shows the count and the warnings, not the backbone's line)."""
+    return "\n\n".join(lines + [f"⚠️ {n}" for n in notices])
 
 
 def stage_counts(seg: Segmentation) -> list[tuple[int, str, int, int]]:

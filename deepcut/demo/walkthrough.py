@@ -24,7 +24,8 @@ from ..predictor import DeepCut
 from ..refinement import segment_maps
 from ..render.colors import overlay
 from ..render.figures import figure_image
-from ..render.style import new_figure
+from ..render.style import min_text_px, new_figure
+from ..render.teaching import COMPACT_TEXT, training_frame_figure
 from .errors import DemoError
 from .results import DemoResult, plural
 from .teaching import Explanation, affinity_view
@@ -50,17 +51,29 @@ class Step:
         title: a few words (``"1. Features"``).
         caption: what the picture shows for this image, in true numbers.
         frames: how many pictures the step has (the training replay: one per snapshot).
+        draw: ``draw(frame, text)``, the picture of a step that is not a figure.
+        figure: ``figure(frame, text)``, the matplotlib figure of a step drawn as one (then ``draw`` is unused).
     """
 
     title: str
     caption: str
     frames: int
-    draw: Callable[[int, float], Image.Image] = field(repr=False, compare=False)
+    draw: Callable[[int, float], Image.Image] | None = field(default=None, repr=False, compare=False)
+    figure: Callable[[int, float], "Figure"] | None = field(default=None, repr=False, compare=False)
 
     def picture(self, frame: int = 0, text: float = 1.0) -> Image.Image:
         """Frame ``frame`` (clamped to ``0 … frames-1``) as an RGB picture; ``text`` scales the fonts
         of pictures drawn as figures."""
-        return self.draw(int(np.clip(int(frame), 0, self.frames - 1)), float(text))
+        frame = int(np.clip(int(frame), 0, self.frames - 1))
+        if self.figure is not None:
+            return figure_image(self.figure(frame, float(text)))
+        return self.draw(frame, float(text))
+
+    def min_text_px(self, frame: int = 0, text: float = 1.0) -> float:
+        """The smallest text of frame ``frame``'s picture, in its pixels (``inf``: a picture without text)."""
+        if self.figure is None:
+            return float("inf")
+        return min_text_px(self.figure(int(np.clip(int(frame), 0, self.frames - 1)), float(text)))
 
 
 def refinement_figure(image: np.ndarray, before: np.ndarray, after: np.ndarray, method: str,
@@ -68,16 +81,18 @@ def refinement_figure(image: np.ndarray, before: np.ndarray, after: np.ndarray, 
     """Two overlays of ``image`` ``(H, W, 3)``: the labels ``(H, W)`` before refinement and after it
     (``text``: font factor, see :func:`~deepcut.render.style.new_figure`)."""
     h, w = image.shape[:2]
-    fig = new_figure(10.0, 1.0 + 4.8 * h / max(w, 1), text)
+    compact = text >= COMPACT_TEXT  # a projector: shorter words, a narrower picture
+    fig = new_figure(7.0 if compact else 10.0, 1.0 + (3.4 if compact else 4.8) * h / max(w, 1), text)
     axes = fig.subplots(1, 2)
-    for ax, labels, title in ((axes[0], before, "before: patch labels upsampled"),
-                              (axes[1], after, f"after: {method} refinement")):
+    for ax, labels, title in ((axes[0], before, "before" if compact else "before: patch labels upsampled"),
+                              (axes[1], after, "after" if compact else f"after: {method} refinement")):
         ax.imshow(overlay(image, labels, opacity))
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     changed = float((before != after).mean())
-    fig.suptitle(f"Edge refinement ({method}): {changed:.1%} of the pixels changed segment", fontsize=11)
+    fig.suptitle(f"{method.capitalize()}: {changed:.1%} of pixels changed" if compact else
+                 f"Edge refinement ({method}): {changed:.1%} of the pixels changed segment", fontsize=11, wrap=True)
     return fig
 
 
@@ -157,7 +172,8 @@ class Walkthrough:
                   for st in ex.record.stages if st.soft]
         caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
                    f"assignments (a pale mix is an unsure patch), their argmax, and the loss.")
-        return Step("3. Training", caption, ex.frames, lambda frame, text: ex.frame_picture(frame, text=text))
+        return Step("3. Training", caption, ex.frames, figure=lambda frame, text: training_frame_figure(
+            ex.image, ex.record, frame, text=text))
 
     def argmax_step(self) -> Step:
         seg = self.result.seg
@@ -180,5 +196,5 @@ class Walkthrough:
         changed = float((self.unrefined != seg.labels).mean())
         caption = (f"Edge refinement with {REFINE_WORDS.get(method, method)}: the boundaries move onto the "
                    f"image's edges; {changed:.1%} of the pixels changed segment.")
-        return Step("5. Refinement", caption, 1, lambda frame, text: figure_image(
-            refinement_figure(seg.image, self.unrefined, seg.labels, method, self.opacity, text)))
+        return Step("5. Refinement", caption, 1, figure=lambda frame, text: refinement_figure(
+            seg.image, self.unrefined, seg.labels, method, self.opacity, text))

@@ -138,11 +138,17 @@ def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.n
     return mixed, hard, keep
 
 
+#: From this text factor on (a projector), the replay's snapshot drops its argmax panel (the walkthrough's next
+#: step shows the segments) and shortens its titles, so its text fits at that size.
+COMPACT_TEXT = 1.5
+
+
 def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0) -> "Figure":
     """Snapshot ``frame`` (an index into :meth:`~deepcut.explain.TrainingRecord.frames`) of the replay:
     the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
     argmax (the segments at that moment, :func:`frame_colors`) and the stage's loss curve with the epoch
-    marked. ``text``: every font this many times its size, the PNG's pixels unchanged. A record without
+    marked. ``text``: every font this many times its size, the PNG's pixels unchanged (from
+    :data:`COMPACT_TEXT` on, without the argmax panel). A record without
     snapshots (no GNN was trained) gives a figure that says so."""
     if not record.frames():
         fig = new_figure(9.0, 1.6, text)
@@ -156,29 +162,34 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
     epoch = st.epochs[i]
     mixed, hard, keep = frame_colors(record, frame)
     h, w = image.shape[:2]
-    fig = new_figure(9.0, 1.3 + 2.9 * h / max(w, 1), text)
-    axes = fig.subplots(1, 3, width_ratios=[1, 1, 0.9])
-    for ax, cells, title in ((axes[0], mixed, "soft S: colours mixed\nby probability\n(pale mix = unsure)"),
-                             (axes[1], hard, "argmax S:\nthe segments now")):
+    compact = text >= COMPACT_TEXT  # large text (a projector): the soft map and the loss only
+    panels = [(mixed, "soft S (pale = unsure)" if compact else "soft S: colours mixed\nby probability\n"
+               "(pale mix = unsure)")] + ([] if compact else [(hard, "argmax S:\nthe segments now")])
+    fig = new_figure(7.0 if compact else 9.0, 1.3 + (4.2 if compact else 2.9) * h / max(w, 1), text)
+    axes = fig.subplots(1, len(panels) + 1, width_ratios=[1.8 if compact else 1] * len(panels) + [0.9])
+    for ax, (cells, title) in zip(axes, panels, strict=False):
         ax.imshow(patch_colors_image(image, cells, record.grid, 0.8, keep))
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    loss_panel(axes[2], st, epoch)
-    fig.suptitle(f"{STAGE_TITLES.get(st.stage, f'Stage {st.stage}')} (k={st.soft[i].shape[1]}) — after epoch "
-                 f"{epoch} of {st.epochs[-1]}", fontsize=10, wrap=True)
+    loss_panel(axes[-1], st, epoch, terms=not compact)
+    if compact:
+        axes[-1].set_title("loss", fontsize=9)
+    stage = f"Stage {st.stage}" if compact else STAGE_TITLES.get(st.stage, f"Stage {st.stage}")
+    fig.suptitle(f"{stage} (k={st.soft[i].shape[1]}) — after epoch {epoch} of {st.epochs[-1]}", fontsize=10,
+                 wrap=True)
     return fig
 
 
-def loss_panel(ax: "Axes", st: "StageRecord", epoch: int) -> None:
-    """The stage's training loss (grey) with ``epoch`` marked and, for NCut, its two terms at the
-    snapshots: the cut term (share of edge weight kept inside segments, negated) and the
+def loss_panel(ax: "Axes", st: "StageRecord", epoch: int, terms: bool = True) -> None:
+    """The stage's training loss (grey) with ``epoch`` marked and, for NCut (if ``terms``), its two terms
+    at the snapshots: the cut term (share of edge weight kept inside segments, negated) and the
     orthogonality penalty, whose sum is the loss without dropout."""
     if st.losses:
         ax.plot(np.arange(1, len(st.losses) + 1), st.losses, color="0.5", lw=1, label="loss")
         if epoch > 0:
             ax.plot([epoch], [st.losses[epoch - 1]], "o", color="C3")
-    if st.terms:
+    if st.terms and terms:
         cut, ortho = zip(*st.terms, strict=False)
         ax.plot(st.epochs, cut, ls="--", lw=1, color="C0", label="cut")
         ax.plot(st.epochs, ortho, ls=":", lw=1.2, color="C1", label="orthogonality")
