@@ -22,7 +22,7 @@ except ImportError:  # the library and CLI do not need it: the web app is the `a
                      "or pip install 'deepcut-gnn[app]')") from None
 
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
-from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, teach_view  # noqa: E402
+from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, layout, lesson_view, teach_view  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
 from deepcut.demo.live import LiveStreams  # noqa: E402
 from deepcut.demo.live_tab import LIVE_CSS, live_tab  # noqa: E402
@@ -35,12 +35,8 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
 
 HEADER = """
 # ✂️ DeepCut: cut a photo into its parts, with no training data
-Upload a photo or click an example: the object is separated from the background (or split into parts).
-
-How: a vision model (DINO) describes every small square of the photo, squares that look alike are linked
-into a graph, and a tiny neural network, trained **on your photo alone** in about a second, cuts that
-graph into segments. [Paper](https://arxiv.org/abs/2212.05853) · Moving a slider only retrains the tiny
-network. Scroll down to see how it works.
+Click an example or upload a photo: the object is separated from the background (or split into parts).
+[Paper](https://arxiv.org/abs/2212.05853) · how it works: below the result, or *Step through the method*.
 """
 
 VIDEO_HELP = """
@@ -56,8 +52,7 @@ and **one GNN** clusters it, so the same part gets the same label and colour in 
 
 CSS = """
 #notice { border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08); }
-#status { min-height: 3em; }
-""" + teach_view.LAYOUT_CSS + LIVE_CSS
+""" + layout.CSS + LIVE_CSS
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
 IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
@@ -80,7 +75,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
         state = gr.State(None, time_to_live=900)  # a key of session.results, not the result
         shared = controls.backbone_picker(page.backbone_list(), page.start, limits.allows_custom())
         with gr.Tabs():
-            image_tab(page, shared, notice, state, resolution)
+            image_tab(page, shared, notice, state, resolution, presenter)
             video_tab(page, shared, resolution)
             coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
             # public: the live frames wait in the one fair queue with the other heavy jobs (guards.share_queue)
@@ -93,27 +88,32 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
     return demo
 
 
-def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
+def image_tab(page, shared: dict, notice, state, resolution: int, presenter) -> None:
     """Image tab: upload, settings, results, and the teaching pictures; wired to ``/segment``."""
     with gr.Tab("Image", id="image"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=320):
+            with gr.Column(scale=5, min_width=300, elem_id="settings-col"):
                 image = controls.safe_image_upload(gr.Image(
-                    type="filepath", label="Image", sources=["upload", "clipboard"], height=300, elem_id="input-image"))
+                    type="filepath", label="Image", sources=["upload", "clipboard"], height=260, elem_id="input-image"))
                 run = gr.Button("Segment", variant="primary", elem_id="segment-btn")
-                controls.examples(ASSETS, IMAGE_SUFFIXES, image, "Examples (click one)", examples_per_page=8)
-                with gr.Group():
+                controls.examples(ASSETS, IMAGE_SUFFIXES, image, "Examples (click one)", examples_per_page=8,
+                                  elem_id="image-examples")
+                with gr.Group(elem_id="image-settings"):
                     c = controls.settings(("k", "loss", "alpha", "stages", "layer", "facet", "refine"), {
                         "alpha": dict(visible=defaults()["loss"] == "cc"),
                         **controls.backbone_props(page.depth(page.start))})
-                with gr.Accordion("More settings", open=False):
+                with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
                         c.update(controls.epoch_sliders(c["stages"].value))
                     c.update(controls.settings(("resolution", "largest", "seed"),
                                                {"resolution": dict(value=resolution)}))
-            with gr.Column(scale=7, min_width=360):
-                out = image_results()
+            with gr.Column(scale=7, min_width=340, elem_id="results-col"):
+                out = teach_view.results_column()
+                cmp = lesson_view.compare_panel()
+                slides = lesson_view.slides_panel()
                 objs = controls.objects_panel()
+            with gr.Column(scale=6, min_width=320, elem_id="walk-col"):  # shown when walking, or presenting
+                walk = lesson_view.walk_panel()
         out.update(teach_view.method_section())
         teach = teach_view.teaching_panel()
         # the /correct API's corrections and trigger: hidden, but inside the tab (a component directly under
@@ -127,6 +127,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
     auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
                 concurrency_id="segment", api_visibility="private")
     run.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
+    for trigger in (run.click, image.change):  # a phone shows the result (the page takes the visitor to it)
+        trigger(None, js=layout.SCROLL_JS, api_visibility="private")
     correct.click(gpu(page.correct), inputs_kwargs={**inputs, "corrections": fixes}, outputs=[
         out["overlay"], out["status"], out["files"]], api_name="correct", concurrency_id="segment")
     image.change(**auto)  # an upload or a click on an example
@@ -145,23 +147,12 @@ def image_tab(page, shared: dict, notice, state, resolution: int) -> None:
     for trigger in (shared["backbone"].input, shared["custom"].submit):
         trigger(page.choose_backbone, [shared["backbone"], shared["custom"]],
                 [c["layer"], c["facet"], shared["backbone"], notice], api_visibility="private").success(**auto)
-    out["opacity"].release(page.rerender, [state, out["opacity"]], out["overlay"], api_visibility="private")
+    out["opacity"].release(page.rerender, [state, out["opacity"], image], out["overlay"], api_visibility="private")
     out["affinity"].select(gpu(page.click_affinity), [state], [out["affinity"], out["caption"]],
                            api_visibility="private")
     teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, gpu)
-
-
-def image_results() -> dict:
-    """The Image tab's result column: overlay, opacity, status, mask, box, cut-out (RGBA), downloads."""
-    out = {"overlay": controls.picture("Part overlay (click a segment: see the choice below it)", "overlay", 420),
-           **teach_view.click_mode(), "opacity": controls.opacity_slider(),
-           "status": gr.Markdown("", elem_id="status")}
-    with gr.Row():
-        for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):
-            out[name] = controls.picture(label, name, 220)
-    out["files"] = controls.downloads("Downloads: label map (PNG, pixel value = label) and box (JSON)",
-                                      elem_id="downloads")
-    return out
+    lesson_view.wire(lesson_view.LessonHandlers(page.session), out, cmp, walk, slides, state, image, presenter,
+                     out["walk_start"], teach["explanation"], gpu)
 
 
 def video_tab(page, shared: dict, resolution: int) -> None:
@@ -172,21 +163,25 @@ def video_tab(page, shared: dict, resolution: int) -> None:
             with gr.Column(scale=5, min_width=320):
                 video = gr.Video(label="Video", sources=["upload"], format=None, height=300, elem_id="video-input")
                 run = gr.Button("Segment video", variant="primary", elem_id="video-btn")
-                controls.examples(ASSETS, VIDEO_SUFFIXES, video, "Example video")
+                example = controls.examples(ASSETS, VIDEO_SUFFIXES, video, "Example video (click: it runs)")
                 with gr.Group():
                     c = controls.settings(COMPACT_SETTINGS, controls.compact(
                         resolution, k=dict(info="Segments (1 stage) or foreground parts (2-3 stages)."),
                         resolution_info="Lower is faster; every frame goes through the ViT."))
                     c["max_frames"] = gr.Slider(1, 300, value=60, step=1, label="Max frames",
                                                 info="Longer videos are cut (a note says so).")
-                    c["stride"] = gr.Slider(1, 10, value=1, step=1, label="Frame stride", info="Keep every n-th frame.")
+                    c["stride"] = gr.Slider(1, 10, value=1, step=1, label="Frame stride",
+                                            info="1: every frame; 2: one frame in 2 (same duration, fewer frames).")
                     c["opacity"] = controls.opacity_slider()
             with gr.Column(scale=7, min_width=360):
                 out = [gr.Video(label="Part overlay video", interactive=False, elem_id="video-overlay", height=420),
                        gr.Markdown("", elem_id="video-status"),
                        controls.downloads("Downloads: overlay video (MP4) and boxes per frame (JSON)")]
-    run.click(gpu(page.segment_video), inputs_kwargs={"video": video, **shared, **c}, outputs=out,
-              api_name="segment_video", concurrency_id="video", concurrency_limit=1)
+    run_video = dict(inputs_kwargs={"video": video, **shared, **c}, outputs=out, concurrency_id="video",
+                     concurrency_limit=1, show_progress_on=out[0])  # one progress bar, over the old video
+    run.click(gpu(page.segment_video), api_name="segment_video", **run_video)
+    if example is not None:  # a click on the example runs it, as on the Image tab
+        example.load_input_event.then(gpu(page.segment_video), api_visibility="private", **run_video)
 
 
 def coseg_tab(page, shared: dict, resolution: int, most: int = MAX_COSEG_IMAGES) -> None:

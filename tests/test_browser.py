@@ -254,7 +254,7 @@ def test_teaching_view_compares_and_replays(page):
     page.locator("#explain-btn").click()
     page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('spectral')")
     caption = page.locator("#compare-caption").inner_text()
-    assert "GNN" in caption and "Normalized cut" in caption
+    assert "GNN" in caption and "normalized cut" in caption
     for elem in ("#compare img", "#pca img", "#train-frame img"):
         page.wait_for_function(f"(() => {{ const i = document.querySelector('{elem}'); "
                                f"return i && i.complete && i.naturalWidth > 0; }})()")

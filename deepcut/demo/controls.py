@@ -138,9 +138,9 @@ def compact(resolution: int, k: dict, stages: dict | None = None, resolution_inf
             "resolution": dict(maximum=448, value=min(resolution, 224), info=resolution_info)}
 
 
-def opacity_slider() -> gr.Slider:
+def opacity_slider(elem_id: str | None = None) -> gr.Slider:
     """The colour opacity of overlays (re-renders without segmenting again)."""
-    return gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
+    return gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id=elem_id)
 
 
 def picture(label: str, elem_id: str, height: int) -> gr.Image:
@@ -149,12 +149,11 @@ def picture(label: str, elem_id: str, height: int) -> gr.Image:
 
 
 def examples(folder: Path, suffixes: tuple[str, ...], target: gr.components.Component, label: str,
-             **props: Any) -> None:
+             **props: Any) -> gr.Examples | None:
     """Clickable examples: the files in ``folder`` with these suffixes, sorted by name, each loading
-    into ``target`` (nothing if there are none)."""
+    into ``target``; None if there are none."""
     paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
-    if paths:
-        gr.Examples(examples=[[p] for p in paths], inputs=[target], label=label, **props)
+    return gr.Examples(examples=[[p] for p in paths], inputs=[target], label=label, **props) if paths else None
 
 
 def example_sets(folder: Path, suffixes: tuple[str, ...], target: gr.Gallery, label: str) -> None:

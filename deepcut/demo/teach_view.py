@@ -1,12 +1,12 @@
 """The Image tab's teaching view and the page's layout modes, as Gradio pieces the app places and wires.
 
+* :func:`results_column`: the result column (status, overlay, click mode, downloads);
 * :func:`method_section`: loss curves, soft maps, the affinity of a patch (with colour bars);
 * :func:`teaching_panel`: GNN vs spectral cut, the training replay (a scrubber over epochs), the
   features' principal components (:func:`deepcut.demo.teaching.explain`);
 * :func:`click_mode`: what a click on the overlay does (show affinities, or pick the object);
-* :func:`header` and :func:`page_scripts`: presenter mode (``?presenter=1`` or the checkbox: large
-  fonts, a 1280×720 projector without scrolling) and Enter in a slider's number box reruns;
-  :data:`LAYOUT_CSS`: presenter mode and the first screen on a phone.
+* :func:`header` and :func:`page_scripts`: the presenter-mode checkbox and the page's scripts (layout
+  modes, typed values, keyboard shortcuts: :mod:`deepcut.demo.layout`).
 
 The logic is :mod:`deepcut.demo.teaching` and :mod:`deepcut.explain`; this module only lays out and
 wires. Imports Gradio, so only the app imports it.
@@ -15,19 +15,24 @@ wires. Imports Gradio, so only the app imports it.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from . import corrections
-from .controls import picture
+from ..explain import label_at
+from ..render.marks import draw_focus
+from . import corrections, layout
+from .controls import downloads, opacity_slider, picture
 from .errors import DemoError
-from .handlers import shows_errors
+from .handlers import shows_errors, upload_name
 from .session import DemoSession
 from .teaching import Explanation, explain, pick
 
 TEACHING = """
+**How.** A vision model (DINO) describes every small square (patch) of the photo, patches that look alike
+are linked into a graph, and a tiny neural network (a GNN), trained **on this photo alone** in about a
+second, cuts that graph into segments. Moving a slider only retrains the tiny network.
+
 **Reading the pictures.** *Loss*: one panel per stage, each with its own epochs (stage 1: foreground
 and background, stage 2: foreground parts, stage 3: background parts); lower is better. With the
 paper's 10 epochs the stage-1 curve is usually **still falling when training stops**: the soft maps
@@ -58,49 +63,6 @@ CORRECT_HELP = ("**Correct the cut:** choose *join* or *separate*, click two poi
                 "continues from its training with that constraint (two points in one segment, or in two). "
                 "Corrections add up; *Undo* takes the last back, *Reset* returns to the plain cut.")
 
-#: Presenter mode (class ``presenter`` on the body) and the first screen on a phone.
-LAYOUT_CSS = """
-#header h1 { margin-bottom: 0.2em; }
-#presenter-toggle { flex-grow: 0 !important; min-width: 12em !important; }
-@media (max-width: 640px) {
-  #header h1 { font-size: 1.35em; }
-  #header p:nth-of-type(n+2) { display: none; }
-  #notice details { display: none; }
-  .info-text { display: none; }
-  .form:has(> #backbone) > .block:not(#backbone) { display: none; }
-  #presenter-toggle { display: none; }
-  #input-image { height: 240px !important; }
-}
-body.presenter { --text-md: 19px; --text-lg: 21px; --text-sm: 16px; --text-xs: 14px; --text-xl: 24px;
-                 --block-label-text-size: 15px; --block-info-text-size: 14px; --block-title-text-size: 18px;
-                 --prose-text-size: 18px; --input-text-size: 18px; --button-large-text-size: 20px; }
-body.presenter .gradio-container { max-width: 100% !important; padding-top: 0 !important; }
-body.presenter main.contain { padding-top: 4px !important; }
-body.presenter #header p, body.presenter #notice, body.presenter .form:has(> #backbone),
-body.presenter .info-text, body.presenter #downloads, body.presenter #results-small,
-body.presenter #objects-panel { display: none !important; }
-body.presenter #header h1 { font-size: 1.15em; margin: 0; }
-body.presenter #input-image { height: 130px !important; }
-body.presenter #input-image + button, body.presenter #segment-btn { padding: 4px !important; }
-body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 56px !important; }
-body.presenter #overlay { height: calc(100vh - 170px) !important; }
-body.presenter #overlay img { width: 100%; height: 100%; object-fit: contain; }
-"""
-
-#: On load: presenter mode from ``?presenter=1``; Enter in a slider's number box commits the value
-#: (the box's blur is the slider's ``release``, which reruns), so a typed value reruns like a drag.
-LOAD_JS = """() => {
-  document.addEventListener('keydown', (e) => {
-    const t = e.target;
-    if (e.key === 'Enter' && t && t.matches && t.matches('input[type=number]')) { t.blur(); }
-  }, true);
-  const on = new URLSearchParams(window.location.search).has('presenter');
-  document.body.classList.toggle('presenter', on);
-  return on;
-}"""
-TOGGLE_JS = "(on) => { document.body.classList.toggle('presenter', on); return on; }"
-
-
 def header(text: str) -> gr.Checkbox:
     """The page's title and introduction, with the presenter-mode checkbox beside it."""
     with gr.Row(equal_height=False):
@@ -111,9 +73,10 @@ def header(text: str) -> gr.Checkbox:
 
 
 def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox) -> None:
-    """Wire :data:`LOAD_JS` on page load and the presenter checkbox (both in the browser only)."""
-    demo.load(None, None, toggle, js=LOAD_JS)
-    toggle.input(None, toggle, toggle, js=TOGGLE_JS)
+    """Wire :data:`~deepcut.demo.layout.LOAD_JS` on page load and the presenter checkbox (both in the
+    browser only)."""
+    demo.load(None, None, toggle, js=layout.LOAD_JS)
+    toggle.input(None, toggle, toggle, js=layout.TOGGLE_JS)
 
 
 def click_mode() -> dict[str, Any]:
@@ -128,18 +91,34 @@ def click_mode() -> dict[str, Any]:
     return out
 
 
+def results_column() -> dict[str, Any]:
+    """The Image tab's result column: status (the segment count first), overlay, click mode, the walkthrough's
+    start button, opacity, mask, box, cut-out (RGBA), downloads."""
+    out = {"status": gr.Markdown("", elem_id="status"),
+           "overlay": picture("Part overlay (click a segment: see the choice below it)", "overlay", 420),
+           **click_mode(), "opacity": opacity_slider("opacity"),
+           "walk_start": gr.Button("Step through the method ▶", size="sm", elem_id="walk-start")}
+    with gr.Row(elem_id="results-small"):
+        for name, label in (("mask", "Foreground mask"), ("bbox", "Bounding box"), ("cutout", "Cut-out (PNG)")):
+            out[name] = picture(label, name, 220)
+    out["files"] = downloads("Downloads: label map (PNG, pixel value = label) and box (JSON)", elem_id="downloads")
+    return out
+
+
 def method_section() -> dict[str, Any]:
     """The pictures under the results: loss per stage, soft maps (one figure, colour bar), affinity."""
     out: dict[str, Any] = {}
-    gr.Markdown("## What the method does")
-    gr.Markdown(TEACHING)
-    with gr.Row(equal_height=False):
-        out["loss_plot"] = gr.Plot(label="GNN loss per epoch", show_label=False, format="png", elem_id="loss-plot")
-        out["soft"] = picture("Soft assignment of each segment (frame = overlay colour)", "soft-maps", 330)
-    with gr.Row(equal_height=False):
-        with gr.Column():
-            out["affinity"] = picture("Affinity of one patch to all others (click to choose)", "affinity", 360)
-            out["caption"] = gr.Markdown("", elem_id="affinity-caption")
+    with gr.Column(elem_id="method-section"):
+        gr.Markdown("## What the method does")
+        gr.Markdown(TEACHING)
+        with gr.Row(equal_height=False):
+            out["loss_plot"] = gr.Plot(label="GNN loss per epoch", show_label=False, format="png",
+                                       elem_id="loss-plot")
+            out["soft"] = picture("Soft assignment of each segment (frame = overlay colour)", "soft-maps", 330)
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                out["affinity"] = picture("Affinity of one patch to all others (click to choose)", "affinity", 360)
+                out["caption"] = gr.Markdown("", elem_id="affinity-caption")
     return out
 
 
@@ -201,8 +180,11 @@ class TeachingHandlers:
     def click(self, result, mode: str, image: str | None, x: float, y: float, opacity: float = 0.5) -> tuple:
         """:meth:`click_overlay` at pixel ``(x, y)`` of the overlay of ``result``."""
         skip = gr.skip()
-        if mode not in ("pick", "join", "separate"):
-            return (skip, *self.session.affinity(result, x, y), *(skip,) * 6)
+        if mode not in ("pick", "join", "separate"):  # the point and its segment marked where the eye is
+            segment = result.seg.labels == label_at(result.seg, x, y)
+            marked = draw_focus(result.overlay(opacity), segment, (x, y))
+            return (self.session.overlay_file(result, marked, upload_name(image)), *self.session.affinity(result, x, y),
+                    *(skip,) * 6)
         if mode == "pick":
             return self.shown(pick(result, x, y), image, opacity)
         model, cap = self.session.model(result.backbone).model, self.session.limits.max_epochs
@@ -222,8 +204,9 @@ class TeachingHandlers:
     def shown(self, result, image: str | None, opacity: float) -> tuple:
         """The outputs of a click for a new ``result``: overlay, (affinity and caption unchanged), mask, box,
         cut-out, status, downloads, the kept result."""
-        files = self.session.save_outputs(result, Path(image).name if isinstance(image, str) else None)
-        return (result.overlay(opacity), gr.skip(), gr.skip(), result.mask(), result.bbox_image(), result.cutout(),
+        files = self.session.save_outputs(result, upload_name(image))
+        overlay = self.session.overlay_file(result, result.overlay(opacity), upload_name(image))
+        return (overlay, gr.skip(), gr.skip(), result.mask(), result.bbox_image(), result.cutout(),
                 result.status_markdown(), files, self.session.results.add(result))
 
 

@@ -1,0 +1,158 @@
+"""The page's layout modes and its behaviour in the browser: CSS and the JavaScript Gradio runs on load.
+
+* **Presenter mode** (``?presenter=1`` or the checkbox; class ``presenter`` on the body): large fonts,
+  and on a 1280×720 projector three columns without scrolling: the few settings a lecture needs, the
+  overlay under its segment count with the click mode, and the walkthrough's current figure.
+* **Phone** (≤ 640 px wide): a short header, the upload and its button on the first screen; a tap on
+  an example or on *Segment* takes the visitor to the result (:data:`SCROLL_JS`).
+* **Typed values** (:data:`LOAD_JS`): a number typed into a slider's box is clamped to the slider's
+  range, and committed (the box's blur, which is the slider's ``release``, which reruns) after Enter
+  and :data:`COMMIT_MS` without another edit, so only the last of quick edits runs.
+* **Keyboard shortcuts** (outside text fields): ← → the walkthrough's replay or steps, PageUp /
+  PageDown (a presenter's clicker) and P / N its steps, 1-9 the number of clusters k, F full screen
+  for the overlay (Esc leaves it).
+
+Imports no Gradio: strings and small functions the app passes to Gradio.
+"""
+
+from __future__ import annotations
+
+#: How long a typed value waits for another edit before it is committed (milliseconds).
+COMMIT_MS = 450
+
+CSS = """
+#header h1 { margin-bottom: 0.1em; }
+#header p { margin: 0.2em 0; }
+#presenter-toggle { flex-grow: 0 !important; min-width: 12em !important; }
+#status { min-height: 2.6em; }
+#status p { margin: 0.1em 0; }
+#overlay img, #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
+@media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
+body.presenter #settings-col > #image-examples { order: 0; }
+body:not(.presenter):not(.walking) #walk-col { display: none !important; }
+#walk-nav { align-items: center; }
+#walk-nav button { flex-grow: 0 !important; min-width: 7em !important; }
+#walk-title { flex-grow: 1 !important; text-align: center; }
+#walk-title p { margin: 0; font-weight: 600; }
+@media (max-width: 640px) {
+  #header h1 { font-size: 1.35em; }
+  #header p:nth-of-type(n+2) { display: none; }
+  #notice details { display: none; }
+  .info-text { display: none; }
+  .form:has(> #backbone) > .block:not(#backbone) { display: none; }
+  #presenter-toggle { display: none; }
+  #input-image { height: 220px !important; }
+  .block:has(> .icon-buttons) > .icon-buttons, .image-container .icon-buttons { opacity: 0.55; }
+  #loss-plot, #soft-maps, #affinity, #compare, #train-frame, #pca, #walk-picture { padding-top: 2.2em; }
+}
+body.presenter { --text-md: 19px; --text-lg: 21px; --text-sm: 16px; --text-xs: 14px; --text-xl: 24px;
+                 --block-label-text-size: 15px; --block-info-text-size: 14px; --block-title-text-size: 18px;
+                 --prose-text-size: 18px; --input-text-size: 18px; --button-large-text-size: 20px; }
+body.presenter .gradio-container { max-width: 100% !important; padding-top: 0 !important; }
+body.presenter main.contain { padding-top: 4px !important; }
+body.presenter #header p, body.presenter #notice, body.presenter .form:has(> #backbone),
+body.presenter .info-text, body.presenter #downloads, body.presenter #results-small,
+body.presenter #objects-panel, body.presenter #correct-row, body.presenter #correct-help,
+body.presenter #opacity, body.presenter #compare-panel, body.presenter #slides-panel,
+body.presenter #method-section, body.presenter #teach-panel, body.presenter #more-settings,
+body.presenter .form:has(> #layer-setting), body.presenter #walk-start { display: none !important; }
+body.presenter #header h1 { font-size: 1.15em; margin: 0; }
+body.presenter #settings-col { flex: 0 0 290px !important; min-width: 250px !important; }
+body.presenter #results-col { flex: 1 1 0 !important; min-width: 0 !important; }
+body.presenter #walk-col { flex: 1.3 1 0 !important; min-width: 0 !important; }
+body.presenter #input-image { height: 110px !important; }
+body.presenter #segment-btn { padding: 4px !important; }
+body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 48px !important; }
+body.presenter #status { min-height: 0; }
+body.presenter #status p { margin: 0; font-size: 16px !important; line-height: 1.35; }
+body.presenter #status p:nth-of-type(2) { display: none; }
+body.presenter #click-mode > span, body.presenter #click-mode .block-title { display: none; }
+body.presenter #click-mode label { padding: 1px 6px !important; font-size: 14px !important; }
+body.presenter #click-mode .wrap { gap: 4px !important; }
+body.presenter #results-col, body.presenter #walk-col { height: calc(100vh - 150px); flex-wrap: nowrap !important;
+                                                        overflow: hidden; }
+body.presenter #overlay, body.presenter #walk-picture { flex: 1 1 0 !important; min-height: 160px;
+                                                        height: auto !important; }
+body.presenter #walk-heading, body.presenter #walk-keys { display: none !important; }
+body.presenter #click-mode { padding: 2px 6px !important; }
+body.presenter #walk-caption p { margin: 0; font-size: 15px !important; line-height: 1.3; }
+:fullscreen { background: black; }
+:fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: contain; }
+"""
+
+#: On load: presenter mode from ``?presenter=1``; typed values clamped and committed once quiet;
+#: the keyboard shortcuts (see the module doc). Returns whether presenter mode is on.
+LOAD_JS = """() => {
+  const WAIT = %(wait)d, timers = new WeakMap();
+  const clamp = (t) => {
+    if (t.value === '') return;
+    let v = parseFloat(t.value); const lo = parseFloat(t.min), hi = parseFloat(t.max);
+    if (!Number.isNaN(lo) && v < lo) v = lo;
+    if (!Number.isNaN(hi) && v > hi) v = hi;
+    if (String(v) !== t.value) { t.value = String(v); t.dispatchEvent(new Event('input', {bubbles: true})); }
+  };
+  const commit = (t) => {
+    clearTimeout(timers.get(t));
+    timers.set(t, setTimeout(() => {
+      clamp(t);
+      if (document.activeElement === t) t.blur(); else t.dispatchEvent(new FocusEvent('blur'));
+    }, WAIT));
+  };
+  const visible = (sel) => { const e = document.querySelector(sel); return e && e.offsetParent !== null ? e : null; };
+  const click = (sel) => { const b = visible(sel); if (b) b.click(); return !!b; };
+  const nudge = (delta) => {  // the replay's frame slider when it is shown, else the walkthrough's steps
+    const r = visible('#walk-frame input[type=range]');
+    if (!r) return click(delta > 0 ? '#walk-next' : '#walk-prev');
+    const v = Math.min(parseFloat(r.max), Math.max(parseFloat(r.min), parseFloat(r.value) + delta));
+    if (v === parseFloat(r.value)) return click(delta > 0 ? '#walk-next' : '#walk-prev');
+    const box = document.querySelector('#walk-frame input[type=number]');
+    box.value = String(v); box.dispatchEvent(new Event('input', {bubbles: true})); commit(box);
+    return true;
+  };
+  document.addEventListener('focusout', (e) => {
+    if (e.target && e.target.matches && e.target.matches('input[type=number]')) clamp(e.target);
+  }, true);
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (t && t.matches && t.matches('input[type=number]')) {
+      if (e.key === 'Enter') { e.preventDefault(); clamp(t); commit(t); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const typing = 'input:not([type=radio]):not([type=checkbox]), textarea, select, [contenteditable=true]';
+    if (t && t.closest && t.closest(typing)) return;
+    const walking = visible('#walk-col');
+    let done = false;
+    if (e.key === 'ArrowRight' && walking) done = nudge(1);
+    else if (e.key === 'ArrowLeft' && walking) done = nudge(-1);
+    else if ((e.key === 'PageDown' || e.key === 'n' || e.key === 'N') && walking) done = click('#walk-next');
+    else if ((e.key === 'PageUp' || e.key === 'p' || e.key === 'P') && walking) done = click('#walk-prev');
+    else if (/^[1-9]$/.test(e.key)) {
+      const k = document.querySelector('#image-settings input[type=number]');
+      if (k && !k.disabled) { k.value = e.key; clamp(k); k.dispatchEvent(new Event('input', {bubbles: true}));
+                             commit(k); done = true; }
+    } else if (e.key === 'f' || e.key === 'F') {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else { const o = visible('#overlay'); if (o) o.requestFullscreen(); }
+      done = true;
+    }
+    if (done) e.preventDefault();
+  }, true);
+  const on = new URLSearchParams(window.location.search).has('presenter');
+  document.body.classList.toggle('presenter', on);
+  return on;
+}""" % {"wait": COMMIT_MS}
+
+TOGGLE_JS = "(on) => { document.body.classList.toggle('presenter', on); return on; }"
+
+#: After a tap on an example or on *Segment*: on a phone, bring the result (its status line, then the
+#: overlay) to the top of the screen; elsewhere nothing moves.
+SCROLL_JS = """() => {
+  if (window.innerWidth <= 640) {
+    const s = document.querySelector('#status');
+    if (s) s.scrollIntoView({behavior: 'instant', block: 'start'});
+  }
+}"""
+
+#: The walkthrough's column appears (it is always shown in presenter mode).
+WALK_JS = "() => { document.body.classList.add('walking'); }"

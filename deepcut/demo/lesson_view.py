@@ -1,0 +1,262 @@
+"""The Image tab's pieces for teaching and presenting, as Gradio blocks the app places and wires.
+
+* :func:`compare_panel`: pin a result and see the next one beside it; a sweep strip (k = 2…6, several α …)
+  as one figure (:mod:`deepcut.demo.compare`);
+* :func:`walk_panel`: the walkthrough of the method on the current image, step by step with Previous /
+  Next (and the keyboard: :mod:`deepcut.demo.layout`) (:mod:`deepcut.demo.walkthrough`);
+* :func:`slides_panel`: every figure as a slide-size PNG with its settings in the caption, the training
+  replay as GIF and MP4, all of it as one zip (:mod:`deepcut.demo.export`).
+
+:class:`LessonHandlers` are their events over the shared :class:`~deepcut.demo.DemoSession`; like the
+page's other events they keep only keys of ``session.results`` in the page. Imports Gradio, so only the app
+imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..render.slides import slide
+from . import compare, export
+from .controls import picture
+from .errors import DemoError
+from .handlers import shows_errors
+from .session import DemoSession
+from .teaching import Explanation, explain
+from .walkthrough import Walkthrough
+
+#: Text scale of the walkthrough's figures in presenter mode (their PNG keeps its size, the fonts grow),
+#: so that they read at 16 px or more in the presenter layout's figure column on a 1280×720 projector.
+PRESENTER_TEXT = 2.4
+#: Text scale of the pair and sweep figures on the page (drawn wide, shown in the result column).
+PAGE_TEXT = 1.5
+#: The settings a sweep offers: ``(label, SegmentConfig field)``.
+SWEEP_PARAMS = (("k", "k"), ("α (CC)", "alpha"), ("layer", "layer"))
+
+WALK_HELP = ("Keys: **→ / ←** the training replay, then the next step · **PageDown / PageUp** (a presenter's "
+             "clicker) or **N / P** next / previous step · **1-9** k · **F** the overlay full screen (Esc leaves).")
+
+
+def compare_panel() -> dict[str, Any]:
+    """Pin / unpin, the pair picture and its caption, the sweep's setting, values, button, picture and file."""
+    c: dict[str, Any] = {"pinned": gr.State(None)}
+    with gr.Accordion("Compare: pin a result, sweep a setting", open=True, elem_id="compare-panel"):
+        with gr.Row():
+            c["pin"] = gr.Button("Pin this result", size="sm", elem_id="pin-btn")
+            c["unpin"] = gr.Button("Unpin", size="sm", elem_id="unpin-btn")
+        c["pair"] = picture("Pinned (left) and now (right)", "compare-pair", 300)
+        c["pair_caption"] = gr.Markdown("Pin a result, then change a setting (e.g. NCut → CC, layer 4 → 11): "
+                                        "the new result appears beside the pinned one.", elem_id="pair-caption")
+        with gr.Row(equal_height=True):
+            c["param"] = gr.Radio(list(SWEEP_PARAMS), value="k", label="Sweep", elem_id="sweep-param", scale=2)
+            c["values"] = gr.Textbox("", label="Values (empty: 2…6 for k, a range of α for CC)",
+                                     placeholder="2, 3, 4, 5, 6", elem_id="sweep-values", scale=2)
+            c["sweep"] = gr.Button("Sweep", elem_id="sweep-btn", scale=1)
+        c["strip"] = picture("Sweep: one panel per value, the other settings fixed", "sweep", 260)
+        c["strip_caption"] = gr.Markdown("", elem_id="sweep-caption")
+        c["strip_file"] = gr.File(label="The sweep as a slide (PNG)", interactive=False, elem_id="sweep-file")
+    return c
+
+
+def walk_panel() -> dict[str, Any]:
+    """The walkthrough's column: start button (elsewhere), Previous / title / Next, picture, frame, caption."""
+    w: dict[str, Any] = {"walk": gr.State(None), "index": gr.State(0)}
+    gr.Markdown("### Step through the method", elem_id="walk-heading")
+    with gr.Row(elem_id="walk-nav", equal_height=True):
+        w["prev"] = gr.Button("◀ Previous", size="sm", elem_id="walk-prev")
+        w["title"] = gr.Markdown("Segment an image: its walkthrough starts here.", elem_id="walk-title")
+        w["next"] = gr.Button("Next ▶", size="sm", elem_id="walk-next")
+    w["picture"] = picture("This step on the current image", "walk-picture", 420)
+    w["frame"] = gr.Slider(0, 1, value=0, step=1, label="Snapshot of the training (← →)", visible=False,
+                           elem_id="walk-frame")
+    w["caption"] = gr.Markdown("", elem_id="walk-caption")
+    gr.Markdown(WALK_HELP, elem_id="walk-keys")
+    return w
+
+
+def slides_panel() -> dict[str, Any]:
+    """The slides button and its files."""
+    s: dict[str, Any] = {}
+    with gr.Accordion("For slides: every figure as a 1920×1080 PNG, the replay as GIF and MP4, one zip",
+                      open=False, elem_id="slides-panel"):
+        s["run"] = gr.Button("Make slides of this result", elem_id="slides-btn")
+        s["files"] = gr.File(label="Slides (PNG), replay (GIF, MP4), everything (zip)", file_count="multiple",
+                             interactive=False, elem_id="slides-files")
+    return s
+
+
+def text_scale(presenter: bool | None) -> float:
+    """The figures' text scale: :data:`PRESENTER_TEXT` in presenter mode, else 1."""
+    return PRESENTER_TEXT if presenter else 1.0
+
+
+def parse_values(text: str | None, param: str) -> list[float] | None:
+    """The sweep's values typed as ``"2, 3, 4"`` (commas or spaces); None when empty (the default sweep).
+
+    Raises:
+        DemoError: something that is not a number.
+    """
+    words = (text or "").replace(",", " ").split()
+    if not words:
+        return None
+    try:
+        values = [float(w) for w in words]
+    except ValueError:
+        raise DemoError(f"The sweep's values must be numbers separated by commas, e.g. 2, 3, 4 (got {text!r}).") \
+            from None
+    return [int(v) if param != "alpha" else v for v in values]
+
+
+def default_sweep_values(result, param: str) -> list:
+    """The values a sweep of ``param`` starts with when none are typed: k 2…6, α as
+    :data:`~deepcut.demo.compare.DEFAULT_ALPHA_VALUES`, four layers spread over the backbone."""
+    if param == "alpha":
+        return list(compare.DEFAULT_ALPHA_VALUES)
+    if param == "layer":
+        if result.depth <= 1:
+            raise DemoError("The colour backbone has no layers to sweep: choose a DINO backbone, or sweep k or α.")
+        top = result.depth - 1
+        return sorted({0, top // 3, 2 * top // 3, top})
+    return list(compare.DEFAULT_K_VALUES)
+
+
+class LessonHandlers:
+    """The events of the compare, walkthrough and slides panels over the shared :class:`DemoSession`."""
+
+    def __init__(self, session: DemoSession) -> None:
+        self.session = session
+
+    def _result(self, key):
+        result = self.session.results.get(key)
+        if result is None or not hasattr(result, "seg"):
+            raise DemoError("Segment an image first.")
+        return result
+
+    # -- compare ----------------------------------------------------------------------------------
+    def pin(self, key) -> tuple:
+        """Pin the page's result: the pinned key, the pair picture (empty until the next result), caption."""
+        result = self.session.results.get(key)
+        if result is None:
+            return None, None, "Segment an image first, then pin its result."
+        return key, None, f"Pinned: **{compare.settings_line(result)}**. Change a setting: the next result " \
+                          f"appears beside it."
+
+    @shows_errors
+    def pair(self, pinned, key, opacity: float = 0.5) -> tuple:
+        """The pinned result beside the page's new one, and what differs (nothing while none is pinned)."""
+        a, b = self.session.results.get(pinned), self.session.results.get(key)
+        if a is None or b is None or pinned == key:
+            return gr.skip(), gr.skip()
+        same = a.seg.image.shape == b.seg.image.shape and bool((a.seg.image == b.seg.image).all())
+        note = "" if same else " (another image)"
+        return compare.pair_picture(a, b, opacity, text=PAGE_TEXT), f"**{compare.settings_diff(a, b)}**{note}"
+
+    @shows_errors
+    def sweep(self, key, param: str, values: str | None, opacity: float = 0.5, image: str | None = None) -> tuple:
+        """The sweep strip of the page's result: picture, caption, the strip as a slide PNG."""
+        result = self._result(key)
+        default_param, default_values = compare.default_sweep(result)
+        chosen = parse_values(values, param)
+        if chosen is None:
+            chosen = default_values if param == default_param else default_sweep_values(result, param)
+        model = self.session.model(result.backbone).model
+        strip = compare.sweep(model, result, param, chosen, self.session.limits.max_epochs)
+        fig = strip.figure(opacity=opacity)
+        folder = self.session.outputs.new_folder()
+        name = Path(image).name if isinstance(image, str) else None
+        path = folder / f"{export.file_stem(name, f'sweep-{param}', result)}.png"
+        slide(fig, f"{strip.fixed()}").save(path)
+        counts = ", ".join(f"{v:g} → {n}" for v, n in zip(strip.values, strip.counts, strict=False))
+        caption = f"Segments per {compare.SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
+        return strip.picture(text=PAGE_TEXT, opacity=opacity), caption, str(path)
+
+    # -- walkthrough ------------------------------------------------------------------------------
+    def _walk(self, key) -> Walkthrough | None:
+        walk = self.session.results.get(key)
+        return walk if isinstance(walk, Walkthrough) else None
+
+    def shown(self, walk: Walkthrough, index: int, frame: int, presenter: bool | None) -> tuple:
+        """The outputs for step ``index`` (frame ``frame``): title, picture, frame slider, caption, index."""
+        index = max(0, min(int(index), len(walk) - 1))
+        step = walk.step(index)
+        frame = max(0, min(int(frame), step.frames - 1))
+        title = f"**{step.title}** ({index + 1} of {len(walk)})"
+        slider = gr.update(visible=step.frames > 1, maximum=max(1, step.frames - 1), value=frame)
+        return title, step.picture(frame, text_scale(presenter)), slider, step.caption, index
+
+    @shows_errors
+    def start(self, key, index: int = 0, presenter: bool | None = False, opacity: float = 0.5) -> tuple:
+        """Build the walkthrough of the page's result (explaining it first): the walkthrough's key, then
+        :meth:`shown` for step ``index`` (the step a presenter was on stays)."""
+        result = self._result(key)
+        model = self.session.model(result.backbone).model
+        ex: Explanation = explain(model, result, self.session.limits.max_epochs)
+        walk = Walkthrough(model, result, ex, opacity=opacity)
+        return (self.session.results.add(walk), *self.shown(walk, index or 0, 0, presenter))
+
+    def start_if_presenting(self, key, index: int, presenter: bool | None, opacity: float = 0.5) -> tuple:
+        """:meth:`start` for a new result in presenter mode (the figure column is on screen); else nothing."""
+        if not presenter or self.session.results.get(key) is None:
+            return (gr.skip(),) * 6
+        return self.start(key, index, presenter, opacity)
+
+    def move(self, walk_key, index: int, delta: int, presenter: bool | None) -> tuple:
+        """Step ``index + delta`` (at its first frame); nothing before a walkthrough was built."""
+        walk = self._walk(walk_key)
+        if walk is None:
+            return (gr.skip(),) * 5
+        return self.shown(walk, int(index or 0) + delta, 0, presenter)
+
+    def frame(self, walk_key, index: int, frame: float, presenter: bool | None):
+        """The picture of snapshot ``frame`` of the current step."""
+        walk = self._walk(walk_key)
+        if walk is None:
+            return gr.skip()
+        return walk.step(int(index or 0)).picture(int(frame), text_scale(presenter))
+
+    # -- slides -----------------------------------------------------------------------------------
+    @shows_errors
+    def slides(self, key, image: str | None, opacity: float = 0.5, explanation_key=None) -> list[str]:
+        """Every figure of the page's result as a slide PNG, the replay as GIF and MP4, and the zip of all."""
+        result = self._result(key)
+        ex = self.session.results.get(explanation_key)
+        if not isinstance(ex, Explanation):
+            ex = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
+        name = Path(image).name if isinstance(image, str) else None
+        folder = self.session.outputs.new_folder()
+        return [str(p) for p in export.export_files(result, folder, name, ex, opacity=opacity)]
+
+
+def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image,
+         presenter, walk_start, teach_explanation, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+    """Wire the three panels to the page's result ``state`` (a key), its ``image`` and the ``presenter``
+    checkbox (``gpu``: the app's wrapper of work that may need a GPU slot)."""
+    from .layout import WALK_JS
+
+    private = dict(api_visibility="private")
+    cmp["pin"].click(handlers.pin, [state], [cmp["pinned"], cmp["pair"], cmp["pair_caption"]], **private)
+    cmp["unpin"].click(lambda: (None, None, "Unpinned."), None, [cmp["pinned"], cmp["pair"], cmp["pair_caption"]],
+                       **private)
+    state.change(handlers.pair, [cmp["pinned"], state, out["opacity"]], [cmp["pair"], cmp["pair_caption"]],
+                 **private)
+    cmp["sweep"].click(gpu(handlers.sweep), [state, cmp["param"], cmp["values"], out["opacity"], image],
+                       [cmp["strip"], cmp["strip_caption"], cmp["strip_file"]], concurrency_id="segment", **private)
+    shown = [walk["title"], walk["picture"], walk["frame"], walk["caption"], walk["index"]]
+    started = [walk["walk"], *shown]
+    walk_start.click(None, js=WALK_JS, **private)
+    walk_start.click(gpu(handlers.start), [state, walk["index"], presenter, out["opacity"]], started,
+                     concurrency_id="segment", **private)
+    state.change(gpu(handlers.start_if_presenting), [state, walk["index"], presenter, out["opacity"]], started,
+                 concurrency_id="segment", **private)
+    presenter.change(gpu(handlers.start_if_presenting), [state, walk["index"], presenter, out["opacity"]], started,
+                     concurrency_id="segment", **private)
+    for button, delta in ((walk["prev"], -1), (walk["next"], 1)):
+        button.click(lambda w, i, p, d=delta: handlers.move(w, i, d, p), [walk["walk"], walk["index"], presenter],
+                     shown, show_progress="hidden", trigger_mode="always_last", **private)
+    walk["frame"].change(handlers.frame, [walk["walk"], walk["index"], walk["frame"], presenter], walk["picture"],
+                         trigger_mode="always_last", show_progress="hidden", **private)
+    slides["run"].click(gpu(handlers.slides), [state, image, out["opacity"], teach_explanation], slides["files"],
+                        concurrency_id="segment", **private)

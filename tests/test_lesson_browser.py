@@ -1,0 +1,346 @@
+"""The demo as a teacher uses it, in a real browser (Debian's headless Chromium, Playwright), at the three
+sizes it must serve: 1400×900 (a laptop), 1280×720 (a projector, presenter mode) and 390×844 (a phone).
+
+Each test opens the page afresh at its size, drives it as a visitor would and checks what is on screen:
+the result of a tap on a phone, the presenter screen (overlay, segment count and the walkthrough's figure
+without scrolling, the figure's text at 16 px or more), typed values clamped and quick edits run once, the
+overlay marking a click, pin and compare, the sweep strip, the walkthrough and its keys, the slides, the
+overlay's file name and the video tab's example. ``DEEPCUT_SCREENSHOT_DIR=docs`` keeps the screenshots the
+docs show (``phone_result.png``, ``presenter.png``, ``compare.png``, ``walkthrough.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from app_server import REPO, app_server
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+EXAMPLES = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
+LOADED = "(() => {{ const i = document.querySelector('{0}'); return i && i.complete && i.naturalWidth > 0; }})()"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    server = app_server()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b.url = server["url"]
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    return Path(os.environ.get("DEEPCUT_SCREENSHOT_DIR", tmp_path))
+
+
+def open_page(browser, width: int, height: int, query: str = ""):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(90_000)
+    page.goto(browser.url + query, wait_until="load")
+    page.get_by_role("button", name="Segment", exact=True).wait_for()
+    return page
+
+
+def tap_example(page, name: str = "cat.jpg") -> None:
+    """Click the example ``name`` and wait for its result (overlay drawn, status written)."""
+    page.locator("button.gallery-item").nth(EXAMPLES.index(name)).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
+    page.wait_for_function(LOADED.format("#overlay img"))
+
+
+def box(page, selector: str) -> dict:
+    """The element's box and the viewport: ``{top, bottom, left, right, vh, vw, scroll}``."""
+    return page.evaluate(f"""() => {{ const b = document.querySelector('{selector}').getBoundingClientRect();
+        return {{top: b.top, bottom: b.bottom, left: b.left, right: b.right, vh: window.innerHeight,
+                 vw: window.innerWidth, scroll: window.scrollY}}; }}""")
+
+
+def on_screen(page, selector: str) -> bool:
+    b = box(page, selector)
+    return b["top"] >= -1 and b["left"] >= -1 and b["bottom"] <= b["vh"] + 1 and b["right"] <= b["vw"] + 1
+
+
+def displayed_scale(page, selector: str) -> float:
+    """How much the picture is scaled on screen (``object-fit: contain``)."""
+    return page.evaluate(f"""() => {{ const i = document.querySelector('{selector}'), b = i.getBoundingClientRect();
+        return Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight); }}""")
+
+
+def segment_requests(page, action, settle_ms: int = 2500) -> list[list]:
+    """The ``data`` of every segmentation request (the image first) that ``action()`` sends."""
+    sent: list[list] = []
+
+    def record(request):
+        if "queue/join" in request.url and request.post_data:
+            data = json.loads(request.post_data).get("data")
+            if isinstance(data, list) and data and isinstance(data[0], dict) and "path" in data[0]:
+                sent.append(data)
+
+    page.on("request", record)
+    try:
+        action()
+        page.wait_for_timeout(settle_ms)
+    finally:
+        page.remove_listener("request", record)
+    return sent
+
+
+def no_error(page) -> None:
+    assert page.locator("[data-testid='toast-body']").count() == 0, page.locator("[data-testid='toast-body']") \
+        .first.inner_text()
+
+
+def test_phone_tap_shows_the_result(browser, shots):
+    page = open_page(browser, 390, 844)
+    try:
+        tap_example(page)
+        page.wait_for_timeout(600)
+        assert box(page, "#status")["scroll"] > 0  # the page took the visitor to the result
+        for elem in ("#status", "#overlay img"):
+            assert on_screen(page, elem), (elem, box(page, elem))
+        page.screenshot(path=str(shots / "phone_result.png"))
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_normal_mode_shows_the_examples_above_the_fold(browser):
+    page = open_page(browser, 1280, 720)
+    try:
+        assert on_screen(page, "#image-examples") and box(page, "#image-examples")["scroll"] == 0
+    finally:
+        page.close()
+
+
+def presenter_walkthrough():
+    """The walkthrough the presenter page builds for the cat example (same session settings as the test server:
+    colour backbone, uploads downscaled to MAX_SIDE, RESOLUTION, the page's defaults), rebuilt here to
+    measure its figures' text."""
+    from app_server import MAX_SIDE, RESOLUTION
+
+    from deepcut.demo import DemoSession
+    from deepcut.demo.controls import PAGE_DEFAULTS
+    from deepcut.demo.teaching import explain
+    from deepcut.demo.walkthrough import Walkthrough
+
+    session = DemoSession(default_backbone="color", max_side=MAX_SIDE)
+    result = session.segment(str(REPO / "assets" / "cat.jpg"), resolution=RESOLUTION, **PAGE_DEFAULTS)
+    model = session.model("color").model
+    return Walkthrough(model, result, explain(model, result))
+
+
+def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots):
+    from deepcut.demo.lesson_view import PRESENTER_TEXT
+
+    walk = presenter_walkthrough()
+    page = open_page(browser, 1280, 720, "?presenter=1")
+    try:
+        tap_example(page)
+        page.wait_for_function(LOADED.format("#walk-picture img"))
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
+        page.wait_for_timeout(500)
+        assert "segment" in page.locator("#status p").first.inner_text()
+        for elem in ("#status", "#overlay img", "#walk-title", "#walk-picture img", "#click-mode"):
+            assert on_screen(page, elem), (elem, box(page, elem))
+        page.screenshot(path=str(shots / "presenter.png"))
+        # every step's figure, drawn at the presenter's text scale, reads at >= 16 px at the size the page
+        # shows it (its smallest text in the picture's pixels, times the picture's scale on screen)
+        for i in range(len(walk)):
+            if i:
+                page.locator("#walk-next").click()
+            page.wait_for_function(f"document.querySelector('#walk-title').innerText.includes('{i + 1} of')")
+            page.wait_for_timeout(400)
+            page.wait_for_function(LOADED.format("#walk-picture img"))
+            step = walk.step(i)
+            size = page.evaluate("() => { const i = document.querySelector('#walk-picture img'); "
+                                 "return [i.naturalWidth, i.naturalHeight]; }")
+            assert list(step.picture(0, PRESENTER_TEXT).size) == size, (step.title, size)  # the same picture
+            shown = step.min_text_px(0, PRESENTER_TEXT) * displayed_scale(page, "#walk-picture img")
+            assert shown >= 16, (step.title, shown)
+            for elem in ("#overlay img", "#walk-picture img", "#status"):
+                assert on_screen(page, elem), (step.title, elem, box(page, elem))
+            if step.frames > 1:
+                page.screenshot(path=str(shots / "presenter_replay.png"))
+        assert box(page, "#overlay img")["scroll"] == 0
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_typed_values_are_clamped_and_quick_edits_run_once(browser):
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        k = page.get_by_label("number input for Number of clusters k").first
+
+        def out_of_range():
+            k.fill("11")
+            k.press("Enter")
+
+        sent = segment_requests(page, out_of_range)
+        assert len(sent) == 1 and sent[0][3] == 10, sent  # k is the image, backbone, custom, then k
+        assert k.input_value() == "10"
+        page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
+        no_error(page)
+
+        def six_quick_edits():
+            for v in "345678":
+                k.fill(v)
+                k.press("Enter")
+                page.wait_for_timeout(120)
+
+        sent = segment_requests(page, six_quick_edits, settle_ms=3000)
+        assert [d[3] for d in sent] == [8], sent  # only the last edit ran
+        no_error(page)
+    finally:
+        page.close()
+
+
+def overlay_pixel(page, fx: float, fy: float) -> list[int]:
+    return page.evaluate("""([fx, fy]) => { const i = document.querySelector('#overlay img');
+        const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const d = g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data;
+        return [d[0], d[1], d[2]]; }""", [fx, fy])
+
+
+def click_overlay(page, fx: float, fy: float) -> None:
+    x, y = page.evaluate("""([fx, fy]) => { const i = document.querySelector('#overlay img'),
+        b = i.getBoundingClientRect(), r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight);
+        const w = i.naturalWidth * r, h = i.naturalHeight * r;
+        return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
+    page.mouse.click(x, y)
+
+
+def test_overlay_click_marks_the_point_and_its_segment(browser):
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.wait_for_function(LOADED.format("#mask img"))
+        page.locator("#overlay img").scroll_into_view_if_needed()
+        name = page.locator("#overlay img").get_attribute("src")
+        assert "cat_overlay_ncut-k2" in name, name  # downloads as cat_overlay_…png, not image.png
+        # the foreground (mask white) and background (black) pixels nearest the centre (the picture's corners
+        # are under its label and buttons)
+        fg, bg = page.evaluate("""() => { const i = document.querySelector('#mask img'),
+            c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
+            const g = c.getContext('2d'); g.drawImage(i, 0, 0); const d = g.getImageData(0, 0, c.width, c.height).data;
+            let fg = null, bg = null, nf = 1e9, nb = 1e9; const cx = c.width / 2, cy = c.height / 2;
+            for (let y = 12; y < c.height - 12; y += 3) for (let x = 12; x < c.width - 12; x += 3) {
+                const v = d[4 * (y * c.width + x)], r = (x - cx) ** 2 + (y - cy) ** 2;
+                if (v > 245 && r < nf) { nf = r; fg = [(x + .5) / c.width, (y + .5) / c.height]; }
+                if (v < 10 && r < nb) { nb = r; bg = [(x + .5) / c.width, (y + .5) / c.height]; } }
+            return [fg, bg]; }""")
+        assert fg and bg
+        before = overlay_pixel(page, *bg)
+        click_overlay(page, *fg)
+        page.wait_for_function(f"document.querySelector('#overlay img').getAttribute('src') !== {name!r}")
+        page.wait_for_function(LOADED.format("#overlay img"))
+        page.wait_for_timeout(300)
+        after = overlay_pixel(page, *bg)
+        assert sum(after) < 0.6 * sum(before), (before, after)  # the other segment is dimmed
+        ring = page.evaluate("""([fx, fy]) => { const i = document.querySelector('#overlay img');
+            const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
+            const g = c.getContext('2d'); g.drawImage(i, 0, 0); const r = Math.max(6, Math.round(Math.max(c.width,
+            c.height) / 40)); const x = Math.floor(fx * c.width), y = Math.floor(fy * c.height);
+            const d = g.getImageData(x - 2 * r, y - 1, 4 * r, 3).data; let n = 0;
+            for (let j = 0; j < d.length; j += 4) if (d[j] > 240 && d[j + 1] > 240 && d[j + 2] > 240) n++;
+            return n; }""", fg)
+        assert ring > 0  # the cross-hair's white strokes at the clicked point
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_pin_compare_and_sweep(browser, shots):
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#pin-btn").click()
+        page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('Pinned')")
+        k = page.get_by_label("number input for Number of clusters k").first
+        k.fill("3")
+        k.press("Enter")
+        page.wait_for_function(LOADED.format("#compare-pair img"))
+        assert "2 → 3" in page.locator("#pair-caption").inner_text()
+        page.locator("#sweep-btn").click()
+        page.wait_for_function(LOADED.format("#sweep img"))
+        page.wait_for_function("document.querySelector('#sweep-caption').innerText.includes('→')")
+        caption = page.locator("#sweep-caption").inner_text()
+        assert all(f"{v} →" in caption for v in (2, 3, 4, 5, 6)), caption
+        assert "sweep-k" in page.locator("#sweep-file").inner_text()
+        page.locator("#compare-panel").screenshot(path=str(shots / "compare.png"))
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_walkthrough_steps_and_keyboard(browser, shots):
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#walk-start").click()
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of 5')")
+        assert page.locator("#walk-col").is_visible()
+        page.locator("body").click(position={"x": 5, "y": 5})  # focus out of any field
+        page.keyboard.press("n")
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of 5')")
+        page.keyboard.press("PageDown")
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('3 of 5')")
+        page.wait_for_function(LOADED.format("#walk-picture img"))
+        first = page.locator("#walk-picture img").get_attribute("src")
+        page.keyboard.press("ArrowRight")  # the replay's next snapshot
+        page.wait_for_function(f"document.querySelector('#walk-picture img').getAttribute('src') !== {first!r}")
+        assert "3 of 5" in page.locator("#walk-title").inner_text()
+        page.keyboard.press("p")
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of 5')")
+        page.locator("#walk-col").screenshot(path=str(shots / "walkthrough.png"))
+        sent = segment_requests(page, lambda: page.keyboard.press("4"))  # 4: k = 4, one run
+        assert [d[3] for d in sent] == [4], sent
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'overlay'")
+        page.keyboard.press("f")
+        page.wait_for_function("!document.fullscreenElement")
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_slides_download_every_figure(browser):
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#slides-panel").get_by_text("For slides").click()
+        page.locator("#slides-btn").click()
+        page.wait_for_function("document.querySelector('#slides-files').innerText.includes('.zip')")
+        names = page.locator("#slides-files").inner_text()
+        for part in ("cat_overlay_ncut-k2", "cat_replay", ".gif", ".mp4", "cat_slides"):
+            assert part in names, (part, names)
+        no_error(page)
+    finally:
+        page.close()
+
+
+def test_video_example_runs_on_click(browser):
+    page = open_page(browser, 1400, 900)
+    try:
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#video-input").wait_for()
+        page.locator("button.gallery-item:visible").first.click()
+        page.wait_for_function("document.querySelector('#video-status').innerText.includes('frames')")
+        assert "th frame" not in page.locator("#video-status").inner_text()
+        no_error(page)
+    finally:
+        page.close()
