@@ -59,6 +59,9 @@ def test_stride_divides_fps_and_max_frames_caps_with_a_note(disc_mp4):
     capped = read_frames(disc_mp4, max_frames=5)
     assert len(list(capped)) == 5 and capped.expected == 5
     assert any("max_frames=5" in n for n in capped.notes)
+    strided = read_frames(disc_mp4, max_frames=2, frame_stride=2)
+    assert len(list(strided)) == 2
+    assert any("first 2 frames (one frame in 2) are processed" in n for n in strided.notes), strided.notes
 
 
 def test_gif_keeps_every_frame_even_repeated_ones(tmp_path):

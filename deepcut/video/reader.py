@@ -92,7 +92,7 @@ class FrameReader:
     def _note_cap(self, n_in: int | None) -> None:
         if any(n.startswith("only the first") for n in self.notes):
             return
-        every = f", every {self.frame_stride}th frame" if self.frame_stride > 1 else ""
+        every = f" (one frame in {self.frame_stride})" if self.frame_stride > 1 else ""
         total = f" of about {n_in}" if n_in else ""
         self.notes.append(f"only the first {self.max_frames} frames{every} are processed{total} "
                           f"(max_frames={self.max_frames})")
