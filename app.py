@@ -69,18 +69,18 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
     limits = session.limits  # temporary files are deleted after limits.cache_seconds
     with gr.Blocks(title="DeepCut — unsupervised segmentation", analytics_enabled=False,
                    delete_cache=limits.delete_cache()) as demo:
-        presenter = teach_view.header(HEADER)
+        presenter, text = teach_view.header(HEADER)  # text: the figures' text scale (set in the browser)
         notice = gr.Markdown(startup_notice or "", visible=bool(startup_notice), elem_id="notice")
         gr.Markdown(limits.summary(), visible=limits.public, elem_id="limits")
         state = gr.State(None, time_to_live=900)  # a key of session.results, not the result
         shared = controls.backbone_picker(page.backbone_list(), page.start, limits.allows_custom())
         with gr.Tabs():
-            image_tab(page, shared, notice, state, resolution, presenter)
+            image_tab(page, shared, notice, state, resolution, presenter, text)
             video_tab(page, shared, resolution)
             coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
             # public: the live frames wait in the one fair queue with the other heavy jobs (guards.share_queue)
             live_tab(LiveStreams(session), page.backbone_list(), gpu, "segment" if limits.public else None)
-        teach_view.page_scripts(demo, presenter)
+        teach_view.page_scripts(demo, presenter, text)
     guards.guard_uploads(demo, limits)
     guards.cap_sliders(demo, limits)
     if limits.public:  # one fair queue: never more heavy jobs (video included) than limits.workers
@@ -88,7 +88,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
     return demo
 
 
-def image_tab(page, shared: dict, notice, state, resolution: int, presenter) -> None:
+def image_tab(page, shared: dict, notice, state, resolution: int, presenter, text) -> None:
     """Image tab: upload, settings, results, and the teaching pictures; wired to ``/segment``."""
     with gr.Tab("Image", id="image"):
         with gr.Row(equal_height=False):
@@ -150,8 +150,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter) -> 
     out["opacity"].release(page.rerender, [state, out["opacity"], image], out["overlay"], api_visibility="private")
     out["affinity"].select(gpu(page.click_affinity), [state], [out["affinity"], out["caption"]],
                            api_visibility="private")
-    teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, gpu)
-    lesson_view.wire(lesson_view.LessonHandlers(page.session), out, cmp, walk, slides, state, image, presenter,
+    teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, text, gpu)
+    lesson_view.wire(lesson_view.LessonHandlers(page.session), out, cmp, walk, slides, state, image, presenter, text,
                      out["walk_start"], teach["explanation"], gpu)
 
 

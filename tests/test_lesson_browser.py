@@ -102,7 +102,11 @@ def no_error(page) -> None:
         .first.inner_text()
 
 
-def test_phone_tap_shows_the_result(browser, shots):
+def test_phone_tap_shows_the_result_and_readable_figures(browser, shots):
+    from deepcut.demo.layout import PHONE_TEXT
+    from deepcut.render.figures import soft_maps_figure
+    from deepcut.render.style import min_text_px, pixel_size
+
     page = open_page(browser, 390, 844)
     try:
         tap_example(page)
@@ -111,6 +115,12 @@ def test_phone_tap_shows_the_result(browser, shots):
         for elem in ("#status", "#overlay img"):
             assert on_screen(page, elem), (elem, box(page, elem))
         page.screenshot(path=str(shots / "phone_result.png"))
+        # the figures below are redrawn for the phone: compact, their text >= 12 px on its screen
+        fig = soft_maps_figure(page_result()[1].seg, text=PHONE_TEXT)
+        page.locator("#soft-maps").scroll_into_view_if_needed()
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('#soft-maps img'); return i && i.complete "
+                               f"&& i.naturalWidth === {pixel_size(fig)[0]}; }})()")
+        assert min_text_px(fig) * displayed_scale(page, "#soft-maps img") >= 12
         no_error(page)
     finally:
         page.close()
@@ -124,19 +134,24 @@ def test_normal_mode_shows_the_examples_above_the_fold(browser):
         page.close()
 
 
-def presenter_walkthrough():
-    """The walkthrough the presenter page builds for the cat example (same session settings as the test server:
-    colour backbone, uploads downscaled to MAX_SIDE, RESOLUTION, the page's defaults), rebuilt here to
-    measure its figures' text."""
+def page_result():
+    """The session and result the test server's page makes of the cat example (colour backbone, uploads
+    downscaled to MAX_SIDE, RESOLUTION, the page's defaults), made here again to measure its figures' text."""
     from app_server import MAX_SIDE, RESOLUTION
 
     from deepcut.demo import DemoSession
     from deepcut.demo.controls import PAGE_DEFAULTS
+
+    session = DemoSession(default_backbone="color", max_side=MAX_SIDE)
+    return session, session.segment(str(REPO / "assets" / "cat.jpg"), resolution=RESOLUTION, **PAGE_DEFAULTS)
+
+
+def presenter_walkthrough():
+    """The walkthrough the presenter page builds for the cat example (:func:`page_result`)."""
     from deepcut.demo.teaching import explain
     from deepcut.demo.walkthrough import Walkthrough
 
-    session = DemoSession(default_backbone="color", max_side=MAX_SIDE)
-    result = session.segment(str(REPO / "assets" / "cat.jpg"), resolution=RESOLUTION, **PAGE_DEFAULTS)
+    session, result = page_result()
     model = session.model("color").model
     return Walkthrough(model, result, explain(model, result))
 

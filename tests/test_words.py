@@ -16,7 +16,7 @@ from deepcut.demo.limits import Limits
 from deepcut.demo.results import count_words, stage_counts
 from deepcut.demo.teaching import explain
 from deepcut.render.figures import figure_image, loss_figure, soft_maps_figure, soft_roles
-from deepcut.render.style import SMALLEST_PT, min_text_px, new_figure, pixel_size
+from deepcut.render.style import COMPACT_TEXT, SMALLEST_PT, min_text_px, new_figure, pixel_size
 from deepcut.render.teaching import comparison_figure, training_frame_figure
 
 CAT, COFFEE = str(REPO / "assets" / "cat.jpg"), str(REPO / "assets" / "coffee.jpg")
@@ -135,18 +135,19 @@ def test_every_figure_of_the_page_scales_its_text_and_keeps_its_size(session):
         "loss": lambda t: loss_figure(r.seg.losses, "ncut", [2, 3, 2], text=t),
         "soft maps": lambda t: soft_maps_figure(r.seg, text=t),
         "comparison": lambda t: comparison_figure(ex.image, ex.record.grid, ex.comparison, text=t),
-        # from COMPACT_TEXT (1.5) on, the replay drops its argmax panel (checked below): here just under it
-        "replay": lambda t: training_frame_figure(ex.image, ex.record, 3, text=min(t, 1.45)),
+        "replay": lambda t: training_frame_figure(ex.image, ex.record, 3, text=t),
     }
+    below = COMPACT_TEXT - 0.05  # up to the compact forms: the same picture, larger text
     for name, make in figures.items():
-        small, large = make(1.0), make(2.0)
+        small, large = make(1.0), make(below)
         assert min_text_px(small) >= SMALLEST_PT * 100 / 72 - 1e-6, name  # no tiny font to begin with
-        scale = 1.45 if name == "replay" else 2.0
-        assert min_text_px(large) == pytest.approx(scale * min_text_px(small), rel=0.02), name
+        assert min_text_px(large) == pytest.approx(below * min_text_px(small), rel=0.02), name
         w1, h1 = figure_image(small).size
         w2, h2 = figure_image(large).size
         assert abs(w1 - w2) <= 2 and abs(h1 - h2) <= 2, name
+        # from COMPACT_TEXT on (a phone, a projector): the compact form, never wider, text twice as large at 2
+        compact = make(2.0)
+        assert min_text_px(compact) == pytest.approx(2 * min_text_px(small), rel=0.02), name
+        assert figure_image(compact).size[0] <= w1, name
     assert min_text_px(figures["loss"](1.5)) >= 16  # a projector's 16 px at text = 1.5
-    compact, full = (training_frame_figure(ex.image, ex.record, 3, text=t) for t in (2.0, 1.0))
-    assert min_text_px(compact) == pytest.approx(2 * min_text_px(full), rel=0.02)
-    assert figure_image(compact).size[0] < figure_image(full).size[0]  # two panels instead of three
+    assert figure_image(figures["replay"](2.0)).size[0] < figure_image(figures["replay"](1.0)).size[0]  # 2 panels

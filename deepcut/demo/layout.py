@@ -17,6 +17,14 @@ Imports no Gradio: strings and small functions the app passes to Gradio.
 
 from __future__ import annotations
 
+#: The figures' text scale where they are seen from afar (presenter mode) and on a phone: their fonts grow,
+#: their PNGs keep their pixels or get narrower (:func:`deepcut.render.style.new_figure`; both draw the
+#: figures' compact forms, :data:`deepcut.render.style.COMPACT_TEXT`).
+LARGE_TEXT = 2.4
+PHONE_TEXT = 1.8
+#: The widest screen treated as a phone (CSS pixels).
+PHONE_WIDTH = 640
+
 #: How long a typed value waits for another edit before it is committed (milliseconds).
 COMMIT_MS = 450
 
@@ -81,7 +89,8 @@ body.presenter #walk-caption p { margin: 0; font-size: 15px !important; line-hei
 """
 
 #: On load: presenter mode from ``?presenter=1``; typed values clamped and committed once quiet;
-#: the keyboard shortcuts (see the module doc). Returns whether presenter mode is on.
+#: the keyboard shortcuts (see the module doc). Returns whether presenter mode is on and the figures' text
+#: scale (:data:`LARGE_TEXT` in presenter mode, :data:`PHONE_TEXT` on a phone, else 1).
 LOAD_JS = """() => {
   const WAIT = %(wait)d, timers = new WeakMap();
   const clamp = (t) => {
@@ -140,10 +149,13 @@ LOAD_JS = """() => {
   }, true);
   const on = new URLSearchParams(window.location.search).has('presenter');
   document.body.classList.toggle('presenter', on);
-  return on;
-}""" % {"wait": COMMIT_MS}
+  return [on, on ? %(large)s : (window.innerWidth <= %(phone)d ? %(small)s : 1)];
+}""" % {"wait": COMMIT_MS, "phone": PHONE_WIDTH, "large": LARGE_TEXT, "small": PHONE_TEXT}
 
-TOGGLE_JS = "(on) => { document.body.classList.toggle('presenter', on); return on; }"
+#: The presenter checkbox: the body's class, and the figures' text scale (see :data:`LARGE_TEXT`).
+TOGGLE_JS = """(on) => { document.body.classList.toggle('presenter', on);
+  return [on, on ? %(large)s : (window.innerWidth <= %(phone)d ? %(small)s : 1)]; }""" % {
+    "phone": PHONE_WIDTH, "large": LARGE_TEXT, "small": PHONE_TEXT}
 
 #: After a tap on an example or on *Segment*: on a phone, bring the result (its status line, then the
 #: overlay) to the top of the screen; elsewhere nothing moves.

@@ -24,13 +24,16 @@ from . import compare, export
 from .controls import picture
 from .errors import DemoError
 from .handlers import shows_errors
+from .layout import LARGE_TEXT
 from .session import DemoSession
+from .teach_view import figure_text
 from .teaching import Explanation, explain
 from .walkthrough import Walkthrough
 
-#: Text scale of the walkthrough's figures in presenter mode (their PNG keeps its size, the fonts grow),
-#: so that they read at 16 px or more in the presenter layout's figure column on a 1280×720 projector.
-PRESENTER_TEXT = 2.4
+#: Text scale of the walkthrough's figures in presenter mode (their fonts grow, the PNG keeps its size or gets
+#: narrower), so that they read at 16 px or more in the presenter layout's figure column on a 1280×720
+#: projector; the browser asks for it (:data:`~deepcut.demo.layout.LARGE_TEXT`, also on a phone).
+PRESENTER_TEXT = LARGE_TEXT
 #: Text scale of the pair and sweep figures on the page (drawn wide, shown in the result column).
 PAGE_TEXT = 1.5
 #: The settings a sweep offers: ``(label, SegmentConfig field)``.
@@ -88,11 +91,6 @@ def slides_panel() -> dict[str, Any]:
     return s
 
 
-def text_scale(presenter: bool | None) -> float:
-    """The figures' text scale: :data:`PRESENTER_TEXT` in presenter mode, else 1."""
-    return PRESENTER_TEXT if presenter else 1.0
-
-
 def parse_values(text: str | None, param: str) -> list[float] | None:
     """The sweep's values typed as ``"2, 3, 4"`` (commas or spaces); None when empty (the default sweep).
 
@@ -145,17 +143,19 @@ class LessonHandlers:
                           f"appears beside it."
 
     @shows_errors
-    def pair(self, pinned, key, opacity: float = 0.5) -> tuple:
+    def pair(self, pinned, key, opacity: float = 0.5, text: float = 1.0) -> tuple:
         """The pinned result beside the page's new one, and what differs (nothing while none is pinned)."""
         a, b = self.session.results.get(pinned), self.session.results.get(key)
         if a is None or b is None or pinned == key:
             return gr.skip(), gr.skip()
         same = a.seg.image.shape == b.seg.image.shape and bool((a.seg.image == b.seg.image).all())
         note = "" if same else " (another image)"
-        return compare.pair_picture(a, b, opacity, text=PAGE_TEXT), f"**{compare.settings_diff(a, b)}**{note}"
+        picture_ = compare.pair_picture(a, b, opacity, text=max(PAGE_TEXT, figure_text(text)))
+        return picture_, f"**{compare.settings_diff(a, b)}**{note}"
 
     @shows_errors
-    def sweep(self, key, param: str, values: str | None, opacity: float = 0.5, image: str | None = None) -> tuple:
+    def sweep(self, key, param: str, values: str | None, opacity: float = 0.5, image: str | None = None,
+              text: float = 1.0) -> tuple:
         """The sweep strip of the page's result: picture, caption, the strip as a slide PNG."""
         result = self._result(key)
         default_param, default_values = compare.default_sweep(result)
@@ -171,51 +171,52 @@ class LessonHandlers:
         slide(fig, f"{strip.fixed()}").save(path)
         counts = ", ".join(f"{v:g} → {n}" for v, n in zip(strip.values, strip.counts, strict=False))
         caption = f"Segments per {compare.SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
-        return strip.picture(text=PAGE_TEXT, opacity=opacity), caption, str(path)
+        return strip.picture(text=max(PAGE_TEXT, figure_text(text)), opacity=opacity), caption, str(path)
 
     # -- walkthrough ------------------------------------------------------------------------------
     def _walk(self, key) -> Walkthrough | None:
         walk = self.session.results.get(key)
         return walk if isinstance(walk, Walkthrough) else None
 
-    def shown(self, walk: Walkthrough, index: int, frame: int, presenter: bool | None) -> tuple:
+    def shown(self, walk: Walkthrough, index: int, frame: int, text: float = 1.0) -> tuple:
         """The outputs for step ``index`` (frame ``frame``): title, picture, frame slider, caption, index."""
         index = max(0, min(int(index), len(walk) - 1))
         step = walk.step(index)
         frame = max(0, min(int(frame), step.frames - 1))
         title = f"**{step.title}** ({index + 1} of {len(walk)})"
         slider = gr.update(visible=step.frames > 1, maximum=max(1, step.frames - 1), value=frame)
-        return title, step.picture(frame, text_scale(presenter)), slider, step.caption, index
+        return title, step.picture(frame, figure_text(text)), slider, step.caption, index
 
     @shows_errors
-    def start(self, key, index: int = 0, presenter: bool | None = False, opacity: float = 0.5) -> tuple:
+    def start(self, key, index: int = 0, opacity: float = 0.5, text: float = 1.0) -> tuple:
         """Build the walkthrough of the page's result (explaining it first): the walkthrough's key, then
         :meth:`shown` for step ``index`` (the step a presenter was on stays)."""
         result = self._result(key)
         model = self.session.model(result.backbone).model
         ex: Explanation = explain(model, result, self.session.limits.max_epochs)
         walk = Walkthrough(model, result, ex, opacity=opacity)
-        return (self.session.results.add(walk), *self.shown(walk, index or 0, 0, presenter))
+        return (self.session.results.add(walk), *self.shown(walk, index or 0, 0, text))
 
-    def start_if_presenting(self, key, index: int, presenter: bool | None, opacity: float = 0.5) -> tuple:
+    def start_if_presenting(self, key, index: int, presenter: bool | None, opacity: float = 0.5,
+                            text: float = 1.0) -> tuple:
         """:meth:`start` for a new result in presenter mode (the figure column is on screen); else nothing."""
         if not presenter or self.session.results.get(key) is None:
             return (gr.skip(),) * 6
-        return self.start(key, index, presenter, opacity)
+        return self.start(key, index, opacity, text)
 
-    def move(self, walk_key, index: int, delta: int, presenter: bool | None) -> tuple:
+    def move(self, walk_key, index: int, delta: int, text: float = 1.0) -> tuple:
         """Step ``index + delta`` (at its first frame); nothing before a walkthrough was built."""
         walk = self._walk(walk_key)
         if walk is None:
             return (gr.skip(),) * 5
-        return self.shown(walk, int(index or 0) + delta, 0, presenter)
+        return self.shown(walk, int(index or 0) + delta, 0, text)
 
-    def frame(self, walk_key, index: int, frame: float, presenter: bool | None):
+    def frame(self, walk_key, index: int, frame: float, text: float = 1.0):
         """The picture of snapshot ``frame`` of the current step."""
         walk = self._walk(walk_key)
         if walk is None:
             return gr.skip()
-        return walk.step(int(index or 0)).picture(int(frame), text_scale(presenter))
+        return walk.step(int(index or 0)).picture(int(frame), figure_text(text))
 
     # -- slides -----------------------------------------------------------------------------------
     @shows_errors
@@ -230,33 +231,32 @@ class LessonHandlers:
         return [str(p) for p in export.export_files(result, folder, name, ex, opacity=opacity)]
 
 
-def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image,
-         presenter, walk_start, teach_explanation, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
-    """Wire the three panels to the page's result ``state`` (a key), its ``image`` and the ``presenter``
-    checkbox (``gpu``: the app's wrapper of work that may need a GPU slot)."""
+def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image, presenter, text,
+         walk_start, teach_explanation, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+    """Wire the three panels to the page's result ``state`` (a key), its ``image``, the ``presenter`` checkbox
+    and the figures' ``text`` scale (``gpu``: the app's wrapper of work that may need a GPU slot)."""
     from .layout import WALK_JS
 
     private = dict(api_visibility="private")
     cmp["pin"].click(handlers.pin, [state], [cmp["pinned"], cmp["pair"], cmp["pair_caption"]], **private)
     cmp["unpin"].click(lambda: (None, None, "Unpinned."), None, [cmp["pinned"], cmp["pair"], cmp["pair_caption"]],
                        **private)
-    state.change(handlers.pair, [cmp["pinned"], state, out["opacity"]], [cmp["pair"], cmp["pair_caption"]],
+    state.change(handlers.pair, [cmp["pinned"], state, out["opacity"], text], [cmp["pair"], cmp["pair_caption"]],
                  **private)
-    cmp["sweep"].click(gpu(handlers.sweep), [state, cmp["param"], cmp["values"], out["opacity"], image],
+    cmp["sweep"].click(gpu(handlers.sweep), [state, cmp["param"], cmp["values"], out["opacity"], image, text],
                        [cmp["strip"], cmp["strip_caption"], cmp["strip_file"]], concurrency_id="segment", **private)
     shown = [walk["title"], walk["picture"], walk["frame"], walk["caption"], walk["index"]]
     started = [walk["walk"], *shown]
     walk_start.click(None, js=WALK_JS, **private)
-    walk_start.click(gpu(handlers.start), [state, walk["index"], presenter, out["opacity"]], started,
+    walk_start.click(gpu(handlers.start), [state, walk["index"], out["opacity"], text], started,
                      concurrency_id="segment", **private)
-    state.change(gpu(handlers.start_if_presenting), [state, walk["index"], presenter, out["opacity"]], started,
-                 concurrency_id="segment", **private)
-    presenter.change(gpu(handlers.start_if_presenting), [state, walk["index"], presenter, out["opacity"]], started,
-                     concurrency_id="segment", **private)
+    presenting = [state, walk["index"], presenter, out["opacity"], text]
+    for trigger in (state.change, presenter.change):  # presenter mode: the figure column follows the result
+        trigger(gpu(handlers.start_if_presenting), presenting, started, concurrency_id="segment", **private)
     for button, delta in ((walk["prev"], -1), (walk["next"], 1)):
-        button.click(lambda w, i, p, d=delta: handlers.move(w, i, d, p), [walk["walk"], walk["index"], presenter],
+        button.click(lambda w, i, t, d=delta: handlers.move(w, i, d, t), [walk["walk"], walk["index"], text],
                      shown, show_progress="hidden", trigger_mode="always_last", **private)
-    walk["frame"].change(handlers.frame, [walk["walk"], walk["index"], walk["frame"], presenter], walk["picture"],
+    walk["frame"].change(handlers.frame, [walk["walk"], walk["index"], walk["frame"], text], walk["picture"],
                          trigger_mode="always_last", show_progress="hidden", **private)
     slides["run"].click(gpu(handlers.slides), [state, image, out["opacity"], teach_explanation], slides["files"],
                         concurrency_id="segment", **private)

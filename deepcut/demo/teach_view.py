@@ -20,6 +20,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..explain import label_at
+from ..render.figures import loss_figure
 from ..render.marks import draw_focus
 from . import corrections, layout
 from .controls import downloads, opacity_slider, picture
@@ -63,20 +64,22 @@ CORRECT_HELP = ("**Correct the cut:** choose *join* or *separate*, click two poi
                 "continues from its training with that constraint (two points in one segment, or in two). "
                 "Corrections add up; *Undo* takes the last back, *Reset* returns to the plain cut.")
 
-def header(text: str) -> gr.Checkbox:
-    """The page's title and introduction, with the presenter-mode checkbox beside it."""
+def header(text: str) -> tuple[gr.Checkbox, gr.Number]:
+    """The page's title and introduction, with the presenter-mode checkbox beside it; returns the checkbox
+    and the figures' text scale (hidden; set in the browser, see :data:`~deepcut.demo.layout.LOAD_JS`)."""
     with gr.Row(equal_height=False):
         gr.Markdown(text, elem_id="header")
         toggle = gr.Checkbox(False, label="Presenter mode", elem_id="presenter-toggle", container=False,
                              info=None)
-    return toggle
+        text_scale = gr.Number(1.0, visible=False, elem_id="figure-text")
+    return toggle, text_scale
 
 
-def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox) -> None:
+def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox, text_scale: gr.Number) -> None:
     """Wire :data:`~deepcut.demo.layout.LOAD_JS` on page load and the presenter checkbox (both in the
-    browser only)."""
-    demo.load(None, None, toggle, js=layout.LOAD_JS)
-    toggle.input(None, toggle, toggle, js=layout.TOGGLE_JS)
+    browser only: they set presenter mode and the figures' ``text_scale``)."""
+    demo.load(None, None, [toggle, text_scale], js=layout.LOAD_JS)
+    toggle.input(None, toggle, [toggle, text_scale], js=layout.TOGGLE_JS)
 
 
 def click_mode() -> dict[str, Any]:
@@ -151,21 +154,33 @@ class TeachingHandlers:
         self.session = session
 
     @shows_errors
-    def explain(self, key) -> tuple:
+    def explain(self, key, text: float = 1.0) -> tuple:
         """Compare, replay and PCA for the page's result: compare picture, caption, scrubber, first
-        frame, PCA picture, the key of the explanation."""
+        frame, PCA picture, the key of the explanation (``text``: the figures' text scale)."""
         result = self.session.results.get(key)
         if result is None:
             raise DemoError("Segment an image first, then ask for the explanation.")
         ex: Explanation = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
         scrub = gr.update(minimum=0, maximum=max(1, ex.frames - 1), value=0)
-        return (ex.comparison_picture(), ex.comparison_caption(), scrub, ex.frame_picture(0), ex.pca_picture(),
+        t = figure_text(text)
+        return (ex.comparison_picture(text=t), ex.comparison_caption(), scrub, ex.frame_picture(0, text=t),
+                ex.pca_picture(),
                 self.session.results.add(ex))
 
-    def scrub(self, key, frame: float):
+    def scrub(self, key, frame: float, text: float = 1.0):
         """Snapshot ``frame`` of the replay of explanation ``key`` as a picture."""
         ex = self.session.results.get(key)
-        return ex.frame_picture(int(frame)) if isinstance(ex, Explanation) else gr.skip()
+        return ex.frame_picture(int(frame), text=figure_text(text)) if isinstance(ex, Explanation) else gr.skip()
+
+    def figures(self, key, text: float = 1.0) -> tuple:
+        """The loss plot and the soft maps of the page's result drawn at the figures' text scale ``text`` (a
+        phone, presenter mode; the segmentation drew them at 1, so nothing changes at 1)."""
+        result = self.session.results.get(key)
+        if result is None or not hasattr(result, "seg") or figure_text(text) == 1.0:
+            return gr.skip(), gr.skip()
+        cfg, t = result.seg.config, figure_text(text)
+        fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=t)
+        return fig, result.soft_picture(text=t)
 
     def click_overlay(self, key, mode: str, image: str | None, opacity: float, evt: gr.SelectData) -> tuple:
         """A click on the overlay: the affinity view of the clicked patch (``mode="affinity"``), the clicked
@@ -210,7 +225,16 @@ class TeachingHandlers:
                 result.status_markdown(), files, self.session.results.add(result))
 
 
-def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image,
+def figure_text(text: float | None) -> float:
+    """The figures' text scale from the page (hidden, set in the browser): 1 unless it is a sane larger one."""
+    try:
+        value = float(text or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+    return min(max(value, 1.0), 4.0)
+
+
+def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
          gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
     """Wire the overlay's clicks (by :func:`click_mode`), the explain button and the scrubber
     (``gpu``: the app's wrapper of work that may need a GPU slot)."""
@@ -223,6 +247,9 @@ def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image,
                           inputs_kwargs={"key": state, "image": image, "opacity": out["opacity"]}, outputs=clicked,
                           api_visibility="private", concurrency_id="segment")
     shown = [teach[n] for n in ("compare", "compare_caption", "scrub", "frame", "pca", "explanation")]
-    teach["run"].click(gpu(handlers.explain), [state], shown, api_visibility="private", concurrency_id="segment")
-    teach["scrub"].change(handlers.scrub, [teach["explanation"], teach["scrub"]], teach["frame"],
+    teach["run"].click(gpu(handlers.explain), [state, text], shown, api_visibility="private", concurrency_id="segment")
+    teach["scrub"].change(handlers.scrub, [teach["explanation"], teach["scrub"], text], teach["frame"],
                           trigger_mode="always_last", api_visibility="private", show_progress="hidden")
+    for trigger in (state.change, text.change):  # a phone's or a projector's figures: larger text
+        trigger(handlers.figures, [state, text], [out["loss_plot"], out["soft"]], api_visibility="private",
+                show_progress="hidden")

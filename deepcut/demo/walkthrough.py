@@ -24,8 +24,8 @@ from ..predictor import DeepCut
 from ..refinement import segment_maps
 from ..render.colors import overlay
 from ..render.figures import figure_image
-from ..render.style import min_text_px, new_figure
-from ..render.teaching import COMPACT_TEXT, training_frame_figure
+from ..render.style import COMPACT_TEXT, min_text_px, new_figure
+from ..render.teaching import training_frame_figure
 from .errors import DemoError
 from .results import DemoResult, plural
 from .teaching import Explanation, affinity_view

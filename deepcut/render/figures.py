@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .colors import label_colors
-from .style import SMALLEST_PT, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -46,21 +46,24 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
         loss: ``"ncut"`` or ``"cc"`` (names the y axis and the explanation).
         stages_k: optional number of clusters of each stage, shown in the titles.
         text: every font (and the layout around it) this many times its size; the PNG stays 720 x 360
-            pixels (:func:`~deepcut.render.style.new_figure`).
+            pixels (:func:`~deepcut.render.style.new_figure`); from :data:`COMPACT_TEXT` on (a phone, a
+            projector) the panels are stacked in a narrower picture, with fewer words.
 
     Returns:
         A matplotlib :class:`~matplotlib.figure.Figure` (not registered with ``pyplot``).
     """
     drawn = [(i, values) for i, values in enumerate(losses, start=1) if values]
-    fig = new_figure(7.2, 3.6, text)
-    axes = fig.subplots(1, max(1, len(drawn)), squeeze=False)[0]
+    compact = text >= COMPACT_TEXT  # large text (a phone, a projector): panels stacked, fewer words
+    n = max(1, len(drawn))
+    fig = new_figure(5.2, 0.9 + 2.0 * n, text) if compact else new_figure(7.2, 3.6, text)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0] if compact else fig.subplots(1, n, squeeze=False)[0]
     name = {"ncut": "NCut loss", "cc": "CC loss"}.get(loss, f"{loss} loss")
     if not drawn:
         axes[0].text(0.5, 0.5, "no GNN was trained\n(nothing to cut: see the status line)", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, (i, values) in zip(axes, drawn, strict=False):
         title = f"stage {i}" + (f" (k={stages_k[i - 1]})" if stages_k is not None and i - 1 < len(stages_k) else "")
-        title += f"\n{STAGE_NAMES.get(i, '')}"
+        title += "" if compact else f"\n{STAGE_NAMES.get(i, '')}"
         epochs = np.arange(1, len(values) + 1)
         ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, color=f"C{i - 1}")
         ax.set_title(title, fontsize=9)
@@ -69,8 +72,9 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
         ax.tick_params(labelsize=SMALLEST_PT)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(name, fontsize=9)
-    fig.suptitle(f"GNN training on this image: {name} per epoch", fontsize=10, wrap=True)
-    fig.supxlabel(LOSS_EXPLAINED.get(loss, ""), fontsize=SMALLEST_PT, wrap=True)
+    fig.suptitle(f"{name} per epoch" if compact else f"GNN training on this image: {name} per epoch", fontsize=10,
+                 wrap=True)
+    fig.supxlabel("lower is better" if compact else LOSS_EXPLAINED.get(loss, ""), fontsize=SMALLEST_PT, wrap=True)
     return fig
 
 
@@ -176,11 +180,13 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
     """The soft maps of :func:`soft_maps` in one figure: a panel per label, titled with the label,
     its role (:func:`soft_roles`) and share and framed in its overlay colour, and one colour bar saying
     what the colours mean (the softmax probability of the patch belonging to that segment). ``text``:
-    every font this many times its size, the PNG's pixels unchanged (:func:`~deepcut.render.style.new_figure`)."""
+    every font this many times its size, the PNG's pixels unchanged (:func:`~deepcut.render.style.new_figure`);
+    from :data:`COMPACT_TEXT` on, at most two columns and shorter words."""
     soft = np.asarray(seg.soft, dtype=np.float32)
     roles = soft_roles(seg)
     colors = label_colors(max(soft.shape[-1], int(seg.labels.max(initial=0)) + 1)) / 255.0
-    cols = max(1, min(columns, len(roles)))
+    compact = text >= COMPACT_TEXT  # large text (a phone, a projector): two columns, fewer words
+    cols = max(1, min(2 if compact else columns, len(roles)))
     rows = max(1, -(-len(roles) // cols))
     h, w = seg.image.shape[:2]
     fig = new_figure(1.0 + 2.1 * cols, 0.5 + 2.1 * rows * h / max(w, 1) + 0.35 * rows, text)
@@ -190,7 +196,9 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
         ax.imshow(np.asarray(Image.fromarray(seg.image).convert("L")), cmap="gray", alpha=1.0)
         shown = ax.imshow(soft[..., label], cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.8, extent=(0, w, h, 0),
                           interpolation="bilinear")
-        ax.set_title(f"{label}: {role}\n{share:.0%} of patches", fontsize=9)
+        head, _, rest = role.partition(" ")  # compact: "0: background" over "part 23%"
+        ax.set_title(f"{label}: {head}\n{rest} {share:.0%}".replace("\n ", "\n") if compact else
+                     f"{label}: {role}\n{share:.0%} of patches", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
@@ -200,7 +208,9 @@ def soft_maps_figure(seg: "Segmentation", cmap: str = "viridis", columns: int = 
         ax.set_visible(False)
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, ticks=[0, 0.5, 1])
-        bar.ax.set_yticklabels(["0: not this\nsegment", "0.5: unsure", "1: surely this\nsegment"], fontsize=SMALLEST_PT)
+        words = ["0: no", "0.5", "1: surely"] if compact else ["0: not this\nsegment", "0.5: unsure",
+                                                                "1: surely this\nsegment"]
+        bar.ax.set_yticklabels(words, fontsize=SMALLEST_PT)
     return fig
 
 

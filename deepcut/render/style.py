@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Dots per inch of a figure at ``text = 1``.
 BASE_DPI = 100
+#: From this text factor on (a phone, a projector), figures draw their compact form: fewer panels side by
+#: side, shorter words, sometimes a narrower picture, so that the larger text still fits.
+COMPACT_TEXT = 1.5
 #: The smallest font (points) any figure uses: 8 pt is 11 px at ``text = 1``, 16.7 px at ``text = 1.5``.
 SMALLEST_PT = 8.0
 

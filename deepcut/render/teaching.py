@@ -15,7 +15,7 @@ from PIL import Image
 from ..graph import graph_kind
 from ..utils.matching import best_matching, iou_matrix
 from .colors import label_colors
-from .style import SMALLEST_PT, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -138,11 +138,6 @@ def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.n
     return mixed, hard, keep
 
 
-#: From this text factor on (a projector), the replay's snapshot drops its argmax panel (the walkthrough's next
-#: step shows the segments) and shortens its titles, so its text fits at that size.
-COMPACT_TEXT = 1.5
-
-
 def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0) -> "Figure":
     """Snapshot ``frame`` (an index into :meth:`~deepcut.explain.TrainingRecord.frames`) of the replay:
     the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
@@ -162,7 +157,7 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
     epoch = st.epochs[i]
     mixed, hard, keep = frame_colors(record, frame)
     h, w = image.shape[:2]
-    compact = text >= COMPACT_TEXT  # large text (a projector): the soft map and the loss only
+    compact = text >= COMPACT_TEXT  # large text: the soft map and the loss only (the next step shows the argmax)
     panels = [(mixed, "soft S (pale = unsure)" if compact else "soft S: colours mixed\nby probability\n"
                "(pale mix = unsure)")] + ([] if compact else [(hard, "argmax S:\nthe segments now")])
     fig = new_figure(7.0 if compact else 9.0, 1.3 + (4.2 if compact else 2.9) * h / max(w, 1), text)
