@@ -116,17 +116,18 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
                 walk = lesson_view.walk_panel()
         out.update(teach_view.method_section())
         teach = teach_view.teaching_panel()
-        # the /correct API's corrections and trigger: hidden, but inside the tab (a component directly under
-        # gr.Tabs shifts the page's tab list: after a click on Video the Live tab was gone)
+        # the /correct API's corrections and trigger, the /segment API's trigger: hidden, but inside the tab (a
+        # component directly under gr.Tabs shifts the page's tab list: after a click on Video the Live tab was gone)
         fixes = gr.Textbox(visible=False, label="corrections (JSON)")
-        correct = gr.Button(visible=False)
+        correct, api = gr.Button(visible=False), gr.Button(visible=False)
 
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
                                       "caption", "cutout")] + [state]
     auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
                 concurrency_id="segment", api_visibility="private")
-    run.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
+    run.click(**auto)  # the page's overlay is enlarged for its panel; the API's (a hidden trigger) is not
+    api.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
     for trigger in (run.click, image.change):  # a phone shows the result (the page takes the visitor to it)
         trigger(None, js=layout.SCROLL_JS, api_visibility="private")
     correct.click(gpu(page.correct), inputs_kwargs={**inputs, "corrections": fixes}, outputs=[

@@ -4,7 +4,7 @@ Run from the repository root (needs Debian's ``chromium`` and the ``playwright``
 
     python docs/make_screenshot.py                      # docs/screenshot.png, colour backbone, offline
     python docs/make_screenshot.py --backbone dino_vits8  # with DINO weights in the HF cache
-    python docs/make_screenshot.py --view all           # also docs/phone.png, presenter.png, teaching.png
+    python docs/make_screenshot.py --view all           # every view below, each to docs/<its name>.png
     python docs/make_screenshot.py --public --out docs/public.png   # public mode: the caps on the page
 
 It starts ``python app.py`` on a free port and, per ``--view``:
@@ -12,7 +12,13 @@ It starts ``python app.py`` on a free port and, per ``--view``:
 * ``app``: 1400 px wide, clicks an example (``--example``, optionally with ``--stages 2|3``), waits
   for the result and saves the top of the page (``docs/screenshot.png``);
 * ``phone``: the first screen a 390×844 phone shows (``docs/phone.png``);
-* ``presenter``: ``?presenter=1`` on a 1280×720 projector after segmenting the example (``docs/presenter.png``);
+* ``phone_result``: the same phone after a tap on the example: the page has taken it to the result
+  (``docs/phone_result.png``);
+* ``presenter``: ``?presenter=1`` on a 1280×720 projector after segmenting the example, the walkthrough
+  moved to the training replay, 6 snapshots in (``docs/presenter.png``);
+* ``compare``: the example pinned, then k = 3 beside it, and the sweep k = 2…6 (``docs/compare.png``);
+* ``walkthrough``: *Step through the method*, step 3 (the training replay), 6 snapshots in
+  (``docs/walkthrough.png``);
 * ``teaching``: the teaching view after *Explain this result*, the replay scrubbed to the middle of
   its last stage (``docs/teaching.png``);
 * ``correct``: a correction by click: the example at k = 3, then *separate* on two far-apart points of its
@@ -36,8 +42,9 @@ sys.path.insert(0, str(REPO))
 from app_server import free_port, launch  # noqa: E402
 
 VIEWS = {"app": ((1400, 1500), "screenshot.png"), "phone": ((390, 844), "phone.png"),
-         "presenter": ((1280, 720), "presenter.png"), "teaching": ((1400, 1000), "teaching.png"),
-         "correct": ((1400, 1000), "correct_after.png")}
+         "phone_result": ((390, 844), "phone_result.png"), "presenter": ((1280, 720), "presenter.png"),
+         "compare": ((1400, 1000), "compare.png"), "walkthrough": ((1400, 1000), "walkthrough.png"),
+         "teaching": ((1400, 1000), "teaching.png"), "correct": ((1400, 1000), "correct_after.png")}
 
 
 def far_points(args: argparse.Namespace) -> list[tuple[float, float]]:
@@ -48,10 +55,12 @@ def far_points(args: argparse.Namespace) -> list[tuple[float, float]]:
     from deepcut import DeepCut
 
     seg = DeepCut(args.backbone).segment(str(REPO / "assets" / args.example), k=3)
+    h, w = seg.labels.shape
     ys, xs = np.nonzero(seg.labels == np.bincount(seg.labels.ravel()).argmax())
+    inner = (xs > 0.1 * w) & (xs < 0.9 * w) & (ys > 0.15 * h) & (ys < 0.9 * h)  # corners: the label and buttons
+    ys, xs = ys[inner], xs[inner]
     c = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)
     far = np.argmax((xs - xs[c]) ** 2 + (ys - ys[c]) ** 2)
-    h, w = seg.labels.shape
     return [((xs[i] + 0.5) / w, (ys[i] + 0.5) / h) for i in (c, far)]
 
 
@@ -68,15 +77,47 @@ def correct(page, out: str, args: argparse.Namespace) -> None:
     for fx, fy in far_points(args):
         x, y = page.evaluate("""([fx, fy]) => {
             const i = document.querySelector('#overlay img'), b = i.getBoundingClientRect();
-            const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
+            const r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);  // as Gradio maps clicks
             const w = i.naturalWidth * r, h = i.naturalHeight * r;
             return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
         page.mouse.click(x, y)
         page.wait_for_timeout(1500)
+        page.wait_for_function("document.querySelector('#status').innerText.includes('First point marked') || "
+                               "document.querySelector('#status').innerText.includes('Correction 1')")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Correction 1')")
     page.wait_for_timeout(1000)
     page.locator("#overlay").screenshot(path=out)
     print(page.locator("#status").inner_text())
+
+
+def walk_to_replay(page, out: str, view: str) -> None:
+    """The ``presenter`` and ``walkthrough`` views (see the module doc)."""
+    if view == "walkthrough":
+        page.locator("#walk-start").click()
+    page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
+    page.locator("body").click(position={"x": 3, "y": 3})
+    for key in ("PageDown", "PageDown", *["ArrowRight"] * 6):
+        page.keyboard.press(key)
+        page.wait_for_timeout(900)
+    page.wait_for_timeout(1500)
+    if view == "walkthrough":
+        page.locator("#walk-col").screenshot(path=out)
+    else:
+        page.screenshot(path=out)
+
+
+def compare(page, out: str) -> None:
+    """The ``compare`` view (see the module doc)."""
+    page.locator("#pin-btn").click()
+    page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('Pinned')")
+    box = page.locator("input[type=number]").first  # the Image tab's k comes first
+    box.fill("3")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('→')")
+    page.locator("#sweep-btn").click()
+    page.wait_for_function("document.querySelector('#sweep-caption').innerText.includes('→')")
+    page.wait_for_timeout(2000)
+    page.locator("#compare-panel").screenshot(path=out)
 
 
 def segment_example(page, url: str, args: argparse.Namespace, query: str = "") -> None:
@@ -104,6 +145,14 @@ def shoot(page, url: str, view: str, out: str, args: argparse.Namespace) -> None
     segment_example(page, url, args, "?presenter=1" if view == "presenter" else "")
     if view == "correct":
         return correct(page, out, args)
+    if view in ("presenter", "walkthrough"):
+        return walk_to_replay(page, out, view)
+    if view == "compare":
+        return compare(page, out)
+    if view == "phone_result":
+        page.wait_for_timeout(1000)
+        page.screenshot(path=out)
+        return
     if view == "teaching":
         page.locator("#explain-btn").click()
         page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('spectral')")

@@ -17,6 +17,8 @@ import pytest
 from app_server import MAX_SIDE, REPO, app_server
 from PIL import Image
 
+from deepcut.demo.outputs import display_factor
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,7 +70,9 @@ def test_example_runs_and_overlay_appears(page):
     width, height = Image.open(REPO / "assets" / "cat.jpg").size
     scale = min(1.0, MAX_SIDE / max(width, height))  # the test server downscales big uploads
     width, height = round(width * scale), round(height * scale)
-    # The overlay is an image of the example's (downscaled) size, which no other page image has.
+    f = display_factor((height, width))  # and the page enlarges a small picture to fill its panel
+    width, height = round(width * f), round(height * f)
+    # The overlay is an image of the example's (downscaled, enlarged) size, which no other page image has.
     page.wait_for_function(
         """([w, h]) => { const i = document.querySelector('#overlay img');
                          return i && i.complete && i.naturalWidth === w && i.naturalHeight === h; }""",

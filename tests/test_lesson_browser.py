@@ -27,6 +27,10 @@ pytestmark = [pytest.mark.browser,
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 EXAMPLES = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
+#: The three screens: a laptop, a projector in presenter mode, a phone (``(width, height, query)``).
+SIZES = {"laptop": (1400, 900, ""), "presenter": (1280, 720, "?presenter=1"), "phone": (390, 844, "")}
+#: The same three for panels presenter mode hides (compare, slides): a 1280×720 projector in normal mode.
+NORMAL_SIZES = {**SIZES, "presenter": (1280, 720, "")}
 LOADED = "(() => {{ const i = document.querySelector('{0}'); return i && i.complete && i.naturalWidth > 0; }})()"
 
 
@@ -57,7 +61,14 @@ def tap_example(page, name: str = "cat.jpg") -> None:
     """Click the example ``name`` and wait for its result (overlay drawn, status written)."""
     page.locator("button.gallery-item").nth(EXAMPLES.index(name)).click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
-    page.wait_for_function(LOADED.format("#overlay img"))
+    wait_loaded(page, "#overlay img")
+
+
+def wait_loaded(page, selector: str) -> None:
+    """Wait until the picture ``selector`` is drawn (scrolled to first: pictures off screen load lazily)."""
+    page.wait_for_selector(selector, state="attached")
+    page.locator(selector).scroll_into_view_if_needed()
+    page.wait_for_function(LOADED.format(selector))
 
 
 def box(page, selector: str) -> dict:
@@ -163,7 +174,7 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
     page = open_page(browser, 1280, 720, "?presenter=1")
     try:
         tap_example(page)
-        page.wait_for_function(LOADED.format("#walk-picture img"))
+        wait_loaded(page, "#walk-picture img")
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
         page.wait_for_timeout(500)
         assert "segment" in page.locator("#status p").first.inner_text()
@@ -177,7 +188,7 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
                 page.locator("#walk-next").click()
             page.wait_for_function(f"document.querySelector('#walk-title').innerText.includes('{i + 1} of')")
             page.wait_for_timeout(400)
-            page.wait_for_function(LOADED.format("#walk-picture img"))
+            wait_loaded(page, "#walk-picture img")
             step = walk.step(i)
             size = page.evaluate("() => { const i = document.querySelector('#walk-picture img'); "
                                  "return [i.naturalWidth, i.naturalHeight]; }")
@@ -194,8 +205,9 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
         page.close()
 
 
-def test_typed_values_are_clamped_and_quick_edits_run_once(browser):
-    page = open_page(browser, 1400, 900)
+@pytest.mark.parametrize("size", SIZES)
+def test_typed_values_are_clamped_and_quick_edits_run_once(browser, size):
+    page = open_page(browser, *SIZES[size])
     try:
         tap_example(page)
         k = page.get_by_label("number input for Number of clusters k").first
@@ -233,36 +245,34 @@ def overlay_pixel(page, fx: float, fy: float) -> list[int]:
 
 def click_overlay(page, fx: float, fy: float) -> None:
     x, y = page.evaluate("""([fx, fy]) => { const i = document.querySelector('#overlay img'),
-        b = i.getBoundingClientRect(), r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight);
+        b = i.getBoundingClientRect(), r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight, 1);
         const w = i.naturalWidth * r, h = i.naturalHeight * r;
         return [b.left + (b.width - w) / 2 + fx * w, b.top + (b.height - h) / 2 + fy * h]; }""", [fx, fy])
     page.mouse.click(x, y)
 
 
-def test_overlay_click_marks_the_point_and_its_segment(browser):
-    page = open_page(browser, 1400, 900)
+@pytest.mark.parametrize("size", SIZES)
+def test_overlay_click_marks_the_point_and_its_segment(browser, size):
+    import numpy as np
+
+    page = open_page(browser, *SIZES[size])
     try:
         tap_example(page)
-        page.wait_for_function(LOADED.format("#mask img"))
         page.locator("#overlay img").scroll_into_view_if_needed()
         name = page.locator("#overlay img").get_attribute("src")
         assert "cat_overlay_ncut-k2" in name, name  # downloads as cat_overlay_…png, not image.png
-        # the foreground (mask white) and background (black) pixels nearest the centre (the picture's corners
-        # are under its label and buttons)
-        fg, bg = page.evaluate("""() => { const i = document.querySelector('#mask img'),
-            c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
-            const g = c.getContext('2d'); g.drawImage(i, 0, 0); const d = g.getImageData(0, 0, c.width, c.height).data;
-            let fg = null, bg = null, nf = 1e9, nb = 1e9; const cx = c.width / 2, cy = c.height / 2;
-            for (let y = 12; y < c.height - 12; y += 3) for (let x = 12; x < c.width - 12; x += 3) {
-                const v = d[4 * (y * c.width + x)], r = (x - cx) ** 2 + (y - cy) ** 2;
-                if (v > 245 && r < nf) { nf = r; fg = [(x + .5) / c.width, (y + .5) / c.height]; }
-                if (v < 10 && r < nb) { nb = r; bg = [(x + .5) / c.width, (y + .5) / c.height]; } }
-            return [fg, bg]; }""")
-        assert fg and bg
+        # the foreground and background pixels nearest the centre, from the same segmentation made here (the
+        # picture's corners are under its label and buttons)
+        fgmask = page_result()[1].seg.foreground_mask
+        h, w = fgmask.shape
+        ys, xs = np.mgrid[:h, :w]
+        far = (ys - h / 2) ** 2 + (xs - w / 2) ** 2
+        fg, bg = [(float(xs.flat[i] + 0.5) / w, float(ys.flat[i] + 0.5) / h)
+                  for i in (np.argmin(np.where(fgmask, far, np.inf)), np.argmin(np.where(fgmask, np.inf, far)))]
         before = overlay_pixel(page, *bg)
         click_overlay(page, *fg)
         page.wait_for_function(f"document.querySelector('#overlay img').getAttribute('src') !== {name!r}")
-        page.wait_for_function(LOADED.format("#overlay img"))
+        wait_loaded(page, "#overlay img")
         page.wait_for_timeout(300)
         after = overlay_pixel(page, *bg)
         assert sum(after) < 0.6 * sum(before), (before, after)  # the other segment is dimmed
@@ -279,8 +289,9 @@ def test_overlay_click_marks_the_point_and_its_segment(browser):
         page.close()
 
 
-def test_pin_compare_and_sweep(browser, shots):
-    page = open_page(browser, 1400, 900)
+@pytest.mark.parametrize("size", NORMAL_SIZES)
+def test_pin_compare_and_sweep(browser, shots, size):
+    page = open_page(browser, *NORMAL_SIZES[size])
     try:
         tap_example(page)
         page.locator("#pin-btn").click()
@@ -288,25 +299,28 @@ def test_pin_compare_and_sweep(browser, shots):
         k = page.get_by_label("number input for Number of clusters k").first
         k.fill("3")
         k.press("Enter")
-        page.wait_for_function(LOADED.format("#compare-pair img"))
+        wait_loaded(page, "#compare-pair img")
         assert "2 → 3" in page.locator("#pair-caption").inner_text()
         page.locator("#sweep-btn").click()
-        page.wait_for_function(LOADED.format("#sweep img"))
+        wait_loaded(page, "#sweep img")
         page.wait_for_function("document.querySelector('#sweep-caption').innerText.includes('→')")
         caption = page.locator("#sweep-caption").inner_text()
         assert all(f"{v} →" in caption for v in (2, 3, 4, 5, 6)), caption
         assert "sweep-k" in page.locator("#sweep-file").inner_text()
-        page.locator("#compare-panel").screenshot(path=str(shots / "compare.png"))
+        if size == "laptop":
+            page.locator("#compare-panel").screenshot(path=str(shots / "compare.png"))
         no_error(page)
     finally:
         page.close()
 
 
-def test_walkthrough_steps_and_keyboard(browser, shots):
-    page = open_page(browser, 1400, 900)
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_steps_and_keyboard(browser, shots, size):
+    page = open_page(browser, *SIZES[size])
     try:
         tap_example(page)
-        page.locator("#walk-start").click()
+        if size != "presenter":  # presenter mode shows it from the start
+            page.locator("#walk-start").click()
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of 5')")
         assert page.locator("#walk-col").is_visible()
         page.locator("body").click(position={"x": 5, "y": 5})  # focus out of any field
@@ -314,14 +328,15 @@ def test_walkthrough_steps_and_keyboard(browser, shots):
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of 5')")
         page.keyboard.press("PageDown")
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('3 of 5')")
-        page.wait_for_function(LOADED.format("#walk-picture img"))
+        wait_loaded(page, "#walk-picture img")
         first = page.locator("#walk-picture img").get_attribute("src")
         page.keyboard.press("ArrowRight")  # the replay's next snapshot
         page.wait_for_function(f"document.querySelector('#walk-picture img').getAttribute('src') !== {first!r}")
         assert "3 of 5" in page.locator("#walk-title").inner_text()
         page.keyboard.press("p")
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of 5')")
-        page.locator("#walk-col").screenshot(path=str(shots / "walkthrough.png"))
+        if size == "laptop":
+            page.locator("#walk-col").screenshot(path=str(shots / "walkthrough.png"))
         sent = segment_requests(page, lambda: page.keyboard.press("4"))  # 4: k = 4, one run
         assert [d[3] for d in sent] == [4], sent
         page.keyboard.press("f")
@@ -333,8 +348,9 @@ def test_walkthrough_steps_and_keyboard(browser, shots):
         page.close()
 
 
-def test_slides_download_every_figure(browser):
-    page = open_page(browser, 1400, 900)
+@pytest.mark.parametrize("size", NORMAL_SIZES)
+def test_slides_download_every_figure(browser, size):
+    page = open_page(browser, *NORMAL_SIZES[size])
     try:
         tap_example(page)
         page.locator("#slides-panel").get_by_text("For slides").click()

@@ -97,7 +97,7 @@ class PageHandlers:
     # -- image tab --------------------------------------------------------------------------------
     @shows_errors
     def segment(self, image: str | None, backbone: str, custom: str | None, opacity: float = 0.5,
-                **settings: Any) -> tuple:
+                display: bool = False, **settings: Any) -> tuple:
         """Segment an image: overlay, mask, box image, downloads (label map PNG, JSON), status, loss
         plot, soft maps, affinity picture and its caption, cut-out (RGBA) (and for the page, the result
         to keep)."""
@@ -107,7 +107,8 @@ class PageHandlers:
         aff, caption = self.session.affinity(result, *result.default_point())
         cfg = result.seg.config
         fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
-        return (self.session.overlay_file(result, result.overlay(opacity), name), result.mask(), result.bbox_image(),
+        overlay = self.session.overlay_file(result, result.overlay(opacity), name, display=display)
+        return (overlay, result.mask(), result.bbox_image(),
                 files,
                 result.status_markdown(), fig, result.soft_picture(), aff, caption, result.cutout(),
                 self.session.results.add(result))
@@ -127,7 +128,7 @@ class PageHandlers:
         """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
         if image is None:
             return tuple(gr.skip() for _ in range(IMAGE_OUTPUTS))
-        return self.segment(image, **inputs)
+        return self.segment(image, display=True, **inputs)
 
     @staticmethod
     def clear() -> tuple:
@@ -138,7 +139,7 @@ class PageHandlers:
         named after the upload ``image``."""
         result = self.session.results.get(key)
         return gr.skip() if result is None else self.session.overlay_file(result, result.overlay(opacity),
-                                                                          upload_name(image))
+                                                                          upload_name(image), display=True)
 
     @shows_errors
     def click(self, key, evt: gr.SelectData, on_affinity: bool = False) -> tuple:

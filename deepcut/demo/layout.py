@@ -34,7 +34,8 @@ CSS = """
 #presenter-toggle { flex-grow: 0 !important; min-width: 12em !important; }
 #status { min-height: 2.6em; }
 #status p { margin: 0.1em 0; }
-#overlay img, #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
+#overlay img { width: 100%; height: 100%; object-fit: scale-down; }
+#walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
 @media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
 body.presenter #settings-col > #image-examples { order: 0; }
 body:not(.presenter):not(.walking) #walk-col { display: none !important; }
@@ -85,7 +86,7 @@ body.presenter #walk-heading, body.presenter #walk-keys { display: none !importa
 body.presenter #click-mode { padding: 2px 6px !important; }
 body.presenter #walk-caption p { margin: 0; font-size: 15px !important; line-height: 1.3; }
 :fullscreen { background: black; }
-:fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: contain; }
+:fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: scale-down; }
 """
 
 #: On load: presenter mode from ``?presenter=1``; typed values clamped and committed once quiet;

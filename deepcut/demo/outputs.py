@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from PIL import Image
 
 from ..segmentation import Segmentation
 from .results import CosegDemoResult, DemoResult
@@ -34,6 +35,24 @@ def unique_stems(names: Iterable[str]) -> list[str]:
             stem += "_"
         stems.append(stem)
     return stems
+
+
+#: The overlay the page shows is at least this many pixels on its longer side: Gradio draws a picture at most
+#: at its own size (and maps clicks on it that way), so a small upload is enlarged here to fill its panel.
+DISPLAY_SIDE = 960
+
+
+def display_factor(shape: tuple[int, ...]) -> float:
+    """How much a picture of ``shape`` ``(H, W, …)`` is enlarged for the page (1 if it is large enough)."""
+    return max(1.0, DISPLAY_SIDE / max(int(shape[0]), int(shape[1]), 1))
+
+
+def for_display(picture: Image.Image) -> Image.Image:
+    """``picture`` enlarged by :func:`display_factor` (high-quality resampling), else as it is."""
+    f = display_factor((picture.height, picture.width))
+    if f == 1.0:
+        return picture
+    return picture.resize((round(picture.width * f), round(picture.height * f)), Image.LANCZOS)
 
 
 def write_json(path: Path, record: dict) -> str:

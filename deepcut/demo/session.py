@@ -29,7 +29,7 @@ from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob, trim_heap
 from .limits import NOT_OFFERED, Limits
 from .objects import ObjectsDemoResult, ObjectsJob
-from .outputs import OutputStore
+from .outputs import OutputStore, for_display
 from .recent import RecentResults
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .settings import build_config
@@ -223,12 +223,14 @@ class DemoSession:
         return self.outputs.save_result(result, name)
 
     def overlay_file(self, result: DemoResult, picture: Image.Image, name: str | None,
-                     figure: str = "overlay") -> str:
+                     figure: str = "overlay", display: bool = False) -> str:
         """``picture`` of ``result`` saved as ``<image>_<figure>_<settings>.png`` (e.g.
-        ``cat_overlay_ncut-k3-2stages.png``, :func:`~deepcut.demo.export.file_stem`); returns its path."""
+        ``cat_overlay_ncut-k3-2stages.png``, :func:`~deepcut.demo.export.file_stem`); returns its path.
+        ``display`` (the page): enlarged to fill its panel if small (:func:`~deepcut.demo.outputs.for_display`;
+        clicks on it map back with :func:`~deepcut.demo.outputs.display_factor`); else at its size (the API)."""
         from .export import file_stem
 
-        return self.outputs.save_picture(picture, file_stem(name, figure, result))
+        return self.outputs.save_picture(for_display(picture) if display else picture, file_stem(name, figure, result))
 
     def save_objects_outputs(self, result: ObjectsDemoResult) -> list[str]:
         """Write the objects' overlay (PNG) and COCO-style annotations (JSON); returns their paths."""

@@ -26,6 +26,7 @@ from . import corrections, layout
 from .controls import downloads, opacity_slider, picture
 from .errors import DemoError
 from .handlers import shows_errors, upload_name
+from .outputs import display_factor
 from .session import DemoSession
 from .teaching import Explanation, explain, pick
 
@@ -189,7 +190,8 @@ class TeachingHandlers:
         result = self.session.results.get(key)
         if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
             return (gr.skip(),) * 9
-        return self.click(result, mode, image, float(evt.index[0]), float(evt.index[1]), opacity)
+        f = display_factor(result.seg.image.shape)  # the page shows the overlay enlarged by f
+        return self.click(result, mode, image, float(evt.index[0]) / f, float(evt.index[1]) / f, opacity)
 
     @shows_errors
     def click(self, result, mode: str, image: str | None, x: float, y: float, opacity: float = 0.5) -> tuple:
@@ -198,7 +200,8 @@ class TeachingHandlers:
         if mode not in ("pick", "join", "separate"):  # the point and its segment marked where the eye is
             segment = result.seg.labels == label_at(result.seg, x, y)
             marked = draw_focus(result.overlay(opacity), segment, (x, y))
-            return (self.session.overlay_file(result, marked, upload_name(image)), *self.session.affinity(result, x, y),
+            return (self.session.overlay_file(result, marked, upload_name(image), display=True),
+                    *self.session.affinity(result, x, y),
                     *(skip,) * 6)
         if mode == "pick":
             return self.shown(pick(result, x, y), image, opacity)
@@ -220,7 +223,7 @@ class TeachingHandlers:
         """The outputs of a click for a new ``result``: overlay, (affinity and caption unchanged), mask, box,
         cut-out, status, downloads, the kept result."""
         files = self.session.save_outputs(result, upload_name(image))
-        overlay = self.session.overlay_file(result, result.overlay(opacity), upload_name(image))
+        overlay = self.session.overlay_file(result, result.overlay(opacity), upload_name(image), display=True)
         return (overlay, gr.skip(), gr.skip(), result.mask(), result.bbox_image(), result.cutout(),
                 result.status_markdown(), files, self.session.results.add(result))
 
