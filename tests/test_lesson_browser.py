@@ -168,7 +168,7 @@ def presenter_walkthrough():
 
 
 def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots):
-    from deepcut.demo.lesson_view import PRESENTER_TEXT
+    from deepcut.demo.lesson_view import WALK_TEXT
 
     walk = presenter_walkthrough()
     page = open_page(browser, 1280, 720, "?presenter=1")
@@ -192,8 +192,8 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
             step = walk.step(i)
             size = page.evaluate("() => { const i = document.querySelector('#walk-picture img'); "
                                  "return [i.naturalWidth, i.naturalHeight]; }")
-            assert list(step.picture(0, PRESENTER_TEXT).size) == size, (step.title, size)  # the same picture
-            shown = step.min_text_px(0, PRESENTER_TEXT) * displayed_scale(page, "#walk-picture img")
+            assert list(step.picture(0, WALK_TEXT).size) == size, (step.title, size)  # the same picture
+            shown = step.min_text_px(0, WALK_TEXT) * displayed_scale(page, "#walk-picture img")
             assert shown >= 16, (step.title, shown)
             for elem in ("#overlay img", "#walk-picture img", "#status"):
                 assert on_screen(page, elem), (step.title, elem, box(page, elem))

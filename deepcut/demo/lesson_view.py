@@ -30,10 +30,10 @@ from .teach_view import figure_text
 from .teaching import Explanation, explain
 from .walkthrough import Walkthrough
 
-#: Text scale of the walkthrough's figures in presenter mode (their fonts grow, the PNG keeps its size or gets
-#: narrower), so that they read at 16 px or more in the presenter layout's figure column on a 1280×720
-#: projector; the browser asks for it (:data:`~deepcut.demo.layout.LARGE_TEXT`, also on a phone).
-PRESENTER_TEXT = LARGE_TEXT
+#: Text scale of the walkthrough's figures, wherever they are shown (its column is narrow on a laptop, a phone
+#: and a projector alike): their compact forms, reading at 16 px or more in the presenter layout's figure
+#: column on a 1280×720 projector (tests/test_lesson_browser.py measures it).
+WALK_TEXT = LARGE_TEXT
 #: Text scale of the pair and sweep figures on the page (drawn wide, shown in the result column).
 PAGE_TEXT = 1.5
 #: The settings a sweep offers: ``(label, SegmentConfig field)``.
@@ -185,7 +185,7 @@ class LessonHandlers:
         frame = max(0, min(int(frame), step.frames - 1))
         title = f"**{step.title}** ({index + 1} of {len(walk)})"
         slider = gr.update(visible=step.frames > 1, maximum=max(1, step.frames - 1), value=frame)
-        return title, step.picture(frame, figure_text(text)), slider, step.caption, index
+        return title, step.picture(frame, max(WALK_TEXT, figure_text(text))), slider, step.caption, index
 
     @shows_errors
     def start(self, key, index: int = 0, opacity: float = 0.5, text: float = 1.0) -> tuple:
@@ -216,7 +216,7 @@ class LessonHandlers:
         walk = self._walk(walk_key)
         if walk is None:
             return gr.skip()
-        return walk.step(int(index or 0)).picture(int(frame), figure_text(text))
+        return walk.step(int(index or 0)).picture(int(frame), max(WALK_TEXT, figure_text(text)))
 
     # -- slides -----------------------------------------------------------------------------------
     @shows_errors
