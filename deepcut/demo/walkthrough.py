@@ -171,7 +171,7 @@ class Walkthrough:
         stages = [f"stage {st.stage} (k={st.soft[0].shape[1]}) {plural(len(st.losses), 'epoch')}"
                   for st in ex.record.stages if st.soft]
         caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
-                   f"assignments (a pale mix is an unsure patch), their argmax, and the loss.")
+                   f"assignments (a pale mix is an unsure patch) and the loss; step 4 shows their argmax.")
         return Step("3. Training", caption, ex.frames, figure=lambda frame, text: training_frame_figure(
             ex.image, ex.record, frame, text=text))
 
