@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -108,3 +109,23 @@ def vit_model():
     from deepcut import DeepCut
 
     return DeepCut("dino_vits8", pretrained=False, precision="fp32")  # the exact reference (tests compare to it)
+
+
+def segment_requests(page, action, settle_ms: int = 2500) -> list[list]:
+    """The ``data`` of every segmentation request (the image first) that ``action()`` sends from the Playwright
+    ``page``, within ``settle_ms`` after it."""
+    sent: list[list] = []
+
+    def record(request):
+        if "queue/join" in request.url and request.post_data:
+            data = json.loads(request.post_data).get("data")
+            if isinstance(data, list) and data and isinstance(data[0], dict) and "path" in data[0]:
+                sent.append(data)
+
+    page.on("request", record)
+    try:
+        action()
+        page.wait_for_timeout(settle_ms)
+    finally:
+        page.remove_listener("request", record)
+    return sent

@@ -9,24 +9,21 @@ Set ``DEEPCUT_SCREENSHOT=path.png`` to keep a screenshot of the finished page.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from app_server import MAX_SIDE, REPO, app_server
+from app_server import CHROMIUM, CHROMIUM_ARGS, MAX_SIDE, REPO, app_server
+from conftest import segment_requests
 from PIL import Image
 
 from deepcut.demo.outputs import display_factor
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
@@ -115,27 +112,6 @@ def run_example(page, name: str = "cat.jpg") -> None:
     examples = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
     page.locator("button.gallery-item").nth(examples.index(name)).click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('segment')")
-
-
-def segment_requests(page, action, settle_ms: int = 1500) -> list[list]:
-    """The ``data`` of every segmentation request ``action()`` sends (the Image tab's auto-run)."""
-    import json
-
-    sent: list[list] = []
-
-    def record(request):
-        if "queue/join" in request.url and request.post_data:
-            body = json.loads(request.post_data)
-            if isinstance(body.get("data"), list) and body["data"] and isinstance(body["data"][0], dict):
-                sent.append(body["data"])  # the image comes first
-
-    page.on("request", record)
-    try:
-        action()
-        page.wait_for_timeout(settle_ms)
-    finally:
-        page.remove_listener("request", record)
-    return sent
 
 
 def test_typed_slider_value_reruns_and_a_drag_runs_once(page):

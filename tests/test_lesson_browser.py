@@ -11,21 +11,18 @@ docs show (``phone_result.png``, ``presenter.png``, ``compare.png``, ``walkthrou
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from app_server import REPO, app_server
+from app_server import CHROMIUM, CHROMIUM_ARGS, MAX_SIDE, REPO, RESOLUTION, app_server
+from conftest import segment_requests
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 EXAMPLES = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
 #: The three screens: a laptop, a projector in presenter mode, a phone (``(width, height, query)``).
 SIZES = {"laptop": (1400, 900, ""), "presenter": (1280, 720, "?presenter=1"), "phone": (390, 844, "")}
@@ -38,7 +35,7 @@ LOADED = "(() => {{ const i = document.querySelector('{0}'); return i && i.compl
 def browser():
     server = app_server()
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         b.url = server["url"]
         yield b
         b.close()
@@ -55,6 +52,17 @@ def open_page(browser, width: int, height: int, query: str = ""):
     page.goto(browser.url + query, wait_until="load")
     page.get_by_role("button", name="Segment", exact=True).wait_for()
     return page
+
+
+@contextlib.contextmanager
+def page_at(browser, width: int, height: int, query: str = ""):
+    """A fresh page of that size (see :func:`open_page`), checked for error toasts at the end, then closed."""
+    page = open_page(browser, width, height, query)
+    try:
+        yield page
+        no_error(page)
+    finally:
+        page.close()
 
 
 def tap_example(page, name: str = "cat.jpg") -> None:
@@ -89,25 +97,6 @@ def displayed_scale(page, selector: str) -> float:
         return Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight); }}""")
 
 
-def segment_requests(page, action, settle_ms: int = 2500) -> list[list]:
-    """The ``data`` of every segmentation request (the image first) that ``action()`` sends."""
-    sent: list[list] = []
-
-    def record(request):
-        if "queue/join" in request.url and request.post_data:
-            data = json.loads(request.post_data).get("data")
-            if isinstance(data, list) and data and isinstance(data[0], dict) and "path" in data[0]:
-                sent.append(data)
-
-    page.on("request", record)
-    try:
-        action()
-        page.wait_for_timeout(settle_ms)
-    finally:
-        page.remove_listener("request", record)
-    return sent
-
-
 def no_error(page) -> None:
     assert page.locator("[data-testid='toast-body']").count() == 0, page.locator("[data-testid='toast-body']") \
         .first.inner_text()
@@ -118,8 +107,7 @@ def test_phone_tap_shows_the_result_and_readable_figures(browser, shots):
     from deepcut.render.figures import soft_maps_figure
     from deepcut.render.style import min_text_px, pixel_size
 
-    page = open_page(browser, 390, 844)
-    try:
+    with page_at(browser, 390, 844) as page:
         tap_example(page)
         page.wait_for_timeout(600)
         assert box(page, "#status")["scroll"] > 0  # the page took the visitor to the result
@@ -132,24 +120,16 @@ def test_phone_tap_shows_the_result_and_readable_figures(browser, shots):
         page.wait_for_function(f"(() => {{ const i = document.querySelector('#soft-maps img'); return i && i.complete "
                                f"&& i.naturalWidth === {pixel_size(fig)[0]}; }})()")
         assert min_text_px(fig) * displayed_scale(page, "#soft-maps img") >= 12
-        no_error(page)
-    finally:
-        page.close()
 
 
 def test_normal_mode_shows_the_examples_above_the_fold(browser):
-    page = open_page(browser, 1280, 720)
-    try:
+    with page_at(browser, 1280, 720) as page:
         assert on_screen(page, "#image-examples") and box(page, "#image-examples")["scroll"] == 0
-    finally:
-        page.close()
 
 
 def page_result():
     """The session and result the test server's page makes of the cat example (colour backbone, uploads
     downscaled to MAX_SIDE, RESOLUTION, the page's defaults), made here again to measure its figures' text."""
-    from app_server import MAX_SIDE, RESOLUTION
-
     from deepcut.demo import DemoSession
     from deepcut.demo.controls import PAGE_DEFAULTS
 
@@ -171,8 +151,7 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
     from deepcut.demo.lesson_view import WALK_TEXT
 
     walk = presenter_walkthrough()
-    page = open_page(browser, 1280, 720, "?presenter=1")
-    try:
+    with page_at(browser, 1280, 720, "?presenter=1") as page:
         tap_example(page)
         wait_loaded(page, "#walk-picture img")
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
@@ -200,15 +179,11 @@ def test_presenter_screen_fits_overlay_count_and_readable_figure(browser, shots)
             if step.frames > 1:
                 page.screenshot(path=str(shots / "presenter_replay.png"))
         assert box(page, "#overlay img")["scroll"] == 0
-        no_error(page)
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_typed_values_are_clamped_and_quick_edits_run_once(browser, size):
-    page = open_page(browser, *SIZES[size])
-    try:
+    with page_at(browser, *SIZES[size]) as page:
         tap_example(page)
         k = page.get_by_label("number input for Number of clusters k").first
 
@@ -230,9 +205,6 @@ def test_typed_values_are_clamped_and_quick_edits_run_once(browser, size):
 
         sent = segment_requests(page, six_quick_edits, settle_ms=3000)
         assert [d[3] for d in sent] == [8], sent  # only the last edit ran
-        no_error(page)
-    finally:
-        page.close()
 
 
 def overlay_pixel(page, fx: float, fy: float) -> list[int]:
@@ -255,8 +227,7 @@ def click_overlay(page, fx: float, fy: float) -> None:
 def test_overlay_click_marks_the_point_and_its_segment(browser, size):
     import numpy as np
 
-    page = open_page(browser, *SIZES[size])
-    try:
+    with page_at(browser, *SIZES[size]) as page:
         tap_example(page)
         page.locator("#overlay img").scroll_into_view_if_needed()
         name = page.locator("#overlay img").get_attribute("src")
@@ -284,15 +255,11 @@ def test_overlay_click_marks_the_point_and_its_segment(browser, size):
             for (let j = 0; j < d.length; j += 4) if (d[j] > 240 && d[j + 1] > 240 && d[j + 2] > 240) n++;
             return n; }""", fg)
         assert ring > 0  # the cross-hair's white strokes at the clicked point
-        no_error(page)
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("size", NORMAL_SIZES)
 def test_pin_compare_and_sweep(browser, shots, size):
-    page = open_page(browser, *NORMAL_SIZES[size])
-    try:
+    with page_at(browser, *NORMAL_SIZES[size]) as page:
         tap_example(page)
         page.locator("#pin-btn").click()
         page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('Pinned')")
@@ -309,15 +276,11 @@ def test_pin_compare_and_sweep(browser, shots, size):
         assert "sweep-k" in page.locator("#sweep-file").inner_text()
         if size == "laptop":
             page.locator("#compare-panel").screenshot(path=str(shots / "compare.png"))
-        no_error(page)
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_walkthrough_steps_and_keyboard(browser, shots, size):
-    page = open_page(browser, *SIZES[size])
-    try:
+    with page_at(browser, *SIZES[size]) as page:
         tap_example(page)
         if size != "presenter":  # presenter mode shows it from the start
             page.locator("#walk-start").click()
@@ -343,15 +306,11 @@ def test_walkthrough_steps_and_keyboard(browser, shots, size):
         page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'overlay'")
         page.keyboard.press("f")
         page.wait_for_function("!document.fullscreenElement")
-        no_error(page)
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("size", NORMAL_SIZES)
 def test_slides_download_every_figure(browser, size):
-    page = open_page(browser, *NORMAL_SIZES[size])
-    try:
+    with page_at(browser, *NORMAL_SIZES[size]) as page:
         tap_example(page)
         page.locator("#slides-panel").get_by_text("For slides").click()
         page.locator("#slides-btn").click()
@@ -359,19 +318,12 @@ def test_slides_download_every_figure(browser, size):
         names = page.locator("#slides-files").inner_text()
         for part in ("cat_overlay_ncut-k2", "cat_replay", ".gif", ".mp4", "cat_slides"):
             assert part in names, (part, names)
-        no_error(page)
-    finally:
-        page.close()
 
 
 def test_video_example_runs_on_click(browser):
-    page = open_page(browser, 1400, 900)
-    try:
+    with page_at(browser, 1400, 900) as page:
         page.get_by_role("tab", name="Video").click()
         page.locator("#video-input").wait_for()
         page.locator("button.gallery-item:visible").first.click()
         page.wait_for_function("document.querySelector('#video-status').innerText.includes('frames')")
         assert "th frame" not in page.locator("#video-status").inner_text()
-        no_error(page)
-    finally:
-        page.close()

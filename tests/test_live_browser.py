@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import REPO, app_server
+from app_server import CHROMIUM, CHROMIUM_ARGS, REPO, app_server
 from PIL import Image
 
 from deepcut.evaluation.metrics import consistency
@@ -25,13 +24,10 @@ from deepcut.render.colors import label_colors
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+ARGS = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 def cpu_seconds(pid: int) -> float:
