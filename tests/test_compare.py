@@ -14,7 +14,7 @@ from deepcut.demo import DemoSession
 from deepcut.demo.compare import (
     DEFAULT_ALPHA_VALUES,
     MAX_SWEEP,
-    default_sweep,
+    default_values,
     pair_figure,
     pair_picture,
     settings_diff,
@@ -134,10 +134,15 @@ def test_sweep_refuses_what_it_cannot_show(session, parts, cc):
         sweep(model, parts, "k", [1])
 
 
-def test_default_sweep(parts, cc):
-    assert default_sweep(parts) == ("k", [2, 3, 4, 5, 6])
-    param, values = default_sweep(cc)
-    assert param == "alpha" and values == list(DEFAULT_ALPHA_VALUES) and values == sorted(values)
+def test_default_values(parts, cc):
+    assert default_values(parts, "k") == [2, 3, 4, 5, 6]
+    values = default_values(cc, "alpha")
+    assert values == list(DEFAULT_ALPHA_VALUES) and values == sorted(values)
+    assert default_values(dataclasses.replace(parts, depth=12), "layer") == [0, 3, 7, 11]  # spread over 12 layers
+    with pytest.raises(DemoError, match="no layers"):
+        default_values(parts, "layer")  # the colour backbone
+    with pytest.raises(DemoError, match="Give the values"):
+        default_values(parts, "seed")
 
 
 # -- step through ----------------------------------------------------------------------------------------

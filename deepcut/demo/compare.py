@@ -34,7 +34,7 @@ MAX_SWEEP = 8
 #: The settings :func:`sweep` can vary, with the name its titles use.
 SWEEP_NAMES: dict[str, str] = {"k": "k", "alpha": "α", "layer": "layer", "facet": "facet", "epochs": "epochs",
                                "seed": "seed", "stages": "stages", "bg_k": "background parts", "refine": "refine"}
-#: The values :func:`default_sweep` offers: ``k`` for NCut; CC's α from many small segments to a few large.
+#: The values :func:`default_values` offers: ``k`` for NCut; CC's α from many small segments to a few large.
 DEFAULT_K_VALUES: tuple[int, ...] = (2, 3, 4, 5, 6)
 DEFAULT_ALPHA_VALUES: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 8.0)
 
@@ -267,10 +267,23 @@ def sweep(model: DeepCut, result: DemoResult, param: str, values: Sequence[Any],
     return Sweep(param, list(values), segs, result)
 
 
-def default_sweep(result: DemoResult) -> tuple[str, list]:
-    """The sweep a teacher would start with: ``("k", [2 … 6])`` for NCut; for CC, whose ``k`` is only
-    a bound, ``("alpha", [1.5, 2, 3, 5, 8])`` (the graph is ``W − max(W)/α``: a small α makes most
-    pairs repel, many small segments; a large one makes most attract, a few large segments)."""
-    if result.seg.config.loss == "cc":
-        return "alpha", list(DEFAULT_ALPHA_VALUES)
-    return "k", list(DEFAULT_K_VALUES)
+def default_values(result: DemoResult, param: str) -> list:
+    """The values a sweep of ``param`` starts with when none are given: ``k`` 2 … 6
+    (:data:`DEFAULT_K_VALUES`); α as :data:`DEFAULT_ALPHA_VALUES` (the graph is ``W − max(W)/α``: a small α
+    makes most pairs repel, many small segments; a large one makes most attract, a few large segments); four
+    layers spread over the backbone. Other settings have no default values.
+
+    Raises:
+        DemoError: layers of a backbone without them, or a setting without default values.
+    """
+    if param == "alpha":
+        return list(DEFAULT_ALPHA_VALUES)
+    if param == "k":
+        return list(DEFAULT_K_VALUES)
+    if param == "layer":
+        if result.depth <= 1:
+            raise DemoError(f"The backbone `{result.backbone}` has no layers to sweep: choose a DINO backbone, "
+                            f"or sweep k or α.")
+        top = result.depth - 1
+        return sorted({0, top // 3, 2 * top // 3, top})
+    raise DemoError(f"Give the values to sweep {SWEEP_NAMES.get(param, param)} over.")

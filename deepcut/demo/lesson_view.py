@@ -108,19 +108,6 @@ def parse_values(text: str | None, param: str) -> list[float] | None:
     return [int(v) if param != "alpha" else v for v in values]
 
 
-def default_sweep_values(result, param: str) -> list:
-    """The values a sweep of ``param`` starts with when none are typed: k 2…6, α as
-    :data:`~deepcut.demo.compare.DEFAULT_ALPHA_VALUES`, four layers spread over the backbone."""
-    if param == "alpha":
-        return list(compare.DEFAULT_ALPHA_VALUES)
-    if param == "layer":
-        if result.depth <= 1:
-            raise DemoError("The colour backbone has no layers to sweep: choose a DINO backbone, or sweep k or α.")
-        top = result.depth - 1
-        return sorted({0, top // 3, 2 * top // 3, top})
-    return list(compare.DEFAULT_K_VALUES)
-
-
 class LessonHandlers:
     """The events of the compare, walkthrough and slides panels over the shared :class:`DemoSession`."""
 
@@ -158,10 +145,9 @@ class LessonHandlers:
               text: float = 1.0) -> tuple:
         """The sweep strip of the page's result: picture, caption, the strip as a slide PNG."""
         result = self._result(key)
-        default_param, default_values = compare.default_sweep(result)
         chosen = parse_values(values, param)
         if chosen is None:
-            chosen = default_values if param == default_param else default_sweep_values(result, param)
+            chosen = compare.default_values(result, param)
         model = self.session.model(result.backbone).model
         strip = compare.sweep(model, result, param, chosen, self.session.limits.max_epochs)
         fig = strip.figure(opacity=opacity)
