@@ -22,6 +22,7 @@ from deepcut.demo.compare import (
     sweep,
 )
 from deepcut.demo.errors import DemoError
+from deepcut.demo.limits import Deadline
 from deepcut.demo.teaching import explain
 from deepcut.demo.walkthrough import Walkthrough
 from deepcut.explain import TrainingRecord
@@ -132,6 +133,13 @@ def test_sweep_refuses_what_it_cannot_show(session, parts, cc):
         sweep(model, parts, "opacity", [0.2])
     with pytest.raises(DemoError, match="Invalid value for k"):
         sweep(model, parts, "k", [1])
+
+
+def test_a_sweep_stops_at_the_servers_time_limit(session, parts):
+    model = session.model(parts.backbone).model
+    with pytest.raises(DemoError, match="limit on this server"):
+        sweep(model, parts, "k", [2, 3], deadline=Deadline(0.0))
+    assert sweep(model, parts, "k", [2, 3], deadline=Deadline(None)).counts  # no limit: it runs
 
 
 def test_default_values(parts, cc):

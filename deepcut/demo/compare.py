@@ -24,6 +24,7 @@ from ..render.figures import figure_image
 from ..render.style import new_figure
 from ..segmentation import Segmentation
 from .errors import DemoError
+from .limits import Deadline
 from .results import DemoResult, plural
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -241,7 +242,7 @@ def check_sweep(result: DemoResult, param: str, values: Sequence[Any]) -> list[S
 
 
 def sweep(model: DeepCut, result: DemoResult, param: str, values: Sequence[Any],
-          max_epochs: int | None = None) -> Sweep:
+          max_epochs: int | None = None, deadline: Deadline | None = None) -> Sweep:
     """Re-cluster ``result``'s image with ``param`` set to each of ``values``, the other settings kept.
 
     The features come from ``model``'s cache (the model ``result`` was computed with: for ``k``,
@@ -254,12 +255,15 @@ def sweep(model: DeepCut, result: DemoResult, param: str, values: Sequence[Any],
         param: a field of :data:`SWEEP_NAMES` (``"k"``, ``"alpha"``, ``"layer"`` …).
         values: at most :data:`MAX_SWEEP` values (``epochs``: a number sets stage 1's epochs).
         max_epochs: the server's cap on every GNN training, as ``result`` had.
+        deadline: the server's time limit on the request, checked before every GNN stage (None: none).
 
     Raises:
-        DemoError: see :func:`check_sweep`; a segmentation that fails.
+        DemoError: see :func:`check_sweep`; a segmentation that fails; the deadline passed (its message).
     """
     configs = check_sweep(result, param, values)
     clusterer = model.gnn if max_epochs is None else functools.partial(model.gnn, max_epochs=max_epochs)
+    if deadline is not None:
+        clusterer = deadline.clusterer(clusterer)
     try:
         segs = [model.segment_with(result.seg.image, cfg, clusterer) for cfg in configs]
     except DeepCutError as e:

@@ -149,7 +149,8 @@ class LessonHandlers:
         if chosen is None:
             chosen = compare.default_values(result, param)
         model = self.session.model(result.backbone).model
-        strip = compare.sweep(model, result, param, chosen, self.session.limits.max_epochs)
+        limits = self.session.limits
+        strip = compare.sweep(model, result, param, chosen, limits.max_epochs, limits.deadline())
         fig = strip.figure(opacity=opacity)
         folder = self.session.outputs.new_folder()
         name = Path(image).name if isinstance(image, str) else None
