@@ -124,8 +124,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
                                       "caption", "cutout")] + [state]
-    auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs=inputs, outputs=outputs, trigger_mode="always_last",
-                concurrency_id="segment", api_visibility="private")
+    auto = dict(fn=gpu(page.segment_if_image), inputs_kwargs={**inputs, "text": text}, outputs=outputs,
+                trigger_mode="always_last", concurrency_id="segment", api_visibility="private")
     run.click(**auto)  # the page's overlay is enlarged for its panel; the API's (a hidden trigger) is not
     api.click(gpu(page.segment), inputs_kwargs=inputs, outputs=outputs, api_name="segment", concurrency_id="segment")
     for trigger in (run.click, image.change):  # a phone shows the result (the page takes the visitor to it)
@@ -153,7 +153,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
                            api_visibility="private")
     teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, text, gpu)
     lesson_view.wire(lesson_view.LessonHandlers(page.session), out, cmp, walk, slides, state, image, presenter, text,
-                     out["walk_start"], teach["explanation"], gpu)
+                     out["walk_start"], gpu)
 
 
 def video_tab(page, shared: dict, resolution: int) -> None:

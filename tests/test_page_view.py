@@ -13,8 +13,9 @@ from conftest import disc_image
 from PIL import Image
 
 from deepcut.demo import DemoSession
+from deepcut.demo.layout import figure_text
 from deepcut.demo.outputs import DISPLAY_SIDE, display_factor, for_display
-from deepcut.demo.teach_view import TeachingHandlers, figure_text
+from deepcut.demo.teach_view import TeachingHandlers
 from deepcut.render.marks import draw_focus
 
 

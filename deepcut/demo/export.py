@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Union
 
 from PIL import Image
 
-from ..render.figures import loss_figure, soft_maps_figure
+from ..render.figures import soft_maps_figure
 from ..render.slides import SLIDE_SIZE, slide
 from ..render.teaching import comparison_figure
 from ..video import write_video
@@ -81,14 +81,13 @@ def result_figures(result: DemoResult, explanation: Explanation | None = None, o
                    text: float = 1.0) -> dict[str, tuple[Picture, str]]:
     """``{name: (picture or figure, what it shows)}`` of every figure of ``result`` (and of its
     explanation); ``text``: the figures' font factor."""
-    seg, cfg = result.seg, result.seg.config
+    seg = result.seg
     out: dict[str, tuple[Picture, str]] = {
         "overlay": (result.overlay(opacity), f"Segments: {plural(seg.num_segments, 'segment')}"),
         "mask": (result.mask(), "Foreground mask (white)"),
         "cutout": (result.cutout(), "Foreground cut out"),
         "soft": (soft_maps_figure(seg, text=text), "Soft assignment of each patch to each segment"),
-        "loss": (loss_figure(seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text),
-                 "GNN training loss"),
+        "loss": (result.loss_plot(text), "GNN training loss"),
     }
     if explanation is not None:
         out["comparison"] = (comparison_figure(explanation.image, explanation.record.grid, explanation.comparison,

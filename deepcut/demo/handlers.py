@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..render.figures import loss_figure
 from . import corrections as corr
 from .controls import facet_props, layer_props
 from .errors import DemoError
+from .layout import figure_text
 from .objects import objects_setting
 from .session import DemoSession
 from .settings import from_page
@@ -97,21 +97,18 @@ class PageHandlers:
     # -- image tab --------------------------------------------------------------------------------
     @shows_errors
     def segment(self, image: str | None, backbone: str, custom: str | None, opacity: float = 0.5,
-                display: bool = False, **settings: Any) -> tuple:
+                display: bool = False, text: float = 1.0, **settings: Any) -> tuple:
         """Segment an image: overlay, mask, box image, downloads (label map PNG, JSON), status, loss
         plot, soft maps, affinity picture and its caption, cut-out (RGBA) (and for the page, the result
-        to keep)."""
+        to keep). For the page: ``display`` enlarges a small overlay to fill its panel, ``text`` is the
+        figures' text scale (a phone, a projector)."""
         result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
         name = upload_name(image)
         files = self.session.save_outputs(result, name)
         aff, caption = self.session.affinity(result, *result.default_point())
-        cfg = result.seg.config
-        fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k])
         overlay = self.session.overlay_file(result, result.overlay(opacity), name, display=display)
-        return (overlay, result.mask(), result.bbox_image(),
-                files,
-                result.status_markdown(), fig, result.soft_picture(), aff, caption, result.cutout(),
-                self.session.results.add(result))
+        return (overlay, result.mask(), result.bbox_image(), files, result.status_markdown(), result.loss_plot(text),
+                result.soft_picture(text), aff, caption, result.cutout(), self.session.results.add(result))
 
     @shows_errors
     def correct(self, image: str | None, backbone: str, custom: str | None, corrections: str | None = None,
@@ -124,11 +121,12 @@ class PageHandlers:
         files = self.session.save_outputs(done, upload_name(image))
         return self.session.overlay_file(done, done.overlay(opacity), upload_name(image)), done.status_markdown(), files
 
-    def segment_if_image(self, image: str | None, **inputs: Any) -> tuple:
-        """:meth:`segment` once there is an image (a control moved before any upload does nothing)."""
+    def segment_if_image(self, image: str | None, text: float = 1.0, **inputs: Any) -> tuple:
+        """:meth:`segment` for the page, once there is an image (a control moved before any upload does
+        nothing): the overlay enlarged for its panel, the figures at the page's text scale ``text``."""
         if image is None:
             return tuple(gr.skip() for _ in range(IMAGE_OUTPUTS))
-        return self.segment(image, display=True, **inputs)
+        return self.segment(image, display=True, text=figure_text(text), **inputs)
 
     @staticmethod
     def clear() -> tuple:

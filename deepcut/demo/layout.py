@@ -12,7 +12,7 @@
   PageDown (a presenter's clicker) and P / N its steps, 1-9 the number of clusters k, F full screen
   for the overlay (Esc leaves it).
 
-Imports no Gradio: strings and small functions the app passes to Gradio.
+Imports no Gradio: strings the app passes to Gradio, and :func:`figure_text`, the text scale the page sends.
 """
 
 from __future__ import annotations
@@ -169,3 +169,13 @@ SCROLL_JS = """() => {
 
 #: The walkthrough's column appears (it is always shown in presenter mode).
 WALK_JS = "() => { document.body.classList.add('walking'); }"
+
+
+def figure_text(text: float | None) -> float:
+    """The figures' text scale the page sends (a hidden field :data:`LOAD_JS` sets): 1 unless it is a sane
+    larger one (at most 4)."""
+    try:
+        value = float(text or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+    return min(max(value, 1.0), 4.0)

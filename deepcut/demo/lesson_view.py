@@ -14,7 +14,6 @@ imports this module.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -23,10 +22,10 @@ from ..render.slides import slide
 from . import compare, export
 from .controls import picture
 from .errors import DemoError
-from .handlers import shows_errors
-from .layout import LARGE_TEXT
+from .handlers import shows_errors, upload_name
+from .layout import LARGE_TEXT, figure_text
+from .results import DemoResult
 from .session import DemoSession
-from .teach_view import figure_text
 from .teaching import Explanation, explain
 from .walkthrough import Walkthrough
 
@@ -114,9 +113,9 @@ class LessonHandlers:
     def __init__(self, session: DemoSession) -> None:
         self.session = session
 
-    def _result(self, key):
+    def _result(self, key) -> DemoResult:
         result = self.session.results.get(key)
-        if result is None or not hasattr(result, "seg"):
+        if not isinstance(result, DemoResult):
             raise DemoError("Segment an image first.")
         return result
 
@@ -153,8 +152,7 @@ class LessonHandlers:
         strip = compare.sweep(model, result, param, chosen, limits.max_epochs, limits.deadline())
         fig = strip.figure(opacity=opacity)
         folder = self.session.outputs.new_folder()
-        name = Path(image).name if isinstance(image, str) else None
-        path = folder / f"{export.file_stem(name, f'sweep-{param}', result)}.png"
+        path = folder / f"{export.file_stem(upload_name(image), f'sweep-{param}', result)}.png"
         slide(fig, f"{strip.fixed()}").save(path)
         counts = ", ".join(f"{v:g} → {n}" for v, n in zip(strip.values, strip.counts, strict=False))
         caption = f"Segments per {compare.SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
@@ -207,19 +205,17 @@ class LessonHandlers:
 
     # -- slides -----------------------------------------------------------------------------------
     @shows_errors
-    def slides(self, key, image: str | None, opacity: float = 0.5, explanation_key=None) -> list[str]:
-        """Every figure of the page's result as a slide PNG, the replay as GIF and MP4, and the zip of all."""
+    def slides(self, key, image: str | None, opacity: float = 0.5) -> list[str]:
+        """Every figure of the page's result as a slide PNG, the replay as GIF and MP4, and the zip of all (the
+        result explained afresh: an explanation on the page may be of an earlier result)."""
         result = self._result(key)
-        ex = self.session.results.get(explanation_key)
-        if not isinstance(ex, Explanation):
-            ex = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
-        name = Path(image).name if isinstance(image, str) else None
+        ex = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
         folder = self.session.outputs.new_folder()
-        return [str(p) for p in export.export_files(result, folder, name, ex, opacity=opacity)]
+        return [str(p) for p in export.export_files(result, folder, upload_name(image), ex, opacity=opacity)]
 
 
 def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image, presenter, text,
-         walk_start, teach_explanation, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+         walk_start, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
     """Wire the three panels to the page's result ``state`` (a key), its ``image``, the ``presenter`` checkbox
     and the figures' ``text`` scale (``gpu``: the app's wrapper of work that may need a GPU slot)."""
     from .layout import WALK_JS
@@ -245,5 +241,5 @@ def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dic
                      shown, show_progress="hidden", trigger_mode="always_last", **private)
     walk["frame"].change(handlers.frame, [walk["walk"], walk["index"], walk["frame"], text], walk["picture"],
                          trigger_mode="always_last", show_progress="hidden", **private)
-    slides["run"].click(gpu(handlers.slides), [state, image, out["opacity"], teach_explanation], slides["files"],
+    slides["run"].click(gpu(handlers.slides), [state, image, out["opacity"]], slides["files"],
                         concurrency_id="segment", **private)

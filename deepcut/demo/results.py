@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from ..render.figures import figure_image, soft_maps, soft_maps_figure
+from ..render.figures import figure_image, loss_figure, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
 from ..segmentation import Segmentation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 
 def plural(n: int, noun: str) -> str:
@@ -184,6 +188,12 @@ class DemoResult:
     def soft_maps(self) -> list[tuple[Image.Image, str]]:
         """Per-label soft assignment pictures (see :func:`deepcut.render.figures.soft_maps`)."""
         return soft_maps(self.seg)
+
+    def loss_plot(self, text: float = 1.0) -> "Figure":
+        """The GNN's loss per epoch, a panel per stage titled with its ``k`` (see
+        :func:`deepcut.render.figures.loss_figure`; ``text``: font factor)."""
+        cfg = self.seg.config
+        return loss_figure(self.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
 
     def soft_picture(self, text: float = 1.0) -> Image.Image:
         """Every segment's soft assignment map in one picture, with a colour bar (see

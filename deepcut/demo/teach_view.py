@@ -20,13 +20,14 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..explain import label_at
-from ..render.figures import loss_figure
 from ..render.marks import draw_focus
 from . import corrections, layout
 from .controls import downloads, opacity_slider, picture
 from .errors import DemoError
 from .handlers import shows_errors, upload_name
+from .layout import figure_text
 from .outputs import display_factor
+from .results import DemoResult
 from .session import DemoSession
 from .teaching import Explanation, explain, pick
 
@@ -174,14 +175,13 @@ class TeachingHandlers:
         return ex.frame_picture(int(frame), text=figure_text(text)) if isinstance(ex, Explanation) else gr.skip()
 
     def figures(self, key, text: float = 1.0) -> tuple:
-        """The loss plot and the soft maps of the page's result drawn at the figures' text scale ``text`` (a
-        phone, presenter mode; the segmentation drew them at 1, so nothing changes at 1)."""
+        """The loss plot and the soft maps of the page's result redrawn at the figures' new text scale ``text``
+        (presenter mode switched on or off)."""
         result = self.session.results.get(key)
-        if result is None or not hasattr(result, "seg") or figure_text(text) == 1.0:
+        if not isinstance(result, DemoResult):
             return gr.skip(), gr.skip()
-        cfg, t = result.seg.config, figure_text(text)
-        fig = loss_figure(result.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=t)
-        return fig, result.soft_picture(text=t)
+        t = figure_text(text)
+        return result.loss_plot(t), result.soft_picture(t)
 
     def click_overlay(self, key, mode: str, image: str | None, opacity: float, evt: gr.SelectData) -> tuple:
         """A click on the overlay: the affinity view of the clicked patch (``mode="affinity"``), the clicked
@@ -228,15 +228,6 @@ class TeachingHandlers:
                 result.status_markdown(), files, self.session.results.add(result))
 
 
-def figure_text(text: float | None) -> float:
-    """The figures' text scale from the page (hidden, set in the browser): 1 unless it is a sane larger one."""
-    try:
-        value = float(text or 1.0)
-    except (TypeError, ValueError):
-        return 1.0
-    return min(max(value, 1.0), 4.0)
-
-
 def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
          gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
     """Wire the overlay's clicks (by :func:`click_mode`), the explain button and the scrubber
@@ -253,6 +244,6 @@ def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
     teach["run"].click(gpu(handlers.explain), [state, text], shown, api_visibility="private", concurrency_id="segment")
     teach["scrub"].change(handlers.scrub, [teach["explanation"], teach["scrub"], text], teach["frame"],
                           trigger_mode="always_last", api_visibility="private", show_progress="hidden")
-    for trigger in (state.change, text.change):  # a phone's or a projector's figures: larger text
-        trigger(handlers.figures, [state, text], [out["loss_plot"], out["soft"]], api_visibility="private",
+    # the page's segmentation draws them at its text scale; redrawn when the scale changes (presenter mode)
+    text.change(handlers.figures, [state, text], [out["loss_plot"], out["soft"]], api_visibility="private",
                 show_progress="hidden")
