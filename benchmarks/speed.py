@@ -35,7 +35,7 @@ from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scen
 
 from deepcut import DeepCut, fit  # noqa: E402
 from deepcut.loading import list_backbones  # noqa: E402
-from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph  # noqa: E402
+from deepcut.modeling.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph  # noqa: E402
 from deepcut.modeling.precision import cpu_has_native_bf16, resolve_precision  # noqa: E402
 
 
@@ -133,10 +133,10 @@ def pyg_mincut_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
     ax = DeepCutGNN.propagate(features, gcn_input_graph(a))
     net = DeepCutGNN.create(features.shape[1], k, torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(1)
+    masks = DropoutMasks(1, net.dropout)
     for _ in range(epochs):
         opt.zero_grad()
-        _, _, cut, ortho = dense_mincut_pool(features, a, net.forward_propagated(ax, g))
+        _, _, cut, ortho = dense_mincut_pool(features, a, net.forward_propagated(ax, masks.next((len(ax), 32))))
         (cut + ortho).backward()
         opt.step()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol, Sequence, Union
+from typing import Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -13,8 +13,8 @@ from .device import generator
 from .errors import ConfigError
 from .graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
 from .links import Links
-from .modeling.gnn import DeepCutGNN, gcn_input_graph
-from .modeling.losses import cc_loss, cc_loss_lowrank, link_loss, ncut_loss, row_sums, sparse_csr
+from .modeling.gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph, soft_assign
+from .modeling.losses import autograd_grad, cc_grad, cc_loss_lowrank, link_loss, ncut_grad, row_sums, sparse_csr
 from .threads import GNN_THREADS, torch_threads
 
 __all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
@@ -131,9 +131,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
 
     gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
-        g_drop = generator(int(seed) + 1, x.device)
         warm = model is not None
         model = _model_for(x, k_eff, int(seed), model)
+        g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
         ax, objective = _prepare(x, a, loss)
         record = {int(e): None for e in snapshots}
         if 0 in record:
@@ -194,19 +194,19 @@ NCUT_START_LR = 1e-2
 NCUT_RESTART = True
 
 
-def _train(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-           opt: torch.optim.Optimizer, epochs: int, g_drop: torch.Generator,
-           record: dict[int, torch.Tensor | None], start: int = 0) -> list[torch.Tensor]:
-    """``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))``; the loss of each (on the device).
-    Fills ``record[e]`` with the soft assignments after epoch ``start + e`` where asked for."""
+def _train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
+           g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0) -> list[torch.Tensor]:
+    """``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its gradient,
+    :meth:`~deepcut.modeling.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the loss of each
+    (on the device). Fills ``record[e]`` with the soft assignments after epoch ``start + e`` where asked for."""
     history: list[torch.Tensor] = []
     model.train()
+    inp = model.gcn_input(ax)
+    shape = (ax.shape[0], model.mlp1.out_features)
     for epoch in range(start + 1, start + epochs + 1):
-        opt.zero_grad(set_to_none=True)
-        value = objective(torch.softmax(model.forward_propagated(ax, g_drop), dim=-1))
-        value.backward()
+        value = model.training_step(inp, g_drop.next(shape), objective)
         opt.step()
-        history.append(value.detach())  # read back once at the end: no GPU sync per epoch
+        history.append(value)  # read back once at the end: no GPU sync per epoch
         if epoch in record:
             model.eval()
             record[epoch] = _assign(model, ax)
@@ -248,8 +248,8 @@ def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, l
 LINK_BLOCK = 5
 
 
-def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-                 links: Links, g_drop: torch.Generator, record: dict[int, torch.Tensor | None]
+def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
+                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None]
                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
     argmax (anchors and groups, :meth:`~deepcut.links.Links.hold`), up to ``links.epochs``; returns
@@ -257,8 +257,13 @@ def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch
     soft = _assign(model, ax)
     must, cannot = links.tensors(ax.device)
     with torch.no_grad():
-        weight = links.penalty_weight(float(objective(soft)), ax.shape[0])
-    penalised = lambda s: objective(s) + weight * link_loss(s, must, cannot)  # noqa: E731
+        weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
+    link = autograd_grad(lambda s: weight * link_loss(s, must, cannot))
+
+    def penalised(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (v1, g1), (v2, g2) = objective(s), link(s)
+        return v1 + v2, g1 + g2
+
     opt = _adamw(model, links.lr)
     history: list[torch.Tensor] = []
     done = 0
@@ -273,10 +278,10 @@ def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: Callable[[torch
 def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
     """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
     with torch.no_grad():
-        return torch.softmax(model.forward_propagated(ax), dim=-1)
+        return soft_assign(model.forward_propagated(ax))
 
 
-def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad,
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
              record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
              ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
@@ -314,16 +319,17 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: Callable
         a = a.knn()
     target = torch.as_tensor(spectral_partition(a, k, seed), device=ax.device)
     fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
-    g_drop = generator(seed + 1, x.device)
+    g_drop = DropoutMasks(seed + 1, fresh.dropout, x.device)
     fresh.train()
     opt = _adamw(fresh, NCUT_START_LR)
+    shape = (ax.shape[0], fresh.mlp1.out_features)
     for _ in range(NCUT_START_EPOCHS):
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop), target).backward()
+        torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop.next(shape)), target).backward()
         opt.step()
     history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, record, epochs)
     again = _assign(fresh, ax)
-    last = [float(objective(s)) for s in (soft, again)]
+    last = [float(objective(s)[0]) for s in (soft, again)]
     if (used(again), -last[1]) < (first, -last[0]):
         worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")
         return model, soft, [], _join(note, f"{found}: training left {k - first} of its clusters without a patch, "
@@ -348,30 +354,26 @@ def _join(note: str | None, more: str) -> str:
     return more if not note else f"{note}; {more}"
 
 
-def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the
-    training objective ``S (N, k) -> scalar`` (NCut: cut + orthogonality; CC: correlation loss)."""
+def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, LossGrad]:
+    """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the training
+    objective with its gradient, ``S (N, k) -> (loss, ∂loss/∂S)`` (NCut: cut + orthogonality; CC: correlation
+    loss)."""
     if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
         ax = a.propagate(x)
         if loss == "cc":
-            return ax, lambda s: cc_loss_lowrank(x, a.offset, s)
+            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, a.offset, s))
     elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
         offset, coo = a.offset, a.matrix()
         ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))
         if loss == "cc":
-            return ax, lambda s: cc_loss_lowrank(x, offset, s)
+            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
         a = sparse_csr(coo)
     else:
         ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
     if loss == "cc":
-        return ax, lambda s: cc_loss(a, s)
+        return ax, lambda s: cc_grad(a, s)
     degree = row_sums(a)
-
-    def ncut(s: torch.Tensor) -> torch.Tensor:
-        cut, ortho = ncut_loss(a, s, degree)
-        return cut + ortho
-
-    return ax, ncut
+    return ax, lambda s: ncut_grad(a, s, degree)
 
 
 def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

@@ -45,9 +45,9 @@ class RecordingGNN(DeepCutGNN):
 
     seen: list[int]
 
-    def forward_propagated(self, ax, generator=None):
+    def training_step(self, inp, drop, loss_grad):
         self.seen.append(torch.get_num_threads())
-        return super().forward_propagated(ax, generator)
+        return super().training_step(inp, drop, loss_grad)
 
 
 def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):

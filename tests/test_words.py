@@ -79,11 +79,11 @@ def test_cc_at_alpha_one_says_every_pair_repels_and_the_help_is_true(session):
 
 # -- 3. CC at its bound ---------------------------------------------------------------------------------
 def test_cc_at_its_bound_says_the_bound_may_have_set_the_number(session):
-    at_bound = session.segment(COFFEE, loss="cc", alpha=3.0, k=10, resolution=224)
-    assert patch_count(at_bound) == 10
-    assert "CC used all 10 segments its bound allows (k = 10)" in at_bound.status_markdown()
-    below = session.segment(COFFEE, loss="cc", alpha=10.0, k=10, resolution=224)  # raise α: fewer, as advised
-    assert patch_count(below) < 10 and "CC used all" not in below.status_markdown()
+    at_bound = session.segment(COFFEE, loss="cc", alpha=3.0, k=6, resolution=224)
+    assert patch_count(at_bound) == 6
+    assert "CC used all 6 segments its bound allows (k = 6)" in at_bound.status_markdown()
+    below = session.segment(COFFEE, loss="cc", alpha=5.0, k=6, resolution=224)  # raise α: fewer, as advised
+    assert patch_count(below) < 6 and "CC used all" not in below.status_markdown()
     parts = session.segment(CAT, loss="cc", k=2, stages=2, resolution=96)  # stage 2's bound, named as such
     assert stage_counts(parts.seg) == [(2, "foreground parts", 2, 2)]
     assert "CC used all 2 foreground parts its bound allows in stage 2 (k = 2)" in parts.status_markdown()
