@@ -39,6 +39,7 @@ from deepcut import DeepCut, fit  # noqa: E402
 from deepcut.loading import list_backbones  # noqa: E402
 from deepcut.modeling.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph  # noqa: E402
 from deepcut.modeling.precision import cpu_has_native_bf16, resolve_precision  # noqa: E402
+from deepcut.threads import torch_threads  # noqa: E402
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -143,6 +144,28 @@ def pyg_mincut_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
         opt.step()
 
 
+def autograd_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
+    """The NCut training loop before the written-out epoch (#19), for the before/after rows: the same graph,
+    GNN and AdamW, autograd through the network and ``ncut_loss``, softmax over the last dimension and a
+    ``torch.rand`` dropout mask each epoch (what ``fit`` ran until then, restart rule aside)."""
+    from deepcut.clustering import affinity
+    from deepcut.modeling.losses import ncut_loss, row_sums
+
+    a = affinity(features, "ncut")
+    ax = DeepCutGNN.propagate(features, gcn_input_graph(a))
+    degree = row_sums(a)
+    net = DeepCutGNN.create(features.shape[1], k, torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        opt.zero_grad(set_to_none=True)
+        h = F.elu(net.mlp1(F.elu(net.gcn(ax))))
+        h = h * (torch.rand(h.shape, generator=g) >= net.dropout) / (1.0 - net.dropout)
+        cut, ortho = ncut_loss(a, torch.softmax(net.mlp2(h), dim=-1), degree)
+        (cut + ortho).backward()
+        opt.step()
+
+
 # -- memory --------------------------------------------------------------------------------------
 # Run in a fresh process; VmHWM (peak resident memory of this process image, in KiB) is read
 # from /proc because getrusage's ru_maxrss survives exec and would include the parent's peak.
@@ -181,7 +204,7 @@ def shared_machine(dc: DeepCut, image: np.ndarray, feats: torch.Tensor, repeats:
     """With one core busy: DeepCut's thread policy (ViT on the idle cores, GNN on one thread) against
     PyTorch's default (every core for everything), as ratios to the ViT forward under the policy."""
     import deepcut.clustering as clustering
-    from deepcut.threads import available_cores, torch_threads
+    from deepcut.threads import available_cores
 
     cores = available_cores()
     emb, _ = dc.embed(image, 280)
@@ -271,8 +294,14 @@ def main() -> None:
     t_orig = best_time(lambda: original_ncut(feats.numpy(), k=2, epochs=10), max(1, repeats // 2))
     planted = DeepCut("color").features(voronoi_scene(4, 0, side=280)[0], resolution=280).reshape(-1, 384).clone()
     idle = dc.store.threads.vit()
+
+    def autograd_on(threads: int) -> None:
+        with torch_threads(threads):
+            autograd_epochs(planted, 4, 100)
+
     gnn = best_times({"one": lambda: fit(planted, k=4, epochs=100),
                       "idle": lambda: fit(planted, k=4, epochs=100, threads=idle),
+                      "before_one": lambda: autograd_on(1), "before_idle": lambda: autograd_on(idle),
                       "vit": vit_forward}, 2 * repeats)
     t100, t100_idle, t_vit_g = gnn["one"], gnn["idle"], gnn["vit"]  # ratios against the ViT of the same rounds
     reached = len(np.unique(fit(planted, k=4, epochs=100).labels))
@@ -288,6 +317,10 @@ def main() -> None:
                  f"{t100 * 1000:.0f} ms", f"{t100 / t_vit_g:.2f}x"))
     rows.append((f"100 NCut epochs, k=4, planted graph, {idle} thread(s) (the idle cores: DeepCut.segment's choice)",
                  f"{t100_idle * 1000:.0f} ms", f"{t100_idle / t_vit_g:.2f}x"))
+    for threads, key in ((1, "before_one"), (idle, "before_idle")):
+        figures[f"ncut100_k4_autograd[{threads}]_ratio"] = gnn[key] / t_vit_g
+        rows.append((f"100 NCut epochs, k=4, {threads} thread(s), before: autograd through the GNN and the loss",
+                     f"{gnn[key] * 1000:.0f} ms", f"{gnn[key] / t_vit_g:.2f}x"))
     rows.append(("100 NCut epochs, k=4, loss via torch_geometric dense_mincut_pool (not used)",
                  f"{t100_pyg * 1000:.0f} ms", f"{t100_pyg / t_vit:.2f}x"))
 

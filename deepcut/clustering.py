@@ -125,7 +125,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     if n == 0:
         raise ConfigError("cannot cluster zero nodes")
     a = _graph_of(x, adj, graph, loss, alpha)
-    positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool((a > 0).any())
+    positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool(a.max() > 0)
     if k_eff < 2 or not positive:
         return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
 

@@ -39,10 +39,9 @@ def gcn_input_graph(adj: torch.Tensor) -> torch.Tensor:
     """
     if adj.is_sparse:
         return _sparse_positive_with_loops(adj.coalesce())
-    a = adj.clamp(min=0)
+    a = adj.clamp(min=0)  # a new tensor: its diagonal may be set in place
     diag = a.diagonal()
-    a = a.clone()
-    a.diagonal().copy_(torch.where(diag > 0, diag, torch.ones_like(diag)))
+    diag.copy_(torch.where(diag > 0, diag, torch.ones_like(diag)))
     return a
 
 
@@ -122,9 +121,12 @@ class DeepCutGNN(nn.Module):
     @staticmethod
     def propagate(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """``Â X`` ``(N, D)`` for node features ``x`` ``(N, D)`` and the GCN's graph ``adj`` ``(N, N)``
-        (dense, or sparse COO: then ``O(E D)`` time and no ``N x N`` tensor)."""
-        a = gcn_normalize(adj)
-        return torch.sparse.mm(a, x) if a.is_sparse else a @ x
+        (dense, or sparse COO: then ``O(E D)`` time and no ``N x N`` tensor). Dense, computed as
+        ``D^-1/2 (A (D^-1/2 X))``: the scaling touches ``N x D`` entries instead of ``N x N`` twice."""
+        if adj.is_sparse:
+            return torch.sparse.mm(gcn_normalize(adj), x)
+        d = adj.sum(dim=-1).clamp(min=1).pow(-0.5).unsqueeze(-1)  # as gcn_normalize's
+        return d * (adj @ (d * x))
 
     @torch.no_grad()
     def standardise(self, ax: torch.Tensor) -> "DeepCutGNN":
