@@ -160,8 +160,8 @@ class DeepCutGNN(nn.Module):
         and returns the loss (0-d) of the soft assignments, for an optimiser step.
 
         The same values and gradients as ``loss(softmax(forward_propagated(ax, drop))).backward()`` (the
-        tests compare them), without autograd's graph: an epoch of this small network is mostly fixed
-        cost (about 0.5 ms of 2 ms at N = 1225, two threads), of which autograd's bookkeeping was half.
+        tests compare them), without autograd's graph, whose bookkeeping is a large part of an epoch of this
+        small network (the autograd loop takes 1.1–1.3 times as long: ``benchmarks/speed.py``).
 
         Args:
             inp: :meth:`gcn_input` of the propagation ``Â X`` ``(N, D)``.
