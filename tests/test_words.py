@@ -45,6 +45,10 @@ def test_ncut_says_how_many_of_k_it_found_and_why(tmp_path):
     assert "with at most 40 epochs in this stage it would be tried" in status  # 40 + 20 + 40 = 100
     again = capped.segment(CAT, k=8, epochs=(40, 100, 10), resolution=160)  # the second try fits: k segments
     assert patch_count(again) == 8 and "NCut found" not in again.status_markdown()
+    public = DemoSession(default_backbone="color", output_dir=tmp_path, limits=Limits.public_defaults())
+    assert public.limits.max_epochs == 2 * 100 + 20  # a public server's cap leaves room for it at 100 epochs
+    parts = public.segment(CAT, k=8, stages=2, epochs=(10, 100, 10), resolution=160)  # stage 2's default epochs
+    assert stage_counts(parts.seg)[0][2:] == (8, 8) and "NCut found" not in parts.status_markdown()
     # where no stage note says why, the status still says it, in its own words
     quiet = dataclasses.replace(r, seg=dataclasses.replace(r.seg, notes=[]), notices=[])
     assert count_words(quiet.seg) == [f"NCut found {found} of the k = 8 segments asked for: training left "

@@ -20,10 +20,15 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
+from ..clustering import NCUT_START_EPOCHS
 from .errors import DemoError
 
 #: The name shown for a backbone that is not offered here, whatever was asked for (no path is echoed).
 NOT_OFFERED = "This backbone is not offered on this server. Please choose one from the list."
+
+#: A public server's epoch cap per stage: stage 2's 100 epochs, and room for NCut's second try from the spectral
+#: cut when they leave a part empty (the start's 20 epochs, then the 100 again), so k parts are reached there too.
+PUBLIC_MAX_EPOCHS = 2 * 100 + NCUT_START_EPOCHS
 
 
 class TimeLimitError(DemoError):
@@ -86,10 +91,10 @@ class Limits:
     @classmethod
     def public_defaults(cls, **overrides: Any) -> "Limits":
         """The caps of a public deployment; ``overrides`` (``None`` values ignored) replace single ones."""
-        base = cls(public=True, max_pixels=16_000_000, max_bytes=10 * 1024 ** 2, max_resolution=448, max_epochs=100,
-                   max_frames=60, max_images=6, seconds=60.0, queue_size=16, cache_seconds=900,
-                   sessions=100, upload_files=8, visitor_files=30, visitor_bytes=100 * 1024 ** 2, temp_files=5000,
-                   temp_bytes=2 * 1024 ** 3, live_seconds=60.0, live_fps=2.0)
+        base = cls(public=True, max_pixels=16_000_000, max_bytes=10 * 1024 ** 2, max_resolution=448,
+                   max_epochs=PUBLIC_MAX_EPOCHS, max_frames=60, max_images=6, seconds=60.0, queue_size=16,
+                   cache_seconds=900, sessions=100, upload_files=8, visitor_files=30, visitor_bytes=100 * 1024 ** 2,
+                   temp_files=5000, temp_bytes=2 * 1024 ** 3, live_seconds=60.0, live_fps=2.0)
         return base.with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> "Limits":

@@ -31,7 +31,7 @@ FLAGS = [
                                                   "--backbone and color; otherwise all)"),
     ("--max-pixels", int, "DEEPCUT_MAX_PIXELS", "0", "largest upload in pixels (default 100M, public 16M)"),
     ("--max-resolution", int, "DEEPCUT_MAX_RESOLUTION", "0", "highest working resolution (public default 448)"),
-    ("--max-epochs", int, "DEEPCUT_MAX_EPOCHS", "0", "most GNN epochs per stage (public default 100)"),
+    ("--max-epochs", int, "DEEPCUT_MAX_EPOCHS", "0", "most GNN epochs per stage (public default 220)"),
     ("--max-frames", int, "DEEPCUT_MAX_FRAMES", "0", "most video frames per request (default 300, public 60)"),
     ("--max-images", int, "DEEPCUT_MAX_IMAGES", "0", "most images co-segmented together (default 8, public 6)"),
     ("--time-limit", float, "DEEPCUT_TIME_LIMIT", "0", "seconds a request may run (public default 60)"),
