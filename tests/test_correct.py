@@ -196,6 +196,14 @@ def test_demo_corrections_accumulate_undo_and_reset(tmp_path):
     c, d = _pairs(joined.seg, pts, True)[0]
     both = dcorr.click(model, dcorr.click(model, joined, "separate", *pts[c]), "separate", *pts[d])
     assert len(both.corrections) == 2 and _at(both.seg, pts[c]) != _at(both.seg, pts[d])
+    from deepcut.demo.teaching import explain
+    from deepcut.demo.walkthrough import Walkthrough
+
+    ex = explain(model, both)  # its replay is the plain cut's training, and says so under the title
+    assert ex.replay_note == "the plain cut's training: the 2 corrections by click came after it"
+    assert explain(model, result).replay_note == ""
+    replay = Walkthrough(model, both, ex).training_step().figure(1, 1.0)
+    assert ex.replay_note in replay._suptitle.get_text()
     undone = dcorr.undo(model, both)
     assert np.array_equal(undone.seg.labels, joined.seg.labels) and len(undone.corrections) == 1
     plain = dcorr.reset(model, both)

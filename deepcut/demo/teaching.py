@@ -144,10 +144,18 @@ class Explanation:
         spectral side is, and the two scores."""
         return comparison_words(self.comparison, self.corrections)
 
+    @property
+    def replay_note(self) -> str:
+        """What the replay is of, where that is not the result itself: the plain cut's training, before the
+        corrections by click (empty without corrections)."""
+        n = self.corrections
+        which = "the correction" if n == 1 else f"the {n} corrections"
+        return f"the plain cut's training: {which} by click came after it" if n else ""
+
     def frame_picture(self, frame: int, text: float = 1.0) -> Image.Image:
         """Snapshot ``frame`` (clamped to the replay) as a picture (``text``: font factor)."""
         frame = max(0, min(int(frame), self.frames - 1))
-        return figure_image(training_frame_figure(self.image, self.record, frame, text=text))
+        return figure_image(training_frame_figure(self.image, self.record, frame, text=text, note=self.replay_note))
 
     def pca_picture(self) -> Image.Image:
         return pca_image(self.pca, AFFINITY_SIDE)

@@ -173,7 +173,7 @@ class Walkthrough:
         caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
                    f"assignments (a pale mix is an unsure patch) and the loss; step 4 shows their argmax.")
         return Step("3. Training", caption, ex.frames, figure=lambda frame, text: training_frame_figure(
-            ex.image, ex.record, frame, text=text))
+            ex.image, ex.record, frame, text=text, note=ex.replay_note))
 
     def argmax_step(self) -> Step:
         seg = self.result.seg

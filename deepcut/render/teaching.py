@@ -138,13 +138,15 @@ def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.n
     return mixed, hard, keep
 
 
-def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0) -> "Figure":
+def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0,
+                          note: str = "") -> "Figure":
     """Snapshot ``frame`` (an index into :meth:`~deepcut.explain.TrainingRecord.frames`) of the replay:
     the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
     argmax (the segments at that moment, :func:`frame_colors`) and the stage's loss curve with the epoch
     marked. ``text``: every font this many times its size, the PNG's pixels unchanged (from
-    :data:`COMPACT_TEXT` on, without the argmax panel). A record without
-    snapshots (no GNN was trained) gives a figure that says so."""
+    :data:`COMPACT_TEXT` on, without the argmax panel); ``note``: a line under the title (e.g. that the result
+    was corrected after this training). A record without snapshots (no GNN was trained) gives a figure that
+    says so."""
     if not record.frames():
         fig = new_figure(9.0, 1.6, text)
         ax = fig.subplots()
@@ -171,8 +173,8 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
     if compact:
         axes[-1].set_title("loss", fontsize=9)
     stage = f"Stage {st.stage}" if compact else STAGE_TITLES.get(st.stage, f"Stage {st.stage}")
-    fig.suptitle(f"{stage} (k={st.soft[i].shape[1]}) — after epoch {epoch} of {st.epochs[-1]}", fontsize=10,
-                 wrap=True)
+    title = f"{stage} (k={st.soft[i].shape[1]}) — after epoch {epoch} of {st.epochs[-1]}"
+    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=10, wrap=True)
     return fig
 
 
