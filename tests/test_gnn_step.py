@@ -56,10 +56,10 @@ def test_ncut_grad_equals_autograd_of_ncut_loss_on_a_dense_graph(k, threads, col
 
 def test_ncut_grad_equals_autograd_on_sparse_and_compact_graphs():
     x = features(120, 10)
-    s = soft(120, 3)
     sparse = knn_affinity(x, "ncut", 3.0, 12).matrix()
     compact = compact_affinity(x, "ncut", 3.0)
-    for graph in (sparse, sparse_csr(sparse), compact):
+    for graph, s in [(g, soft(120, 3, column_major=c)) for g in (sparse, sparse_csr(sparse), compact)
+                     for c in (False, True)]:  # training passes soft_assign's column-major S
         value, grad = ncut_grad(graph, s)
         ref_value, ref_grad = reference(lambda t, g=graph: sum(ncut_loss(g, t)), s)
         assert torch.allclose(value, ref_value, atol=1e-5)
