@@ -41,7 +41,8 @@ class StageOutput:
         soft: ``(N, L)`` soft assignment of each patch to each final label; rows sum to 1 (the
             softmax of the stage that labelled the patch, over the clusters that hold a patch).
         foreground_labels: labels that form the foreground, None without a bipartition.
-        losses: one list per stage run, the loss after each epoch.
+        losses: the loss after each epoch, one list per stage in stage order (``losses[i]``: stage ``i + 1``;
+            empty for a stage that was skipped or trained nothing).
         timings: seconds per stage (only the ``stage*`` fields are set).
         notes: anything worth telling the user.
         models: the trained GNN of stages 1-3 (None: not run).
@@ -213,6 +214,7 @@ def _split_part(
     rows = np.flatnonzero(labels == part)
     if rows.size < 2:
         st.notes.append(f"stage {stage + 1} skipped: the {name} has fewer than 2 patches")
+        st.losses.append([])  # losses stay in stage order: losses[i] is stage i + 1's
         return labels, soft, None
     result = st.fit(stage, rows, k)
     parts = new_labels(result, rows)

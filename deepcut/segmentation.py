@@ -89,7 +89,8 @@ class Segmentation:
         soft: ``(h, w, L)`` float32 soft assignment of every patch to each of the ``L`` final labels,
             as given by the stage that labelled the patch; each patch's values sum to 1 (the share of
             the GNN's clusters that ended empty is spread over the others in proportion).
-        losses: one list per stage run, the training loss after each epoch.
+        losses: the training loss after each epoch, one list per stage run in stage order (``losses[i]``:
+            stage ``i + 1``; empty for a stage that was skipped or trained nothing).
         timings: seconds spent (:class:`Timings`: ``features``, ``stage1`` … ``stage3``, ``total``).
         features_cached: whether the ViT features came from the cache.
         image: ``(H, W, 3)`` uint8 input image (for overlays).

@@ -197,3 +197,24 @@ def test_soft_rows_sum_to_one_even_when_clusters_end_empty(color_model, settings
     seg = color_model.segment(img, resolution=160, epochs=(10, 20, 10), **settings)
     assert np.allclose(seg.soft.sum(-1), 1.0, atol=1e-5)
     assert (seg.soft.argmax(-1) == seg.patch_labels).mean() > 0.95  # the argmax is still the label
+
+
+def test_a_skipped_stage_keeps_its_place_in_the_losses():
+    """Stage 2 is skipped when the foreground is a single patch; stage 3 still runs. The losses stay in stage
+    order (stage 2's list is empty), so the loss plot titles stage 3's curve as stage 3."""
+    import torch
+
+    from deepcut.pipeline import run_stages
+    from deepcut.render.figures import loss_figure
+
+    grid = (12, 12)
+    rng = np.random.default_rng(0)
+    feats = np.tile(rng.normal(size=8), (144, 1))
+    feats[6 * 12 + 6] = rng.normal(size=8)  # one patch unlike every other: the whole foreground
+    feats[:, 0] += np.where(np.arange(144) % 12 < 6, 1.0, -1.0)  # a left and a right background half
+    feats += 0.01 * rng.normal(size=feats.shape)
+    out = run_stages(torch.from_numpy(feats.astype(np.float32)), grid, SegmentConfig(k=2, stages=3, bg_k=2))
+    assert "stage 2 skipped: the foreground has fewer than 2 patches" in out.notes
+    assert len(out.losses) == 3 and out.losses[1] == [] and len(out.losses[0]) == 10 and len(out.losses[2]) == 10
+    titles = [ax.get_title() for ax in loss_figure(out.losses, "ncut", [2, 2, 2]).axes]
+    assert [t.splitlines()[0] for t in titles] == ["stage 1 (k=2)", "stage 3 (k=2)"]

@@ -42,7 +42,8 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
     stage and its ``k``, and a line under the panels saying what the loss is.
 
     Args:
-        losses: one list per stage that was run, the loss after each epoch.
+        losses: the loss after each epoch, one list per stage in stage order (``losses[i]``: stage ``i + 1``,
+            as :attr:`~deepcut.segmentation.Segmentation.losses` keeps them); an empty list draws no panel.
         loss: ``"ncut"`` or ``"cc"`` (names the y axis and the explanation).
         stages_k: optional number of clusters of each stage, shown in the titles.
         text: every font (and the layout around it) this many times its size; the PNG stays 720 x 360
