@@ -15,6 +15,7 @@ import torch
 
 from .config import LOSSES
 from .errors import ConfigError
+from .modeling.gnn import gcn_degree_scale
 
 #: The type of the compact NCut matrix: its values are in ``[0, 1]``, where float16 keeps 11 significant
 #: bits (bfloat16: 8); every product with it is computed in float32, a block of rows at a time.
@@ -227,7 +228,7 @@ class CompactAffinity:
         ``DeepCutGNN.propagate(x, gcn_input_graph(affinity))`` gives), in float32 blocks of rows: NCut's from
         :attr:`values`, CC's recomputed from the features. ``x``: the node features (default :attr:`features`)."""
         x = self.features if x is None else x
-        d = self.gcn_degrees.clamp(min=1).pow(-0.5)
+        d = gcn_degree_scale(self.gcn_degrees)
         dx = d.unsqueeze(1) * x
         loops = torch.where(self.diagonal > 0, self.diagonal, torch.ones_like(self.diagonal))
         out = torch.empty_like(x)

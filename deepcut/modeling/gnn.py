@@ -14,6 +14,12 @@ from torch import nn
 LossGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def gcn_degree_scale(degree: torch.Tensor) -> torch.Tensor:
+    """``D^-1/2`` ``(N,)`` of the GCN from its graph's degrees ``(N,)``, clamped to at least 1 first, as PyG's
+    ``DenseGCNConv`` does (an isolated or weakly connected node is not blown up)."""
+    return degree.clamp(min=1).pow(-0.5)
+
+
 def gcn_normalize(adj: torch.Tensor) -> torch.Tensor:
     """Symmetric GCN normalisation ``D^-1/2 A D^-1/2`` exactly as PyG's ``DenseGCNConv`` does it
     (degrees clamped to at least 1). ``adj`` ``(N, N)``, dense or sparse (COO), must already hold
@@ -21,11 +27,11 @@ def gcn_normalize(adj: torch.Tensor) -> torch.Tensor:
     if adj.is_sparse:
         adj = adj.coalesce()
         index, weight = adj.indices(), adj.values()
-        degree = torch.zeros(adj.shape[0], dtype=weight.dtype, device=weight.device).index_add_(0, index[0], weight)
-        d = degree.clamp(min=1).pow(-0.5)
+        d = gcn_degree_scale(torch.zeros(adj.shape[0], dtype=weight.dtype, device=weight.device)
+                             .index_add_(0, index[0], weight))
         return torch.sparse_coo_tensor(index, d[index[0]] * weight * d[index[1]], adj.shape, is_coalesced=True,
                                        check_invariants=False)
-    d = adj.sum(dim=-1).clamp(min=1).pow(-0.5)
+    d = gcn_degree_scale(adj.sum(dim=-1))
     return d.unsqueeze(-1) * adj * d.unsqueeze(-2)
 
 
@@ -125,7 +131,7 @@ class DeepCutGNN(nn.Module):
         ``D^-1/2 (A (D^-1/2 X))``: the scaling touches ``N x D`` entries instead of ``N x N`` twice."""
         if adj.is_sparse:
             return torch.sparse.mm(gcn_normalize(adj), x)
-        d = adj.sum(dim=-1).clamp(min=1).pow(-0.5).unsqueeze(-1)  # as gcn_normalize's
+        d = gcn_degree_scale(adj.sum(dim=-1)).unsqueeze(-1)
         return d * (adj @ (d * x))
 
     @torch.no_grad()
