@@ -21,14 +21,15 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from ..clustering import NCUT_START_EPOCHS
+from ..config import SegmentConfig
 from .errors import DemoError
 
 #: The name shown for a backbone that is not offered here, whatever was asked for (no path is echoed).
 NOT_OFFERED = "This backbone is not offered on this server. Please choose one from the list."
 
-#: A public server's epoch cap per stage: stage 2's 100 epochs, and room for NCut's second try from the spectral
-#: cut when they leave a part empty (the start's 20 epochs, then the 100 again), so k parts are reached there too.
-PUBLIC_MAX_EPOCHS = 2 * 100 + NCUT_START_EPOCHS
+#: A public server's epoch cap per stage: stage 2's default epochs (100), and room for NCut's second try from the
+#: spectral cut when they leave a part empty (the start's 20 epochs, then the 100 again), so k parts are reached there.
+PUBLIC_MAX_EPOCHS = 2 * SegmentConfig().epochs[1] + NCUT_START_EPOCHS
 
 
 class TimeLimitError(DemoError):
