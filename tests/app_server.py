@@ -97,15 +97,19 @@ def _stop(server: dict) -> None:
             server["proc"].wait(timeout=10)
         except subprocess.TimeoutExpired:
             server["proc"].kill()
+    if server.get("temp"):  # its uploads and outputs go with it
+        shutil.rmtree(server["temp"], ignore_errors=True)
 
 
 def app_server(timeout: float = 180.0, public: bool = False) -> dict:
-    """The running test app: ``{"url", "proc", "log"}`` (started on first use, stopped at exit);
+    """The running test app: ``{"url", "proc", "log", "temp"}`` (started on first use, stopped at exit;
+    ``temp``: its own Gradio temporary folder, so files other runs left in the shared one count for nothing);
     ``public``: the public-mode one (see :data:`PUBLIC_ENV`)."""
     running = _servers.get(public)
     if running is not None and running["proc"].poll() is None:
         return running
     home = tempfile.mkdtemp(prefix="deepcut-test-hf-")
+    temp = tempfile.mkdtemp(prefix="deepcut-test-gradio-")  # its own: the public caps count this folder's files
     log_path = Path(tempfile.mkdtemp(prefix="deepcut-test-app-")) / "app.log"
     port = free_port()
     env = {
@@ -114,6 +118,7 @@ def app_server(timeout: float = 180.0, public: bool = False) -> dict:
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": home,
         "HF_HUB_CACHE": os.path.join(home, "hub"),
+        "GRADIO_TEMP_DIR": temp,
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
         "DEEPCUT_RESOLUTION": str(RESOLUTION),
@@ -126,6 +131,6 @@ def app_server(timeout: float = 180.0, public: bool = False) -> dict:
     for var in ("SPACE_ID", *([] if public else PUBLIC_ENV)):  # the mode is the caller's choice only
         env.pop(var, None)
     proc, url = launch(env, log_path=log_path, timeout=timeout)
-    server = _servers[public] = {"url": url, "proc": proc, "log": log_path}
+    server = _servers[public] = {"url": url, "proc": proc, "log": log_path, "temp": temp}
     atexit.register(_stop, server)
     return server

@@ -402,7 +402,7 @@ def test_video_endpoint_refuses_declared_pixels_whatever_the_name(server, client
 
 @pytest.mark.server
 def test_no_answer_names_a_server_folder(server, client, disc_png):
-    temp = "/tmp/gradio"  # the test server's Gradio folder (GRADIO_TEMP_DIR is not set)
+    temp = server["temp"]  # the test server's Gradio folder
     texts = []
     for route in ("", "config", "gradio_api/info", "gradio_api/info?all_endpoints=true"):
         with urllib.request.urlopen(server["url"] + route, timeout=10) as r:
