@@ -42,7 +42,7 @@ def pan_zoom_frames(image: np.ndarray, n: int = 60, size: tuple[int, int] = (320
 def main(argv: list[str] | None = None) -> int:
     from skimage import data
 
-    from deepcut.video import write_video
+    from deepcut.tasks.video import write_video
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(HERE / "cat_pan.mp4"))

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deepcut import DeepCut, SegmentConfig  # noqa: E402
-from deepcut.utils.image import load_image  # noqa: E402
+from deepcut.features.image import load_image  # noqa: E402
 
 
 def photos(count: int, side: int) -> list[np.ndarray]:

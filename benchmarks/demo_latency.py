@@ -44,8 +44,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from deepcut.backbones import load_backbone
     from deepcut.demo import DemoSession
-    from deepcut.loading import load_backbone
 
     backbones = {"color": "color"}
     tmp = tempfile.mkdtemp(prefix="deepcut-bench-")

@@ -4,7 +4,7 @@
 * **image containers**: files whose headers declare huge frames (GIF screens and frame rectangles, PNG
   / JPEG / BMP headers, APNG, animated WebP, TIFF pages), broken GIF structures and ordinary ones,
   under any name, each into one entry of :class:`~deepcut.demo.DemoSession` with the public pixel cap
-  (``segment``, ``discover``, ``cosegment``) and into the library's :func:`~deepcut.video.read_frames`;
+  (``segment``, ``discover``, ``cosegment``) and into the library's :func:`~deepcut.tasks.video.read_frames`;
 * **video containers**: the same plus PNG-in-Matroska frames of 8000² and 16000², a VP9 WebM over the
   cap, images named ``.mp4``, random bytes and truncated files, into ``DemoSession.segment_video`` and
   ``read_frames(max_pixels=…)``;
@@ -107,7 +107,7 @@ def container_cases(folder: Path) -> list[Case]:
     """Image and video containers into the demo's entries and the library's reader, under the public cap."""
     from deepcut.demo import DemoSession
     from deepcut.demo.limits import Limits
-    from deepcut.video import read_frames
+    from deepcut.tasks.video import read_frames
 
     session = DemoSession(default_backbone="color", max_side=256, limits=Limits.public_defaults(seconds=30.0))
     files = write_containers(folder / "containers")

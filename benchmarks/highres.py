@@ -50,7 +50,7 @@ QUALITY_SIZES = (280, 1024)
 
 def benchmark_image():
     """A real photo: the first example in assets/, else scikit-image's astronaut (public domain)."""
-    from deepcut.utils.image import load_image
+    from deepcut.features.image import load_image
 
     photos = sorted(p for p in (ROOT / "assets").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if photos:
@@ -77,8 +77,8 @@ def worker(size: int, graph: str, threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     from deepcut import DeepCut, SegmentConfig, fit
-    from deepcut.graph import PatchGraph
-    from deepcut.pipeline import run_stages
+    from deepcut.graph.patch_graph import PatchGraph
+    from deepcut.stages.run import run_stages
 
     model = DeepCut("dino_vits8", pretrained=False)
     warm = torch.randn(64, 384)
@@ -121,9 +121,10 @@ def quality_worker(size: int, graph: str, data: Path, per_set: int, masks: Path)
 
     from deepcut import DeepCut, SegmentConfig, fit
     from deepcut.evaluation.runner import prediction_from_segmentation, score_single
-    from deepcut.graph import PatchGraph
-    from deepcut.pipeline import run_stages, to_segmentation
-    from deepcut.utils.image import load_image
+    from deepcut.features.image import load_image
+    from deepcut.graph.patch_graph import PatchGraph
+    from deepcut.segmentation.finish import to_segmentation
+    from deepcut.stages.run import run_stages
 
     model = DeepCut("color")
     warm = torch.randn(64, 384)
@@ -147,7 +148,7 @@ def quality_worker(size: int, graph: str, data: Path, per_set: int, masks: Path)
 
 def patches(size: int) -> int:
     """Patches of the benchmark image at ``size`` px (ViT-S/8)."""
-    from deepcut.utils.image import grid_size
+    from deepcut.features.image import grid_size
 
     img = benchmark_image()
     h, w = grid_size(img.shape[0], img.shape[1], size, 8, 8)

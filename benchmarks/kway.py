@@ -3,9 +3,9 @@
 DeepCut's GNN trains for 10 epochs from a near-uniform softmax. For ``k = 2`` that is enough; for
 larger ``k`` the relaxed solution is often still close to the uniform start when training stops, and
 the argmax leaves clusters empty (k=4 on the cat: 3 segments, one covering 86 %). The fix
-(:func:`deepcut.clustering.fit`): when a cluster holds no patch after the epochs, a fresh GNN on
+(:func:`deepcut.clustering.fit.fit`): when a cluster holds no patch after the epochs, a fresh GNN on
 standardised inputs restarts from the graph's spectral k-way cut and trains the epochs again
-(:data:`~deepcut.clustering.NCUT_RESTART`; it replaced training on for up to 300-600 epochs). The loss,
+(:data:`~deepcut.clustering.fit.NCUT_RESTART`; it replaced training on for up to 300-600 epochs). The loss,
 the GNN, the learning rate and the first 10 epochs are the paper's, so ``k = 2`` results are unchanged
 wherever both clusters were already used.
 
@@ -39,10 +39,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
-import deepcut.clustering as clustering  # noqa: E402
+import deepcut.clustering.fit as clustering  # noqa: E402
 from deepcut import DeepCut  # noqa: E402
-from deepcut.graph import PatchGraph  # noqa: E402
-from deepcut.modeling.losses import ncut_loss  # noqa: E402
+from deepcut.clustering.losses import ncut_loss  # noqa: E402
+from deepcut.graph.patch_graph import PatchGraph  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SETS = ("weizmann_horse", "grabcut", "coco128_seg")

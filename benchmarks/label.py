@@ -39,7 +39,7 @@ from deepcut.labeling import (  # noqa: E402
     decode_mask,
     label_dataset,
 )
-from deepcut.threads import available_cores  # noqa: E402
+from deepcut.utils.threads import available_cores  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "weizmann_horse" / "images"
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from deepcut import DeepCut
 from deepcut.evaluation.metrics import consistency
-from deepcut.video import read_frames
+from deepcut.tasks.video import read_frames
 
 SEQUENCES = ("blackswan", "car-shadow", "dog", "kite-surf", "libby")
 

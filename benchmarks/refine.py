@@ -1,4 +1,4 @@
-"""Edge-aware refinement of DeepCut's masks (:mod:`deepcut.refinement`): quality and cost.
+"""Edge-aware refinement of DeepCut's masks (:mod:`deepcut.segmentation.refine`): quality and cost.
 
 On real images with ground-truth masks (``../shared/data``), per data set:
 
@@ -7,7 +7,7 @@ On real images with ground-truth masks (``../shared/data``), per data set:
     upsampling ("none"), the guided filter and the dense CRF: mean IoU and boundary F;
 (b) DeepCut's own foreground (colour backbone; ViT-S/8 with random weights with ``--vit``) with each
     refinement: one clustering per image, the same labels refined by each method (as
-    :func:`deepcut.pipeline.to_segmentation` does);
+    :func:`deepcut.stages.run.to_segmentation` does);
 (c) the refinement's time against the ViT-S/8 forward pass (random weights, same compute as DINO) of
     the same image at the same resolution, median over images.
 
@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO))
 from deepcut.config import SegmentConfig  # noqa: E402
 from deepcut.evaluation.datasets import load_dataset, read_mask  # noqa: E402
 from deepcut.evaluation.metrics import binary_target, boundary_f, iou  # noqa: E402
-from deepcut.refinement import METHODS, refine_segmentation, segment_maps  # noqa: E402
-from deepcut.utils.image import grid_size, load_image  # noqa: E402
+from deepcut.features.image import grid_size, load_image  # noqa: E402
+from deepcut.graph.patch_graph import graph_of  # noqa: E402
+from deepcut.segmentation.refine import METHODS, refine_segmentation, segment_maps  # noqa: E402
 from deepcut.utils.masks import resize_nearest  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -123,13 +124,14 @@ def sweep(args, set_name: str) -> dict[str, float]:
 
 def deepcut_outputs(args, set_name: str, model) -> Scores:
     """(b): ``{method: (n, 3)}`` IoU, boundary F and ms of ``to_segmentation`` of DeepCut's foreground."""
-    from deepcut.pipeline import run_stages, to_segmentation
+    from deepcut.segmentation.finish import to_segmentation
+    from deepcut.stages.run import run_stages
 
     cfg = SegmentConfig(k=2, resolution=args.resolution)
     rows: dict[str, list] = {m: [] for m in METHODS}
     for image, fg, valid in samples(args, set_name):
         feats = model.store.get(image, cfg)
-        out = run_stages(feats.graph(), feats.grid, cfg)
+        out = run_stages(graph_of(feats), feats.grid, cfg)
         for m in METHODS:
             t = time.perf_counter()
             seg = to_segmentation(out, feats, cfg.replace(refine=m), t)

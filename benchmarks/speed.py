@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
 from deepcut import DeepCut, fit  # noqa: E402
-from deepcut.loading import list_backbones  # noqa: E402
-from deepcut.modeling.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph  # noqa: E402
-from deepcut.modeling.precision import cpu_has_native_bf16, resolve_precision  # noqa: E402
-from deepcut.threads import torch_threads  # noqa: E402
+from deepcut.backbones import list_backbones  # noqa: E402
+from deepcut.backbones.precision import cpu_has_native_bf16, resolve_precision  # noqa: E402
+from deepcut.clustering.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph  # noqa: E402
+from deepcut.utils.threads import torch_threads  # noqa: E402
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -65,7 +65,7 @@ def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, 
 
 def benchmark_image() -> np.ndarray:
     """A real photo: the first example in assets/, else scikit-image's astronaut (public domain)."""
-    from deepcut.utils.image import load_image
+    from deepcut.features.image import load_image
 
     assets = Path(__file__).resolve().parents[1] / "assets"
     photos = sorted(p for p in assets.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -130,7 +130,7 @@ def pyg_mincut_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
     """Our dense GNN, but with the loss from ``torch_geometric.nn.dense_mincut_pool`` (for comparison)."""
     from torch_geometric.nn import dense_mincut_pool
 
-    from deepcut.clustering import affinity
+    from deepcut.clustering.fit import affinity
 
     a = affinity(features, "ncut")
     ax = DeepCutGNN.propagate(features, gcn_input_graph(a))
@@ -148,8 +148,8 @@ def autograd_epochs(features: torch.Tensor, k: int, epochs: int) -> None:
     """The NCut training loop before the written-out epoch (#19), for the before/after rows: the same graph,
     GNN and AdamW, autograd through the network and ``ncut_loss``, softmax over the last dimension and a
     ``torch.rand`` dropout mask each epoch (what ``fit`` ran until then, restart rule aside)."""
-    from deepcut.clustering import affinity
-    from deepcut.modeling.losses import ncut_loss, row_sums
+    from deepcut.clustering.fit import affinity
+    from deepcut.clustering.losses import ncut_loss, row_sums
 
     a = affinity(features, "ncut")
     ax = DeepCutGNN.propagate(features, gcn_input_graph(a))
@@ -203,8 +203,8 @@ def busy_core() -> subprocess.Popen:
 def shared_machine(dc: DeepCut, image: np.ndarray, feats: torch.Tensor, repeats: int) -> tuple[list, dict]:
     """With one core busy: DeepCut's thread policy (ViT on the idle cores, GNN on one thread) against
     PyTorch's default (every core for everything), as ratios to the ViT forward under the policy."""
-    import deepcut.clustering as clustering
-    from deepcut.threads import available_cores
+    import deepcut.clustering.fit as clustering
+    from deepcut.utils.threads import available_cores
 
     cores = available_cores()
     emb, _ = dc.embed(image, 280)

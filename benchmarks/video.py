@@ -41,8 +41,8 @@ from deepcut.evaluation.metrics import (
     consistency,
     iou,
 )
-from deepcut.utils.image import load_image
-from deepcut.video import segment_video
+from deepcut.features.image import load_image
+from deepcut.tasks.video import segment_video
 
 SEQUENCES = ("blackswan", "car-shadow", "dog", "kite-surf", "libby")
 

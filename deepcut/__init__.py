@@ -4,15 +4,15 @@ Aflalo, Bagon, Kashti, Eldar, "DeepCut: Unsupervised Segmentation using Graph Ne
 Clustering", ICCV-W 2023 (arXiv 2212.05853).
 """
 
-from .clustering import affinity, cluster, fit
+from .backbones import list_backbones, load_backbone
+from .clustering.fit import affinity, cluster, fit
 from .config import SegmentConfig
-from .discover import DiscoveredObject, Discovery, discover_features
 from .errors import BackboneLoadError, ConfigError, DeepCutError, ImageLoadError, ResourceLimitError, VideoLoadError
-from .loading import list_backbones, load_backbone
+from .features.image import load_image
 from .predictor import DeepCut
-from .refinement import refine
-from .segmentation import Segmentation
-from .utils.image import load_image
+from .segmentation.refine import refine
+from .segmentation.result import Segmentation
+from .tasks.discover import DiscoveredObject, Discovery, discover_features
 
 __version__ = "0.3.0"
 

@@ -20,7 +20,7 @@ Loss = Literal["ncut", "cc"]
 Facet = Literal["key", "query", "value", "token"]
 FACETS: tuple[str, ...] = ("key", "query", "value", "token")
 LOSSES: tuple[str, ...] = ("ncut", "cc")
-#: Edge refinements of the label map (:mod:`deepcut.refinement`); "none" is the paper's upsampling.
+#: Edge refinements of the label map (:mod:`deepcut.segmentation.refine`); "none" is the paper's upsampling.
 REFINEMENTS: tuple[str, ...] = ("none", "guided", "crf")
 #: The number of clusters ``k`` when none is given: a bipartition for NCut; for CC, whose ``k`` is
 #: only an upper bound, the authors' bound of 10, so that CC finds the number of segments itself.

@@ -28,11 +28,11 @@ from typing import NamedTuple
 
 import torch
 
-from .device import resolve_device
+from .backbones import DEFAULT_BACKBONE, REGISTRY, list_backbones, weights_available
+from .backbones.precision import resolve_precision
 from .errors import BackboneLoadError
-from .loading import DEFAULT_BACKBONE, REGISTRY, list_backbones, weights_available
-from .modeling.precision import resolve_precision
 from .predictor import DeepCut
+from .utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ class ModelCache:
         max_models: how many backbones stay loaded (least recently used ones are dropped).
         cache_size: images whose features each model keeps.
         device: where every model computes (``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``,
-            ``"mps"``; see :func:`deepcut.device.resolve_device`). Checked here, so a device this
+            ``"mps"``; see :func:`deepcut.utils.device.resolve_device`). Checked here, so a device this
             machine lacks fails at start-up with :class:`~deepcut.errors.ConfigError`.
         retry_after: seconds before a backbone that failed to load is tried again.
         pretrained: build backbones with pretrained weights (``False``: random weights, for tests
             and benchmarks).
-        threads: every model's ViT threads (``None``: automatic, see :mod:`deepcut.threads`).
+        threads: every model's ViT threads (``None``: automatic, see :mod:`deepcut.utils.threads`).
         precision: every model's ViT precision (``None``: ``$DEEPCUT_PRECISION``, else ``"auto"``; see
-            :mod:`deepcut.modeling.precision`). Checked here, like the device.
+            :mod:`deepcut.backbones.precision`). Checked here, like the device.
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_models: int = 3, cache_size: int = 8,

@@ -1,9 +1,9 @@
 """``DeepCut``: the facade every front end uses — image in, :class:`Segmentation` out.
 
 Like Segment Anything's ``SamPredictor``, the expensive part (the ViT forward pass) is computed once
-per image and cached (:class:`~deepcut.features.FeatureStore`); every further question about the
+per image and cached (:class:`~deepcut.features.store.FeatureStore`); every further question about the
 same image (another k, loss, α, stage count, even another layer or facet) only reruns the small
-per-image GNN (:func:`~deepcut.pipeline.run_stages`). :meth:`DeepCut.segment_features` is the
+per-image GNN (:func:`~deepcut.stages.run.run_stages`). :meth:`DeepCut.segment_features` is the
 lower-level entry, as ``predict_torch`` is beside ``predict``.
 """
 
@@ -15,24 +15,25 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .clustering import Clusterer, fit
+from .backbones import DEFAULT_BACKBONE, load_backbone
+from .backbones.base import Backbone
+from .backbones.precision import resolve_precision
+from .clustering.fit import Clusterer, fit
 from .config import SegmentConfig, make_config
-from .device import resolve_device
 from .errors import ConfigError
-from .features import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_matrix
-from .graph import PatchGraph
-from .loading import DEFAULT_BACKBONE, load_backbone
-from .modeling.base import Backbone
-from .modeling.precision import resolve_precision
-from .pipeline import run_stages, to_segmentation
-from .segmentation import Segmentation
-from .threads import check_threads
+from .features.image import ImageLike
+from .features.store import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_matrix
+from .graph.patch_graph import PatchGraph, graph_of
+from .segmentation.finish import to_segmentation
+from .segmentation.result import Segmentation
+from .stages.run import run_stages
 from .utils.coerce import as_int
-from .utils.image import ImageLike
+from .utils.device import resolve_device
 from .utils.memory import guard_memory
+from .utils.threads import check_threads
 
 if TYPE_CHECKING:
-    from .discover import Discovery
+    from .tasks.discover import Discovery
 
 
 class DeepCut:
@@ -47,14 +48,14 @@ class DeepCut:
 
     Args:
         backbone: registry name (see :func:`deepcut.list_backbones`), ``"color"``, hub id, local
-            folder, or a :class:`~deepcut.modeling.base.Backbone`.
+            folder, or a :class:`~deepcut.backbones.base.Backbone`.
         pretrained: load pretrained weights (``False``: random weights, for tests/benchmarks).
         cache_size: how many image embeddings to keep.
         device: ``None`` (``$DEEPCUT_DEVICE``, else CUDA when available, else CPU), ``"cpu"``,
             ``"cuda[:N]"`` or ``"mps"``. Features, graphs and the GNN live there; results are numpy.
         threads: CPU threads of the ViT forward (``None``: ``$DEEPCUT_THREADS``, else the cores idle
             at the time). The GNN always uses one; the caller's torch setting is restored after
-            each call (see :mod:`deepcut.threads`).
+            each call (see :mod:`deepcut.utils.threads`).
         max_memory: the memory one image may need, in bytes or as ``"8G"`` (None: ``$DEEPCUT_MAX_MEMORY``,
             else half the device's memory; 0 or ``"off"``: no check). An image over it is refused with
             :class:`~deepcut.errors.ResourceLimitError` before the ViT allocates, and an allocation
@@ -63,7 +64,7 @@ class DeepCut:
             ``$DEEPCUT_PRECISION`` says otherwise: bfloat16 on CPUs with native bfloat16 and on CUDA,
             float32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only). The
             GNN, the losses and the graph are float32 whatever it is (see
-            :mod:`deepcut.modeling.precision`). A :class:`~deepcut.modeling.base.Backbone` passed in
+            :mod:`deepcut.backbones.precision`). A :class:`~deepcut.backbones.base.Backbone` passed in
             is switched to it.
 
     Attributes:
@@ -102,7 +103,7 @@ class DeepCut:
         """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings).
 
         ``log_bin=True`` gives the log-binned descriptor of Amir et al. (``(h, w, 17 D)``, see
-        :func:`deepcut.utils.descriptors.log_bin`).
+        :func:`deepcut.features.descriptors.log_bin`).
         """
         emb, _ = self.store.embed(image, resolution, stride)
         feats, _ = self.store.facet(emb, layer, facet, log_bin)
@@ -110,7 +111,7 @@ class DeepCut:
 
     @guard_memory
     def patch_features(self, image: ImageLike, config: SegmentConfig | None = None, **overrides: Any) -> PatchFeatures:
-        """The :class:`~deepcut.features.PatchFeatures` that :meth:`segment` clusters for ``image``."""
+        """The :class:`~deepcut.features.store.PatchFeatures` that :meth:`segment` clusters for ``image``."""
         return self.store.get(image, make_config(config, overrides))
 
     def clear_cache(self) -> None:
@@ -145,19 +146,19 @@ class DeepCut:
         return self.segment_with(image, make_config(config, overrides), self.gnn)
 
     def gnn(self, features: torch.Tensor, **kwargs: Any):
-        """:func:`~deepcut.clustering.fit` (a :class:`~deepcut.clustering.Clusterer`) with this model's
+        """:func:`~deepcut.clustering.fit.fit` (a :class:`~deepcut.clustering.fit.Clusterer`) with this model's
         threads: a long training on a large graph uses the cores idle at the time
-        (:meth:`deepcut.threads.ThreadPolicy.gnn`), anything else one thread."""
+        (:meth:`deepcut.utils.threads.ThreadPolicy.gnn`), anything else one thread."""
         epochs = kwargs.get("epochs", 10)
         return fit(features, threads=self.store.threads.gnn(len(features), epochs), **kwargs)
 
     @guard_memory
     def segment_with(self, image: ImageLike, config: SegmentConfig, clusterer: Clusterer) -> Segmentation:
-        """:meth:`segment` with another clusterer (e.g. :func:`deepcut.spectral.spectral_fit`)
+        """:meth:`segment` with another clusterer (e.g. :func:`deepcut.clustering.spectral.spectral_fit`)
         on the same features, stages and post-processing."""
         t0 = time.perf_counter()
         feats = self.store.get(image, config)
-        out = run_stages(feats.graph(), feats.grid, config, clusterer)
+        out = run_stages(graph_of(feats), feats.grid, config, clusterer)
         return to_segmentation(out, feats, config, t0)
 
     @guard_memory
@@ -172,7 +173,7 @@ class DeepCut:
             grid: patch grid ``(h, w)``.
             config: settings, as for :meth:`segment`.
             **overrides: single fields that replace the config's, e.g. ``k=4``.
-            clusterer: :func:`~deepcut.clustering.fit` (the GNN) or a baseline with its signature.
+            clusterer: :func:`~deepcut.clustering.fit.fit` (the GNN) or a baseline with its signature.
             image: ``(H, W, 3)`` uint8 image the labels are upsampled to (default: a black image
                 of ``work_size``, or of the grid times the patch size).
             work_size: ``(H', W')`` of the resized image the features were computed on (default:
@@ -195,9 +196,9 @@ class DeepCut:
         """Find up to ``objects`` objects in one image, each with a mask, a box and a score: the graph
         is cut, the foreground's largest component kept and removed, the rest cut again (MaskCut's
         procedure with DeepCut's GNN); ``objects=None`` cuts once with CC instead and needs no N.
-        See :mod:`deepcut.discover`; ``clusterer`` cuts (default the GNN). Returns a
-        :class:`deepcut.discover.Discovery`."""
-        from .discover import discover_features
+        See :mod:`deepcut.tasks.discover`; ``clusterer`` cuts (default the GNN). Returns a
+        :class:`deepcut.tasks.discover.Discovery`."""
+        from .tasks.discover import discover_features
 
         t0 = time.perf_counter()
         cfg = make_config(config, overrides)
@@ -209,7 +210,7 @@ class DeepCut:
                 join: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
                 separate: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None) -> Segmentation:
         """Correct a result by clicks: every ``join`` pair of points ends in one segment, every ``separate``
-        pair in two (see :mod:`deepcut.correct`). The result's GNNs continue on the same graph with
+        pair in two (see :mod:`deepcut.tasks.correct`). The result's GNNs continue on the same graph with
         must-link / cannot-link constraints (a few epochs on the cached features: much less than a ViT
         pass); untouched segments keep their labels. ``segmentation`` itself is not changed, so undo is
         correcting it again with the list minus its last pair.
@@ -226,7 +227,7 @@ class DeepCut:
         Raises:
             ConfigError: no pair, a malformed pair, a point outside the image, or another image.
         """
-        from .correct import Correction, as_pairs, correct_features
+        from .tasks.correct import Correction, as_pairs, correct_features
 
         if not isinstance(segmentation, Segmentation):
             raise ConfigError(f"segmentation must be a Segmentation, got {type(segmentation).__name__}")
@@ -243,13 +244,13 @@ class DeepCut:
                       max_pixels: int | None = None, clusterer: Clusterer = fit, **overrides: Any):
         """Segment a video lazily, one :class:`Segmentation` per processed frame, labels consistent over time.
 
-        See :func:`deepcut.video.segment_video` for the arguments; returns a
-        :class:`deepcut.video.VideoSegmentation` (iterate it for the segmentations).
+        See :func:`deepcut.tasks.video.segment_video` for the arguments; returns a
+        :class:`deepcut.tasks.video.VideoSegmentation` (iterate it for the segmentations).
 
         Raises:
             VideoLoadError: the file is missing, corrupt, has no video stream or no frames.
         """
-        from .video.segmenter import segment_video
+        from .tasks.video.segmenter import segment_video
 
         return segment_video(self.store, video, make_config(config, overrides), max_frames=max_frames,
                              frame_stride=frame_stride, batch_size=batch_size, progress=progress,
@@ -258,10 +259,10 @@ class DeepCut:
 
     def live(self, config: SegmentConfig | None = None, *, warm_epochs: int | Sequence[int] | None = None,
              warm: bool = True, match: bool = True, clusterer: Clusterer = fit, **overrides: Any):
-        """A live stream (a webcam): returns a :class:`deepcut.video.LiveSession` whose ``step(frame)`` gives
+        """A live stream (a webcam): returns a :class:`deepcut.tasks.video.LiveSession` whose ``step(frame)`` gives
         the frame's :class:`Segmentation`, labels consistent with the frames before (the same tracking as
         :meth:`segment_video`, one frame at a time), and ``reset()``. Settings as for :meth:`segment`;
-        ``resolution`` defaults to :data:`deepcut.video.live.LIVE_RESOLUTION` (224: a fast grid);
+        ``resolution`` defaults to :data:`deepcut.tasks.video.live.LIVE_RESOLUTION` (224: a fast grid);
         ``clusterer`` clusters each stage (default the GNN).
 
         Example::
@@ -270,7 +271,7 @@ class DeepCut:
             for frame in frames:
                 seg = live.step(frame)
         """
-        from .video.live import LIVE_RESOLUTION, LiveSession
+        from .tasks.video.live import LIVE_RESOLUTION, LiveSession
 
         if config is None and "resolution" not in overrides:
             overrides["resolution"] = LIVE_RESOLUTION
@@ -281,9 +282,9 @@ class DeepCut:
     def cosegment(self, images: Iterable[ImageLike], config: SegmentConfig | None = None,
                   clusterer: Clusterer = fit, **overrides: Any) -> list[Segmentation]:
         """Segment several images with one GNN so that the same part gets the same label in each
-        (see :func:`deepcut.cosegment.cosegment`; ``clusterer`` clusters each stage, default the GNN).
+        (see :func:`deepcut.tasks.cosegment.cosegment`; ``clusterer`` clusters each stage, default the GNN).
         Returns one :class:`Segmentation` per image."""
-        from .cosegment import cosegment
+        from .tasks.cosegment import cosegment
 
         if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
             raise ConfigError(f"images must be a list (or other iterable) of images, got a {type(images).__name__}")

@@ -120,13 +120,13 @@ def test_concurrent_visitors_get_the_same_results_as_one_at_a_time(client, disc_
 
 
 def test_video_tab_api(client, tmp_path):
-    from deepcut.video import write_video
+    from deepcut.tasks.video import write_video
 
     frames = moving_disc(10, width=128, height=96, two_tone=False)
     src = tmp_path / "moving_disc.mp4"
     write_video(frames, src, fps=10)
     video, status, files = client.predict(handle_file(str(src)), max_frames=6, api_name="/segment_video")
-    from deepcut.video import read_frames
+    from deepcut.tasks.video import read_frames
 
     decoded = list(read_frames(video))
     assert len(decoded) == 6

@@ -1,5 +1,6 @@
-"""The shape of the package, checked: small modules and functions, imports that point one way, no
-reaching into another module's private names, ``modeling/`` holding models only.
+"""The shape of the package, checked: folders in the order of the flow (an image goes down
+:data:`LAYERS`, and no module imports a later step), no import circle, small modules and functions, no
+reaching into another module's private names.
 
 These are the rules of the design card; a change that breaks one fails here with the place named.
 """
@@ -79,7 +80,11 @@ def test_app_is_thin():
 
 
 def test_imports_have_no_cycle():
-    graph = {module_name(p): imports_of(p) for p in modules()}
+    """No circle of imports, counting every import: inside functions and under TYPE_CHECKING too."""
+    known = {module_name(p) for p in modules()}
+    # ``from . import sibling`` names the package too; a module is inside its own package anyway
+    graph = {module_name(p): {m for m in all_imports_of(p) if m in known and not module_name(p).startswith(m + ".")}
+             - {module_name(p)} for p in modules()}
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -102,6 +107,71 @@ def test_imports_have_no_cycle():
             visit(m)
 
 
+#: The steps of the flow, lowest first: a module may import its own step and the steps before it, never
+#: a later one. An image goes down them: backbone -> features -> graph -> clustering -> stages ->
+#: segmentation; render draws what those make, tasks combine them, lessons explain them; the facade sits
+#: on top, the dataset tools and the front ends above it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("deepcut.errors",),
+    ("deepcut.utils",),
+    ("deepcut.config",),
+    ("deepcut.backbones",),
+    ("deepcut.features",),
+    ("deepcut.graph",),
+    ("deepcut.clustering",),
+    ("deepcut.stages",),
+    ("deepcut.segmentation",),
+    ("deepcut.render",),
+    ("deepcut.tasks",),
+    ("deepcut.lessons",),
+    ("deepcut.predictor", "deepcut.model_cache", "deepcut"),
+    ("deepcut.labeling", "deepcut.evaluation"),
+    ("deepcut.cli", "deepcut.demo"),
+    ("deepcut.__main__",),
+)
+#: The imports allowed to point up, each with its reason. render/teaching.py draws the lessons' records
+#: and names their types for the type checker only (under TYPE_CHECKING: nothing runs up the steps).
+UPWARD = {("deepcut.render.teaching", "deepcut.lessons.explanation")}
+
+
+def layer_of(module: str) -> int:
+    """The step of ``module``: the one whose longest prefix names it."""
+    best, index = -1, -1
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best:
+                best, index = len(p), i
+    assert index >= 0, f"{module} is in no step of LAYERS"
+    return index
+
+
+def test_every_module_has_a_step():
+    for p in modules():
+        layer_of(module_name(p))
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == {
+        "utils", "backbones", "features", "graph", "clustering", "stages", "segmentation", "render", "tasks",
+        "lessons", "labeling", "evaluation", "cli", "demo"}
+
+
+def test_no_module_imports_a_later_step():
+    """Every import counts (inside functions and under TYPE_CHECKING too), except those in :data:`UPWARD`."""
+    known = {module_name(p) for p in modules()}
+    bad = []
+    for p in modules():
+        m = module_name(p)
+        for n in sorted(all_imports_of(p) & known):
+            if layer_of(n) > layer_of(m) and (m, n) not in UPWARD:
+                bad.append(f"{m} (step {layer_of(m)}) imports {n} (step {layer_of(n)})")
+    assert not bad, "imports that climb the flow:\n" + "\n".join(bad)
+
+
+def test_upward_imports_are_for_the_type_checker_only():
+    for m, n in UPWARD:
+        path = ROOT / (m.replace(".", "/") + ".py")
+        assert n not in imports_of(path), f"{m} imports {n} at run time"
+        assert n in all_imports_of(path), f"{m} no longer imports {n}: drop it from UPWARD"
+
+
 def test_no_private_names_are_used_across_modules():
     """``other_module._name`` / ``obj._method()`` on another module's objects: only ``self._x`` and
     ``cls._x`` inside a class, and a module's own private names, are allowed."""
@@ -122,13 +192,17 @@ def test_no_private_names_are_used_across_modules():
     assert not bad, "private names used from outside their owner:\n" + "\n".join(bad)
 
 
-def test_modeling_holds_models_only():
-    """``deepcut/modeling`` has the nn modules, the backbone interface, the precision their forward pass
-    runs in and the pure loss functions; loading, conversion and descriptors live elsewhere."""
-    names = {p.stem for p in (PACKAGE / "modeling").glob("*.py")} - {"__init__"}
-    assert names <= {"base", "vit", "dinov2", "color", "gnn", "losses", "precision"}, names
-    gnn = (PACKAGE / "modeling" / "gnn.py").read_text()
-    assert "torch_geometric" not in gnn and ".lin." not in gnn, "the GNN owns its parameters"
+def test_backbones_hold_backbones_and_the_gnn_its_parameters():
+    """``deepcut/backbones`` builds, loads and runs the ViTs; the per-image GNN owns its parameters (PyG
+    is the tests' oracle, not a run-time dependency)."""
+    names = {p.stem for p in (PACKAGE / "backbones").glob("*.py")} - {"__init__"}
+    assert names <= {"base", "vit", "dinov2", "color", "precision", "registry", "hub", "checkpoint", "arch",
+                     "specs"}, names
+    for path in PACKAGE.rglob("*.py"):
+        names = {a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)}
+        assert not any(n.startswith("torch_geometric") for n in names), f"{path.relative_to(ROOT)} imports PyG"
+    assert ".lin." not in (PACKAGE / "clustering" / "gnn.py").read_text(), "the GNN owns its parameters"
 
 
 def all_imports_of(path: Path) -> set[str]:

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from deepcut import DeepCut, SegmentConfig, list_backbones
+from deepcut.backbones import REGISTRY, build_model, load_backbone, weights_available, wrap_model
+from deepcut.backbones.vit import IMAGENET_MEAN, IMAGENET_STD
 from deepcut.errors import BackboneLoadError, ConfigError
-from deepcut.loading import REGISTRY, build_model, load_backbone, weights_available, wrap_model
-from deepcut.modeling.vit import IMAGENET_MEAN, IMAGENET_STD
-from deepcut.utils.descriptors import log_bin
+from deepcut.features.descriptors import log_bin
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_NAMES = ["dino_vits8", "dino_vits16", "dino_vitb8", "dino_vitb16", "dinov2_vits14", "dinov2_vitb14",
@@ -51,7 +51,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def to_dino_layout(model) -> dict[str, torch.Tensor]:
     """A ``transformers`` ViT / DINOv2 model's weights in the original DINO/DINOv2 ``.pth`` layout
-    (written independently of deepcut.loading.checkpoint, as the inverse mapping)."""
+    (written independently of deepcut.backbones.checkpoint, as the inverse mapping)."""
     sd = model.state_dict()
     dinov2 = model.config.model_type != "vit"
     out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
@@ -576,7 +576,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     import json, os, sys, time
     from deepcut import DeepCut
     from deepcut.errors import BackboneLoadError
-    from deepcut.loading import weights_available
+    from deepcut.backbones import weights_available
     out = {}
 
     def attempt(name):

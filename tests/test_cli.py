@@ -171,7 +171,7 @@ def test_warm_epochs_take_one_or_three_numbers():
     from deepcut.cli.common import UsageError
     from deepcut.cli.video import warm_epochs_from_args
     from deepcut.config import SegmentConfig
-    from deepcut.video import default_warm_epochs
+    from deepcut.tasks.video import default_warm_epochs
 
     cfg = SegmentConfig(epochs=(20, 50, 10))
     assert warm_epochs_from_args(None, cfg) is None

@@ -9,10 +9,11 @@ from conftest import REPO, voronoi_scene
 from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
-from deepcut.clustering import affinity, compact_labels
+from deepcut.clustering.fit import affinity, compact_labels
+from deepcut.clustering.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
+from deepcut.clustering.losses import cc_loss, ncut_loss
 from deepcut.errors import ConfigError
-from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
-from deepcut.modeling.losses import cc_loss, ncut_loss
+from deepcut.graph.patch_graph import graph_of
 
 
 def planted(n_per: int, centers: int, dim: int = 384, noise: float = 0.35, seed: int = 0):
@@ -210,10 +211,10 @@ def test_a_near_complete_graph_reaches_k_by_the_spectral_restart(vit_model, k):
     """Random ViT weights give a near-complete graph (every patch alike): the GNN's outputs start almost
     equal for every node, 10 (or 300) epochs slide to one segment, although the k-way cut has the lower
     loss. The restart from the spectral cut finds all k, in 2 x 10 epochs, with a lower NCut loss."""
-    import deepcut.clustering as clustering
+    import deepcut.clustering.fit as clustering
 
     pf = vit_model.patch_features(REPO / "assets" / "cat.jpg")
-    graph = pf.graph()
+    graph = graph_of(pf)
     r = fit(pf.features, k=k, epochs=10, graph=graph)
     assert len(np.unique(r.labels)) == k and r.restarted and len(r.losses) == 20 and r.note is None
     assert r.model.input_shift is not None  # the restarted GNN sees standardised inputs

@@ -25,7 +25,7 @@ from deepcut.demo.errors import DemoError
 from deepcut.demo.limits import Deadline
 from deepcut.demo.teaching import explain
 from deepcut.demo.walkthrough import Walkthrough
-from deepcut.explain import TrainingRecord
+from deepcut.lessons.explanation import TrainingRecord
 from deepcut.render.style import min_text_px
 
 IMAGE = disc_image(96, two_tone=True, striped_bg=True)

@@ -13,9 +13,9 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from deepcut import ConfigError
-from deepcut.correct import Correction
-from deepcut.links import Link, Links
-from deepcut.modeling.losses import link_loss
+from deepcut.clustering.links import Link, Links
+from deepcut.clustering.losses import link_loss
+from deepcut.tasks.correct import Correction
 
 
 def _centres(cells: np.ndarray, patch: int = 8) -> list[tuple[float, float]]:

@@ -11,10 +11,11 @@ import torch
 from conftest import disc_image, disc_mask, iou, moving_disc
 from PIL import Image
 
-from deepcut.clustering import affinity
+from deepcut.backbones import weights_available
+from deepcut.clustering.fit import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
-from deepcut.explain import patch_affinity, pixel_to_patch
-from deepcut.loading import weights_available
+from deepcut.features.image import pixel_to_patch
+from deepcut.lessons.explanation import patch_affinity
 from deepcut.render.figures import affinity_image, loss_figure, soft_maps
 
 
@@ -166,7 +167,7 @@ def test_affinity_image_marks_the_patch():
 
 def test_video_and_cosegmentation(session, tmp_path):
     frames = moving_disc(6, width=96, height=64, two_tone=False)
-    from deepcut.video import write_video
+    from deepcut.tasks.video import write_video
 
     src = tmp_path / "clip.mp4"
     write_video(frames, src, fps=6)

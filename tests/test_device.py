@@ -12,7 +12,7 @@ import torch
 from conftest import disc_image, moving_disc
 
 from deepcut import ConfigError, DeepCut, SegmentConfig, fit
-from deepcut.device import DEVICE_ENV, resolve_device
+from deepcut.utils.device import DEVICE_ENV, resolve_device
 
 DEVICES = [
     "cpu",

@@ -1,4 +1,4 @@
-"""Object discovery (``DeepCut.discover`` / :mod:`deepcut.discover`) on synthetic scenes with known objects."""
+"""Object discovery (``DeepCut.discover`` / :mod:`deepcut.tasks.discover`) on synthetic scenes with known objects."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from conftest import iou, shared_data_dir
 from PIL import Image
 
 from deepcut import ConfigError, SegmentConfig, fit
-from deepcut.discover import Discovery, discover_features, min_object_patches, object_mask
 from deepcut.evaluation.baselines import baseline
-from deepcut.features import PatchFeatures
-from deepcut.graph import cut_score
+from deepcut.features.store import PatchFeatures
+from deepcut.graph.patch_graph import cut_score
+from deepcut.tasks.discover import Discovery, discover_features, min_object_patches, object_mask
 from deepcut.utils.masks import bbox_of
 
 RES = 160  # a 20 x 20 patch grid with the colour backbone's 8-pixel patches
@@ -197,7 +197,7 @@ def test_object_mask_upsamples_to_the_input_size(color_model, three):
 def test_cut_score_is_the_same_on_a_sparse_graph():
     """Above the dense threshold the score is read from the sparse k-NN graph (no N x N matrix):
     with every pair kept, it equals the dense score."""
-    from deepcut.graph import PatchGraph, cut_score
+    from deepcut.graph.patch_graph import PatchGraph, cut_score
 
     x = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))
     inside = np.zeros(40, bool)

@@ -22,7 +22,8 @@ from deepcut.evaluation.report import (
     plot_distributions,
     tables_by_task,
 )
-from deepcut.pipeline import run_stages
+from deepcut.graph.patch_graph import PatchGraph
+from deepcut.stages.run import run_stages
 from deepcut.utils.masks import bbox_of
 
 
@@ -207,7 +208,7 @@ def test_baselines_share_deepcut_orientation_rule(fit):
     centre[4:8, 4:8] = True
     feats[centre.ravel()] = rng.normal(size=8)
     feats += 0.01 * rng.normal(size=feats.shape)
-    out = run_stages(torch.from_numpy(feats.astype(np.float32)), grid, SegmentConfig(k=2), clusterer=fit)
+    out = run_stages(PatchGraph(torch.from_numpy(feats.astype(np.float32))), grid, SegmentConfig(k=2), clusterer=fit)
     assert np.array_equal(out.labels.reshape(grid) == 1, centre)
     assert out.foreground_labels == [1]
 

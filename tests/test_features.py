@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deepcut.backbones.vit import IMAGENET_MEAN, IMAGENET_STD
 from deepcut.errors import ConfigError
-from deepcut.modeling.vit import IMAGENET_MEAN, IMAGENET_STD
-from deepcut.utils.image import grid_size
+from deepcut.features.image import grid_size
 
 
 def reference_hidden_states(model, pixels: np.ndarray) -> list[torch.Tensor]:
@@ -159,7 +159,7 @@ def test_a_gpu_batch_holds_more_images_than_a_cpu_batch():
     """On the CPU larger batches are no faster (8 images of ViT-S/8 at 280 px at most); a GPU takes 64."""
     import torch
 
-    from deepcut.features import batch_size_for
+    from deepcut.features.store import batch_size_for
 
     assert batch_size_for((35, 35), 64) == batch_size_for((35, 35), 64, torch.device("cpu")) == 8
     assert batch_size_for((35, 35), 64, torch.device("cuda")) == 64

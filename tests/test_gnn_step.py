@@ -9,11 +9,11 @@ import torch
 from conftest import voronoi_scene
 
 from deepcut import DeepCut, fit
-from deepcut.clustering import affinity
-from deepcut.large_graphs import compact_affinity, knn_affinity
-from deepcut.modeling.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph, soft_assign
-from deepcut.modeling.losses import autograd_grad, cc_grad, cc_loss, cc_loss_lowrank, ncut_grad, ncut_loss, sparse_csr
-from deepcut.threads import torch_threads
+from deepcut.clustering.fit import affinity
+from deepcut.clustering.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph, soft_assign
+from deepcut.clustering.losses import autograd_grad, cc_grad, cc_loss, cc_loss_lowrank, ncut_grad, ncut_loss, sparse_csr
+from deepcut.graph.large import compact_affinity, knn_affinity
+from deepcut.utils.threads import torch_threads
 
 
 def features(n: int = 90, d: int = 12, seed: int = 0) -> torch.Tensor:

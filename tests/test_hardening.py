@@ -147,7 +147,7 @@ def test_video_counts_are_checked(color, mp4):
 
 
 def test_a_truncated_mp4_says_it_stopped_early(mp4, tmp_path):
-    from deepcut.video import read_frames
+    from deepcut.tasks.video import read_frames
 
     data = mp4.read_bytes()
     cut = tmp_path / "cut.mp4"
@@ -195,7 +195,7 @@ def test_a_checkpoint_of_expanded_tensors_is_refused_before_building(tmp_path):
 
 
 def test_architectures_over_the_size_limit_are_refused(tmp_path):
-    from deepcut.loading.arch import ViTArch, check_size, parameter_count
+    from deepcut.backbones.arch import ViTArch, check_size, parameter_count
 
     assert parameter_count(ViTArch("vit", 384, 12, 6, 8, 224, 1536)) == 21_679_488  # DINO ViT-S/8
     with pytest.raises(BackboneLoadError, match="B parameters"):
@@ -307,7 +307,7 @@ def test_overlay_opacity_is_checked():
 
 
 def test_absurd_thread_counts_are_refused_not_a_crash(monkeypatch):
-    from deepcut.threads import MAX_THREADS_PER_CORE, available_cores, check_threads, feature_threads
+    from deepcut.utils.threads import MAX_THREADS_PER_CORE, available_cores, check_threads, feature_threads
 
     most = MAX_THREADS_PER_CORE * available_cores()
     assert check_threads(most) == most

@@ -11,10 +11,14 @@ from conftest import REPO, disc_image, disc_mask, iou
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from deepcut import DeepCut, SegmentConfig
-from deepcut.clustering import fit
+from deepcut.clustering.fit import fit
+from deepcut.clustering.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
+from deepcut.clustering.losses import cc_loss, cc_loss_lowrank, ncut_loss
+from deepcut.clustering.spectral import spectral_fit
 from deepcut.errors import ConfigError
-from deepcut.features import FeatureStore
-from deepcut.graph import (
+from deepcut.features.store import FeatureStore
+from deepcut.graph.large import knn_gram
+from deepcut.graph.patch_graph import (
     COMPACT_MAX_NODES,
     DENSE_MAX_NODES,
     CompactAffinity,
@@ -23,15 +27,12 @@ from deepcut.graph import (
     affinity,
     compact_affinity,
     graph_kind,
+    graph_of,
     knn_affinity,
-    knn_gram,
     normalized_cut,
     score_graph,
 )
-from deepcut.modeling.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
-from deepcut.modeling.losses import cc_loss, cc_loss_lowrank, ncut_loss
-from deepcut.pipeline import run_stages
-from deepcut.spectral import spectral_fit
+from deepcut.stages.run import run_stages
 from deepcut.utils.matching import best_matching, iou_matrix
 
 
@@ -264,11 +265,11 @@ def test_graph_kinds_by_size():
 def test_memory_estimate_follows_the_graph_kind():
     """The request's memory estimate counts the compact graph's float16 matrix (and its blocks) between the
     dense and the sparse sizes, and agrees with the graph module's thresholds."""
-    import deepcut.graph as graph_module
+    import deepcut.graph.large as large_graphs
     from deepcut.utils import memory
 
     assert (memory.DENSE_NODES, memory.COMPACT_NODES, memory.CHUNK, memory.NEIGHBOURS) == (
-        DENSE_MAX_NODES, COMPACT_MAX_NODES, graph_module.CHUNK_ELEMENTS, graph_module.DEFAULT_NEIGHBOURS)
+        DENSE_MAX_NODES, COMPACT_MAX_NODES, large_graphs.CHUNK_ELEMENTS, large_graphs.DEFAULT_NEIGHBOURS)
     n, d = 128 * 128, 384
     compact = memory.graph_bytes(n, d)
     assert n * n * 2 + n * d * 4 < compact < 0.65 * 2 ** 30  # 1024 px: the matrix is 512 MB, all of it under 2 GB
@@ -327,8 +328,8 @@ def test_above_the_threshold_no_float32_n_by_n_tensor_is_made(color_model, loss)
     cfg = SegmentConfig(resolution=520, loss=loss, k=2)
     pf = color_model.store.get(img, cfg)
     n = pf.features.shape[0]
-    assert DENSE_MAX_NODES < n <= COMPACT_MAX_NODES and pf.gram is None and pf.graph().kind == "compact"
-    assert isinstance(pf.graph().cluster_affinity(loss), CompactAffinity)
+    assert DENSE_MAX_NODES < n <= COMPACT_MAX_NODES and pf.gram is None and graph_of(pf).kind == "compact"
+    assert isinstance(graph_of(pf).cluster_affinity(loss), CompactAffinity)
     color_model.clear_cache()
     with LargestTensor() as probe:
         seg = color_model.segment(img, cfg)
@@ -344,7 +345,7 @@ def test_above_the_threshold_no_float32_n_by_n_tensor_is_made(color_model, loss)
 def test_above_the_compact_threshold_the_graph_is_sparse(color_model, loss, monkeypatch):
     """Above ``COMPACT_MAX_NODES`` (lowered here to keep the test small) nothing ``N x N`` is made at all:
     the k-NN graph, and the disc is still found."""
-    import deepcut.graph as graph_module
+    import deepcut.graph.patch_graph as graph_module
 
     img = disc_image(520)
     cfg = SegmentConfig(resolution=520, loss=loss, k=2)

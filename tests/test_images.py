@@ -92,7 +92,7 @@ def test_odd_paths_and_images_are_image_load_errors(tmp_path):
     from PIL import Image
 
     from deepcut.errors import ImageLoadError
-    from deepcut.utils.image import load_image
+    from deepcut.features.image import load_image
 
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)

@@ -360,7 +360,7 @@ def test_workers_are_capped_by_cores_and_by_memory():
 
 @pytest.mark.slow
 def test_many_workers_on_few_cores_start_no_more_than_the_cap(data, tmp_path, capsys):
-    from deepcut.threads import available_cores
+    from deepcut.utils.threads import available_cores
 
     out = tmp_path / "pseudo.json"
     assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--workers", "64", *FLAGS]) == 0

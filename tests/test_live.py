@@ -10,8 +10,8 @@ from PIL import Image
 
 from deepcut import ImageLoadError
 from deepcut.evaluation.metrics import consistency
-from deepcut.video import FrameTracker, LiveSession
-from deepcut.video.live import LIVE_RESOLUTION
+from deepcut.tasks.video import FrameTracker, LiveSession
+from deepcut.tasks.video.live import LIVE_RESOLUTION
 
 
 def test_live_steps_are_segment_video_frame_by_frame(color_model):

@@ -19,7 +19,7 @@ from app_server import CHROMIUM, CHROMIUM_ARGS, REPO, app_server
 from PIL import Image
 
 from deepcut.evaluation.metrics import consistency
-from deepcut.render.colors import label_colors
+from deepcut.segmentation.colors import label_colors
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

@@ -34,8 +34,8 @@ def _norm(req: str) -> str:
 
 
 def test_importing_the_library_and_cli_loads_no_web_or_cluster_framework():
-    code = ("import sys, deepcut, deepcut.cli, deepcut.labeling, deepcut.evaluation, deepcut.explain, "
-            "deepcut.render, deepcut.video, deepcut.model_cache, deepcut.spectral; "
+    code = ("import sys, deepcut, deepcut.cli, deepcut.labeling, deepcut.evaluation, deepcut.lessons.explanation, "
+            "deepcut.render, deepcut.tasks.video, deepcut.model_cache, deepcut.clustering.spectral; "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import REPO, shared_data_dir
 
-import deepcut.modeling.precision as precision_module
+import deepcut.backbones.precision as precision_module
 from deepcut import DeepCut
+from deepcut.backbones.precision import PRECISION_ENV, check_precision, resolve_precision
 from deepcut.errors import ConfigError
 from deepcut.model_cache import ModelCache
-from deepcut.modeling.precision import PRECISION_ENV, check_precision, resolve_precision
 
 
 def test_names_and_aliases():
@@ -146,7 +146,7 @@ def test_blocked_attention_equals_the_fused_kernel_and_stays_blocked():
     the same attention as SDPA's, never a whole (heads, T, T) map."""
     from test_highres import LargestTensor
 
-    from deepcut.modeling.vit import ATTENTION_BLOCK, blocked_attention
+    from deepcut.backbones.vit import ATTENTION_BLOCK, blocked_attention
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 600, 16, generator=g) for _ in range(3))

@@ -308,7 +308,7 @@ def test_the_epoch_cap_bounds_every_training_rule():
     the spectral cut (2 x epochs + 20) is skipped, with a note, where the cap is lower."""
     import torch
 
-    from deepcut.clustering import fit
+    from deepcut.clustering.fit import fit
     from deepcut.demo.teaching import explain
 
     features = torch.as_tensor(np.random.default_rng(0).normal(size=(120, 8)), dtype=torch.float32)

@@ -1,4 +1,4 @@
-"""Edge-aware refinement (deepcut.refinement): pixel labels that follow the image, in the library,
+"""Edge-aware refinement (deepcut.segmentation.refine): pixel labels that follow the image, in the library,
 the pipeline, the cut-out and the CLI; and the boundary F metric used to measure it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 
 from deepcut import ConfigError, DeepCut, DeepCutError, SegmentConfig
 from deepcut.evaluation.metrics import boundary_f
-from deepcut.refinement import MissingLibraryError, refine, refine_segmentation
+from deepcut.segmentation.refine import MissingLibraryError, refine, refine_segmentation
 from deepcut.utils.masks import bbox_of, resize_nearest
 
 METHODS = ("guided", "crf")

@@ -10,6 +10,7 @@ from conftest import disc_image, disc_mask, iou
 from PIL import Image
 
 from deepcut import ConfigError, SegmentConfig
+from deepcut.graph.patch_graph import PatchGraph
 from deepcut.utils.masks import background_label, bbox_of, largest_component
 
 
@@ -130,7 +131,7 @@ def test_deterministic_segmentation(color_model):
 
 def test_larger_alpha_gives_fewer_cc_segments_and_the_words_say_so(color_model):
     """A = W - max(W)/alpha: a larger alpha subtracts less, so more pairs attract and CC merges more."""
-    from deepcut.clustering import affinity
+    from deepcut.clustering.fit import affinity
     from deepcut.config import options
 
     feats = color_model.features("assets/cat.jpg", resolution=160).reshape(-1, 384)
@@ -168,7 +169,7 @@ def test_cli_cc_without_k_uses_the_bound_of_ten(tmp_path):
 def test_label_png_keeps_the_labels_and_shows_the_segments_in_colour(color_model, tmp_path):
     """The label map PNG's pixel values are the labels, and it is a palette image in the overlay's
     colours (a grey image of values 0..k looks black in any viewer)."""
-    from deepcut.render.colors import label_colors
+    from deepcut.segmentation.colors import label_colors
 
     seg = color_model.segment(disc_image(96), k=2)
     seg.labels_image().save(tmp_path / "l.png")
@@ -204,8 +205,8 @@ def test_a_skipped_stage_keeps_its_place_in_the_losses():
     order (stage 2's list is empty), so the loss plot titles stage 3's curve as stage 3."""
     import torch
 
-    from deepcut.pipeline import run_stages
     from deepcut.render.figures import loss_figure
+    from deepcut.stages.run import run_stages
 
     grid = (12, 12)
     rng = np.random.default_rng(0)
@@ -213,7 +214,7 @@ def test_a_skipped_stage_keeps_its_place_in_the_losses():
     feats[6 * 12 + 6] = rng.normal(size=8)  # one patch unlike every other: the whole foreground
     feats[:, 0] += np.where(np.arange(144) % 12 < 6, 1.0, -1.0)  # a left and a right background half
     feats += 0.01 * rng.normal(size=feats.shape)
-    out = run_stages(torch.from_numpy(feats.astype(np.float32)), grid, SegmentConfig(k=2, stages=3, bg_k=2))
+    out = run_stages(PatchGraph(torch.from_numpy(feats.astype(np.float32))), grid, SegmentConfig(k=2, stages=3, bg_k=2))
     assert "stage 2 skipped: the foreground has fewer than 2 patches" in out.notes
     assert len(out.losses) == 3 and out.losses[1] == [] and len(out.losses[0]) == 10 and len(out.losses[2]) == 10
     titles = [ax.get_title() for ax in loss_figure(out.losses, "ncut", [2, 2, 2]).axes]

@@ -1,4 +1,4 @@
-"""The teaching view's computations (deepcut.explain, deepcut.demo.teaching) and pictures
+"""The teaching view's computations (deepcut.lessons.explanation, deepcut.demo.teaching) and pictures
 (deepcut.render.figures, deepcut.render.teaching): colour backbone, small synthetic images, no server."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from conftest import disc_image, disc_mask, iou
 from PIL import Image
 
 from deepcut import DeepCut, SegmentConfig
-from deepcut.clustering import fit
+from deepcut.clustering.fit import fit
+from deepcut.clustering.spectral import spectral_fit
 from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain, pick
-from deepcut.explain import (
+from deepcut.graph.patch_graph import PatchGraph, cut_score, graph_of, score_graph
+from deepcut.lessons.explanation import (
     SnapshotRecorder,
     cc_objective,
     compare_with_spectral,
@@ -24,12 +26,10 @@ from deepcut.explain import (
     record_training,
     snapshot_epochs,
 )
-from deepcut.graph import PatchGraph, cut_score, score_graph
-from deepcut.pipeline import run_stages
-from deepcut.render.colors import label_colors
 from deepcut.render.figures import affinity_picture, figure_image, loss_figure, soft_maps_figure, soft_roles
 from deepcut.render.teaching import comparison_colors, frame_colors
-from deepcut.spectral import spectral_fit
+from deepcut.segmentation.colors import label_colors
+from deepcut.stages.run import run_stages
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_explain_compares_this_results_own_cut(session, model):
     assert (c.stage, c.loss, c.asked, c.k) == (2, "ncut", 3, 3)
     np.testing.assert_array_equal(c.rows, np.flatnonzero(fg))
     np.testing.assert_array_equal(c.gnn_labels, labels[fg])  # the result itself: no GNN trained again
-    sub = model.patch_features(r.seg.image, r.seg.config).graph().subgraph(c.rows)
+    sub = graph_of(model.patch_features(r.seg.image, r.seg.config)).subgraph(c.rows)
     assert c.gnn_score == pytest.approx(normalized_cut(score_graph(sub), labels[fg]))
     assert c.spectral_score == pytest.approx(normalized_cut(score_graph(sub), c.spectral_labels))
     assert np.unique(c.spectral_labels).size == 3 and c.num_nodes == fg.sum()
@@ -115,7 +115,7 @@ def test_explain_compares_this_results_own_cut(session, model):
     c = explain(session.model(cc.backbone).model, cc).comparison
     found = np.unique(cc.seg.patch_labels).size
     assert (c.stage, c.loss, c.asked, c.k) == (1, "cc", 6, found) and np.unique(c.spectral_labels).size == found
-    graph = model.patch_features(cc.seg.image, cc.seg.config).graph()
+    graph = graph_of(model.patch_features(cc.seg.image, cc.seg.config))
     assert c.gnn_score == pytest.approx(cc_objective(graph, cc.seg.patch_labels.ravel(), cc.seg.config.alpha))
     assert c.spectral_score == pytest.approx(cc_objective(graph, c.spectral_labels, cc.seg.config.alpha))
 
@@ -173,8 +173,8 @@ def test_recorder_snapshots_are_the_real_training(monkeypatch):
     np.testing.assert_array_equal(final.labels, direct.labels)
     if len(direct.losses) > 6:  # NCut trained on until both clusters held a patch: one more snapshot, at its end
         assert marks[7:] == [len(direct.losses)]
-    import deepcut.clustering
-    monkeypatch.setattr(deepcut.clustering, "NCUT_RESTART", False)  # fit(epochs=3) = the first 3 epochs, exactly
+    import deepcut.clustering.fit
+    monkeypatch.setattr(deepcut.clustering.fit, "NCUT_RESTART", False)  # fit(epochs=3) = the first 3 epochs, exactly
     np.testing.assert_allclose(softs[3], fit(x, k=2, loss="ncut", epochs=3, seed=3).soft, rtol=1e-5, atol=1e-6)
     assert not np.allclose(softs[0], softs[-1])  # training changed the output
 
@@ -182,12 +182,12 @@ def test_recorder_snapshots_are_the_real_training(monkeypatch):
 def test_record_training_replays_every_stage(model):
     cfg = SegmentConfig(resolution=96, k=2, stages=3, epochs=(4, 25, 3))
     feats = model.patch_features(disc_image(96, two_tone=True), cfg)
-    record = record_training(feats.graph(), feats.grid, cfg, most=10)
+    record = record_training(graph_of(feats), feats.grid, cfg, most=10)
     assert [s.stage for s in record.stages] == [1, 2, 3]
     assert [len(s.epochs) for s in record.stages] == [5, 11, 4]  # per epoch up to 10, else 10 steps + start
     assert len(record.frames()) == 20
     # same labels as the pipeline's own run
-    out = run_stages(feats.graph(), feats.grid, cfg)
+    out = run_stages(graph_of(feats), feats.grid, cfg)
     np.testing.assert_array_equal(record.labels, out.labels)
     n = feats.grid[0] * feats.grid[1]
     assert record.stages[0].rows.size == n

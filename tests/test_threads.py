@@ -9,9 +9,9 @@ from conftest import disc_image
 
 from deepcut import DeepCut, fit
 from deepcut.cli import main
+from deepcut.clustering.gnn import DeepCutGNN
 from deepcut.errors import ConfigError
-from deepcut.modeling.gnn import DeepCutGNN
-from deepcut.threads import (
+from deepcut.utils.threads import (
     GNN_THREADS,
     THREADS_ENV,
     ThreadPolicy,
@@ -66,7 +66,7 @@ def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_thread
     again only for long trainings (counting costs 30 ms)."""
     import time
 
-    from deepcut.threads import GNN_MEASURE_WORK, GNN_PARALLEL_WORK
+    from deepcut.utils.threads import GNN_MEASURE_WORK, GNN_PARALLEL_WORK
 
     policy = ThreadPolicy(threads=2)
     assert policy.gnn(1225, 10) == 2 and policy.gnn(1225, 100) == 2

@@ -17,12 +17,13 @@ from conftest import BLUE, RED, YELLOW, disc_frame, moving_disc, shared_data_dir
 
 from deepcut import DeepCut, SegmentConfig
 from deepcut.cli import main
-from deepcut.cosegment import cosegment
 from deepcut.errors import ConfigError, DeepCutError, ImageLoadError, VideoLoadError
 from deepcut.evaluation.metrics import consistency, labels_permuted
-from deepcut.pipeline import StageOutput, run_stages
+from deepcut.graph.patch_graph import PatchGraph
+from deepcut.stages.run import StageOutput, run_stages
+from deepcut.tasks.cosegment import cosegment
+from deepcut.tasks.video import LabelTracker, TemporalBackground, probe, read_frames, segment_video, write_video
 from deepcut.utils.masks import background_label
-from deepcut.video import LabelTracker, TemporalBackground, probe, read_frames, segment_video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +243,8 @@ def test_run_stages_on_one_grid_given_as_a_list_is_unchanged(model):
     img = disc_frame(64, 64, 32, 32, 18)
     feats = model.features(img, resolution=64).reshape(-1, model.backbone.dim)
     cfg = SegmentConfig(stages=2, k=2, resolution=64)
-    a = run_stages(feats, (8, 8), cfg)
-    b = run_stages(feats, [(8, 8)], cfg)
+    a = run_stages(PatchGraph(feats), (8, 8), cfg)
+    b = run_stages(PatchGraph(feats), [(8, 8)], cfg)
     assert np.array_equal(a.labels, b.labels) and np.allclose(a.soft, b.soft)
 
 
@@ -428,7 +429,7 @@ def test_grey_palette_gif_has_its_true_size(tmp_path):
     width x height, not frames x height."""
     from PIL import Image
 
-    from deepcut.video.reader import read_frames
+    from deepcut.tasks.video.reader import read_frames
 
     rng = np.random.default_rng(0)
     frames = [Image.fromarray((rng.random((48, 64)) * 255).astype(np.uint8)).convert("P") for _ in range(10)]
@@ -486,7 +487,7 @@ def test_max_pixels_keeps_ordinary_videos_and_bounds_frames_in_memory(disc_mp4, 
 def test_the_epoch_cap_bounds_every_video_frame(model, disc_mp4):
     import functools
 
-    from deepcut.clustering import fit
+    from deepcut.clustering.fit import fit
 
     stream = model.segment_video(disc_mp4, SegmentConfig(k=10, stages=1, epochs=(50, 100, 10), resolution=64),
                                  max_frames=3, clusterer=functools.partial(fit, max_epochs=20))

@@ -20,7 +20,7 @@ COMMANDS = [segment, eval_cmd, video_cmd, label]
 
 
 def _backbones(args: argparse.Namespace) -> int:
-    from ..loading import list_backbones
+    from ..backbones import list_backbones
 
     rows = list_backbones()
     if args.json:

@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.task == "objects":
             method = discoverer(model, cfg, args.objects, args.method, args.spectral_graph)
             if args.objects is None:  # record what the CC variant uses
-                from ..discover import CC_MAX_SEGMENTS
+                from ..tasks.discover import CC_MAX_SEGMENTS
 
                 cfg = cfg.replace(loss="cc", k=CC_MAX_SEGMENTS)
         else:

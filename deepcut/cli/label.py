@@ -58,9 +58,9 @@ def make_runner(args: argparse.Namespace, spec):
     """The runner the flags ask for: Ray actors, one batching process on a GPU, or N processes."""
     from dataclasses import replace
 
-    from ..device import resolve_device
     from ..labeling import InProcessRunner, ProcessRunner
     from ..labeling.local import cap_workers
+    from ..utils.device import resolve_device
 
     if args.ray is not None:
         from ..labeling.ray_runner import RayRunner

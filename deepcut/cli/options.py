@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
+from ..backbones.precision import PRECISION_ENV
 from ..config import Option, SegmentConfig, options, parse_epochs
 from ..config import defaults as config_defaults
-from ..device import DEVICE_ENV
 from ..errors import ConfigError, DeepCutError
-from ..modeling.precision import PRECISION_ENV
-from ..threads import THREADS_ENV
+from ..utils.device import DEVICE_ENV
+from ..utils.threads import THREADS_ENV
 
 #: Flags added next to the config fields whose default a command may also override.
 MODEL_DEFAULTS: dict[str, Any] = {"backbone": "dino_vits8"}
@@ -112,8 +112,8 @@ def parse_objects(text: str) -> int | None:
 def check_device(args: argparse.Namespace) -> None:
     """Raise :class:`UsageError` if ``--device`` names a device that is unknown or not on this machine,
     or ``--precision`` a precision that is unknown or not for that device."""
-    from ..device import resolve_device
-    from ..modeling.precision import resolve_precision
+    from ..backbones.precision import resolve_precision
+    from ..utils.device import resolve_device
 
     try:
         resolve_precision(getattr(args, "precision", None), resolve_device(getattr(args, "device", None)))

@@ -33,7 +33,7 @@ SUMMARY_NAME = "summary.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..video import WRITE_SUFFIXES
+    from ..tasks.video import WRITE_SUFFIXES
 
     p = sub.add_parser(
         "video", help="segment a video with labels consistent over time",
@@ -81,7 +81,7 @@ def warm_epochs_from_args(values: list[int] | None, cfg) -> tuple[int, int, int]
     """
     if values is None:
         return None
-    from ..video import default_warm_epochs
+    from ..tasks.video import default_warm_epochs
 
     try:
         epochs = parse_epochs(values)
@@ -99,7 +99,7 @@ def frame_name(index: int) -> str:
 
 def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tuple[Path, Path | None, tuple | None]:
     """``(out, labels_dir, warm_epochs)`` once every flag and path is checked (nothing written yet)."""
-    from ..video import WRITE_SUFFIXES
+    from ..tasks.video import WRITE_SUFFIXES
 
     out = Path(args.out)
     if out.suffix.lower() not in WRITE_SUFFIXES:
@@ -122,7 +122,7 @@ def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tu
 def run_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..video import write_video
+    from ..tasks.video import write_video
 
     cfg = config_from_args(args)
     manifests = Manifests()
@@ -201,7 +201,7 @@ def video_summary(args: argparse.Namespace, out: Path, n: int, stream, segments:
 
 def run_cosegment(args: argparse.Namespace) -> int:
     from ..errors import ImageLoadError
-    from ..utils.image import load_image
+    from ..features.image import load_image
 
     cfg = config_from_args(args)
     out = OutDir(check_out_dir(args.out, create=False, results=True))

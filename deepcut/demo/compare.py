@@ -22,7 +22,7 @@ from ..errors import DeepCutError
 from ..predictor import DeepCut
 from ..render.figures import figure_image
 from ..render.style import new_figure
-from ..segmentation import Segmentation
+from ..segmentation.result import Segmentation
 from .errors import DemoError
 from .limits import Deadline
 from .results import DemoResult, plural

@@ -1,5 +1,5 @@
 """Corrections by click on the Image tab: the visitor clicks two points in *join* or *separate* mode and the
-GNN continues with that constraint (:mod:`deepcut.correct`); corrections accumulate, *undo* takes the last
+GNN continues with that constraint (:mod:`deepcut.tasks.correct`); corrections accumulate, *undo* takes the last
 back, *reset* returns to the plain cut.
 
 A corrected result is a :class:`~deepcut.demo.results.DemoResult` whose ``corrections`` list what was asked
@@ -16,10 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..correct import Correction, correct_features
+from ..clustering.links import Links
 from ..errors import DeepCutError
-from ..links import Links
 from ..predictor import DeepCut
+from ..tasks.correct import Correction, correct_features
 from .errors import DemoError
 from .results import DemoResult
 
@@ -59,7 +59,7 @@ def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float, max
 def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction], max_epochs: int | None = None
           ) -> DemoResult:
     """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself); ``max_epochs``: the
-    server's cap on the correction's training (:class:`~deepcut.links.Links` ``epochs``)."""
+    server's cap on the correction's training (:class:`~deepcut.clustering.links.Links` ``epochs``)."""
     plain = result.plain if result.plain is not None else result.seg
     if len(corrections) > MAX_CORRECTIONS:
         raise DemoError(f"at most {MAX_CORRECTIONS} corrections on one result (got {len(corrections)}): undo some, "

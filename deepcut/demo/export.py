@@ -17,7 +17,7 @@ from PIL import Image
 from ..render.figures import soft_maps_figure
 from ..render.slides import SLIDE_SIZE, slide
 from ..render.teaching import comparison_figure
-from ..video import write_video
+from ..tasks.video import write_video
 from .compare import settings_line
 from .outputs import safe_stem
 from .results import DemoResult, plural

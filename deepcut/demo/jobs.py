@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..clustering import fit
+from ..clustering.fit import fit
 from ..config import SegmentConfig
 from ..predictor import DeepCut
 from .errors import DemoError
@@ -59,7 +59,7 @@ class Request:
         return time.perf_counter() - self.started
 
     def clusterer(self) -> Callable:
-        """The GNN (:func:`~deepcut.clustering.fit`) capped at :attr:`max_epochs` in all (NCut's exactly-k
+        """The GNN (:func:`~deepcut.clustering.fit.fit`) capped at :attr:`max_epochs` in all (NCut's exactly-k
         rule included), checking the deadline (if any) before each stage."""
         inner = fit if self.max_epochs is None else functools.partial(fit, max_epochs=self.max_epochs)
         return inner if self.deadline is None else self.deadline.clusterer(inner)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
-from ..clustering import NCUT_START_EPOCHS
+from ..clustering.fit import NCUT_START_EPOCHS
 from ..config import SegmentConfig
 from .errors import DemoError
 
@@ -46,7 +46,7 @@ class Limits:
         max_pixels: largest upload in pixels (width × height, read from the file's header).
         max_bytes: largest upload in bytes (also for ``data:`` URLs and request bodies).
         max_resolution: highest working resolution (patches = (resolution / patch size)²).
-        max_epochs: most GNN epochs of any stage, every training rule included (:func:`~deepcut.clustering.fit`'s
+        max_epochs: most GNN epochs of any stage, every training rule included (:func:`~deepcut.clustering.fit.fit`'s
             ``max_epochs``: NCut's second try from the spectral cut runs only where it fits, corrections stop there).
         max_frames: most video frames per request.
         max_images: most images co-segmented together.
@@ -188,7 +188,7 @@ class Deadline:
                                  f"resolution or fewer frames.")
 
     def clusterer(self, inner: Callable) -> Callable:
-        """``inner`` (a :class:`~deepcut.clustering.Clusterer`) checking the deadline before each GNN stage."""
+        """``inner`` (a :class:`~deepcut.clustering.fit.Clusterer`) checking the deadline before each GNN stage."""
         if self.seconds is None:
             return inner
 

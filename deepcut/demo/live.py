@@ -5,7 +5,7 @@ arrives meanwhile replaces the one waiting), so nothing queues up behind a slow 
 stops the camera or leaves, Gradio closes the stream and no frame is computed any more. What this
 module adds:
 
-* one :class:`~deepcut.video.LiveSession` per stream, kept in the page's state: the parts keep their labels
+* one :class:`~deepcut.tasks.video.LiveSession` per stream, kept in the page's state: the parts keep their labels
   and colours while the camera moves; a change of backbone or setting starts new tracks;
 * one live stream per visitor (client address): a newer stream ends the older one;
 * the server's caps: the settings clamped like any request, NCut's exactly-k rule within the epoch cap, frames
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..clustering import fit
+from ..clustering.fit import fit
 from ..config import SegmentConfig
 from ..errors import DeepCutError
-from ..video.live import LIVE_RESOLUTION, LiveSession
+from ..tasks.video.live import LIVE_RESOLUTION, LiveSession
 from .errors import DemoError
 from .results import plural, with_notices
 from .session import DemoSession

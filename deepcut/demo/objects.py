@@ -2,7 +2,7 @@
 
 :class:`ObjectsJob` is a request of :class:`~deepcut.demo.session.DemoSession`'s template (prepare
 the upload, run :meth:`deepcut.DeepCut.discover`, wrap); :class:`ObjectsDemoResult` turns the
-:class:`~deepcut.discover.Discovery` into the page's picture, a table of the objects and a
+:class:`~deepcut.tasks.discover.Discovery` into the page's picture, a table of the objects and a
 COCO-style download whose masks and boxes are in the pixels of the upload as sent.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..discover import Discovery
+from ..tasks.discover import Discovery
 from .jobs import ImageJob, Request
 from .outputs import write_json
 from .results import with_notices
@@ -55,7 +55,7 @@ class ObjectsDemoResult:
     """Discovered objects as the demo shows them.
 
     Attributes:
-        found: the :class:`~deepcut.discover.Discovery` (of the possibly downscaled image).
+        found: the :class:`~deepcut.tasks.discover.Discovery` (of the possibly downscaled image).
         backbone: the backbone used.
         notices: what the visitor should know (fallback, downscaling, why discovery stopped).
         original_size: ``(H, W)`` of the upload before downscaling.

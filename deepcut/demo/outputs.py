@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from ..segmentation import Segmentation
+from ..segmentation.result import Segmentation
 from .results import CosegDemoResult, DemoResult
 
 
@@ -139,7 +139,7 @@ class OutputStore:
     def save_video(self, segmentations: Iterable[Segmentation], name: str, fps: float,
                    opacity: float) -> RenderedVideo:
         """Write the overlay video of ``segmentations`` (segmented as it is encoded) to a fresh folder."""
-        from ..video import write_video
+        from ..tasks.video import write_video
 
         out = RenderedVideo(self.new_folder() / f"{safe_stem(name)}_overlay.mp4")
         write_video(out.overlays(segmentations, opacity), out.video, fps=fps)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..render.figures import figure_image, loss_figure, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
-from ..segmentation import Segmentation
+from ..segmentation.result import Segmentation
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..backbones import DEFAULT_BACKBONE
 from ..errors import BackboneLoadError, DeepCutError
-from ..loading import DEFAULT_BACKBONE
+from ..features.image import ImageLike
 from ..model_cache import BackboneChoice, CachedModel, ModelCache
-from ..utils.image import ImageLike
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob, trim_heap
 from .limits import NOT_OFFERED, Limits
@@ -59,7 +59,7 @@ class DemoSession:
         output_dir: where download files go (default: a fresh temporary folder).
         keep_outputs: how many results' download files are kept on disk.
         device: where the models compute (``None``: ``$DEEPCUT_DEVICE``, else CUDA if available).
-        threads: the ViT's CPU threads (``None``: the cores idle at the time; see :mod:`deepcut.threads`).
+        threads: the ViT's CPU threads (``None``: the cores idle at the time; see :mod:`deepcut.utils.threads`).
         precision: the ViT's precision (``None``: ``$DEEPCUT_PRECISION``, else ``"auto"``).
         limits: what one request may cost (default: the generous :class:`~deepcut.demo.limits.Limits`).
         keep_results: how many results the pages' events can still refer to (:attr:`results`).
@@ -210,7 +210,7 @@ class DemoSession:
     def discover(self, image: ImageLike, backbone: str | None = None, objects: int | None = 3,
                  **settings) -> ObjectsDemoResult:
         """Discover up to ``objects`` objects in an upload (``None``: correlation clustering decides
-        how many), each with its mask, box and score (see :mod:`deepcut.discover`).
+        how many), each with its mask, box and score (see :mod:`deepcut.tasks.discover`).
 
         Raises:
             DemoError: unreadable image, invalid setting, or a requested local model that fails.

@@ -21,7 +21,9 @@ from PIL import Image
 
 from ..config import SegmentConfig
 from ..errors import DeepCutError
-from ..explain import (
+from ..features.image import pixel_to_patch
+from ..graph.patch_graph import graph_of
+from ..lessons.explanation import (
     CutComparison,
     TrainingRecord,
     compare_result,
@@ -29,7 +31,6 @@ from ..explain import (
     label_at,
     patch_affinity,
     pick_object,
-    pixel_to_patch,
     record_training,
 )
 from ..predictor import DeepCut
@@ -102,7 +103,7 @@ def affinity_view(model: DeepCut, result: DemoResult, x: float, y: float,
 def pick(result: DemoResult, x: float, y: float, frame: tuple[int, int] | None = None) -> DemoResult:
     """``result`` with the segment under pixel ``(x, y)`` of a picture of size ``frame`` (default: the
     segmented image) as its object: mask, box, cut-out and downloads follow
-    (:func:`~deepcut.explain.pick_object`)."""
+    (:func:`~deepcut.lessons.explanation.pick_object`)."""
     seg = result.seg
     label = label_at(seg, x, y, frame)
     notices = [n for n in result.notices if not n.startswith("Picked segment")]
@@ -116,7 +117,7 @@ class Explanation:
 
     Attributes:
         comparison: the result's own cut and the spectral cut of the same stage's graph, scored by the
-            result's loss (:func:`~deepcut.explain.compare_result`).
+            result's loss (:func:`~deepcut.lessons.explanation.compare_result`).
         record: the training replay, stage by stage.
         pca: ``(h, w, 3)`` the features' first three principal components as colours in ``[0, 1]``.
         image: ``(H, W, 3)`` uint8 the segmented image.
@@ -193,7 +194,7 @@ def comparison_words(c: CutComparison, corrections: int = 0) -> str:
 def explain(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -> Explanation:
     """Compare the result's own cut with the spectral cut of the same stage's graph, replay the training and
     take the features' PCA for ``result``, from the features it was segmented from (cached: the backbone
-    does not rerun); ``max_epochs``: the server's cap on every training (:func:`~deepcut.clustering.fit`),
+    does not rerun); ``max_epochs``: the server's cap on every training (:func:`~deepcut.clustering.fit.fit`),
     as ``result`` had.
 
     Raises:
@@ -204,7 +205,7 @@ def explain(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -
         feats = model.patch_features(seg.image, cfg)
     except DeepCutError as e:
         raise DemoError(str(e)) from None
-    graph = feats.graph()
+    graph = graph_of(feats)
     comparison = compare_result(graph, seg.patch_labels, cfg, seg.foreground_labels)
     record = record_training(graph, feats.grid, cfg, max_epochs=max_epochs)
     pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))

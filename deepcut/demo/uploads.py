@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageLoadError
+from ..features.image import ImageLike, load_image
 from ..utils.declared import declared_sizes
-from ..utils.image import ImageLike, load_image
 from .errors import DemoError, hide_path
 
 #: Uploads whose longer side exceeds this many pixels are downscaled before anything else.

@@ -19,13 +19,13 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DeepCutError
-from ..graph import graph_kind
+from ..graph.patch_graph import graph_kind
 from ..predictor import DeepCut
-from ..refinement import segment_maps
-from ..render.colors import overlay
 from ..render.figures import figure_image
 from ..render.style import COMPACT_TEXT, min_text_px, new_figure
 from ..render.teaching import training_frame_figure
+from ..segmentation.colors import overlay
+from ..segmentation.refine import segment_maps
 from .errors import DemoError
 from .results import DemoResult, plural
 from .teaching import Explanation, affinity_view

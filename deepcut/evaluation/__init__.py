@@ -1,7 +1,7 @@
 """Evaluation: the paper's metrics, classical baselines on identical features, and a runner.
 
 * :mod:`.metrics` — pure metric functions (IoU, accuracy, max F-beta, CorLoc, J, NMI, ARI, mIoU);
-* :mod:`.baselines` — spectral normalized cut and k-means with :func:`deepcut.clustering.fit`'s signature;
+* :mod:`.baselines` — spectral normalized cut and k-means with :func:`deepcut.clustering.fit.fit`'s signature;
 * :mod:`.datasets` — the dataset layouts (single, corloc, video, parts, objects);
 * :mod:`.runner` — segment or read predictions, score them, aggregate (``python -m deepcut eval``);
 * :mod:`.objects`, :mod:`.object_methods` — the objects task (several objects per image): its

@@ -1,12 +1,12 @@
 """Classical clustering baselines on exactly the patch features DeepCut sees.
 
-Each baseline has the signature of :func:`deepcut.clustering.fit` (``features (N, D)``, ``k``, and
-the GNN settings it ignores) and returns a :class:`~deepcut.clustering.ClusterResult`, so it can
-replace the GNN inside :func:`deepcut.pipeline.run_stages`: stages, the border orientation rule
+Each baseline has the signature of :func:`deepcut.clustering.fit.fit` (``features (N, D)``, ``k``, and
+the GNN settings it ignores) and returns a :class:`~deepcut.clustering.fit.ClusterResult`, so it can
+replace the GNN inside :func:`deepcut.stages.run.run_stages`: stages, the border orientation rule
 for the foreground, ``largest_component``, upsampling and boxes are then literally the same code.
 
-* :func:`~deepcut.spectral.spectral_fit` — normalized cut by its spectral relaxation (Shi & Malik),
-  on DeepCut's graph or TokenCut's (see :mod:`deepcut.spectral`, where it lives: the library uses it too);
+* :func:`~deepcut.clustering.spectral.spectral_fit` — normalized cut by its spectral relaxation (Shi & Malik),
+  on DeepCut's graph or TokenCut's (see :mod:`deepcut.clustering.spectral`, where it lives: the library uses it too);
 * :func:`kmeans_fit` — k-means (k-means++ seeding, best of ``n_init`` runs) on the raw features.
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..clustering import Clusterer, ClusterResult
+from ..clustering.fit import Clusterer, ClusterResult
+from ..clustering.spectral import SPECTRAL_GRAPHS, fuzzy_memberships, kmeans, prepare_features, spectral_fit
 from ..errors import ConfigError
-from ..graph import PatchGraph
-from ..spectral import SPECTRAL_GRAPHS, fuzzy_memberships, kmeans, prepare_features, spectral_fit
+from ..graph.patch_graph import PatchGraph
 
 __all__ = ["SPECTRAL_GRAPHS", "baseline", "kmeans_fit", "spectral_fit"]
 

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..clustering import fit
+from ..clustering.fit import fit
 from ..config import SegmentConfig
-from ..discover import discover_features
 from ..errors import ConfigError
-from ..utils.image import load_image
+from ..features.image import load_image
+from ..tasks.discover import discover_features
 from .baselines import SPECTRAL_GRAPHS, baseline
 from .datasets import Sample
 from .objects import ScoredObject, by_score, object_labels, objects_from_labels
@@ -33,7 +33,7 @@ def discoverer(model, cfg: SegmentConfig, objects: int | None = 3, method: str =
                spectral_graph: str = "deepcut") -> Method:
     """A method that discovers up to ``objects`` objects (None: the CC variant) in each sample's image
     with ``model`` (a :class:`~deepcut.DeepCut`), clustering with the GNN (``method="deepcut"``) or
-    a baseline on the same features (see :func:`deepcut.discover.discover_features`)."""
+    a baseline on the same features (see :func:`deepcut.tasks.discover.discover_features`)."""
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     if spectral_graph not in SPECTRAL_GRAPHS:

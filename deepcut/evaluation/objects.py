@@ -34,7 +34,7 @@ IOU_THRESHOLD = 0.5
 
 
 class ScoredObject(Protocol):
-    """What scoring reads of a predicted object (e.g. a :class:`deepcut.discover.DiscoveredObject`)."""
+    """What scoring reads of a predicted object (e.g. a :class:`deepcut.tasks.discover.DiscoveredObject`)."""
 
     mask: np.ndarray    # (H, W) bool
     bbox: tuple[int, int, int, int]

@@ -21,9 +21,9 @@ from PIL import Image
 
 from ..config import SegmentConfig
 from ..errors import ConfigError, DeepCutError
-from ..segmentation import Segmentation
+from ..features.image import load_image
+from ..segmentation.result import Segmentation
 from ..utils.files import atomic_path
-from ..utils.image import load_image
 from ..utils.manifest import Manifests
 from ..utils.masks import bbox_of
 from . import metrics as M
@@ -100,7 +100,7 @@ def segment_with(model, image, cfg: SegmentConfig, method: str = "deepcut",
                  spectral_graph: str = "deepcut") -> Segmentation:
     """Segment ``image`` with DeepCut's GNN or a baseline clustering of the same features.
 
-    Baselines replace only the clustering of :func:`deepcut.pipeline.run_stages`: the features (same
+    Baselines replace only the clustering of :func:`deepcut.stages.run.run_stages`: the features (same
     backbone, layer, facet, resolution, stride), the stages, the foreground orientation rule,
     ``largest_component``, upsampling and boxes are DeepCut's own code.
     """

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 from ..errors import DeepCutError
-from ..threads import available_cores
+from ..utils.threads import available_cores
 from .lifeline import die_with_parent
 from .sources import ImageSource
 from .worker import LabelSpec, label_data, label_items
@@ -43,7 +43,7 @@ def worker_bytes(spec: LabelSpec) -> int:
     """About the peak memory of one worker: :data:`WORKER_BASE_BYTES`, the weights (a ViT-B's for a
     backbone not in the registry) and :func:`~deepcut.utils.memory.estimate_bytes` of a square image
     at the run's resolution."""
-    from ..loading.specs import REGISTRY
+    from ..backbones.specs import REGISTRY
     from ..utils.memory import estimate_bytes
 
     arch = REGISTRY.get(spec.backbone) or REGISTRY["dino_vitb8"]
@@ -60,7 +60,7 @@ def cap_workers(requested: int, spec: LabelSpec, cores: int | None = None,
     Args:
         requested: ``--workers``.
         spec: the run's settings.
-        cores: default :func:`deepcut.threads.available_cores`.
+        cores: default :func:`deepcut.utils.threads.available_cores`.
         available: bytes of memory, default :func:`deepcut.utils.memory.available_memory`.
     """
     from ..utils.memory import available_memory, human
@@ -167,7 +167,7 @@ class ProcessRunner:
     Args:
         spec: the run's settings (its ``threads`` is set here).
         workers: how many processes.
-        cores: cores to share among them (default: :func:`deepcut.threads.available_cores`).
+        cores: cores to share among them (default: :func:`deepcut.utils.threads.available_cores`).
     """
 
     def __init__(self, spec: LabelSpec, workers: int, cores: int | None = None) -> None:

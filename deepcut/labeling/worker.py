@@ -38,7 +38,7 @@ class LabelSpec:
         config: the segmentation settings.
         objects: the most objects per image (iterative cuts), or None for the CC variant.
         threads: torch threads of a worker, for its ViT and everything else (None: DeepCut's
-            automatic choice, see :mod:`deepcut.threads`).
+            automatic choice, see :mod:`deepcut.utils.threads`).
         batch_size: images per ViT batch in :func:`label_batch` (GPU runs).
         precision: the ViT's precision (None: ``$DEEPCUT_PRECISION``, else ``"auto"``).
     """
@@ -89,14 +89,14 @@ def failure_message(file_name: str, exc: BaseException, path: Path | None = None
 def check_image_file(path: Path) -> int:
     """Check an image file before anything reads it whole: a regular file whose header (read lazily by
     Pillow: a few bytes) names an image format and a size that is neither empty nor over
-    :data:`~deepcut.utils.image.MAX_PIXELS`. Returns the file's size in bytes.
+    :data:`~deepcut.features.image.MAX_PIXELS`. Returns the file's size in bytes.
 
     Raises:
         ImageLoadError: missing, a folder or not a regular file, unreadable, not an image, or too large.
     """
     from PIL import Image, UnidentifiedImageError
 
-    from ..utils.image import MAX_PIXELS
+    from ..features.image import MAX_PIXELS
 
     try:
         st = os.stat(path)
@@ -144,7 +144,7 @@ def read_image_bytes(path: Path) -> bytes:
 
 
 def _image_of(data: bytes | bytearray | Path):
-    """What :func:`~deepcut.utils.image.load_image` is given: the bytes, or the path once its header is
+    """What :func:`~deepcut.features.image.load_image` is given: the bytes, or the path once its header is
     checked (Pillow then reads only what the first frame needs)."""
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)
@@ -153,7 +153,7 @@ def _image_of(data: bytes | bytearray | Path):
 
 
 def _records_of(file_name: str, discovery) -> dict[str, Any]:
-    """The record of a :class:`~deepcut.discover.Discovery`: masks at the input size, as RLE."""
+    """The record of a :class:`~deepcut.tasks.discover.Discovery`: masks at the input size, as RLE."""
     objects = [object_record(o.mask, o.bbox, o.score) for o in discovery.objects]
     return image_record(file_name, discovery.image.shape[:2], objects)
 
@@ -194,8 +194,8 @@ def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]
     Falls back to :func:`label_data` image by image when the batch fails as a whole (e.g. out of
     device memory), so one image never costs the others their labels.
     """
-    from ..discover import discover_features
-    from ..utils.image import load_image
+    from ..features.image import load_image
+    from ..tasks.discover import discover_features
 
     records: list[dict[str, Any] | None] = [None] * len(items)
     images: list[tuple[int, np.ndarray]] = []

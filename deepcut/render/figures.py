@@ -1,6 +1,6 @@
 """Pictures that explain a segmentation: loss curves, soft assignment maps, patch affinities.
 
-Pure functions of a :class:`~deepcut.segmentation.Segmentation` or of patch features; they draw with
+Pure functions of a :class:`~deepcut.segmentation.result.Segmentation` or of patch features; they draw with
 matplotlib's object API (no ``pyplot`` global state), so they are safe to call from several threads.
 """
 
@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .colors import label_colors
+from ..segmentation.colors import label_colors
 from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from ..segmentation import Segmentation
+    from ..segmentation.result import Segmentation
 
 #: What each stage cut, for :func:`loss_figure`'s panel titles.
 STAGE_NAMES = {
@@ -43,7 +43,7 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
 
     Args:
         losses: the loss after each epoch, one list per stage in stage order (``losses[i]``: stage ``i + 1``,
-            as :attr:`~deepcut.segmentation.Segmentation.losses` keeps them); an empty list draws no panel.
+            as :attr:`~deepcut.segmentation.result.Segmentation.losses` keeps them); an empty list draws no panel.
         loss: ``"ncut"`` or ``"cc"`` (names the y axis and the explanation).
         stages_k: optional number of clusters of each stage, shown in the titles.
         text: every font (and the layout around it) this many times its size; the PNG stays 720 x 360
@@ -120,7 +120,7 @@ def is_split(seg: "Segmentation") -> bool:
 
 
 def _picked(seg: "Segmentation") -> int | None:
-    """The label the visitor picked as the object (:func:`deepcut.explain.pick_object`'s note), if any."""
+    """The label the visitor picked as the object (:func:`deepcut.lessons.explanation.pick_object`'s note), if any."""
     for note in seg.notes:
         if note.startswith("picked segment "):
             return int(note.split()[2])

@@ -4,7 +4,7 @@ A 1.4 KB GIF may declare a 13000×13000 screen, a PNG 16000² pixels, a Matroska
 decoding them takes gigabytes. :func:`check_declared` reads only the headers (the GIF's screen and every
 frame's rectangle, every page of a TIFF, the canvas of any other image Pillow knows, whatever the
 file is called) and refuses a file whose frames would exceed ``max_pixels``; files Pillow does not
-know are videos, whose declared size :class:`~deepcut.video.FrameReader` checks from ffmpeg's stream
+know are videos, whose declared size :class:`~deepcut.tasks.video.FrameReader` checks from ffmpeg's stream
 information (and ffmpeg itself refuses larger frames: ``-max_pixels``).
 """
 

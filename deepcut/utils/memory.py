@@ -35,14 +35,14 @@ DEFAULT_FRACTION = 0.5
 MAX_PATCHES = 1 << 16
 #: Environment variable replacing :data:`MAX_PATCHES`.
 PATCHES_ENV = "DEEPCUT_MAX_PATCHES"
-#: Graphs of at most this many nodes are dense (kept equal to :data:`deepcut.graph.DENSE_MAX_NODES`).
+#: Graphs of at most this many nodes are dense (kept equal to :data:`deepcut.graph.patch_graph.DENSE_MAX_NODES`).
 DENSE_NODES = 4096
 #: Graphs of at most this many nodes (and more than :data:`DENSE_NODES`) are compact (kept equal to
-#: :data:`deepcut.graph.COMPACT_MAX_NODES`).
+#: :data:`deepcut.graph.patch_graph.COMPACT_MAX_NODES`).
 COMPACT_NODES = 20480
-#: Entries of the graph's float32 blocks (kept equal to :data:`deepcut.graph.CHUNK_ELEMENTS`).
+#: Entries of the graph's float32 blocks (kept equal to :data:`deepcut.graph.patch_graph.CHUNK_ELEMENTS`).
 CHUNK = 1 << 22
-#: Neighbours of the sparse graph (kept equal to :data:`deepcut.graph.DEFAULT_NEIGHBOURS`).
+#: Neighbours of the sparse graph (kept equal to :data:`deepcut.graph.patch_graph.DEFAULT_NEIGHBOURS`).
 NEIGHBOURS = 64
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
           "t": 1 << 40, "tb": 1 << 40, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}

@@ -1,0 +1,303 @@
+"""DINO ViT feature extraction on top of ``transformers.ViTModel``.
+
+The forward pass is run block by block (``model.layers[i]``) so that it can stop at the requested
+layer and resume later. Facets follow the DINO dense-descriptor convention (Amir et al. 2021):
+
+* ``key`` / ``query`` / ``value`` of layer ``l``: ``{k,q,v}_proj(layernorm_before(h_l))``, the
+  per-head vectors concatenated (``D`` = hidden size);
+* ``token`` of layer ``l``: the block's output ``h_{l+1}`` (before the final layer norm).
+
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (the ``transformers``
+model's ``"sdpa"`` implementation, set explicitly), so no ``(heads, T, T)`` attention matrix is
+materialised and a 1024-px image (16385 tokens for ViT-S/8) fits in a few hundred MB.
+
+The CLS token (and any register tokens) is dropped from every facet. With a ``stride`` smaller than
+the patch size the patch projection is applied at that step (overlapping patches, Amir et al.) and the
+learned position embeddings are interpolated to the denser grid.
+
+:class:`ViTBackbone` holds everything the ViT families share; a family only says where its blocks,
+norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .base import Backbone, TokenState
+from .precision import autocast, check_precision, quantize_int8
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: How the blocks may compute attention (see :meth:`ViTBackbone.set_attention`).
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "blocked")
+#: Query rows per block of :func:`blocked_attention` (ViT-S/8 at 1024 px: 6 x 256 x 16385 bf16 scores, 50 MB).
+ATTENTION_BLOCK = 256
+_BLOCKED = "deepcut_blocked"  # the name it is registered under in transformers' AttentionInterface
+
+
+def blocked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                      **kwargs) -> tuple[torch.Tensor, None]:
+    """``softmax(Q Kᵀ · scaling) V`` for ``(B, heads, T, d)`` queries, keys and values, written out a block of
+    :data:`ATTENTION_BLOCK` query rows at a time, in the inputs' own dtype (a ``transformers`` attention
+    function: returns ``(B, T, heads, d)`` and no weights).
+
+    For bf16 / fp16 on the CPU, where PyTorch's fused (flash) kernel gains nothing over float32 (20 ms a
+    block of ViT-S/8 at 280 px either way) while two bf16 matrix products and a softmax take 12 ms; the
+    ``(heads, block, T)`` scores of one block are all that is materialised. Masks and dropout (never used
+    here: DeepCut's ViTs attend to every token, in eval mode) go to the fused kernel.
+    """
+    if attention_mask is not None or dropout:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    scale = float(scaling) if scaling is not None else query.shape[-1] ** -0.5
+    out = torch.empty_like(query)
+    with torch.autocast(query.device.type, enabled=False):  # the inputs' dtype throughout, softmax included
+        keys = key.transpose(-1, -2)
+        for i in range(0, query.shape[2], ATTENTION_BLOCK):
+            scores = torch.matmul(query[:, :, i:i + ATTENTION_BLOCK] * scale, keys)
+            out[:, :, i:i + ATTENTION_BLOCK] = torch.matmul(torch.softmax(scores, dim=-1), value)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register_blocked() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(_BLOCKED, blocked_attention)
+
+
+def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
+                          antialias: bool = False, offset: float = 0.1) -> torch.Tensor:
+    """Resize learned position embeddings ``(1, prefix + n0*n0, D)`` to a ``grid`` of patches.
+
+    Bicubic, the way the original models do it. DINO (and DINOv2 without registers) pass a *scale
+    factor* ``(h + offset) / n0, (w + offset) / n0`` with ``offset=0.1`` (a kludge against rounding,
+    see facebookresearch/dino#8); since ``F.interpolate`` then samples at ``1 / scale`` rather than
+    ``n0 / h``, this differs from resizing to ``size=grid`` (by 3-4 % in the layer-11 keys at 280 px),
+    so the exact formula matters for features equal to DINO's own. ``offset=0`` resizes to
+    ``size=grid`` (DINOv2 with registers, which also uses ``antialias``). The embeddings are
+    returned unchanged when the grid is already ``n0 x n0``. Returns ``(1, prefix + h*w, D)``.
+    """
+    cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
+    n0 = int(math.isqrt(patch_pos.shape[1]))
+    if n0 * n0 != patch_pos.shape[1]:
+        raise ValueError(f"position embeddings of {patch_pos.shape[1]} patches are not a square grid")
+    if (n0, n0) == tuple(grid):
+        return pos
+    dim = pos.shape[-1]
+    patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2).float()
+    if offset:
+        scale = ((grid[0] + offset) / n0, (grid[1] + offset) / n0)
+        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", align_corners=False,
+                                  antialias=antialias, recompute_scale_factor=False)
+    else:
+        patch_pos = F.interpolate(patch_pos, size=tuple(grid), mode="bicubic", align_corners=False,
+                                  antialias=antialias)
+    if tuple(patch_pos.shape[-2:]) != tuple(grid):
+        raise ValueError(f"position embeddings resized to {tuple(patch_pos.shape[-2:])}, expected {tuple(grid)}")
+    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+    return torch.cat([cls_pos, patch_pos], dim=1)
+
+
+class ViTBackbone(Backbone):
+    """A ``transformers`` ``ViTModel`` (DINO v1 layout) used as a dense feature extractor.
+
+    Args:
+        model: the ``transformers`` model (its weights are frozen and it is put in eval mode).
+        name: registry name or path, for messages.
+        source: where the weights came from (hub id, path, ``"random"``).
+        mean, std: per-channel input normalisation (ImageNet's for every DINO model).
+
+    Attributes:
+        attention: ``"sdpa"`` or ``"eager"`` (see :meth:`set_attention`).
+    """
+
+    family = "vit"
+    #: whether position embeddings are resized with antialiasing (as the model's own code does)
+    pos_antialias = False
+    #: DINO's ``(n + 0.1) / n0`` scale factor (see :func:`interpolate_pos_embed`); 0: resize to the grid.
+    pos_offset = 0.1
+
+    def __init__(self, model: nn.Module, name: str, source: str,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.attention = "sdpa"
+        self.set_attention("sdpa")
+        cfg = model.config
+        self.name = name
+        self.source = source
+        patch = cfg.patch_size
+        self.patch_size = int(patch if isinstance(patch, int) else patch[0])
+        self.dim = int(cfg.hidden_size)
+        self.depth = int(cfg.num_hidden_layers)
+        self.heads = int(cfg.num_attention_heads)
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        first = next(self.model.parameters(), None)
+        self.to(first.device if first is not None else "cpu")
+
+    def to(self, device: str | torch.device) -> ViTBackbone:
+        """Move the model and the normalisation constants to ``device``; returns ``self``.
+
+        Raises:
+            ConfigError: the model is quantized to int8 (CPU only) and ``device`` is not the CPU.
+        """
+        if self.precision == "int8" and torch.device(device).type != "cpu":
+            raise ConfigError(f"an int8-quantized ViT runs on the CPU only, not on {device}")
+        self.model.to(device)
+        self._mean = self._mean.to(device)
+        self._std = self._std.to(device)
+        return super().to(self._mean.device)
+
+    def set_precision(self, precision: str) -> ViTBackbone:
+        """Run the forward pass in ``precision``; returns ``self``.
+
+        ``"bf16"`` / ``"fp16"``: the blocks run under ``torch.autocast`` (weights stay float32);
+        ``"int8"``: the ``Linear`` layers of a copy of the model are dynamically quantized (the float
+        model is kept, so ``"fp32"`` later goes back to it). Hidden states and facets stay float32.
+
+        Raises:
+            ConfigError: an unknown precision, ``"auto"`` (resolve it first), or int8 off the CPU.
+        """
+        precision = check_precision(precision)
+        if precision == "auto":
+            raise ConfigError("resolve 'auto' first (deepcut.backbones.precision.resolve_precision)")
+        floating = getattr(self, "_float_model", None) or self.model
+        if self.attention in ("sdpa", "blocked"):  # the faster of the two for this precision and device
+            fast = precision in ("bf16", "fp16") and self.device.type == "cpu"
+            self.set_attention("blocked" if fast else "sdpa")
+        if precision == "int8":
+            if self.device.type != "cpu":
+                raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on "
+                                  f"{self.device}")
+            if self.precision != "int8":
+                self._float_model = floating
+                self.model = quantize_int8(floating)
+        else:
+            self.model = floating
+        self.precision = precision
+        return self
+
+    def compute(self):
+        """``torch.autocast`` for ``"bf16"`` / ``"fp16"``, nothing for ``"fp32"`` / ``"int8"``."""
+        return autocast(self.precision, self.device)
+
+    def set_attention(self, implementation: str = "sdpa") -> ViTBackbone:
+        """Choose how every block computes attention; returns ``self``.
+
+        * ``"sdpa"`` (the default): ``torch.nn.functional.scaled_dot_product_attention``, whose CPU
+          (flash) and CUDA (flash / memory-efficient) kernels work through blocks of queries and keys,
+          so no ``(B, heads, T, T)`` attention matrix is ever materialised: at 1024 px ViT-S/8 has
+          ``T = 16385`` tokens, whose 6 attention maps would take 6.4 GB.
+        * ``"eager"``: ``softmax(Q Kᵀ / √d) V`` written out (the reference; ``O(T²)`` memory).
+        * ``"blocked"``: :func:`blocked_attention`, the same written out a block of query rows at a time in
+          the inputs' dtype: what bf16 / fp16 use on the CPU (chosen by :meth:`set_precision`).
+
+        All give the same features up to float rounding.
+        """
+        if implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+        if implementation == "blocked":
+            _register_blocked()
+        name = _BLOCKED if implementation == "blocked" else implementation
+        for model in {id(m): m for m in (self.model, getattr(self, "_float_model", None)) if m is not None}.values():
+            model.set_attn_implementation(name)
+        self.attention = implementation
+        return self
+
+    # -- model-family specific parts (overridden by other ViT families) ---------------------------
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.model.layers
+
+    def _attention(self, block: nn.Module) -> nn.Module:
+        return block.attention
+
+    def _pre_norm(self, block: nn.Module) -> nn.Module:
+        return block.layernorm_before
+
+    def _patch_projection(self) -> nn.Conv2d:
+        return self.model.embeddings.patch_embeddings.projection
+
+    def _prefix_tokens(self, batch: int) -> torch.Tensor:
+        """Tokens put before the patches: ``(B, prefix, D)``."""
+        return self.model.embeddings.cls_token.expand(batch, -1, -1)
+
+    @property
+    def num_registers(self) -> int:
+        """Register tokens between the CLS token and the patches (0 for DINO v1)."""
+        return 0
+
+    def _add_positions(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Add position embeddings, resized to ``grid``, to ``(B, 1 + h*w, D)`` CLS + patch tokens."""
+        pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1,
+                                    antialias=self.pos_antialias, offset=self.pos_offset)
+        return tokens + pos
+
+    def _run_block(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        out = block(hidden, None)
+        return out[0] if isinstance(out, tuple) else out
+
+    # -- Backbone interface ------------------------------------------------------------------------
+    def describe(self) -> dict:
+        return {**super().describe(), "family": self.family, "heads": self.heads,
+                "registers": self.num_registers, "attention": self.attention}
+
+    def normalize(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float32 on :attr:`device`, mean/std normalised."""
+        return (self.pixels_to_tensor(pixels) - self._mean) / self._std
+
+    @torch.inference_mode()
+    def embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        with self.compute():
+            return self._embed(pixels, stride)
+
+    def _embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        stride = self.check_stride(stride)
+        x = self.normalize(pixels)
+        proj = self._patch_projection()
+        patches = F.conv2d(x, proj.weight, proj.bias, stride=stride)  # (B, D, h, w)
+        grid = (int(patches.shape[2]), int(patches.shape[3]))
+        tokens = patches.flatten(2).transpose(1, 2)
+        prefix = self._prefix_tokens(tokens.shape[0])
+        hidden = self._add_positions(torch.cat([prefix[:, :1], tokens], dim=1).float(), grid)
+        if prefix.shape[1] > 1:  # registers come after CLS and carry no position embedding
+            hidden = torch.cat([hidden[:, :1], prefix[:, 1:], hidden[:, 1:]], dim=1)
+        return TokenState(grid=grid, hidden=[hidden], prefix=int(prefix.shape[1]))
+
+    @torch.inference_mode()
+    def run_to(self, state: TokenState, n_blocks: int) -> None:
+        """Make sure the inputs of blocks ``0 … n_blocks`` are in ``state.hidden``."""
+        with self.compute():
+            while len(state.hidden) <= n_blocks:
+                i = len(state.hidden) - 1
+                state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1]).float())
+
+    @torch.inference_mode()
+    def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+        layer = self.check_layer_facet(layer, facet)
+        with self.compute():
+            return self._facet(state, layer, facet)
+
+    def _facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+        if facet == "token":
+            self.run_to(state, layer + 1)
+            out = state.hidden[layer + 1]
+        else:
+            self.run_to(state, layer)
+            block = self.blocks[layer]
+            attn = self._attention(block)
+            x = self._pre_norm(block)(state.hidden[layer])
+            proj = {"key": attn.k_proj, "query": attn.q_proj, "value": attn.v_proj}[facet]
+            out = proj(x)
+        return out[:, state.prefix:].float().contiguous()

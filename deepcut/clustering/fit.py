@@ -1,0 +1,363 @@
+"""Graph clustering of patch features with a per-image GNN (the core of DeepCut)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from ..config import LOSSES
+from ..errors import ConfigError
+from ..graph.patch_graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
+from ..utils.device import generator
+from ..utils.threads import GNN_THREADS, torch_threads
+from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph, soft_assign
+from .links import Links
+from .losses import autograd_grad, cc_grad, cc_loss_lowrank, link_loss, ncut_grad, row_sums, sparse_csr
+from .result import Clusterer, ClusterResult
+from .spectral import spectral_partition
+
+__all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
+
+FeaturesLike = Union[np.ndarray, torch.Tensor]
+#: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity, a compact one or a sparse k-NN one.
+Affinity = Union[torch.Tensor, CompactAffinity, SparseAffinity]
+
+
+def _as_tensor(features: FeaturesLike) -> torch.Tensor:
+    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
+    if f.ndim != 2:
+        raise ConfigError(f"features must be an (N, D) array, got shape {tuple(f.shape)}")
+    f = f.detach().float()
+    if f.is_inference():  # features computed under torch.inference_mode()
+        f = f.clone()
+    if not torch.isfinite(f).all():
+        raise ConfigError("features contain NaN or infinite values")
+    return f
+
+
+def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
+        seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
+        adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = (),
+        links: Links | None = None, max_epochs: int | None = None, threads: int | None = None) -> ClusterResult:
+    """Train a DeepCut GNN on one graph and return the clustering.
+
+    Args:
+        features: node features ``(N, D)``.
+        k: number of clusters (upper bound for CC); clamped to ``N``.
+        loss: ``"ncut"`` or ``"cc"``.
+        alpha: CC sensitivity (ignored by NCut).
+        epochs: training epochs (AdamW, ``lr``). NCut returns ``k`` segments: when its ``epochs`` leave a
+            cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`:
+            ``losses`` then has ``2 epochs`` values, and ``model`` is the restarted GNN); ``0`` trains nothing.
+        seed: seeds initialisation and dropout; the global RNG is not touched.
+        model: a trained GNN to continue from (warm start, e.g. the previous video frame);
+            its ``k`` and input width must match.
+        adj: a precomputed :func:`affinity` of ``features`` (saves an ``N²D`` product), or a
+            :class:`~deepcut.graph.patch_graph.SparseAffinity` (:func:`~deepcut.graph.patch_graph.knn_affinity`).
+        graph: the :class:`~deepcut.graph.patch_graph.PatchGraph` of ``features``; its
+            :meth:`~deepcut.graph.patch_graph.PatchGraph.cluster_affinity` is used when ``adj`` is not given
+            (dense up to :data:`~deepcut.graph.patch_graph.DENSE_MAX_NODES` nodes, compact up to
+            :data:`~deepcut.graph.patch_graph.COMPACT_MAX_NODES`, a sparse k-NN graph above).
+            Without either, ``PatchGraph(features)`` decides.
+        snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
+            :attr:`ClusterResult.snapshots`; recording does not change the training.
+        links: must-link / cannot-link constraints (a correction by click, :mod:`deepcut.clustering.links`): their
+            penalty joins the objective and the GNN trains (at ``links.lr``, in blocks) until they hold, up
+            to ``links.epochs`` epochs, instead of ``epochs``; NCut's exactly-k rule is off (a join may
+            leave fewer segments).
+        max_epochs: the most epochs trained in all, whatever the rule (``epochs``, NCut's exactly-k
+            rule, ``links``): a server's cap (the note says when it stopped the exactly-k rule). ``None``: no cap.
+        threads: torch threads of the training (``None``: :data:`~deepcut.utils.threads.GNN_THREADS`, one: on a
+            busy core more threads only wait; see :meth:`deepcut.utils.threads.ThreadPolicy.gnn`).
+
+    A compact graph (:class:`~deepcut.graph.patch_graph.CompactAffinity`) is the dense one: same propagation, same
+    objective. On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
+    is exact over all pairs (:func:`~deepcut.clustering.losses.cc_loss_lowrank`).
+
+    Everything runs on the device of ``features``; the results are numpy arrays on the host.
+    """
+    epochs, links = _check_fit(loss, k, epochs, max_epochs, links)
+    x = _as_tensor(features)
+    n = x.shape[0]
+    if model is not None:
+        k = model.k
+    k_eff = max(1, min(int(k), n))
+    note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
+    if n == 0:
+        raise ConfigError("cannot cluster zero nodes")
+    a = _graph_of(x, adj, graph, loss, alpha)
+    positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool(a.max() > 0)
+    if k_eff < 2 or not positive:
+        return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
+
+    gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
+    with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
+        warm = model is not None
+        model = _model_for(x, k_eff, int(seed), model)
+        g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
+        ax, objective = _prepare(x, a, loss)
+        record = {int(e): None for e in snapshots}
+        if 0 in record:
+            record[0] = _assign(model, ax)
+        if links:
+            history, soft = _train_links(model, ax, objective, links, g_drop, record)
+        else:
+            opt = _adamw(model, lr)
+            history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
+            soft = _assign(model, ax)
+        extra: list[torch.Tensor] = []  # the restart's losses: only a kept restart has any
+        if loss == "ncut" and int(epochs) > 0 and not links:
+            model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
+                                                record, max_epochs, restart=not warm)
+        history += extra
+        losses = [float(v) for v in torch.stack(history).cpu()] if history else []
+    labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
+    kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
+    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
+                         restarted=bool(extra))
+
+
+def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> DeepCutGNN:
+    """``model`` (a warm start, checked against the features ``(N, D)``), else a fresh GNN drawn on the CPU
+    from ``seed``, so that a seed gives the same GNN on every device."""
+    if model is None:
+        return DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device)
+    if model.in_dim != x.shape[1]:
+        raise ConfigError(f"warm-start model expects {model.in_dim}-d features, got {x.shape[1]}")
+    return model
+
+
+def _why_one(n: int, loss: str, alpha: float) -> str:
+    """Why :func:`fit` returns one cluster untrained, in words: a single node, or no two nodes attract."""
+    if n == 1:
+        return "a single node"
+    if loss != "cc":
+        return "no positive affinity between any two nodes (every pair's similarity F·Fᵀ is ≤ 0, e.g. zero features)"
+    if float(alpha) <= 1.0:
+        return (f"CC at α = {float(alpha):g} makes every pair of patches repel (A = W − max(W)/α ≤ 0 everywhere, "
+                f"as for any α ≤ 1), so nothing can be grouped and the GNN is not trained; raise α above 1")
+    return "with CC no pair of nodes attracts (A = W − max(W)/α ≤ 0 everywhere, e.g. zero features)"
+
+
+def _one_cluster(n: int, k: int, k_eff: int, model: DeepCutGNN | None, reason: str) -> ClusterResult:
+    """Every node in cluster 0, untrained: a single node, or no positive affinity between any two (``reason``)."""
+    soft = np.zeros((n, k), np.float32)
+    soft[:, 0] = 1.0
+    return ClusterResult(np.zeros(n, np.int64), soft, [], model, k_eff, note=f"one cluster: {reason}")
+
+
+#: When NCut's ``epochs`` leave a cluster empty, the GNN restarts from the spectral k-way cut of the same
+#: graph: a fresh GNN (same seed, standardised inputs) first learns that partition by cross-entropy for
+#: this many epochs at :data:`NCUT_START_LR`, then trains NCut's ``epochs`` again.
+NCUT_START_EPOCHS = 20
+NCUT_START_LR = 1e-2
+#: Whether NCut restarts at all (False: ``fit`` trains exactly ``epochs``; for comparisons).
+NCUT_RESTART = True
+
+
+def _train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
+           g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0) -> list[torch.Tensor]:
+    """``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its gradient,
+    :meth:`~deepcut.clustering.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the loss of each
+    (on the device). Fills ``record[e]`` with the soft assignments after epoch ``start + e`` where asked for."""
+    history: list[torch.Tensor] = []
+    model.train()
+    inp = model.gcn_input(ax)
+    shape = (ax.shape[0], model.mlp1.out_features)
+    for epoch in range(start + 1, start + epochs + 1):
+        value = model.training_step(inp, g_drop.next(shape), objective)
+        opt.step()
+        history.append(value)  # read back once at the end: no GPU sync per epoch
+        if epoch in record:
+            model.eval()
+            record[epoch] = _assign(model, ax)
+            model.train()
+    model.eval()
+    return history
+
+
+def _check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Links | None
+               ) -> tuple[int, Links | None]:
+    """:func:`fit`'s checks; returns ``(epochs, links)`` within ``max_epochs``."""
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if int(k) < 2:
+        raise ConfigError(f"k must be at least 2, got {k}")
+    if int(epochs) < 0:
+        raise ConfigError(f"epochs must be non-negative, got {epochs}")
+    if max_epochs is not None:
+        if int(max_epochs) < 0:
+            raise ConfigError(f"max_epochs must be non-negative, got {max_epochs}")
+        epochs = min(int(epochs), int(max_epochs))
+        if links:
+            links = replace(links, epochs=min(int(links.epochs), int(max_epochs)))
+    return int(epochs), links
+
+
+def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, loss: str, alpha: float) -> Affinity:
+    """The affinity :func:`fit` trains on: ``adj``, else ``graph``'s (else ``PatchGraph(x)``'s), checked."""
+    n = x.shape[0]
+    a = adj if adj is not None else (graph if graph is not None else PatchGraph(x)).cluster_affinity(loss, alpha)
+    if isinstance(a, (CompactAffinity, SparseAffinity)) and (a.loss != loss or a.num_nodes != n):
+        kind = "compact" if isinstance(a, CompactAffinity) else "sparse"
+        raise ConfigError(f"the {kind} graph was built for {a.loss!r} on {a.num_nodes} nodes, "
+                          f"not for {loss!r} on {n}: build it from these features with this loss")
+    return a
+
+
+#: Epochs between two checks of the links while a correction trains.
+LINK_BLOCK = 5
+
+
+def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
+                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
+    argmax (anchors and groups, :meth:`~deepcut.clustering.links.Links.hold`), up to ``links.epochs``; returns
+    ``(losses, soft (N, k))``."""
+    soft = _assign(model, ax)
+    must, cannot = links.tensors(ax.device)
+    with torch.no_grad():
+        weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
+    link = autograd_grad(lambda s: weight * link_loss(s, must, cannot))
+
+    def penalised(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (v1, g1), (v2, g2) = objective(s), link(s)
+        return v1 + v2, g1 + g2
+
+    opt = _adamw(model, links.lr)
+    history: list[torch.Tensor] = []
+    done = 0
+    while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
+        block = min(LINK_BLOCK, links.epochs - done)
+        history += _train(model, ax, penalised, opt, block, g_drop, record, done)
+        done += block
+        soft = _assign(model, ax)
+    return history, soft
+
+
+def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
+    """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
+    with torch.no_grad():
+        return soft_assign(model.forward_propagated(ax))
+
+
+def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad,
+             model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
+             record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
+             ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
+    """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
+    leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
+    alike (a near-complete graph) the fresh GNN gives every node almost the same output, every epoch moves
+    them together, and more epochs only slide towards the one-cluster solution, although the k-way cut
+    has the lower loss. So the GNN restarts from a better point: a fresh GNN (same seed) on standardised
+    inputs (:meth:`~deepcut.clustering.gnn.DeepCutGNN.standardise`) learns the spectral k-way cut of the same
+    graph (:func:`deepcut.clustering.spectral.spectral_partition`) for :data:`NCUT_START_EPOCHS` epochs, then trains
+    NCut for ``epochs`` epochs; its result is kept when it has more segments (or as many and a lower loss).
+
+    Returns ``(model, soft, the restart's NCut losses, note)``; the note says what happened. ``record``: as
+    :func:`_train`'s (the restart's epochs follow the first ones); ``cap``: the most epochs in all;
+    ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose labels the next frames
+    follow): no restart, a note instead."""
+    k = soft.shape[1]
+    used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
+    first = used(soft)
+    if first == k or not NCUT_RESTART:
+        return model, soft, [], note
+    found = f"NCut found {first} of the k = {k} segments asked for"
+    distinct = torch.unique(ax, dim=0).shape[0]
+    if distinct < k:
+        return model, soft, [], _join(note, f"{found}: only {distinct} patches differ at all (fewer than {k} "
+                                            f"distinct patches), so no more segments can be told apart")
+    if not restart:
+        return model, soft, [], _join(note, f"{found}: a GNN carried over (e.g. from the previous video frame) "
+                                            f"keeps its labels, so it gets no second try (no restart)")
+    if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
+        return model, soft, [], _join(note, _capped(found, epochs, int(cap)))
+
+    if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
+        a = a.knn()
+    target = torch.as_tensor(spectral_partition(a, k, seed), device=ax.device)
+    fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
+    g_drop = DropoutMasks(seed + 1, fresh.dropout, x.device)
+    fresh.train()
+    opt = _adamw(fresh, NCUT_START_LR)
+    shape = (ax.shape[0], fresh.mlp1.out_features)
+    for _ in range(NCUT_START_EPOCHS):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop.next(shape)), target).backward()
+        opt.step()
+    history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, record, epochs)
+    again = _assign(fresh, ax)
+    last = [float(objective(s)[0]) for s in (soft, again)]
+    if (used(again), -last[1]) < (first, -last[0]):
+        worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")
+        return model, soft, [], _join(note, f"{found}: training left {k - first} of its clusters without a patch, "
+                                            f"and a second try from the graph's spectral cut found {worse}")
+    if used(again) < k:
+        note = _join(note, f"NCut found {used(again)} of the k = {k} segments asked for, also on a second try from "
+                           f"the graph's spectral cut: training left {k - used(again)} of its clusters without a "
+                           f"patch (a lower k, or a higher resolution, may suit this image better)")
+    return fresh, again, history, note
+
+
+def _capped(found: str, epochs: int, cap: int) -> str:
+    """The note when the cap ``max_epochs`` leaves no room for NCut's second try (``2 epochs + 20`` in all)."""
+    room = (cap - NCUT_START_EPOCHS) // 2
+    fits = (f"with at most {room} epochs in this stage it would be tried" if room >= 1 else
+            "this cap leaves no room for it")
+    return (f"{found} in its {epochs} epochs: a second try from the graph's spectral cut did not fit in the cap of "
+            f"{cap} epochs per stage (max_epochs); {fits}")
+
+
+def _join(note: str | None, more: str) -> str:
+    return more if not note else f"{note}; {more}"
+
+
+def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, LossGrad]:
+    """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the training
+    objective with its gradient, ``S (N, k) -> (loss, ∂loss/∂S)`` (NCut: cut + orthogonality; CC: correlation
+    loss)."""
+    if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
+        ax = a.propagate(x)
+        if loss == "cc":
+            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, a.offset, s))
+    elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
+        offset, coo = a.offset, a.matrix()
+        ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))
+        if loss == "cc":
+            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
+        a = sparse_csr(coo)
+    else:
+        ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
+    if loss == "cc":
+        return ax, lambda s: cc_grad(a, s)
+    degree = row_sums(a)
+    return ax, lambda s: ncut_grad(a, s, degree)
+
+
+def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where this PyTorch build has one for the CPU (same update)."""
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=lr)
+
+
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels to ``0 … m-1`` keeping their order (``[0, 3, 3, 5] → [0, 1, 1, 2]``)."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse.reshape(labels.shape).astype(np.int64)
+
+
+def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
+            seed: int = 0) -> np.ndarray:
+    """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
+
+    NCut finds ``k`` clusters; CC treats ``k`` as an upper bound and decides the number itself.
+    Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed``.
+    """
+    return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed).labels)

@@ -1,0 +1,51 @@
+"""What a clustering gives back (:class:`ClusterResult`) and what the stages call (:class:`Clusterer`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .gnn import DeepCutGNN
+
+__all__ = ["ClusterResult", "Clusterer"]
+
+
+@dataclass
+class ClusterResult:
+    """Output of :func:`fit`.
+
+    Attributes:
+        labels: ``(N,)`` int64 cluster index of each node, in ``0 … k-1`` (CC may leave some unused).
+        soft: ``(N, k)`` float32 soft assignments (softmax of the GNN's output).
+        losses: the training loss after each epoch.
+        model: the trained GNN (to warm-start the next frame or image), None if none was trained.
+        k: the number of clusters actually used (``k`` clamped to ``N``).
+        note: why the result is degenerate, if it is (e.g. "constant features").
+        snapshots: ``{epoch: (N, k) soft assignments}`` after the epochs ``fit`` was asked to record
+            (``0``: before training), taken without dropout, as ``soft`` is.
+        restarted: NCut's first ``epochs`` left a cluster empty and the result comes from the restart
+            from the graph's spectral cut (see :func:`fit`); its ``losses`` follow the first ones.
+    """
+
+    labels: np.ndarray
+    soft: np.ndarray
+    losses: list[float] = field(default_factory=list)
+    model: DeepCutGNN | None = None
+    k: int = 2
+    note: str | None = None
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    restarted: bool = False
+
+
+class Clusterer(Protocol):
+    """What the pipeline calls to cluster one stage's graph: :func:`fit` (the GNN) or a baseline.
+
+    Called as ``clusterer(features (N, D), k=…, loss=…, alpha=…, epochs=…, seed=…, graph=PatchGraph)``
+    and, for a warm start (video), with ``model=`` the previous GNN. ``graph`` is the stage's graph
+    (its affinity sliced from the cached ``F Fᵀ`` when there is one); a baseline may ignore it.
+    """
+
+    def __call__(self, features: torch.Tensor, **kwargs) -> "ClusterResult": ...

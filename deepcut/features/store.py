@@ -1,0 +1,348 @@
+"""The feature store: every front end gets its patch features here.
+
+Images, batches of images, video frames, co-segmentation, evaluation and the teaching view all ask
+one :class:`FeatureStore` for :class:`PatchFeatures`. It owns
+
+* the resize to the patch grid and the (batched) ViT forward pass;
+* the cache of image embeddings (one resumable :class:`~deepcut.backbones.base.TokenState` per image,
+  resolution and stride), so another layer, facet, k or loss never reruns the ViT;
+* the per-embedding memo of facets and of the Gram matrix ``F Fᵀ`` of the last facet used (only for
+  graphs that are built dense, see :data:`deepcut.graph.patch_graph.DENSE_MAX_NODES`);
+* the log-binned descriptor.
+
+Features and Gram matrices live on the backbone's device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..backbones.base import Backbone, TokenState
+from ..config import SegmentConfig
+from ..errors import ConfigError
+from ..utils.coerce import as_int
+from ..utils.memory import check_request, estimate_bytes, memory_errors, resolve_limit
+from ..utils.threads import ThreadPolicy, torch_threads
+from .descriptors import log_bin as log_bin_features
+from .image import ImageLike, grid_size, image_fingerprint, load_image, resize_for_grid
+
+#: Images of up to this many patches keep their Gram matrix ``F Fᵀ`` cached (4096² float32 = 64 MB each):
+#: the graphs built dense (:data:`deepcut.graph.patch_graph.DENSE_MAX_NODES` is this number); larger
+#: graphs are compact or sparse and slice no Gram matrix.
+GRAM_CACHE_MAX_PATCHES = 4096
+#: A batch holds at most this many tokens on the CPU (8 images of 1226 tokens: ViT-S/8 at 280 px; larger
+#: batches are no faster there). Attention maps are never materialised (SDPA), so a batch's memory grows
+#: with its tokens, not their square.
+TOKEN_BUDGET = 8 * 1226
+#: The same on a GPU, where larger batches keep it busy (the memory check still halves a batch that
+#: would not fit, see :meth:`FeatureStore.embed_many`): 64 images of ViT-S/8 at 280 px.
+GPU_TOKEN_BUDGET = 64 * 1226
+#: The cache of embeddings drops its least recently used ones while they take more than this
+#: (a 1024-px image keeps ~25 MB per ViT-S/8 block it went through), keeping at least one.
+CACHE_BYTES = 1 << 30
+
+FacetKey = tuple[int, str, bool]
+
+
+@dataclass
+class ImageEmbedding:
+    """The cached forward pass of one image at one resolution and stride.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 input image.
+        work: ``(H', W', 3)`` uint8 resized image the backbone saw.
+        grid: patch grid ``(h, w)``.
+        state: the backbone's resumable forward state.
+        facets: memo of ``(layer, facet, log_bin) → (h*w, D)`` features (``(h*w, 17 D)`` log-binned).
+        gram: ``(facet key, W = F Fᵀ (N, N))`` of the last facet whose graph was asked for.
+    """
+
+    image: np.ndarray
+    work: np.ndarray
+    grid: tuple[int, int]
+    state: TokenState
+    facets: dict[FacetKey, torch.Tensor] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    gram: tuple[FacetKey, torch.Tensor] | None = None
+
+    def nbytes(self) -> int:
+        """Bytes of the tensors this embedding holds (forward state, facets, Gram matrix)."""
+        tensors = list(self.facets.values()) + ([self.gram[1]] if self.gram is not None else [])
+        return self.state.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass
+class PatchFeatures:
+    """The features of one image, ready for the pipeline.
+
+    Attributes:
+        features: ``(N, D)`` float32 on the backbone's device, ``N = h * w``, row-major over ``grid``.
+        grid: patch grid ``(h, w)``.
+        image: ``(H, W, 3)`` uint8 input image.
+        work_size: ``(H', W')`` of the resized image the backbone saw.
+        cached: whether nothing had to be computed (embedding and facet came from the cache).
+        seconds: time spent getting them.
+        gram: ``F Fᵀ`` ``(N, N)`` when known (cached for graphs of up to
+            :data:`GRAM_CACHE_MAX_PATCHES` patches), else None.
+    """
+
+    features: torch.Tensor
+    grid: tuple[int, int]
+    image: np.ndarray
+    work_size: tuple[int, int]
+    cached: bool = False
+    seconds: float = 0.0
+    gram: torch.Tensor | None = None
+
+
+def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Checked features ``(h * w, D)`` float and ``grid = (h, w)`` for :meth:`deepcut.DeepCut.segment_features`.
+
+    Raises:
+        ConfigError: ``features`` is not a real-valued array or tensor of ``h * w`` finite rows, or
+            ``grid`` is not two whole numbers >= 1.
+    """
+    try:
+        h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ConfigError(f"grid must be two whole numbers (h, w) >= 1, got {grid!r}") from None
+    if isinstance(features, torch.Tensor):
+        if features.is_meta:
+            raise ConfigError("features are a meta tensor (a shape without data): give real values")
+        if features.layout != torch.strided:  # sparse features: the graph needs every dot product anyway
+            features = features.to_dense()
+        features = features.detach()  # segmenting never back-propagates into the caller's graph
+    try:
+        x = torch.as_tensor(features)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"features must be an (h*w, D) array or tensor of numbers ({e})") from None
+    if x.is_complex() or x.dtype == torch.bool or x.numel() == 0 or x.numel() % (h * w):
+        raise ConfigError(f"features must be an (h*w, D) array of real numbers with h*w = {h * w} rows for the "
+                          f"grid {(h, w)}, got shape {tuple(x.shape)} of {x.dtype}")
+    x = x.reshape(h * w, -1).float()
+    if not bool(torch.isfinite(x).all()):
+        raise ConfigError("features must be finite (they hold NaN or infinity)")
+    return x, (h, w)
+
+
+def batch_size_for(grid: tuple[int, int], batch_size: int, device: torch.device | None = None) -> int:
+    """``batch_size`` lowered so that the batch holds at most :data:`TOKEN_BUDGET` tokens
+    (:data:`GPU_TOKEN_BUDGET` on a CUDA ``device``), at least one image."""
+    tokens = grid[0] * grid[1] + 1
+    budget = GPU_TOKEN_BUDGET if device is not None and torch.device(device).type == "cuda" else TOKEN_BUDGET
+    return max(1, min(int(batch_size), budget // tokens))
+
+
+def _select(state: TokenState, j: int, batch: int) -> TokenState:
+    """The state of image ``j`` of a batch of ``batch`` (the state itself for a batch of one)."""
+    if batch == 1:
+        return state
+    def pick(t):
+        return t[j:j + 1] if isinstance(t, torch.Tensor) else t
+
+    return TokenState(grid=state.grid, hidden=[pick(h) for h in state.hidden], prefix=state.prefix,
+                      extra={k: pick(v) for k, v in state.extra.items()})
+
+
+class FeatureStore:
+    """Patch features of images for one backbone, with a cache of forward passes.
+
+    Thread safe: the cache and every embedding are locked.
+
+    Args:
+        backbone: the feature extractor (on the device features should live on).
+        cache_size: how many image embeddings to keep (least recently used ones are dropped).
+        max_bytes: the cache also drops its least recently used embeddings while they hold more
+            than this many bytes (the last one stays).
+        threads: torch threads of the ViT forward and the Gram product (None: ``$DEEPCUT_THREADS``,
+            else the cores idle at the time; see :mod:`deepcut.utils.threads`).
+        max_memory: memory one request may need (bytes or ``"8G"``; None: ``$DEEPCUT_MAX_MEMORY``, else
+            half the device's memory; 0 or ``"off"``: unchecked). A batch is made smaller, and an image
+            refused with :class:`~deepcut.errors.ResourceLimitError`, before the ViT allocates
+            (see :mod:`deepcut.utils.memory`).
+    """
+
+    def __init__(self, backbone: Backbone, cache_size: int = 4, max_bytes: int = CACHE_BYTES,
+                 threads: int | None = None, max_memory: int | str | None = None) -> None:
+        self.backbone = backbone
+        self.memory_limit = resolve_limit(max_memory, backbone.device)
+        self.threads = ThreadPolicy(threads)
+        self.cache_size = as_int("cache_size", cache_size, 0)
+        self.max_bytes = as_int("max_bytes", max_bytes, 0)
+        self._cache: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- geometry -----------------------------------------------------------------------------------
+    def grid(self, size: tuple[int, int], resolution: int, stride: int | None) -> tuple[int, int]:
+        """Patch grid ``(h, w)`` of an image of ``size = (H, W)`` at ``resolution`` and ``stride``."""
+        stride = self.backbone.check_stride(stride)
+        return grid_size(size[0], size[1], int(resolution), self.backbone.patch_size, stride)
+
+    def _work(self, img: np.ndarray, resolution: int, stride: int | None) -> np.ndarray:
+        """``img`` resized to the size its patch grid covers (the image the backbone sees)."""
+        grid = self.grid(img.shape[:2], resolution, stride)
+        return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride))
+
+    # -- embeddings ---------------------------------------------------------------------------------
+    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None,
+              log_bin: bool = False) -> tuple[ImageEmbedding, bool]:
+        """The (cached) forward state of an image: ``(embedding, was_cached)`` (``log_bin``: the
+        memory check counts the log-binned descriptor)."""
+        (emb, cached), = self.embed_many([image], resolution, stride, log_bin=log_bin)
+        return emb, cached
+
+    def embed_many(self, images: Sequence[ImageLike], resolution: int = 280, stride: int | None = None,
+                   batch_size: int = 8, cache: bool = True, facet: tuple[int, str] | None = None,
+                   log_bin: bool = False) -> list[tuple[ImageEmbedding, bool]]:
+        """Embeddings of several images: those not cached go through the backbone in batches of
+        images of the same grid (at most ``batch_size``, fewer for fine grids). ``facet = (layer,
+        name)`` runs the batch through the ViT up to that layer at once (and memoises that facet);
+        without it the blocks run lazily, image by image. Returns ``(embedding, was_cached)`` per
+        image, in order. ``cache=False`` leaves the cache as it is (video frames).
+
+        Raises:
+            ResourceLimitError: one image would need more memory than :attr:`memory_limit` (or more
+                patches than :data:`deepcut.utils.memory.MAX_PATCHES`); nothing was allocated.
+        """
+        stride = self.backbone.check_stride(stride)
+        imgs = [load_image(im) for im in images]
+        keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
+        out: list[tuple[ImageEmbedding, bool] | None] = [None] * len(imgs)
+        todo: dict[tuple[int, int], list[int]] = {}
+        for i, (img, key) in enumerate(zip(imgs, keys, strict=False)):
+            hit = self._lookup(key) if key is not None else None
+            if hit is not None:
+                out[i] = (hit, True)
+            else:
+                todo.setdefault(img.shape[:2], []).append(i)
+        for idx in todo.values():
+            step = self._checked_step(imgs[idx[0]].shape[:2], resolution, stride, batch_size, log_bin)
+            for a in range(0, len(idx), step):
+                chunk = idx[a:a + step]
+                embs = self._embed_batch([imgs[i] for i in chunk], resolution, stride, facet)
+                for i, emb in zip(chunk, embs, strict=False):
+                    out[i] = (emb, False)
+                    if keys[i] is not None:
+                        self._remember(keys[i], emb)
+        return out  # type: ignore[return-value]
+
+    def _checked_step(self, size: tuple[int, int], resolution: int, stride: int, batch_size: int,
+                      log_bin: bool) -> int:
+        """Images per backbone call for images of ``size``: :func:`batch_size_for`, halved while the
+        memory estimate is over :attr:`memory_limit`; raises :class:`ResourceLimitError` if one image is."""
+        grid = self.grid(size, resolution, stride)
+        step = batch_size_for(grid, batch_size, self.backbone.device)
+        while step > 1 and self.memory_limit is not None and \
+                estimate_bytes(self.backbone, grid, step, log_bin) > self.memory_limit:
+            step //= 2
+        what = f"an image of {size[1]}x{size[0]} px at resolution {resolution}, stride {stride}"
+        check_request(self.backbone, grid, self.memory_limit, step, log_bin, what)
+        return step
+
+    def _embed_batch(self, imgs: list[np.ndarray], resolution: int, stride: int,
+                     facet: tuple[int, str] | None) -> list[ImageEmbedding]:
+        """One backbone call for images of one size; each gets its own slice of the state."""
+        works = [self._work(img, resolution, stride) for img in imgs]
+        feats = None
+        with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
+            state = self.backbone.embed(np.stack(works), stride)
+            if facet is not None:
+                layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
+                feats = self.backbone.facet(state, layer, facet[1])  # (B, N, D): runs the blocks once
+        embs = []
+        for j, (img, work) in enumerate(zip(imgs, works, strict=False)):
+            emb = ImageEmbedding(image=img, work=work, grid=state.grid, state=_select(state, j, len(imgs)))
+            if feats is not None:
+                emb.facets[(layer, facet[1], False)] = feats[j]
+            embs.append(emb)
+        return embs
+
+    def _lookup(self, key: tuple) -> ImageEmbedding | None:
+        with self._lock:
+            emb = self._cache.get(key)
+            if emb is not None:
+                self._cache.move_to_end(key)
+            return emb
+
+    def _remember(self, key: tuple, emb: ImageEmbedding) -> None:
+        with self._lock:
+            self._cache[key] = emb
+            while len(self._cache) > max(self.cache_size, 1):
+                self._cache.popitem(last=False)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the least recently used embeddings while the cache holds more than :attr:`max_bytes`."""
+        with self._lock:
+            while len(self._cache) > 1 and sum(e.nbytes() for e in self._cache.values()) > self.max_bytes:
+                self._cache.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every cached embedding."""
+        with self._lock:
+            self._cache.clear()
+
+    # -- facets ---------------------------------------------------------------------------------------
+    def facet(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> tuple[torch.Tensor, bool]:
+        """Features ``(h*w, D)`` of one layer / facet of an embedding: ``(features, was_memoised)``."""
+        layer = self.backbone.check_layer_facet(int(layer), facet)
+        key = (layer, facet, bool(log_bin))
+        with emb.lock:
+            if key in emb.facets:
+                return emb.facets[key], True
+            plain = emb.facets.get((layer, facet, False))
+            if plain is None:
+                with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
+                    plain = self.backbone.facet(emb.state, layer, facet)[0]
+                emb.facets[(layer, facet, False)] = plain
+            feats = log_bin_features(plain, emb.grid) if log_bin else plain
+            emb.facets[key] = feats
+            return feats, False
+
+    def gram(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> torch.Tensor | None:
+        """``F Fᵀ`` ``(N, N)`` of a facet, kept in the embedding for graphs of up to
+        :data:`GRAM_CACHE_MAX_PATCHES` patches (only the last facet's); None for larger graphs."""
+        feats, _ = self.facet(emb, layer, facet, log_bin)
+        if feats.shape[0] > GRAM_CACHE_MAX_PATCHES:
+            return None
+        key = (self.backbone.check_layer_facet(int(layer), facet), facet, bool(log_bin))
+        with emb.lock:
+            if emb.gram is None or emb.gram[0] != key:
+                f = feats.float()
+                with torch_threads(self.threads.vit()):
+                    emb.gram = (key, f @ f.T)
+            return emb.gram[1]
+
+    # -- what the pipeline needs ----------------------------------------------------------------------
+    def patch_features(self, emb: ImageEmbedding, cfg: SegmentConfig, cached: bool = False,
+                       seconds: float = 0.0, gram: bool = True) -> PatchFeatures:
+        """:class:`PatchFeatures` of an embedding under ``cfg`` (layer, facet, log_bin)."""
+        t = time.perf_counter()
+        feats, memo = self.facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
+        g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
+        self._trim()  # the forward state may have grown
+        return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
+                             seconds + time.perf_counter() - t, g)
+
+    def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
+        """The features of one image under ``cfg`` (cached)."""
+        t = time.perf_counter()
+        emb, cached = self.embed(image, cfg.resolution, cfg.stride, cfg.log_bin)
+        return self.patch_features(emb, cfg, cached, time.perf_counter() - t, gram)
+
+    def get_many(self, images: Sequence[ImageLike], cfg: SegmentConfig, batch_size: int = 8,
+                 cache: bool = True, gram: bool = True) -> list[PatchFeatures]:
+        """The features of several images under ``cfg``, the ViT batched over images of one grid;
+        each gets an equal share of the time spent."""
+        t = time.perf_counter()
+        embs = self.embed_many(images, cfg.resolution, cfg.stride, batch_size, cache, (cfg.layer, cfg.facet),
+                               cfg.log_bin)
+        share = (time.perf_counter() - t) / max(len(embs), 1)
+        return [self.patch_features(emb, cfg, cached, share, gram) for emb, cached in embs]
