@@ -13,11 +13,11 @@ from conftest import REPO
 
 from deepcut.demo import DemoSession
 from deepcut.demo.limits import Limits
-from deepcut.demo.results import count_words, stage_counts
 from deepcut.demo.teaching import explain
 from deepcut.render.figures import figure_image, loss_figure, soft_maps_figure, soft_roles
 from deepcut.render.style import COMPACT_TEXT, SMALLEST_PT, min_text_px, new_figure, pixel_size
 from deepcut.render.teaching import comparison_figure, training_frame_figure
+from deepcut.segmentation.notes import count_words, stage_counts
 
 CAT, COFFEE = str(REPO / "assets" / "cat.jpg"), str(REPO / "assets" / "coffee.jpg")
 
@@ -155,3 +155,39 @@ def test_every_figure_of_the_page_scales_its_text_and_keeps_its_size(session):
         assert figure_image(compact).size[0] <= w1, name
     assert min_text_px(figures["loss"](1.5)) >= 16  # a projector's 16 px at text = 1.5
     assert figure_image(figures["replay"](2.0)).size[0] < figure_image(figures["replay"](1.0)).size[0]  # 2 panels
+
+
+# -- the words live in the library ---------------------------------------------------------------------
+def test_the_library_result_carries_the_status_words_and_the_page_shows_them_once(session):
+    """``Segmentation.notes`` say what the status line says (#29): a script gets the same words as the
+    page, and the page renders the library's notes instead of deriving them again."""
+    from deepcut import DeepCut
+
+    seg = DeepCut("color").segment(str(REPO / "assets" / "astronaut.jpg"), loss="cc", alpha=3)
+    assert seg.num_segments == 10
+    assert [n for n in seg.notes if n.startswith("CC used all 10 segments its bound allows (k = 10)")], seg.notes
+    assert count_words(seg)[0] in seg.notes
+    page = session.segment(COFFEE, loss="cc", alpha=3.0, k=6, resolution=224)
+    words = count_words(page.seg)
+    assert words and all(w in page.seg.notes for w in words)
+    assert all(page.status_markdown().count(w) == 1 for w in words)
+
+
+def test_a_correction_hides_the_plain_cuts_count_words_and_a_reset_brings_them_back(session):
+    """A correction changes the number of segments on purpose: the plain cut's words on it leave the status
+    while a correction holds, and come back with the plain cut."""
+    from deepcut.demo import corrections as dcorr
+
+    plain = session.segment(COFFEE, loss="cc", alpha=3.0, k=6, resolution=224)
+    words = count_words(plain.seg)
+    assert words and all(w in plain.status_markdown() for w in words)
+    model = session.model("color").model
+    h, w = plain.seg.labels.shape
+    labels = plain.seg.labels
+    ys, xs = np.nonzero(labels == labels[h // 2, w // 2])
+    other = np.argwhere(labels != labels[h // 2, w // 2])[0]
+    first = dcorr.click(model, plain, "join", float(xs[0]), float(ys[0]))
+    joined = dcorr.click(model, first, "join", float(other[1]), float(other[0]))
+    assert joined.corrections and not any(wd in joined.status_markdown() for wd in words)
+    back = dcorr.reset(model, joined)
+    assert all(back.status_markdown().count(wd) == 1 for wd in words)

@@ -19,6 +19,7 @@ import numpy as np
 from ..clustering.links import Links
 from ..errors import DeepCutError
 from ..predictor import DeepCut
+from ..segmentation.notes import count_words
 from ..tasks.correct import Correction, correct_features
 from .errors import DemoError
 from .results import DemoResult
@@ -32,9 +33,12 @@ MAX_CORRECTIONS = 32
 
 
 def _status(result: DemoResult, lines: list[str]) -> DemoResult:
-    """``result`` with its correction notices replaced by ``lines``."""
-    kept = [n for n in result.notices if not n.startswith(("Correction", "First point"))]
-    return dataclasses.replace(result, notices=kept + lines)
+    """``result`` with its correction notices replaced by ``lines``; the plain cut's words on its number of
+    segments (:func:`~deepcut.segmentation.notes.count_words`) only while no correction changes it on purpose."""
+    plain = result.plain if result.plain is not None else result.seg
+    counts = count_words(plain)
+    kept = [n for n in result.notices if not n.startswith(("Correction", "First point")) and n not in counts]
+    return dataclasses.replace(result, notices=kept + ([] if result.corrections else counts) + lines)
 
 
 def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float, max_epochs: int | None = None

@@ -17,60 +17,17 @@ from PIL import Image
 
 from ..render.figures import figure_image, loss_figure, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
+from ..segmentation.notes import plural
 from ..segmentation.result import Segmentation
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-def plural(n: int, noun: str) -> str:
-    """``"1 segment"``, ``"2 segments"``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def with_notices(lines: list[str], notices: list[str]) -> str:
     """Status lines followed by one warning line per notice, each its own markdown paragraph (so that a
     layout can hide one: presenter mode shows the count and the warnings, not the backbone's line)."""
     return "\n\n".join(lines + [f"⚠️ {n}" for n in notices])
-
-
-def stage_counts(seg: Segmentation) -> list[tuple[int, str, int, int]]:
-    """``[(stage, what, asked, found), …]``: for each stage that cut the result's segments, how many it was
-    asked for (NCut's ``k``, CC's bound) and how many its patches ended in. One stage: stage 1, ``k`` segments;
-    two or three: stage 2, ``k`` foreground parts, and stage 3, ``bg_k`` background parts (each where its side
-    has the 2 patches it needs to run)."""
-    cfg, labels = seg.config, np.asarray(seg.patch_labels).ravel()
-    if cfg.stages == 1 or seg.foreground_labels is None:
-        return [(1, "segments", int(cfg.k), int(np.unique(labels).size))]
-    fg = np.isin(labels, seg.foreground_labels)
-    out = []
-    if fg.sum() >= 2:
-        out.append((2, "foreground parts", int(cfg.k), int(np.unique(labels[fg]).size)))
-    if cfg.stages >= 3 and (~fg).sum() >= 2:
-        out.append((3, "background parts", int(cfg.bg_k), int(np.unique(labels[~fg]).size)))
-    return out
-
-
-def count_words(seg: Segmentation) -> list[str]:
-    """Plain sentences on how many segments each stage delivered against what it was asked for
-    (:func:`stage_counts`): where CC used every segment its bound allows (the bound, not the image, may
-    have set the number), and where NCut delivered fewer than ``k`` without a note of the stage saying why."""
-    cfg, out = seg.config, []
-    for stage, what, asked, found in stage_counts(seg):
-        where = "" if stage == 1 else f" in stage {stage}"
-        bound = "k" if stage < 3 else "Background parts"
-        said = any(n.startswith(f"stage {stage}:") for n in seg.notes)
-        if cfg.loss == "cc" and found >= asked:
-            out.append(f"CC used all {plural(asked, what.rstrip('s'))} its bound allows{where} ({bound} = {asked}), "
-                       f"so the bound, not the image, may have set the number: raise {bound} to let CC find more, "
-                       f"or raise α (more pairs attract: fewer, larger segments) to see CC pick fewer by itself.")
-        elif cfg.loss == "ncut" and found < asked and not said:
-            out.append(f"NCut found {found} of the k = {asked} {what} asked for{where}: training left "
-                       f"{asked - found} of its clusters without a patch.")
-    if seg.num_segments < len(np.unique(seg.patch_labels)):
-        out.append(f"The edge refinement left {plural(seg.num_segments, 'segment')} of the patch grid's "
-                   f"{len(np.unique(seg.patch_labels))} (the others got no pixel).")
-    return out
 
 
 @dataclass
@@ -165,9 +122,9 @@ class DemoResult:
         return [str(png), str(meta)]
 
     def status_markdown(self) -> str:
-        """A one-paragraph summary: segments, time, whether the features were reused; then, in plain words,
-        where the number of segments is not the one asked for or was set by CC's bound (:func:`count_words`,
-        not after corrections by click, which change it on purpose), and the notices."""
+        """A one-paragraph summary: segments, time, whether the features were reused; then the notices: the
+        page's (fallback, downscaling) and the library's notes on the result (:attr:`Segmentation.notes`:
+        where the number of segments is not the one asked for or was set by CC's bound, and why)."""
         seg, t = self.seg, self.seg.timings
         h, w = seg.patch_labels.shape
         gnn = " + ".join(f"stage {k[-1]} {t[k]:.2f} s" for k in ("stage1", "stage2", "stage3") if k in t)
@@ -183,7 +140,7 @@ class DemoResult:
                 f"or facets) · {h}×{w} patches"
             ),
         ]
-        return with_notices(lines, ([] if self.corrections else count_words(seg)) + self.notices)
+        return with_notices(lines, self.notices)
 
     def soft_maps(self) -> list[tuple[Image.Image, str]]:
         """Per-label soft assignment pictures (see :func:`deepcut.render.figures.soft_maps`)."""

@@ -11,13 +11,15 @@ from ..features.store import PatchFeatures
 from ..stages.run import StageOutput
 from ..stages.timings import Timings
 from ..utils.masks import bbox_of
+from .notes import count_words
 from .refine import segment_maps
 from .result import Segmentation
 
 __all__ = ["to_segmentation"]
 
 
-def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, t0: float) -> Segmentation:
+def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, t0: float,
+                    count_notes: bool = True) -> Segmentation:
     """Turn the patch labels of one image into its :class:`Segmentation` at the input's size.
 
     The labels, foreground and box are at the input's size, refined to its edges if ``cfg.refine``
@@ -29,6 +31,9 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
         out: the stages' output for the image's ``N = h * w`` patches.
         feats: the image's features (image, working size, grid, cache flag, seconds).
         t0: ``time.perf_counter()`` when the work on this image started.
+        count_notes: add :func:`~deepcut.segmentation.notes.count_words` to the notes: where a stage found
+            fewer segments than asked for, or CC used all its bound allows (off for a correction by click,
+            which changes the number on purpose).
     """
     t = time.perf_counter()
     h, w = feats.grid
@@ -42,9 +47,12 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
     timings = Timings(features=feats.seconds, stage1=out.timings.stage1, stage2=out.timings.stage2,
                       stage3=out.timings.stage3, postprocess=time.perf_counter() - t)
     timings.total = time.perf_counter() - t0
-    return Segmentation(
+    seg = Segmentation(
         labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
         soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=feats.cached,
         image=feats.image, config=cfg, notes=list(out.notes),
         foreground_labels=[int(v) for v in fg_labels], models=list(out.models),
     )
+    if count_notes:
+        seg.notes += count_words(seg)
+    return seg

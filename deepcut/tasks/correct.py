@@ -233,7 +233,7 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
         out = _with_labels(out, labels)
     old = seg.patch_labels.ravel()
     out = relabel(out, _keep_numbers(out.labels, old))
-    new = to_segmentation(out, feats, cfg, t0)
+    new = to_segmentation(out, feats, cfg, t0, count_notes=False)
     _pin(new, corrections)
     new.notes = describe(corrections, seg, new) + new.notes + forced
     return new

@@ -1,0 +1,58 @@
+"""The words a segmentation carries about itself (:attr:`Segmentation.notes`): where the number of segments
+is not the one asked for, or was set by CC's bound rather than by the image, in plain sentences.
+
+Every front end shows these notes as they are (the app's status line, the CLI's JSON, the slides), so the
+words live in one place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .result import Segmentation
+
+__all__ = ["count_words", "plural", "stage_counts"]
+
+
+def plural(n: int, noun: str) -> str:
+    """``"1 segment"``, ``"2 segments"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def stage_counts(seg: Segmentation) -> list[tuple[int, str, int, int]]:
+    """``[(stage, what, asked, found), …]``: for each stage that cut the result's segments, how many it was
+    asked for (NCut's ``k``, CC's bound) and how many its patches ended in. One stage: stage 1, ``k`` segments;
+    two or three: stage 2, ``k`` foreground parts, and stage 3, ``bg_k`` background parts (each where its side
+    has the 2 patches it needs to run)."""
+    cfg, labels = seg.config, np.asarray(seg.patch_labels).ravel()
+    if cfg.stages == 1 or seg.foreground_labels is None:
+        return [(1, "segments", int(cfg.k), int(np.unique(labels).size))]
+    fg = np.isin(labels, seg.foreground_labels)
+    out = []
+    if fg.sum() >= 2:
+        out.append((2, "foreground parts", int(cfg.k), int(np.unique(labels[fg]).size)))
+    if cfg.stages >= 3 and (~fg).sum() >= 2:
+        out.append((3, "background parts", int(cfg.bg_k), int(np.unique(labels[~fg]).size)))
+    return out
+
+
+def count_words(seg: Segmentation) -> list[str]:
+    """Plain sentences on how many segments each stage delivered against what it was asked for
+    (:func:`stage_counts`): where CC used every segment its bound allows (the bound, not the image, may
+    have set the number), and where NCut delivered fewer than ``k`` without a note of the stage saying why."""
+    cfg, out = seg.config, []
+    for stage, what, asked, found in stage_counts(seg):
+        where = "" if stage == 1 else f" in stage {stage}"
+        bound = "k" if stage < 3 else "Background parts"
+        said = any(n.startswith(f"stage {stage}:") for n in seg.notes)
+        if cfg.loss == "cc" and found >= asked:
+            out.append(f"CC used all {plural(asked, what.rstrip('s'))} its bound allows{where} ({bound} = {asked}), "
+                       f"so the bound, not the image, may have set the number: raise {bound} to let CC find more, "
+                       f"or raise α (more pairs attract: fewer, larger segments) to see CC pick fewer by itself.")
+        elif cfg.loss == "ncut" and found < asked and not said:
+            out.append(f"NCut found {found} of the k = {asked} {what} asked for{where}: training left "
+                       f"{asked - found} of its clusters without a patch.")
+    if seg.num_segments < len(np.unique(seg.patch_labels)):
+        out.append(f"The edge refinement left {plural(seg.num_segments, 'segment')} of the patch grid's "
+                   f"{len(np.unique(seg.patch_labels))} (the others got no pixel).")
+    return out
