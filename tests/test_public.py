@@ -193,6 +193,28 @@ def test_public_mode_from_the_environment_and_its_caps(monkeypatch):
     assert len(notes) == 2
 
 
+def test_the_caps_help_and_the_limits_example_read_the_limits_themselves(capsys):
+    """The app's --help states each cap's defaults from :class:`Limits`, and the module's example is what
+    :meth:`Limits.clamp` does (both once went stale: a help written by hand, an example of 100 epochs)."""
+    import deepcut.demo.limits as limits_module
+    from deepcut.demo.server import CAPS, FLAGS, cap_help
+
+    public, local = Limits.public_defaults(), Limits()
+    assert {flag for flag, *_ in FLAGS} >= set(CAPS)
+    assert cap_help("--max-epochs") == f"(default none, public {public.max_epochs})"
+    mb = 2 ** 20
+    assert cap_help("--max-file-size") == f"(default {local.max_bytes // mb}mb, public {public.max_bytes // mb}mb)"
+    assert cap_help("--max-pixels") == "(default 100M, public 16M)"
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(cap_help(flag) in shown for flag in CAPS), shown
+    notes: list[str] = []
+    clamped = public.clamp({"resolution": 640, "epochs": (100, 300, 100)}, notes)
+    assert clamped == {"resolution": 448, "epochs": (100, limits_module.PUBLIC_MAX_EPOCHS, 100)} and len(notes) == 2
+    assert '"epochs": (100, PUBLIC_MAX_EPOCHS, 100)}, two notices' in limits_module.__doc__
+
+
 def test_results_are_kept_by_key_and_bounded():
     session = DemoSession(default_backbone="color", max_side=128, keep_results=2)
     keys = [session.results.add(session.segment(disc_image(64), resolution=64)) for _ in range(3)]

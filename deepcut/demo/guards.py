@@ -34,7 +34,7 @@ from ..utils.files import write_atomic
 from .errors import DemoError
 from .limits import Limits
 from .paths import PathAlias, server_paths
-from .traffic import UploadGuard, UploadPolicy
+from .traffic import UploadGuard, UploadPolicy, drain, respond
 from .uploads import check_size
 
 #: The events that run the models (the app's concurrency ids).
@@ -130,7 +130,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await self.drain(receive, 4 * self.limit)
+            await drain(receive, 4 * self.limit)
             await self.refuse(send)
             return
         seen, started = 0, False
@@ -154,24 +154,8 @@ class BodyLimit:
             if not started:
                 await self.refuse(send)
 
-    @staticmethod
-    async def drain(receive: Callable, most: int) -> None:
-        """Read and drop up to ``most`` bytes of the body, so that the client reads the answer cleanly."""
-        seen = 0
-        while seen <= most:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
-
     async def refuse(self, send: Callable) -> None:
-        body = (f'{{"detail": "The request is larger than {self.limit} bytes, the most this server '
-                f'accepts."}}').encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, 413, f"The request is larger than {self.limit} bytes, the most this server accepts.")
 
 
 def upload_policy(limits: Limits) -> UploadPolicy:

@@ -11,7 +11,7 @@ Example::
     limits = Limits.public_defaults()
     notices: list[str] = []
     settings = limits.clamp({"resolution": 640, "epochs": (100, 300, 100)}, notices)
-    # settings == {"resolution": 448, "epochs": (100, 100, 100)}, two notices
+    # settings == {"resolution": 448, "epochs": (100, PUBLIC_MAX_EPOCHS, 100)}, two notices
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import os
 from ..utils.memory import parse_bytes
 from .limits import Limits
 
-#: (flag, type, environment variable, default, help) of every option of ``app.py``.
+#: (flag, type, environment variable, default, help) of every option of ``app.py``; a cap's help ends with its
+#: local and public defaults, read from :class:`Limits` (:data:`CAPS`).
 FLAGS = [
     ("--backbone", str, "DEEPCUT_BACKBONE", "dino_vits8", "starting backbone: registry name, hub id or folder"),
     ("--device", str, "DEEPCUT_DEVICE", "auto", "where models compute: auto, cpu, cuda, cuda:N or mps"),
@@ -24,32 +25,53 @@ FLAGS = [
     ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
     ("--precision", str, "DEEPCUT_PRECISION", "auto", "ViT precision: auto (bf16 on CUDA and on CPUs with native "
                                                       "bf16, else fp32), fp32, bf16, fp16 or int8 (CPU)"),
-    ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "", "largest accepted upload (default 50mb, public 10mb)"),
+    ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "", "largest accepted upload"),
     ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
     ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),
     ("--backbones", str, "DEEPCUT_BACKBONES", "", "backbones offered, comma separated (public default: "
                                                   "--backbone and color; otherwise all)"),
-    ("--max-pixels", int, "DEEPCUT_MAX_PIXELS", "0", "largest upload in pixels (default 100M, public 16M)"),
-    ("--max-resolution", int, "DEEPCUT_MAX_RESOLUTION", "0", "highest working resolution (public default 448)"),
-    ("--max-epochs", int, "DEEPCUT_MAX_EPOCHS", "0", "most GNN epochs per stage (public default 220)"),
-    ("--max-frames", int, "DEEPCUT_MAX_FRAMES", "0", "most video frames per request (default 300, public 60)"),
-    ("--max-images", int, "DEEPCUT_MAX_IMAGES", "0", "most images co-segmented together (default 8, public 6)"),
-    ("--time-limit", float, "DEEPCUT_TIME_LIMIT", "0", "seconds a request may run (public default 60)"),
-    ("--cache-seconds", int, "DEEPCUT_CACHE_SECONDS", "0", "temporary files are deleted after this many "
-                                                          "seconds (default 7200, public 900)"),
-    ("--sessions", int, "DEEPCUT_SESSIONS", "0", "sessions remembered; each API call is one (default 1000, "
-                                                "public 100)"),
-    ("--max-upload-files", int, "DEEPCUT_MAX_UPLOAD_FILES", "0", "most files in one upload request (default 64, "
-                                                                "public 8)"),
-    ("--visitor-files", int, "DEEPCUT_VISITOR_FILES", "0", "most files one visitor uploads per minute (default "
-                                                          "600, public 30)"),
-    ("--visitor-bytes", str, "DEEPCUT_VISITOR_BYTES", "", "most bytes one visitor uploads per minute (default "
-                                                         "none, public 100mb)"),
+    ("--max-pixels", int, "DEEPCUT_MAX_PIXELS", "0", "largest upload in pixels"),
+    ("--max-resolution", int, "DEEPCUT_MAX_RESOLUTION", "0", "highest working resolution"),
+    ("--max-epochs", int, "DEEPCUT_MAX_EPOCHS", "0", "most GNN epochs per stage"),
+    ("--max-frames", int, "DEEPCUT_MAX_FRAMES", "0", "most video frames per request"),
+    ("--max-images", int, "DEEPCUT_MAX_IMAGES", "0", "most images co-segmented together"),
+    ("--time-limit", float, "DEEPCUT_TIME_LIMIT", "0", "seconds a request may run"),
+    ("--cache-seconds", int, "DEEPCUT_CACHE_SECONDS", "0", "temporary files are deleted after this many seconds"),
+    ("--sessions", int, "DEEPCUT_SESSIONS", "0", "sessions remembered; each API call is one"),
+    ("--max-upload-files", int, "DEEPCUT_MAX_UPLOAD_FILES", "0", "most files in one upload request"),
+    ("--visitor-files", int, "DEEPCUT_VISITOR_FILES", "0", "most files one visitor uploads per minute"),
+    ("--visitor-bytes", str, "DEEPCUT_VISITOR_BYTES", "", "most bytes one visitor uploads per minute"),
     ("--max-temp-files", int, "DEEPCUT_MAX_TEMP_FILES", "0", "uploads wait while the temporary folder holds this "
-                                                            "many files (default 50000, public 5000)"),
+                                                            "many files"),
     ("--max-temp-bytes", str, "DEEPCUT_MAX_TEMP_BYTES", "", "uploads wait while the temporary folder holds this "
-                                                           "many bytes (default 20gb, public 2gb)"),
+                                                           "many bytes"),
 ]
+#: The flag of each cap and the :class:`Limits` field it sets (0 or empty: the mode's default).
+CAPS = {"--max-file-size": "max_bytes", "--max-pixels": "max_pixels", "--max-resolution": "max_resolution",
+        "--max-epochs": "max_epochs", "--max-frames": "max_frames", "--max-images": "max_images",
+        "--time-limit": "seconds", "--cache-seconds": "cache_seconds", "--sessions": "sessions",
+        "--max-upload-files": "upload_files", "--visitor-files": "visitor_files", "--visitor-bytes": "visitor_bytes",
+        "--max-temp-files": "temp_files", "--max-temp-bytes": "temp_bytes"}
+
+
+def _shown(field: str, value: object) -> str:
+    """A cap's value as the help shows it: ``none``, bytes as ``50mb`` / ``2gb``, numbers as they are."""
+    if value is None:
+        return "none"
+    if field == "max_pixels" and isinstance(value, int) and value % 1_000_000 == 0:
+        return f"{value // 1_000_000}M"
+    if field.endswith("bytes") and isinstance(value, int):
+        for unit, size in (("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024)):
+            if value % size == 0:
+                return f"{value // size}{unit}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def cap_help(flag: str) -> str:
+    """``"(default X, public Y)"``: a cap's defaults on a local and on a public server, from :class:`Limits`."""
+    field = CAPS[flag]
+    local, public = getattr(Limits(), field), getattr(Limits.public_defaults(), field)
+    return f"(default {_shown(field, local)}, public {_shown(field, public)})"
 
 
 def _bytes(value: str, flag: str) -> int | None:
@@ -61,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="DeepCut web demo (Gradio).")
     for flag, kind, var, default, text in FLAGS:
+        caps = f" {cap_help(flag)}" if flag in CAPS else ""
         p.add_argument(flag, type=kind, default=kind(env(var, default)),
-                       help=f"{text} [env {var}, default %(default)s]")
+                       help=f"{text}{caps} [env {var}, default %(default)s]")
     public = env("DEEPCUT_PUBLIC", "").strip().lower() in ("1", "true", "yes") or bool(env("SPACE_ID"))
     p.add_argument("--public", action="store_true", default=public,
                    help="public deployment: no own weights, listed backbones only, tight caps "
