@@ -22,6 +22,7 @@ norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "blocked")
 #: Query rows per block of :func:`blocked_attention` (ViT-S/8 at 1024 px: 6 x 256 x 16385 bf16 scores, 50 MB).
 ATTENTION_BLOCK = 256
 _BLOCKED = "deepcut_blocked"  # the name it is registered under in transformers' AttentionInterface
+#: A ``transformers`` model or one of its parts, for the type checker: each family reaches its blocks,
+#: norms and projections by attribute name, which ``nn.Module`` types as ``Tensor | Module``.
+HFModule = Any
 
 
 def blocked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -48,9 +52,9 @@ def blocked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
     :data:`ATTENTION_BLOCK` query rows at a time, in the inputs' own dtype (a ``transformers`` attention
     function: returns ``(B, T, heads, d)`` and no weights).
 
-    For bf16 / fp16 on the CPU, where PyTorch's fused (flash) kernel gains nothing over float32 (20 ms a
-    block of ViT-S/8 at 280 px either way) while two bf16 matrix products and a softmax take 12 ms; the
-    ``(heads, block, T)`` scores of one block are all that is materialised. Masks and dropout (never used
+    For bf16 / fp16 on the CPU, where PyTorch's fused (flash) kernel is no faster than in float32 while two
+    half-precision matrix products and a softmax are (docs/speed.md, *Precision*); the ``(heads, block, T)``
+    scores of one block are all that is materialised. Masks and dropout (never used
     here: DeepCut's ViTs attend to every token, in eval mode) go to the fused kernel.
     """
     if attention_mask is not None or dropout:
@@ -128,12 +132,12 @@ class ViTBackbone(Backbone):
 
     def __init__(self, model: nn.Module, name: str, source: str,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
-        self.model = model.eval()
+        self.model: HFModule = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.attention = "sdpa"
         self.set_attention("sdpa")
-        cfg = model.config
+        cfg = self.model.config
         self.name = name
         self.source = source
         patch = cfg.patch_size
@@ -220,10 +224,10 @@ class ViTBackbone(Backbone):
     def blocks(self) -> nn.ModuleList:
         return self.model.layers
 
-    def _attention(self, block: nn.Module) -> nn.Module:
+    def _attention(self, block: HFModule) -> HFModule:
         return block.attention
 
-    def _pre_norm(self, block: nn.Module) -> nn.Module:
+    def _pre_norm(self, block: HFModule) -> nn.Module:
         return block.layernorm_before
 
     def _patch_projection(self) -> nn.Conv2d:

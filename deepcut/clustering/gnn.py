@@ -192,8 +192,8 @@ def soft_assign(logits: torch.Tensor) -> torch.Tensor:
 
     The same values as ``torch.softmax(logits, dim=-1)``, computed over the transposed view: with few
     clusters (k ≪ N) PyTorch's CPU softmax over a short last dimension runs row by row, while over the
-    first dimension of the ``(k, N)`` view it runs across nodes (measured at N = 1225, k = 4, one thread:
-    16 µs instead of 99 µs, about 3 % of a training epoch)."""
+    first dimension of the ``(k, N)`` view it runs across nodes (``benchmarks/kernels.py``; docs/speed.md,
+    *Kernel choices*)."""
     return torch.softmax(logits.T, dim=0).T
 
 
@@ -202,9 +202,9 @@ class DropoutMasks:
     and ``1 / (1 - p)`` otherwise, drawn from ``seed`` only (the global RNG is not touched).
 
     On the CPU the masks come in blocks of :attr:`BLOCK` epochs from the raw 64-bit words of NumPy's PCG64,
-    read as 16-bit integers and compared with ``round(p · 2¹⁶)`` (``p`` exact to 2⁻¹⁶, e.g. 0.25 exactly):
-    about 50 µs for a ``(1225, 32)`` mask where ``torch.rand``, its comparison and scaling take about 180 µs
-    (one thread). On other devices ``torch.rand`` draws on the device itself.
+    read as 16-bit integers and compared with ``round(p · 2¹⁶)`` (``p`` exact to 2⁻¹⁶, e.g. 0.25 exactly),
+    fewer kernels than ``torch.rand``, its comparison and scaling (``benchmarks/kernels.py``). On other
+    devices ``torch.rand`` draws on the device itself.
     """
 
     #: Epochs drawn at a time on the CPU.

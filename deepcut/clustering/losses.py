@@ -36,10 +36,10 @@ def _matmul(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> torch.Tenso
 
 def _symmetric_matmul(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``A S`` ``(N, k)`` for a *symmetric* ``adj`` ``(N, N)``. Dense, the order of the product follows the CPU
-    kernels' speed for the thin ``S`` of clustering (k ≪ N), measured at N = 1225, k = 4: ``(Sᵀ A)ᵀ``, which
-    equals it for symmetric ``A``, on one thread (0.31 ms; ``A S`` with a row-major ``S``: 1.77 ms), and
-    ``A S`` when ``S`` is column-major (as :func:`~deepcut.clustering.gnn.soft_assign` returns it) and
-    several threads share the product (0.19 ms on two threads; ``(Sᵀ A)ᵀ``: 0.31 ms)."""
+    kernels' speed for the thin ``S`` of clustering (k ≪ N): ``(Sᵀ A)ᵀ``, which equals it for symmetric
+    ``A``, on one thread, and ``A S`` when ``S`` is column-major (as :func:`~deepcut.clustering.gnn.soft_assign`
+    returns it) and several threads share the product (``benchmarks/kernels.py``; docs/speed.md,
+    *Kernel choices*)."""
     if isinstance(adj, CompactAffinity) or adj.layout != torch.strided or s.dim() != 2:
         return _matmul(adj, s)
     if s.T.is_contiguous() and torch.get_num_threads() > 1 and adj.device.type == "cpu":

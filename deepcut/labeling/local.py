@@ -35,7 +35,7 @@ QUEUE_DEPTH = 2
 #: Seconds between checks that every worker is still alive while waiting for results.
 POLL_SECONDS = 1.0
 #: Memory of a worker besides its model's weights and one image's work: Python, torch and DeepCut
-#: (measured: 0.42 GB for a worker with the colour backbone at resolution 64).
+#: (their imports and buffers, rounded up: a worker with the colour backbone at resolution 64 needs less).
 WORKER_BASE_BYTES = 400 << 20
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +166,3 @@ class Segmentation:
                 raise DeepCutError(f"save(): cannot write {path} ({e.strerror or e})") from None
             written[kind] = str(path)
         return written
-
-    def to_json(self) -> str:
-        return json.dumps({**self.summary(), "config": self.config.to_dict()}, indent=2)

@@ -2,8 +2,7 @@
 
 PyTorch's default (one intra-op thread per core) is pathological when another process uses a core
 — a Space's shared vCPUs, a laptop, a batch beside other jobs: its OpenMP threads spin-wait on
-the busy core. Measured on 2 cores with one busy: 10 GNN epochs take 3.6 s with 2 threads and
-0.10 s with 1; the ViT forward 2.3 s vs 1.0 s. So DeepCut chooses:
+the busy core (docs/speed.md, *Threads*, has the figures and the command). So DeepCut chooses:
 
 * the GNN and the graph (tensors of at most a few thousand rows): :data:`GNN_THREADS` (1), except that
   :meth:`deepcut.DeepCut.segment` trains a large graph (from :data:`GNN_PARALLEL_WORK` node-epochs) on
