@@ -74,13 +74,13 @@ def parse_epochs(value: int | Sequence[int]) -> tuple[int, int, int]:
     wants = f"one number or three (stage 1, 2, 3), each 1 … {MAX_EPOCHS}"
     if value is None or isinstance(value, (bool, dict, set)):
         raise ConfigError(f"epochs must be {wants}, got {value!r}")
-    values = [value] if isinstance(value, (numbers.Number, str)) else list(value)
+    values: list[Any] = [value] if isinstance(value, (int, numbers.Number, str)) else list(value)
     if len(values) == 1:
         values += list(DEFAULT_LATER_EPOCHS)
     if len(values) != 3:
         raise ConfigError(f"epochs must be {wants}, got {value!r}")
     try:
-        return tuple(as_int("epochs", v, 1, MAX_EPOCHS) for v in values)  # type: ignore[return-value]
+        return tuple(as_int("epochs", v, 1, MAX_EPOCHS) for v in values)  # type: ignore[return-value]  # three
     except ConfigError:
         raise ConfigError(f"epochs must be {wants}, got {value!r}") from None
 
@@ -192,6 +192,7 @@ class SegmentConfig:
     @property
     def first_stage_k(self) -> int:
         """Clusters of stage 1: 2 (a bipartition) when more stages follow, else ``k``."""
+        assert self.k is not None  # resolved when the config was made
         return 2 if self.stages >= 2 else int(self.k)
 
 

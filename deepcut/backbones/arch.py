@@ -8,6 +8,7 @@ checkpoint) and :func:`build_model` with seeded random weights (tests, benchmark
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,16 +108,16 @@ def _constructor(arch: ViTArch):
     if arch.family == "dinov2":
         if arch.mlp_dim % arch.dim:
             raise BackboneLoadError(f"unsupported DINOv2 MLP width {arch.mlp_dim} (not a multiple of {arch.dim})")
-        common = dict(
+        common: dict[str, Any] = dict(
             hidden_size=arch.dim, num_hidden_layers=arch.depth, num_attention_heads=arch.heads,
             mlp_ratio=arch.mlp_dim // arch.dim, patch_size=arch.patch_size, image_size=arch.image_size,
             qkv_bias=arch.qkv_bias, layer_norm_eps=1e-6, hidden_act="gelu", layerscale_value=1.0,
         )
         if arch.registers:
-            cfg = transformers.Dinov2WithRegistersConfig(num_register_tokens=arch.registers, **common)
-            return lambda: transformers.Dinov2WithRegistersModel(cfg)
-        cfg = transformers.Dinov2Config(**common)
-        return lambda: transformers.Dinov2Model(cfg)
+            reg_cfg = transformers.Dinov2WithRegistersConfig(num_register_tokens=arch.registers, **common)
+            return lambda: transformers.Dinov2WithRegistersModel(reg_cfg)
+        dino_cfg = transformers.Dinov2Config(**common)
+        return lambda: transformers.Dinov2Model(dino_cfg)
     raise BackboneLoadError(f"unknown ViT family {arch.family!r}; expected 'vit' or 'dinov2'")
 
 

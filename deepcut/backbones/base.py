@@ -11,13 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import ContextManager
+from typing import ContextManager, TypeVar
 
 import numpy as np
 import torch
 
 from ..config import FACETS
 from ..errors import ConfigError
+
+_B = TypeVar("_B", bound="Backbone")  # `to` returns the subclass it is called on
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Backbone(ABC):
         """The device of the weights and of every feature this backbone computes."""
         return self._device
 
-    def to(self, device: str | torch.device) -> Backbone:
+    def to(self: _B, device: str | torch.device) -> _B:
         """Move the weights and constant tensors to ``device``; returns ``self``.
 
         Subclasses move their own tensors and then call this to record the device.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .vit import IMAGENET_MEAN, IMAGENET_STD, ViTBackbone
+from .vit import IMAGENET_MEAN, IMAGENET_STD, HFModule, ViTBackbone
 
 
 class Dinov2Backbone(ViTBackbone):
@@ -49,7 +49,7 @@ class Dinov2Backbone(ViTBackbone):
     def blocks(self) -> nn.ModuleList:
         return self.model.encoder.layer
 
-    def _pre_norm(self, block: nn.Module) -> nn.Module:
+    def _pre_norm(self, block: HFModule) -> nn.Module:
         return block.norm1
 
     @property

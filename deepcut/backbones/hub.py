@@ -30,7 +30,7 @@ def weights_available(name: str) -> bool:
         return Path(os.path.expanduser(os.environ[WEIGHTS_ENV])).exists()
     if Path(os.path.expanduser(name)).exists():
         return True
-    hub_id = spec.hub_id if spec is not None else name
+    hub_id = spec.hub_id if spec is not None and spec.hub_id is not None else name
     try:
         from huggingface_hub import try_to_load_from_cache
 

@@ -158,6 +158,7 @@ def load_backbone(backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool 
             return _random_backbone(spec)
         if name == DEFAULT_BACKBONE and os.environ.get(WEIGHTS_ENV):
             return _default_from_env(spec)
+        assert spec.hub_id is not None  # only the colour backbone has none
         return _from_hub(spec.hub_id, name)
     base, branch = split_branch(name)
     path = Path(os.path.expanduser(base))

@@ -137,7 +137,7 @@ class ViTBackbone(Backbone):
             p.requires_grad_(False)
         self.attention = "sdpa"
         self.set_attention("sdpa")
-        cfg = self.model.config
+        cfg: HFModule = model.config
         self.name = name
         self.source = source
         patch = cfg.patch_size

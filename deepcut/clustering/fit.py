@@ -99,7 +99,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
         ax, objective = _prepare(x, a, loss)
-        record = {int(e): None for e in snapshots}
+        record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = _assign(model, ax)
         if links:
@@ -324,7 +324,8 @@ def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Los
     if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
         ax = a.propagate(x)
         if loss == "cc":
-            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, a.offset, s))
+            offset = a.offset
+            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
     elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
         offset, coo = a.offset, a.matrix()
         ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))

@@ -222,7 +222,7 @@ class DropoutMasks:
         self._block: torch.Tensor | None = None
         self._next = 0
 
-    def next(self, shape: tuple[int, int]) -> torch.Tensor:
+    def next(self, shape: tuple[int, ...]) -> torch.Tensor:
         """The next epoch's ``(N, H)`` float32 multipliers."""
         shape = tuple(int(v) for v in shape)
         if self.device.type != "cpu":

@@ -81,8 +81,9 @@ class Links:
             for ln in self.links:
                 if stage not in ln.stages or any(int(a) not in pos for a in ln.anchors):
                     continue
-                groups = tuple(np.array([pos[int(v)] for v in g if int(v) in pos], np.int64) for g in ln.groups)
-                kept.append(Link(ln.kind, (pos[int(ln.anchors[0])], pos[int(ln.anchors[1])]), groups, ln.stages))
+                near_p, near_q = (np.array([pos[int(v)] for v in g if int(v) in pos], np.int64) for g in ln.groups)
+                kept.append(Link(ln.kind, (pos[int(ln.anchors[0])], pos[int(ln.anchors[1])]), (near_p, near_q),
+                                 ln.stages))
         return Links(kept, self.epochs, self.lr, self.weight)
 
     def satisfied(self, labels: np.ndarray) -> bool:

@@ -34,7 +34,7 @@ def _matmul(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> torch.Tenso
     return torch.sparse.mm(adj, s) if adj.layout == torch.sparse_coo else adj @ s
 
 
-def _symmetric_matmul(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def _symmetric_matmul(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> torch.Tensor:
     """``A S`` ``(N, k)`` for a *symmetric* ``adj`` ``(N, N)``. Dense, the order of the product follows the CPU
     kernels' speed for the thin ``S`` of clustering (k ≪ N): ``(Sᵀ A)ᵀ``, which equals it for symmetric
     ``A``, on one thread, and ``A S`` when ``S`` is column-major (as :func:`~deepcut.clustering.gnn.soft_assign`
@@ -67,7 +67,7 @@ def row_sums(adj: torch.Tensor | CompactAffinity) -> torch.Tensor:
     return adj.sum(dim=-1)
 
 
-def quadratic_form(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def quadratic_form(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> torch.Tensor:
     """``tr(SᵀAS)`` for a symmetric ``adj`` ``(N, N)``, dense or sparse (COO or CSR; no gradient w.r.t. it),
     and ``s`` ``(N, k)``."""
     if adj.requires_grad:
@@ -76,7 +76,7 @@ def quadratic_form(adj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def ncut_loss(
-    adj: torch.Tensor, s: torch.Tensor, degree: torch.Tensor | None = None
+    adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Relaxed normalized cut and orthogonality terms of MinCutPool (Bianchi et al. 2020).
 
@@ -136,7 +136,7 @@ def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torc
     return ortho - num / den, grad
 
 
-def cc_grad(adj: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cc_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`cc_loss` and its gradient ``-2 A S`` w.r.t. ``s`` ``(N, k)`` (``adj`` ``(N, N)`` symmetric,
     constant): ``(loss (0-d), ∂loss/∂S (N, k))``."""
     s = s.detach()

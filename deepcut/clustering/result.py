@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -48,4 +48,5 @@ class Clusterer(Protocol):
     (its affinity sliced from the cached ``F Fᵀ`` when there is one); a baseline may ignore it.
     """
 
-    def __call__(self, features: torch.Tensor, **kwargs) -> "ClusterResult": ...
+    # ``*args: Any, **kwargs: Any``: any keyword set fits (the clusterers take different ones).
+    def __call__(self, features: torch.Tensor, *args: Any, **kwargs: Any) -> ClusterResult: ...

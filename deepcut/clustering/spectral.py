@@ -61,8 +61,8 @@ def build_graph(features, kind: str = "deepcut", tau: float = 0.2, eps: float = 
     * ``"tokencut"``: TokenCut's graph, 1 where the cosine similarity exceeds ``tau``, else ``eps``.
     """
     if kind == "deepcut":
-        x = torch.as_tensor(as_matrix(features), dtype=torch.float32)
-        return affinity(x, "ncut").double().numpy()
+        t = torch.as_tensor(as_matrix(features), dtype=torch.float32)
+        return affinity(t, "ncut").double().numpy()
     if kind == "tokencut":
         x = as_matrix(features)
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -105,6 +105,7 @@ def kmeans(x: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, n
             inertia = float(((x - centroids[labels]) ** 2).sum())
             if best is None or inertia < best[0]:
                 best = (inertia, centroids, labels)
+    assert best is not None  # at least one run
     return best[1], best[2].astype(np.int64)
 
 
@@ -121,7 +122,7 @@ def prepare_features(features, k: int) -> tuple[np.ndarray, int, str | None, Clu
     return x, k_eff, note, None
 
 
-def _top_eigenvectors(m: np.ndarray, k: int, tol: float = 1e-10) -> np.ndarray:
+def _top_eigenvectors(m: np.ndarray | scipy.sparse.linalg.LinearOperator, k: int, tol: float = 1e-10) -> np.ndarray:
     """Eigenvectors ``(N, k)`` of the ``k`` largest eigenvalues of a symmetric ``(N, N)`` matrix, largest first.
 
     Lanczos (ARPACK, deterministic start) for large matrices, a dense solver for small ones or if
@@ -141,7 +142,7 @@ def _top_eigenvectors(m: np.ndarray, k: int, tol: float = 1e-10) -> np.ndarray:
     return vecs[:, ::-1]
 
 
-def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int, tol: float = 1e-10
+def spectral_embedding(a: np.ndarray | scipy.sparse.csr_matrix, k: int, tol: float = 1e-10
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``k`` eigenvectors of the normalized Laplacian of an affinity ``(N, N)`` (dense, or
     scipy sparse: then nothing ``N x N`` is formed).
@@ -155,6 +156,7 @@ def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int, tol: float
     degree = np.maximum(np.asarray(a.sum(1)).ravel(), 1e-12)
     d_isqrt = 1.0 / np.sqrt(degree)
     trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
+    m: np.ndarray | scipy.sparse.linalg.LinearOperator
     if scipy.sparse.issparse(a):
         d = scipy.sparse.diags(d_isqrt)
         norm = (d @ a @ d).tocsr()
@@ -162,7 +164,7 @@ def spectral_embedding(a: np.ndarray | scipy.sparse.spmatrix, k: int, tol: float
             norm.shape, matvec=lambda v: norm @ np.ravel(v) - 2.0 * trivial * (trivial @ np.ravel(v)),
             dtype=np.float64)
     else:
-        m = d_isqrt[:, None] * a * d_isqrt[None, :]
+        m = np.asarray(d_isqrt[:, None] * a * d_isqrt[None, :])  # dense: an ndarray already
         m -= 2.0 * np.outer(trivial, trivial)  # its eigenvalue 1 becomes -1, below every other one
     u = _top_eigenvectors(m, k - 1, tol)
     return np.concatenate([trivial[:, None], u], axis=1), d_isqrt
@@ -207,16 +209,17 @@ def spectral_partition(a: torch.Tensor | SparseAffinity, k: int, seed: int = 0, 
     normalized Laplacian (Ng, Jordan & Weiss), solved to a loose tolerance (it is a starting point).
     Returns ``(N,)`` int64 labels (a cluster may stay empty if the graph has fewer than ``k`` groups).
     The start of the GNN's restart in :func:`deepcut.clustering.fit.fit`."""
+    m: np.ndarray | scipy.sparse.csr_matrix
     if isinstance(a, SparseAffinity):
-        a = _scipy_csr(a.index, a.weight, a.num_nodes)
+        m = _scipy_csr(a.index, a.weight, a.num_nodes)
     else:
-        a = a.detach().double().cpu().numpy()
-    u, _ = spectral_embedding(a, int(k), tol=1e-5)
+        m = a.detach().double().cpu().numpy()
+    u, _ = spectral_embedding(m, int(k), tol=1e-5)
     rows = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     return kmeans(rows, int(k), seed, n_init)[1]
 
 
-def _spectral_graph(x: np.ndarray, kind: str, graph: PatchGraph | None) -> np.ndarray | scipy.sparse.spmatrix:
+def _spectral_graph(x: np.ndarray, kind: str, graph: PatchGraph | None) -> np.ndarray | scipy.sparse.csr_matrix:
     """The graph :func:`spectral_fit` cuts: dense :func:`build_graph` or sparse :func:`build_sparse_graph`."""
     sparse = graph.is_sparse if graph is not None else use_sparse(x.shape[0])
     if not sparse:

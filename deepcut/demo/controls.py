@@ -37,7 +37,7 @@ INFO = {
     "None: the paper's upsampling of the patches.",
 }
 #: How a choice is shown, per setting (others show their value).
-CHOICE_LABELS = {
+CHOICE_LABELS: dict[str, dict[Any, str]] = {
     "loss": {"ncut": "NCut", "cc": "CC"},
     "stages": {1: "1: single stage", 2: "2: foreground parts", 3: "3: foreground + background parts"},
     "refine": {"none": "None (patches)", "guided": "Guided filter", "crf": "Dense CRF"},
@@ -74,7 +74,7 @@ def backbone_picker(choices: list[tuple[str, str]], start: str,
         except Exception:  # not one of the choices
             raise gr.Error(NOT_OFFERED, print_exception=False) from None
 
-    backbone.preprocess = preprocess
+    backbone.preprocess = preprocess  # type: ignore[method-assign]  # wraps this component's own
     return {"backbone": backbone, "custom": custom}
 
 
@@ -105,6 +105,7 @@ def settings(names: list[str] | tuple[str, ...], overrides: dict[str, dict] | No
 def epoch_sliders(stages: int) -> dict[str, gr.Slider]:
     """The three epoch sliders ``ep1``-``ep3``; those of stages beyond ``stages`` are hidden."""
     opt, values = options()["epochs"], defaults()["epochs"]
+    assert opt.minimum is not None  # epochs have a range
     return {name: gr.Slider(opt.minimum, top, value=values[i], step=opt.step, label=f"{opt.label}, stage {i + 1}",
                             visible=stages >= i + 1, info=info)
             for i, (name, (top, info)) in enumerate(zip(EPOCH_INPUTS, EPOCH_SLIDERS, strict=False))}
@@ -149,7 +150,7 @@ def picture(label: str, elem_id: str, height: int) -> gr.Image:
 
 
 def examples(folder: Path, suffixes: tuple[str, ...], target: gr.components.Component, label: str,
-             **props: Any) -> gr.Examples | None:
+             **props: Any) -> gr.helpers.Examples | None:
     """Clickable examples: the files in ``folder`` with these suffixes, sorted by name, each loading
     into ``target``; None if there are none."""
     paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
@@ -191,7 +192,7 @@ def safe_image_upload(component: gr.Image) -> gr.Image:
             raise gr.Error(f"Could not read this file as an image ({type(e).__name__}). "
                            f"Please upload a JPEG, PNG or WebP photo.", print_exception=False) from None
 
-    component.preprocess = preprocess
+    component.preprocess = preprocess  # type: ignore[method-assign]  # wraps this component's own
     return component
 
 

@@ -93,7 +93,7 @@ def guard_uploads(demo: gr.Blocks, limits: Limits) -> None:
     """Make every image input of ``demo`` check :func:`check_payload` before Gradio decodes it."""
     for block in demo.blocks.values():
         if isinstance(block, gr.Image):
-            block.preprocess = _checked(block.preprocess, limits)
+            block.preprocess = _checked(block.preprocess, limits)  # type: ignore[method-assign]  # wraps its own
 
 
 def _checked(preprocess: Callable, limits: Limits) -> Callable:
@@ -133,13 +133,13 @@ class BodyLimit:
             await drain(receive, 4 * self.limit)
             await self.refuse(send)
             return
-        seen, started = 0, False
+        seen, started, limit = 0, False, self.limit
 
         async def limited() -> dict:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b"")) if message["type"] == "http.request" else 0
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -201,7 +201,7 @@ def atomic_picture_cache() -> None:
         write_atomic(target, data, fsync=False)  # a cache: one step matters, durability does not
         return str(target)
 
-    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
+    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]  # a mark on the function: patched once
     processing_utils.save_pil_to_cache = save_pil_to_cache
 
 
@@ -247,7 +247,7 @@ def reliable_cache_cleanup() -> None:
         except Exception:  # a clean-up round must never end the schedule
             logging.getLogger("deepcut.app").exception("temporary file clean-up failed; retrying later")
 
-    delete_files_created_by_app.reliable = True  # type: ignore[attr-defined]
+    delete_files_created_by_app.reliable = True  # type: ignore[attr-defined]  # a mark: patched once
     route_utils.delete_files_created_by_app = delete_files_created_by_app
 
 

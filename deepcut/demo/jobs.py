@@ -100,9 +100,11 @@ class ImageJob(Job):
         return list(self.upload.notices)
 
     def run(self, req: Request) -> Any:
+        assert self.upload is not None  # prepare() read it
         return req.model.segment_with(self.upload.image, req.config, req.clusterer())
 
     def wrap(self, req: Request, seg: Any) -> DemoResult:
+        assert self.upload is not None  # prepare() read it
         return DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=req.notices + seg.notes,
                           original_size=self.upload.original, seconds=req.seconds(), depth=req.depth)
 

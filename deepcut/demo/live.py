@@ -104,10 +104,8 @@ class LiveStreams:
             return None, "Start the camera: the parts appear here, frame by frame.", state
         if state is not None and self._newest.get(visitor) != state.stream:
             raise DemoError("This live stream was ended: a newer one from your address is running (one at a time).")
-        fresh = self.start(visitor, backbone, settings) if state is None else None
-        if fresh is None and state.key[1] != self._config(state, backbone, settings):
-            fresh = self.start(visitor, backbone, settings)
-        state = fresh or state
+        if state is None or state.key[1] != self._config(state, backbone, settings):
+            state = self.start(visitor, backbone, settings)
         image = downscale(np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8), self.session.max_side)
         try:
             seg = state.live.step(image)

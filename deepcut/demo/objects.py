@@ -43,9 +43,11 @@ class ObjectsJob(ImageJob):
         self.objects = objects
 
     def run(self, req: Request) -> Discovery:
+        assert self.upload is not None  # prepare() read it
         return req.model.discover(self.upload.image, req.config, objects=self.objects, clusterer=req.clusterer())
 
-    def wrap(self, req: Request, found: Discovery) -> "ObjectsDemoResult":
+    def wrap(self, req: Request, found: Discovery) -> "ObjectsDemoResult":  # type: ignore[override]  # its own result
+        assert self.upload is not None  # prepare() read it
         return ObjectsDemoResult(found, req.backbone, req.notices + list(found.notes), self.upload.original,
                                  req.seconds(), self.objects)
 
@@ -105,7 +107,7 @@ class ObjectsDemoResult:
         for i, (o, box) in enumerate(zip(self.found.objects, self.boxes(), strict=False), start=1):
             mask = o.mask
             if mask.shape != (height, width):
-                mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+                mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
             annotations.append({"id": i, "image_id": 1, "category_id": CATEGORY["id"], "iscrowd": 0,
                                 **object_record(mask, box, o.score)})
         return {"images": [{"id": 1, "width": int(width), "height": int(height), "file_name": "upload"}],

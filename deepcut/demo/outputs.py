@@ -52,7 +52,7 @@ def for_display(picture: Image.Image) -> Image.Image:
     f = display_factor((picture.height, picture.width))
     if f == 1.0:
         return picture
-    return picture.resize((round(picture.width * f), round(picture.height * f)), Image.LANCZOS)
+    return picture.resize((round(picture.width * f), round(picture.height * f)), Image.Resampling.LANCZOS)
 
 
 def write_json(path: Path, record: dict) -> str:

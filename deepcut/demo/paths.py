@@ -129,7 +129,7 @@ class PathAlias:
                 return
             body = self.hide(b"".join(state["parts"]))
             start = state["start"]
-            headers = [(k, v) for k, v in start.get("headers") or [] if k != b"content-length"]
-            await send({**start, "headers": headers + [(b"content-length", str(len(body)).encode())]})
+            kept = [(k, v) for k, v in start.get("headers") or [] if k != b"content-length"]
+            await send({**start, "headers": kept + [(b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body, "more_body": False})
         return sending

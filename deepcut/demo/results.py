@@ -150,6 +150,7 @@ class DemoResult:
         """The GNN's loss per epoch, a panel per stage titled with its ``k`` (see
         :func:`deepcut.render.figures.loss_figure`; ``text``: font factor)."""
         cfg = self.seg.config
+        assert cfg.k is not None  # resolved when the config was made
         return loss_figure(self.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
 
     def soft_picture(self, text: float = 1.0) -> Image.Image:

@@ -153,7 +153,7 @@ class DemoSession:
             raise DemoError(hide_path(str(e), job.source)) from None
         return job.wrap(req, out)
 
-    def segment(self, image: ImageLike, backbone: str | None = None, **settings) -> DemoResult:
+    def segment(self, image: ImageLike | None, backbone: str | None = None, **settings) -> DemoResult:
         """Segment an upload with the shared model of ``backbone``.
 
         Args:
@@ -168,7 +168,7 @@ class DemoSession:
         """
         return self.serve(ImageJob(self.uploads, image), backbone, settings)
 
-    def segment_video(self, video: str | os.PathLike, backbone: str | None = None, max_frames: int = 60,
+    def segment_video(self, video: str | os.PathLike | None, backbone: str | None = None, max_frames: int = 60,
                       frame_stride: int = 1, opacity: float = 0.5, progress: ProgressFn | None = None,
                       **settings) -> VideoDemoResult:
         """Segment a video with consistent labels and write the overlay video (MP4) and boxes (JSON).
@@ -207,7 +207,7 @@ class DemoSession:
             raise DemoError(f"Please upload at most {most} images (the limit on this server).")
         return self.serve(CosegJob(self.uploads, images, names), backbone, settings)
 
-    def discover(self, image: ImageLike, backbone: str | None = None, objects: int | None = 3,
+    def discover(self, image: ImageLike | None, backbone: str | None = None, objects: int | None = 3,
                  **settings) -> ObjectsDemoResult:
         """Discover up to ``objects`` objects in an upload (``None``: correlation clustering decides
         how many), each with its mask, box and score (see :mod:`deepcut.tasks.discover`).

@@ -125,8 +125,7 @@ class UploadGuard:
     def admit(self, key: str, size: int) -> tuple[int, str, float | None] | None:
         """``(status, message, retry after)`` if an upload of ``size`` declared bytes from ``key`` is refused now."""
         p, now = self.policy, time.monotonic()
-        limit = None if p.request_bytes is None else p.request_bytes + FRAMING
-        if limit is not None and size > limit:
+        if p.request_bytes is not None and size > p.request_bytes + FRAMING:
             return 413, f"This upload is {size / 1024 ** 2:.1f} MB; this server takes at most " \
                         f"{p.request_bytes / 1024 ** 2:g} MB of files per upload.", None
         with self._lock:
@@ -171,7 +170,8 @@ class UploadGuard:
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
         boundary = content_type.split(b"boundary=", 1)[1].split(b";")[0].strip(b'"') if b"boundary=" in \
             content_type else b""
-        marker, state = b"--" + boundary, {"tail": b"", "marks": 0, "bytes": 0}
+        marker = b"--" + boundary
+        state: dict[str, Any] = {"tail": b"", "marks": 0, "bytes": 0}
         limit = None if p.request_bytes is None else p.request_bytes + FRAMING
 
         async def counted() -> dict:
@@ -189,7 +189,7 @@ class UploadGuard:
                 entry[1], entry[2] = files, max(entry[2], state["bytes"])
             if limit is not None and state["bytes"] > limit:
                 raise MultiPartException(f"This upload is over the maximum allowed size of "
-                                         f"{p.request_bytes / 1024 ** 2:g} MB of files per upload on this server.")
+                                         f"{(limit - FRAMING) / 1024 ** 2:g} MB of files per upload on this server.")
             if p.request_files is not None and files > p.request_files:
                 raise MultiPartException(f"This upload has more than {p.request_files} files, the maximum allowed "
                                          f"size of one upload on this server.")

@@ -45,7 +45,7 @@ def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
     factor = min(w // size[0], h // size[1])
     if factor >= 2:
         pil = pil.reduce(factor)
-    return np.asarray(pil.resize(size, Image.LANCZOS))
+    return np.asarray(pil.resize(size, Image.Resampling.LANCZOS))
 
 
 def file_name(upload: object, index: int) -> str:
@@ -95,8 +95,8 @@ def check_size(image: ImageLike, max_pixels: int | None, max_bytes: int | None) 
     for w, h in declared_sizes(image) or []:  # reads the headers only
         if w * h > max_pixels:
             mega = f"{w * h / 1e6:.3g} megapixels"
-            size = f"{w}×{h} pixels ({mega})" if h > 1 else mega
-            raise DemoError(f"This image is {size}; this server accepts "
+            shown = f"{w}×{h} pixels ({mega})" if h > 1 else mega
+            raise DemoError(f"This image is {shown}; this server accepts "
                             f"up to {max_pixels / 1e6:g} megapixels. Please downscale it first.")
 
 

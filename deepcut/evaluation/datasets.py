@@ -67,6 +67,13 @@ class Sample:
     size: tuple[int, int] | None = None
     sequence: str | None = None
 
+    @property
+    def mask_file(self) -> Path:
+        """:attr:`mask`, for the tasks whose every sample has one (all but corloc and objects)."""
+        if self.mask is None:
+            raise DatasetError(f"{self.key}: no ground-truth mask")
+        return self.mask
+
 
 @dataclass
 class Dataset:
@@ -190,9 +197,9 @@ def _from_coco(data: dict, path: Path) -> dict[str, dict]:
     by_id: dict = {}
     try:
         for img in data["images"]:
-            stem = Path(str(img["file_name"])).stem
-            by_id[img["id"]] = stem
-            out[stem] = {"width": int(img["width"]), "height": int(img["height"]), "objects": []}
+            name = Path(str(img["file_name"])).stem
+            by_id[img["id"]] = name
+            out[name] = {"width": int(img["width"]), "height": int(img["height"]), "objects": []}
         for ann in data["annotations"]:
             stem = by_id.get(ann["image_id"])
             if stem is None or ann.get("iscrowd", 0):

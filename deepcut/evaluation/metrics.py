@@ -28,7 +28,7 @@ BETA2 = 0.3
 THRESHOLDS = np.arange(255, dtype=np.float64) / 255.0
 
 
-def _check_same_shape(*arrays: np.ndarray) -> None:
+def _check_same_shape(*arrays: np.ndarray | None) -> None:
     shapes = {np.shape(a) for a in arrays if a is not None}
     if len(shapes) > 1:
         raise ValueError(f"arrays must have the same shape, got {sorted(shapes)}")
@@ -173,7 +173,7 @@ def boundary_f(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None
 
 
 # -- boxes -----------------------------------------------------------------------------------------
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+def box_iou(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """IoU of two boxes ``(x0, y0, x1, y1)`` in continuous pixel coordinates (0 if both are empty)."""
     ax0, ay0, ax1, ay1 = (float(v) for v in a)
     bx0, by0, bx1, by1 = (float(v) for v in b)

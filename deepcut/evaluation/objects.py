@@ -72,7 +72,9 @@ def objects_from_labels(labels: np.ndarray) -> list[SavedObject]:
     out = []
     for rank, v in enumerate(ids):
         mask = labels == v
-        out.append(SavedObject(mask, bbox_of(mask), 1.0 - rank / len(ids)))
+        box = bbox_of(mask)
+        assert box is not None  # v is in labels
+        out.append(SavedObject(mask, box, 1.0 - rank / len(ids)))
     return out
 
 
@@ -93,7 +95,7 @@ def _fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A bool mask resized (nearest) to ``shape``."""
     if mask.shape == tuple(shape):
         return mask
-    img = Image.fromarray(mask.astype(np.uint8)).resize((shape[1], shape[0]), Image.NEAREST)
+    img = Image.fromarray(mask.astype(np.uint8)).resize((shape[1], shape[0]), Image.Resampling.NEAREST)
     return np.asarray(img) > 0
 
 

@@ -202,7 +202,8 @@ def recorded_masks(folder: str | Path | None, samples: list[Sample]) -> Iterator
     if folder is None:
         yield
         return
-    manifests, names = Manifests(), {}
+    manifests = Manifests()
+    names: dict[Path, list[str]] = {}
     for sample in samples:
         path = mask_path(folder, sample.key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +250,7 @@ def _resize(arr: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarra
 
 def score_single(pred: Prediction, sample: Sample) -> tuple[dict, np.ndarray]:
     """IoU, accuracy, F-beta of the mask and max F-beta of the soft map: ``(values, fbeta_curve (T,))``."""
-    gt, valid = read_binary_mask(sample.mask)
+    gt, valid = read_binary_mask(sample.mask_file)
     if pred.foreground is None:
         raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
     fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool)
@@ -277,7 +278,7 @@ def score_corloc(pred: Prediction, sample: Sample, image_size: tuple[int, int]) 
 
 def score_parts(pred: Prediction, sample: Sample) -> dict:
     """NMI and ARI of the part labels inside the ground-truth foreground; Hungarian mIoU on the image."""
-    gt = read_mask(sample.mask).astype(np.int64)
+    gt = read_mask(sample.mask_file).astype(np.int64)
     labels = _resize(pred.labels, gt.shape, nearest=True).astype(np.int64)
     inside = gt > 0
     miou, matching = M.hungarian_miou(labels, gt)
@@ -307,7 +308,7 @@ def score_prediction(pred: Prediction, sample: Sample, task: str) -> tuple[dict,
     if task == "single":
         return score_single(pred, sample)
     if task == "video":
-        gt, valid = read_binary_mask(sample.mask)
+        gt, valid = read_binary_mask(sample.mask_file)
         if pred.foreground is None:
             raise ConfigError("this task needs a foreground/background split: use -k 2 or --stages 2")
         fg = _resize(pred.foreground, gt.shape, nearest=True).astype(bool)
@@ -334,7 +335,7 @@ def summarize(task: str, dataset: Dataset, per_image: dict[str, dict], curves: l
         out["corloc"] = M.mean([float(v["correct"]) for v in vals])
         out["box_iou"] = M.mean([v["box_iou"] for v in vals])
     elif task == "video":
-        by_seq: dict[str, list[float]] = {}
+        by_seq: dict[str | None, list[float]] = {}
         for s in dataset.samples:
             if s.key in per_image:
                 by_seq.setdefault(s.sequence, []).append(per_image[s.key]["j"])

@@ -90,6 +90,7 @@ def load_image(image: ImageLike) -> np.ndarray:
             return _pil_to_rgb(image)
         except (OSError, ValueError, AttributeError) as e:  # e.g. a closed image
             raise ImageLoadError(f"could not read the PIL image: {e}") from None
+    source: io.BytesIO | Path
     if isinstance(image, (bytes, bytearray)):
         source, name = io.BytesIO(image), "<bytes>"
     elif isinstance(image, (str, os.PathLike)):
@@ -153,7 +154,7 @@ def resize_for_grid(image: np.ndarray, grid: tuple[int, int], patch: int, stride
     factor = min(image.shape[0] // max(out_h, 1), image.shape[1] // max(out_w, 1))
     if factor >= 2:
         pil = pil.reduce(factor)
-    return np.asarray(pil.resize((out_w, out_h), Image.BICUBIC))
+    return np.asarray(pil.resize((out_w, out_h), Image.Resampling.BICUBIC))
 
 
 def image_fingerprint(image: np.ndarray) -> str:

@@ -110,7 +110,7 @@ def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tup
             ``grid`` is not two whole numbers >= 1.
     """
     try:
-        h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[union-attr]
+        h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[attr-defined]  # any object: TypeError below
     except (TypeError, ValueError):
         raise ConfigError(f"grid must be two whole numbers (h, w) >= 1, got {grid!r}") from None
     if isinstance(features, torch.Tensor):
@@ -229,9 +229,10 @@ class FeatureStore:
                 embs = self._embed_batch([imgs[i] for i in chunk], resolution, stride, facet)
                 for i, emb in zip(chunk, embs, strict=False):
                     out[i] = (emb, False)
-                    if keys[i] is not None:
-                        self._remember(keys[i], emb)
-        return out  # type: ignore[return-value]
+                    key = keys[i]
+                    if key is not None:
+                        self._remember(key, emb)
+        return out  # type: ignore[return-value]  # every slot is filled: from the cache or the backbone
 
     def _checked_step(self, size: tuple[int, int], resolution: int, stride: int, batch_size: int,
                       log_bin: bool) -> int:
@@ -259,7 +260,7 @@ class FeatureStore:
         embs = []
         for j, (img, work) in enumerate(zip(imgs, works, strict=False)):
             emb = ImageEmbedding(image=img, work=work, grid=state.grid, state=_select(state, j, len(imgs)))
-            if feats is not None:
+            if feats is not None and facet is not None:  # feats: facet was given
                 emb.facets[(layer, facet[1], False)] = feats[j]
             embs.append(emb)
         return embs

@@ -266,6 +266,7 @@ def compact_affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 
         rows = torch.arange(w.shape[0], device=w.device)
         if loss == "ncut":
             w = w.clamp_(min=0).div_(top) if top > 0 else w.zero_()
+            assert values is not None  # made for NCut
             values[i:i + step] = w
         else:
             w = w.sub_(offset)

@@ -177,7 +177,7 @@ def score_graph(graph: PatchGraph) -> torch.Tensor | CompactAffinity:
     return a.matrix() if isinstance(a, SparseAffinity) else a
 
 
-def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def segment_cuts(adj: torch.Tensor | CompactAffinity, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``(cut, volume)`` ``(m,)`` float64 of each of the ``m`` segments of ``labels`` ``(N,)`` (in
     ``np.unique`` order) on a non-negative affinity ``(N, N)`` (dense, sparse COO or a
     :class:`CompactAffinity`): the weight leaving the segment and the segment's total degree."""
@@ -193,7 +193,7 @@ def segment_cuts(adj: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, t
     return volume - (onehot * a_s).sum(0), volume
 
 
-def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
+def normalized_cut(adj: torch.Tensor | CompactAffinity, labels: np.ndarray) -> float:
     """Shi & Malik's k-way normalized cut ``Σ_c cut(c, rest) / vol(c)`` of ``labels`` ``(N,)`` on a
     non-negative affinity ``adj`` ``(N, N)`` (dense, sparse COO or compact, as :func:`score_graph` gives).
     0 for a perfect cut; a bipartition's value is ``2 (1 - cut_score)``. Segments without volume add
@@ -203,7 +203,7 @@ def normalized_cut(adj: torch.Tensor, labels: np.ndarray) -> float:
     return float((cut[keep] / volume[keep]).sum())
 
 
-def cut_score(adj: torch.Tensor, inside: np.ndarray) -> float:
+def cut_score(adj: torch.Tensor | CompactAffinity, inside: np.ndarray) -> float:
     """``1 - NCut(O, R) / 2`` of the nodes ``inside`` (``(N,)`` bool, ``O``) against the rest ``R``,
     on a non-negative affinity ``(N, N)`` (dense, sparse COO or compact); 0 when either side has no volume."""
     inside = np.asarray(inside, dtype=bool)

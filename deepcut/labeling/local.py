@@ -75,7 +75,7 @@ def cap_workers(requested: int, spec: LabelSpec, cores: int | None = None,
     why = []
     if cores == workers:
         why.append(f"this machine has {cores} core{'s' if cores != 1 else ''}")
-    if by_memory == workers:
+    if available and by_memory == workers:  # without a figure for the memory, by_memory is requested
         why.append(f"each worker needs about {human(each)} and {human(available)} of memory is available")
     return workers, f"--workers {requested} capped to {workers}: {' and '.join(why)}"
 
@@ -89,7 +89,7 @@ class InProcessRunner:
 
     def __init__(self, spec: LabelSpec) -> None:
         self.spec = spec
-        self.model = None
+        self.model: Any = None  # start() loads the DeepCut
 
     def start(self) -> dict[str, Any]:
         """Load the model; returns the backbone's description."""

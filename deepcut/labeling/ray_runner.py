@@ -16,12 +16,15 @@ import math
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..errors import DeepCutError
 from .coco import failure_record
 from .sources import ImageSource
 from .worker import LabelSpec, failure_message, label_items, read_image_bytes
+
+if TYPE_CHECKING:
+    from ray.util import ActorPool
 
 #: Images per actor in flight (one being labelled, the next ones waiting in its queue).
 QUEUE_DEPTH = 2
@@ -141,7 +144,7 @@ class RayRunner:
         self.spec = replace(spec, threads=max(1, math.floor(self.cpus)),
                             batch_size=GPU_BATCH_SIZE if self.gpus > 0 else 1)
         self.actors: list = []
-        self._pool = None
+        self._pool: ActorPool | None = None
         self._started_ray = False
 
     def _connect(self):
@@ -194,6 +197,7 @@ class RayRunner:
         reported by the driver without a round trip."""
         from ray.exceptions import RayError
 
+        assert self._pool is not None  # start() made it
         todo = iter(sources)
         busy, limit, size = 0, len(self.actors) * QUEUE_DEPTH, max(1, self.spec.batch_size)
         while True:

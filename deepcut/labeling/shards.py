@@ -158,14 +158,15 @@ class ShardStore:
     def writer(self) -> ShardWriter:
         """A writer to a new part file (numbered after every existing one)."""
         parts = self.part_files()
-        n = int(PART.match(parts[-1].name).group(1)) + 1 if parts else 1
+        last = PART.match(parts[-1].name) if parts else None  # part_files holds only matching names
+        n = int(last.group(1)) + 1 if last else 1
         return ShardWriter(self.folder / f"part-{n:04d}.jsonl")
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Every stored whole record by ``file_name`` (a later record of the same image replaces an
         earlier one); what was skipped is in :attr:`problems`."""
         out: dict[str, dict[str, Any]] = {}
-        self.problems: list[str] = []
+        self.problems = []
         for part in self.part_files():
             for record in _read_part(part, self.problems):
                 out[record["file_name"]] = record

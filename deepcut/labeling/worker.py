@@ -214,9 +214,9 @@ def label_batch(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]
         if feats is None:
             records[i] = label_data(model, spec, name, items[i][1])
             continue
-        records[i] = _guarded(name, lambda f=feats[n], name=name: _records_of(
+        records[i] = _guarded(name, lambda f=feats[n], name=name: _records_of(  # type: ignore[misc]  # lambda defaults
             name, discover_features(f, spec.config, spec.objects, t0=t0)))
-    return records  # type: ignore[return-value]
+    return records  # type: ignore[return-value]  # every slot is filled: above or in this loop
 
 
 def label_items(model, spec: LabelSpec, items: Sequence[tuple[str, bytes | Path]]) -> list[dict[str, Any]]:

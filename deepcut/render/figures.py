@@ -106,8 +106,8 @@ def _fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
 
 def _blend_on_gray(image: np.ndarray, heat: np.ndarray, size: tuple[int, int], image_weight: float) -> Image.Image:
     """Upsample ``heat`` ``(h, w, 3)`` to ``size`` and blend it over a grey copy of ``image``."""
-    big = np.asarray(Image.fromarray(heat).resize(size, Image.BILINEAR), dtype=np.float32)
-    gray = np.asarray(Image.fromarray(image).convert("L").resize(size, Image.BILINEAR), dtype=np.float32)
+    big = np.asarray(Image.fromarray(heat).resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+    gray = np.asarray(Image.fromarray(image).convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
     out = big * (1.0 - image_weight) + gray[..., None] * image_weight
     return Image.fromarray(out.round().astype(np.uint8))
 
@@ -116,6 +116,7 @@ def is_split(seg: "Segmentation") -> bool:
     """Whether stage 1 of ``seg`` cut the image into foreground and background (``k = 2`` in one stage,
     or two or three stages); else it cut ``k`` segments, and its foreground is only every segment but
     label 0 (the one covering most of the border)."""
+    assert seg.config.k is not None  # resolved when the config was made
     return seg.config.stages >= 2 or int(seg.config.k) == 2
 
 
@@ -229,8 +230,8 @@ def affinity_image(image: np.ndarray, affinity: np.ndarray, patch: tuple[int, in
         heat = _heat(affinity, "magma", 0.0, float(affinity.max()) or 1.0)
     size = _fit_size(image.shape[:2], longest)
     # Nearest upsampling keeps the patch grid visible, which is the point of this view.
-    big = np.asarray(Image.fromarray(heat).resize(size, Image.NEAREST), dtype=np.float32)
-    gray = np.asarray(Image.fromarray(image).convert("L").resize(size, Image.BILINEAR), dtype=np.float32)
+    big = np.asarray(Image.fromarray(heat).resize(size, Image.Resampling.NEAREST), dtype=np.float32)
+    gray = np.asarray(Image.fromarray(image).convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
     pil = Image.fromarray((big * 0.75 + gray[..., None] * 0.25).round().astype(np.uint8))
     h, w = affinity.shape
     cell_w, cell_h = size[0] / w, size[1] / h

@@ -47,7 +47,7 @@ def render_figure(fig: "Figure", box: tuple[int, int]) -> Image.Image:
     fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
     picture = Image.open(buffer).convert("RGB")
     target = fit_size(picture.size, box)
-    return picture if picture.size == target else picture.resize(target, Image.LANCZOS)
+    return picture if picture.size == target else picture.resize(target, Image.Resampling.LANCZOS)
 
 
 def on_white(picture: Image.Image) -> Image.Image:
@@ -66,10 +66,11 @@ def fit_picture(picture: "Image.Image | Figure", box: tuple[int, int]) -> Image.
         return render_figure(picture, box)
     rgb = on_white(picture)
     target = fit_size(rgb.size, box)
-    return rgb if rgb.size == target else rgb.resize(target, Image.LANCZOS)
+    return rgb if rgb.size == target else rgb.resize(target, Image.Resampling.LANCZOS)
 
 
-def wrap(text: str, font: ImageFont.FreeTypeFont, width: int, most: int = MAX_CAPTION_LINES) -> list[str]:
+def wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int,
+         most: int = MAX_CAPTION_LINES) -> list[str]:
     """``text`` broken into lines no wider than ``width`` pixels in ``font``; beyond ``most`` lines the
     last one ends with an ellipsis."""
     lines: list[str] = []

@@ -60,5 +60,5 @@ def min_text_px(fig: "Figure") -> float:
     from matplotlib.text import Text
 
     FigureCanvasAgg(fig).draw()
-    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip() and _shown(t)]
+    sizes = [float(t.get_fontsize()) for t in fig.findobj(Text) if t.get_text().strip() and _shown(t)]
     return min(sizes) * fig.dpi / 72.0 if sizes else float("inf")

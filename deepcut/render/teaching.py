@@ -37,9 +37,9 @@ def patch_colors_image(image: np.ndarray, colors: np.ndarray, grid: tuple[int, i
     gray = np.asarray(Image.fromarray(image).convert("L"), dtype=np.float32)[..., None].repeat(3, -1)
     cells = np.asarray(colors, np.float32).reshape(h, w, 3)
     weight = np.full((h, w), strength, np.float32) if keep is None else np.where(keep.reshape(h, w), strength, 0.0)
-    big = np.asarray(Image.fromarray(cells.round().clip(0, 255).astype(np.uint8)).resize(size, Image.NEAREST),
-                     np.float32)
-    wbig = np.asarray(Image.fromarray((weight * 255).astype(np.uint8)).resize(size, Image.NEAREST),
+    cells8 = Image.fromarray(cells.round().clip(0, 255).astype(np.uint8))
+    big = np.asarray(cells8.resize(size, Image.Resampling.NEAREST), np.float32)
+    wbig = np.asarray(Image.fromarray((weight * 255).astype(np.uint8)).resize(size, Image.Resampling.NEAREST),
                       np.float32)[..., None] / 255.0
     return (big * wbig + gray * (1.0 - wbig)).round().astype(np.uint8)
 
@@ -205,4 +205,4 @@ def pca_image(pca: np.ndarray, longest: int = 512) -> Image.Image:
     h, w = pca.shape[:2]
     scale = longest / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return Image.fromarray((np.clip(pca, 0, 1) * 255).round().astype(np.uint8)).resize(size, Image.NEAREST)
+    return Image.fromarray((np.clip(pca, 0, 1) * 255).round().astype(np.uint8)).resize(size, Image.Resampling.NEAREST)

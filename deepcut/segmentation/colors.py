@@ -18,8 +18,11 @@ def label_colors(n: int) -> np.ndarray:
     whatever labels it shows, colours a segment alike.
     """
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
-    tab20 = np.asarray(colormaps["tab20"].colors)
+    listed = colormaps["tab20"]
+    assert isinstance(listed, ListedColormap)  # a list of 20 colours
+    tab20 = np.asarray(listed.colors)
     base = np.concatenate([tab20[0::2], tab20[1::2]])  # tab10 order, then the light shades
     if n > len(base):
         hues = (np.arange(n - len(base)) * GOLDEN) % 1.0

@@ -25,6 +25,7 @@ def stage_counts(seg: Segmentation) -> list[tuple[int, str, int, int]]:
     two or three: stage 2, ``k`` foreground parts, and stage 3, ``bg_k`` background parts (each where its side
     has the 2 patches it needs to run)."""
     cfg, labels = seg.config, np.asarray(seg.patch_labels).ravel()
+    assert cfg.k is not None  # resolved when the config was made
     if cfg.stages == 1 or seg.foreground_labels is None:
         return [(1, "segments", int(cfg.k), int(np.unique(labels).size))]
     fg = np.isin(labels, seg.foreground_labels)

@@ -157,7 +157,7 @@ def _crf(image: np.ndarray, up: np.ndarray, cell: float, iterations: float, sxy:
     scale = min(1.0, float(side) / max(size)) if side > 0 else 1.0
     small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     if small != size:
-        image = np.asarray(Image.fromarray(image).resize(small[::-1], Image.BOX))
+        image = np.asarray(Image.fromarray(image).resize(small[::-1], Image.Resampling.BOX))
         up = _bilinear(up, small)
     height, width, n = up.shape
     p = float(confidence) * up + (1.0 - float(confidence)) / n
@@ -180,7 +180,7 @@ def _working_image(image: np.ndarray, max_side: int) -> np.ndarray:
     if scale >= 1.0:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.BOX))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
 
 def refine_probabilities(image: np.ndarray, probs: np.ndarray, method: str = "guided", max_side: int = MAX_SIDE,
@@ -262,7 +262,7 @@ def _best(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return ids[scores[..., ids].argmax(-1)]
 
 
-def segment_maps(image: np.ndarray, labels: np.ndarray, work_size: tuple[int, int],
+def segment_maps(image: np.ndarray, labels: np.ndarray, work_size: Sequence[int],
                  foreground_labels: Sequence[int] | None, method: str = "none",
                  largest: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Patch labels ``(h, w)`` → ``(labels (H, W) int32, foreground (H, W) bool or None)`` at the
@@ -270,11 +270,12 @@ def segment_maps(image: np.ndarray, labels: np.ndarray, work_size: tuple[int, in
     ``work_size``) or a refinement; ``foreground_labels`` None means no foreground/background split.
     ``largest`` applies to a refined foreground only (DeepCut's own is taken on the patch grid).
     """
-    size = tuple(np.shape(image)[:2])
+    height, width = np.shape(image)[:2]
+    size, work = (height, width), (work_size[0], work_size[1])
     if method == "none":
         if foreground_labels is None:
-            return upsample_labels(labels, tuple(work_size), size), None
-        return upsample_segmentation(labels, tuple(work_size), size, list(foreground_labels))
+            return upsample_labels(labels, work, size), None
+        return upsample_segmentation(labels, work, size, list(foreground_labels))
     if foreground_labels is None:
         return refine(image, np.asarray(labels, np.int64), method), None
     return refine_segmentation(image, labels, foreground_labels, method, largest)

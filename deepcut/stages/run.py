@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -79,8 +79,8 @@ class Tracking:
 def as_grids(grid: Grid | Sequence[Grid]) -> list[Grid]:
     """``grid`` as a list of per-image grids: ``(h, w)`` is one image, ``[(h1, w1), …]`` several."""
     if len(grid) == 2 and all(isinstance(v, (int, np.integer)) for v in grid):
-        return [(int(grid[0]), int(grid[1]))]  # type: ignore[index]
-    return [(int(h), int(w)) for h, w in grid]  # type: ignore[misc]
+        return [(int(grid[0]), int(grid[1]))]  # type: ignore[arg-type]  # checked: two numbers
+    return [(int(h), int(w)) for h, w in grid]  # type: ignore[misc]  # so a sequence of (h, w) pairs
 
 
 def split_maps(values: np.ndarray, grids: list[Grid]) -> list[np.ndarray]:
@@ -148,7 +148,7 @@ class _Stages:
         sub = self.graph.subgraph(rows)
         warm, links = self.tracking.warm, self.tracking.links
         prev = warm[stage] if warm is not None and stage < len(warm) else None
-        kw = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
+        kw: dict[str, Any] = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
                   seed=self.cfg.seed, graph=sub)
         if links is not None:
             stage_links = links.restrict(stage, rows)
@@ -242,6 +242,7 @@ def run_stages(graph: PatchGraph, grid: Grid | Sequence[Grid], cfg: SegmentConfi
                         "or PatchGraph(features)")
     st = _Stages(graph, as_grids(grid), cfg, clusterer, tracking or Tracking())
     labels, soft, fg_labels = _first_stage(st)
+    assert cfg.k is not None  # resolved when the config was made
     if cfg.stages >= 2:
         labels, soft, parts = _split_part(st, 1, labels, soft, 1, cfg.k, "foreground",
                                           lambda r, rows: 1 + st.rank(r.labels), keep_columns=1)

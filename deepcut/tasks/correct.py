@@ -64,7 +64,7 @@ def as_pairs(name: str, pairs: Iterable | None) -> list[Pair]:
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise ConfigError(f"{name} must be a list of point pairs [((x, y), (x, y)), …], got {pairs!r:.200}"
                           ) from None
-    return out  # type: ignore[return-value]
+    return out  # type: ignore[return-value]  # each a pair of two points, as unpacked above
 
 
 def _patch(point: Point, seg: Segmentation) -> int:
@@ -102,7 +102,7 @@ def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
                           f"{seg.labels.shape[1] / w:.0f} px): pick points farther apart")
     if c.kind == "join":
         groups = tuple(np.union1d(_similar_half(f, np.flatnonzero(old == old[a]), a), [a]) for a in (p, q))
-        return Link("must", (p, q), groups)  # type: ignore[arg-type]
+        return Link("must", (p, q), groups)  # type: ignore[arg-type]  # two groups: p's and q's
     members = np.flatnonzero((old == old[p]) | (old == old[q]))
     closer = ((f[members] @ f[p]) >= (f[members] @ f[q])).cpu().numpy()
     halves = (np.setdiff1d(members[closer], [q]), np.setdiff1d(members[~closer], [p]))
@@ -116,7 +116,7 @@ def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
         stages = {2}
     else:
         stages = {0}
-    return Link("cannot", (p, q), groups, frozenset(stages))  # type: ignore[arg-type]
+    return Link("cannot", (p, q), groups, frozenset(stages))  # type: ignore[arg-type]  # two groups: p's, q's
 
 
 def _enforce(labels: np.ndarray, links: Links, f: torch.Tensor) -> tuple[np.ndarray, list[str]]:

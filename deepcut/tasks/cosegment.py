@@ -41,7 +41,7 @@ def _load_images(images: ImageLike | Iterable[ImageLike]) -> list[np.ndarray]:
     elif isinstance(images, (str, os.PathLike, bytes)) or (isinstance(images, np.ndarray) and images.ndim < 4):
         images = [images]
     out = []
-    for i, img in enumerate(images):  # type: ignore[union-attr]
+    for i, img in enumerate(images):  # type: ignore[arg-type]  # iterable here, but a lone PIL image
         try:
             out.append(load_image(img))
         except ImageLoadError as e:

@@ -163,6 +163,7 @@ def object_mask(patch_mask: np.ndarray, features: PatchFeatures, config: Segment
     """
     _, mask = segment_maps(features.image, np.asarray(patch_mask, np.int32), tuple(features.work_size), [1],
                            config.refine, largest=True)
+    assert mask is not None  # a foreground was asked for
     return mask.astype(bool)
 
 

@@ -38,7 +38,7 @@ def as_int(name: str, value: Any, minimum: int | None = None, maximum: int | Non
     if isinstance(value, numbers.Integral):
         out = int(value)
     elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
-        out = int(value)
+        out = int(value)  # type: ignore[call-overload]  # typeshed: Real has no __int__; float, numpy, Fraction do
     else:
         raise _fail(name, wants, value)
     if (minimum is not None and out < minimum) or (maximum is not None and out > maximum):

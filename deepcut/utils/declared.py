@@ -106,7 +106,7 @@ def declared_sizes(path: Source, most: int = MAX_DESCRIPTORS) -> list[tuple[int,
                 for page in range(1, min(int(getattr(im, "n_frames", 1)), most)):
                     im.seek(page)  # reads that page's header (IFD), not its pixels
                     sizes.append(tuple(im.size))
-            return sizes  # type: ignore[return-value]
+            return sizes  # type: ignore[return-value]  # tuple(im.size): (width, height) pairs
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: the size only as a count
         found = re.search(r"\((\d+) pixels\)", str(e))
         return [(int(found.group(1)) if found else 2 * int(Image.MAX_IMAGE_PIXELS or 1) + 1, 1)]

@@ -82,7 +82,7 @@ class OutputManifest:
         """Whether ``folder/name`` is a regular file DeepCut wrote and nobody has changed since."""
         entry = self.entries.get(name)
         st = self._stat(name) if entry is not None else None
-        if st is None or not stat.S_ISREG(st.st_mode):
+        if entry is None or st is None or not stat.S_ISREG(st.st_mode):
             return False
         if entry.get("pending") is True:
             return True

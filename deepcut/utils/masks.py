@@ -60,7 +60,7 @@ def resize_nearest(work: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     if work.shape == tuple(out_size):
         return work
     if work.max(initial=0) < 256:
-        img = Image.fromarray(work.astype(np.uint8)).resize((out_size[1], out_size[0]), Image.NEAREST)
+        img = Image.fromarray(work.astype(np.uint8)).resize((out_size[1], out_size[0]), Image.Resampling.NEAREST)
         return np.asarray(img).astype(work.dtype)
     ys = (np.arange(out_size[0]) * work.shape[0] // out_size[0]).clip(0, work.shape[0] - 1)
     xs = (np.arange(out_size[1]) * work.shape[1] // out_size[1]).clip(0, work.shape[1] - 1)

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence, Union
+from typing import Generator, Iterable, Iterator, Literal, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -99,7 +99,7 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     factor = min(frame.shape[1] // size[0], frame.shape[0] // size[1])
     if factor >= 2:
         pil = pil.reduce(factor)
-    return np.asarray(pil.resize(size, Image.BICUBIC))
+    return np.asarray(pil.resize(size, Image.Resampling.BICUBIC))
 
 
 def ffmpeg_error(path: Path, err: BaseException, max_pixels: int | None = None) -> VideoLoadError:
@@ -124,7 +124,7 @@ def ffmpeg_error(path: Path, err: BaseException, max_pixels: int | None = None) 
 
 
 def open_ffmpeg(path: Path, size: tuple[int, int] | None = None,
-                max_pixels: int | None = None) -> tuple[Iterator[bytes], dict]:
+                max_pixels: int | None = None) -> tuple[Generator[bytes, None, None], dict]:
     """Start ffmpeg on ``path``: ``(frame byte generator, metadata)``; ``size`` scales the frames;
     ``max_pixels``: ffmpeg's decoders refuse larger frames (``-max_pixels``), whatever the container says."""
     import imageio_ffmpeg
@@ -164,5 +164,5 @@ def gif_frames(path: Path) -> Iterator[np.ndarray]:
     import imageio.v3 as iio
 
     with iio.imopen(path, "r", plugin="pillow") as f:
-        for frame in f.iter(mode="RGB"):
+        for frame in f.iter(mode="RGB"):  # type: ignore[call-arg]  # the pillow plugin's iter takes a mode
             yield np.ascontiguousarray(frame)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -133,7 +133,8 @@ class FrameReader:
             return self._frames_info(first, None, fps, "frames", "<frames>")
         raise VideoLoadError(f"cannot read a video from a {type(video).__name__}")
 
-    def _frames_info(self, first: np.ndarray, n: int | None, fps: float | None, kind: str, source: str) -> VideoInfo:
+    def _frames_info(self, first: np.ndarray, n: int | None, fps: float | None, kind: Literal["folder", "frames"],
+                     source: str) -> VideoInfo:
         h, w = first.shape[:2]
         return VideoInfo(source=source, kind=kind, fps=float(fps or DEFAULT_FPS),
                          size=fit_within(w, h, self.max_side), source_size=(w, h), n_frames=n,
@@ -167,11 +168,12 @@ class FrameReader:
 
         try:
             with iio.imopen(path, "r", plugin="pillow") as f:
-                props = f.properties(index=...)
+                props = f.properties(index=...)  # type: ignore[arg-type]  # imageio: ... is every frame
                 first = f.properties(index=0)  # (H, W) for a grey/palette GIF, (H, W, C) otherwise
                 meta = f.metadata(index=0)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
             raise VideoLoadError(f"{path}: not a readable GIF ({e})") from None
+        assert props.n_images is not None  # index=... counts the frames
         n = int(props.n_images)
         if n < 1:
             raise VideoLoadError(f"{path}: the GIF has no frames")
@@ -222,6 +224,7 @@ class FrameReader:
             return gif_frames(Path(self.info.source))
         if kind == "folder":
             return self._load_each(self._paths or [])
+        assert not isinstance(src, (str, os.PathLike))  # a path is a video, a GIF or a folder
         if self._first is not None:  # a one-shot iterator: the first frame was read by the probe
             first, self._first = self._first, None
             return _chain_first(first, self._load_each(src))

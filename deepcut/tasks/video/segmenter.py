@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from itertools import islice
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Sequence
 
 from ...clustering.fit import Clusterer, fit
 from ...config import SegmentConfig, make_config
@@ -37,7 +37,7 @@ def check_progress(progress: object) -> ProgressFn | None:
         return None
     if not callable(progress):
         raise ConfigError(f"progress must be a function progress(done, total) or None, got {progress!r}")
-    return progress  # type: ignore[return-value]
+    return progress
 
 
 class VideoSegmentation:
@@ -65,7 +65,7 @@ class VideoSegmentation:
         self.fps = reader.fps
         self.info = reader.info
         self._extra_notes: list[str] = []
-        self._gen: Iterator[Segmentation] | None = None
+        self._gen: Generator[Segmentation, None, None] | None = None
 
     @property
     def stats(self) -> VideoStats:
@@ -100,7 +100,7 @@ class VideoSegmentation:
         if self._gen is not None:
             self._gen.close()
 
-    def _run(self) -> Iterator[Segmentation]:
+    def _run(self) -> Generator[Segmentation, None, None]:
         t_start = time.perf_counter()
         frames = iter(self.reader)
         done = 0

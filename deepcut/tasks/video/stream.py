@@ -37,7 +37,7 @@ WARM_FRACTION = 0.2
 
 def default_warm_epochs(epochs: Sequence[int]) -> tuple[int, int, int]:
     """Epochs of stages 1-3 for warm-started frames: ``WARM_FRACTION`` of ``epochs``, at least 1."""
-    return tuple(max(1, int(round(e * WARM_FRACTION))) for e in epochs)  # type: ignore[return-value]
+    return tuple(max(1, int(round(e * WARM_FRACTION))) for e in epochs)  # type: ignore[return-value]  # one each
 
 
 @dataclass
@@ -61,7 +61,7 @@ class VideoStats(Mapping):
             raise KeyError(key)
         return getattr(self, key)
 
-    def keys(self):  # type: ignore[override]
+    def keys(self):
         return ("frames", "rematched", "cold_restarts", "seconds")
 
     def __iter__(self):
@@ -112,7 +112,7 @@ class FrameTracker:
         t1 = time.perf_counter()
         if self.grid is not None and tuple(feats.grid) != self.grid:
             self.reset()
-        self.grid = tuple(feats.grid)
+        self.grid = (feats.grid[0], feats.grid[1])
         out = self._cluster(feats)
         note = None
         if self.tracker is not None:
@@ -129,6 +129,7 @@ class FrameTracker:
 
     def _cluster(self, feats: PatchFeatures) -> StageOutput:
         """Stages for one frame, warm-started from the previous frame's GNNs when there are some."""
+        assert self.grid is not None  # step sets it first
         models = self.models
         cold = models is None or not self.warm
         if self.match and self.vote is None:

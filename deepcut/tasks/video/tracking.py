@@ -115,13 +115,13 @@ class LabelTracker:
                 mapping[m] = tid
                 new_state[tid] = (cents[i], masks[i], m, group)
         for tid, (c, mask, m, group) in new_state.items():
-            t = self.tracks.get(tid)
-            if t is None:
+            known = self.tracks.get(tid)
+            if known is None:
                 self.tracks[tid] = _Track(group, c, mask, m, self.frame)
             else:
-                avg = self.momentum * t.centroid + (1.0 - self.momentum) * c
-                t.centroid = avg / max(float(np.linalg.norm(avg)), 1e-12)
-                t.mask, t.label, t.seen = mask, m, self.frame
+                avg = self.momentum * known.centroid + (1.0 - self.momentum) * c
+                known.centroid = avg / max(float(np.linalg.norm(avg)), 1e-12)
+                known.mask, known.label, known.seen = mask, m, self.frame
         return relabel(out, mapping), rematched
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image
@@ -59,7 +59,7 @@ def write_video(frames: Iterable[np.ndarray | Image.Image], path: str | os.PathL
     if not fps or not fps > 0:
         raise ConfigError(f"fps must be positive, got {fps}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
+    writer: Any = None  # imageio_ffmpeg's frame writer (a generator; the package has no types)
     size: tuple[int, int] | None = None
     count = 0
     with atomic_path(path, suffix=f".partial{suffix}") as tmp:
