@@ -48,6 +48,12 @@ def test_requirements_txt_is_the_library_plus_the_app_extra():
     assert not any(_norm(d).startswith("gradio") for d in PYPROJECT["project"]["dependencies"])
 
 
+def test_pyg_is_a_test_dependency_only():
+    """PyG is the tests' oracle for the written-out GCN and losses (docs/method.md), not the package's."""
+    assert any(_norm(r).startswith("torch-geometric") for r in _requirements(REPO / "requirements-dev.txt"))
+    assert not any(_norm(d).startswith("torch-geometric") for d in PYPROJECT["project"]["dependencies"])
+
+
 def test_the_gradio_range_is_the_one_the_app_checks():
     guards = pytest.importorskip("deepcut.demo.guards")
     (lo, hi) = guards.TESTED_GRADIO
