@@ -358,6 +358,18 @@ def test_cosegment_lowers_the_resolution_when_the_graph_is_too_big(model):
     assert any("resolution lowered" in n for n in segs[0].notes)
 
 
+def test_cosegment_takes_one_image_of_any_kind_as_a_list_of_one(model):
+    """A lone PIL image was a bare TypeError ('Image' object is not iterable); it is one image, as a lone
+    path or (H, W, 3) array is, and a (n, H, W, 3) array is n images."""
+    from PIL import Image
+
+    frame = disc_frame(64, 64, 32, 32, 18)
+    one = cosegment(model.store, frame, resolution=64)
+    assert len(one) == 1
+    assert np.array_equal(cosegment(model.store, Image.fromarray(frame), resolution=64)[0].labels, one[0].labels)
+    assert len(cosegment(model.store, np.stack([frame, frame]), resolution=64)) == 2
+
+
 # -- DAVIS-2016 ---------------------------------------------------------------------------------------------
 DAVIS = shared_data_dir() / "davis2016"
 

@@ -34,14 +34,21 @@ MAX_COSEG_PATCHES = 8000
 
 
 def _load_images(images: ImageLike | Iterable[ImageLike]) -> list[np.ndarray]:
+    """The images of ``images``: a folder of frames, a list (or other iterable) of images, a ``(n, H, W, 3)``
+    array, or one image (a path, bytes, an ``(H, W[, 3])`` array, a PIL image) taken as a list of one."""
+    items: list[Any]
     if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
         from .video.frames import frame_files
 
-        images = frame_files(images)
-    elif isinstance(images, (str, os.PathLike, bytes)) or (isinstance(images, np.ndarray) and images.ndim < 4):
-        images = [images]
+        items = list(frame_files(images))
+    elif isinstance(images, np.ndarray):
+        items = list(images) if images.ndim >= 4 else [images]
+    elif isinstance(images, Iterable) and not isinstance(images, (str, bytes)):
+        items = list(images)
+    else:  # one path, bytes or PIL image
+        items = [images]
     out = []
-    for i, img in enumerate(images):  # type: ignore[arg-type]  # iterable here, but a lone PIL image
+    for i, img in enumerate(items):
         try:
             out.append(load_image(img))
         except ImageLoadError as e:
