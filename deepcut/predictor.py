@@ -23,9 +23,10 @@ from .config import SegmentConfig, make_config
 from .errors import ConfigError
 from .features.image import ImageLike
 from .features.store import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_matrix
-from .graph.patch_graph import PatchGraph, graph_of
+from .graph.patch_graph import PatchGraph
 from .segmentation.finish import to_segmentation
 from .segmentation.result import Segmentation
+from .segmentation.segment import segment_image
 from .stages.run import run_stages
 from .utils.coerce import as_int
 from .utils.device import resolve_device
@@ -156,10 +157,7 @@ class DeepCut:
     def segment_with(self, image: ImageLike, config: SegmentConfig, clusterer: Clusterer) -> Segmentation:
         """:meth:`segment` with another clusterer (e.g. :func:`deepcut.clustering.spectral.spectral_fit`)
         on the same features, stages and post-processing."""
-        t0 = time.perf_counter()
-        feats = self.store.get(image, config)
-        out = run_stages(graph_of(feats), feats.grid, config, clusterer)
-        return to_segmentation(out, feats, config, t0)
+        return segment_image(self.store, image, config, clusterer)
 
     @guard_memory
     def segment_features(self, features: torch.Tensor | np.ndarray, grid: tuple[int, int],

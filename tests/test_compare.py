@@ -1,5 +1,6 @@
 """Compare (settings in words, two results side by side, one setting swept) and Step through
-(deepcut.demo.compare, deepcut.demo.walkthrough): colour backbone, small synthetic images."""
+(deepcut.lessons.words, .compare, .sweep, .walkthrough; the page's sweep deepcut.demo.compare): colour backbone,
+small synthetic images."""
 
 from __future__ import annotations
 
@@ -11,21 +12,15 @@ from conftest import disc_image
 from PIL import Image
 
 from deepcut.demo import DemoSession
-from deepcut.demo.compare import (
-    DEFAULT_ALPHA_VALUES,
-    MAX_SWEEP,
-    default_values,
-    pair_figure,
-    pair_picture,
-    settings_diff,
-    settings_line,
-    sweep,
-)
+from deepcut.demo.compare import default_values, sweep
 from deepcut.demo.errors import DemoError
 from deepcut.demo.limits import Deadline
 from deepcut.demo.teaching import explain
 from deepcut.demo.walkthrough import Walkthrough
+from deepcut.lessons.compare import pair_figure, pair_picture
 from deepcut.lessons.explanation import TrainingRecord
+from deepcut.lessons.sweep import DEFAULT_ALPHA_VALUES, MAX_SWEEP
+from deepcut.lessons.words import settings_diff, settings_line
 from deepcut.render.style import min_text_px
 
 IMAGE = disc_image(96, two_tone=True, striped_bg=True)

@@ -1,4 +1,4 @@
-"""For slides: slide pictures (deepcut.render.slides) and the files (deepcut.demo.export): file names,
+"""For slides: slide pictures (deepcut.render.slides) and the files (deepcut.lessons.slides): file names,
 the replay as GIF and MP4, the zip of everything. Colour backbone, small synthetic images."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageFont
 
 from deepcut.demo import DemoSession
-from deepcut.demo.compare import settings_line, sweep
-from deepcut.demo.export import export_files, export_zip, file_stem, replay_gif, replay_mp4
 from deepcut.demo.teaching import explain
+from deepcut.lessons.names import file_stem
+from deepcut.lessons.slides import export_files, export_zip, replay_gif, replay_mp4
+from deepcut.lessons.sweep import sweep
+from deepcut.lessons.words import settings_line
 from deepcut.render.slides import caption_font_size, render_figure, slide, wrap
 
 IMAGE = disc_image(96, two_tone=True, striped_bg=True)
@@ -111,7 +113,7 @@ def test_replay_gif_and_mp4_have_one_frame_per_snapshot(tmp_path, explanation):
 
 def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, explanation):
     size = (960, 540)
-    extra = {"sweep-k": sweep(session.model(result.backbone).model, result, "k", [2, 3]).figure()}
+    extra = {"sweep-k": sweep(session.model(result.backbone).model.store, result, "k", [2, 3]).figure()}
     path = export_zip(result, tmp_path, "disc.png", explanation, extra=extra, size=size)
     assert path.parent == tmp_path and path.name == "disc_slides_ncut-k3-2stages.zip"
     with zipfile.ZipFile(path) as archive:

@@ -10,13 +10,13 @@ Nothing imported here imports Gradio; the page's pieces that do (:mod:`deepcut.d
 :mod:`deepcut.demo.handlers`) are imported by the app only. See :class:`DemoSession` for an example.
 """
 
+from ..lessons.affinity import AFFINITY_SIDE
 from ..model_cache import FALLBACK_BACKBONE, RETRY_AFTER, BackboneChoice
 from .errors import DemoError
 from .jobs import MAX_COSEG_IMAGES, ProgressFn
 from .outputs import OutputStore, safe_stem
 from .results import CosegDemoResult, DemoResult, VideoDemoResult
 from .session import DemoSession
-from .teaching import AFFINITY_SIDE
 from .uploads import DEFAULT_MAX_SIDE, UploadReader, downscale
 
 __all__ = [

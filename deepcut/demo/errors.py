@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import DeepCutError
 
 
 class DemoError(DeepCutError):
     """A problem to show to the visitor as a message (never as a traceback)."""
+
+
+@contextmanager
+def as_demo_errors() -> Iterator[None]:
+    """Around a call into the library: its :class:`DeepCutError` (a bad setting, a failing model, memory)
+    becomes a :class:`DemoError` with the same message, which the page shows."""
+    try:
+        yield
+    except DemoError:
+        raise
+    except DeepCutError as e:
+        raise DemoError(str(e)) from None
 
 
 def hide_path(message: str, path: object) -> str:

@@ -1,11 +1,12 @@
 """The Image tab's pieces for teaching and presenting, as Gradio blocks the app places and wires.
 
 * :func:`compare_panel`: pin a result and see the next one beside it; a sweep strip (k = 2…6, several α …)
-  as one figure (:mod:`deepcut.demo.compare`);
+  as one figure (:mod:`deepcut.lessons.compare`, :mod:`deepcut.lessons.sweep`);
 * :func:`walk_panel`: the walkthrough of the method on the current image, step by step with Previous /
-  Next (and the keyboard: :mod:`deepcut.demo.layout`) (:mod:`deepcut.demo.walkthrough`);
+  Next (and the keyboard: :mod:`deepcut.demo.layout`) (:mod:`deepcut.lessons.walkthrough`);
 * :func:`slides_panel`: every figure as a slide-size PNG with its settings in the caption, the training
-  replay as GIF and MP4, all of it as one zip (:mod:`deepcut.demo.export`).
+  replay as GIF and MP4, all of it as one zip (:mod:`deepcut.lessons.slides`; ``deepcut slides`` writes the
+  same files from the command line).
 
 :class:`LessonHandlers` are their events over the shared :class:`~deepcut.demo.DemoSession`; like the
 page's other events they keep only keys of ``session.results`` in the page. Imports Gradio, so only the app
@@ -18,10 +19,15 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from ..lessons.compare import pair_picture
+from ..lessons.names import file_stem
+from ..lessons.slides import export_files
+from ..lessons.sweep import SWEEP_NAMES
+from ..lessons.words import settings_diff, settings_line
 from ..render.slides import slide
-from . import compare, export
+from . import compare
 from .controls import picture
-from .errors import DemoError
+from .errors import DemoError, as_demo_errors
 from .handlers import shows_errors, upload_name
 from .layout import LARGE_TEXT, figure_text
 from .results import DemoResult
@@ -125,7 +131,7 @@ class LessonHandlers:
         result = self.session.results.get(key)
         if result is None:
             return None, None, "Segment an image first, then pin its result."
-        return key, None, f"Pinned: **{compare.settings_line(result)}**. Change a setting: the next result " \
+        return key, None, f"Pinned: **{settings_line(result)}**. Change a setting: the next result " \
                           f"appears beside it."
 
     @shows_errors
@@ -136,8 +142,8 @@ class LessonHandlers:
             return gr.skip(), gr.skip()
         same = a.seg.image.shape == b.seg.image.shape and bool((a.seg.image == b.seg.image).all())
         note = "" if same else " (another image)"
-        picture_ = compare.pair_picture(a, b, opacity, text=max(PAGE_TEXT, figure_text(text)))
-        return picture_, f"**{compare.settings_diff(a, b)}**{note}"
+        picture_ = pair_picture(a, b, opacity, text=max(PAGE_TEXT, figure_text(text)))
+        return picture_, f"**{settings_diff(a, b)}**{note}"
 
     @shows_errors
     def sweep(self, key, param: str, values: str | None, opacity: float = 0.5, image: str | None = None,
@@ -152,10 +158,10 @@ class LessonHandlers:
         strip = compare.sweep(model, result, param, chosen, limits.max_epochs, limits.deadline())
         fig = strip.figure(opacity=opacity)
         folder = self.session.outputs.new_folder()
-        path = folder / f"{export.file_stem(upload_name(image), f'sweep-{param}', result)}.png"
+        path = folder / f"{file_stem(upload_name(image), f'sweep-{param}', result)}.png"
         slide(fig, f"{strip.fixed()}").save(path)
         counts = ", ".join(f"{v:g} → {n}" for v, n in zip(strip.values, strip.counts, strict=False))
-        caption = f"Segments per {compare.SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
+        caption = f"Segments per {SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
         return strip.picture(text=max(PAGE_TEXT, figure_text(text)), opacity=opacity), caption, str(path)
 
     # -- walkthrough ------------------------------------------------------------------------------
@@ -211,7 +217,9 @@ class LessonHandlers:
         result = self._result(key)
         ex = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
         folder = self.session.outputs.new_folder()
-        return [str(p) for p in export.export_files(result, folder, upload_name(image), ex, opacity=opacity)]
+        with as_demo_errors():
+            files = export_files(result, folder, upload_name(image), ex, opacity=opacity)
+        return [str(p) for p in files]
 
 
 def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image, presenter, text,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 import threading
@@ -15,15 +14,9 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
+from ..lessons.names import safe_stem
 from ..segmentation.result import Segmentation
 from .results import CosegDemoResult, DemoResult
-
-
-def safe_stem(name: str | None) -> str:
-    """A file-name stem from an upload's name: safe characters only, at most 60 of them."""
-    stem = Path(name).stem if name else "deepcut"
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "deepcut"
-    return stem[:60]
 
 
 def unique_stems(names: Iterable[str]) -> list[str]:

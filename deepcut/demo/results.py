@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..lessons.result import default_point, result_record
 from ..render.figures import figure_image, loss_figure, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
 from ..segmentation.notes import plural
@@ -84,31 +85,9 @@ class DemoResult:
         return self.seg.bbox_image()
 
     def record(self) -> dict:
-        """What the JSON download contains: box, sizes, settings, timings, notices."""
-        seg = self.seg
-        box = list(seg.bbox) if seg.bbox is not None else None
-        h, w = seg.labels.shape
-        out = {
-            "bbox": box,
-            "bbox_format": "[x0, y0, x1, y1] in pixels of the label map, x1 and y1 exclusive",
-            "label_map_size": [int(w), int(h)],
-            "original_size": [int(self.original_size[1]), int(self.original_size[0])],
-            "bbox_original": [round(v * self.scale) for v in box] if box is not None else None,
-            "labels": {str(int(v)): self._role(int(v)) for v in np.unique(seg.labels)},
-            "num_segments": seg.num_segments,
-            "backbone": self.backbone,
-            "config": seg.config.to_dict(),
-            "features_cached": seg.features_cached,
-            "timings_s": {k: round(v, 4) for k, v in seg.timings.items()},
-            "notes": list(self.notices),
-        }
-        return out
-
-    def _role(self, label: int) -> str:
-        fg = self.seg.foreground
-        if fg is None:
-            return "segment"
-        return "foreground" if bool(fg[self.seg.labels == label].any()) else "background"
+        """What the JSON download contains: box, sizes, settings, timings, notices
+        (:func:`~deepcut.lessons.result.result_record`)."""
+        return result_record(self.seg, self.backbone, self.original_size, self.notices)
 
     def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
         """Write ``<stem>_labels.png`` (label map: pixel value = label, shown in the overlay colours)
@@ -160,20 +139,8 @@ class DemoResult:
 
     def default_point(self) -> tuple[float, float]:
         """A pixel ``(x, y)`` inside the foreground (its box centre if that is foreground), for the
-        affinity view before the visitor clicks."""
-        seg = self.seg
-        h, w = seg.labels.shape
-        fg = seg.foreground_mask
-        if not fg.any():
-            return w / 2, h / 2
-        if seg.bbox is not None:
-            x0, y0, x1, y1 = seg.bbox
-            cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-            if fg[min(cy, h - 1), min(cx, w - 1)]:
-                return float(cx), float(cy)
-        ys, xs = np.nonzero(fg)
-        i = len(ys) // 2
-        return float(xs[i]), float(ys[i])
+        affinity view before the visitor clicks (:func:`~deepcut.lessons.result.default_point`)."""
+        return default_point(self.seg)
 
 
 @dataclass

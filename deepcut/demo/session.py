@@ -24,6 +24,7 @@ from PIL import Image
 from ..backbones import DEFAULT_BACKBONE
 from ..errors import BackboneLoadError, DeepCutError
 from ..features.image import ImageLike
+from ..lessons.names import file_stem
 from ..model_cache import BackboneChoice, CachedModel, ModelCache
 from .errors import DemoError, hide_path
 from .jobs import CosegJob, ImageJob, Job, ProgressFn, Request, VideoJob, trim_heap
@@ -225,11 +226,9 @@ class DemoSession:
     def overlay_file(self, result: DemoResult, picture: Image.Image, name: str | None,
                      figure: str = "overlay", display: bool = False) -> str:
         """``picture`` of ``result`` saved as ``<image>_<figure>_<settings>.png`` (e.g.
-        ``cat_overlay_ncut-k3-2stages.png``, :func:`~deepcut.demo.export.file_stem`); returns its path.
+        ``cat_overlay_ncut-k3-2stages.png``, :func:`~deepcut.lessons.names.file_stem`); returns its path.
         ``display`` (the page): enlarged to fill its panel if small (:func:`~deepcut.demo.outputs.for_display`;
         clicks on it map back with :func:`~deepcut.demo.outputs.display_factor`); else at its size (the API)."""
-        from .export import file_stem
-
         return self.outputs.save_picture(for_display(picture) if display else picture, file_stem(name, figure, result))
 
     def save_objects_outputs(self, result: ObjectsDemoResult) -> list[str]:

@@ -1,12 +1,18 @@
 """For slides: a result's figures as slide PNGs, the training replay as GIF or MP4, all in one zip.
 
 File names say what they show: ``<image>_<figure>_<settings>``, e.g. ``cat_overlay_ncut-k3-2stages``
-(:func:`file_stem`). Pictures become slides with :func:`deepcut.render.slides.slide`.
+(:func:`~.names.file_stem`). Pictures become slides with :func:`deepcut.render.slides.slide`. The app's
+*For slides* and the ``deepcut slides`` command both write :func:`export_files`.
+
+Example::
+
+    dc = DeepCut("color")
+    seg = dc.segment("cat.jpg", stages=2, k=3)
+    files = export_files(LessonResult.of(dc.store, seg), "lecture/", "cat.jpg", explain(dc.store, seg))
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,49 +23,32 @@ from PIL import Image
 from ..render.figures import soft_maps_figure
 from ..render.slides import SLIDE_SIZE, slide
 from ..render.teaching import comparison_figure
+from ..segmentation.notes import plural
 from ..tasks.video import write_video
-from .compare import settings_line
-from .outputs import safe_stem
-from .results import DemoResult, plural
-from .teaching import Explanation
+from .explain import Explanation
+from .names import file_stem, stem_of
+from .result import Shown
+from .words import settings_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+__all__ = ["EXPLAINED_FIGURES", "FIGURES", "README_NAME", "export_files", "export_names", "export_zip",
+           "replay_frames", "replay_gif", "replay_mp4", "result_figures", "write_slides", "zip_files"]
+
 Picture = Union[Image.Image, "Figure"]
-
-
-def settings_slug(result: DemoResult) -> str:
-    """The result's main settings as a file-name part: ``ncut-k3-2stages``, ``cc-a2.5-1stage``, with
-    ``-l11key`` for a backbone with layers and ``-guided`` for a refinement."""
-    cfg = result.seg.config
-    parts = [f"ncut-k{cfg.k}" if cfg.loss == "ncut" else f"cc-a{cfg.alpha:g}",
-             f"{cfg.stages}stage{'s' if cfg.stages > 1 else ''}"]
-    if result.depth > 1:
-        parts.append(f"l{cfg.layer}{cfg.facet}")
-    if cfg.refine != "none":
-        parts.append(cfg.refine)
-    return "-".join(parts)
-
-
-def file_stem(image_name: str | None, figure: str, result: DemoResult) -> str:
-    """A meaningful, file-system-safe stem: ``cat_overlay_ncut-k3-2stages`` for ``cat.jpg``'s overlay.
-
-    Args:
-        image_name: the upload's file name (its stem is kept, made safe by
-            :func:`~deepcut.demo.outputs.safe_stem`); None: ``deepcut``.
-        figure: what the file shows (``"overlay"``, ``"replay"`` …; made safe too).
-        result: the result whose settings name the file.
-    """
-    what = re.sub(r"[^A-Za-z0-9.-]+", "-", figure).strip(".-") or "figure"
-    return f"{safe_stem(image_name)}_{what[:40]}_{settings_slug(result)}"
+#: The figures of every result (:func:`result_figures`), and those of its explanation.
+FIGURES = ("overlay", "mask", "cutout", "soft", "loss")
+EXPLAINED_FIGURES = ("comparison", "pca")
+#: The file listing the others, in the folder and the zip.
+README_NAME = "README.txt"
 
 
 def replay_frames(explanation: Explanation, text: float = 1.0) -> list[Image.Image]:
     """Every snapshot of the training replay as a picture (``text``: font factor), all of the first one's size."""
     frames = [explanation.frame_picture(i, text=text) for i in range(explanation.frames)]
     size = frames[0].size if frames else (1, 1)
-    return [f if f.size == size else f.resize(size, Image.LANCZOS) for f in frames]
+    return [f if f.size == size else f.resize(size, Image.Resampling.LANCZOS) for f in frames]
 
 
 def replay_gif(explanation: Explanation, path: str | Path, fps: float = 4, text: float = 1.0) -> Path:
@@ -77,10 +66,10 @@ def replay_mp4(explanation: Explanation, path: str | Path, fps: float = 4, text:
     return path.with_suffix(".mp4")
 
 
-def result_figures(result: DemoResult, explanation: Explanation | None = None, opacity: float = 0.5,
+def result_figures(result: Shown, explanation: Explanation | None = None, opacity: float = 0.5,
                    text: float = 1.0) -> dict[str, tuple[Picture, str]]:
-    """``{name: (picture or figure, what it shows)}`` of every figure of ``result`` (and of its
-    explanation); ``text``: the figures' font factor."""
+    """``{name: (picture or figure, what it shows)}`` of every figure of ``result`` (:data:`FIGURES`) and of
+    its explanation (:data:`EXPLAINED_FIGURES`); ``text``: the figures' font factor."""
     seg = result.seg
     out: dict[str, tuple[Picture, str]] = {
         "overlay": (result.overlay(opacity), f"Segments: {plural(seg.num_segments, 'segment')}"),
@@ -94,6 +83,25 @@ def result_figures(result: DemoResult, explanation: Explanation | None = None, o
                                                text=text), "This result's cut against the spectral cut")
         out["pca"] = (explanation.pca_picture(), "Features: 3 principal components as RGB")
     return out
+
+
+def export_names(image_name: str | None, slug: str, explained: bool = True, replay: bool = True,
+                 mp4: bool = True) -> list[str]:
+    """The names :func:`export_files` gives its files, the zip last, for settings ``slug``
+    (:func:`~.names.config_slug`): known before anything is computed, so that a caller can check them first.
+
+    Args:
+        image_name: the image's file name.
+        slug: the settings part of the names.
+        explained: with an explanation (the comparison and PCA slides, the replay).
+        replay: the replay has snapshots (a result whose graph needed no cut has none).
+        mp4: the replay also as MP4.
+    """
+    names = [f"{stem_of(image_name, f, slug)}.png" for f in FIGURES + (EXPLAINED_FIGURES if explained else ())]
+    if explained and replay:
+        names += [f"{stem_of(image_name, 'replay', slug)}{ext}" for ext in (".gif", ".mp4")[: 1 + mp4]]
+    result = stem_of(image_name, "result", slug)
+    return names + [f"{result}_labels.png", f"{result}.json", f"{stem_of(image_name, 'slides', slug)}.zip"]
 
 
 README = """DeepCut slides of {name}
@@ -110,26 +118,26 @@ pixel values are the labels; the JSON has the box, the settings and the timings.
 """
 
 
-def _readme(result: DemoResult, image_name: str | None, files: list[str], size: tuple[int, int]) -> str:
+def _readme(result: Shown, image_name: str | None, files: list[str], size: tuple[int, int]) -> str:
     return README.format(name=image_name or "an image", settings=settings_line(result),
                          segments=result.seg.num_segments, backbone=result.backbone,
                          files="\n".join(f"  {f}" for f in files), width=size[0], height=size[1])
 
 
-def write_slides(result: DemoResult, folder: str | Path, image_name: str | None,
+def write_slides(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                  size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0,
                  mp4: bool = False) -> list[Path]:
     """Write every figure of ``result`` into ``folder`` as a slide PNG (overlay, mask, cut-out, soft maps,
     loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay as GIF, and as MP4
-    if ``mp4``), the label map PNG and JSON record (:meth:`DemoResult.write_files`), and a ``README.txt``
-    listing them (first in the returned list).
+    if ``mp4``), the label map PNG and JSON record (the result's ``write_files``), and a ``README.txt``
+    listing them (first in the returned list). Files of those names in ``folder`` are replaced.
 
     Args:
-        result: the result to export.
+        result: the result to export (:class:`~.result.Shown`).
         folder: where the files go (created if missing).
-        image_name: the upload's file name, for the file names (:func:`file_stem`).
-        explanation: :func:`~deepcut.demo.teaching.explain` of ``result``, if computed.
+        image_name: the image's file name, for the file names (:func:`~.names.file_stem`).
+        explanation: :func:`~.explain.explain` of ``result``, if computed.
         extra: more ``{name: picture or figure}`` to include as slides (a sweep, a comparison …).
         size: ``(width, height)`` of the slides.
         opacity: colour opacity of the overlay.
@@ -152,7 +160,7 @@ def write_slides(result: DemoResult, folder: str | Path, image_name: str | None,
         if mp4:
             files.append(replay_mp4(explanation, stem, text=text))
     files += [Path(p) for p in result.write_files(work, file_stem(image_name, "result", result))]
-    readme = work / "README.txt"
+    readme = work / README_NAME
     readme.write_text(_readme(result, image_name, [p.name for p in files], size))
     return [readme, *files]
 
@@ -166,7 +174,7 @@ def zip_files(files: list[Path], target: Path) -> Path:
     return target
 
 
-def export_zip(result: DemoResult, folder: str | Path, image_name: str | None,
+def export_zip(result: Shown, folder: str | Path, image_name: str | None,
                explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0) -> Path:
     """One zip with the files of :func:`write_slides` (same arguments), written to ``folder`` as
@@ -178,10 +186,11 @@ def export_zip(result: DemoResult, folder: str | Path, image_name: str | None,
         return zip_files(write_slides(result, tmp, image_name, explanation, extra, size, opacity, text), target)
 
 
-def export_files(result: DemoResult, folder: str | Path, image_name: str | None,
+def export_files(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, opacity: float = 0.5) -> list[Path]:
-    """What the page offers for slides: every file of :func:`write_slides` (the replay also as MP4) in
-    ``folder``, then the zip of all of them. Returns the paths, the zip last."""
+    """What the app offers *for slides* and ``deepcut slides`` writes: every file of :func:`write_slides`
+    (the replay also as MP4) in ``folder``, then the zip of all of them (with the ``README.txt``, which
+    stays in ``folder`` too). Returns the paths, the zip last (the names of :func:`export_names`)."""
     files = write_slides(result, folder, image_name, explanation, opacity=opacity, mp4=True)
     target = Path(folder) / f"{file_stem(image_name, 'slides', result)}.zip"
     return [*files[1:], zip_files(files, target)]

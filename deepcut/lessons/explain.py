@@ -1,0 +1,139 @@
+"""What "explain this result" computes and shows: the result's own cut against the spectral cut of the same
+stage's graph, scored by the result's loss, the training replayed snapshot by snapshot, and the features'
+principal components (:class:`Explanation`, made by :func:`explain`).
+
+It reads the features the segmentation was computed from (in the store's cache: the backbone does not rerun);
+the computations are :mod:`.explanation`'s, the pictures :mod:`deepcut.render.teaching`'s.
+
+Example::
+
+    dc = DeepCut("color")
+    seg = dc.segment("cat.jpg", stages=2, k=3)
+    ex = explain(dc.store, seg)
+    ex.comparison_picture().save("comparison.png")
+    print(ex.comparison_caption())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..features.store import FeatureStore
+from ..graph.patch_graph import graph_of
+from ..render.figures import figure_image
+from ..render.teaching import comparison_figure, pca_image, training_frame_figure
+from ..segmentation.result import Segmentation
+from ..utils.memory import memory_errors
+from .affinity import AFFINITY_SIDE
+from .explanation import CutComparison, TrainingRecord, compare_result, feature_pca, record_training
+
+__all__ = ["STAGE_WORDS", "Explanation", "comparison_words", "explain"]
+
+
+@dataclass
+class Explanation:
+    """What :func:`explain` computed for one result.
+
+    Attributes:
+        comparison: the result's own cut and the spectral cut of the same stage's graph, scored by the
+            result's loss (:func:`~deepcut.lessons.explanation.compare_result`).
+        record: the training replay, stage by stage.
+        pca: ``(h, w, 3)`` the features' first three principal components as colours in ``[0, 1]``.
+        image: ``(H, W, 3)`` uint8 the segmented image.
+        corrections: how many corrections by click the result has (its cut is then no longer the GNN's
+            alone, and the replay shows the plain cut's training).
+    """
+
+    comparison: CutComparison
+    record: TrainingRecord
+    pca: np.ndarray
+    image: np.ndarray
+    corrections: int = 0
+
+    @property
+    def frames(self) -> int:
+        """Number of snapshots of the replay (a scrubber's positions ``0 … frames-1``)."""
+        return len(self.record.frames())
+
+    def comparison_picture(self, text: float = 1.0) -> Image.Image:
+        """:func:`~deepcut.render.teaching.comparison_figure` as a picture (``text``: font factor)."""
+        return figure_image(comparison_figure(self.image, self.record.grid, self.comparison, text=text))
+
+    def comparison_caption(self) -> str:
+        """What the comparison shows, in words true of this result: which stage, loss and ``k``, what the
+        spectral side is, and the two scores."""
+        return comparison_words(self.comparison, self.corrections)
+
+    @property
+    def replay_note(self) -> str:
+        """What the replay is of, where that is not the result itself: the plain cut's training, before the
+        corrections by click (empty without corrections)."""
+        n = self.corrections
+        which = "the correction" if n == 1 else f"the {n} corrections"
+        return f"the plain cut's training: {which} by click came after it" if n else ""
+
+    def frame_picture(self, frame: int, text: float = 1.0) -> Image.Image:
+        """Snapshot ``frame`` (clamped to the replay) as a picture (``text``: font factor)."""
+        frame = max(0, min(int(frame), self.frames - 1))
+        return figure_image(training_frame_figure(self.image, self.record, frame, text=text, note=self.replay_note))
+
+    def pca_picture(self) -> Image.Image:
+        """The features' principal components as RGB, the longer side :data:`~.affinity.AFFINITY_SIDE`."""
+        return pca_image(self.pca, AFFINITY_SIDE)
+
+
+#: What each stage cut, for the caption.
+STAGE_WORDS = {1: "the whole image", 2: "the foreground into its parts (stage 2)",
+               3: "the background into its parts (stage 3)"}
+
+
+def comparison_words(c: CutComparison, corrections: int = 0) -> str:
+    """The caption of the comparison ``c``: what was cut, by which loss and ``k``, what the spectral side
+    is, and both scores (lower is better)."""
+    better = ("the GNN's is lower" if c.gnn_score < c.spectral_score - 1e-6 else
+              "the spectral cut's is lower" if c.spectral_score < c.gnn_score - 1e-6 else "they are equal")
+    what = STAGE_WORDS.get(c.stage, f"stage {c.stage}")
+    own = (f"with {corrections} correction{'s' if corrections != 1 else ''} by click" if corrections else
+           "the GNN's cut")
+    if c.k < 2:
+        how = (f"This result has one segment over these {c.num_nodes} patches, so there is nothing to cut and "
+               f"nothing to compare; the {'CC objective' if c.loss == 'cc' else 'normalized cut'} of one segment")
+    elif c.loss == "cc":
+        how = (f"The left picture is this result ({own}): CC loss, α = {c.alpha:g}, at most k = {c.asked}, "
+               f"{c.k} segment{'s' if c.k != 1 else ''} found. The spectral method has no CC form: it cut NCut's "
+               f"graph relu(F·Fᵀ)/max of the same {c.num_nodes} patches into as many, by the {c.spectral_method}. "
+               f"Both are scored by CC's objective −Σ A·[same segment] on A = F·Fᵀ − max/α")
+    else:
+        how = (f"The left picture is this result ({own}): NCut loss, k = {c.asked}. The spectral method cut the "
+               f"same graph of {c.num_nodes} patches into k = {c.k} by the {c.spectral_method}. Both are scored "
+               f"by the normalized cut Σ cut/volume on that graph")
+    return (f"**This result's cut of {what}, against the spectral one.** {how} (lower is better): "
+            f"GNN **{c.gnn_score:.4g}**, spectral **{c.spectral_score:.4g}** — {better}.")
+
+
+def explain(store: FeatureStore, seg: Segmentation, corrections: int = 0,
+            max_epochs: int | None = None) -> Explanation:
+    """Compare the result's own cut with the spectral cut of the same stage's graph, replay the training and
+    take the features' PCA for ``seg``, from the features it was segmented from (``store``'s cache: the
+    backbone does not rerun).
+
+    Args:
+        store: the feature store of the backbone ``seg`` was computed with.
+        seg: the segmentation to explain.
+        corrections: how many corrections by click it has had (the words say so).
+        max_epochs: a cap on every training (:func:`~deepcut.clustering.fit.fit`), as ``seg`` had.
+
+    Raises:
+        DeepCutError: the features cannot be computed (e.g. out of memory: ResourceLimitError).
+    """
+    cfg = seg.config
+    with memory_errors("explain()"):
+        feats = store.get(seg.image, cfg)
+        graph = graph_of(feats)
+        comparison = compare_result(graph, seg.patch_labels, cfg, seg.foreground_labels)
+        record = record_training(graph, feats.grid, cfg, max_epochs=max_epochs)
+    pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))
+    return Explanation(comparison, record, pca, seg.image, int(corrections))
