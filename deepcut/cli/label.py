@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .common import UsageError, add_config_args, config_from_args, error
 from .options import parse_objects
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 DESCRIPTION = """\
 Discover up to --objects objects per image (iterative cuts of the patch graph, DeepCut's GNN) and
@@ -82,7 +86,7 @@ class Progress:
     """The tqdm bar (images/s, ETA) and one ``error:`` line per failed image."""
 
     def __init__(self) -> None:
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def start(self, total: int, done: int) -> None:
         from tqdm import tqdm
@@ -92,6 +96,7 @@ class Progress:
         self.bar = tqdm(total=total, initial=done, desc="labelling", unit="img", file=sys.stderr, smoothing=0.1)
 
     def record(self, record: dict) -> None:
+        assert self.bar is not None, "start() makes the bar"
         if "error" in record:
             self.bar.write(f"error: {record['error']}", file=sys.stderr)
         self.bar.update(1)

@@ -168,7 +168,8 @@ class OutDir:
         listed: set[Path] = set()
         for folder in {real_path(f).parent for f in files} | {self.real}:
             listed |= listed_outputs(folder)
-        keep, skipped = [], []
+        keep: list[Path] = []
+        skipped: list[Path] = []
         for f in files:
             (skipped if self.is_own(f, listed) else keep).append(f)
         self._inputs_here = {real_path(f).name.casefold() for f in keep if real_path(f).parent == self.real}

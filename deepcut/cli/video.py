@@ -169,7 +169,7 @@ def run_video(args: argparse.Namespace) -> int:
         if labels is not None:
             labels.record(Path(p).name for p in written)
     summary = video_summary(args, out, n, stream, segments, model, cfg)
-    if labels is not None:
+    if labels is not None and labels_dir is not None:
         summary["label_maps"] = written
         with labels.writing([SUMMARY_NAME]):
             write_json_atomic(labels_dir / SUMMARY_NAME, summary)

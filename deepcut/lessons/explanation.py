@@ -131,6 +131,7 @@ def comparison_stage(labels: np.ndarray, cfg: SegmentConfig, foreground_labels: 
     patches (``foreground_labels``), ``cfg.k``; where the foreground has fewer than 2 patches (stage 2 was
     skipped), stage 3 on the background's, ``cfg.bg_k``; else stage 1's foreground/background split, 2."""
     n = np.asarray(labels).size
+    assert cfg.k is not None  # SegmentConfig resolves k when it is made
     if cfg.stages == 1 or foreground_labels is None:
         return 1, np.arange(n), int(cfg.k)
     fg = np.isin(np.asarray(labels).ravel(), list(foreground_labels))
