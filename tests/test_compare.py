@@ -18,7 +18,7 @@ from deepcut.demo.limits import Deadline
 from deepcut.demo.teaching import explain
 from deepcut.demo.walkthrough import Walkthrough
 from deepcut.lessons.compare import pair_figure, pair_picture
-from deepcut.lessons.explanation import TrainingRecord
+from deepcut.lessons.replay import TrainingRecord
 from deepcut.lessons.sweep import DEFAULT_ALPHA_VALUES, MAX_SWEEP
 from deepcut.lessons.words import settings_diff, settings_line
 from deepcut.render.style import min_text_px

@@ -15,7 +15,7 @@ from deepcut.backbones import weights_available
 from deepcut.clustering.fit import affinity
 from deepcut.demo import DemoError, DemoSession, downscale
 from deepcut.features.image import pixel_to_patch
-from deepcut.lessons.explanation import patch_affinity
+from deepcut.lessons.affinity import patch_affinity
 from deepcut.render.figures import affinity_image, loss_figure, soft_maps
 
 

@@ -34,7 +34,8 @@ def _norm(req: str) -> str:
 
 
 def test_importing_the_library_and_cli_loads_no_web_or_cluster_framework():
-    code = ("import sys, deepcut, deepcut.cli, deepcut.labeling, deepcut.evaluation, deepcut.lessons.explanation, "
+    code = ("import sys, deepcut, deepcut.cli, deepcut.labeling, deepcut.evaluation, deepcut.lessons.explain, "
+            "deepcut.lessons.slides, deepcut.lessons.sweep, deepcut.lessons.walkthrough, "
             "deepcut.render, deepcut.tasks.video, deepcut.model_cache, deepcut.clustering.spectral; "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""The teaching view's computations (deepcut.lessons.explanation, deepcut.demo.teaching) and pictures
+"""The teaching view's computations (deepcut.lessons, deepcut.demo.teaching) and pictures
 (deepcut.render.figures, deepcut.render.teaching): colour backbone, small synthetic images, no server."""
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ from deepcut.clustering.fit import fit
 from deepcut.clustering.spectral import spectral_fit
 from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain, pick
-from deepcut.graph.patch_graph import PatchGraph, cut_score, graph_of, score_graph
-from deepcut.lessons.explanation import (
-    SnapshotRecorder,
-    cc_objective,
-    compare_with_spectral,
-    feature_pca,
-    label_at,
-    normalized_cut,
-    pick_object,
-    record_training,
-    snapshot_epochs,
-)
+from deepcut.graph.patch_graph import PatchGraph, cut_score, graph_of, normalized_cut, score_graph
+from deepcut.lessons.cuts import cc_objective, compare_with_spectral
+from deepcut.lessons.pca import feature_pca
+from deepcut.lessons.picking import label_at, pick_object
+from deepcut.lessons.replay import SnapshotRecorder, record_training, snapshot_epochs
 from deepcut.render.figures import affinity_picture, figure_image, loss_figure, soft_maps_figure, soft_roles
 from deepcut.render.teaching import comparison_colors, frame_colors
 from deepcut.segmentation.colors import label_colors

@@ -8,7 +8,7 @@
 * :func:`header` and :func:`page_scripts`: the presenter-mode checkbox and the page's scripts (layout
   modes, typed values, keyboard shortcuts: :mod:`deepcut.demo.layout`).
 
-The logic is :mod:`deepcut.demo.teaching` and :mod:`deepcut.lessons.explanation`; this module only lays out and
+The logic is :mod:`deepcut.demo.teaching` and :mod:`deepcut.lessons`; this module only lays out and
 wires. Imports Gradio, so only the app imports it.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..lessons.explanation import label_at
+from ..lessons.picking import label_at
 from ..render.marks import draw_focus
 from . import corrections, layout
 from .controls import downloads, opacity_slider, picture

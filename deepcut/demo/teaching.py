@@ -21,7 +21,7 @@ from ..lessons import affinity as lesson_affinity
 from ..lessons import explain as lesson_explain
 from ..lessons.affinity import AFFINITY_SIDE, PatchRow
 from ..lessons.explain import Explanation
-from ..lessons.explanation import label_at, pick_object
+from ..lessons.picking import label_at, pick_object
 from ..predictor import DeepCut
 from .errors import as_demo_errors
 from .results import DemoResult
@@ -60,7 +60,7 @@ def affinity_view(model: DeepCut, result: DemoResult, x: float, y: float,
 def pick(result: DemoResult, x: float, y: float, frame: tuple[int, int] | None = None) -> DemoResult:
     """``result`` with the segment under pixel ``(x, y)`` of a picture of size ``frame`` (default: the
     segmented image) as its object: mask, box, cut-out and downloads follow
-    (:func:`~deepcut.lessons.explanation.pick_object`)."""
+    (:func:`~deepcut.lessons.picking.pick_object`)."""
     seg = result.seg
     label = label_at(seg, x, y, frame)
     notices = [n for n in result.notices if not n.startswith("Picked segment")]

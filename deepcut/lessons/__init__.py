@@ -3,7 +3,8 @@
 :class:`~deepcut.segmentation.result.Segmentation` (a :class:`~.result.LessonResult`); :mod:`deepcut.render`
 draws them.
 
-* :mod:`.explanation` — the computations: GNN vs spectral cut, the training replay, the features' PCA;
+* :mod:`.cuts`, :mod:`.replay`, :mod:`.pca`, :mod:`.picking` — the computations: the GNN's cut against the
+  spectral one, the training replayed, the features' principal components, a clicked segment as the object;
 * :mod:`.explain` — :func:`~.explain.explain`: those for one result, with their pictures and words;
 * :mod:`.affinity` — one patch's row of the graph, drawn and put in words;
 * :mod:`.words`, :mod:`.names` — a result's settings in words and in file names;

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..config import SegmentConfig
@@ -17,7 +18,6 @@ from ..features.image import pixel_to_patch
 from ..features.store import FeatureStore
 from ..render.figures import affinity_picture
 from ..segmentation.result import Segmentation
-from .explanation import patch_affinity
 
 __all__ = ["AFFINITY_SIDE", "PatchRow", "affinity_caption", "affinity_frame", "affinity_view", "patch_row"]
 
@@ -75,3 +75,33 @@ def affinity_view(store: FeatureStore, seg: Segmentation, x: float, y: float,
     cfg = seg.config
     pic = affinity_picture(seg.image, row.weights, row.patch, signed=cfg.loss == "cc", longest=AFFINITY_SIDE)
     return pic, affinity_caption(row, cfg)
+
+
+def patch_affinity(features: np.ndarray | torch.Tensor, patch: tuple[int, int], loss: str = "ncut", alpha: float = 3.0,
+                   chunk: int = 2048) -> np.ndarray:
+    """Row ``patch`` of the graph DeepCut clusters (see :func:`deepcut.clustering.fit.affinity`), as a map.
+
+    Args:
+        features: ``(h, w, D)`` patch features.
+        patch: ``(row, col)`` of the chosen patch.
+        loss: ``"ncut"``: ``relu(F_p · F_j) / max(W)`` in ``[0, 1]``; ``"cc"``: ``F_p · F_j - max(W) / alpha``
+            (signed: negative weights push patches into different segments).
+        alpha: CC sensitivity.
+        chunk: rows per block when computing ``max(W)`` (bounds memory to ``chunk x N``).
+
+    Returns:
+        ``(h, w)`` float32 edge weights from the chosen patch to every patch.
+    """
+    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features).float()
+    if f.ndim != 3:
+        raise ValueError(f"features must be (h, w, D), got shape {tuple(f.shape)}")
+    h, w, d = f.shape
+    flat = f.reshape(h * w, d)
+    r, c = patch
+    row = flat @ flat[r * w + c]
+    top = max(float((flat[i:i + chunk] @ flat.T).max()) for i in range(0, flat.shape[0], chunk))
+    if loss == "cc":
+        out = row - top / float(alpha)
+    else:
+        out = row.clamp(min=0) / top if top > 0 else torch.zeros_like(row)
+    return out.reshape(h, w).cpu().numpy().astype(np.float32)

@@ -3,7 +3,7 @@ stage's graph, scored by the result's loss, the training replayed snapshot by sn
 principal components (:class:`Explanation`, made by :func:`explain`).
 
 It reads the features the segmentation was computed from (in the store's cache: the backbone does not rerun);
-the computations are :mod:`.explanation`'s, the pictures :mod:`deepcut.render.teaching`'s.
+the computations are :mod:`.cuts`', :mod:`.replay`'s and :mod:`.pca`'s, the pictures :mod:`deepcut.render.teaching`'s.
 
 Example::
 
@@ -28,7 +28,9 @@ from ..render.teaching import comparison_figure, pca_image, training_frame_figur
 from ..segmentation.result import Segmentation
 from ..utils.memory import memory_errors
 from .affinity import AFFINITY_SIDE
-from .explanation import CutComparison, TrainingRecord, compare_result, feature_pca, record_training
+from .cuts import CutComparison, compare_result
+from .pca import feature_pca
+from .replay import TrainingRecord, record_training
 
 __all__ = ["STAGE_WORDS", "Explanation", "comparison_words", "explain"]
 
@@ -39,7 +41,7 @@ class Explanation:
 
     Attributes:
         comparison: the result's own cut and the spectral cut of the same stage's graph, scored by the
-            result's loss (:func:`~deepcut.lessons.explanation.compare_result`).
+            result's loss (:func:`~deepcut.lessons.cuts.compare_result`).
         record: the training replay, stage by stage.
         pca: ``(h, w, 3)`` the features' first three principal components as colours in ``[0, 1]``.
         image: ``(H, W, 3)`` uint8 the segmented image.

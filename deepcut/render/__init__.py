@@ -4,7 +4,7 @@ and the teaching view's figures (:mod:`.teaching`).
 
 Pure functions of arrays or of a :class:`~deepcut.segmentation.result.Segmentation`; matplotlib is used
 through its object API (no ``pyplot`` state), so they are safe to call from several threads.
-Nothing here computes a segmentation: :mod:`deepcut.lessons.explanation` computes what :mod:`.teaching` draws.
+Nothing here computes a segmentation: :mod:`deepcut.lessons` computes what :mod:`.teaching` draws.
 """
 
 from ..segmentation.colors import boundaries, colorize, draw_bbox, label_colors, overlay

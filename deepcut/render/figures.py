@@ -121,7 +121,7 @@ def is_split(seg: "Segmentation") -> bool:
 
 
 def _picked(seg: "Segmentation") -> int | None:
-    """The label the visitor picked as the object (:func:`deepcut.lessons.explanation.pick_object`'s note), if any."""
+    """The label the visitor picked as the object (:func:`deepcut.lessons.picking.pick_object`'s note), if any."""
     for note in seg.notes:
         if note.startswith("picked segment "):
             return int(note.split()[2])

@@ -1,6 +1,6 @@
 """Pictures of the teaching view: GNN vs spectral cut, the training replay, the features' PCA.
 
-They draw what :mod:`deepcut.lessons.explanation` computes, with matplotlib's object API (no ``pyplot``), so
+They draw what :mod:`deepcut.lessons` computes, with matplotlib's object API (no ``pyplot``), so
 they are safe to call from several threads. Patch maps are drawn with nearest upsampling: the patch
 grid stays visible, which is what the pictures are about.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..lessons.explanation import CutComparison, StageRecord, TrainingRecord
+    from ..lessons.records import CutComparison, StageRecord, TrainingRecord
 
 #: What each stage does, for titles.
 STAGE_TITLES = {1: "Stage 1: whole image", 2: "Stage 2: foreground parts", 3: "Stage 3: background parts"}
@@ -123,7 +123,7 @@ def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.n
     """``(mixed (N, 3) float32, hard (N, 3) uint8, keep (N,) bool)`` of snapshot ``frame`` of the replay:
     each patch's colours mixed by its soft assignment, the colour of its argmax, and the patches that
     stage clustered. A GNN cluster has the colour of the final label it became
-    (:attr:`~deepcut.lessons.explanation.StageRecord.label_of`, :func:`label_colors`), so the last frame of the last
+    (:attr:`~deepcut.lessons.replay.StageRecord.label_of`, :func:`label_colors`), so the last frame of the last
     stage ends at the overlay's colours."""
     s, i = record.frames()[frame]
     st = record.stages[s]
@@ -140,7 +140,7 @@ def frame_colors(record: "TrainingRecord", frame: int) -> tuple[np.ndarray, np.n
 
 def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: int, text: float = 1.0,
                           note: str = "") -> "Figure":
-    """Snapshot ``frame`` (an index into :meth:`~deepcut.lessons.explanation.TrainingRecord.frames`) of the replay:
+    """Snapshot ``frame`` (an index into :meth:`~deepcut.lessons.replay.TrainingRecord.frames`) of the replay:
     the soft assignments (colours mixed by probability: a pale mix is an unsure patch), their
     argmax (the segments at that moment, :func:`frame_colors`) and the stage's loss curve with the epoch
     marked. ``text``: every font this many times its size, the PNG's pixels unchanged (from
@@ -200,7 +200,7 @@ def loss_panel(ax: "Axes", st: "StageRecord", epoch: int, terms: bool = True) ->
 
 
 def pca_image(pca: np.ndarray, longest: int = 512) -> Image.Image:
-    """The ``(h, w, 3)`` principal-component colours of :func:`~deepcut.lessons.explanation.feature_pca`, one
+    """The ``(h, w, 3)`` principal-component colours of :func:`~deepcut.lessons.pca.feature_pca`, one
     square per patch, the longer side ``longest`` pixels."""
     h, w = pca.shape[:2]
     scale = longest / max(h, w)
