@@ -24,8 +24,8 @@ except ImportError:  # the library and CLI do not need it: the web app is the `a
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, layout, lesson_view, teach_view  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
-from deepcut.demo.live import LiveStreams  # noqa: E402
-from deepcut.demo.live_tab import LIVE_CSS, live_tab  # noqa: E402
+from deepcut.demo.live_streams import LiveStreams  # noqa: E402
+from deepcut.demo.live_view import LIVE_CSS, live_tab  # noqa: E402
 from deepcut.demo.server import limits_from_args, parse_args  # noqa: E402
 from deepcut.errors import ConfigError  # noqa: E402
 

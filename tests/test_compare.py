@@ -1,5 +1,5 @@
 """Compare (settings in words, two results side by side, one setting swept) and Step through
-(deepcut.lessons.words, .compare, .sweep, .walkthrough; the page's sweep deepcut.demo.compare): colour backbone,
+(deepcut.lessons.words, .compare, .sweep, .walkthrough; the page's sweep deepcut.demo.teaching): colour backbone,
 small synthetic images."""
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from conftest import disc_image
 from PIL import Image
 
 from deepcut.demo import DemoSession
-from deepcut.demo.compare import default_values, sweep
 from deepcut.demo.errors import DemoError
 from deepcut.demo.limits import Deadline
-from deepcut.demo.teaching import explain
-from deepcut.demo.walkthrough import Walkthrough
+from deepcut.demo.teaching import Walkthrough, default_values, explain, sweep
 from deepcut.lessons.compare import pair_figure, pair_picture
 from deepcut.lessons.replay import TrainingRecord
 from deepcut.lessons.sweep import DEFAULT_ALPHA_VALUES, MAX_SWEEP

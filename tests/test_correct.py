@@ -196,8 +196,7 @@ def test_demo_corrections_accumulate_undo_and_reset(tmp_path):
     c, d = _pairs(joined.seg, pts, True)[0]
     both = dcorr.click(model, dcorr.click(model, joined, "separate", *pts[c]), "separate", *pts[d])
     assert len(both.corrections) == 2 and _at(both.seg, pts[c]) != _at(both.seg, pts[d])
-    from deepcut.demo.teaching import explain
-    from deepcut.demo.walkthrough import Walkthrough
+    from deepcut.demo.teaching import Walkthrough, explain
 
     ex = explain(model, both)  # its replay is the plain cut's training, and says so under the title
     assert ex.replay_note == "the plain cut's training: the 2 corrections by click came after it"

@@ -139,8 +139,7 @@ def page_result():
 
 def presenter_walkthrough():
     """The walkthrough the presenter page builds for the cat example (:func:`page_result`)."""
-    from deepcut.demo.teaching import explain
-    from deepcut.demo.walkthrough import Walkthrough
+    from deepcut.demo.teaching import Walkthrough, explain
 
     session, result = page_result()
     model = session.model("color").model

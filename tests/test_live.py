@@ -71,11 +71,11 @@ def test_live_labels_stay_stable_on_davis(color_model, sequence):
     assert consistency([s.labels for s in segs]) >= 0.95
 
 
-# -- the Live tab's logic (deepcut/demo/live.py), without a browser ----------------------------------------
+# -- the Live tab's logic (deepcut/demo/live_streams.py), without a browser ----------------------------------------
 def _streams(**limits):
     from deepcut.demo import DemoSession
     from deepcut.demo.limits import Limits
-    from deepcut.demo.live import LiveStreams
+    from deepcut.demo.live_streams import LiveStreams
 
     lim = Limits.public_defaults(backbones=("color",), **limits) if limits else Limits()
     return LiveStreams(DemoSession(default_backbone="color", max_side=128, limits=lim))
@@ -111,7 +111,7 @@ def test_one_live_stream_per_visitor():
 def test_a_forged_forwarded_header_neither_opens_a_second_stream_nor_ends_anothers():
     from types import SimpleNamespace
 
-    from deepcut.demo.live import LiveStreams
+    from deepcut.demo.live_streams import LiveStreams
     from deepcut.demo.traffic import visitor_key
 
     def request(peer: str, forwarded: str | None = None):

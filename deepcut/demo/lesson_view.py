@@ -25,15 +25,14 @@ from ..lessons.slides import export_files
 from ..lessons.sweep import SWEEP_NAMES
 from ..lessons.words import settings_diff, settings_line
 from ..render.slides import slide
-from . import compare
+from . import teaching
 from .controls import picture
 from .errors import DemoError, as_demo_errors
 from .handlers import shows_errors, upload_name
 from .layout import LARGE_TEXT, figure_text
 from .results import DemoResult
 from .session import DemoSession
-from .teaching import Explanation, explain
-from .walkthrough import Walkthrough
+from .teaching import Explanation, Walkthrough, explain
 
 #: Text scale of the walkthrough's figures, wherever they are shown (its column is narrow on a laptop, a phone
 #: and a projector alike): their compact forms, reading at 16 px or more in the presenter layout's figure
@@ -152,10 +151,10 @@ class LessonHandlers:
         result = self._result(key)
         chosen = parse_values(values, param)
         if chosen is None:
-            chosen = compare.default_values(result, param)
+            chosen = teaching.default_values(result, param)
         model = self.session.model(result.backbone).model
         limits = self.session.limits
-        strip = compare.sweep(model, result, param, chosen, limits.max_epochs, limits.deadline())
+        strip = teaching.sweep(model, result, param, chosen, limits.max_epochs, limits.deadline())
         fig = strip.figure(opacity=opacity)
         folder = self.session.outputs.new_folder()
         path = folder / f"{file_stem(upload_name(image), f'sweep-{param}', result)}.png"

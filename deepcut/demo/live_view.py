@@ -1,6 +1,6 @@
 """The Live tab's layout and wiring (Gradio pieces the app places): a webcam in, its parts out, frame by frame.
 
-The logic is :mod:`deepcut.demo.live`; this module only lays out and wires. Imports Gradio, so only the app
+The logic is :mod:`deepcut.demo.live_streams`; this module only lays out and wires. Imports Gradio, so only the app
 imports it.
 """
 
@@ -13,7 +13,7 @@ import gradio as gr
 from .controls import compact, picture, settings
 from .errors import DemoError
 from .handlers import as_message
-from .live import LIVE_BACKBONE, LiveStreams, live_defaults
+from .live_streams import LIVE_BACKBONE, LiveStreams, live_defaults
 
 LIVE_HELP = """
 Point a camera at something: every frame goes through the vision model and the GNN, and the GNN trained on one
