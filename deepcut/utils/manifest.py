@@ -168,16 +168,3 @@ class Manifests:
         """Whether the file ``path`` (links resolved) is one DeepCut wrote, per its folder's manifest."""
         real = real_path(path)
         return self.of(real.parent).owns(real.name)
-
-
-@contextmanager
-def recorded_output(path: str | os.PathLike, flag: str = "--out") -> Iterator[Path]:
-    """Around writing the one file ``path``: refused if someone else's file is there
-    (:class:`DeepCutError`), reserved in its folder's manifest, recorded after."""
-    path = Path(path)
-    manifest = OutputManifest(path.parent)
-    manifest.check(flag)
-    if not manifest.writable(path.name):
-        raise DeepCutError(f"{flag} {path} exists and DeepCut did not write it; remove it or choose another name")
-    with manifest.writing([path.name]):
-        yield path
