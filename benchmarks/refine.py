@@ -36,7 +36,7 @@ from deepcut.evaluation.metrics import binary_target, boundary_f, iou  # noqa: E
 from deepcut.features.image import grid_size, load_image  # noqa: E402
 from deepcut.graph.patch_graph import graph_of  # noqa: E402
 from deepcut.segmentation.refine import METHODS, refine_segmentation, segment_maps  # noqa: E402
-from deepcut.utils.masks import resize_nearest  # noqa: E402
+from deepcut.segmentation.upsample import resize_nearest  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SETS = ("weizmann_horse", "grabcut")

@@ -15,7 +15,8 @@ from PIL import Image
 from deepcut import ConfigError, DeepCut, DeepCutError, SegmentConfig
 from deepcut.evaluation.metrics import boundary_f
 from deepcut.segmentation.refine import MissingLibraryError, refine, refine_segmentation
-from deepcut.utils.masks import bbox_of, resize_nearest
+from deepcut.segmentation.upsample import resize_nearest
+from deepcut.utils.masks import bbox_of
 
 METHODS = ("guided", "crf")
 GRID = (15, 20)  # 8-px patches of a 120 x 160 working image; the photo is 171 x 229 (another size)

@@ -34,7 +34,8 @@ from PIL import Image
 
 from ..config import REFINEMENTS
 from ..errors import ConfigError, DeepCutError
-from ..utils.masks import largest_component, resize_nearest, upsample_labels, upsample_segmentation
+from ..utils.masks import largest_component
+from .upsample import resize_nearest, upsample_labels, upsample_segmentation
 
 #: The refinement methods; ``"none"`` is DeepCut's plain (bilinear) upsampling.
 METHODS: tuple[str, ...] = REFINEMENTS
@@ -227,7 +228,7 @@ def refine_segmentation(image: np.ndarray, labels: np.ndarray, foreground_labels
                         **params: float) -> tuple[np.ndarray, np.ndarray]:
     """A refined foreground/background segmentation: ``(labels (H, W) int32, foreground (H, W) bool)``.
 
-    Like :func:`~deepcut.utils.masks.upsample_segmentation`: the foreground is decided first (refined
+    Like :func:`~deepcut.segmentation.upsample.upsample_segmentation`: the foreground is decided first (refined
     foreground score above the background's), then each pixel takes the best label of its side, so
     the mask does not depend on how either side is split into parts.
 
