@@ -30,6 +30,9 @@ MAX_CLUSTERS = 64
 MAX_EPOCHS = 10_000
 MAX_RESOLUTION = 4096
 MAX_SEED = 2**63 - 2  # the GNN's dropout generator takes seed + 1
+#: The working resolution when none is given and the backbone has no default of its own (DINO, DINOv2;
+#: a backbone states its own as ``default_resolution``, e.g. 448 px for DINOv3's 16-px patches).
+DEFAULT_RESOLUTION = 280
 #: Epochs of stages 2 and 3 when only the first stage's are given.
 DEFAULT_LATER_EPOCHS: tuple[int, int] = (100, 10)
 
@@ -104,6 +107,9 @@ class SegmentConfig:
         facet: ``"key"``, ``"query"``, ``"value"`` or ``"token"``.
         resolution: the image is resized, keeping its aspect ratio, to about
             ``resolution x resolution`` pixels, i.e. about ``(resolution / patch)**2`` patches.
+            ``None`` (the default) means the backbone's default: :data:`DEFAULT_RESOLUTION` (280) until
+            the config meets a backbone, which replaces it with its own (:meth:`with_default_resolution`;
+            448 for DINOv3), as :meth:`replace` keeps an unset resolution unset.
         stride: patch stride of the ViT (``None``: the patch size, no overlap).
         stages: 1 (k-way), 2 (+ foreground parts) or 3 (+ background parts).
         epochs: GNN training epochs of stages 1, 2 and 3 (one number: stage 1 only).
@@ -128,8 +134,9 @@ class SegmentConfig:
     layer: int = _opt(11, help="ViT layer whose features are used, 0-based (negative: from the end)",
                       label="ViT layer", minimum=0, maximum=11, step=1)
     facet: Facet = _opt("key", help="ViT facet describing a patch", label="Facet", kind=str, choices=FACETS)
-    resolution: int = _opt(280, help="working resolution in pixels, about (resolution/patch)^2 patches",
-                           label="Resolution (px)", minimum=64, maximum=640, step=8)
+    resolution: int = _opt(None, help="working resolution in pixels, about (resolution/patch)^2 patches "
+                                      "(default: the backbone's: 280; 448 for DINOv3)",
+                           label="Resolution (px)", minimum=64, maximum=640, step=8, optional=True)
     stride: int | None = _opt(None, help="patch stride in pixels (default: the patch size)", label="Stride",
                               minimum=1, optional=True)
     stages: int = _opt(1, help="1: k-way, 2: + foreground parts, 3: + background parts", label="Stages",
@@ -159,7 +166,7 @@ class SegmentConfig:
             "bg_k": lambda v: as_int("bg_k", v, 2, MAX_CLUSTERS),
             "alpha": lambda v: as_float("alpha", v, positive=True),
             "layer": lambda v: as_int("layer", v),
-            "resolution": lambda v: as_int("resolution", v, 16, MAX_RESOLUTION),
+            "resolution": lambda v: DEFAULT_RESOLUTION if v is None else as_int("resolution", v, 16, MAX_RESOLUTION),
             "stride": lambda v: None if v is None else as_int("stride", v, 1),
             "stages": lambda v: as_choice("stages", v, (1, 2, 3)),
             "largest_component": lambda v: as_bool("largest_component", v),
@@ -167,8 +174,11 @@ class SegmentConfig:
             "log_bin": lambda v: as_bool("log_bin", v),
             "epochs": parse_epochs,
         }
+        unset_resolution = self.resolution is None
         for name, fn in check.items():
             object.__setattr__(self, name, fn(getattr(self, name)))
+        # resolution=None: the backbone's default, remembered so that a backbone can put in its own
+        object.__setattr__(self, "_resolution_auto", unset_resolution)
         # k=None: the loss's default, remembered so that replace(loss=...) picks the other loss's default
         object.__setattr__(self, "_k_auto", self.k is None)
         if self.k is None:
@@ -182,7 +192,24 @@ class SegmentConfig:
             raise ConfigError(f"unknown setting(s) {unknown}; valid: {sorted(names)}")
         if getattr(self, "_k_auto", False) and "k" not in overrides:
             overrides = {**overrides, "k": None}
-        return dataclasses.replace(self, **overrides)
+        out = dataclasses.replace(self, **overrides)
+        if not self.resolution_given and "resolution" not in overrides:  # still the backbone's to choose
+            object.__setattr__(out, "_resolution_auto", True)
+        return out
+
+    @property
+    def resolution_given(self) -> bool:
+        """Whether ``resolution`` was set, rather than left to the backbone's default."""
+        return not getattr(self, "_resolution_auto", False)
+
+    def with_default_resolution(self, resolution: int | None) -> "SegmentConfig":
+        """This config with an unset ``resolution`` replaced by ``resolution`` (a backbone's default;
+        it stays "unset", so another backbone puts in its own); a set one, or ``None``, changes nothing."""
+        if self.resolution_given or resolution is None or int(resolution) == self.resolution:
+            return self
+        out = self.replace(resolution=int(resolution))
+        object.__setattr__(out, "_resolution_auto", True)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -202,8 +229,9 @@ def options() -> dict[str, Option]:
 
 
 def defaults() -> dict[str, Any]:
-    """Every field's default value, as declared (``k`` is None: see :data:`DEFAULT_K`)."""
-    return {**SegmentConfig().to_dict(), "k": None}
+    """Every field's default value, as declared (``k`` and ``resolution`` are None: the loss's and the
+    backbone's default, see :data:`DEFAULT_K` and :data:`DEFAULT_RESOLUTION`)."""
+    return {**SegmentConfig().to_dict(), "k": None, "resolution": None}
 
 
 def make_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> SegmentConfig:

@@ -5,8 +5,9 @@ models itself:
 
 * each backbone is built once, under a lock, and shared (so is its feature cache); the least
   recently used ones are dropped beyond ``max_models``;
-* a registered backbone whose weights cannot be loaded (no network, nothing cached) falls back to
-  the weight-free colour backbone with a notice, and the failure is remembered for
+* a registered backbone whose weights cannot be loaded (no network, nothing cached, gated weights
+  without access) falls back to the weight-free colour backbone with a notice (for gated weights it
+  says how to get access: :func:`deepcut.backbones.hub.access_help`), and the failure is remembered for
   :data:`RETRY_AFTER` seconds so that it costs time once; after that it is tried again;
 * :meth:`ModelCache.choices` lists every registered backbone with whether it can be used here.
 
@@ -29,6 +30,7 @@ from typing import NamedTuple
 import torch
 
 from .backbones import DEFAULT_BACKBONE, REGISTRY, list_backbones, weights_available
+from .backbones.hub import access_help
 from .backbones.precision import resolve_precision
 from .errors import BackboneLoadError
 from .predictor import DeepCut
@@ -41,7 +43,7 @@ FALLBACK_BACKBONE = "color"
 #: A backbone whose weights failed to load is tried again after this many seconds.
 RETRY_AFTER = 600.0
 
-_FAMILIES = {"vit": "DINO", "dinov2": "DINOv2", "dinov2_reg": "DINOv2 + registers"}
+_FAMILIES = {"vit": "DINO", "dinov2": "DINOv2", "dinov2_reg": "DINOv2 + registers", "dinov3": "DINOv3"}
 
 
 class CachedModel(NamedTuple):
@@ -139,6 +141,9 @@ class ModelCache:
                     self._failures[name] = (str(e), time.monotonic())
                 log.warning("backbone %s unavailable, using %s: %s", name, FALLBACK_BACKBONE, e)
         notice = f"`{name}` weights are unavailable here, so the colour backbone was used"
+        spec = REGISTRY.get(name)
+        if spec is not None and spec.gated and spec.hub_id:
+            notice += f". {access_help(spec.hub_id)}"
         return CachedModel(self.load(FALLBACK_BACKBONE), FALLBACK_BACKBONE, notice)
 
     def load(self, name: str) -> DeepCut:
@@ -191,8 +196,9 @@ class ModelCache:
             else:
                 available, note = None, " — weights not cached: fetched on first use if the server is online"
             family = _FAMILIES.get(spec.get("family", ""), spec.get("family", "ViT"))
+            gated = ", gated licence" if spec.get("gated") else ""
             desc = "no weights, colour + position" if name == FALLBACK_BACKBONE else (
-                f"{family}, patch {spec['patch_size']}, {spec['dim']}-d")
+                f"{family}, patch {spec['patch_size']}, {spec['dim']}-d{gated}")
             out.append(BackboneChoice(name, f"{name} ({desc}){note}", available, int(spec["depth"]),
                                       int(spec["patch_size"])))
         return out

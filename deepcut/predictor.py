@@ -94,14 +94,17 @@ class DeepCut:
 
     # -- features ------------------------------------------------------------------------------------
     @guard_memory
-    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None) -> tuple[ImageEmbedding, bool]:
-        """The (cached) forward state of an image: ``(embedding, was_cached)``."""
+    def embed(self, image: ImageLike, resolution: int | None = None,
+              stride: int | None = None) -> tuple[ImageEmbedding, bool]:
+        """The (cached) forward state of an image: ``(embedding, was_cached)`` (``resolution`` None: the
+        backbone's default, 280 px; 448 for DINOv3)."""
         return self.store.embed(image, resolution, stride)
 
     @guard_memory
-    def features(self, image: ImageLike, layer: int = 11, facet: str = "key", resolution: int = 280,
+    def features(self, image: ImageLike, layer: int = 11, facet: str = "key", resolution: int | None = None,
                  stride: int | None = None, log_bin: bool = False) -> torch.Tensor:
-        """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings).
+        """Patch features ``(h, w, D)`` of ``layer`` / ``facet`` (cached per image and settings), at
+        ``resolution`` (None: the backbone's default, 280 px; 448 for DINOv3).
 
         ``log_bin=True`` gives the log-binned descriptor of Amir et al. (``(h, w, 17 D)``, see
         :func:`deepcut.features.descriptors.log_bin`).

@@ -28,7 +28,10 @@ from deepcut.features.descriptors import log_bin
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_NAMES = ["dino_vits8", "dino_vits16", "dino_vitb8", "dino_vitb16", "dinov2_vits14", "dinov2_vitb14",
-                  "dinov2_vits14_reg", "dinov2_vitb14_reg", "color"]
+                  "dinov2_vits14_reg", "dinov2_vitb14_reg", "dinov3_vits16", "dinov3_vits16plus", "dinov3_vitb16",
+                  "dinov3_vitl16", "color"]
+#: The ViT-L is left out of the per-backbone build (300 M random weights; DINOv3: tests/test_dinov3.py).
+BUILT_NAMES = [n for n in EXPECTED_NAMES if n != "dinov3_vitl16"]
 
 
 def smooth_image(size: int, seed: int = 0) -> np.ndarray:
@@ -299,7 +302,7 @@ def test_registry_lists_every_backbone():
     assert rows["color"]["weights"] == "none needed"
 
 
-@pytest.mark.parametrize("name", EXPECTED_NAMES)
+@pytest.mark.parametrize("name", BUILT_NAMES)
 def test_every_backbone_builds_with_random_weights_and_gives_every_facet(name):
     dc = DeepCut(name, pretrained=False)
     spec = REGISTRY[name]
@@ -312,7 +315,7 @@ def test_every_backbone_builds_with_random_weights_and_gives_every_facet(name):
         assert f.shape == (cells, cells, spec.dim)
         assert torch.isfinite(f).all()
     if spec.family != "color":
-        assert bb.source == "random" and bb.depth == 12
+        assert bb.source == "random" and bb.depth == spec.depth == 12
         assert bb.num_registers == spec.registers
 
 

@@ -26,7 +26,7 @@ def test_lossless_variants_are_coerced_to_the_fields_type(field, value, expected
 @pytest.mark.parametrize("field,value,words", [
     ("k", 2.5, "k must be a whole number from 2"), ("k", 1, "from 2 to"), ("k", "three", "k must be"),
     ("k", True, "k must be"), ("layer", None, "layer must be a whole number"), ("layer", 1.5, "layer must"),
-    ("resolution", None, "resolution must"), ("resolution", math.nan, "resolution must"),
+    ("resolution", "auto", "resolution must"), ("resolution", math.nan, "resolution must"),
     ("resolution", 10**6, "resolution must"), ("seed", None, "seed must"), ("seed", 2**64, "seed must"),
     ("seed", -1, "seed must"), ("epochs", None, "epochs must"), ("epochs", 10**7, "epochs must"),
     ("epochs", (1, 2), "epochs must"), ("epochs", 0, "epochs must"), ("alpha", math.nan, "alpha must be a finite"),
@@ -45,7 +45,7 @@ def test_every_bad_value_is_a_deepcut_error_through_the_facade():
     ValueError or endless loop)."""
     dc = DeepCut("color")
     img = np.zeros((32, 32, 3), np.uint8)
-    for kw in (dict(k=None, stages=None), dict(layer=None), dict(resolution=None), dict(seed=None),
+    for kw in (dict(k=None, stages=None), dict(layer=None), dict(resolution="auto"), dict(seed=None),
                dict(epochs=None), dict(alpha="3x"), dict(resolution=math.nan), dict(seed=2**64),
                dict(epochs=MAX_EPOCHS + 1), dict(k=2.5), dict(stages=True), dict(largest_component="yes")):
         with pytest.raises(DeepCutError):

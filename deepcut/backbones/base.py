@@ -16,7 +16,7 @@ from typing import ContextManager, TypeVar
 import numpy as np
 import torch
 
-from ..config import FACETS
+from ..config import DEFAULT_RESOLUTION, FACETS
 from ..errors import ConfigError
 
 _B = TypeVar("_B", bound="Backbone")  # `to` returns the subclass it is called on
@@ -61,6 +61,8 @@ class Backbone(ABC):
             :meth:`to`); :meth:`embed` takes host images and :meth:`facet` returns tensors there.
         precision: the numeric precision of the forward pass (``"fp32"``, ``"bf16"``, ``"fp16"`` or
             ``"int8"``, see :mod:`deepcut.backbones.precision`); facets are float32 whatever it is.
+        default_resolution: the working resolution a config that sets none gets with this backbone
+            (:meth:`deepcut.config.SegmentConfig.with_default_resolution`): 280 px, 448 for DINOv3.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Backbone(ABC):
     source: str
     _device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    default_resolution: int = DEFAULT_RESOLUTION
 
     @property
     def device(self) -> torch.device:
@@ -146,4 +149,5 @@ class Backbone(ABC):
             "depth": self.depth,
             "source": self.source,
             "precision": self.precision,
+            "default_resolution": self.default_resolution,
         }

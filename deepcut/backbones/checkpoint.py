@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import BackboneLoadError
 from .arch import ViTArch, check_size, empty_model
+from .dinov3 import is_dinov3, load_dinov3_checkpoint
 
 HEAD_DIM = 64
 
@@ -314,10 +315,11 @@ def read_dino_checkpoint(path: str | Path, branch: str | None = None) -> tuple[d
 
 def load_dino_checkpoint(path: str | Path, heads: int | None = None,
                          branch: str | None = None) -> tuple[nn.Module, ViTArch]:
-    """A ``transformers`` model holding the weights of an original DINO/DINOv2 checkpoint.
+    """A ``transformers`` model holding the weights of an original DINO/DINOv2/DINOv3 checkpoint.
 
     Args:
-        path: a ``.pth`` (or ``.safetensors``) file, see the module docstring for the layouts.
+        path: a ``.pth`` (or ``.safetensors``) file, see the module docstring for the layouts (DINOv3's:
+            :mod:`deepcut.backbones.dinov3`).
         heads: number of attention heads (default ``D / 64``, true of every DINO model).
         branch: of a DINO training checkpoint, ``"teacher"`` (default) or ``"student"``.
 
@@ -330,6 +332,8 @@ def load_dino_checkpoint(path: str | Path, heads: int | None = None,
     """
     path = Path(path)
     sd, _ = read_dino_checkpoint(path, branch)
+    if is_dinov3(sd):
+        return load_dinov3_checkpoint(sd, path, heads=heads)
     arch = infer_arch(sd, path, heads=heads)
     check_size(arch, str(path))  # before a byte is copied
     converted = convert_state_dict(sd, arch)

@@ -1,8 +1,9 @@
-"""Building a :class:`~deepcut.backbones.base.Backbone` from a name, hub id, local folder, original DINO
-checkpoint or random weights.
+"""Building a :class:`~deepcut.backbones.base.Backbone` from a name, hub id, local folder, original DINO /
+DINOv2 / DINOv3 checkpoint or random weights.
 
 Pretrained weights come from the HuggingFace cache or hub (:mod:`deepcut.backbones.hub`); a local
-folder or an original DINO ``.pth`` (:mod:`deepcut.backbones.checkpoint`) works too, and
+folder or an original ``.pth`` (:mod:`deepcut.backbones.checkpoint`, :mod:`deepcut.backbones.dinov3`)
+works too, and
 ``DEEPCUT_WEIGHTS`` points the default backbone at one. The names are those of
 :mod:`deepcut.backbones.specs`.
 """
@@ -18,6 +19,7 @@ from .base import Backbone
 from .checkpoint import load_dino_checkpoint, split_branch
 from .color import ColorBackbone
 from .dinov2 import Dinov2Backbone
+from .dinov3 import Dinov3Backbone
 from .hub import load_pretrained
 from .specs import BY_HUB_ID, DEFAULT_BACKBONE, REGISTRY, WEIGHTS_ENV, BackboneSpec
 from .vit import ViTBackbone
@@ -33,8 +35,9 @@ _MODEL_CLASSES = {
     "vit": ("ViTModel", {"add_pooling_layer": False}),
     "dinov2": ("Dinov2Model", {}),
     "dinov2_with_registers": ("Dinov2WithRegistersModel", {}),
+    "dinov3_vit": ("DINOv3ViTModel", {}),
 }
-_FAMILY_MODEL_TYPE = {"vit": "vit", "dinov2": "dinov2", "dinov2_reg": "dinov2_with_registers"}
+_FAMILY_MODEL_TYPE = {"vit": "vit", "dinov2": "dinov2", "dinov2_reg": "dinov2_with_registers", "dinov3": "dinov3_vit"}
 
 
 def _model_class_for(model_type: str):
@@ -44,7 +47,7 @@ def _model_class_for(model_type: str):
     if model_type not in _MODEL_CLASSES:
         raise BackboneLoadError(
             f"model type '{model_type}' is not supported; expected one of {sorted(_MODEL_CLASSES)} "
-            f"(DINO ViTs, DINOv2, DINOv2 with registers)"
+            f"(DINO ViTs, DINOv2, DINOv2 with registers, DINOv3 ViTs)"
         )
     cls_name, kwargs = _MODEL_CLASSES[model_type]
     return getattr(transformers, cls_name), dict(kwargs)
@@ -52,12 +55,14 @@ def _model_class_for(model_type: str):
 
 def wrap_model(model, name: str, source: str) -> Backbone:
     """A :class:`Backbone` around a ``transformers`` ``ViTModel`` / ``Dinov2Model`` /
-    ``Dinov2WithRegistersModel``."""
+    ``Dinov2WithRegistersModel`` / ``DINOv3ViTModel``."""
     model_type = getattr(model.config, "model_type", "")
     if model_type == "vit":
         return ViTBackbone(model, name=name, source=source)
     if model_type in ("dinov2", "dinov2_with_registers"):
         return Dinov2Backbone(model, name=name, source=source)
+    if model_type == "dinov3_vit":
+        return Dinov3Backbone(model, name=name, source=source)
     raise BackboneLoadError(f"model type '{model_type}' is not supported; expected one of {sorted(_MODEL_CLASSES)}")
 
 
@@ -136,7 +141,7 @@ def load_backbone(backbone: str | Backbone = DEFAULT_BACKBONE, pretrained: bool 
 
     Args:
         backbone: a registry name (:func:`list_backbones`), ``"color"``, a local HF-format folder, an
-            original DINO/DINOv2 checkpoint file (``.pth``, architecture read from its shapes; of a
+            original DINO/DINOv2/DINOv3 checkpoint file (``.pth``, architecture read from its shapes; of a
             training checkpoint the teacher, or the student with ``"checkpoint.pth#student"``), a hub
             id (``"facebook/dino-vits8"``), or an already built :class:`Backbone`. With
             ``pretrained=True`` the default backbone takes its weights from ``$DEEPCUT_WEIGHTS``

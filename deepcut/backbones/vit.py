@@ -16,7 +16,8 @@ the patch size the patch projection is applied at that step (overlapping patches
 learned position embeddings are interpolated to the denser grid.
 
 :class:`ViTBackbone` holds everything the ViT families share; a family only says where its blocks,
-norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`).
+norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`), and how positions enter
+(:mod:`deepcut.backbones.dinov3`: rotary, inside attention).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def blocked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scale = float(scaling) if scaling is not None else query.shape[-1] ** -0.5
+    # DINOv3's queries and keys leave the rotation in float32 (fp32 tables): compute in the values' dtype
+    query, key = query.to(value.dtype), key.to(value.dtype)
     out = torch.empty_like(query)
     with torch.autocast(query.device.type, enabled=False):  # the inputs' dtype throughout, softmax included
         keys = key.transpose(-1, -2)
@@ -248,7 +251,9 @@ class ViTBackbone(Backbone):
                                     antialias=self.pos_antialias, offset=self.pos_offset)
         return tokens + pos
 
-    def _run_block(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    def _run_block(self, block: nn.Module, hidden: torch.Tensor, state: TokenState | None = None) -> torch.Tensor:
+        """Block ``block`` on ``hidden``; ``state`` carries what a family's blocks need besides (DINOv3's
+        rotary tables)."""
         out = block(hidden, None)
         return out[0] if isinstance(out, tuple) else out
 
@@ -285,7 +290,7 @@ class ViTBackbone(Backbone):
         with self.compute():
             while len(state.hidden) <= n_blocks:
                 i = len(state.hidden) - 1
-                state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1]).float())
+                state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1], state).float())
 
     @torch.inference_mode()
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:

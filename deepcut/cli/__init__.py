@@ -26,11 +26,14 @@ def _backbones(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print(f"{'name':<18} {'patch':>5} {'dim':>5} {'depth':>5} {'reg':>3}  {'positions':<22} {'default resolution':<25}"
+          f" {'licence':<24} weights")
     for r in rows:
-        print(
-            f"{r['name']:<20} patch {r['patch_size']:>2}  dim {r['dim']:>4}  depth {r['depth']:>2}  "
-            f"weights: {r['weights']}"
-        )
+        side = int(round(r["patches"] ** 0.5))
+        licence = r["licence"] + (", gated" if r["gated"] else "")
+        print(f"{r['name']:<18} {r['patch_size']:>5} {r['dim']:>5} {r['depth']:>5} {r['registers']:>3}  "
+              f"{r['position']:<22} {str(r['resolution']) + f' px ({side} x {side} patches)':<25} {licence:<24} "
+              f"{'none needed' if r['hub_id'] is None else 'huggingface.co/' + r['hub_id']}")
     return 0
 
 

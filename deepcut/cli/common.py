@@ -64,8 +64,8 @@ def write_results(out: OutDir, model, config, files: dict, failures: dict, **ext
     manifest; :func:`finish_results` records it."""
     if out.manifest.entries.get(RESULTS_NAME) != {"pending": True}:
         out.manifest.reserve([RESULTS_NAME])
-    summary = {"backbone": model.backbone.describe(), "config": config.to_dict(), **extra, "files": files,
-               "failures": failures}
+    summary = {"backbone": model.backbone.describe(), "config": model.store.config(config).to_dict(), **extra,
+               "files": files, "failures": failures}
     return write_json_atomic(out.path / RESULTS_NAME, summary)
 
 

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 cfg = cfg.replace(loss="cc", k=CC_MAX_SEGMENTS)
         else:
             method = segmenter(model, cfg, args.method, args.spectral_graph)
-        header.update(backbone=model.backbone.describe(), config=cfg.to_dict(), options={
+        header.update(backbone=model.backbone.describe(), config=model.store.config(cfg).to_dict(), options={
             "spectral_graph": args.spectral_graph if args.method == "spectral" else None,
             "limit": args.limit, "frame_step": args.frame_step,
             "save_masks": str(Path(args.save_masks).resolve()) if args.save_masks else None,

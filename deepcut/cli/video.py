@@ -195,7 +195,7 @@ def video_summary(args: argparse.Namespace, out: Path, n: int, stream, segments:
         "stats": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stream.stats.items()},
         "notes": stream.notes,
         "backbone": model.backbone.describe(),
-        "config": cfg.to_dict(),
+        "config": model.store.config(cfg).to_dict(),  # the backbone's resolution when none was given
     }
 
 

@@ -3,7 +3,8 @@
 Images, batches of images, video frames, co-segmentation, evaluation and the teaching view all ask
 one :class:`FeatureStore` for :class:`PatchFeatures`. It owns
 
-* the resize to the patch grid and the (batched) ViT forward pass;
+* the resize to the patch grid and the (batched) ViT forward pass, at the config's resolution or, when
+  it sets none, the backbone's default (:meth:`FeatureStore.config`: 280 px, 448 for DINOv3);
 * the cache of image embeddings (one resumable :class:`~deepcut.backbones.base.TokenState` per image,
   resolution and stride), so another layer, facet, k or loss never reruns the ViT;
 * the per-embedding memo of facets and of the Gram matrix ``F Fᵀ`` of the last facet used (only for
@@ -91,6 +92,8 @@ class PatchFeatures:
         seconds: time spent getting them.
         gram: ``F Fᵀ`` ``(N, N)`` when known (cached for graphs of up to
             :data:`GRAM_CACHE_MAX_PATCHES` patches), else None.
+        resolution: the working resolution they were computed at (None: not known, e.g. features
+            given by the caller); a result's config records it when its own left it to the backbone.
     """
 
     features: torch.Tensor
@@ -100,6 +103,7 @@ class PatchFeatures:
     cached: bool = False
     seconds: float = 0.0
     gram: torch.Tensor | None = None
+    resolution: int | None = None
 
 
 def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -180,29 +184,39 @@ class FeatureStore:
         self._lock = threading.Lock()
 
     # -- geometry -----------------------------------------------------------------------------------
-    def grid(self, size: tuple[int, int], resolution: int, stride: int | None) -> tuple[int, int]:
-        """Patch grid ``(h, w)`` of an image of ``size = (H, W)`` at ``resolution`` and ``stride``."""
-        stride = self.backbone.check_stride(stride)
-        return grid_size(size[0], size[1], int(resolution), self.backbone.patch_size, stride)
+    def config(self, cfg: SegmentConfig) -> SegmentConfig:
+        """``cfg`` with the backbone's default resolution when it sets none (a set one is kept)."""
+        return cfg.with_default_resolution(self.backbone.default_resolution)
 
-    def _work(self, img: np.ndarray, resolution: int, stride: int | None) -> np.ndarray:
+    def resolution(self, resolution: int | None) -> int:
+        """``resolution``, or the backbone's default for None."""
+        return int(self.backbone.default_resolution if resolution is None else resolution)
+
+    def grid(self, size: tuple[int, int], resolution: int | None, stride: int | None) -> tuple[int, int]:
+        """Patch grid ``(h, w)`` of an image of ``size = (H, W)`` at ``resolution`` (None: the backbone's
+        default) and ``stride``."""
+        stride = self.backbone.check_stride(stride)
+        return grid_size(size[0], size[1], self.resolution(resolution), self.backbone.patch_size, stride)
+
+    def _work(self, img: np.ndarray, resolution: int | None, stride: int | None) -> np.ndarray:
         """``img`` resized to the size its patch grid covers (the image the backbone sees)."""
         grid = self.grid(img.shape[:2], resolution, stride)
         return resize_for_grid(img, grid, self.backbone.patch_size, self.backbone.check_stride(stride))
 
     # -- embeddings ---------------------------------------------------------------------------------
-    def embed(self, image: ImageLike, resolution: int = 280, stride: int | None = None,
+    def embed(self, image: ImageLike, resolution: int | None = None, stride: int | None = None,
               log_bin: bool = False) -> tuple[ImageEmbedding, bool]:
-        """The (cached) forward state of an image: ``(embedding, was_cached)`` (``log_bin``: the
-        memory check counts the log-binned descriptor)."""
+        """The (cached) forward state of an image: ``(embedding, was_cached)`` (``resolution`` None: the
+        backbone's default; ``log_bin``: the memory check counts the log-binned descriptor)."""
         (emb, cached), = self.embed_many([image], resolution, stride, log_bin=log_bin)
         return emb, cached
 
-    def embed_many(self, images: Sequence[ImageLike], resolution: int = 280, stride: int | None = None,
+    def embed_many(self, images: Sequence[ImageLike], resolution: int | None = None, stride: int | None = None,
                    batch_size: int = 8, cache: bool = True, facet: tuple[int, str] | None = None,
                    log_bin: bool = False) -> list[tuple[ImageEmbedding, bool]]:
-        """Embeddings of several images: those not cached go through the backbone in batches of
-        images of the same grid (at most ``batch_size``, fewer for fine grids). ``facet = (layer,
+        """Embeddings of several images at ``resolution`` (None: the backbone's default): those not cached
+        go through the backbone in batches of images of the same grid (at most ``batch_size``, fewer for
+        fine grids). ``facet = (layer,
         name)`` runs the batch through the ViT up to that layer at once (and memoises that facet);
         without it the blocks run lazily, image by image. Returns ``(embedding, was_cached)`` per
         image, in order. ``cache=False`` leaves the cache as it is (video frames).
@@ -212,6 +226,7 @@ class FeatureStore:
                 patches than :data:`deepcut.utils.memory.MAX_PATCHES`); nothing was allocated.
         """
         stride = self.backbone.check_stride(stride)
+        resolution = self.resolution(resolution)
         imgs = [load_image(im) for im in images]
         keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
         out: list[tuple[ImageEmbedding, bool] | None] = [None] * len(imgs)
@@ -330,11 +345,13 @@ class FeatureStore:
         g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
         self._trim()  # the forward state may have grown
         return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
-                             seconds + time.perf_counter() - t, g)
+                             seconds + time.perf_counter() - t, g, self.config(cfg).resolution)
 
     def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
-        """The features of one image under ``cfg`` (cached)."""
+        """The features of one image under ``cfg`` (cached; at the backbone's default resolution when
+        ``cfg`` sets none)."""
         t = time.perf_counter()
+        cfg = self.config(cfg)
         emb, cached = self.embed(image, cfg.resolution, cfg.stride, cfg.log_bin)
         return self.patch_features(emb, cfg, cached, time.perf_counter() - t, gram)
 
@@ -343,6 +360,7 @@ class FeatureStore:
         """The features of several images under ``cfg``, the ViT batched over images of one grid;
         each gets an equal share of the time spent."""
         t = time.perf_counter()
+        cfg = self.config(cfg)
         embs = self.embed_many(images, cfg.resolution, cfg.stride, batch_size, cache, (cfg.layer, cfg.facet),
                                cfg.log_bin)
         share = (time.perf_counter() - t) / max(len(embs), 1)

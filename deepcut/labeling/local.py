@@ -48,7 +48,8 @@ def worker_bytes(spec: LabelSpec) -> int:
 
     arch = REGISTRY.get(spec.backbone) or REGISTRY["dino_vitb8"]
     weights = 0 if arch.family == "color" else 12 * arch.depth * arch.dim * arch.dim * 4
-    side = max(1, int(spec.config.resolution) // int(spec.config.stride or arch.patch_size))
+    resolution = spec.config.with_default_resolution(arch.resolution).resolution  # the backbone's when unset
+    side = max(1, int(resolution) // int(spec.config.stride or arch.patch_size))
     return WORKER_BASE_BYTES + weights + estimate_bytes(arch, (side, side), log_bin=bool(spec.config.log_bin))
 
 

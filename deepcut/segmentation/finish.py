@@ -29,13 +29,15 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
 
     Args:
         out: the stages' output for the image's ``N = h * w`` patches.
-        feats: the image's features (image, working size, grid, cache flag, seconds).
+        feats: the image's features (image, working size, grid, cache flag, seconds, resolution: the
+            result's config records it when ``cfg`` left the resolution to the backbone).
         t0: ``time.perf_counter()`` when the work on this image started.
         count_notes: add :func:`~deepcut.segmentation.notes.count_words` to the notes: where a stage found
             fewer segments than asked for, or CC used all its bound allows (off for a correction by click,
             which changes the number on purpose).
     """
     t = time.perf_counter()
+    cfg = cfg.with_default_resolution(feats.resolution)
     h, w = feats.grid
     patch_labels = out.labels.reshape(h, w).astype(np.int32)
     fg_labels, largest = out.foreground_labels, cfg.largest_component

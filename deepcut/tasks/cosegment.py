@@ -101,7 +101,7 @@ def cosegment(store: FeatureStore, images: Iterable[ImageLike], config: SegmentC
     Returns:
         One :class:`Segmentation` per image, in order.
     """
-    cfg = make_config(config, overrides)
+    cfg = store.config(make_config(config, overrides))  # the backbone's resolution when none is set
     t0 = time.perf_counter()
     imgs = _load_images(images)
     cfg, note = fit_resolution(store, [im.shape[:2] for im in imgs], cfg, max_patches)

@@ -293,6 +293,7 @@ def discover_features(features: PatchFeatures, config: SegmentConfig, objects: i
     t0 = time.perf_counter() - float(features.seconds) if t0 is None else t0
     if objects is not None and int(objects) < 1:
         raise ConfigError(f"objects must be at least 1 (or None for the CC variant), got {objects}")
+    config = config.with_default_resolution(features.resolution)  # the resolution the features were computed at
     if objects is None:
         config = config.replace(loss="cc", k=CC_MAX_SEGMENTS)
     finder = _Finder(features, config, clusterer)

@@ -47,7 +47,7 @@ class LiveSession:
 
     def __init__(self, store: FeatureStore, cfg: SegmentConfig, warm_epochs: int | Sequence[int] | None = None,
                  warm: bool = True, match: bool = True, clusterer: Clusterer = fit) -> None:
-        self.store, self.cfg = store, cfg
+        self.store, self.cfg = store, store.config(cfg)
         self.tracker = FrameTracker(cfg, warm_epochs, warm, match, clusterer)
         self.latency = 0.0
         self.fps = 0.0

@@ -55,7 +55,7 @@ class VideoSegmentation:
         batch_size = as_int("batch_size", batch_size, 1)
         self.store = store
         self.reader = reader
-        self.cfg = cfg
+        self.cfg = cfg = store.config(cfg)  # the backbone's resolution when the config sets none
         self.warm = as_bool("warm", warm)
         self.match = as_bool("match", match)
         self.tracker = FrameTracker(cfg, warm_epochs, self.warm, self.match, clusterer)
