@@ -1,7 +1,7 @@
 """Speed and memory of DeepCut on the CPU, as ratios to one ViT forward pass measured in the same run.
 
     python benchmarks/speed.py            # full table (a few minutes on 2 cores)
-    python benchmarks/speed.py --quick    # fewer repeats, no per-backbone rows
+    python benchmarks/speed.py --quick    # fewer repeats, no per-backbone rows (the DINOv3 rows stay)
 
 Backbones use random weights (``pretrained=False``): speed does not depend on the weights. The ViT
 rows compare its precisions (fp32 eager, the reference; bf16 autocast; int8 dynamic quantization) with
@@ -192,6 +192,44 @@ def peak_memory_448() -> tuple[int, float, float]:
     return int(patches), int(before) / 1024, int(after) / 1024
 
 
+# -- DINOv3 ---------------------------------------------------------------------------------------
+def dinov3_rows(image: np.ndarray, repeats: int) -> tuple[list, dict]:
+    """DINOv3 ViT-S/16 at its default 448 px against DINO ViT-S/8 at 224 px (the same 28 x 28 patches) and at
+    its default 280 px (35 x 35), all in the default precision and measured in turns: the forward pass to
+    the last layer's keys, and a whole ``segment()`` at each backbone's default resolution."""
+    runs = {"dino_vits8@224": ("dino_vits8", 224), "dino_vits8@280": ("dino_vits8", 280),
+            "dinov3_vits16@448": ("dinov3_vits16", 448)}
+    models = {name: DeepCut(name, pretrained=False) for name in ("dino_vits8", "dinov3_vits16")}
+    embs = {key: models[name].embed(image, res)[0] for key, (name, res) in runs.items()}
+
+    def forward(key: str):
+        bb = models[runs[key][0]].backbone
+        return bb.facet(bb.embed(embs[key].work[None], bb.patch_size), bb.depth - 1, "key")
+
+    def fresh_segment(name: str):
+        models[name].clear_cache()
+        return models[name].segment(image)  # the backbone's default resolution
+
+    fns = {**{key: (lambda key=key: forward(key)) for key in runs},
+           **{f"segment[{name}]": (lambda name=name: fresh_segment(name)) for name in models}}
+    for fn in fns.values():
+        fn()
+    times = best_times(fns, 2 * repeats)
+    ref, prec = times["dino_vits8@280"], models["dinov3_vits16"].precision
+    rows, figures = [], {"dinov3_precision": prec}
+    for key, (name, res) in runs.items():
+        grid = embs[key].grid
+        figures[f"forward[{key}]_s"] = times[key]
+        rows.append((f"{name} forward at {res} px ({grid[0]} x {grid[1]} = {grid[0] * grid[1]} patches), {prec}",
+                     f"{times[key] * 1000:.0f} ms", f"{times[key] / ref:.2f}x of dino_vits8 at 280 px"))
+    for name, model in models.items():
+        t = times[f"segment[{name}]"]
+        figures[f"segment_default[{name}]_s"] = t
+        rows.append((f"segment() end to end, {name} at its default {model.backbone.default_resolution} px, {prec}",
+                     f"{t * 1000:.0f} ms", f"{t / ref:.2f}x of dino_vits8 at 280 px"))
+    return rows, figures
+
+
 # -- main ----------------------------------------------------------------------------------------
 def busy_core() -> subprocess.Popen:
     """Another process that keeps one core busy (as on a shared vCPU, a laptop, a batch job)."""
@@ -376,6 +414,10 @@ def main() -> None:
     busy_rows, busy = shared_machine(dc, image, feats, repeats)
     rows += busy_rows
     figures.update(busy)
+
+    v3_rows, v3 = dinov3_rows(image, repeats)
+    rows += v3_rows
+    figures.update(v3)
 
     if not args.quick:
         for spec in list_backbones():
