@@ -192,7 +192,7 @@ def soft_assign(logits: torch.Tensor) -> torch.Tensor:
 
     The same values as ``torch.softmax(logits, dim=-1)``, computed over the transposed view: with few
     clusters (k ≪ N) PyTorch's CPU softmax over a short last dimension runs row by row, while over the
-    first dimension of the ``(k, N)`` view it runs across nodes (``benchmarks/kernels.py``; docs/speed.md,
+    first dimension of the ``(k, N)`` view it runs across nodes (``benchmarks/gnn_kernels.py``; docs/speed.md,
     *Kernel choices*)."""
     return torch.softmax(logits.T, dim=0).T
 
@@ -203,7 +203,7 @@ class DropoutMasks:
 
     On the CPU the masks come in blocks of :attr:`BLOCK` epochs from the raw 64-bit words of NumPy's PCG64,
     read as 16-bit integers and compared with ``round(p · 2¹⁶)`` (``p`` exact to 2⁻¹⁶, e.g. 0.25 exactly),
-    fewer kernels than ``torch.rand``, its comparison and scaling (``benchmarks/kernels.py``). On other
+    fewer kernels than ``torch.rand``, its comparison and scaling (``benchmarks/gnn_kernels.py``). On other
     devices ``torch.rand`` draws on the device itself.
     """
 

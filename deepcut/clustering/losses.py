@@ -38,7 +38,7 @@ def _symmetric_matmul(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> t
     """``A S`` ``(N, k)`` for a *symmetric* ``adj`` ``(N, N)``. Dense, the order of the product follows the CPU
     kernels' speed for the thin ``S`` of clustering (k ≪ N): ``(Sᵀ A)ᵀ``, which equals it for symmetric
     ``A``, on one thread, and ``A S`` when ``S`` is column-major (as :func:`~deepcut.clustering.gnn.soft_assign`
-    returns it) and several threads share the product (``benchmarks/kernels.py``; docs/speed.md,
+    returns it) and several threads share the product (``benchmarks/gnn_kernels.py``; docs/speed.md,
     *Kernel choices*)."""
     if isinstance(adj, CompactAffinity) or adj.layout != torch.strided or s.dim() != 2:
         return _matmul(adj, s)

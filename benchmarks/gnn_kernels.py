@@ -9,7 +9,7 @@ Each row pits the form DeepCut uses against the plain one it replaced, at the si
   ``A S`` with a column-major ``S``, against ``A S`` with a row-major ``S``, on 1 and 2 threads;
 * the dropout masks (:class:`deepcut.clustering.gnn.DropoutMasks`) against ``torch.rand`` and a comparison.
 
-    python benchmarks/kernels.py [--repeats 200]
+    python benchmarks/gnn_kernels.py [--repeats 200]
 
 Prints a markdown table (mean microseconds and the ratio to the plain form) and the CPU model; the
 table in docs/speed.md (*Kernel choices*) comes from it.
