@@ -37,7 +37,6 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
             which changes the number on purpose).
     """
     t = time.perf_counter()
-    cfg = cfg.with_default_resolution(feats.resolution)
     h, w = feats.grid
     patch_labels = out.labels.reshape(h, w).astype(np.int32)
     fg_labels, largest = out.foreground_labels, cfg.largest_component
@@ -52,7 +51,7 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
     seg = Segmentation(
         labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
         soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=feats.cached,
-        image=feats.image, config=cfg, notes=list(out.notes),
+        image=feats.image, config=cfg.with_default_resolution(feats.resolution), notes=list(out.notes),
         foreground_labels=[int(v) for v in fg_labels], models=list(out.models),
     )
     if count_notes:
