@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BackboneLoadError, ConfigError
@@ -107,13 +106,7 @@ class Dinov3Backbone(ViTBackbone):
         return {**super().describe(), "position": "rotary (2-D RoPE)"}
 
     def _embed(self, pixels: np.ndarray, stride: int) -> TokenState:
-        stride = self.check_stride(stride)
-        x = self.normalize(pixels)
-        proj = self._patch_projection()
-        patches = F.conv2d(x, proj.weight, proj.bias, stride=stride)  # (B, D, h, w)
-        grid = (int(patches.shape[2]), int(patches.shape[3]))
-        tokens = patches.flatten(2).transpose(1, 2)
-        prefix = self._prefix_tokens(tokens.shape[0])
+        x, tokens, grid, prefix = self._patch_tokens(pixels, stride)
         hidden = torch.cat([prefix, tokens], dim=1).float()
         cos, sin = self.model.rope_embeddings(x)  # the grid of x // patch: exactly ``grid``
         return TokenState(grid=grid, hidden=[hidden], prefix=int(prefix.shape[1]),

@@ -271,14 +271,20 @@ class ViTBackbone(Backbone):
         with self.compute():
             return self._embed(pixels, stride)
 
-    def _embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+    def _patch_tokens(self, pixels: np.ndarray, stride: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], torch.Tensor]:
+        """``(x, tokens, grid, prefix)``: the normalised pixels ``(B, 3, H, W)``, the patch tokens ``(B, h*w, D)``
+        on the ``(h, w)`` grid of patches ``stride`` apart, and the prefix tokens ``(B, P, D)`` (CLS, registers)."""
         stride = self.check_stride(stride)
         x = self.normalize(pixels)
         proj = self._patch_projection()
         patches = F.conv2d(x, proj.weight, proj.bias, stride=stride)  # (B, D, h, w)
         grid = (int(patches.shape[2]), int(patches.shape[3]))
         tokens = patches.flatten(2).transpose(1, 2)
-        prefix = self._prefix_tokens(tokens.shape[0])
+        return x, tokens, grid, self._prefix_tokens(tokens.shape[0])
+
+    def _embed(self, pixels: np.ndarray, stride: int) -> TokenState:
+        _, tokens, grid, prefix = self._patch_tokens(pixels, stride)
         hidden = self._add_positions(torch.cat([prefix[:, :1], tokens], dim=1).float(), grid)
         if prefix.shape[1] > 1:  # registers come after CLS and carry no position embedding
             hidden = torch.cat([hidden[:, :1], prefix[:, 1:], hidden[:, 1:]], dim=1)
