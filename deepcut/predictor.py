@@ -226,7 +226,8 @@ class DeepCut:
             A new :class:`Segmentation`; its ``notes`` start with one sentence per pair saying what changed.
 
         Raises:
-            ConfigError: no pair, a malformed pair, a point outside the image, or another image.
+            ConfigError: no pair, more than :data:`deepcut.tasks.correct.MAX_CORRECTIONS` pairs, a malformed
+                pair, a point outside the image, or a segmentation of another image.
         """
         from .tasks.correct import Correction, as_pairs, correct_features
 

@@ -246,3 +246,35 @@ def test_demo_corrections_are_capped_and_deep_json_is_a_clear_error(tmp_path):
     full = [Correction("join", (pts[i], pts[j]))] * (dcorr.MAX_CORRECTIONS + 1)
     with pytest.raises(DemoError, match="undo some, or reset"):  # a click past the cap adds nothing
         dcorr.apply(session.model("color").model, result, full)
+
+
+def test_the_library_caps_correction_pairs_and_the_app_uses_its_cap(color_model):
+    import time
+
+    from deepcut.demo import corrections as dcorr
+    from deepcut.tasks import correct as tcorrect
+
+    assert dcorr.MAX_CORRECTIONS == tcorrect.MAX_CORRECTIONS
+    img, _ = voronoi_scene(3, 0)
+    seg = color_model.segment(img)
+    pair = ((1, 1), (50, 50))
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=f"at most {tcorrect.MAX_CORRECTIONS} correction pairs"):
+        color_model.correct(img, seg, join=[pair] * 1_000_000)  # refused at once, not minutes of training
+    assert time.perf_counter() - t0 < 5
+    half = tcorrect.MAX_CORRECTIONS // 2 + 1  # each list within the cap, both together past it
+    with pytest.raises(ConfigError, match=f"at most {tcorrect.MAX_CORRECTIONS} correction pairs"):
+        color_model.correct(img, seg, join=[pair] * half, separate=[pair] * half)
+
+
+def test_a_segmentation_of_another_size_or_other_pixels_is_refused(color_model):
+    img, _ = voronoi_scene(3, 0)
+    seg = color_model.segment(img)
+    h, w = img.shape[:2]
+    bigger = np.asarray(Image.fromarray(img).resize((w + 3, h + 3)))  # the same patch grid, another size
+    with pytest.raises(ConfigError, match="another image"):
+        color_model.correct(bigger, seg, join=[((1, 1), (50, 50))])
+    other = img.copy()
+    other[:8, :8] = 255 - other[:8, :8]
+    with pytest.raises(ConfigError, match="another image"):
+        color_model.correct(other, seg, join=[((1, 1), (50, 50))])

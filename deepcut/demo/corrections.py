@@ -20,16 +20,16 @@ from ..clustering.links import Links
 from ..errors import DeepCutError
 from ..predictor import DeepCut
 from ..segmentation.notes import count_words
+from ..tasks.correct import MAX_CORRECTIONS as LIBRARY_MAX_CORRECTIONS
 from ..tasks.correct import Correction, correct_features
 from .errors import DemoError
 from .results import DemoResult
 
 #: The click modes that correct, and what a first click asks for next.
 KINDS = {"join": "the point it belongs with", "separate": "the point it does not belong with"}
-#: Most corrections on one result (clicks and ``/correct`` alike): each adds a link to the GNN's training and
-#: a round to their enforcement, so that a request of thousands (2 minutes of CPU for 5000 on a 56 x 56 grid)
-#: is refused instead of holding a worker.
-MAX_CORRECTIONS = 32
+#: Most corrections on one result (clicks and ``/correct`` alike): the library's own cap
+#: (:data:`deepcut.tasks.correct.MAX_CORRECTIONS`), refused here in the app's words before any work.
+MAX_CORRECTIONS = LIBRARY_MAX_CORRECTIONS
 
 
 def _status(result: DemoResult, lines: list[str]) -> DemoResult:

@@ -32,6 +32,10 @@ from ..utils.matching import best_matching, iou_matrix
 
 #: Each point speaks through at most this many patches (those most like it): the penalty stays cheap.
 GROUP_SIZE = 64
+#: Most correction pairs in one call (joins and separations together): each adds a link to the GNN's training
+#: and a round to their enforcement, so that thousands (2 minutes of CPU for 5000 on a 56 x 56 grid) are
+#: refused instead of running for minutes. The app uses the same cap.
+MAX_CORRECTIONS = 32
 
 Point = tuple[float, float]
 Pair = tuple[Point, Point]
@@ -46,25 +50,31 @@ class Correction:
 
 
 def as_pairs(name: str, pairs: Iterable | None) -> list[Pair]:
-    """``[((x, y), (x, y)), …]`` checked: each a pair of two finite ``(x, y)`` points.
+    """``[((x, y), (x, y)), …]`` checked: each a pair of two finite ``(x, y)`` points, at most
+    :data:`MAX_CORRECTIONS` of them.
 
     Raises:
         ConfigError: anything else.
     """
     if pairs is None:
         return []
-    out = []
+    out: list = []
     try:
         for pair in pairs:
+            if len(out) == MAX_CORRECTIONS:  # before reading the rest: a million pairs is refused at once
+                raise ConfigError(f"at most {MAX_CORRECTIONS} correction pairs at once ({name} has more): "
+                                  f"correct in steps, each on the result of the one before")
             (x0, y0), (x1, y1) = pair
             pts = tuple((float(x), float(y)) for x, y in ((x0, y0), (x1, y1)))
             if not np.isfinite(np.asarray(pts)).all():
                 raise ValueError
             out.append(pts)
+    except ConfigError:
+        raise
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise ConfigError(f"{name} must be a list of point pairs [((x, y), (x, y)), …], got {pairs!r:.200}"
                           ) from None
-    return out  # type: ignore[return-value]  # each a pair of two points, as unpacked above
+    return out
 
 
 def _patch(point: Point, seg: Segmentation) -> int:
@@ -217,9 +227,7 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
     """
     t0 = time.perf_counter()
     cfg: SegmentConfig = seg.config
-    if tuple(feats.grid) != tuple(seg.patch_labels.shape):
-        raise ConfigError(f"the segmentation's patch grid {tuple(seg.patch_labels.shape)} is not this image's "
-                          f"{tuple(feats.grid)} for its settings: correct the image it was computed on")
+    check_corrections(feats, seg, corrections)
     f = torch.nn.functional.normalize(feats.features.float(), dim=-1)
     budget = links if links is not None else Links()
     todo = Links([_link(c, seg, f) for c in corrections], budget.epochs, budget.lr, budget.weight)
@@ -237,6 +245,27 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
     _pin(new, corrections)
     new.notes = describe(corrections, seg, new) + new.notes + forced
     return new
+
+
+def check_corrections(feats: PatchFeatures, seg: Segmentation, corrections: Sequence[Correction]) -> None:
+    """Refuse more than :data:`MAX_CORRECTIONS` pairs, or a segmentation of another image than ``feats``'.
+
+    Raises:
+        ConfigError: either.
+    """
+    if len(corrections) > MAX_CORRECTIONS:
+        raise ConfigError(f"at most {MAX_CORRECTIONS} correction pairs at once (got {len(corrections)}): "
+                          f"correct in steps, each on the result of the one before")
+    if tuple(feats.grid) != tuple(seg.patch_labels.shape):
+        raise ConfigError(f"the segmentation's patch grid {tuple(seg.patch_labels.shape)} is not this image's "
+                          f"{tuple(feats.grid)} for its settings: correct the image it was computed on")
+    image, own = np.asarray(feats.image), np.asarray(seg.image)
+    if image.shape != own.shape or seg.labels.shape != image.shape[:2]:
+        raise ConfigError(f"the segmentation is of another image ({own.shape[1]} x {own.shape[0]} px, this one is "
+                          f"{image.shape[1]} x {image.shape[0]} px): correct the image it was computed on")
+    if not np.array_equal(image, own):
+        raise ConfigError("the segmentation is of another image (same size, other pixels): correct the image it "
+                          "was computed on")
 
 
 def _with_labels(out: StageOutput, labels: np.ndarray) -> StageOutput:
