@@ -146,3 +146,75 @@ def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, result, expl
             assert Image.open(p).size == (1920, 1080), p.name
     with zipfile.ZipFile(files[-1]) as z:
         assert set(z.namelist()) == {"README.txt", *names[:-1]}
+
+
+# -- failure paths ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size, message", [
+    ((0, 0), "out of range"), ((1, 1), "out of range"), ((-10, 100), "out of range"),
+    ((20000, 20000), "out of range"), ((1920.5, 1080), "whole pixels"), ("big", "whole pixels"),
+    ((1920,), "whole pixels"), (None, "whole pixels"), ((True, 1080), "whole pixels"),
+])
+def test_slide_sizes_are_checked_with_their_limits_in_the_message(size, message):
+    from deepcut import ConfigError
+    from deepcut.render.slides import MAX_SLIDE_SIDE, MIN_SLIDE_SIDE, check_slide_size
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        slide(Image.new("RGB", (10, 10)), "x", size=size)
+    assert f"between {MIN_SLIDE_SIDE} and {MAX_SLIDE_SIDE} px" in str(caught.value)
+    assert check_slide_size((MIN_SLIDE_SIDE, np.int64(MAX_SLIDE_SIDE))) == (MIN_SLIDE_SIDE, MAX_SLIDE_SIDE)
+
+
+def test_slide_sizes_and_extras_are_checked_before_any_file_is_written(tmp_path, result):
+    from deepcut import ConfigError
+    from deepcut.lessons.slides import write_slides
+
+    with pytest.raises(ConfigError, match="out of range"):
+        write_slides(result, tmp_path / "a", "disc.png", size=(20000, 20000))
+    with pytest.raises(ConfigError, match="out of range"):
+        export_zip(result, tmp_path / "b", "disc.png", size=(0, 0))
+    with pytest.raises(ConfigError, match="extra slide 'x' must be a PIL image or a matplotlib figure"):
+        write_slides(result, tmp_path / "c", "disc.png", extra={"x": 12})
+    pic = Image.new("RGB", (20, 20))
+    with pytest.raises(ConfigError, match="same file"):  # both would be disc_my-fig_….png
+        write_slides(result, tmp_path / "d", "disc.png", extra={"my fig": pic, "my_fig": pic})
+    with pytest.raises(ConfigError, match="same file"):  # nor an extra silently replacing a figure
+        write_slides(result, tmp_path / "e", "disc.png", extra={"overlay": pic})
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_slides_never_replace_a_file_deepcut_did_not_write(tmp_path, result):
+    from deepcut import ConfigError
+    from deepcut.lessons.slides import write_slides
+
+    (tmp_path / "README.txt").write_text("my notes")
+    with pytest.raises(ConfigError, match="holds README.txt.*DeepCut did not write"):
+        write_slides(result, tmp_path, "disc.png")
+    assert (tmp_path / "README.txt").read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.txt"]
+    (tmp_path / "README.txt").unlink()
+    first = write_slides(result, tmp_path, "disc.png", size=(480, 320))
+    again = write_slides(result, tmp_path, "disc.png", size=(480, 320))  # DeepCut's own files are replaced
+    assert [p.name for p in first] == [p.name for p in again]
+    overlay = tmp_path / "disc_overlay_ncut-k3-2stages.png"
+    overlay.write_bytes(b"edited by the user")  # changed since: no longer DeepCut's
+    with pytest.raises(ConfigError, match="disc_overlay_ncut-k3-2stages.png"):
+        write_slides(result, tmp_path, "disc.png", size=(480, 320))
+    assert overlay.read_bytes() == b"edited by the user"
+    zip_name = "disc_slides_ncut-k3-2stages.zip"
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / zip_name).write_bytes(b"mine")
+    with pytest.raises(ConfigError, match=zip_name):
+        export_files(result, tmp_path / "z", "disc.png")
+    assert (tmp_path / "z" / zip_name).read_bytes() == b"mine"
+
+
+def test_slides_into_a_path_that_is_a_file_is_a_clear_error(tmp_path, result):
+    from deepcut import ConfigError
+    from deepcut.lessons.slides import write_slides
+
+    (tmp_path / "f").write_text("x")
+    for call in (lambda: write_slides(result, tmp_path / "f", "disc.png"),
+                 lambda: export_zip(result, tmp_path / "f", "disc.png"),
+                 lambda: export_files(result, tmp_path / "f", "disc.png")):
+        with pytest.raises(ConfigError, match="it is a file, not a folder"):
+            call()

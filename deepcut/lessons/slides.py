@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import TYPE_CHECKING, Union
 
 from PIL import Image
 
+from ..errors import ConfigError
 from ..render.figures import soft_maps_figure
-from ..render.slides import SLIDE_SIZE, slide
+from ..render.slides import SLIDE_SIZE, check_slide_size, slide
 from ..render.teaching import comparison_figure
 from ..segmentation.notes import plural
 from ..tasks.video import write_video
+from ..utils.manifest import OutputManifest
 from .explain import Explanation
 from .names import file_stem, stem_of
 from .result import Shown
@@ -124,6 +127,66 @@ def _readme(result: Shown, image_name: str | None, files: list[str], size: tuple
                          files="\n".join(f"  {f}" for f in files), width=size[0], height=size[1])
 
 
+def _pictures(result: Shown, explanation: Explanation | None, extra: dict[str, Picture] | None, opacity: float,
+              text: float) -> dict[str, tuple[Picture, str]]:
+    """:func:`result_figures` and the ``extra`` slides, each checked: a picture or a figure, under a name of its
+    own (no built-in figure's, nor one that makes another's file name).
+
+    Raises:
+        ConfigError: an extra that is not a picture or figure, or whose name is not a string or clashes.
+    """
+    from matplotlib.figure import Figure
+
+    if extra is not None and not isinstance(extra, dict):
+        raise ConfigError(f"extra must be a dict {{name: picture or figure}}, got {type(extra).__name__}")
+    for name, picture in (extra or {}).items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"extra slide names must be non-empty strings, got {name!r:.60}")
+        if not isinstance(picture, (Image.Image, Figure)):
+            raise ConfigError(f"extra slide {name!r:.60} must be a PIL image or a matplotlib figure, got "
+                              f"{type(picture).__name__}")
+    figures = result_figures(result, explanation, opacity, text)
+    stems = {file_stem(None, name, result): name for name in figures}
+    for name in extra or {}:
+        stem = file_stem(None, name, result)
+        if stem in stems:
+            raise ConfigError(f"extra slide {name!r:.60} would be written as the same file as "
+                              f"{stems[stem]!r:.60} ({stem}.png): give it another name")
+        stems[stem] = name
+    figures.update({name: (picture, name) for name, picture in (extra or {}).items()})
+    return figures
+
+
+def _folder(folder: str | Path) -> Path:
+    """``folder``, created if missing.
+
+    Raises:
+        ConfigError: it is a file, or cannot be created (the OS's reason).
+    """
+    work = Path(folder)
+    if os.path.lexists(work) and not work.is_dir():
+        raise ConfigError(f"cannot write slides into {work}: it is a file, not a folder")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write slides into {work}: {e.strerror or e}") from None
+    return work
+
+
+def _claim(manifest: OutputManifest, names: list[str]) -> None:
+    """Refuse ``names`` if a file of one of them is in the manifest's folder and DeepCut did not write it.
+
+    Raises:
+        ConfigError: the first such name, and how many more.
+    """
+    manifest.check("folder")
+    clash = [n for n in names if not manifest.writable(n)]
+    if clash:
+        more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
+        raise ConfigError(f"{manifest.folder} holds {clash[0]}{more}, which the slides would replace and DeepCut "
+                          f"did not write; move it away or choose another folder")
+
+
 def write_slides(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                  size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0,
@@ -131,24 +194,43 @@ def write_slides(result: Shown, folder: str | Path, image_name: str | None,
     """Write every figure of ``result`` into ``folder`` as a slide PNG (overlay, mask, cut-out, soft maps,
     loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay as GIF, and as MP4
     if ``mp4``), the label map PNG and JSON record (the result's ``write_files``), and a ``README.txt``
-    listing them (first in the returned list). Files of those names in ``folder`` are replaced.
+    listing them (first in the returned list). Files of those names that DeepCut wrote in ``folder`` (per its
+    manifest, :mod:`deepcut.utils.manifest`) are replaced; anyone else's are not: the call is refused first.
 
     Args:
         result: the result to export (:class:`~.result.Shown`).
         folder: where the files go (created if missing).
         image_name: the image's file name, for the file names (:func:`~.names.file_stem`).
         explanation: :func:`~.explain.explain` of ``result``, if computed.
-        extra: more ``{name: picture or figure}`` to include as slides (a sweep, a comparison …).
-        size: ``(width, height)`` of the slides.
+        extra: more ``{name: picture or figure}`` to include as slides (a sweep, a comparison …); names that
+            would give one file name (``my fig``, ``my-fig``) are refused.
+        size: ``(width, height)`` of the slides (:func:`deepcut.render.slides.check_slide_size`).
         opacity: colour opacity of the overlay.
         text: font factor of the figures and the replay (the slides' captions are large anyway).
         mp4: also the replay as MP4 (H.264).
+
+    Raises:
+        ConfigError: a size out of range, a bad or clashing extra, ``folder`` a file, or a file there that
+            DeepCut did not write holds one of the names.
     """
-    work = Path(folder)
-    work.mkdir(parents=True, exist_ok=True)
+    size = check_slide_size(size)
+    work = _folder(folder)
+    figures = _pictures(result, explanation, extra, opacity, text)
+    replay = explanation is not None and explanation.frames > 0
+    stem = file_stem(image_name, "result", result)
+    names = [README_NAME, *(f"{file_stem(image_name, name, result)}.png" for name in figures),
+             f"{stem}_labels.png", f"{stem}.json"]
+    names += [f"{file_stem(image_name, 'replay', result)}{ext}" for ext in (".gif", ".mp4")[: 1 + mp4] if replay]
+    manifest = OutputManifest(work)
+    _claim(manifest, names)
+    with manifest.writing(names):
+        return _write(result, work, image_name, explanation, figures, size, text, mp4)
+
+
+def _write(result: Shown, work: Path, image_name: str | None, explanation: Explanation | None,
+           figures: dict[str, tuple[Picture, str]], size: tuple[int, int], text: float, mp4: bool) -> list[Path]:
+    """The files of :func:`write_slides` (checked there), the README first."""
     line = settings_line(result)
-    figures = result_figures(result, explanation, opacity, text)
-    figures.update({name: (picture, name) for name, picture in (extra or {}).items()})
     files = []
     for name, (picture, what) in figures.items():
         path = work / f"{file_stem(image_name, name, result)}.png"
@@ -178,10 +260,16 @@ def export_zip(result: Shown, folder: str | Path, image_name: str | None,
                explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0) -> Path:
     """One zip with the files of :func:`write_slides` (same arguments), written to ``folder`` as
-    ``<image>_slides_<settings>.zip``; the files themselves are not kept. Returns the zip's path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    ``<image>_slides_<settings>.zip``; the files themselves are not kept. Returns the zip's path.
+
+    Raises:
+        ConfigError: as :func:`write_slides`, or the zip's name is a folder's.
+    """
+    size = check_slide_size(size)
+    folder = _folder(folder)
     target = folder / f"{file_stem(image_name, 'slides', result)}.zip"
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: a folder has that name; move it away or choose another folder")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         return zip_files(write_slides(result, tmp, image_name, explanation, extra, size, opacity, text), target)
 
@@ -190,7 +278,17 @@ def export_files(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, opacity: float = 0.5) -> list[Path]:
     """What the app offers *for slides* and ``deepcut slides`` writes: every file of :func:`write_slides`
     (the replay also as MP4) in ``folder``, then the zip of all of them (with the ``README.txt``, which
-    stays in ``folder`` too). Returns the paths, the zip last (the names of :func:`export_names`)."""
+    stays in ``folder`` too). Returns the paths, the zip last (the names of :func:`export_names`). Like the
+    other files, a zip of that name is replaced only if DeepCut wrote it (per the folder's manifest).
+
+    Raises:
+        ConfigError: as :func:`write_slides`.
+    """
+    target = _folder(folder) / f"{file_stem(image_name, 'slides', result)}.zip"
+    manifest = OutputManifest(target.parent)
+    _claim(manifest, [target.name])
     files = write_slides(result, folder, image_name, explanation, opacity=opacity, mp4=True)
-    target = Path(folder) / f"{file_stem(image_name, 'slides', result)}.zip"
-    return [*files[1:], zip_files(files, target)]
+    manifest = OutputManifest(target.parent)  # as write_slides left it
+    with manifest.writing([target.name]):
+        zipped = zip_files(files, target)
+    return [*files[1:], zipped]

@@ -10,17 +10,44 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 #: The default slide size ``(width, height)`` in pixels (full HD, 16:9).
 SLIDE_SIZE = (1920, 1080)
+#: Each side of a slide is at least this many pixels (a caption still fits) and at most that many (8K).
+MIN_SLIDE_SIDE, MAX_SLIDE_SIDE = 320, 7680
 #: A caption longer than this many lines is cut with an ellipsis.
 MAX_CAPTION_LINES = 3
 WHITE = (255, 255, 255)
 INK = (25, 25, 25)
+
+
+def check_slide_size(size: object) -> tuple[int, int]:
+    """``size`` as ``(width, height)`` in pixels, each side between :data:`MIN_SLIDE_SIDE` and
+    :data:`MAX_SLIDE_SIDE`.
+
+    Raises:
+        ConfigError: not two whole numbers in that range.
+    """
+    limits = f"each side between {MIN_SLIDE_SIDE} and {MAX_SLIDE_SIDE} px"
+    try:
+        sides = list(size)  # type: ignore[call-overload]  # checked here
+    except TypeError:
+        sides = []
+    whole = len(sides) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
+                                    isinstance(v, (float, np.floating)) and float(v).is_integer() for v in sides)
+    if not whole:
+        raise ConfigError(f"slide size must be (width, height) in whole pixels, {limits}; got {size!r:.100}")
+    width, height = int(sides[0]), int(sides[1])
+    if not (MIN_SLIDE_SIDE <= width <= MAX_SLIDE_SIDE and MIN_SLIDE_SIDE <= height <= MAX_SLIDE_SIDE):
+        raise ConfigError(f"slide size {width} x {height} is out of range: {limits}")
+    return width, height
 
 
 def caption_font_size(width: int) -> int:
@@ -113,12 +140,15 @@ def slide(picture: "Image.Image | Figure", caption: str, size: tuple[int, int] =
         picture: a PIL image (scaled; transparency becomes white) or a matplotlib figure (rendered at
             the dpi that fills the space, so text and lines stay sharp).
         caption: what the slide shows, e.g. the settings (wrapped, at most :data:`MAX_CAPTION_LINES` lines).
-        size: ``(width, height)`` of the slide in pixels.
+        size: ``(width, height)`` of the slide in pixels (:func:`check_slide_size`).
 
     Returns:
         An RGB image of exactly ``size``.
+
+    Raises:
+        ConfigError: a size out of range (:func:`check_slide_size`).
     """
-    width, height = int(size[0]), int(size[1])
+    width, height = check_slide_size(size)
     band = caption_band(caption, width)
     margin = caption_font_size(width) // 2
     box = (max(1, width - 2 * margin), max(1, height - band.height - 2 * margin))
