@@ -620,3 +620,72 @@ def test_out_that_is_an_input_or_someone_elses_file_is_refused_before_any_work(d
         coco = json.loads(out.read_text())
         assert "labels.png" not in [i["file_name"] for i in coco["images"]] + [f["file"] for f in
                                                                              coco["info"]["failures"]]
+
+
+def test_resume_with_another_precision_is_refused_naming_it(data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "pseudo.json"
+    root, _ = collect_sources([data / "a.png"])
+    store = ShardStore(out)
+    store.create(LabelSpec("color", True, None, CONFIG, 3, precision="fp32").meta(root))  # killed after this
+    for how in (["--precision", "int8"], ["--precision", "auto"]):
+        assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS, *how]) == 1
+        err = capsys.readouterr().err
+        assert 'cannot --resume' in err and 'precision: was "fp32", now "' in err and "Traceback" not in err, err
+    monkeypatch.setenv("DEEPCUT_PRECISION", "int8")
+    assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS]) == 1
+    assert 'precision: was "fp32", now "int8"' in capsys.readouterr().err
+    monkeypatch.setenv("DEEPCUT_PRECISION", "float32")  # the same precision, spelt otherwise: resumed
+    assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS]) == 0, \
+        capsys.readouterr().err
+    assert out.is_file() and not parts_dir(out).exists()
+
+
+def test_resume_with_another_effective_backbone_setup_is_refused(data, tmp_path, color_model):
+    out = tmp_path / "pseudo.json"
+    root, sources = collect_sources([data / "a.png", data / "b.jpg"])
+    spec = LabelSpec("color", True, None, SegmentConfig(), 3)  # resolution: the backbone's default
+    store = ShardStore(out)
+    store.create(spec.meta(root))
+    described = color_model.backbone.describe()
+    store.save_backbone({**described, "default_resolution": 448, "precision": "bf16"})  # e.g. "auto" elsewhere
+    with store.writer() as w:
+        w.write({"file_name": "a.png", "error": "x"})
+    with pytest.raises(DeepCutError, match=r"default_resolution: was 448, now 280.*precision: was \"bf16\""):
+        label_dataset(sources, root, out, spec, InProcessRunner(spec), resume=True)
+    assert parts_dir(out).is_dir() and not out.exists()
+
+
+def test_resume_relabels_an_image_whose_file_changed(data, tmp_path):
+    from deepcut.labeling.run import file_stamp
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes((data / name).read_bytes())
+    out = tmp_path / "pseudo.json"
+    root, sources = collect_sources([folder])
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+    first = label_dataset(sources, root, tmp_path / "first.json", spec, InProcessRunner(spec))
+    assert first.labelled == 2
+    coco = json.loads((tmp_path / "first.json").read_text())
+    store = ShardStore(out)  # a run killed after both records
+    store.create(spec.meta(root))
+    store.save_backbone(coco["info"]["backbone"])
+    with store.writer() as w:
+        for rec in records_of(coco, ["a.png", "b.jpg"]):
+            w.write({**rec, "stamp": file_stamp(folder / rec["file_name"])})
+    Image.fromarray(disc_image(96, two_tone=True)).save(folder / "a.png")  # replaced before the resume
+
+    class Recording(InProcessRunner):
+        asked: list[str] = []
+
+        def map(self, todo):
+            self.asked.extend(s.file_name for s in todo)
+            yield from super().map(todo)
+
+    notes: list[str] = []
+    report = label_dataset(sources, root, out, spec, Recording(spec), resume=True, on_note=notes.append)
+    assert Recording.asked == ["a.png"] and report.resumed == 1 and report.labelled == 1
+    assert notes == ["a.png changed since it was labelled; it is labelled again"]
+    images = {im["file_name"]: im for im in json.loads(out.read_text())["images"]}
+    assert images["a.png"]["width"] == 96 and images["b.jpg"]["width"] == 72

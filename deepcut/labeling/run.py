@@ -119,7 +119,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
     path = Path(os.path.abspath(os.fspath(out)))
     try:
         return _check_output(path, out, list(inputs))
-    except PermissionError as e:
+    except OSError as e:  # no permission, a name too long …: the OS's reason, not a traceback
         raise DeepCutError(f"--out {out}: cannot be checked ({e.strerror or e})") from None
 
 
@@ -177,12 +177,23 @@ def open_store(out: Path, meta: dict[str, Any], resume: bool, restart: bool) -> 
     return store, {}
 
 
+def file_stamp(path: Path) -> dict[str, int] | None:
+    """What tells whether the file at ``path`` changed: its size and modification time (None: cannot stat)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
 def _label(runner: Runner, store: ShardStore, todo: list[ImageSource], progress: Callable[[Record], None],
-           report: LabelReport) -> None:
-    """Label ``todo``, each record fsynced into a new part file before it is counted."""
+           report: LabelReport, stamps: dict[str, dict[str, int] | None]) -> None:
+    """Label ``todo``, each record fsynced into a new part file before it is counted, with its file's
+    :func:`file_stamp` from before it was read (so that a resume redoes an image whose file changed)."""
     with store.writer() as writer:
         for record in runner.map(todo):
-            writer.write(record)
+            stamp = stamps.get(record.get("file_name"))
+            writer.write(record if stamp is None else {**record, "stamp": stamp})
             report.labelled += 1
             progress(record)
 
@@ -213,15 +224,24 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
     """
     meta = spec.meta(root)
     store, earlier = open_store(out, meta, resume, restart)
+    note = on_note or (lambda m: None)
     for problem in store.problems:
-        (on_note or (lambda m: None))(problem)
-    done = {name for name, r in earlier.items() if not is_failure(r)}
+        note(problem)
+    stamps = {s.file_name: file_stamp(s.path) for s in sources}
+    done = set()
+    for name, r in earlier.items():
+        if is_failure(r) or name not in stamps:
+            continue
+        if "stamp" in r and r["stamp"] != stamps[name]:  # records of earlier versions have none: kept
+            note(f"{name} changed since it was labelled; it is labelled again")
+            continue
+        done.add(name)
     todo = [s for s in sources if s.file_name not in done]
     report = LabelReport(out, len(sources), resumed=len(sources) - len(todo))
     backbone = store.backbone() if not todo else None
     try:
         if backbone is None:
-            backbone = _run(runner, store, meta, todo, report, bool(earlier), on_start, on_record)
+            backbone = _run(runner, store, meta, todo, report, bool(earlier), on_start, on_record, stamps)
     except KeyboardInterrupt:
         saved = report.resumed + report.labelled
         where = f"kept in {store.folder}; rerun the same command with --resume to continue" if store.exists() \
@@ -240,19 +260,22 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
 
 def _run(runner: Runner, store: ShardStore, meta: dict[str, Any], todo: list[ImageSource], report: LabelReport,
          resuming: bool, on_start: Callable[[int, int], None] | None,
-         on_record: Callable[[Record], None] | None) -> dict[str, Any]:
-    """Build the models, (re)create the store, label ``todo``; returns the backbone's description."""
+         on_record: Callable[[Record], None] | None, stamps: dict[str, dict[str, int] | None]) -> dict[str, Any]:
+    """Build the models, (re)create the store (resuming: check the backbone is set up as the earlier run's),
+    label ``todo``; returns the backbone's description."""
     t0 = time.perf_counter()
     with runner:
         backbone = runner.start()
         report.load_seconds = time.perf_counter() - t0
-        if not resuming:
+        if resuming:
+            store.check_backbone(backbone)
+        else:
             store.create(meta)
         store.save_backbone(backbone)
         if on_start:
             on_start(report.total, report.resumed)
         t1 = time.perf_counter()
-        _label(runner, store, todo, on_record or (lambda r: None), report)
+        _label(runner, store, todo, on_record or (lambda r: None), report, stamps)
         report.label_seconds = time.perf_counter() - t1
     return store.backbone() or backbone
 

@@ -100,6 +100,21 @@ class ShardStore:
                                f"Rerun with the same settings, or delete {self.folder} (or use --restart) to "
                                f"start again")
 
+    def check_backbone(self, described: dict[str, Any]) -> None:
+        """Raise :class:`DeepCutError` if the earlier run's backbone (its stored description) differs from
+        ``described``, the resumed run's: another effective precision (``"auto"`` on other hardware),
+        default resolution (the resolution a config without one runs at), weights or shape."""
+        stored = self.backbone()
+        if stored is None:  # the earlier run stopped before its model was built
+            return
+        wanted = _normalise(described)
+        keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if keys:
+            diffs = "; ".join(f"{k}: was {json.dumps(stored.get(k))}, now {json.dumps(wanted.get(k))}" for k in keys)
+            raise DeepCutError(f"cannot --resume: the earlier run in {self.folder} computed with another backbone "
+                               f"setup ({diffs}). Rerun with the same settings, or delete {self.folder} (or use "
+                               f"--restart) to start again")
+
     def clear(self) -> None:
         """Remove an earlier run's shards (:meth:`remove`) and check that nothing is left at the folder's path.
 

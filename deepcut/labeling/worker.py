@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..config import SegmentConfig
-from ..errors import DeepCutError, ImageLoadError
+from ..errors import ConfigError, DeepCutError, ImageLoadError
 from .coco import failure_record, image_record, object_record
 
 #: Image files larger than this are not read into memory to be sent to a worker (Ray).
@@ -68,13 +68,28 @@ class LabelSpec:
             model.warm_up(self.config)
         return model
 
+    def requested_precision(self) -> str:
+        """The precision asked for: ``precision``, else ``$DEEPCUT_PRECISION``, else ``"auto"`` (as written
+        when it is not one DeepCut knows: building the model then says so)."""
+        from ..backbones.precision import PRECISION_ENV, check_precision
+
+        raw = self.precision if self.precision is not None else os.environ.get(PRECISION_ENV, "").strip() or "auto"
+        try:
+            return check_precision(raw)
+        except ConfigError:
+            return str(raw)
+
     def meta(self, image_root: Path) -> dict[str, Any]:
-        """What a resumed run must share with the run it continues (stored with the shards)."""
+        """What a resumed run must share with the run it continues (stored with the shards): everything
+        that changes the labels that is known before the model is built, the precision asked for included.
+        What the model resolves (``"auto"`` precision, the backbone's default resolution) is in the
+        backbone's description, which a resumed run must match too (:meth:`.shards.ShardStore.check_backbone`)."""
         from .. import __version__
 
         return {"version": __version__, "backbone": self.backbone, "pretrained": self.pretrained,
                 "objects": AUTO_OBJECTS if self.objects is None else int(self.objects),
-                "configuration": self.config.to_dict(), "image_root": str(image_root)}
+                "configuration": self.config.to_dict(), "precision": self.requested_precision(),
+                "image_root": str(image_root)}
 
 
 def failure_message(file_name: str, exc: BaseException, path: Path | None = None) -> str:
