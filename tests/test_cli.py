@@ -422,3 +422,20 @@ def test_video_reruns_replace_only_their_own_files(tmp_path):
     assert sorted(p.name for p in labels.iterdir()) == [".deepcut-outputs.json", "frame_00000.png",
                                                           "frame_00001.png", "frame_00002.png", "summary.json"]
     assert (labels / "frame_00001.png").read_bytes() == b"the user's"
+
+
+def test_an_out_name_the_os_refuses_is_a_usage_error_naming_it(tmp_path, monkeypatch, capsys):
+    from deepcut import predictor
+
+    monkeypatch.setattr(predictor.DeepCut, "__init__", _no_model)
+    Image.fromarray(disc_image(32)).save(tmp_path / "x.png")
+    image, long = str(tmp_path / "x.png"), str(tmp_path / ("a" * 300))  # over the 255-byte name limit
+    for argv in (["segment", image, "--out", long], ["cosegment", image, image, "--out", long],
+                 ["slides", image, "--out", long], ["label", image, "--out", long + ".json"],
+                 ["video", image, "--out", long + ".mp4"], ["video", image, "--out", str(tmp_path / "v.mp4"),
+                                                             "--labels-dir", long]):
+        assert _cli([*argv, "--backbone", "color"]) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "OSError" not in err, err
+        assert "a" * 300 in err and "name too long" in err.lower(), err
+        assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err

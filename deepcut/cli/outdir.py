@@ -67,7 +67,7 @@ def check_out_dir(out: str | Path, flag: str = "--out", create: bool = True, res
         _check_existing(path, flag)
         if path.is_dir():
             check_results_name(path, flag, results)
-    except PermissionError as e:
+    except OSError as e:  # no permission, a name too long, an I/O error …: the OS's reason, not a traceback
         raise UsageError(f"{flag} {path} cannot be used ({e.strerror or e})") from None
     if not path.exists() and not create:
         return path

@@ -108,11 +108,14 @@ def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tu
         raise UsageError("--max-frames, --frame-stride and --batch-size must be at least 1")
     warm_epochs = warm_epochs_from_args(args.warm_epochs, cfg)
     labels_dir = Path(args.labels_dir) if args.labels_dir else None
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; name the video file to write")
     last = args.max_frames * args.frame_stride
-    check_video_paths(Path(args.video), out, labels_dir, manifests, frame_name, SUMMARY_NAME,
-                      lambda i: i % args.frame_stride == 0 and i < last)
+    try:
+        if out.is_dir():
+            raise UsageError(f"--out {out} is a folder; name the video file to write")
+        check_video_paths(Path(args.video), out, labels_dir, manifests, frame_name, SUMMARY_NAME,
+                          lambda i: i % args.frame_stride == 0 and i < last)
+    except OSError as e:  # a name too long, no permission …: the path and the OS's reason, not a traceback
+        raise UsageError(f"cannot use {e.filename or out} ({e.strerror or e})") from None
     check_out_dir(out.parent, "--out's folder", create=False)
     if labels_dir is not None:
         check_out_dir(labels_dir, "--labels-dir", create=False)
