@@ -357,3 +357,70 @@ def test_json_nested_too_deep_is_a_clear_error_in_a_model_folder_and_a_report(tm
     assert report_main([str(tmp_path / "r.json")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "recursion" in err, err
+
+
+# -- the app's flags --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["--visitor-files", "-1"], "--visitor-files must be 0 or more"),
+    (["--max-temp-files", "-5"], "--max-temp-files must be 0 or more"),
+    (["--time-limit", "-1"], "--time-limit must be 0 or more"),
+    (["--time-limit", "nan"], "--time-limit must be 0 or more"),
+    (["--time-limit", "inf"], "--time-limit must be 0 or more"),
+    (["--max-epochs", "-1"], "--max-epochs must be 0 or more"),
+    (["--max-resolution", "1"], "--max-resolution must be 0 .* or at least 64 px"),
+    (["--max-epochs", "many"], "--max-epochs must be a whole number"),
+    (["--max-file-size", "lots"], "--max-file-size must be a number of bytes"),
+])
+def test_the_apps_caps_are_checked_at_start(argv, message, capsys):
+    from deepcut.demo.server import parse_args
+
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--public", *argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert any(__import__("re").search(message, line) for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("var, value, message", [
+    ("DEEPCUT_MAX_EPOCHS", "many", "DEEPCUT_MAX_EPOCHS='many': --max-epochs must be a whole number"),
+    ("DEEPCUT_TIME_LIMIT", "nan", "DEEPCUT_TIME_LIMIT='nan': --time-limit must be 0 or more"),
+    ("DEEPCUT_VISITOR_FILES", "-1", "DEEPCUT_VISITOR_FILES='-1': --visitor-files must be 0 or more"),
+    ("DEEPCUT_MAX_TEMP_BYTES", "-3", "DEEPCUT_MAX_TEMP_BYTES='-3'"),
+])
+def test_a_bad_environment_value_is_a_usage_error_naming_the_variable(var, value, message, monkeypatch, capsys):
+    from deepcut.demo.server import parse_args
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--public"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_good_caps_still_reach_the_limits(monkeypatch):
+    from deepcut.demo.server import limits_from_args, parse_args
+
+    monkeypatch.setenv("DEEPCUT_TIME_LIMIT", "30")
+    limits = limits_from_args(parse_args(["--public", "--max-epochs", "40", "--max-resolution", "64",
+                                          "--visitor-files", "0", "--max-temp-bytes", "1G"]))
+    assert limits.max_epochs == 40 and limits.max_resolution == 64 and limits.seconds == 30
+    assert limits.temp_bytes == 1 << 30 and limits.visitor_files is not None  # 0: the public default
+
+
+@pytest.mark.slow
+def test_app_py_with_a_negative_cap_exits_two_before_serving():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "DEEPCUT_MAX_EPOCHS": "many"}
+    for argv, extra, message in ((["--public", "--max-epochs", "-1"], {}, "--max-epochs must be 0 or more"),
+                                 (["--public"], env, "DEEPCUT_MAX_EPOCHS='many'")):
+        r = subprocess.run([sys.executable, "app.py", *argv], cwd=REPO, capture_output=True, text=True, timeout=120,
+                           env=extra or None)
+        assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+        assert message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

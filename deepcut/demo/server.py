@@ -9,8 +9,11 @@ caps every request; each cap has its own flag (``0``/empty: the mode's default).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+from typing import Callable
 
+from ..errors import ConfigError
 from ..utils.memory import parse_bytes
 from .limits import Limits
 
@@ -74,18 +77,59 @@ def cap_help(flag: str) -> str:
     return f"(default {_shown(field, local)}, public {_shown(field, public)})"
 
 
+#: The lowest ``--max-resolution`` (0 aside: the mode's default): below it no backbone gives a useful grid.
+MIN_MAX_RESOLUTION = 64
+#: The flags whose value is a size in bytes (checked with :func:`~deepcut.utils.memory.parse_bytes`).
+BYTE_FLAGS = ("--max-file-size", "--visitor-bytes", "--max-temp-bytes")
+
+
+def checked(kind: type, flag: str) -> Callable[[str], object]:
+    """The argparse ``type`` of ``flag``: ``kind`` of the text, a number never negative nor NaN nor infinite,
+    ``--max-resolution`` 0 or at least :data:`MIN_MAX_RESOLUTION`, a size a size (:data:`BYTE_FLAGS`).
+    Each refusal is an :class:`argparse.ArgumentTypeError` saying what is wanted."""
+    def convert(text: str) -> object:
+        if flag in BYTE_FLAGS:
+            if text.strip():
+                try:
+                    parse_bytes(text, flag)
+                except ConfigError as e:
+                    raise argparse.ArgumentTypeError(str(e)) from None
+            return text
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{flag} must be {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if kind in (int, float) and not (math.isfinite(value) and value >= 0):
+            zero = " (0: the mode's default)" if flag in CAPS else ""
+            raise argparse.ArgumentTypeError(f"{flag} must be 0 or more{zero}, got {text!r}")
+        if flag == "--max-resolution" and 0 < value < MIN_MAX_RESOLUTION:
+            raise argparse.ArgumentTypeError(f"{flag} must be 0 (the mode's default) or at least "
+                                             f"{MIN_MAX_RESOLUTION} px, got {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
+
+
 def _bytes(value: str, flag: str) -> int | None:
     return parse_bytes(value, flag) if value.strip() else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The app's options from ``argv`` (default: the command line) and the environment."""
+    """The app's options from ``argv`` (default: the command line) and the environment, each checked
+    (:func:`checked`): a bad value, a flag's or an environment variable's (named), is a usage error (exit 2)."""
     env = os.environ.get
     p = argparse.ArgumentParser(description="DeepCut web demo (Gradio).")
     for flag, kind, var, default, text in FLAGS:
         caps = f" {cap_help(flag)}" if flag in CAPS else ""
-        p.add_argument(flag, type=kind, default=kind(env(var, default)),
-                       help=f"{text}{caps} [env {var}, default %(default)s]")
+        check = checked(kind, flag)
+        raw = env(var, default)
+        try:
+            value = check(raw)
+        except argparse.ArgumentTypeError as e:  # a bad environment value: a usage error naming the variable
+            p.error(f"environment variable {var}={raw!r}: {e}")
+        p.add_argument(flag, type=check, default=value, help=f"{text}{caps} [env {var}, default %(default)s]")
     public = env("DEEPCUT_PUBLIC", "").strip().lower() in ("1", "true", "yes") or bool(env("SPACE_ID"))
     p.add_argument("--public", action="store_true", default=public,
                    help="public deployment: no own weights, listed backbones only, tight caps "
