@@ -38,6 +38,12 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """``"key: was X, now Y; …"`` for every key whose value differs (empty: none)."""
+    keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    return "; ".join(f"{k}: was {json.dumps(stored.get(k))}, now {json.dumps(wanted.get(k))}" for k in keys)
+
+
 def _normalise(meta: dict[str, Any]) -> dict[str, Any]:
     """``meta`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(meta))
@@ -92,10 +98,8 @@ class ShardStore:
 
     def check_resumable(self, meta: dict[str, Any]) -> None:
         """Raise :class:`DeepCutError` unless the stored run computes exactly what ``meta`` describes."""
-        stored, wanted = self.read_meta(), _normalise(meta)
-        keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        if keys:
-            diffs = "; ".join(f"{k}: was {json.dumps(stored.get(k))}, now {json.dumps(wanted.get(k))}" for k in keys)
+        diffs = _differences(self.read_meta(), _normalise(meta))
+        if diffs:
             raise DeepCutError(f"cannot --resume: the earlier run in {self.folder} used other settings ({diffs}). "
                                f"Rerun with the same settings, or delete {self.folder} (or use --restart) to "
                                f"start again")
@@ -107,10 +111,8 @@ class ShardStore:
         stored = self.backbone()
         if stored is None:  # the earlier run stopped before its model was built
             return
-        wanted = _normalise(described)
-        keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        if keys:
-            diffs = "; ".join(f"{k}: was {json.dumps(stored.get(k))}, now {json.dumps(wanted.get(k))}" for k in keys)
+        diffs = _differences(stored, _normalise(described))
+        if diffs:
             raise DeepCutError(f"cannot --resume: the earlier run in {self.folder} computed with another backbone "
                                f"setup ({diffs}). Rerun with the same settings, or delete {self.folder} (or use "
                                f"--restart) to start again")
