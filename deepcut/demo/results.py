@@ -7,7 +7,6 @@ line and the record written to the JSON download; none of them touches a model o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..lessons.result import default_point, result_record
-from ..render.figures import figure_image, loss_figure, soft_maps, soft_maps_figure
+from ..lessons.result import default_point, loss_plot, result_record, write_result_files
+from ..render.figures import figure_image, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
 from ..segmentation.notes import plural
 from ..segmentation.result import Segmentation
@@ -91,14 +90,8 @@ class DemoResult:
 
     def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
         """Write ``<stem>_labels.png`` (label map: pixel value = label, shown in the overlay colours)
-        and ``<stem>.json``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        png = out / f"{stem}_labels.png"
-        self.seg.labels_image().save(png)
-        meta = out / f"{stem}.json"
-        meta.write_text(json.dumps(self.record(), indent=2))
-        return [str(png), str(meta)]
+        and ``<stem>.json`` (:func:`~deepcut.lessons.result.write_result_files`)."""
+        return write_result_files(self.seg, self.record(), out_dir, stem)
 
     def status_markdown(self) -> str:
         """A one-paragraph summary: segments, time, whether the features were reused; then the notices: the
@@ -128,9 +121,7 @@ class DemoResult:
     def loss_plot(self, text: float = 1.0) -> "Figure":
         """The GNN's loss per epoch, a panel per stage titled with its ``k`` (see
         :func:`deepcut.render.figures.loss_figure`; ``text``: font factor)."""
-        cfg = self.seg.config
-        assert cfg.k is not None  # resolved when the config was made
-        return loss_figure(self.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
+        return loss_plot(self.seg, text)
 
     def soft_picture(self, text: float = 1.0) -> Image.Image:
         """Every segment's soft assignment map in one picture, with a colour bar (see

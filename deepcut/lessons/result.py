@@ -30,7 +30,7 @@ from ..segmentation.result import Segmentation
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["LessonResult", "Shown", "default_point", "result_record"]
+__all__ = ["LessonResult", "Shown", "default_point", "loss_plot", "result_record", "write_result_files"]
 
 
 class Shown(Protocol):
@@ -77,6 +77,25 @@ def default_point(seg: Segmentation) -> tuple[float, float]:
     ys, xs = np.nonzero(fg)
     i = len(ys) // 2
     return float(xs[i]), float(ys[i])
+
+
+def loss_plot(seg: Segmentation, text: float = 1.0) -> "Figure":
+    """The GNN's loss per epoch, a panel per stage titled with its ``k`` (see
+    :func:`deepcut.render.figures.loss_figure`; ``text``: font factor)."""
+    cfg = seg.config
+    assert cfg.k is not None  # resolved when the config was made
+    return loss_figure(seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
+
+
+def write_result_files(seg: Segmentation, record: dict, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
+    """Write ``<stem>_labels.png`` (label map: pixel value = label) and ``<stem>.json`` (``record``) into
+    ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png, meta = out / f"{stem}_labels.png", out / f"{stem}.json"
+    seg.labels_image().save(png)
+    meta.write_text(json.dumps(record, indent=2))
+    return [str(png), str(meta)]
 
 
 def _role(seg: Segmentation, label: int) -> str:
@@ -146,23 +165,16 @@ class LessonResult:
         return self.seg.cutout()
 
     def loss_plot(self, text: float = 1.0) -> "Figure":
-        """The GNN's loss per epoch, a panel per stage titled with its ``k`` (``text``: font factor)."""
-        cfg = self.seg.config
-        assert cfg.k is not None  # resolved when the config was made
-        return loss_figure(self.seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
+        """:func:`loss_plot` of the segmentation."""
+        return loss_plot(self.seg, text)
 
     def record(self) -> dict:
         """:func:`result_record` of the segmentation."""
         return result_record(self.seg, self.backbone)
 
     def write_files(self, out_dir: str | Path, stem: str = "deepcut") -> list[str]:
-        """Write ``<stem>_labels.png`` (pixel value = label) and ``<stem>.json`` (:meth:`record`)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        png, meta = out / f"{stem}_labels.png", out / f"{stem}.json"
-        self.seg.labels_image().save(png)
-        meta.write_text(json.dumps(self.record(), indent=2))
-        return [str(png), str(meta)]
+        """:func:`write_result_files` with :meth:`record`."""
+        return write_result_files(self.seg, self.record(), out_dir, stem)
 
     def default_point(self) -> tuple[float, float]:
         return default_point(self.seg)
