@@ -439,3 +439,31 @@ def test_an_out_name_the_os_refuses_is_a_usage_error_naming_it(tmp_path, monkeyp
         assert "Traceback" not in err and "OSError" not in err, err
         assert "a" * 300 in err and "name too long" in err.lower(), err
         assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
+
+
+def test_a_second_run_into_a_folder_another_run_holds_is_refused_and_writes_nothing(tmp_path, capsys):
+    """Two runs into one --out interleaved their files, and results.json listed only the last writer's (#33):
+    while one run holds the folder, segment, cosegment and slides into it are refused with one line, and
+    nothing of theirs lands there; once it is free, they run."""
+    import os
+    import subprocess
+
+    from deepcut.utils.manifest import folder_lock
+
+    img = tmp_path / "disc.png"
+    Image.fromarray(disc_image(48)).save(img)
+    out = tmp_path / "out"
+    out.mkdir()
+    commands = [["segment", str(img)], ["cosegment", str(img), str(img)], ["slides", str(img)]]
+    with folder_lock(out):
+        for command in commands:
+            assert _cli([*command, "--out", str(out), *FAST]) == 1, command
+            assert "another DeepCut run is writing into this folder" in capsys.readouterr().err
+        # another process, as a second `deepcut` would be: the lock is the operating system's, not this process's
+        holder = subprocess.run([sys.executable, "-c", "import sys; from deepcut.utils.manifest import folder_lock\n"
+                                 f"with folder_lock({str(out)!r}): sys.exit(0)"], cwd=REPO, capture_output=True,
+                                text=True, timeout=120)
+        assert holder.returncode == 1 and "another DeepCut run" in holder.stderr
+    assert sorted(os.listdir(out)) == []
+    assert _cli(["segment", str(img), "--out", str(out), *FAST]) == 0
+    assert (out / "results.json").is_file() and (out / "disc_labels.png").is_file()

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..utils.manifest import folder_lock
 from .common import (
     add_config_args,
     add_image_args,
@@ -82,12 +83,18 @@ def prepare(args: argparse.Namespace) -> tuple[OutDir, list[Path], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     cfg = config_from_args(args)
     out, files, stems = prepare(args)
     model = make_model(args)
     check_out_dir(out.path, results=True)
+    with folder_lock(out.path):
+        return segment_all(model, cfg, args, out, files, stems)
+
+
+def segment_all(model, cfg, args: argparse.Namespace, out: OutDir, files: list[Path], stems: list[str]) -> int:
+    """Segment ``files`` into ``out`` (held by this run), ``results.json`` updated after each; the exit code."""
+    from tqdm import tqdm
+
     results: dict[str, dict] = {}
     failures: dict[str, str] = {}
     state = {"finished": False, "total": len(files)}

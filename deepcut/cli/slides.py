@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import ConfigError
-from ..utils.manifest import OutputManifest
+from ..utils.manifest import OutputManifest, folder_lock
 from .common import UsageError, add_config_args, add_opacity_arg, config_from_args, make_model
 from .outdir import check_out_dir
 
@@ -76,11 +76,6 @@ def publish(out: Path, manifest: OutputManifest, planned: list[str],
 
 def run(args: argparse.Namespace) -> int:
     from ..features.image import load_image
-    from ..lessons.explain import explain
-    from ..lessons.names import config_slug
-    from ..lessons.result import LessonResult
-    from ..lessons.slides import export_files, export_names
-    from ..lessons.words import settings_line
     from ..segmentation.result import check_opacity
 
     cfg = config_from_args(args)
@@ -91,10 +86,22 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, create=False)  # a bad --out fails before the model loads
     image, name = load_image(args.image), Path(args.image).name  # so does an unreadable image
     model = make_model(args)
+    check_out_dir(out)
+    with folder_lock(out):
+        return write_lecture(model, cfg, out, image, name, opacity)
+
+
+def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> int:
+    """Segment, explain and write the slides of ``image`` into ``out`` (held by this run)."""
+    from ..lessons.explain import explain
+    from ..lessons.names import config_slug
+    from ..lessons.result import LessonResult
+    from ..lessons.slides import export_files, export_names
+    from ..lessons.words import settings_line
+
     manifest = OutputManifest(out)
     planned = export_names(name, config_slug(cfg, int(model.backbone.depth)))
     check_names(out, manifest, planned)
-    check_out_dir(out)
     seg = model.segment(image, cfg)
     result = LessonResult.of(model.store, seg)
     print(f"{name}: {seg.num_segments} segments ({settings_line(result)}); explaining and drawing the slides",

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import parse_epochs
 from ..errors import ConfigError
 from ..utils.files import atomic_path, write_json_atomic
-from ..utils.manifest import Manifests
+from ..utils.manifest import Manifests, folder_lock
 from .common import (
     UsageError,
     add_config_args,
@@ -225,14 +225,20 @@ def run_cosegment(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     segs = model.cosegment(images, cfg)
     check_out_dir(out.path, results=True)
+    with folder_lock(out.path):
+        return write_cosegmentation(args, model, out, names, segs, failures, time.perf_counter() - t)
+
+
+def write_cosegmentation(args: argparse.Namespace, model, out: OutDir, names: list, segs: list, failures: dict,
+                         seconds: float) -> int:
+    """Write the co-segmented images' files and ``results.json`` into ``out`` (held by this run)."""
     results = {}
     for (path, stem), seg in zip(names, segs, strict=False):
         out.clear(stem)
         with out.manifest.writing(f"{stem}_{kind}.png" for kind in ("labels", "overlay", "mask")):
             written = seg.save(out.path, stem, alpha=args.opacity)
         results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels), "outputs": written}
-    results_path = write_results(out, model, segs[0].config, results, failures,
-                                 seconds=round(time.perf_counter() - t, 3))
+    results_path = write_results(out, model, segs[0].config, results, failures, seconds=round(seconds, 3))
     finish_results(out)
     for note in segs[0].notes:
         print(f"note: {note}", file=sys.stderr)

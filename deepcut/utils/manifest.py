@@ -168,3 +168,32 @@ class Manifests:
         """Whether the file ``path`` (links resolved) is one DeepCut wrote, per its folder's manifest."""
         real = real_path(path)
         return self.of(real.parent).owns(real.name)
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, flag: str = "--out") -> Iterator[None]:
+    """Hold ``folder`` for one run that writes into it: a second run into the same folder is refused while
+    this one holds it, so two runs never interleave their files or their manifest and results.
+
+    The lock is the operating system's advisory lock (``flock``) on the folder itself: no file is added, and
+    it is released when the block ends or the process dies, however it dies. Where ``flock`` does not exist
+    (Windows) runs are not locked.
+
+    Raises:
+        DeepCutError: another process holds ``folder`` (the message names ``flag`` and the folder).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    fd = os.open(os.fspath(folder), os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeepCutError(f"{flag} {folder}: another DeepCut run is writing into this folder; wait for it to "
+                               f"finish, or choose another folder") from None
+        yield
+    finally:
+        os.close(fd)
