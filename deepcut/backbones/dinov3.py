@@ -48,7 +48,7 @@ from torch import nn
 from ..errors import BackboneLoadError, ConfigError
 from .arch import ViTArch, check_size, empty_model, init_buffers_
 from .base import TokenState
-from .vit import IMAGENET_MEAN, IMAGENET_STD, HFModule, ViTBackbone
+from .vit import HFModule, ViTBackbone
 
 #: Working resolution when a config sets none: 448 px = 28 × 28 patches of 16 px (DINO ViT-S/8 at its
 #: default 280 px has 35 × 35).
@@ -68,11 +68,6 @@ class Dinov3Backbone(ViTBackbone):
     family = "dinov3"
     default_resolution = DINOV3_RESOLUTION
 
-    def __init__(self, model: nn.Module, name: str, source: str,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
-        super().__init__(model, name=name, source=source, mean=mean, std=std)
-        self._registers = int(getattr(model.config, "num_register_tokens", 0) or 0)
-
     @property
     def blocks(self) -> nn.ModuleList:
         return self.model.model.layer
@@ -85,7 +80,7 @@ class Dinov3Backbone(ViTBackbone):
 
     @property
     def num_registers(self) -> int:
-        return self._registers
+        return int(getattr(self.model.config, "num_register_tokens", 0) or 0)
 
     def _prefix_tokens(self, batch: int) -> torch.Tensor:
         """``(B, 1 + R, D)``: CLS, then the ``R`` register tokens."""
