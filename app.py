@@ -62,10 +62,13 @@ DISCOVER_API = ("loss", "alpha", "layer", "facet", "ep1", "resolution", "seed", 
 COMPACT_SETTINGS = ("k", "loss", "stages", "resolution")
 
 
-def build_demo(session, resolution: int = 280, startup_notice: str | None = None, start_backbone: str | None = None):
+def build_demo(session, resolution: int = 280, startup_notice: str | None = None, start_backbone: str | None = None,
+               streams: LiveStreams | None = None):
     """The page for ``session`` (its default backbone loaded); ``resolution``: the sliders' start;
-    ``startup_notice``: markdown shown on top (e.g. the colour fallback); ``start_backbone``: selected first."""
+    ``startup_notice``: markdown shown on top (e.g. the colour fallback); ``start_backbone``: selected first;
+    ``streams``: the Live tab's streams (default: new ones; the server binds their rules to its queue)."""
     page = PageHandlers(session, start_backbone or session.default_backbone)
+    streams = streams or LiveStreams(session)
     limits = session.limits  # temporary files are deleted after limits.cache_seconds
     with gr.Blocks(title="DeepCut — unsupervised segmentation", analytics_enabled=False,
                    delete_cache=limits.delete_cache()) as demo:
@@ -79,7 +82,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
             video_tab(page, shared, resolution)
             coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
             # public: the live frames wait in the one fair queue with the other heavy jobs (guards.share_queue)
-            live_tab(LiveStreams(session), page.backbone_list(), gpu, "segment" if limits.public else None)
+            live_tab(streams, page.backbone_list(), gpu, "segment" if limits.public else None)
         teach_view.page_scripts(demo, presenter, text)
     guards.guard_uploads(demo, limits)
     guards.cap_sliders(demo, limits)
@@ -229,11 +232,13 @@ def main(argv: list[str] | None = None) -> None:
     used, notice = session.startup()
     if notice:
         logging.getLogger("deepcut.app").warning("%s", notice.replace("**", ""))
-    demo = build_demo(session, resolution=args.resolution, startup_notice=notice, start_backbone=used)
+    streams = LiveStreams(session)
+    demo = build_demo(session, resolution=args.resolution, startup_notice=notice, start_backbone=used, streams=streams)
     demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=limits.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Default(), css=CSS,
                 allowed_paths=[str(ASSETS)], max_file_size=limits.max_bytes, ssr_mode=False,
-                app_kwargs=guards.app_kwargs(limits), state_session_capacity=limits.sessions,
+                app_kwargs=guards.app_kwargs(limits, demo=demo, streams=streams.gate),
+                state_session_capacity=limits.sessions,
                 footer_links=["api", "gradio"])
 
 

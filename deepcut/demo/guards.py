@@ -33,6 +33,7 @@ from starlette.middleware import Middleware
 from ..utils.files import write_atomic
 from .errors import DemoError
 from .limits import Limits
+from .live_gate import StreamGate
 from .paths import PathAlias, server_paths
 from .traffic import UploadGuard, UploadPolicy, drain, respond
 from .uploads import check_size
@@ -165,16 +166,40 @@ def upload_policy(limits: Limits) -> UploadPolicy:
                         disk_files=limits.temp_files, disk_bytes=limits.temp_bytes)
 
 
-def app_kwargs(limits: Limits, folder: str | None = None) -> dict[str, Any]:
-    """``launch(app_kwargs=…)`` for the server: request bodies limited to ``limits.max_bytes``, uploads
-    bounded per request, per visitor and in Gradio's temporary ``folder`` (default: Gradio's), server
-    paths kept out of every answer (:class:`~deepcut.demo.paths.PathAlias`)."""
+def app_kwargs(limits: Limits, folder: str | None = None, demo: gr.Blocks | None = None,
+               streams: StreamGate | None = None) -> dict[str, Any]:
+    """``launch(app_kwargs=…)`` for the server: request bodies limited to ``limits.max_bytes``, uploads (files,
+    inline ``data:`` URLs) bounded per request, per visitor and in Gradio's temporary ``folder`` (default:
+    Gradio's), server paths kept out of every answer (:class:`~deepcut.demo.paths.PathAlias`); with ``demo``
+    and its live ``streams``, the live rules (:class:`~deepcut.demo.live_gate.StreamGate`) hold on its queue."""
     from gradio.utils import get_upload_folder
 
     folder = folder or get_upload_folder()
+    bind = None
+    if demo is not None and streams is not None:
+        end = stream_ender(demo)
+
+        def bind(loop: Any) -> None:
+            streams.bind(loop, end)
     return {"middleware": [Middleware(BodyLimit, limit=limits.max_bytes),
-                           Middleware(UploadGuard, policy=upload_policy(limits), folder=folder),
+                           Middleware(UploadGuard, policy=upload_policy(limits), folder=folder, streams=streams,
+                                      bind=bind),
                            Middleware(PathAlias, aliases=server_paths(folder))]}
+
+
+def stream_ender(demo: gr.Blocks) -> Callable[[str], bool]:
+    """``end(event_id)``: end a running stream event of ``demo``'s queue as Gradio's own
+    ``/stream/<event>/close`` route does (the worker is freed; the client gets the stream's end); True if it
+    was running. Call on the server's event loop."""
+    def end(event_id: str) -> bool:
+        queue = getattr(demo, "_queue", None)
+        event = getattr(queue, "event_ids_to_events", {}).get(event_id)
+        if event is None or getattr(event, "closed", True):
+            return False
+        event.closed = True
+        event.signal.set()
+        return True
+    return end
 
 
 class _TooLarge(Exception):

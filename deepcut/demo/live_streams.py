@@ -7,10 +7,12 @@ module adds:
 
 * one :class:`~deepcut.tasks.video.LiveSession` per stream, kept in the page's state: the parts keep their labels
   and colours while the camera moves; a change of backbone or setting starts new tracks;
-* one live stream per visitor (client address): a newer stream ends the older one;
+* one live stream per visitor (client address): a newer stream ends the older one at once;
 * the server's caps: the settings clamped like any request, NCut's exactly-k rule within the epoch cap, frames
-  downscaled to the upload side; the seconds per stream and the frame rate are the event's own
-  (``time_limit``, ``stream_every``: :attr:`~deepcut.demo.limits.Limits.live_seconds`, ``live_fps``).
+  downscaled to the upload side; the seconds per stream and the frame rate
+  (:attr:`~deepcut.demo.limits.Limits.live_seconds`, ``live_fps``) are the page's event settings and are held
+  by the server whatever the client does (:attr:`LiveStreams.gate`, a
+  :class:`~deepcut.demo.live_gate.StreamGate`: frames beyond the rate refused, quiet streams ended).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..config import SegmentConfig
 from ..errors import DeepCutError
 from ..tasks.video.live import LIVE_RESOLUTION, LiveSession
 from .errors import DemoError
+from .live_gate import StreamGate
 from .results import plural, with_notices
 from .session import DemoSession
 from .settings import build_config
@@ -63,10 +66,16 @@ class LiveStreams:
 
     Args:
         session: the demo's session (models, limits, upload side).
+
+    Attributes:
+        gate: the server's live rules (frame rate per visitor, one stream each, quiet streams ended); the
+            server binds it to its queue (:func:`deepcut.demo.guards.app_kwargs`).
     """
 
     def __init__(self, session: DemoSession) -> None:
         self.session = session
+        limits = session.limits
+        self.gate = StreamGate(fps=limits.live_fps, seconds=limits.live_seconds)
         self._lock = threading.Lock()
         self._newest: dict[str, int] = {}  # visitor -> their newest stream
         self._ids = itertools.count(1)
@@ -94,8 +103,10 @@ class LiveStreams:
         return LiveState(live, (used, config), requested, stream, notices)
 
     def step(self, frame: np.ndarray | None, state: LiveState | None, visitor: str, backbone: str | None,
-             opacity: float = 0.5, **settings: Any) -> tuple[Image.Image | None, str, LiveState | None]:
-        """One webcam frame ``(H, W, 3)``: ``(overlay, status markdown, state)``.
+             opacity: float = 0.5, event: str | None = None,
+             **settings: Any) -> tuple[Image.Image | None, str, LiveState | None]:
+        """One webcam frame ``(H, W, 3)``: ``(overlay, status markdown, state)``; ``event``: the server's id of
+        this stream (its first frame ends the visitor's older streams at once; ``None``: not on a server).
 
         Raises:
             DemoError: the frame cannot be segmented, or this visitor started a newer stream.
@@ -108,7 +119,8 @@ class LiveStreams:
             state = self.start(visitor, backbone, settings)
         image = downscale(np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8), self.session.max_side)
         try:
-            seg = state.live.step(image)
+            with self.gate.frame(visitor, event):
+                seg = state.live.step(image)
         except DeepCutError as e:
             raise DemoError(str(e)) from None
         with self._lock:

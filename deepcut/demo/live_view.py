@@ -55,9 +55,12 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
         state = gr.State(None, time_to_live=600)
 
     def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, request: gr.Request):
+        from gradio.context import LocalContext
+
         try:
-            return streams.step(frame, live_state, streams.visitor(request), backbone_name, opacity, k=int(k),
-                                loss=loss, stages=int(stages), resolution=int(resolution))
+            return streams.step(frame, live_state, streams.visitor(request), backbone_name, opacity,
+                                event=LocalContext.event_id.get(None), k=int(k), loss=loss, stages=int(stages),
+                                resolution=int(resolution))
         except DemoError as e:
             raise as_message(e) from None
 

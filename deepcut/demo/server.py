@@ -48,13 +48,17 @@ FLAGS = [
                                                             "many files"),
     ("--max-temp-bytes", str, "DEEPCUT_MAX_TEMP_BYTES", "", "uploads wait while the temporary folder holds this "
                                                            "many bytes"),
+    ("--live-fps", float, "DEEPCUT_LIVE_FPS", "0", "most webcam frames per second one visitor's live stream may "
+                                                  "send (more are dropped)"),
+    ("--live-seconds", float, "DEEPCUT_LIVE_SECONDS", "0", "a live stream ends after this many seconds"),
 ]
 #: The flag of each cap and the :class:`Limits` field it sets (0 or empty: the mode's default).
 CAPS = {"--max-file-size": "max_bytes", "--max-pixels": "max_pixels", "--max-resolution": "max_resolution",
         "--max-epochs": "max_epochs", "--max-frames": "max_frames", "--max-images": "max_images",
         "--time-limit": "seconds", "--cache-seconds": "cache_seconds", "--sessions": "sessions",
         "--max-upload-files": "upload_files", "--visitor-files": "visitor_files", "--visitor-bytes": "visitor_bytes",
-        "--max-temp-files": "temp_files", "--max-temp-bytes": "temp_bytes"}
+        "--max-temp-files": "temp_files", "--max-temp-bytes": "temp_bytes", "--live-fps": "live_fps",
+        "--live-seconds": "live_seconds"}
 
 
 def _shown(field: str, value: object) -> str:
@@ -150,5 +154,6 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
                 visitor_files=args.visitor_files or None, temp_files=args.max_temp_files or None,
                 max_bytes=_bytes(args.max_file_size, "--max-file-size"),
                 visitor_bytes=_bytes(args.visitor_bytes, "--visitor-bytes"),
-                temp_bytes=_bytes(args.max_temp_bytes, "--max-temp-bytes"))
+                temp_bytes=_bytes(args.max_temp_bytes, "--max-temp-bytes"), live_fps=args.live_fps or None,
+                live_seconds=args.live_seconds or None)
     return Limits.public_defaults(**caps) if args.public else Limits().with_overrides(**caps)

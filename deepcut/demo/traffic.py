@@ -1,4 +1,4 @@
-"""Uploads bounded per request, per visitor and on disk: an ASGI middleware in front of Gradio's upload route.
+"""Uploads bounded per request, per visitor and on disk: an ASGI middleware in front of Gradio's routes.
 
 Gradio's ``/gradio_api/upload`` takes up to 1000 files of ``max_file_size`` each in one request, as
 often as a client likes, and keeps them for ``--cache-seconds``. :class:`UploadGuard` refuses, before
@@ -10,6 +10,13 @@ a request of more than :attr:`UploadPolicy.request_files` files or :attr:`Upload
 bytes (``413``). A refused or abandoned body ends as a malformed one does, so Gradio deletes the parts
 it had written.
 
+Images also reach Gradio inline, as ``data:`` URLs in the JSON body of an event (``/queue/join``,
+``/call/…``, ``/run/…``), which Gradio writes to the same temporary folder: they count against the same
+per-visitor and folder caps, one file per URL. Live webcam frames posted to a running stream
+(``/stream/<event>``) are bounded by the live rules instead (:class:`~deepcut.demo.live_gate.StreamGate`:
+a frame rate per visitor, frames beyond it refused with ``429`` before Gradio decodes or queues them)
+and by the folder caps.
+
 A visitor is the client's address; behind a proxy on the same machine or a private network (a
 HuggingFace Space, a reverse proxy), the address that proxy appended last to ``X-Forwarded-For`` (the
 entries before it are the client's own word, which anyone can forge).
@@ -20,7 +27,9 @@ Imports Gradio (its multipart error), so only the app imports this module.
 from __future__ import annotations
 
 import collections
+import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +37,7 @@ from typing import Any, Callable
 
 from gradio.route_utils import MultiPartException
 
+from .live_gate import StreamGate
 from .visitors import client_address
 
 #: Bytes of multipart framing (part headers, boundaries) allowed on top of :attr:`UploadPolicy.request_bytes`.
@@ -82,6 +92,73 @@ def is_upload(scope: dict) -> bool:
         scope.get("path", "").rstrip("/").endswith("/upload")
 
 
+#: The routes whose JSON bodies may carry images inline: joining the queue, the REST calls, stream frames.
+INLINE_ROUTE = re.compile(r"/(queue/join|call/(v2/)?[^/]+|run/[^/]+|api/[^/]+|stream/[^/]+)$")
+#: A frame posted to a running stream (the route's last part: the event id).
+STREAM_ROUTE = re.compile(r"/stream/([^/]+)$")
+
+
+def inline_route(scope: dict) -> str | None:
+    """``"stream"`` for a frame posted to a running stream, ``"event"`` for another route whose body may hold
+    inline images, ``None`` for the rest."""
+    if scope["type"] != "http" or scope.get("method") != "POST":
+        return None
+    path = scope.get("path", "").rstrip("/")
+    if not INLINE_ROUTE.search(path) or path.endswith("/close"):
+        return None
+    return "stream" if STREAM_ROUTE.search(path) else "event"
+
+
+def inline_images(body: bytes) -> tuple[int, int]:
+    """``(files, bytes)`` of the images a JSON request body carries as ``data:`` URLs (a file object's
+    ``url`` or ``path``, as Gradio reads them); ``(0, 0)`` for a body that is not JSON."""
+    if b"data:" not in body:
+        return 0, 0
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return 0, 0
+    files = size = 0
+    todo, seen = [data], 0
+    while todo and seen < 100_000:
+        item, seen = todo.pop(), seen + 1
+        if isinstance(item, dict):
+            urls = [v for k, v in item.items() if k in ("url", "path") and isinstance(v, str) and v.startswith("data:")]
+            if urls:
+                files += 1
+                size += max(len(u.split(",", 1)[-1]) * 3 // 4 for u in urls)
+            todo.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            todo.extend(v for v in item if isinstance(v, (dict, list)))
+    return files, size
+
+
+async def read_body(receive: Callable) -> bytes:
+    """The whole request body (a middleware outside bounds its size)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Callable) -> Callable:
+    """``receive`` that hands ``body`` over once, then waits as ``receive`` does (for a disconnect)."""
+    given = False
+
+    async def replay() -> dict:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replay
+
+
 class UploadGuard:
     """ASGI middleware bounding Gradio's upload route by an :class:`UploadPolicy` (see the module doc).
 
@@ -90,16 +167,29 @@ class UploadGuard:
         policy: the bounds.
         folder: Gradio's temporary folder (where uploads go), for the disk bounds.
         rescan: seconds a count of the folder is reused.
+        streams: the live rules for frames posted to running streams (``None``: such frames count as uploads).
+        bind: called with the running event loop on the first request (the server binds ``streams`` to it).
     """
 
-    def __init__(self, app: Any, policy: UploadPolicy, folder: str | None = None, rescan: float = 2.0) -> None:
+    def __init__(self, app: Any, policy: UploadPolicy, folder: str | None = None, rescan: float = 2.0,
+                 streams: StreamGate | None = None, bind: Callable[[Any], None] | None = None) -> None:
         self.app, self.policy, self.folder, self.rescan = app, policy, folder, float(rescan)
+        self.streams, self._bind = streams, bind
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque] = {}  # visitor -> [[time, files, bytes]]
         self._disk: tuple[float, int, int] = (-1e9, 0, 0)
         self._inflight = 0  # bytes of uploads being received
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if self._bind is not None:
+            import asyncio
+
+            self._bind(asyncio.get_running_loop())
+            self._bind = None
+        route = inline_route(scope)
+        if route is not None:
+            await self.inline(scope, receive, send, route)
+            return
         if not is_upload(scope):
             await self.app(scope, receive, send)
             return
@@ -122,8 +212,37 @@ class UploadGuard:
                 self._inflight -= size
                 self._disk = (-1e9, 0, 0)  # count the folder afresh next time
 
-    def admit(self, key: str, size: int) -> tuple[int, str, float | None] | None:
-        """``(status, message, retry after)`` if an upload of ``size`` declared bytes from ``key`` is refused now."""
+    async def inline(self, scope: dict, receive: Callable, send: Callable, route: str) -> None:
+        """A request whose JSON body may carry images as ``data:`` URLs: counted as uploads of that many files
+        (a live stream's frames: by the live rules), refused whole (``429``) past a cap, else passed on."""
+        body = await read_body(receive)
+        files, size = inline_images(body)
+        key, now = visitor_key(scope), time.monotonic()
+        refusal: tuple[int, str, float | None] | None = None
+        if route == "stream" and self.streams is not None:
+            retry = self.streams.admit(key, now)
+            if retry is not None:
+                refusal = 429, f"Too many live frames: at most {self.streams.fps:g} per second from one visitor " \
+                               f"on this server; this frame was dropped.", retry
+            elif files:
+                refusal = self.disk_refusal(now, size)
+            if refusal is None:
+                event = STREAM_ROUTE.search(scope.get("path", "").rstrip("/"))
+                self.streams.posted(event.group(1) if event else "", now)
+        elif files:
+            refusal = self.admit(key, size, files)
+            if refusal is None:
+                with self._lock:
+                    self._sent.setdefault(key, collections.deque()).append([now, files, size])
+                    self._disk = (-1e9, 0, 0)
+        if refusal is not None:
+            await respond(send, *refusal)
+            return
+        await self.app(scope, replaying(body, receive), send)
+
+    def admit(self, key: str, size: int, count: int = 1) -> tuple[int, str, float | None] | None:
+        """``(status, message, retry after)`` if an upload of ``count`` files and ``size`` (declared) bytes from
+        ``key`` is refused now."""
         p, now = self.policy, time.monotonic()
         if p.request_bytes is not None and size > p.request_bytes + FRAMING:
             return 413, f"This upload is {size / 1024 ** 2:.1f} MB; this server takes at most " \
@@ -136,12 +255,17 @@ class UploadGuard:
                 del self._sent[gone]
             files, sent_bytes = sum(e[1] for e in sent), sum(e[2] for e in sent)
             retry = p.window - (now - sent[0][0]) if sent else p.window
-        if p.visitor_files is not None and files >= p.visitor_files:
+        if p.visitor_files is not None and files + count > p.visitor_files:
             return 429, f"Too many uploads: at most {p.visitor_files} files per {p.window:g} s from one visitor " \
                         f"on this server. Please wait a moment and try again.", retry
         if p.visitor_bytes is not None and sent_bytes + size > p.visitor_bytes:
             return 429, f"Too much uploaded: at most {p.visitor_bytes / 1024 ** 2:g} MB per {p.window:g} s from " \
                         f"one visitor on this server. Please wait a moment and try again.", retry
+        return self.disk_refusal(now, size)
+
+    def disk_refusal(self, now: float, size: int) -> tuple[int, str, float | None] | None:
+        """The ``429`` answer while the temporary folder is full (or ``size`` more bytes would fill it)."""
+        p = self.policy
         disk_files, disk_bytes = self.disk(now)
         if (p.disk_files is not None and disk_files >= p.disk_files) or \
                 (p.disk_bytes is not None and disk_bytes + size > p.disk_bytes):
