@@ -9,7 +9,7 @@ from conftest import REPO, voronoi_scene
 from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
-from deepcut.clustering.fit import affinity, compact_labels
+from deepcut.clustering.fit import affinity, compact_labels, restart_words
 from deepcut.clustering.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.clustering.losses import cc_loss, ncut_loss
 from deepcut.errors import ConfigError
@@ -203,7 +203,8 @@ def test_ncut_returns_k_segments_at_the_default_ten_epochs(color_model, k):
         feats = color_model.features(voronoi_scene(k, seed)[0], resolution=192)
         r = fit(feats.reshape(-1, feats.shape[-1]), k=k, epochs=10, seed=seed)
         assert len(np.unique(r.labels)) == k, (seed, np.bincount(r.labels, minlength=k))
-        assert len(r.losses) == (20 if r.restarted else 10) and r.note is None
+        assert len(r.losses) == (20 if r.restarted else 10)
+        assert r.note == (restart_words(10, k, len(np.unique(r.first_labels))) if r.restarted else None)
 
 
 @pytest.mark.parametrize("k", [3, 4, 5, 8])
@@ -216,7 +217,9 @@ def test_a_near_complete_graph_reaches_k_by_the_spectral_restart(vit_model, k):
     pf = vit_model.patch_features(REPO / "assets" / "cat.jpg")
     graph = graph_of(pf)
     r = fit(pf.features, k=k, epochs=10, graph=graph)
-    assert len(np.unique(r.labels)) == k and r.restarted and len(r.losses) == 20 and r.note is None
+    assert len(np.unique(r.labels)) == k and r.restarted and len(r.losses) == 20 and r.restart_epoch == 10
+    assert r.note.startswith("NCut restarted from the graph's spectral cut: its first 10 epochs left")
+    assert len(np.unique(r.first_labels)) < k  # the first try, kept for the lessons to compare with
     assert r.model.input_shift is not None  # the restarted GNN sees standardised inputs
     try:
         clustering.NCUT_RESTART = False

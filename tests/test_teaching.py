@@ -159,7 +159,8 @@ def test_recorder_snapshots_are_the_real_training(monkeypatch):
     x = two_blobs()
     rec = SnapshotRecorder(most=10)
     final = rec(x, k=2, loss="ncut", epochs=6, seed=3)
-    (_, marks, softs, result), = rec.calls
+    (_, marks, softs, result, restart), = rec.calls
+    assert restart is None  # two clean blobs: the first try uses both clusters
     assert marks[:7] == list(range(7)) and len(softs) == len(marks)
     direct = fit(x, k=2, loss="ncut", epochs=6, seed=3)
     np.testing.assert_allclose(softs[-1], direct.soft)  # the last snapshot is the result itself

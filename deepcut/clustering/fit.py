@@ -19,7 +19,8 @@ from .losses import autograd_grad, cc_grad, cc_loss_lowrank, link_loss, ncut_gra
 from .result import Clusterer, ClusterResult
 from .spectral import spectral_partition
 
-__all__ = ["ClusterResult", "Clusterer", "affinity", "affinity_from_gram", "cluster", "compact_labels", "fit"]
+__all__ = ["RESTART_LABEL", "RESTART_NOTE", "ClusterResult", "Clusterer", "affinity", "affinity_from_gram",
+           "cluster", "compact_labels", "fit", "restart_words"]
 
 FeaturesLike = Union[np.ndarray, torch.Tensor]
 #: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity, a compact one or a sparse k-NN one.
@@ -51,7 +52,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         alpha: CC sensitivity (ignored by NCut).
         epochs: training epochs (AdamW, ``lr``). NCut returns ``k`` segments: when its ``epochs`` leave a
             cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`:
-            ``losses`` then has ``2 epochs`` values, and ``model`` is the restarted GNN); ``0`` trains nothing.
+            ``2 epochs`` losses, the restarted GNN, ``restarted`` set, a note); ``0`` trains nothing.
         seed: seeds initialisation and dropout; the global RNG is not touched.
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
@@ -63,7 +64,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             :data:`~deepcut.graph.patch_graph.COMPACT_MAX_NODES`, a sparse k-NN graph above).
             Without either, ``PatchGraph(features)`` decides.
         snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
-            :attr:`ClusterResult.snapshots`; recording does not change the training.
+            :attr:`ClusterResult.snapshots`; recording does not change the training. A restart's epochs
+            are ``epochs + 1 … 2 epochs`` (its start: :attr:`ClusterResult.restart_start`).
         links: must-link / cannot-link constraints (a correction by click, :mod:`deepcut.clustering.links`): their
             penalty joins the objective and the GNN trains (at ``links.lr``, in blocks) until they hold, up
             to ``links.epochs`` epochs, instead of ``epochs``; NCut's exactly-k rule is off (a join may
@@ -108,16 +110,20 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             opt = _adamw(model, lr)
             history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
             soft = _assign(model, ax)
-        extra: list[torch.Tensor] = []  # the restart's losses: only a kept restart has any
+        first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
-            model, soft, extra, note = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr, note,
-                                                record, max_epochs, restart=not warm)
-        history += extra
-        losses = [float(v) for v in torch.stack(history).cpu()] if history else []
-    labels = soft.argmax(dim=-1).cpu().numpy().astype(np.int64)
-    kept = {e: s.cpu().numpy().astype(np.float32) for e, s in record.items() if s is not None}
-    return ClusterResult(labels, soft.cpu().numpy().astype(np.float32), losses, model, k_eff, note, kept,
-                         restarted=bool(extra))
+            model, soft, extra, note, start = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr,
+                                                       note, record, max_epochs, restart=not warm)
+        losses = [float(v) for v in torch.stack(history + extra).cpu()] if history or extra else []
+    restart = dict(restarted=True, restart_epoch=int(epochs), first_labels=_host(first).argmax(-1),
+                   restart_start=None if start is None else _host(start)) if extra else {}
+    return ClusterResult(_host(soft).argmax(-1).astype(np.int64), _host(soft), losses, model, k_eff, note,
+                         {e: _host(s) for e, s in record.items() if s is not None}, **restart)
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a float32 numpy array on the host."""
+    return t.detach().cpu().numpy().astype(np.float32)
 
 
 def _model_for(x: torch.Tensor, k: int, seed: int, model: DeepCutGNN | None) -> DeepCutGNN:
@@ -248,7 +254,7 @@ def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
 def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad,
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
              record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
-             ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None]:
+             ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None, torch.Tensor | None]:
     """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
     leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
     alike (a near-complete graph) the fresh GNN gives every node almost the same output, every epoch moves
@@ -258,25 +264,27 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     graph (:func:`deepcut.clustering.spectral.spectral_partition`) for :data:`NCUT_START_EPOCHS` epochs, then trains
     NCut for ``epochs`` epochs; its result is kept when it has more segments (or as many and a lower loss).
 
-    Returns ``(model, soft, the restart's NCut losses, note)``; the note says what happened. ``record``: as
-    :func:`_train`'s (the restart's epochs follow the first ones); ``cap``: the most epochs in all;
-    ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose labels the next frames
-    follow): no restart, a note instead."""
+    Returns ``(model, soft, the restart's NCut losses, note, start)``; the note says what happened, a kept
+    restart included (:func:`restart_words`); ``start``: ``(N, k)`` the restarted GNN's soft assignments once
+    it learned the spectral cut, before NCut's epochs (None: no restart kept, or ``record`` empty). ``record``:
+    as :func:`_train`'s; a kept restart's epochs follow the first ones (``epochs + 1 … 2 epochs``), a
+    discarded one records nothing. ``cap``: the most epochs in all; ``restart=False`` (a warm start, e.g. the
+    GNN of the previous video frame, whose labels the next frames follow): no restart, a note instead."""
     k = soft.shape[1]
     used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
     first = used(soft)
     if first == k or not NCUT_RESTART:
-        return model, soft, [], note
+        return model, soft, [], note, None
     found = f"NCut found {first} of the k = {k} segments asked for"
     distinct = torch.unique(ax, dim=0).shape[0]
     if distinct < k:
         return model, soft, [], _join(note, f"{found}: only {distinct} patches differ at all (fewer than {k} "
-                                            f"distinct patches), so no more segments can be told apart")
+                                            f"distinct patches), so no more segments can be told apart"), None
     if not restart:
         return model, soft, [], _join(note, f"{found}: a GNN carried over (e.g. from the previous video frame) "
-                                            f"keeps its labels, so it gets no second try (no restart)")
+                                            f"keeps its labels, so it gets no second try (no restart)"), None
     if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
-        return model, soft, [], _join(note, _capped(found, epochs, int(cap)))
+        return model, soft, [], _join(note, _capped(found, epochs, int(cap))), None
 
     if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
         a = a.knn()
@@ -290,18 +298,39 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop.next(shape)), target).backward()
         opt.step()
-    history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, record, epochs)
+    start = _assign(fresh, ax) if record else None
+    mine: dict[int, torch.Tensor | None] = {e: None for e in record if e > epochs}
+    history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, mine, epochs)
     again = _assign(fresh, ax)
     last = [float(objective(s)[0]) for s in (soft, again)]
     if (used(again), -last[1]) < (first, -last[0]):
         worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")
         return model, soft, [], _join(note, f"{found}: training left {k - first} of its clusters without a patch, "
-                                            f"and a second try from the graph's spectral cut found {worse}")
+                                            f"and a second try from the graph's spectral cut found {worse}"), None
+    record.update(mine)
+    note = _join(note, restart_words(epochs, k, first))
     if used(again) < k:
         note = _join(note, f"NCut found {used(again)} of the k = {k} segments asked for, also on a second try from "
                            f"the graph's spectral cut: training left {k - used(again)} of its clusters without a "
                            f"patch (a lower k, or a higher resolution, may suit this image better)")
-    return fresh, again, history, note
+    return fresh, again, history, note, start
+
+
+#: What the loss plot, the replay and the captions call NCut's second try (:func:`_reach_k`).
+RESTART_LABEL = "restart from the spectral cut"
+#: How the note of a kept restart begins (:func:`restart_words`).
+RESTART_NOTE = "NCut restarted from the graph's spectral cut"
+
+
+def restart_words(epochs: int, k: int, first: int) -> str:
+    """The note of a kept restart (:func:`_reach_k`), in plain words: why (the first ``epochs`` used ``first``
+    of the ``k`` clusters), what was done (the spectral cut learned for :data:`NCUT_START_EPOCHS` epochs, not
+    plotted) and where its epochs are in the loss plot (``epochs + 1 … 2 epochs``)."""
+    empty = k - first
+    return (f"{RESTART_NOTE}: its first {epochs} epochs left {empty} of the "
+            f"k = {k} clusters without a patch, so a fresh GNN learned the spectral cut ({NCUT_START_EPOCHS} "
+            f"epochs, not in the loss plot) and NCut trained {epochs} epochs again from there (epochs "
+            f"{epochs + 1}–{2 * epochs} of the loss plot)")
 
 
 def _capped(found: str, epochs: int, cap: int) -> str:

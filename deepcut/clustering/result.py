@@ -27,7 +27,13 @@ class ClusterResult:
         snapshots: ``{epoch: (N, k) soft assignments}`` after the epochs ``fit`` was asked to record
             (``0``: before training), taken without dropout, as ``soft`` is.
         restarted: NCut's first ``epochs`` left a cluster empty and the result comes from the restart
-            from the graph's spectral cut (see :func:`fit`); its ``losses`` follow the first ones.
+            from the graph's spectral cut (see :func:`fit`); its ``losses`` follow the first ones, and ``note``
+            says so in words.
+        restart_epoch: with ``restarted``, the epochs of the first try: ``losses[restart_epoch:]`` and the
+            snapshots after epoch ``restart_epoch`` are the restart's (0: no restart).
+        restart_start: ``(N, k)`` float32 the restarted GNN's soft assignments once it learned the spectral
+            cut, before NCut trained again (None: no restart, or no snapshots were asked for).
+        first_labels: ``(N,)`` int64 with ``restarted``, the first try's labels (fewer than ``k`` clusters used).
     """
 
     labels: np.ndarray
@@ -38,6 +44,9 @@ class ClusterResult:
     note: str | None = None
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     restarted: bool = False
+    restart_epoch: int = 0
+    restart_start: np.ndarray | None = None
+    first_labels: np.ndarray | None = None
 
 
 class Clusterer(Protocol):

@@ -17,7 +17,7 @@ from PIL import Image
 from ..lessons.result import default_point, loss_plot, result_record, write_result_files
 from ..render.figures import figure_image, soft_maps, soft_maps_figure
 from ..render.marks import draw_corrections
-from ..segmentation.notes import plural
+from ..segmentation.notes import is_information, plural
 from ..segmentation.result import Segmentation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,9 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def with_notices(lines: list[str], notices: list[str]) -> str:
-    """Status lines followed by one warning line per notice, each its own markdown paragraph (so that a
-    layout can hide one: presenter mode shows the count and the warnings, not the backbone's line)."""
-    return "\n\n".join(lines + [f"⚠️ {n}" for n in notices])
+    """Status lines followed by one line per notice, each its own markdown paragraph (so that a layout can
+    hide one: presenter mode shows the count and the warnings, not the backbone's line): ⚠️ before a
+    warning, ℹ️ before a note that only says what the method did
+    (:func:`~deepcut.segmentation.notes.is_information`)."""
+    return "\n\n".join(lines + [f"{'ℹ️' if is_information(n) else '⚠️'} {n}" for n in notices])
 
 
 @dataclass

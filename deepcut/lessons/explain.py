@@ -16,23 +16,25 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from ..clustering.fit import NCUT_START_EPOCHS
 from ..features.store import FeatureStore
-from ..graph.patch_graph import graph_of
+from ..graph.patch_graph import PatchGraph, graph_of
 from ..render.figures import figure_image
-from ..render.teaching import comparison_figure, pca_image, training_frame_figure
+from ..render.teaching import MEASURES, comparison_figure, pca_image, training_frame_figure
 from ..segmentation.result import Segmentation
 from ..utils.memory import memory_errors
 from .affinity import AFFINITY_SIDE
-from .cuts import CutComparison, compare_result
+from .cuts import CutComparison, compare_result, cut_measure
 from .pca import feature_pca
 from .replay import TrainingRecord, record_training
 
-__all__ = ["STAGE_WORDS", "Explanation", "comparison_words", "explain"]
+__all__ = ["STAGE_WORDS", "Explanation", "comparison_words", "explain", "restart_sentence", "with_first_try"]
 
 
 @dataclass
@@ -99,7 +101,7 @@ def comparison_words(c: CutComparison, corrections: int = 0) -> str:
               "the spectral cut's is lower" if c.spectral_score < c.gnn_score - 1e-6 else "they are equal")
     what = STAGE_WORDS.get(c.stage, f"stage {c.stage}")
     own = (f"with {corrections} correction{'s' if corrections != 1 else ''} by click" if corrections else
-           "the GNN's cut")
+           "the GNN's cut" + (", which started from the spectral cut" if c.restart_epoch else ""))
     if c.k < 2:
         how = (f"This result has one segment over these {c.num_nodes} patches, so there is nothing to cut and "
                f"nothing to compare; the {'CC objective' if c.loss == 'cc' else 'normalized cut'} of one segment")
@@ -113,7 +115,34 @@ def comparison_words(c: CutComparison, corrections: int = 0) -> str:
                f"same graph of {c.num_nodes} patches into k = {c.k} by the {c.spectral_method}. Both are scored "
                f"by the normalized cut Σ cut/volume on that graph")
     return (f"**This result's cut of {what}, against the spectral one.** {how} (lower is better): "
-            f"GNN **{c.gnn_score:.4g}**, spectral **{c.spectral_score:.4g}** — {better}.")
+            f"GNN **{c.gnn_score:.4g}**, spectral **{c.spectral_score:.4g}** — {better}.{restart_sentence(c)}")
+
+
+def restart_sentence(c: CutComparison) -> str:
+    """Where the compared stage's NCut restarted from the spectral cut: that the GNN's cut started from the
+    spectral one (so the two pictures are alike by construction), and how its own first try scored; else ``""``."""
+    if not c.restart_epoch or c.first_try_score is None:
+        return ""
+    return (f" **The GNN started from the spectral cut here**: its own first try ({c.restart_epoch} epochs from a "
+            f"random start) left a segment empty: {c.first_try_segments} of the k = {c.asked} segments, "
+            f"{MEASURES.get(c.loss, MEASURES['ncut'])[0]} **{c.first_try_score:.4g}** (a cut into fewer segments, "
+            f"so not comparable with the two above). NCut then restarted: a fresh "
+            f"GNN learned the spectral cut ({NCUT_START_EPOCHS} epochs) and NCut trained {c.restart_epoch} epochs "
+            f"from there. The two pictures are alike because of that start; the first try is the GNN's own cut.")
+
+
+def with_first_try(c: CutComparison, record: TrainingRecord, graph: PatchGraph) -> CutComparison:
+    """``c`` with what the replay ``record`` knows of its stage's restart (:attr:`CutComparison.restart_epoch`,
+    the first try's segments and score on ``graph``'s subgraph of the stage's rows), where that stage's NCut
+    restarted from the spectral cut; else ``c`` unchanged."""
+    st = next((s for s in record.stages if s.stage == c.stage and s.restart is not None), None)
+    rows = np.arange(c.num_nodes) if c.rows is None else np.asarray(c.rows)
+    if st is None or st.restart is None or not np.array_equal(st.rows, rows):
+        return c
+    first = st.soft[st.restart - 1].argmax(1)  # the first try's last snapshot, on the stage's rows
+    sub = graph.subgraph(None if rows.size == graph.num_nodes else rows)
+    return dataclasses.replace(c, restart_epoch=st.restart_epoch, first_try_segments=int(np.unique(first).size),
+                               first_try_score=cut_measure(sub, first, c.loss, c.alpha))
 
 
 def explain(store: FeatureStore, seg: Segmentation, corrections: int = 0,
@@ -137,5 +166,6 @@ def explain(store: FeatureStore, seg: Segmentation, corrections: int = 0,
         graph = graph_of(feats)
         comparison = compare_result(graph, seg.patch_labels, cfg, seg.foreground_labels)
         record = record_training(graph, feats.grid, cfg, max_epochs=max_epochs)
+        comparison = with_first_try(comparison, record, graph)
     pca = feature_pca(feats.features.cpu().reshape(feats.grid[0], feats.grid[1], -1))
     return Explanation(comparison, record, pca, seg.image, int(corrections))

@@ -34,6 +34,10 @@ class CutComparison:
         alpha: CC's α (the CC graph's threshold ``max(W) / α``).
         num_labels: every final label of the result is below this (0: :attr:`gnn_labels` are not final
             labels); a spectral cluster matched to none of the GNN's segments is coloured from here on.
+        restart_epoch: where this stage's NCut restarted from the spectral cut (its first try left a cluster
+            empty), the first try's epochs: the GNN's cut then started from the spectral one; 0: no restart.
+        first_try_segments, first_try_score: with a restart, how many segments the first try's last epoch
+            had and its score by the same measure (None: no restart).
     """
 
     k: int
@@ -50,6 +54,9 @@ class CutComparison:
     asked: int = 2
     alpha: float = 3.0
     num_labels: int = 0
+    restart_epoch: int = 0
+    first_try_segments: int = 0
+    first_try_score: float | None = None
 
 
 @dataclass
@@ -65,6 +72,10 @@ class StageRecord:
         label_of: ``(k,)`` the final label each of the GNN's clusters became (for colours).
         terms: NCut only: ``(cut, orthogonality)`` of each snapshot's soft assignments on the stage's
             graph (:func:`~deepcut.clustering.losses.ncut_loss`; their sum is the loss without dropout).
+        restart: where NCut restarted from the spectral cut (its first epochs left a cluster empty): the index
+            of the restart's first snapshot, the fresh GNN once it learned the spectral cut (its epoch is the
+            first try's last, :attr:`restart_epoch`); the snapshots after it are the restart's epochs
+            ``restart_epoch + 1 …``. None: no restart.
     """
 
     stage: int
@@ -74,6 +85,20 @@ class StageRecord:
     losses: list[float]
     label_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     terms: list[tuple[float, float]] = field(default_factory=list)
+    restart: int | None = None
+
+    @property
+    def restart_epoch(self) -> int:
+        """The epochs of the first try where the stage restarted (``losses[restart_epoch:]`` are the
+        restart's), else 0."""
+        return 0 if self.restart is None else int(self.epochs[self.restart])
+
+    def phase(self, i: int) -> str:
+        """What snapshot ``i`` is of: ``"training"`` (no restart), ``"first try"`` (before a restart),
+        ``"restart start"`` (the fresh GNN once it learned the spectral cut) or ``"restart"``."""
+        if self.restart is None:
+            return "training"
+        return "first try" if i < self.restart else "restart start" if i == self.restart else "restart"
 
 
 @dataclass

@@ -32,24 +32,36 @@ def snapshot_epochs(epochs: int, most: int = SNAPSHOTS_PER_STAGE) -> list[int]:
 class SnapshotRecorder:
     """A :class:`~deepcut.clustering.fit.Clusterer` that is :func:`~deepcut.clustering.fit.fit` and also keeps
     the soft assignments after each of :func:`snapshot_epochs` (``fit``'s ``snapshots``: recording does
-    not change the training, so the last one is the very result the pipeline gets). When NCut trained
-    past its epochs to use all ``k`` clusters, the final state is added as one more snapshot.
+    not change the training, so the last one is the very result the pipeline gets). Where NCut restarted
+    from the spectral cut, the restart's snapshots follow in order: its start (the fresh GNN once it learned
+    the spectral cut, at the first try's last epoch) and the same marks again, after the first try's epochs.
+    When NCut trained past its snapshots, the final state is added as one more snapshot.
     """
 
     def __init__(self, most: int = SNAPSHOTS_PER_STAGE, max_epochs: int | None = None) -> None:
         self.most, self.max_epochs = int(most), max_epochs
-        #: per call: ``(features (n, D), epochs, soft per snapshot, final result)``
-        self.calls: list[tuple[torch.Tensor, list[int], list[np.ndarray], ClusterResult]] = []
+        #: per call: ``(features (n, D), epochs, soft per snapshot, final result, index of the restart's start
+        #: snapshot or None)``
+        self.calls: list[tuple[torch.Tensor, list[int], list[np.ndarray], ClusterResult, int | None]] = []
 
     def __call__(self, features: torch.Tensor, epochs: int = 10, **kwargs: Any) -> ClusterResult:
         marks = snapshot_epochs(epochs, self.most)
-        final = fit(features, epochs=epochs, snapshots=marks, max_epochs=self.max_epochs, **kwargs)
+        again = [int(epochs) + e for e in marks if e > 0]  # a restart's epochs follow the first ones
+        final = fit(features, epochs=epochs, snapshots=marks + again, max_epochs=self.max_epochs, **kwargs)
         kept = [e for e in marks if e in final.snapshots]
         softs = [final.snapshots[e] for e in kept]
+        restart = None
+        if final.restarted and final.restart_start is not None:
+            restart = len(kept)
+            kept.append(final.restart_epoch)
+            softs.append(final.restart_start)
+            more = [e for e in again if e in final.snapshots]
+            kept += more
+            softs += [final.snapshots[e] for e in more]
         if len(final.losses) > (kept[-1] if kept else 0):  # trained on until every cluster was used
             kept.append(len(final.losses))
             softs.append(final.soft)
-        self.calls.append((features, kept, softs, final))
+        self.calls.append((features, kept, softs, final, restart))
         return final
 
 
@@ -101,7 +113,7 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
     out = run_stages(graph, grid, cfg, recorder)
     candidates = _stage_rows(out, cfg, graph.num_nodes)
     stages = []
-    for features, marks, softs, final in recorder.calls:
+    for features, marks, softs, final, restart in recorder.calls:
         for stage, rows in candidates:  # noqa: B007 - the match is used after the loop
             if rows.size == features.shape[0] and torch.equal(graph.features[torch.as_tensor(rows)].cpu(),
                                                              features.cpu()):
@@ -110,7 +122,7 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
             continue
         label_of = _final_label_of(final, out.labels[rows], int(out.labels.max()) + 1)
         terms = ncut_terms(graph.subgraph(rows), softs) if cfg.loss == "ncut" else []
-        stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms))
+        stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms, restart))
         candidates = [c for c in candidates if c[0] > stage]
     return TrainingRecord((int(grid[0]), int(grid[1])), stages, out.labels)
 

@@ -81,10 +81,11 @@ def default_point(seg: Segmentation) -> tuple[float, float]:
 
 def loss_plot(seg: Segmentation, text: float = 1.0) -> "Figure":
     """The GNN's loss per epoch, a panel per stage titled with its ``k`` (see
-    :func:`deepcut.render.figures.loss_figure`; ``text``: font factor)."""
+    :func:`deepcut.render.figures.loss_figure`; ``text``: font factor); where NCut restarted from the spectral
+    cut (:attr:`~deepcut.segmentation.result.Segmentation.restarts`), the restart's epochs are drawn and named."""
     cfg = seg.config
     assert cfg.k is not None  # resolved when the config was made
-    return loss_figure(seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text)
+    return loss_figure(seg.losses, cfg.loss, [cfg.first_stage_k, cfg.k, cfg.bg_k], text=text, restarts=seg.restarts)
 
 
 def write_result_files(seg: Segmentation, record: dict, out_dir: str | Path, stem: str = "deepcut") -> list[str]:

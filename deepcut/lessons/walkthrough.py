@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PIL import Image
 
+from ..clustering.fit import NCUT_START_EPOCHS, RESTART_LABEL
 from ..features.store import FeatureStore
 from ..graph.patch_graph import graph_kind
 from ..render.figures import figure_image
@@ -28,13 +29,14 @@ from ..segmentation.notes import plural
 from ..segmentation.refine import segment_maps
 from .affinity import affinity_view
 from .explain import Explanation
+from .records import StageRecord
 from .result import Shown
 from .words import count
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["REFINE_WORDS", "Step", "Walkthrough", "refinement_figure"]
+__all__ = ["REFINE_WORDS", "Step", "Walkthrough", "refinement_figure", "restart_caption"]
 
 #: What each refinement does, in words.
 REFINE_WORDS = {"guided": "a guided filter (the image guides the smoothing of each segment's probability)",
@@ -93,6 +95,16 @@ def refinement_figure(image: np.ndarray, before: np.ndarray, after: np.ndarray, 
     fig.suptitle(f"{method.capitalize()}: {changed:.1%} of pixels changed" if compact else
                  f"Edge refinement ({method}): {changed:.1%} of the pixels changed segment", fontsize=11, wrap=True)
     return fig
+
+
+def restart_caption(st: StageRecord) -> str:
+    """The replay's words on a stage whose NCut restarted from the spectral cut (``st.restart`` set): why,
+    what was done, and which snapshots show it."""
+    first = st.restart_epoch
+    return (f"In stage {st.stage} NCut's first try of {plural(first, 'epoch')} left a segment empty, so it "
+            f"restarted from the graph's spectral cut: a fresh GNN learned that cut ({NCUT_START_EPOCHS} epochs) "
+            f"and NCut trained {plural(len(st.losses) - first, 'epoch')} again from there. The replay shows both: "
+            f"the first try, then the {RESTART_LABEL} (epochs {first + 1}–{len(st.losses)}, shaded in the loss).")
 
 
 class Walkthrough:
@@ -168,8 +180,10 @@ class Walkthrough:
             return Step("3. Training", caption, 1, lambda frame, text: overlay(seg.image, seg.labels, self.opacity))
         stages = [f"stage {st.stage} (k={st.soft[0].shape[1]}) {plural(len(st.losses), 'epoch')}"
                   for st in ex.record.stages if st.soft]
+        restarts = [restart_caption(st) for st in ex.record.stages if st.restart is not None]
         caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
-                   f"assignments (a pale mix is an unsure patch) and the loss; step 4 shows their argmax.")
+                   f"assignments (a pale mix is an unsure patch) and the loss; step 4 shows their argmax."
+                   + "".join(f" {r}" for r in restarts))
         return Step("3. Training", caption, ex.frames, figure=lambda frame, text: training_frame_figure(
             ex.image, ex.record, frame, text=text, note=ex.replay_note))
 

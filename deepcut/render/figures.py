@@ -6,15 +6,17 @@ matplotlib's object API (no ``pyplot`` global state), so they are safe to call f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..clustering.fit import RESTART_LABEL
 from ..segmentation.colors import label_colors
 from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from ..segmentation.result import Segmentation
@@ -36,7 +38,7 @@ LOSS_EXPLAINED = {
 
 
 def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[int] | None = None,
-                text: float = 1.0) -> "Figure":
+                text: float = 1.0, restarts: Sequence[int] = ()) -> "Figure":
     """The training loss of each stage against its epochs: one panel per stage that was run (each
     with its own epoch axis, so 100 epochs of stage 2 do not squash 10 of stage 1), titled with the
     stage and its ``k``, and a line under the panels saying what the loss is.
@@ -49,6 +51,10 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
         text: every font (and the layout around it) this many times its size; the PNG stays 720 x 360
             pixels (:func:`~deepcut.render.style.new_figure`); from :data:`COMPACT_TEXT` on (a phone, a
             projector) the panels are stacked in a narrower picture, with fewer words.
+        restarts: per stage, as :attr:`~deepcut.segmentation.result.Segmentation.restarts`: where NCut restarted
+            from the spectral cut after ``restarts[i]`` epochs, those epochs are the first try and the rest the
+            restart's, drawn as two lines (two GNNs), the restart's on a shaded span behind a dashed line, named in
+            the panel's title (:data:`~deepcut.clustering.fit.RESTART_LABEL`) and in the line under the panels.
 
     Returns:
         A matplotlib :class:`~matplotlib.figure.Figure` (not registered with ``pyplot``).
@@ -56,7 +62,8 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
     drawn = [(i, values) for i, values in enumerate(losses, start=1) if values]
     compact = text >= COMPACT_TEXT  # large text (a phone, a projector): panels stacked, fewer words
     n = max(1, len(drawn))
-    fig = new_figure(5.2, 0.9 + 2.0 * n, text) if compact else new_figure(7.2, 3.6, text)
+    more = 0.4 if any(0 < r for r in restarts) else 0.0  # room for the restart's words
+    fig = new_figure(5.2, 0.9 + more + 2.0 * n, text) if compact else new_figure(7.2, 3.6, text)
     axes = fig.subplots(n, 1, squeeze=False)[:, 0] if compact else fig.subplots(1, n, squeeze=False)[0]
     name = {"ncut": "NCut loss", "cc": "CC loss"}.get(loss, f"{loss} loss")
     if not drawn:
@@ -65,8 +72,11 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
     for ax, (i, values) in zip(axes, drawn, strict=False):
         title = f"stage {i}" + (f" (k={stages_k[i - 1]})" if stages_k is not None and i - 1 < len(stages_k) else "")
         title += "" if compact else f"\n{STAGE_NAMES.get(i, '')}"
-        epochs = np.arange(1, len(values) + 1)
-        ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, color=f"C{i - 1}")
+        at = int(restarts[i - 1]) if i - 1 < len(restarts) else 0
+        at = at if 0 < at < len(values) else 0
+        _loss_line(ax, values, at, f"C{i - 1}")
+        if at:
+            title += f"\n{'shaded' if compact else f'epochs {at + 1}–{len(values)}'}: {RESTART_LABEL}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch", fontsize=SMALLEST_PT)
         ax.margins(x=0.06, y=0.15)
@@ -75,8 +85,27 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
     axes[0].set_ylabel(name, fontsize=9)
     fig.suptitle(f"{name} per epoch" if compact else f"GNN training on this image: {name} per epoch", fontsize=10,
                  wrap=True)
-    fig.supxlabel("lower is better" if compact else LOSS_EXPLAINED.get(loss, ""), fontsize=SMALLEST_PT, wrap=True)
+    caption = "lower is better" if compact else LOSS_EXPLAINED.get(loss, "")
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):  # the key to the restart's lines, under the panels
+        caption += ("; grey: first try" if compact else
+                    f"\ngrey: the first try, which left a segment empty; shaded: the {RESTART_LABEL}")
+    fig.supxlabel(caption, fontsize=SMALLEST_PT, wrap=True)
     return fig
+
+
+def _loss_line(ax: "Axes", values: list[float], restart: int, color: str) -> None:
+    """One stage's losses ``values`` on ``ax`` against epochs ``1 … len``; ``restart > 0``: the first
+    ``restart`` epochs are the first try and the others the restart's, each its own line (labelled for the
+    figure's legend), the restart's on a shaded span after a dashed line."""
+    epochs = np.arange(1, len(values) + 1)
+    marker = "o" if len(values) <= 30 else None
+    if not restart:
+        ax.plot(epochs, values, marker=marker, markersize=3, color=color)
+        return
+    ax.plot(epochs[:restart], values[:restart], marker=marker, markersize=3, color="0.55", label="first try")
+    ax.axvspan(restart + 0.5, len(values) + 0.5, color="C9", alpha=0.13, lw=0)
+    ax.axvline(restart + 0.5, color="C9", ls="--", lw=1.2)
+    ax.plot(epochs[restart:], values[restart:], marker=marker, markersize=3, color=color, label=RESTART_LABEL)
 
 
 def figure_image(fig: "Figure") -> Image.Image:

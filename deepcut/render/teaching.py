@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..clustering.fit import NCUT_START_EPOCHS, RESTART_LABEL
 from ..graph.patch_graph import graph_kind
 from ..segmentation.colors import label_colors
 from ..utils.matching import best_matching, iou_matrix
@@ -88,7 +89,8 @@ def _comparison_titles(cmp: "CutComparison") -> tuple[str, str, str]:
         graph = (f"CC graph A = F·Fᵀ − max/α of {cmp.num_nodes} patches; CC found {cmp.k} segments itself, and "
                  f"the spectral method (no CC form) cut NCut's graph relu(F·Fᵀ)/max into as many")
     else:
-        gnn = f"GNN, this result: NCut loss, k = {cmp.asked}"
+        gnn = f"GNN, this result: NCut loss, k = {cmp.asked}" + (
+            ", started from the spectral cut" if cmp.restart_epoch else "")
         kind = graph_kind(cmp.num_nodes) if cmp.sparse else "dense"
         graph = (f"one graph A = relu(F·Fᵀ)/max of {cmp.num_nodes} patches (" +
                  {"dense": "dense", "compact": "every pair, float16; the spectral cut on its k-NN part",
@@ -156,7 +158,6 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
         return fig
     s, i = record.frames()[frame]
     st = record.stages[s]
-    epoch = st.epochs[i]
     mixed, hard, keep = frame_colors(record, frame)
     h, w = image.shape[:2]
     compact = text >= COMPACT_TEXT  # large text: the soft map and the loss only (the next step shows the argmax)
@@ -169,28 +170,58 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    loss_panel(axes[-1], st, epoch, terms=not compact)
+    loss_panel(axes[-1], st, i, terms=not compact)
     if compact:
         axes[-1].set_title("loss", fontsize=9)
     stage = f"Stage {st.stage}" if compact else STAGE_TITLES.get(st.stage, f"Stage {st.stage}")
-    title = f"{stage} (k={st.soft[i].shape[1]}) — after epoch {epoch} of {st.epochs[-1]}"
+    title = f"{stage} (k={st.soft[i].shape[1]}) — {frame_words(st, i, compact)}"
     fig.suptitle(f"{title}\n{note}" if note else title, fontsize=10, wrap=True)
     return fig
 
 
-def loss_panel(ax: "Axes", st: "StageRecord", epoch: int, terms: bool = True) -> None:
-    """The stage's training loss (grey) with ``epoch`` marked and, for NCut (if ``terms``), its two terms
-    at the snapshots: the cut term (share of edge weight kept inside segments, negated) and the
-    orthogonality penalty, whose sum is the loss without dropout."""
+def frame_words(st: "StageRecord", i: int, compact: bool = False) -> str:
+    """What snapshot ``i`` of ``st`` shows, for its title: the epoch of how many, and where NCut restarted
+    from the spectral cut, which try it belongs to (``compact``: fewer words)."""
+    phase, epoch, total = st.phase(i), st.epochs[i], len(st.losses)
+    if phase == "first try":
+        return (f"first try, epoch {epoch} of {st.restart_epoch}" if compact else
+                f"first try, after epoch {epoch} of {st.restart_epoch} (it will leave a segment empty)")
+    if phase == "restart start":
+        return (f"{RESTART_LABEL}: its start" if compact else
+                f"{RESTART_LABEL}: a fresh GNN after learning that cut ({NCUT_START_EPOCHS} epochs), "
+                f"before NCut's epoch {epoch + 1}")
+    if phase == "restart":
+        return f"{RESTART_LABEL}, epoch {epoch} of {total}" if compact else (
+            f"{RESTART_LABEL}, after epoch {epoch} of {total}")
+    return f"after epoch {epoch} of {total}"
+
+
+def loss_panel(ax: "Axes", st: "StageRecord", i: int, terms: bool = True) -> None:
+    """The stage's training loss (grey) with snapshot ``i``'s epoch marked and, for NCut (if ``terms``), its two
+    terms at the snapshots: the cut term (share of edge weight kept inside segments, negated) and the
+    orthogonality penalty, whose sum is the loss without dropout. Where NCut restarted from the spectral cut
+    (:attr:`~deepcut.lessons.records.StageRecord.restart`), the restart's epochs are shaded after a dashed line
+    and its curves drawn apart from the first try's (two GNNs); its start is marked on that line."""
+    at = st.restart_epoch
+    x = np.asarray(st.epochs, np.float64)
+    if st.restart is not None:
+        x[st.restart] = at + 0.5  # the restart's start: between the two tries
+        ax.axvspan(at + 0.5, max(len(st.losses), at + 1) + 0.5, color="C9", alpha=0.13, lw=0, label=RESTART_LABEL)
+        ax.axvline(at + 0.5, color="C9", ls="--", lw=1.2)
+    epoch = float(x[i])
     if st.losses:
-        ax.plot(np.arange(1, len(st.losses) + 1), st.losses, color="0.5", lw=1, label="loss")
-        if epoch > 0:
-            ax.plot([epoch], [st.losses[epoch - 1]], "o", color="C3")
+        parts = [(0, at), (at, len(st.losses))] if at else [(0, len(st.losses))]
+        for n, (a, b) in enumerate(parts):
+            ax.plot(np.arange(a + 1, b + 1), st.losses[a:b], color="0.5", lw=1, label="loss" if n == 0 else None)
+        if epoch >= 1 and epoch == int(epoch):
+            ax.plot([epoch], [st.losses[int(epoch) - 1]], "o", color="C3")
     if st.terms and terms:
-        cut, ortho = zip(*st.terms, strict=False)
-        ax.plot(st.epochs, cut, ls="--", lw=1, color="C0", label="cut")
-        ax.plot(st.epochs, ortho, ls=":", lw=1.2, color="C1", label="orthogonality")
-        ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside lower right", ncols=3, frameon=False,
+        cut, ortho = (np.asarray(v) for v in zip(*st.terms, strict=False))
+        split = [slice(0, st.restart), slice(st.restart, None)] if st.restart is not None else [slice(None)]
+        for n, part in enumerate(split):
+            ax.plot(x[part], cut[part], ls="--", lw=1, color="C0", label="cut" if n == 0 else None)
+            ax.plot(x[part], ortho[part], ls=":", lw=1.2, color="C1", label="orthogonality" if n == 0 else None)
+        ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside lower right", ncols=4, frameon=False,
                          fontsize=SMALLEST_PT, handlelength=1.5, columnspacing=0.8)
     ax.axvline(epoch, color="C3", lw=0.8, ls="--")
     ax.set_xlabel("epoch", fontsize=SMALLEST_PT)

@@ -52,7 +52,7 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
         labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,
         soft=out.soft.reshape(h, w, -1), losses=out.losses, timings=timings, features_cached=feats.cached,
         image=feats.image, config=cfg.with_default_resolution(feats.resolution), notes=list(out.notes),
-        foreground_labels=[int(v) for v in fg_labels], models=list(out.models),
+        foreground_labels=[int(v) for v in fg_labels], models=list(out.models), restarts=list(out.restarts),
     )
     if count_notes:
         seg.notes += count_words(seg)

@@ -56,6 +56,9 @@ class Segmentation:
         foreground_labels: the labels that form the foreground (None: not recorded).
         models: the trained GNN of stages 1-3 (None where a stage did not run), which
             :meth:`deepcut.DeepCut.correct` continues from; empty when not kept.
+        restarts: one per entry of ``losses``: where NCut restarted from the graph's spectral cut (its first
+            epochs left a segment empty), the epochs of the first try, so ``losses[i][restarts[i]:]`` are the
+            restart's; 0 where the stage did not restart (empty: not recorded). The notes say so in words.
     """
 
     labels: np.ndarray
@@ -71,6 +74,7 @@ class Segmentation:
     notes: list[str] = field(default_factory=list)
     foreground_labels: list[int] | None = None
     models: list = field(default_factory=list, repr=False, compare=False)
+    restarts: list[int] = field(default_factory=list)
 
     @property
     def num_segments(self) -> int:

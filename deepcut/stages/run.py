@@ -43,6 +43,8 @@ class StageOutput:
         timings: seconds per stage (only the ``stage*`` fields are set).
         notes: anything worth telling the user.
         models: the trained GNN of stages 1-3 (None: not run).
+        restarts: one per entry of ``losses``: where NCut restarted from the spectral cut, the epochs of its
+            first try (``losses[i][restarts[i]:]`` are the restart's), else 0.
     """
 
     labels: np.ndarray
@@ -52,6 +54,7 @@ class StageOutput:
     timings: Timings
     notes: list[str]
     models: list = field(default_factory=list)
+    restarts: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +138,7 @@ class _Stages:
         self.rank = (lambda v: np.asarray(v, np.int64)) if tracking.keep_cluster_ids else _order_by_size
         self.models: list = [None, None, None]
         self.losses: list[list[float]] = []
+        self.restarts: list[int] = []
         self.notes: list[str] = []
         self.timings = Timings()
 
@@ -162,6 +166,7 @@ class _Stages:
         self.models[stage] = result.model
         setattr(self.timings, f"stage{stage + 1}", time.perf_counter() - t)
         self.losses.append(result.losses)
+        self.restarts.append(int(getattr(result, "restart_epoch", 0)))  # a baseline clusterer never restarts
         if result.note:
             self.notes.append(f"stage {stage + 1}: {result.note}")
         return result
@@ -212,6 +217,7 @@ def _split_part(
     if rows.size < 2:
         st.notes.append(f"stage {stage + 1} skipped: the {name} has fewer than 2 patches")
         st.losses.append([])  # losses stay in stage order: losses[i] is stage i + 1's
+        st.restarts.append(0)
         return labels, soft, None
     result = st.fit(stage, rows, k)
     parts = new_labels(result, rows)
@@ -252,7 +258,7 @@ def run_stages(graph: PatchGraph, grid: Grid | Sequence[Grid], cfg: SegmentConfi
         base = int(cfg.k) if st.tracking.keep_cluster_ids else int(labels.max())
         labels, soft, _ = _split_part(st, 2, labels, soft, 0, cfg.bg_k, "background",
                                       lambda r, rows: _background_parts(st, r, rows, base))
-    return StageOutput(labels, soft, fg_labels, st.losses, st.timings, st.notes, st.models)
+    return StageOutput(labels, soft, fg_labels, st.losses, st.timings, st.notes, st.models, st.restarts)
 
 
 def _background_parts(st: _Stages, result: ClusterResult, rows: np.ndarray, base: int) -> np.ndarray:
@@ -280,4 +286,5 @@ def relabel(out: StageOutput, mapping: dict[int, int]) -> StageOutput:
     fg = None
     if out.foreground_labels is not None:
         fg = sorted(mapping[v] for v in out.foreground_labels if v in mapping)
-    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models)
+    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models,
+                       list(out.restarts))

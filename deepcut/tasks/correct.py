@@ -280,7 +280,7 @@ def _with_labels(out: StageOutput, labels: np.ndarray) -> StageOutput:
     if fg is not None:  # a label is foreground where most of its patches were
         was_fg = np.isin(out.labels, fg)
         fg = [int(v) for v in np.unique(labels) if was_fg[labels == v].mean() > 0.5]
-    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models)
+    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models, list(out.restarts))
 
 
 def _pin(seg: Segmentation, corrections: Sequence[Correction]) -> None:

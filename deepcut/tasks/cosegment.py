@@ -119,7 +119,7 @@ def _one(out: StageOutput, feats: PatchFeatures, start: int, cfg: SegmentConfig,
     """One image's :class:`Segmentation` from the stages of all images (its patches start at ``start``)."""
     end = start + feats.grid[0] * feats.grid[1]
     part = StageOutput(out.labels[start:end], out.soft[start:end], out.foreground_labels, out.losses,
-                       out.timings, list(out.notes), out.models)
+                       out.timings, list(out.notes), out.models, list(out.restarts))
     seg = to_segmentation(part, feats, cfg, t0)
     if seg.foreground is not None and not seg.foreground.any():
         seg.notes.append("no foreground in this image (its patches all joined the shared background)")

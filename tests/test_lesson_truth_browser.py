@@ -1,0 +1,78 @@
+"""A lesson that stays true, in a real browser (Debian's headless Chromium): what the method did is on screen.
+
+The test server segments the cat (colour backbone, ``MAX_SIDE``, ``RESOLUTION``); at k = 3 NCut's first
+epochs leave a segment empty and it restarts from the spectral cut. The status line, *Explain this result*
+and the walkthrough's training step must say so in words the visitor can see.
+"""
+
+from __future__ import annotations
+
+import pytest
+from app_server import CHROMIUM_ARGS, app_server
+from test_lesson_browser import CHROMIUM, box, page_at, tap_example
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
+
+RESTART = "NCut restarted from the graph's spectral cut"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium on the test server's page (as :mod:`test_lesson_browser`'s)."""
+    server = app_server()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b.url = server["url"]
+        yield b
+        b.close()
+
+
+def visible_text_box(page, selector: str, words: str) -> dict:
+    """The box of the first element under ``selector`` whose own text holds ``words`` (scrolled into view),
+    with the viewport's size: ``{top, bottom, height, width, vh, vw}`` (height 0: not drawn)."""
+    return page.evaluate("""([sel, words]) => {
+        const el = [...document.querySelectorAll(sel + ' p, ' + sel + ' li')].find(e => e.innerText.includes(words));
+        if (!el) return null;
+        el.scrollIntoView({block: 'center'});
+        const b = el.getBoundingClientRect(), s = getComputedStyle(el);
+        return {top: b.top, bottom: b.bottom, height: b.height, width: b.width, vh: window.innerHeight,
+                vw: window.innerWidth, hidden: s.visibility === 'hidden' || s.display === 'none'}; }""",
+                         [selector, words])
+
+
+def assert_drawn(page, selector: str, words: str) -> None:
+    b = visible_text_box(page, selector, words)
+    assert b is not None, (selector, page.locator(selector).inner_text())
+    assert not b["hidden"] and b["height"] > 0 and b["width"] > 0, b
+    assert 0 <= b["top"] and b["bottom"] <= b["vh"], b  # on screen once scrolled to
+
+
+def test_the_restart_is_said_in_the_status_the_explanation_and_the_walkthrough(browser):
+    with page_at(browser, 1400, 900) as page:
+        tap_example(page)
+        assert RESTART not in page.locator("#status").inner_text()  # k = 2: no restart, no words about one
+        k = page.get_by_label("number input for Number of clusters k").first
+        k.fill("3")
+        k.press("Enter")
+        page.wait_for_function(f"document.querySelector('#status').innerText.includes({RESTART!r})")
+        status = page.locator("#status").inner_text()
+        assert "ℹ️" in status and "epochs 11–20 of the loss plot" in status
+        assert_drawn(page, "#status", RESTART)
+
+        page.locator("#explain-btn").click()
+        page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('started from the')")
+        assert_drawn(page, "#compare-caption", "The GNN started from the spectral cut here")
+
+        page.locator("#walk-start").click()
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of 5')")
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("n")
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of 5')")
+        page.keyboard.press("n")
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('3 of 5')")
+        page.wait_for_function("document.querySelector('#walk-caption').innerText.includes('restart from the')")
+        assert_drawn(page, "#walk-caption", "left a segment empty")
+        assert box(page, "#walk-caption")["bottom"] > 0
