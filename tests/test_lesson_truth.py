@@ -134,3 +134,20 @@ def test_no_restart_no_restart_words(dc):
     assert "started from the spectral cut" not in ex.comparison_caption()
     walk = Walkthrough(dc.store, LessonResult.of(dc.store, seg), ex)
     assert RESTART_LABEL not in walk.step(2).caption
+
+
+# -- the objects panel's table ---------------------------------------------------------------------
+def test_the_objects_table_is_one_markdown_block():
+    """The score table is one paragraph of rows (a blank line between them would end the table: the page
+    showed raw ``| # | score |`` lines)."""
+    from deepcut.demo import DemoSession
+
+    found = DemoSession(default_backbone="color").discover(str(CAT), objects=2, resolution=96)
+    status = found.status()
+    n = len(found.found.objects)
+    assert n >= 1
+    blocks = status.split("\n\n")
+    table = [b for b in blocks if b.startswith("| # | score |")]
+    assert len(table) == 1, status
+    rows = table[0].split("\n")
+    assert rows[1] == "|---|---|---|---|" and len(rows) == 2 + n and all(r.startswith("| ") for r in rows[2:])

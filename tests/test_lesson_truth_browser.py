@@ -76,3 +76,18 @@ def test_the_restart_is_said_in_the_status_the_explanation_and_the_walkthrough(b
         page.wait_for_function("document.querySelector('#walk-caption').innerText.includes('restart from the')")
         assert_drawn(page, "#walk-caption", "left a segment empty")
         assert box(page, "#walk-caption")["bottom"] > 0
+
+
+def test_the_objects_scores_are_drawn_as_a_table(browser):
+    with page_at(browser, 1400, 900) as page:
+        tap_example(page)
+        page.locator("#objects-panel").get_by_text("Several objects").first.click()
+        page.locator("#objects-btn").click()
+        page.wait_for_selector("#objects-status table", timeout=120_000)
+        cells = page.evaluate("""() => { const t = document.querySelector('#objects-status table');
+            t.scrollIntoView({block: 'center'}); const b = t.getBoundingClientRect();
+            return {w: b.width, h: b.height, head: [...t.querySelectorAll('th')].map(c => c.innerText.trim()),
+                    rows: t.querySelectorAll('tbody tr').length}; }""")
+        assert cells["head"][:2] == ["#", "score"] and cells["rows"] >= 1, cells
+        assert cells["w"] > 100 and cells["h"] > 20 * (cells["rows"] + 1), cells  # drawn, a line per row
+        assert "| # | score |" not in page.locator("#objects-status").inner_text()  # no raw markdown left

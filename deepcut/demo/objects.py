@@ -86,16 +86,18 @@ class ObjectsDemoResult:
         return [[round(v * self.scale) for v in o.bbox] for o in self.found.objects]
 
     def status(self) -> str:
-        """A Markdown table of the objects, then the notices."""
+        """A line on what was found, a Markdown table of the objects (one paragraph: its rows joined by single
+        line breaks, so that it renders as a table), then the notices."""
         asked = f"up to {self.objects}" if self.objects else "as many as correlation clustering finds"
         objs = self.found.objects
         lines = [f"**{len(objs)} object{'s' if len(objs) != 1 else ''}** found ({asked}) with "
                  f"`{self.backbone}` in {self.seconds:.2f} s. *{SCORE_HELP}.*"]
         if objs:
             total = float(self.found.image.shape[0] * self.found.image.shape[1])
-            lines += ["", "| # | score | box [x0, y0, x1, y1] | area |", "|---|---|---|---|"]
-            lines += [f"| {i} | {o.score:.3f} | {box} | {100 * o.area / total:.1f} % |"
-                      for i, (o, box) in enumerate(zip(objs, self.boxes(), strict=False), start=1)]
+            rows = ["| # | score | box [x0, y0, x1, y1] | area |", "|---|---|---|---|"]
+            rows += [f"| {i} | {o.score:.3f} | {box} | {100 * o.area / total:.1f} % |"
+                     for i, (o, box) in enumerate(zip(objs, self.boxes(), strict=False), start=1)]
+            lines.append("\n".join(rows))  # one block: with_notices puts blank lines between its lines
         return with_notices(lines, self.notices)
 
     def record(self) -> dict:
