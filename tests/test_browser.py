@@ -224,7 +224,7 @@ def test_corrections_by_click_join_undo_and_mark_the_points(page, tmp_path):
         return [d[0], d[1], d[2]]; }""", bg)
     assert green[1] > 150 and green[0] < 120 and green[2] < 150, green
     page.locator("#undo-btn").click()
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Corrections reset')")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Undid correction 1')")
     assert page.locator("[data-testid='toast-body']").count() == 0
     page.get_by_label("show its affinities").check()
 

@@ -151,3 +151,57 @@ def test_the_objects_table_is_one_markdown_block():
     assert len(table) == 1, status
     rows = table[0].split("\n")
     assert rows[1] == "|---|---|---|---|" and len(rows) == 2 + n and all(r.startswith("| ") for r in rows[2:])
+
+
+# -- the words of a correction by click ------------------------------------------------------------
+def test_a_correction_note_describes_the_last_correction_alone(tmp_path):
+    """Join two points, then separate the same two: the second note says what the separation did to the
+    joined result, not "joined segments … the points were already apart" (both corrections against the plain
+    cut); information carries ℹ️, not ⚠️; undo and reset say what they did; a pick's notice goes with it."""
+    from conftest import voronoi_scene
+    from test_correct import _at, _centres, _pairs
+
+    from deepcut.demo import DemoSession
+    from deepcut.demo import corrections as dcorr
+    from deepcut.demo.teaching import pick
+
+    session = DemoSession(default_backbone="color", output_dir=tmp_path)
+    img, cells = voronoi_scene(5, 0)
+    pts = _centres(cells)
+    result = session.segment(img, k=3, loss="cc")
+    model = session.model("color").model
+    a, b = _pairs(result.seg, pts, False)[0]
+    joined = dcorr.click(model, dcorr.click(model, result, "join", *pts[a]), "join", *pts[b])
+    assert _at(joined.seg, pts[a]) == _at(joined.seg, pts[b])
+    apart = dcorr.click(model, dcorr.click(model, joined, "separate", *pts[a]), "separate", *pts[b])
+    assert _at(apart.seg, pts[a]) != _at(apart.seg, pts[b])
+    notes = [n for n in apart.notices if n.startswith("Correction")]
+    assert len(notes) == 1 and notes[0].startswith("Correction 2: separated"), apart.notices
+    assert "joined" not in notes[0] and "already apart" not in notes[0]  # nothing of correction 1
+    status = apart.status_markdown()
+    assert f"ℹ️ {notes[0]}" in status and "⚠️ Correction" not in status
+    assert all(not n.startswith("After correction") or n.startswith("After correction 2,") for n in apart.notices)
+
+    undone = dcorr.undo(model, apart)
+    said = [n for n in undone.notices if n.startswith(("Correction", "Undid"))]
+    assert said == ["Undid correction 2: the result of the first correction again"], undone.notices
+    np.testing.assert_array_equal(undone.seg.labels, joined.seg.labels)
+
+    picked = pick(apart, *pts[a])
+    assert "ℹ️ Picked segment" in picked.status_markdown()
+    plain = dcorr.reset(model, picked)
+    assert not any(n.startswith("Picked segment") for n in plain.notices)  # the pick went with the cut
+    assert "ℹ️ Corrections reset: the plain cut." in plain.status_markdown()
+    waiting = dcorr.click(model, pick(result, *pts[a]), "join", *pts[a])
+    assert any(n.startswith("Picked segment") for n in waiting.notices)  # a waiting point changes nothing
+
+
+def test_gone_segments_are_said_in_good_grammar():
+    from types import SimpleNamespace
+
+    from deepcut.tasks.correct import describe
+
+    old = SimpleNamespace(labels=np.array([[0, 1, 2, 2]]))
+    one = describe([], old, SimpleNamespace(labels=np.array([[1, 1, 2, 2]])))
+    two = describe([], old, SimpleNamespace(labels=np.array([[2, 2, 2, 2]])))
+    assert "segment 0 no longer exists" in one and "segments 0, 1 no longer exist" in two

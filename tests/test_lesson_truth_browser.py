@@ -91,3 +91,28 @@ def test_the_objects_scores_are_drawn_as_a_table(browser):
         assert cells["head"][:2] == ["#", "score"] and cells["rows"] >= 1, cells
         assert cells["w"] > 100 and cells["h"] > 20 * (cells["rows"] + 1), cells  # drawn, a line per row
         assert "| # | score |" not in page.locator("#objects-status").inner_text()  # no raw markdown left
+
+
+def test_a_separate_after_a_join_says_only_what_it_did(browser):
+    from test_browser import click_overlay_at, mask_points
+
+    with page_at(browser, 1400, 900) as page:
+        tap_example(page)
+        page.wait_for_function("(() => { const i = document.querySelector('#mask img'); "
+                               "return i && i.complete && i.naturalWidth > 0; })()")
+        fg, bg = mask_points(page)
+        for mode, n in (("join two points (click both)", 1), ("separate two points (click both)", 2)):
+            page.get_by_label(mode).check()
+            page.locator("#overlay img").scroll_into_view_if_needed()
+            click_overlay_at(page, *fg)
+            page.wait_for_function("document.querySelector('#status').innerText.includes('First point marked')")
+            click_overlay_at(page, *bg)
+            page.wait_for_function(f"document.querySelector('#status').innerText.includes('Correction {n}')")
+        status = page.locator("#status").inner_text()
+        line = next(t for t in status.split("\n") if "Correction 2" in t)
+        assert line.startswith("ℹ️ Correction 2: separated"), status
+        assert "joined" not in line and "already apart" not in line and "Correction 1" not in status, status
+        assert_drawn(page, "#status", "Correction 2: separated")
+        page.locator("#reset-btn").click()
+        page.wait_for_function("document.querySelector('#status').innerText.includes('Corrections reset')")
+        assert "Correction 2" not in page.locator("#status").inner_text()

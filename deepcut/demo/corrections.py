@@ -21,7 +21,7 @@ from ..errors import DeepCutError
 from ..predictor import DeepCut
 from ..segmentation.notes import count_words
 from ..tasks.correct import MAX_CORRECTIONS as LIBRARY_MAX_CORRECTIONS
-from ..tasks.correct import Correction, correct_features
+from ..tasks.correct import Correction, correct_features, is_warning
 from .errors import DemoError
 from .results import DemoResult
 
@@ -32,13 +32,33 @@ KINDS = {"join": "the point it belongs with", "separate": "the point it does not
 MAX_CORRECTIONS = LIBRARY_MAX_CORRECTIONS
 
 
-def _status(result: DemoResult, lines: list[str]) -> DemoResult:
+#: How the page's own correction notices begin (all replaced by the next step's): what a click or undo did, a
+#: waiting first point, and the warnings of a correction the GNN did not learn by itself.
+NOTICES = ("Correction", "First point", "Undid correction", "After correction")
+#: How the notice of a picked object begins (:func:`deepcut.demo.teaching.pick`): gone once the cut changes.
+PICKED = "Picked segment"
+
+
+def _status(result: DemoResult, lines: list[str], cut_changed: bool = True) -> DemoResult:
     """``result`` with its correction notices replaced by ``lines``; the plain cut's words on its number of
-    segments (:func:`~deepcut.segmentation.notes.count_words`) only while no correction changes it on purpose."""
+    segments (:func:`~deepcut.segmentation.notes.count_words`) only while no correction changes it on purpose;
+    ``cut_changed``: the segmentation was made again (a correction, undo or reset), so a picked object's
+    notice goes with the pick."""
     plain = result.plain if result.plain is not None else result.seg
     counts = count_words(plain)
-    kept = [n for n in result.notices if not n.startswith(("Correction", "First point")) and n not in counts]
+    kept = [n for n in result.notices if not n.startswith(NOTICES) and n not in counts
+            and not (cut_changed and n.startswith(PICKED))]
     return dataclasses.replace(result, notices=kept + ([] if result.corrections else counts) + lines)
+
+
+def _lines(seg_notes: list[str], n: int, alone: bool) -> list[str]:
+    """The status lines of a correction: what changed (information) and, apart, any warning of the library's
+    notes on it (:func:`~deepcut.tasks.correct.is_warning`); ``alone``: the notes describe correction ``n``
+    alone (a click), else corrections 1 … ``n`` together."""
+    said = [t for t in seg_notes if not t.startswith("stage")]
+    info, warn = [t for t in said if not is_warning(t)], [t for t in said if is_warning(t)]
+    name = f"Correction {n}" if alone or n == 1 else f"Corrections 1–{n}"
+    return ([f"{name}: " + "; ".join(info[:4])] if info else []) + [f"After {name.lower()}, {w}" for w in warn]
 
 
 def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float, max_epochs: int | None = None
@@ -55,32 +75,37 @@ def click(model: DeepCut, result: DemoResult, kind: str, x: float, y: float, max
     point = (float(np.clip(x, 0, w - 1)), float(np.clip(y, 0, h - 1)))
     if result.pending is None or result.pending[0] != kind:
         waiting = dataclasses.replace(result, pending=(kind, point))
-        return _status(waiting, [f"First point marked (yellow): now click {KINDS[kind]}."])
+        return _status(waiting, [f"First point marked (yellow): now click {KINDS[kind]}."], cut_changed=False)
     pair = (result.pending[1], point)
     return apply(model, result, [*result.corrections, Correction(kind, pair)], max_epochs)
 
 
-def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction], max_epochs: int | None = None
-          ) -> DemoResult:
+def apply(model: DeepCut, result: DemoResult, corrections: Sequence[Correction], max_epochs: int | None = None,
+          undo: bool = False) -> DemoResult:
     """``result``'s plain cut with ``corrections`` (in order; none: the plain cut itself); ``max_epochs``: the
-    server's cap on the correction's training (:class:`~deepcut.clustering.links.Links` ``epochs``)."""
+    server's cap on the correction's training (:class:`~deepcut.clustering.links.Links` ``epochs``). Where
+    ``corrections`` are ``result``'s plus one (a click), the status describes that last one alone, against
+    ``result``; ``undo``: they are ``result``'s but the last, and the status says which was undone."""
     plain = result.plain if result.plain is not None else result.seg
     if len(corrections) > MAX_CORRECTIONS:
         raise DemoError(f"at most {MAX_CORRECTIONS} corrections on one result (got {len(corrections)}): undo some, "
                         f"or reset and start again")
+    undone = [f"Undid correction {len(result.corrections)}: " + (
+        f"the result of the {'first correction' if len(corrections) == 1 else f'first {len(corrections)}'} again"
+        if corrections else "the plain cut again.")] if undo and result.corrections else []
     if not corrections:
         back = dataclasses.replace(result, seg=plain, corrections=(), pending=None, plain=None)
-        return _status(back, ["Corrections reset: the plain cut."] if result.corrections else [])
+        return _status(back, undone or (["Corrections reset: the plain cut."] if result.corrections else []))
+    alone = tuple(corrections[:-1]) == tuple(result.corrections)  # one click more than the result shown
     try:
         budget = Links() if max_epochs is None else Links(epochs=min(Links().epochs, int(max_epochs)))
-        seg = correct_features(model.patch_features(plain.image, plain.config), plain, list(corrections), budget)
+        seg = correct_features(model.patch_features(plain.image, plain.config), plain, list(corrections), budget,
+                               previous=result.seg if alone else None)
     except DeepCutError as e:
         raise DemoError(str(e)) from None
-    said = [n for n in seg.notes if not n.startswith("stage")]
-    lines = [f"Correction {len(corrections)}: " + "; ".join(said[:4])] if said else []
     out = dataclasses.replace(result, seg=seg, corrections=tuple(corrections), pending=None, plain=plain,
                               seconds=seg.timings.total)
-    return _status(out, lines)
+    return _status(out, undone or _lines(seg.notes, len(corrections), alone))
 
 
 def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
@@ -114,10 +139,10 @@ def parse(text: str | None, scale: float = 1.0) -> list[Correction]:
 def undo(model: DeepCut, result: DemoResult, max_epochs: int | None = None) -> DemoResult:
     """``result`` without its last correction (or without a waiting first point)."""
     if result.pending is not None:
-        return _status(dataclasses.replace(result, pending=None), [])
+        return _status(dataclasses.replace(result, pending=None), [], cut_changed=False)
     if not result.corrections:
-        return _status(result, ["Correction: nothing to undo."])
-    return apply(model, result, result.corrections[:-1], max_epochs)
+        return _status(result, ["Correction: nothing to undo."], cut_changed=False)
+    return apply(model, result, result.corrections[:-1], max_epochs, undo=True)
 
 
 def reset(model: DeepCut, result: DemoResult) -> DemoResult:

@@ -24,12 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
+#: How the page's notices that only inform begin (what a correction, undo, reset or pick did; a waiting first
+#: point): shown with ℹ️, not as warnings.
+PAGE_INFORMATION = ("Correction", "First point", "Undid correction", "Picked segment")
+
+
 def with_notices(lines: list[str], notices: list[str]) -> str:
     """Status lines followed by one line per notice, each its own markdown paragraph (so that a layout can
     hide one: presenter mode shows the count and the warnings, not the backbone's line): ⚠️ before a
-    warning, ℹ️ before a note that only says what the method did
-    (:func:`~deepcut.segmentation.notes.is_information`)."""
-    return "\n\n".join(lines + [f"{'ℹ️' if is_information(n) else '⚠️'} {n}" for n in notices])
+    warning, ℹ️ before a notice that only says what the method or the visitor's click did
+    (:func:`~deepcut.segmentation.notes.is_information`, :data:`PAGE_INFORMATION`)."""
+    info = lambda n: is_information(n) or n.startswith(PAGE_INFORMATION)  # noqa: E731
+    return "\n\n".join(lines + [f"{'ℹ️' if info(n) else '⚠️'} {n}" for n in notices])
 
 
 @dataclass

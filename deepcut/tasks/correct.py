@@ -129,19 +129,31 @@ def _link(c: Correction, seg: Segmentation, f: torch.Tensor) -> Link:
     return Link("cannot", (p, q), groups, frozenset(stages))  # type: ignore[arg-type]  # two groups: p's, q's
 
 
-def _enforce(labels: np.ndarray, links: Links, f: torch.Tensor) -> tuple[np.ndarray, list[str]]:
+#: How the notes of :func:`correct_features` that warn begin (the GNN did not learn a correction by itself and
+#: the labels were forced, or the corrections contradict each other); the others only say what changed.
+WARNINGS = ("the GNN kept", "the corrections contradict")
+
+
+def is_warning(note: str) -> bool:
+    """Whether a correction's note warns (:data:`WARNINGS`) rather than only saying what changed."""
+    return note.startswith(WARNINGS)
+
+
+def _enforce(labels: np.ndarray, links: Links, f: torch.Tensor, only: int | None = None
+             ) -> tuple[np.ndarray, list[str]]:
     """Make the links hold at their anchors on ``labels`` ``(N,)``, in rounds: a join still apart moves the
     second point's segment into the first's (but for the anchors of separations), a separation still
     together splits its segment by the nearer anchor (cosine), joined anchors kept on one side. When the
-    links contradict each other, the later one wins."""
+    links contradict each other, the later one wins. ``only``: the notes are about link ``only`` alone
+    (the last correction), and a contradiction."""
     labels = labels.copy()
     notes: list[str] = []
     cannot_anchors = {a for ln in links.links if ln.kind == "cannot" for a in ln.anchors}
     for _ in range(3):
-        broken = [ln for ln in links.links if not ln.satisfied(labels)]
+        broken = [(i, ln) for i, ln in enumerate(links.links) if not ln.satisfied(labels)]
         if not broken:
             return labels, notes
-        for ln in broken:
+        for i, ln in broken:
             if ln.satisfied(labels):
                 continue
             p, q = ln.anchors
@@ -153,7 +165,7 @@ def _enforce(labels: np.ndarray, links: Links, f: torch.Tensor) -> tuple[np.ndar
             else:
                 labels = _split(labels, p, q, links, f)
                 note = "the GNN kept separated points together; their segment was split between them"
-            if note not in notes:
+            if note not in notes and only in (None, i):
                 notes.append(note)
     if not links.satisfied(labels):
         notes.append("the corrections contradict each other; the later ones won")
@@ -208,7 +220,8 @@ def describe(corrections: Sequence[Correction], old: Segmentation, new: Segmenta
             out.append(f"separated: the points of segment {a} are now in segments {na} and {nb}")
     gone, born = sorted(before - after), sorted(after - before)
     if gone:
-        out.append("segment" + ("s " if len(gone) > 1 else " ") + ", ".join(map(str, gone)) + " no longer exist")
+        out.append(f"segments {', '.join(map(str, gone))} no longer exist" if len(gone) > 1 else
+                   f"segment {gone[0]} no longer exists")
     if born:
         out.append("new segment" + ("s " if len(born) > 1 else " ") + ", ".join(map(str, born)))
     out.append(f"{100.0 * float(np.mean(old.labels != new.labels)):.0f}% of the pixels changed segment")
@@ -216,7 +229,7 @@ def describe(corrections: Sequence[Correction], old: Segmentation, new: Segmenta
 
 
 def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Sequence[Correction],
-                     links: Links | None = None) -> Segmentation:
+                     links: Links | None = None, previous: Segmentation | None = None) -> Segmentation:
     """:meth:`deepcut.DeepCut.correct` on the image's features (see the module doc).
 
     Args:
@@ -224,6 +237,9 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
         seg: the result to correct (its models are copied, never trained in place).
         corrections: the clicks, in order.
         links: the training budget (epochs, learning rate, weight); the links themselves are made here.
+        previous: the result the visitor saw before the last correction (``seg`` with the corrections but the
+            last, as an app applies them one click at a time): the notes then describe the last correction
+            alone, against ``previous`` (:func:`describe`), not every correction against ``seg``.
     """
     t0 = time.perf_counter()
     cfg: SegmentConfig = seg.config
@@ -236,14 +252,15 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
     if models is None:  # no trained GNN kept: train the plain cut again (deterministic), then correct it
         models = run_stages(graph, feats.grid, cfg).models
     out = run_stages(graph, feats.grid, cfg, tracking=Tracking(warm=models, links=todo))
-    labels, forced = _enforce(out.labels, todo, f)
+    labels, forced = _enforce(out.labels, todo, f, None if previous is None else len(corrections) - 1)
     if forced:
         out = _with_labels(out, labels)
     old = seg.patch_labels.ravel()
     out = relabel(out, _keep_numbers(out.labels, old))
     new = to_segmentation(out, feats, cfg, t0, count_notes=False)
     _pin(new, corrections)
-    new.notes = describe(corrections, seg, new) + new.notes + forced
+    said = describe(corrections, seg, new) if previous is None else describe(corrections[-1:], previous, new)
+    new.notes = said + new.notes + forced
     return new
 
 
