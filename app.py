@@ -86,6 +86,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
         teach_view.page_scripts(demo, presenter, text)
     guards.guard_uploads(demo, limits)
     guards.cap_sliders(demo, limits)
+    guards.readable_inputs(demo)  # after the caps: a slider's range is the server's
     if limits.public:  # one fair queue: never more heavy jobs (video included) than limits.workers
         guards.share_queue(demo, limits.workers)
     return demo

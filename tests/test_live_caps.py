@@ -11,6 +11,7 @@ import asyncio
 import json
 import threading
 import time
+import urllib.request
 
 import pytest
 from app_server import app_server
@@ -220,3 +221,26 @@ def test_inline_images_count_against_a_visitors_upload_cap_over_http(server):
     assert 429 not in codes
     status, text = post(server["url"] + "gradio_api/call/segment", body, headers)
     assert status == 429 and "Too many uploads" in text
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("url", ["data:image/png;base64,AAAA", "data:image/png;base64,%%%not-base64",
+                                 "data:,", "data:image/png;base64," + "iVBORw0KGgo" * 3])
+def test_a_live_frame_that_is_not_a_picture_gets_a_named_error(server, url):
+    live = LiveClient(server["url"], "203.0.113.65")
+    body = json.loads(live.body(0))
+    body["data"][live.inputs.index(live.camera)] = file_data(url)
+    status, text = post(server["url"] + "gradio_api/queue/join", json.dumps(body).encode(),
+                             {"X-Forwarded-For": "203.0.113.65"})
+    assert status == 200
+    event = json.loads(text)["event_id"]
+    with urllib.request.urlopen(server["url"] + f"gradio_api/queue/data?session_hash={live.session}",
+                                timeout=60) as r:
+        for line in r:
+            text = line.decode().strip()
+            if text.startswith("data:") and '"process_completed"' in text:
+                message = json.loads(text[5:])
+                break
+    assert message["event_id"] == event and message["success"] is False
+    error = message["output"]["error"]
+    assert error and ("Camera: could not read" in error or "Could not read this file" in error), error

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import re
 import time
@@ -105,6 +106,77 @@ def _checked(preprocess: Callable, limits: Limits) -> Callable:
             raise gr.Error(str(e), print_exception=False) from None
         return preprocess(payload)
     return guarded
+
+
+def readable_inputs(demo: gr.Blocks) -> None:
+    """Make every input of ``demo`` refuse a value it cannot read with a one-line message naming the control
+    (Gradio's own preprocessing fails on ``"x"`` in a slider or ``None`` for ``k`` with an empty error):
+    numbers (sliders, number fields) must be finite, within the control's range and, on a whole-number
+    step, whole; any other failure to read a value names the control too. Idempotent."""
+    for block in demo.blocks.values():
+        if not isinstance(block, gr.components.Component) or getattr(block.preprocess, "readable", False):
+            continue
+        block.preprocess = _readable(block, block.preprocess)  # type: ignore[method-assign]  # wraps its own
+
+
+def control_name(block: Any) -> str:
+    """How the page names a control: its label, else its element id, else its kind."""
+    label = getattr(block, "label", None)
+    return str(label or getattr(block, "elem_id", None) or type(block).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_number(block: Any, payload: Any) -> float | None:
+    """The number a slider or number field was sent (``None`` where the field may be empty).
+
+    Raises:
+        gradio.Error: not a number, not finite, outside the control's range, or not whole on a whole step.
+    """
+    name = control_name(block)
+    if payload is None:
+        if isinstance(block, gr.Number):
+            return None
+        raise gr.Error(f"{name}: a number is needed (got nothing).", print_exception=False)
+    if isinstance(payload, bool) or not isinstance(payload, (int, float, str)):
+        raise gr.Error(f"{name} must be a number, got {_shown(payload)}.", print_exception=False)
+    try:
+        value = float(payload)
+    except ValueError:
+        raise gr.Error(f"{name} must be a number, got {_shown(payload)}.", print_exception=False) from None
+    if not math.isfinite(value):
+        raise gr.Error(f"{name} must be a finite number, got {_shown(payload)}.", print_exception=False)
+    lo, hi = getattr(block, "minimum", None), getattr(block, "maximum", None)
+    if lo is not None and value < lo:
+        raise gr.Error(f"{name}: {value:g} is below the minimum, {lo:g}.", print_exception=False)
+    if hi is not None and value > hi:
+        raise gr.Error(f"{name}: {value:g} is above the maximum, {hi:g}.", print_exception=False)
+    step = getattr(block, "step", None)
+    if isinstance(block, gr.Slider) and step and float(step).is_integer() and not value.is_integer():
+        raise gr.Error(f"{name} takes whole numbers, got {value:g}.", print_exception=False)
+    return value
+
+
+def _readable(block: Any, preprocess: Callable) -> Callable:
+    numeric = isinstance(block, (gr.Slider, gr.Number))
+
+    def read(payload):
+        if numeric:
+            value = read_number(block, payload)
+            payload = payload if value is None else (int(value) if isinstance(payload, int) else value)
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:
+            sent = "the file sent (not a picture Gradio can read)" if hasattr(payload, "path") or \
+                isinstance(payload, dict) else _shown(payload)
+            raise gr.Error(f"{control_name(block)}: could not read {sent}.", print_exception=False) from None
+    read.readable = True  # type: ignore[attr-defined]  # a mark: wrapped once
+    return read
 
 
 def share_queue(demo: gr.Blocks, limit: int) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
+from ..errors import DeepCutError
 from . import corrections as corr
 from .controls import facet_props, layer_props
-from .errors import DemoError
 from .layout import figure_text
 from .objects import objects_setting
 from .session import DemoSession
@@ -39,9 +40,10 @@ except ImportError:  # anywhere else: nothing changes
 
 
 def as_message(e: Exception) -> gr.Error:
-    """The visitor's message for ``e``: its text for expected problems, a generic line otherwise."""
-    if isinstance(e, (DemoError, gr.Error)):
-        return gr.Error(str(e), print_exception=False)
+    """The visitor's message for ``e``: its text for expected problems (the demo's and the library's: a bad
+    setting says which and why), a generic line otherwise."""
+    if isinstance(e, (DeepCutError, gr.Error)):
+        return gr.Error(getattr(e, "message", None) or str(e), print_exception=False)
     log.exception("unexpected error in the demo")
     return gr.Error(f"Something went wrong ({type(e).__name__}). Please try other settings or another "
                     f"file.", print_exception=False)
@@ -56,6 +58,18 @@ def shows_errors(fn: Callable) -> Callable:
         except Exception as e:
             raise as_message(e) from None
     return handler
+
+
+def click_point(index: Any) -> tuple[float, float] | None:
+    """The ``(x, y)`` of a click on a picture (Gradio's ``SelectData.index``), or None if it is not two finite
+    numbers (a client that is not the page may send anything)."""
+    if not isinstance(index, (list, tuple)) or len(index) < 2:
+        return None
+    try:
+        x, y = float(index[0]), float(index[1])
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else None
 
 
 def upload_name(image: Any) -> str | None:
@@ -143,13 +157,14 @@ class PageHandlers:
     def click(self, key, evt: gr.SelectData, on_affinity: bool = False) -> tuple:
         """The affinity view of the clicked patch, on the overlay or on the affinity picture itself."""
         result = self.session.results.get(key)  # the page's gr.State holds only a key
-        if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
+        point = click_point(evt.index)
+        if result is None or point is None:
             return gr.skip(), gr.skip()
-        x, y = evt.index[:2]
+        x, y = point
         frame = self.session.affinity_frame(result) if on_affinity else None
-        if frame is not None and float(y) >= frame[0]:  # the colour bar under the map
+        if frame is not None and y >= frame[0]:  # the colour bar under the map
             return gr.skip(), gr.skip()
-        return self.session.affinity(result, float(x), float(y), frame)
+        return self.session.affinity(result, x, y, frame)
 
     def click_overlay(self, result, evt: gr.SelectData) -> tuple:
         return self.click(result, evt)

@@ -17,6 +17,8 @@ Imports no Gradio: strings the app passes to Gradio, and :func:`figure_text`, th
 
 from __future__ import annotations
 
+import math
+
 #: The figures' text scale where they are seen from afar (presenter mode) and on a phone: their fonts grow,
 #: their PNGs keep their pixels or get narrower (:func:`deepcut.render.style.new_figure`; both draw the
 #: figures' compact forms, :data:`deepcut.render.style.COMPACT_TEXT`).
@@ -178,4 +180,4 @@ def figure_text(text: float | None) -> float:
         value = float(text or 1.0)
     except (TypeError, ValueError):
         return 1.0
-    return min(max(value, 1.0), 4.0)
+    return min(max(value, 1.0), 4.0) if math.isfinite(value) else 1.0

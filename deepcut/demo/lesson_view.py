@@ -15,6 +15,7 @@ imports this module.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import gradio as gr
@@ -107,8 +108,10 @@ def parse_values(text: str | None, param: str) -> list[float] | None:
     try:
         values = [float(w) for w in words]
     except ValueError:
-        raise DemoError(f"The sweep's values must be numbers separated by commas, e.g. 2, 3, 4 (got {text!r}).") \
-            from None
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise DemoError(f"The sweep's values must be finite numbers separated by commas, e.g. 2, 3, 4 "
+                        f"(got {text!r}).")
     return [int(v) if param != "alpha" else v for v in values]
 
 

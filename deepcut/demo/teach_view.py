@@ -24,7 +24,7 @@ from ..render.marks import draw_focus
 from . import corrections, layout
 from .controls import downloads, opacity_slider, picture
 from .errors import DemoError
-from .handlers import shows_errors, upload_name
+from .handlers import click_point, shows_errors, upload_name
 from .layout import figure_text
 from .outputs import display_factor
 from .results import DemoResult
@@ -188,10 +188,11 @@ class TeachingHandlers:
         segment as the object (``"pick"``), or a point of a correction (``"join"``, ``"separate"``): the
         overlay, mask, box, cut-out, status, downloads and the kept result follow."""
         result = self.session.results.get(key)
-        if result is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) < 2:
+        point = click_point(evt.index)
+        if result is None or point is None:
             return (gr.skip(),) * 9
         f = display_factor(result.seg.image.shape)  # the page shows the overlay enlarged by f
-        return self.click(result, mode, image, float(evt.index[0]) / f, float(evt.index[1]) / f, opacity)
+        return self.click(result, mode, image, point[0] / f, point[1] / f, opacity)
 
     @shows_errors
     def click(self, result, mode: str, image: str | None, x: float, y: float, opacity: float = 0.5) -> tuple:
