@@ -15,6 +15,7 @@ from PIL import Image, ImageFont
 
 from deepcut.demo import DemoSession
 from deepcut.demo.teaching import explain
+from deepcut.errors import ConfigError
 from deepcut.lessons.names import file_stem
 from deepcut.lessons.slides import export_files, export_zip, replay_gif, replay_mp4
 from deepcut.lessons.sweep import sweep
@@ -132,7 +133,16 @@ def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, exp
             assert np.array_equal(np.asarray(im), result.seg.labels)
         readme = archive.read("README.txt").decode()
         assert settings_line(result) in readme and all(n in readme for n in names - {"README.txt"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no working files left behind
+    from deepcut.utils.manifest import MANIFEST_NAME
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, MANIFEST_NAME])  # no working files
+    assert export_zip(result, tmp_path, "disc.png", explanation, extra=extra, size=size) == path  # its own: again
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / path.name).write_bytes(b"mine")  # a zip DeepCut did not write is never replaced
+    with pytest.raises(ConfigError, match=path.name):
+        export_zip(result, other, "disc.png", size=size)
+    assert (other / path.name).read_bytes() == b"mine" and sorted(p.name for p in other.iterdir()) == [path.name]
 
 
 def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, result, explanation):

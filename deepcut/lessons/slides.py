@@ -260,18 +260,23 @@ def export_zip(result: Shown, folder: str | Path, image_name: str | None,
                explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0) -> Path:
     """One zip with the files of :func:`write_slides` (same arguments), written to ``folder`` as
-    ``<image>_slides_<settings>.zip``; the files themselves are not kept. Returns the zip's path.
+    ``<image>_slides_<settings>.zip``; the files themselves are not kept. Returns the zip's path. A zip of that
+    name is replaced only if DeepCut wrote it (the folder's output manifest records it).
 
     Raises:
-        ConfigError: as :func:`write_slides`, or the zip's name is a folder's.
+        ConfigError: as :func:`write_slides`; the zip's name is a folder's, or a file DeepCut did not write.
     """
     size = check_slide_size(size)
     folder = _folder(folder)
     target = folder / f"{file_stem(image_name, 'slides', result)}.zip"
     if target.is_dir():
         raise ConfigError(f"cannot write {target}: a folder has that name; move it away or choose another folder")
+    manifest = OutputManifest(folder)
+    _claim(manifest, [target.name])
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        return zip_files(write_slides(result, tmp, image_name, explanation, extra, size, opacity, text), target)
+        files = write_slides(result, tmp, image_name, explanation, extra, size, opacity, text)
+        with manifest.writing([target.name]):
+            return zip_files(files, target)
 
 
 def export_files(result: Shown, folder: str | Path, image_name: str | None,
