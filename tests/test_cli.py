@@ -467,3 +467,37 @@ def test_a_second_run_into_a_folder_another_run_holds_is_refused_and_writes_noth
     assert sorted(os.listdir(out)) == []
     assert _cli(["segment", str(img), "--out", str(out), *FAST]) == 0
     assert (out / "results.json").is_file() and (out / "disc_labels.png").is_file()
+
+
+def test_a_second_run_writing_a_file_another_run_writes_is_refused(tmp_path, capsys):
+    """``video`` and ``label`` write one file each (and video a labels folder): while a run holds that file,
+    another run writing it is refused with one line and changes nothing; the lock leaves no file behind."""
+    import os
+    import subprocess
+
+    from deepcut.utils.manifest import file_lock, folder_lock
+
+    _gif(tmp_path / "v.gif")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(disc_image(48)).save(images / "disc.png")
+    video, pseudo, labels = tmp_path / "o.gif", tmp_path / "pseudo.json", tmp_path / "labels"
+    commands = [(video, ["video", str(tmp_path / "v.gif"), "--out", str(video), *FAST]),
+                (pseudo, ["label", str(images), "--out", str(pseudo), *FAST])]
+    for target, command in commands:
+        with file_lock(target):
+            assert _cli(command) == 1, command
+            assert "another DeepCut run is writing this file" in capsys.readouterr().err
+            holder = subprocess.run([sys.executable, "-c", "import sys; from deepcut.utils.manifest import "
+                                     f"file_lock\nwith file_lock({str(target)!r}): sys.exit(0)"], cwd=REPO,
+                                    capture_output=True, text=True, timeout=120)
+            assert holder.returncode == 1 and "another DeepCut run" in holder.stderr
+            assert not target.exists()
+        assert _cli(command) == 0 and target.is_file(), command
+    labels.mkdir()
+    with folder_lock(labels):  # the label maps' folder is held too
+        assert _cli(["video", str(tmp_path / "v.gif"), "--out", str(tmp_path / "p.gif"), "--labels-dir",
+                     str(labels), *FAST]) == 1
+        assert "another DeepCut run is writing into this folder" in capsys.readouterr().err
+    assert not (tmp_path / "p.gif").exists() and sorted(os.listdir(labels)) == []
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".lock")) == []  # no lock file left

@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DeepCutError
     from ..labeling import LabelInterrupted, LabelSpec, check_output, collect_sources, label_dataset
     from ..labeling.shards import parts_dir
+    from ..utils.manifest import file_lock
 
     cfg = config_from_args(args)
     _check_counts(args)
@@ -122,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
                      threads=getattr(args, "threads", None), precision=getattr(args, "precision", None))
     progress = Progress()
     try:
-        report = label_dataset(sources, root, out, spec, make_runner(args, spec), resume=args.resume,
-                               restart=args.restart, on_start=progress.start, on_record=progress.record,
-                               on_note=lambda m: print(f"note: {m}", file=sys.stderr))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(out):  # one run at a time writes OUT and OUT.parts
+            report = label_dataset(sources, root, out, spec, make_runner(args, spec), resume=args.resume,
+                                   restart=args.restart, on_start=progress.start, on_record=progress.record,
+                                   on_note=lambda m: print(f"note: {m}", file=sys.stderr))
     except LabelInterrupted as e:
         progress.close()
         error(str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from ..config import parse_epochs
 from ..errors import ConfigError
 from ..utils.files import atomic_path, write_json_atomic
-from ..utils.manifest import Manifests, folder_lock
+from ..utils.manifest import Manifests, file_lock, folder_lock
 from .common import (
     UsageError,
     add_config_args,
@@ -125,8 +126,6 @@ def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tu
 def run_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..tasks.video import write_video
-
     cfg = config_from_args(args)
     manifests = Manifests()
     out, labels_dir, warm_epochs = _check_video_args(args, cfg, manifests)
@@ -149,6 +148,18 @@ def run_video(args: argparse.Namespace) -> int:
     if labels_dir is not None:
         check_out_dir(labels_dir, "--labels-dir")
     check_out_dir(out.parent, "--out's folder")
+    with contextlib.ExitStack() as held:  # one run at a time writes this video (and its label maps)
+        held.enter_context(file_lock(out))
+        if labels_dir is not None:
+            held.enter_context(folder_lock(labels_dir, "--labels-dir"))
+        return _write_video(args, model, cfg, manifests, stream, out, labels_dir, bar, t0)
+
+
+def _write_video(args: argparse.Namespace, model, cfg, manifests: Manifests, stream, out: Path,
+                 labels_dir: Path | None, bar, t0: float) -> int:
+    """Write the overlay video (and the label maps and their summary) of ``stream`` (held by this run)."""
+    from ..tasks.video import write_video
+
     labels = manifests.of(labels_dir) if labels_dir is not None else None
     written: list[str] = []
     segments: set[int] = set()

@@ -197,3 +197,50 @@ def folder_lock(folder: str | os.PathLike, flag: str = "--out") -> Iterator[None
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, flag: str = "--out") -> Iterator[None]:
+    """Hold the file ``path`` for one run that writes it: a second run writing the same file is refused while
+    this one holds it (two runs never interleave one file, and neither's result is silently replaced).
+
+    The lock is ``flock`` on a hidden ``.<name>.lock`` beside ``path`` (its folder must exist), removed when
+    the block ends; if the process dies the file may stay, but the lock goes with the process, so it never
+    blocks a later run. Where ``flock`` does not exist (Windows) runs are not locked.
+
+    Raises:
+        DeepCutError: another process holds ``path`` (the message names ``flag`` and the file).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    target = Path(path)
+    lock = target.parent / f".{target.name}.lock"
+    busy = DeepCutError(f"{flag} {target}: another DeepCut run is writing this file; wait for it to finish, or "
+                        f"choose another name")
+    for _ in range(3):  # the lock file may be removed by its holder between our open and our lock: try again
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise busy from None
+        try:
+            held = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            held = False
+        if held:
+            break
+        os.close(fd)
+    else:
+        raise busy
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)  # while still holding it: a run that opened it meanwhile sees it gone and retries
+        except OSError:
+            pass
+        os.close(fd)
