@@ -4,6 +4,7 @@
     python benchmarks/fuzz.py --quick    # every 8th case (~75, under a minute)
     python benchmarks/fuzz.py --only config --verbose
     python benchmarks/fuzz.py --only h22-out/      # one group of issue #22 (also web:, h22-label/)
+    python benchmarks/fuzz.py --only h33/          # issue #33's classes
 
 Each case runs in a child forked from this process (the models are built once, before any fork), so
 a case cannot disturb another. A case's outcome is
@@ -25,7 +26,11 @@ frames, odd upload bodies to a real public ``app.py``: ``benchmarks/fuzz_cases_w
 (the CLI's outputs: colliding names, users' files named like outputs, links, forged manifests and
 results, ``--out`` that is an input) and ``h22-label/`` (``label``: the parent killed under
 ``--workers 2``, worker and Ray caps, sparse files, malformed shards and settings, odd parts folders,
-``--out`` that is an input): ``benchmarks/fuzz_cases_cli.py``. ``--only`` text that begins with a
+``--out`` that is an input): ``benchmarks/fuzz_cases_cli.py``. Issue #33's classes, ``h33/`` (corrections and
+slides with odd values, runs into held outputs, ``label --resume`` at another precision, ``app.py`` with
+nonsense caps, and a public server probed by a client that is not the page: live floods, quiet and second
+streams, bad frames, inline images past the caps, values no page sends): ``benchmarks/fuzz_cases_h33.py``.
+``--only`` text that begins with a
 group's prefix (``config/``, ``web:``, ``h22-out/``, ...) builds that group alone (no models, no web
 server it does not need). Children run with ``DEEPCUT_MAX_MEMORY`` below the cap and
 ``DEEPCUT_MAX_PATCHES`` at 16384, the limits DeepCut checks before it allocates (each case must end

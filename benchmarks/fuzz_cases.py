@@ -558,7 +558,7 @@ def cli_cases(d: Path, files: list[Path], videos: dict[str, Path]) -> list[Case]
 #: The library's and the first CLI's group prefixes (built together: they share models and files).
 LIBRARY = ("config/", "file/", "object/", "ctor/", "video/", "checkpoint/", "cli/")
 #: Every group's name prefix (each case of a group starts with its prefix), in build order.
-GROUPS = (*LIBRARY, "web:", "h22-out/", "h22-label/")
+GROUPS = (*LIBRARY, "web:", "h22-out/", "h22-label/", "h33/")
 
 
 def _wanted(only: str | None) -> set[str]:
@@ -593,6 +593,10 @@ def build_cases(folder: Path, only: str | None = None) -> list[Case]:
             groups.append(cli_output_cases(folder / "cli_output_cases"))
         if "h22-label/" in want:
             groups.append(label_cases(folder / "label_cases"))
+    if "h33/" in want:  # the failure paths of live, corrections, exports, precision and the page (#33)
+        from fuzz_cases_h33 import h33_cases
+
+        groups.append(h33_cases(folder / "h33"))
     cases: list[Case] = []
     longest = max(len(g) for g in groups)
     for i in range(longest):  # interleaved, so that every 8th case covers each group
