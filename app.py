@@ -82,7 +82,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
             video_tab(page, shared, resolution)
             coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
             # public: the live frames wait in the one fair queue with the other heavy jobs (guards.share_queue)
-            live_tab(streams, page.backbone_list(), gpu, "segment" if limits.public else None)
+            live_tab(streams, page.backbone_list(), gpu, "segment" if limits.public else None, shared, page.chosen)
         teach_view.page_scripts(demo, presenter, text)
     guards.guard_uploads(demo, limits)
     guards.cap_sliders(demo, limits)

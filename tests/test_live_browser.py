@@ -95,6 +95,11 @@ def test_live_tab_segments_a_fake_camera_with_stable_labels_and_stops(camera, tm
         page.screenshot(path=str(shots / "live_tab.png"))
         frames_seen = int(status.rsplit("frame", 1)[1].split()[0])
         assert frames_seen >= 5 and "ms per frame" in status and "segment" in status
+        # the page's backbone (the test server's is the colour one, after its fallback), named, with no warning
+        # on every frame about weights the Live tab had asked for itself
+        assert "Same as the page" in page.locator("#live-backbone").inner_text() or \
+            page.locator("#live-backbone input").input_value().startswith("Same as the page")
+        assert "`color`" not in status and "color at 224 px" in status and "weights" not in status, status
         assert len(maps) >= 5 and all(m.shape == maps[0].shape for m in maps)
         assert consistency(maps) >= 0.8  # the parts keep their colours while the camera pans
 

@@ -38,8 +38,8 @@ from .settings import build_config
 from .uploads import downscale
 from .visitors import client_address
 
-#: The backbone the Live tab starts with: small and fast (the colour backbone stands in without weights).
-LIVE_BACKBONE = "dino_vits16"
+#: The Live tab's backbone choice meaning "the page's backbone" (the page-wide *Backbone*, own weights included).
+SAME_AS_PAGE = ""
 
 
 @dataclass
@@ -82,9 +82,8 @@ class LiveStreams:
         self.frames = 0  # every frame segmented, all streams together
 
     def default_backbone(self) -> str:
-        """:data:`LIVE_BACKBONE` where this server offers it, else the session's default."""
-        limits = self.session.limits
-        return LIVE_BACKBONE if limits.offers(LIVE_BACKBONE) else self.session.default_backbone
+        """The backbone of a stream that names none (an API call, not the page): the session's default."""
+        return self.session.default_backbone
 
     def start(self, visitor: str, backbone: str | None, settings: dict[str, Any]) -> LiveState:
         """A new stream for ``visitor`` (ending their older one) with ``settings`` (config fields)."""

@@ -13,13 +13,13 @@ import gradio as gr
 from .controls import compact, picture, settings
 from .errors import DemoError
 from .handlers import as_message
-from .live_streams import LIVE_BACKBONE, LiveStreams, live_defaults
+from .live_streams import SAME_AS_PAGE, LiveStreams, live_defaults
 
 LIVE_HELP = """
-Point a camera at something: every frame goes through the vision model and the GNN, and the GNN trained on one
-frame continues on the next, so **a part keeps its label and colour while the camera moves** (the paper's
-implicit tracking). Press the camera's record button to start and stop. For speed, live mode starts with
-**ViT-S/16 at 224 px** (or the colour backbone when no DINO weights are here); the status shows frames per
+Point a camera at something: every frame goes through the page's feature extractor (the *Backbone* above, or
+another you pick here) and the GNN, and the GNN trained on one frame continues on the next, so **a part keeps
+its label and colour while the camera moves** (the paper's implicit tracking). Press the camera's record
+button to start and stop. For speed, live mode works at **224 px**; the status shows what runs, frames per
 second and the time per frame. Only the newest frame is worked on: nothing queues up.
 """
 
@@ -28,12 +28,13 @@ LIVE_CSS = "#live-overlay img { width: 100%; height: 100%; object-fit: contain; 
 
 
 def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable[[Callable], Callable],
-             concurrency_id: str | None = None) -> dict[str, Any]:
+             concurrency_id: str | None = None, page: dict[str, Any] | None = None,
+             chosen: Callable[[str, str | None], str] | None = None) -> dict[str, Any]:
     """The Live tab; ``choices``: the backbones offered, ``gpu``: the app's wrapper of work that may need a
-    GPU slot, ``concurrency_id``: the queue it shares (a public server's fair queue). Returns its components."""
+    GPU slot, ``concurrency_id``: the queue it shares (a public server's fair queue); ``page``: the page-wide
+    backbone picker (``{"backbone", "custom"}``) and ``chosen(backbone, custom)`` the backbone it names, which
+    the Live tab uses unless the visitor picks another here. Returns its components."""
     limits = streams.session.limits
-    names = [name for _, name in choices]
-    start = LIVE_BACKBONE if LIVE_BACKBONE in names else streams.session.default_backbone
     d = live_defaults()
     with gr.Tab("Live", id="live"):
         gr.Markdown(LIVE_HELP)
@@ -41,7 +42,8 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
             with gr.Column(scale=5, min_width=320):
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                                elem_id="live-camera", height=300, webcam_options=gr.WebcamOptions(mirror=False))
-                backbone = gr.Dropdown(choices, value=start, label="Backbone (live)", elem_id="live-backbone")
+                backbone = gr.Dropdown([("Same as the page (Backbone above)", SAME_AS_PAGE), *choices],
+                                       value=SAME_AS_PAGE, label="Backbone (live)", elem_id="live-backbone")
                 c = settings(("k", "loss", "stages", "resolution"), compact(
                     d["resolution"], k=dict(value=d["k"], info="Segments (1 stage) or foreground parts (2-3 stages)."),
                     resolution_info="Lower is faster: every frame goes through the ViT."))
@@ -54,17 +56,22 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                 status = gr.Markdown("Start the camera: the parts appear here, frame by frame.", elem_id="live-status")
         state = gr.State(None, time_to_live=600)
 
-    def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, request: gr.Request):
+    def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, page_backbone=None,
+             page_custom=None, request: gr.Request = None):
         from gradio.context import LocalContext
 
+        if not backbone_name and page_backbone and chosen is not None:  # the page's backbone
+            backbone_name = chosen(page_backbone, page_custom)
         try:
-            return streams.step(frame, live_state, streams.visitor(request), backbone_name, opacity,
+            return streams.step(frame, live_state, streams.visitor(request), backbone_name or None, opacity,
                                 event=LocalContext.event_id.get(None), k=int(k), loss=loss, stages=int(stages),
                                 resolution=int(resolution))
         except DemoError as e:
             raise as_message(e) from None
 
     inputs = [cam, state, backbone, c["k"], c["loss"], c["stages"], c["resolution"], c["opacity"]]
+    if page is not None:
+        inputs += [page["backbone"], page["custom"]]
     cam.stream(gpu(step), inputs, [out, status, state], stream_every=1.0 / max(limits.live_fps, 0.1),
                time_limit=int(limits.live_seconds) if limits.live_seconds else None, api_visibility="private",
                show_progress="hidden", concurrency_id=concurrency_id, concurrency_limit=limits.workers)
