@@ -273,7 +273,8 @@ def test_presenter_mode_fits_a_projector(page):
         for label in ("Number of clusters k", "Loss", "Stages"):
             box = pg.get_by_text(label, exact=True).first.bounding_box()
             assert box is not None and box["y"] + box["height"] <= 720, label
-        assert not pg.locator("#notice").is_visible()  # the projector shows the method, not the set-up
+        assert pg.locator("#notice").is_visible()  # the room is told the colour fallback (issue #32) …
+        assert not pg.locator("#notice details").is_visible()  # … in its short form
         pg.locator("#presenter-toggle input").uncheck()  # and the checkbox leaves presenter mode
         pg.wait_for_function("!document.body.classList.contains('presenter')")
     finally:

@@ -86,7 +86,8 @@ def setting(name: str, labels: dict | None = None, **props: Any) -> gr.component
     value = defaults()[name]
     if value is None:  # e.g. k: the default loss's default (2 for NCut)
         value = getattr(SegmentConfig(), name)
-    props = {"label": opt.label, "value": PAGE_DEFAULTS.get(name, value), "info": INFO.get(name), **props}
+    props = {"label": opt.label, "value": PAGE_DEFAULTS.get(name, value), "info": INFO.get(name),
+             "elem_classes": [f"setting-{name}"], **props}
     if opt.kind is bool:
         return gr.Checkbox(**props)
     if opt.choices:

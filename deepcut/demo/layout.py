@@ -2,7 +2,8 @@
 
 * **Presenter mode** (``?presenter=1`` or the checkbox; class ``presenter`` on the body): large fonts,
   and on a 1280×720 projector three columns without scrolling: the few settings a lecture needs, the
-  overlay under its segment count with the click mode, and the walkthrough's current figure.
+  overlay under its segment count (and what runs: the backbone, the colour fallback's short notice) with
+  the click mode and the corrections' Undo and Reset, and the walkthrough's current figure.
 * **Phone** (≤ 640 px wide): a short header, the upload and its button on the first screen; a tap on
   an example or on *Segment* takes the visitor to the result (:data:`SCROLL_JS`).
 * **Typed values** (:data:`LOAD_JS`): a number typed into a slider's box is clamped to the slider's
@@ -38,6 +39,8 @@ CSS = """
 #status p { margin: 0.1em 0; }
 #overlay img { width: 100%; height: 100%; object-fit: scale-down; }
 #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
+#loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, #walk-picture {
+  padding-top: 2.2em; }
 @media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
 body.presenter #settings-col > #image-examples { order: 0; }
 body:not(.presenter):not(.walking) #walk-col { display: none !important; }
@@ -54,34 +57,47 @@ body:not(.presenter):not(.walking) #walk-col { display: none !important; }
   #presenter-toggle { display: none; }
   #input-image { height: 220px !important; }
   .block:has(> .icon-buttons) > .icon-buttons, .image-container .icon-buttons { opacity: 0.55; }
-  #loss-plot, #soft-maps, #affinity, #compare, #train-frame, #pca, #walk-picture { padding-top: 2.2em; }
 }
 body.presenter { --text-md: 19px; --text-lg: 21px; --text-sm: 16px; --text-xs: 14px; --text-xl: 24px;
                  --block-label-text-size: 15px; --block-info-text-size: 14px; --block-title-text-size: 18px;
                  --prose-text-size: 18px; --input-text-size: 18px; --button-large-text-size: 20px; }
 body.presenter .gradio-container { max-width: 100% !important; padding-top: 0 !important; }
 body.presenter main.contain { padding-top: 4px !important; }
-body.presenter #header p, body.presenter #notice, body.presenter .form:has(> #backbone),
+body.presenter #header p, body.presenter .form:has(> #backbone), body.presenter #notice details,
 body.presenter .info-text, body.presenter #downloads, body.presenter #results-small,
-body.presenter #objects-panel, body.presenter #correct-row, body.presenter #correct-help,
+body.presenter #objects-panel, body.presenter #correct-help,
 body.presenter #opacity, body.presenter #compare-panel, body.presenter #slides-panel,
 body.presenter #method-section, body.presenter #teach-panel, body.presenter #more-settings,
-body.presenter .form:has(> #layer-setting), body.presenter #walk-start { display: none !important; }
+body.presenter #image-settings .setting-layer, body.presenter #image-settings .setting-facet,
+body.presenter #image-settings .setting-refine, body.presenter #walk-start { display: none !important; }
+body.presenter #notice { padding: 2px 8px !important; margin: 0 !important; }
+body.presenter #notice p { margin: 0; font-size: 15px !important; line-height: 1.3; }
+body.presenter #correct-row { gap: 6px !important; flex-wrap: nowrap !important; }
+body.presenter #correct-row button { padding: 2px 8px !important; font-size: 14px !important; }
+body.presenter #image-examples { padding: 2px !important; }
+body.presenter #image-examples .label, body.presenter #image-examples > span { display: none !important; }
 body.presenter #header h1 { font-size: 1.15em; margin: 0; }
 body.presenter #settings-col { flex: 0 0 290px !important; min-width: 250px !important; }
 body.presenter #results-col { flex: 1 1 0 !important; min-width: 0 !important; }
 body.presenter #walk-col { flex: 1.3 1 0 !important; min-width: 0 !important; }
-body.presenter #input-image { height: 110px !important; }
+body.presenter #input-image { height: 90px !important; }
 body.presenter #segment-btn { padding: 4px !important; }
-body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 48px !important; }
+body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 40px !important; }
+body.presenter #image-examples .gallery-item { max-width: 58px !important; }
 body.presenter #status { min-height: 0; }
 body.presenter #status p { margin: 0; font-size: 16px !important; line-height: 1.35; }
-body.presenter #status p:nth-of-type(2) { display: none; }
+body.presenter #status p { font-size: 15px !important; }
 body.presenter #click-mode > span, body.presenter #click-mode .block-title { display: none; }
 body.presenter #click-mode label { padding: 1px 6px !important; font-size: 14px !important; }
 body.presenter #click-mode .wrap { gap: 4px !important; }
-body.presenter #results-col, body.presenter #walk-col { height: calc(100vh - 150px); flex-wrap: nowrap !important;
-                                                        overflow: hidden; }
+body.presenter #results-col, body.presenter #walk-col, body.presenter #settings-col {
+  height: calc(100vh - var(--col-top, 150px) - 16px); flex-wrap: nowrap !important; overflow: hidden; }
+body.presenter #settings-col { overflow-y: auto; }
+body.presenter #settings-col > *, body.presenter #image-settings { flex-shrink: 0 !important; }
+body.presenter footer { display: none !important; }
+body.presenter #image-settings .wrap label { padding: 2px 8px !important; font-size: 15px !important; }
+body.presenter #image-settings .wrap { gap: 4px !important; }
+body.presenter #image-settings .block { padding: 6px 10px !important; }
 body.presenter #overlay, body.presenter #walk-picture { flex: 1 1 0 !important; min-height: 160px;
                                                         height: auto !important; }
 body.presenter #walk-heading, body.presenter #walk-keys { display: none !important; }
@@ -150,6 +166,12 @@ LOAD_JS = """() => {
     }
     if (done) e.preventDefault();
   }, true);
+  const fit = () => {  // presenter mode: the columns end at the bottom of the screen (see --col-top in CSS)
+    const c = document.querySelector('#results-col');
+    if (c) document.body.style.setProperty('--col-top', (c.getBoundingClientRect().top + window.scrollY) + 'px');
+  };
+  window.addEventListener('resize', fit);
+  setInterval(fit, 700);
   const on = new URLSearchParams(window.location.search).has('presenter');
   document.body.classList.toggle('presenter', on);
   return [on, on ? %(large)s : (window.innerWidth <= %(phone)d ? %(small)s : 1)];
