@@ -307,16 +307,49 @@ def test_walkthrough_steps_and_keyboard(browser, shots, size):
         page.wait_for_function("!document.fullscreenElement")
 
 
+#: The slides of every result, of its explanation and of its walkthrough (the affinity, then each step).
+SLIDES = ("overlay", "mask", "cutout", "soft", "loss", "comparison", "pca", "affinity", "step1-features",
+          "step2-graph", "step3-training", "step4-argmax", "step5-refinement")
+
+
 @pytest.mark.parametrize("size", NORMAL_SIZES)
-def test_slides_download_every_figure(browser, size):
+def test_slides_download_every_figure(browser, shots, size):
+    import io
+    import re
+    import zipfile
+
+    from PIL import Image
+
     with page_at(browser, *NORMAL_SIZES[size]) as page:
         tap_example(page)
+        clicked = size == "laptop"  # a patch chosen on the overlay first; elsewhere none
+        page.wait_for_function("document.querySelector('#affinity-caption').innerText.includes('Patch (row')")
+        if clicked:
+            before = page.locator("#affinity-caption").inner_text()
+            click_overlay(page, 0.2, 0.3)
+            page.wait_for_function(f"(t => t.includes('Patch (row') && t !== {before!r})"
+                                   "(document.querySelector('#affinity-caption').innerText)")
+        patch = re.search(r"Patch \(row \d+, col \d+\)", page.locator("#affinity-caption").inner_text()).group(0)
         page.locator("#slides-panel").get_by_text("For slides").click()
         page.locator("#slides-btn").click()
         page.wait_for_function("document.querySelector('#slides-files').innerText.includes('.zip')")
         names = page.locator("#slides-files").inner_text()
-        for part in ("cat_overlay_ncut-k2", "cat_replay", ".gif", ".mp4", "cat_slides"):
+        for part in (*(f"cat_{s}_ncut-k2" for s in SLIDES), "cat_replay", ".gif", ".mp4", "cat_slides"):
             assert part in names, (part, names)
+        page.locator("#slides-files").scroll_into_view_if_needed()
+        page.locator("#slides-panel").screenshot(path=str(shots / f"slides_{size}.png"))
+        href = page.locator("#slides-files a[href*='.zip']").first.get_attribute("href")
+        archive = zipfile.ZipFile(io.BytesIO(page.request.get(href).body()))
+        readme = archive.read("README.txt").decode()
+        affinity = readme.split("words in full:", 1)[1].split("cat_affinity_", 1)[1].split("\n\n", 1)[0]
+        which = "the patch you clicked" if clicked else "the patch at the centre of the foreground (no patch was"
+        assert which in affinity and patch in affinity, (which, patch, affinity)  # the one on screen
+        gif = next(n for n in archive.namelist() if n.endswith(".gif"))
+        with Image.open(archive.open(gif)) as replay:
+            assert replay.width >= 1600, replay.size
+        if clicked:
+            slide = next(n for n in archive.namelist() if n.startswith("cat_affinity_"))
+            (shots / "slide_affinity.png").write_bytes(archive.read(slide))
 
 
 def test_video_example_runs_on_click(browser):

@@ -14,13 +14,21 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageFont
 
 from deepcut.demo import DemoSession
-from deepcut.demo.teaching import explain
+from deepcut.demo.teaching import Walkthrough, explain
 from deepcut.errors import ConfigError
-from deepcut.lessons.names import file_stem
-from deepcut.lessons.slides import export_files, export_zip, replay_gif, replay_mp4
+from deepcut.lessons.names import config_slug, file_stem
+from deepcut.lessons.slides import (
+    REPLAY_WIDTH,
+    WALK_FIGURES,
+    export_files,
+    export_names,
+    export_zip,
+    replay_gif,
+    replay_mp4,
+)
 from deepcut.lessons.sweep import sweep
 from deepcut.lessons.words import settings_line
-from deepcut.render.slides import caption_font_size, render_figure, slide, wrap
+from deepcut.render.slides import caption_font, caption_font_size, render_figure, slide, wrap
 
 IMAGE = disc_image(96, two_tone=True, striped_bg=True)
 
@@ -67,6 +75,21 @@ def test_a_figure_is_rendered_at_the_dpi_that_fills_the_slide():
     assert y1 - y0 > 0.8 * 900
 
 
+def test_captions_draw_the_lessons_symbols_not_boxes():
+    font = caption_font(40)
+    missing = np.asarray(font.getmask("\U0010FFFF"))  # a character no font has: its box
+    for ch in "α×–≤Fᵀé":  # CC's α, "29 × 43 patches", "epochs 11–20", "k≤10", relu(F·Fᵀ)
+        mask = font.getmask(ch)
+        assert mask.size != font.getmask("\U0010FFFF").size or not np.array_equal(np.asarray(mask), missing), ch
+
+
+def test_a_longer_caption_may_take_more_lines():
+    words = "word " * 120
+    three = not_white(slide(Image.new("RGB", (10, 10), (255, 255, 255)), words))
+    six = not_white(slide(Image.new("RGB", (10, 10), (255, 255, 255)), words, lines=6))
+    assert box_of(six)[1] < box_of(three)[1] - 2 * caption_font_size(1920)  # three more lines above
+
+
 def test_transparency_becomes_white():
     cut = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
     cut.paste((200, 0, 0, 255), (10, 10, 40, 40))
@@ -99,17 +122,28 @@ def test_file_stems_say_what_and_how(session, result):
     assert file_stem("cat.jpg", "overlay", cc) == "cat_overlay_cc-a2.5-1stage-guided"
 
 
-def test_replay_gif_and_mp4_have_one_frame_per_snapshot(tmp_path, explanation):
+def test_replay_gif_and_mp4_have_one_frame_per_snapshot_full_hd_wide(tmp_path, explanation):
     assert explanation.frames > 2
     gif = replay_gif(explanation, tmp_path / "replay", fps=4)
     assert gif.suffix == ".gif"
     with Image.open(gif) as im:
-        assert im.n_frames == explanation.frames
+        assert im.n_frames == explanation.frames and im.width == REPLAY_WIDTH >= 1600  # a slide's width
+        small = explanation.frame_picture(0)
+        assert im.height == pytest.approx(REPLAY_WIDTH * small.height / small.width, abs=2)  # drawn, same aspect
+    assert gif.stat().st_size < 15 * 1024 ** 2
     mp4 = replay_mp4(explanation, tmp_path / "replay.mp4", fps=4)
     with imageio.get_reader(mp4, "ffmpeg") as reader:
         frames = list(reader.iter_data())
     assert len(frames) == explanation.frames
-    assert frames[0].shape[0] % 2 == 0 and frames[0].shape[1] % 2 == 0
+    assert frames[0].shape[0] % 2 == 0 and frames[0].shape[1] % 2 == 0 and frames[0].shape[1] >= REPLAY_WIDTH - 1
+
+
+def test_the_replay_is_drawn_large_with_the_same_layout(explanation):
+    small, large = explanation.frame_picture(1), explanation.frame_picture(1, width=1920)
+    assert small.width == 900 and large.width == 1920
+    assert large.height == pytest.approx(1920 * small.height / small.width, abs=2)
+    back = np.asarray(large.resize(small.size, Image.Resampling.LANCZOS), np.float32)
+    assert np.abs(back - np.asarray(small, np.float32)).mean() < 12  # the same figure, fonts scaled with it
 
 
 def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, explanation):
@@ -145,9 +179,11 @@ def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, exp
     assert (other / path.name).read_bytes() == b"mine" and sorted(p.name for p in other.iterdir()) == [path.name]
 
 
-def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, result, explanation):
-    files = export_files(result, tmp_path, "disc.png", explanation)
+def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, session, result, explanation):
+    walk = Walkthrough(session.model(result.backbone).model, result, explanation)
+    files = export_files(result, tmp_path, "disc.png", explanation, walk=walk)
     names = [p.name for p in files]
+    assert names == export_names("disc.png", config_slug(result.seg.config, result.depth))
     assert names[-1].endswith(".zip") and names[-1].startswith("disc_slides_")
     assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".gif") for n in names)
     assert all(p.is_file() and p.parent == tmp_path for p in files)  # kept for the page's downloads
@@ -156,6 +192,38 @@ def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, result, expl
             assert Image.open(p).size == (1920, 1080), p.name
     with zipfile.ZipFile(files[-1]) as z:
         assert set(z.namelist()) == {"README.txt", *names[:-1]}
+        readme = z.read("README.txt").decode()
+    for i, step in enumerate(walk.steps, 1):  # every step's words in full, under its slide's name
+        name = f"disc_step{i}-{WALK_FIGURES[i].split('-', 1)[1]}_ncut-k3-2stages.png"
+        assert name in names and f"{name}:\n  {step.title}" in readme, name
+        assert step.caption.replace("`", "").replace("**", "")[-40:] in readme
+    assert "disc_affinity_ncut-k3-2stages.png:\n  Affinity of the patch at the centre of the foreground" in readme
+
+
+def test_the_affinity_slide_shows_the_clicked_patch_and_says_whether_one_was_clicked(tmp_path, session, result,
+                                                                                     explanation):
+    model = session.model(result.backbone).model
+    centre = Walkthrough(model, result, explanation)
+    corner = Walkthrough(model, result, explanation, point=(3.0, 3.0))  # the visitor clicked the top-left patch
+    slides = {}
+    for name, walk in (("centre", centre), ("corner", corner)):
+        files = export_files(result, tmp_path / name, "disc.png", explanation, walk=walk)
+        path = next(p for p in files if p.name.startswith("disc_affinity_"))
+        slides[name] = np.asarray(Image.open(path).convert("RGB"))
+        readme = (tmp_path / name / "README.txt").read_text()
+        which = "the patch you clicked" if name == "corner" else "the patch at the centre of the foreground (no "
+        assert f"Affinity of {which}" in readme and walk.affinity_caption in readme
+    band = 1080 - 3 * round(caption_font_size(1920) * 1.3) - caption_font_size(1920)
+    assert not np.array_equal(slides["centre"][:band], slides["corner"][:band])  # another row of the graph drawn
+    assert "(row 0, col 0)" in corner.affinity_caption and "(row 0, col 0)" not in centre.affinity_caption
+
+
+def test_a_walkthrough_of_another_result_is_refused(tmp_path, session, result, explanation):
+    other = session.segment(IMAGE, k=2, resolution=96, epochs=(3, 5, 3))
+    walk = Walkthrough(session.model(other.backbone).model, other, explain(session.model(other.backbone).model, other))
+    with pytest.raises(ConfigError, match="Walkthrough of this very result"):
+        export_files(result, tmp_path, "disc.png", explanation, walk=walk)
+    assert not any(tmp_path.iterdir())
 
 
 # -- failure paths ----------------------------------------------------------------------------------------

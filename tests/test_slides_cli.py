@@ -20,7 +20,8 @@ CAT = REPO / "assets" / "cat.jpg"
 #: Small settings: a coarse grid and short trainings (the files are the same as at full size).
 FLAGS = ("--backbone", "color", "--stages", "2", "-k", "3", "--resolution", "112", "--epochs", "4", "12", "4")
 SETTINGS = dict(stages=2, k=3, resolution=112, epochs=(4, 12, 4))
-SLIDES = ("overlay", "mask", "cutout", "soft", "loss", "comparison", "pca")
+SLIDES = ("overlay", "mask", "cutout", "soft", "loss", "comparison", "pca", "affinity", "step1-features", "step2-graph",
+          "step3-training", "step4-argmax", "step5-refinement")
 
 #: A library-only script: a DeepCut's store, the lessons, no app; prints the names export_files wrote.
 SCRIPT = """
@@ -29,10 +30,12 @@ from deepcut import DeepCut
 from deepcut.lessons.explain import explain
 from deepcut.lessons.result import LessonResult
 from deepcut.lessons.slides import export_files
+from deepcut.lessons.walkthrough import Walkthrough
 
 dc = DeepCut("color")
 seg = dc.segment(sys.argv[1], stages=2, k=3, resolution=112, epochs=(4, 12, 4))
-files = export_files(LessonResult.of(dc.store, seg), sys.argv[2], "cat.jpg", explain(dc.store, seg))
+result, ex = LessonResult.of(dc.store, seg), explain(dc.store, seg)
+files = export_files(result, sys.argv[2], "cat.jpg", ex, walk=Walkthrough(dc.store, result, ex))
 assert "gradio" not in sys.modules
 print(json.dumps([f.name for f in files]))
 """
@@ -97,7 +100,7 @@ def test_slides_command_writes_the_apps_files_without_gradio(cli_run):
         with Image.open(out / name) as im:
             assert im.size == (1920, 1080), name
     with Image.open(out / names[len(SLIDES)]) as gif:
-        assert gif.format == "GIF" and gif.n_frames > 2
+        assert gif.format == "GIF" and gif.n_frames > 2 and gif.width >= 1600  # sharp on a full-HD slide
         frames = gif.n_frames
     with imageio.get_reader(out / names[len(SLIDES) + 1], "ffmpeg") as reader:
         assert len(list(reader.iter_data())) == frames  # one frame per snapshot, as the GIF
@@ -107,6 +110,8 @@ def test_slides_command_writes_the_apps_files_without_gradio(cli_run):
     assert record["backbone"] == "color" and record["config"]["k"] == 3 and record["config"]["stages"] == 2
     with zipfile.ZipFile(out / names[-1]) as archive:
         assert sorted(archive.namelist()) == sorted(["README.txt", *names[:-1]])
+        readme = archive.read("README.txt").decode()  # the walkthrough's words in full, each under its slide
+        assert "the centre of the foreground (no patch was clicked)" in readme and "\n  5. Refinement: " in readme
         for name in names[:-1]:
             assert archive.read(name) == (out / name).read_bytes(), name
     assert not [p for p in out.iterdir() if p.is_dir()]  # no working folder left behind
@@ -127,7 +132,11 @@ def test_a_script_over_a_feature_store_gets_the_apps_slide_names(tmp_path, no_gr
     assert script == app == expected_names()
     _, out = cli_run
     for name in app[: len(SLIDES)]:  # the same pictures (same settings, same deterministic training)
-        assert np.array_equal(np.asarray(Image.open(out / name)), np.asarray(Image.open(tmp_path / "script" / name)))
+        a, b = (np.asarray(Image.open(folder / name)) for folder in (out, tmp_path / "script"))
+        if "_step3-training_" in name:  # the replay's loss curve: the last float bits follow the threads in use
+            assert a.shape == b.shape and (a != b).any(-1).mean() < 0.002, name
+        else:
+            assert np.array_equal(a, b), name
 
 
 @pytest.mark.slow

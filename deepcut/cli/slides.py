@@ -1,8 +1,9 @@
 """``python -m deepcut slides IMAGE --out DIR``: what the app's *For slides* gives, from the command line.
 
 One image is segmented and explained (:func:`deepcut.lessons.explain.explain`), then
-:func:`deepcut.lessons.slides.export_files` writes every figure as a 1920×1080 slide PNG, the training replay
-as GIF and MP4, the label map PNG and JSON, and one zip of all of it (with a ``README.txt`` listing them),
+:func:`deepcut.lessons.slides.export_files` writes every figure as a 1920×1080 slide PNG (the affinity of the
+foreground's centre patch and every walkthrough step among them), the training replay as GIF and MP4 (1920 px
+wide), the label map PNG and JSON, and one zip of all of it (with a ``README.txt`` listing them),
 named ``<image>_<figure>_<settings>`` as the app names them. Gradio is not needed.
 
 ``--out`` and the names are checked before any work: a file of one of those names that DeepCut did not write
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "slides", help="one image's figures as 1920x1080 slides, the training replay as GIF and MP4, one zip",
         description="Segment IMAGE, explain the result (its cut against the spectral one, the training replay, the "
                     "features' principal components) and write what the app's 'For slides' gives into --out: every "
-                    "figure as a 1920x1080 PNG with the settings in its caption, the replay as GIF and MP4, the "
+                    "figure as a 1920x1080 PNG with the settings in its caption (the affinity of the foreground's "
+                    "centre patch and each step of the walkthrough among them), the replay as GIF and MP4, the "
                     "label map PNG and JSON, and one zip of all of it. Names say what and how: "
                     "<image>_<figure>_<settings>, e.g. cat_overlay_ncut-k3-2stages.png. A file of those names "
                     "that DeepCut did not write is never replaced.")
@@ -97,6 +99,7 @@ def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> in
     from ..lessons.names import config_slug
     from ..lessons.result import LessonResult
     from ..lessons.slides import export_files, export_names
+    from ..lessons.walkthrough import Walkthrough
     from ..lessons.words import settings_line
 
     manifest = OutputManifest(out)
@@ -107,8 +110,9 @@ def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> in
     print(f"{name}: {seg.num_segments} segments ({settings_line(result)}); explaining and drawing the slides",
           file=sys.stderr)
     ex = explain(model.store, seg)
+    walk = Walkthrough(model.store, result, ex, opacity=opacity)
     files = publish(out, manifest, planned,
-                    lambda folder: export_files(result, folder, name, ex, opacity=opacity))
+                    lambda folder: export_files(result, folder, name, ex, opacity=opacity, walk=walk))
     for f in files:
         print(f)
     print(f"{len(files)} files written into {out}; all of them in {files[-1].name}", file=sys.stderr)

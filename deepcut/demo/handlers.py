@@ -164,7 +164,7 @@ class PageHandlers:
         frame = self.session.affinity_frame(result) if on_affinity else None
         if frame is not None and y >= frame[0]:  # the colour bar under the map
             return gr.skip(), gr.skip()
-        return self.session.affinity(result, x, y, frame)
+        return self.session.affinity(result, x, y, frame, clicked=True)
 
     def click_overlay(self, result, evt: gr.SelectData) -> tuple:
         return self.click(result, evt)

@@ -4,9 +4,9 @@
   as one figure (:mod:`deepcut.lessons.compare`, :mod:`deepcut.lessons.sweep`);
 * :func:`walk_panel`: the walkthrough of the method on the current image, step by step with Previous /
   Next (and the keyboard: :mod:`deepcut.demo.layout`) (:mod:`deepcut.lessons.walkthrough`);
-* :func:`slides_panel`: every figure as a slide-size PNG with its settings in the caption, the training
-  replay as GIF and MP4, all of it as one zip (:mod:`deepcut.lessons.slides`; ``deepcut slides`` writes the
-  same files from the command line).
+* :func:`slides_panel`: every figure as a slide-size PNG with its settings in the caption (the clicked patch's
+  affinities and every walkthrough step among them), the training replay as GIF and MP4, all of it as one zip
+  (:mod:`deepcut.lessons.slides`; ``deepcut slides`` writes the same files from the command line).
 
 :class:`LessonHandlers` are their events over the shared :class:`~deepcut.demo.DemoSession`; like the
 page's other events they keep only keys of ``session.results`` in the page. Imports Gradio, so only the app
@@ -88,8 +88,8 @@ def walk_panel() -> dict[str, Any]:
 def slides_panel() -> dict[str, Any]:
     """The slides button and its files."""
     s: dict[str, Any] = {}
-    with gr.Accordion("For slides: every figure as a 1920×1080 PNG, the replay as GIF and MP4, one zip",
-                      open=False, elem_id="slides-panel"):
+    with gr.Accordion("For slides: every figure and walkthrough step as a 1920×1080 PNG, the replay as GIF and "
+                      "MP4, one zip", open=False, elem_id="slides-panel"):
         s["run"] = gr.Button("Make slides of this result", elem_id="slides-btn")
         s["files"] = gr.File(label="Slides (PNG), replay (GIF, MP4), everything (zip)", file_count="multiple",
                              interactive=False, elem_id="slides-files")
@@ -187,7 +187,7 @@ class LessonHandlers:
         result = self._result(key)
         model = self.session.model(result.backbone).model
         ex: Explanation = explain(model, result, self.session.limits.max_epochs)
-        walk = Walkthrough(model, result, ex, opacity=opacity)
+        walk = Walkthrough(model, result, ex, point=result.clicked, opacity=opacity)
         return (self.session.results.add(walk), *self.shown(walk, index or 0, 0, text))
 
     def start_if_presenting(self, key, index: int, presenter: bool | None, opacity: float = 0.5,
@@ -214,13 +214,16 @@ class LessonHandlers:
     # -- slides -----------------------------------------------------------------------------------
     @shows_errors
     def slides(self, key, image: str | None, opacity: float = 0.5) -> list[str]:
-        """Every figure of the page's result as a slide PNG, the replay as GIF and MP4, and the zip of all (the
-        result explained afresh: an explanation on the page may be of an earlier result)."""
+        """Every figure of the page's result as a slide PNG, the affinity of the clicked patch (else the
+        foreground's centre patch) and every walkthrough step as slides, the replay as GIF and MP4, and the zip of
+        all (the result explained afresh: an explanation on the page may be of an earlier result)."""
         result = self._result(key)
-        ex = explain(self.session.model(result.backbone).model, result, self.session.limits.max_epochs)
+        model = self.session.model(result.backbone).model
+        ex = explain(model, result, self.session.limits.max_epochs)
+        walk = Walkthrough(model, result, ex, point=result.clicked, opacity=opacity)
         folder = self.session.outputs.new_folder()
         with as_demo_errors():
-            files = export_files(result, folder, upload_name(image), ex, opacity=opacity)
+            files = export_files(result, folder, upload_name(image), ex, opacity=opacity, walk=walk)
         return [str(p) for p in files]
 
 

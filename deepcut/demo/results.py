@@ -53,6 +53,8 @@ class DemoResult:
         corrections: the visitor's corrections by click, in order (:mod:`deepcut.demo.corrections`).
         pending: a first point ``(kind, (x, y))`` waiting for its second click.
         plain: the uncorrected segmentation the corrections start from (None: ``seg`` is plain).
+        clicked: the pixel ``(x, y)`` of the segmented image whose patch the visitor last chose for the affinity
+            view (None: none yet; the lessons then show the foreground's centre patch and say so).
     """
 
     seg: Segmentation
@@ -65,6 +67,7 @@ class DemoResult:
     corrections: tuple = ()
     pending: tuple | None = None
     plain: Segmentation | None = None
+    clicked: tuple[float, float] | None = None
 
     @property
     def scale(self) -> float:

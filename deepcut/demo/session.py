@@ -241,7 +241,7 @@ class DemoSession:
 
     # -- teaching view ----------------------------------------------------------------------------
     def affinity(self, result: DemoResult, x: float, y: float,
-                 frame: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
+                 frame: tuple[int, int] | None = None, clicked: bool = False) -> tuple[Image.Image, str]:
         """The graph weights from the patch under pixel ``(x, y)`` to every patch, as a picture.
 
         Args:
@@ -250,11 +250,18 @@ class DemoSession:
             x: the clicked pixel's column.
             y: the clicked pixel's row.
             frame: ``(H, W)`` of the picture that was clicked (default: the segmented image).
+            clicked: the visitor chose this patch: it is kept as ``result.clicked`` (in the segmented image's
+                pixels), so that the slides and the walkthrough show it too.
 
         Returns:
             ``(picture, caption)``; the picture's longer side is :data:`~deepcut.demo.teaching.AFFINITY_SIDE`.
         """
-        return affinity_view(self.model(result.backbone).model, result, x, y, frame)
+        view = affinity_view(self.model(result.backbone).model, result, x, y, frame)
+        if clicked:
+            h, w = result.seg.image.shape[:2]
+            fh, fw = frame or (h, w)
+            result.clicked = (float(x) * w / max(fw, 1), float(y) * h / max(fh, 1))
+        return view
 
     @staticmethod
     def affinity_frame(result: DemoResult) -> tuple[int, int]:

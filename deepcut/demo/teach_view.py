@@ -202,7 +202,7 @@ class TeachingHandlers:
             segment = result.seg.labels == label_at(result.seg, x, y)
             marked = draw_focus(result.overlay(opacity), segment, (x, y))
             return (self.session.overlay_file(result, marked, upload_name(image), display=True),
-                    *self.session.affinity(result, x, y),
+                    *self.session.affinity(result, x, y, clicked=True),
                     *(skip,) * 6)
         if mode == "pick":
             return self.shown(pick(result, x, y), image, opacity)

@@ -19,7 +19,8 @@ from ..features.store import FeatureStore
 from ..render.figures import affinity_picture
 from ..segmentation.result import Segmentation
 
-__all__ = ["AFFINITY_SIDE", "PatchRow", "affinity_caption", "affinity_frame", "affinity_view", "patch_row"]
+__all__ = ["AFFINITY_SIDE", "PatchRow", "affinity_caption", "affinity_frame", "affinity_view", "patch_row",
+           "which_patch"]
 
 #: Edge of the longer side of the affinity and PCA pictures (click coordinates on them are in this frame).
 AFFINITY_SIDE = 512
@@ -65,6 +66,13 @@ def affinity_caption(row: PatchRow, cfg: SegmentConfig) -> str:
     return (f"Patch (row {r}, col {c}): NCut edge weights relu(F·Fᵀ)/max. "
             f"Bright patches are strongly connected to it ({strong:.0%} above half its strongest "
             f"link); the GNN learns to cut the graph where links are weak.")
+
+
+def which_patch(clicked: bool) -> str:
+    """Whose row of the graph a lesson shows, in words: the patch the visitor clicked, or (``clicked`` False)
+    the one at the foreground's centre that :func:`~.result.default_point` chose because nothing was clicked."""
+    return ("the patch you clicked" if clicked else
+            "the patch at the centre of the foreground (no patch was clicked)")
 
 
 def affinity_view(store: FeatureStore, seg: Segmentation, x: float, y: float,

@@ -79,10 +79,12 @@ class Explanation:
         which = "the correction" if n == 1 else f"the {n} corrections"
         return f"the plain cut's training: {which} by click came after it" if n else ""
 
-    def frame_picture(self, frame: int, text: float = 1.0) -> Image.Image:
-        """Snapshot ``frame`` (clamped to the replay) as a picture (``text``: font factor)."""
+    def frame_picture(self, frame: int, text: float = 1.0, width: int | None = None) -> Image.Image:
+        """Snapshot ``frame`` (clamped to the replay) as a picture (``text``: font factor; ``width``: drawn that
+        many pixels wide, fonts and lines scaled with it; default: the figure's own size, 900 px at text 1)."""
         frame = max(0, min(int(frame), self.frames - 1))
-        return figure_image(training_frame_figure(self.image, self.record, frame, text=text, note=self.replay_note))
+        fig = training_frame_figure(self.image, self.record, frame, text=text, note=self.replay_note)
+        return figure_image(fig, width)
 
     def pca_picture(self) -> Image.Image:
         """The features' principal components as RGB, the longer side :data:`~.affinity.AFFINITY_SIDE`."""

@@ -27,7 +27,7 @@ from ..render.teaching import training_frame_figure
 from ..segmentation.colors import overlay
 from ..segmentation.notes import plural
 from ..segmentation.refine import segment_maps
-from .affinity import affinity_view
+from .affinity import affinity_view, which_patch
 from .explain import Explanation
 from .records import StageRecord
 from .result import Shown
@@ -36,8 +36,10 @@ from .words import count
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["REFINE_WORDS", "Step", "Walkthrough", "refinement_figure", "restart_caption"]
+__all__ = ["REFINE_WORDS", "STEP_NAMES", "Step", "Walkthrough", "refinement_figure", "restart_caption"]
 
+#: Short names of the steps, in order (file names of their slides: :mod:`.slides`).
+STEP_NAMES = ("features", "graph", "training", "argmax", "refinement")
 #: What each refinement does, in words.
 REFINE_WORDS = {"guided": "a guided filter (the image guides the smoothing of each segment's probability)",
                 "crf": "a dense CRF (neighbouring pixels of similar colour prefer the same segment)"}
@@ -123,7 +125,8 @@ class Walkthrough:
         store: the feature store of the backbone ``result`` was computed with (its features are cached).
         result: the result to walk through (:class:`~.result.Shown`).
         explanation: :func:`~.explain.explain` of ``result`` (its PCA and training replay).
-        point: the pixel ``(x, y)`` whose graph row step 2 shows (default: the result's ``default_point()``).
+        point: the pixel ``(x, y)`` the visitor clicked, whose graph row step 2 shows (default: the result's
+            ``default_point()``, and step 2 says that no patch was clicked).
         opacity: colour opacity of the overlays.
 
     Raises:
@@ -137,12 +140,14 @@ class Walkthrough:
         self.result, self.explanation, self.opacity = result, explanation, float(opacity)
         self.grid = (int(feats.grid[0]), int(feats.grid[1]))
         self.dim = int(feats.features.shape[1])
+        #: whether step 2 shows a patch the visitor chose (``point`` given) or the foreground's centre patch
+        self.clicked = point is not None
         self.affinity, self.affinity_caption = affinity_view(store, seg, *(point or result.default_point()))
         fg = seg.foreground_labels
         #: ``(H, W)`` int32: the patch labels upsampled as the pipeline does without refinement.
         self.unrefined = segment_maps(seg.image, seg.patch_labels, tuple(feats.work_size), fg, "none")[0]
         self.steps = [self.features_step(), self.graph_step(), self.training_step(), self.argmax_step(),
-                      self.refinement_step()]
+                      self.refinement_step()]  # in the order of STEP_NAMES
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -169,8 +174,8 @@ class Walkthrough:
         n = self.grid[0] * self.grid[1]
         kind = graph_kind(n)
         edges = "every pair of patches" if kind != "sparse" else "each patch and its nearest neighbours"
-        caption = (f"The graph: {count(n)} nodes, one per patch, an edge between {edges}. One row of it: "
-                   f"{self.affinity_caption}")
+        caption = (f"The graph: {count(n)} nodes, one per patch, an edge between {edges}. One row of it, of "
+                   f"{which_patch(self.clicked)}: {self.affinity_caption}")
         return Step("2. Affinity graph", caption, 1, lambda frame, text: self.affinity)
 
     def training_step(self) -> Step:

@@ -108,10 +108,13 @@ def _loss_line(ax: "Axes", values: list[float], restart: int, color: str) -> Non
     ax.plot(epochs[restart:], values[restart:], marker=marker, markersize=3, color=color, label=RESTART_LABEL)
 
 
-def figure_image(fig: "Figure") -> Image.Image:
-    """Render a matplotlib figure (Agg, no ``pyplot``) to an RGB PIL image."""
+def figure_image(fig: "Figure", width: int | None = None) -> Image.Image:
+    """Render a matplotlib figure (Agg, no ``pyplot``) to an RGB PIL image; with ``width``, at the dpi that makes
+    it ``width`` pixels wide (its fonts and lines scale with it: the same picture, sharper, not upscaled)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    if width is not None:
+        fig.set_dpi((int(width) + 0.5) / float(fig.get_size_inches()[0]))  # Agg truncates the pixel size
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())

@@ -2,12 +2,14 @@
 
 A figure is rendered at the dpi that fills the page (its fonts and lines scale with it, nothing is
 upscaled pixel by pixel); a picture keeps its aspect and is letterboxed on white. The caption is in
-a large font (about 40 px on a 1920-px slide), wrapped over at most :data:`MAX_CAPTION_LINES` lines.
+a large font (about 40 px on a 1920-px slide), wrapped over at most :data:`MAX_CAPTION_LINES` lines (or as many
+as the caller allows).
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,12 +121,24 @@ def wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: i
     return lines
 
 
-def caption_band(caption: str, width: int) -> Image.Image:
-    """The caption on white, wrapped to ``width`` pixels in a font of :func:`caption_font_size`."""
+def caption_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The captions' font at ``size`` pixels: DejaVu Sans (shipped with matplotlib, the figures' font: it has
+    α, ×, –, ≤, Fᵀ … which Pillow's built-in font draws as boxes), else Pillow's built-in one."""
+    import matplotlib
+
+    try:
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except OSError:  # pragma: no cover - matplotlib always ships it
+        return ImageFont.load_default(size=size)
+
+
+def caption_band(caption: str, width: int, most: int = MAX_CAPTION_LINES) -> Image.Image:
+    """The caption on white, wrapped to ``width`` pixels in a font of :func:`caption_font_size`, over at most
+    ``most`` lines (:func:`wrap`)."""
     size = caption_font_size(width)
-    font = ImageFont.load_default(size=size)
+    font = caption_font(size)
     margin = size
-    lines = wrap(caption, font, width - 2 * margin) if caption.strip() else []
+    lines = wrap(caption, font, width - 2 * margin, most) if caption.strip() else []
     line_height = round(size * 1.3)
     band = Image.new("RGB", (width, len(lines) * line_height + (margin if lines else 0)), WHITE)
     draw = ImageDraw.Draw(band)
@@ -133,14 +147,16 @@ def caption_band(caption: str, width: int) -> Image.Image:
     return band
 
 
-def slide(picture: "Image.Image | Figure", caption: str, size: tuple[int, int] = SLIDE_SIZE) -> Image.Image:
+def slide(picture: "Image.Image | Figure", caption: str, size: tuple[int, int] = SLIDE_SIZE,
+          lines: int = MAX_CAPTION_LINES) -> Image.Image:
     """One slide: ``picture`` fitted (aspect kept, letterboxed on white) above ``caption``.
 
     Args:
         picture: a PIL image (scaled; transparency becomes white) or a matplotlib figure (rendered at
             the dpi that fills the space, so text and lines stay sharp).
-        caption: what the slide shows, e.g. the settings (wrapped, at most :data:`MAX_CAPTION_LINES` lines).
+        caption: what the slide shows, e.g. the settings (wrapped, at most ``lines`` lines).
         size: ``(width, height)`` of the slide in pixels (:func:`check_slide_size`).
+        lines: the most lines of the caption (a longer one ends with an ellipsis); the picture takes the rest.
 
     Returns:
         An RGB image of exactly ``size``.
@@ -149,7 +165,7 @@ def slide(picture: "Image.Image | Figure", caption: str, size: tuple[int, int] =
         ConfigError: a size out of range (:func:`check_slide_size`).
     """
     width, height = check_slide_size(size)
-    band = caption_band(caption, width)
+    band = caption_band(caption, width, max(1, int(lines)))
     margin = caption_font_size(width) // 2
     box = (max(1, width - 2 * margin), max(1, height - band.height - 2 * margin))
     fitted = fit_picture(picture, box)
