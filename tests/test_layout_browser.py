@@ -88,3 +88,47 @@ def test_no_figure_title_sits_under_a_label(chromium, size):
             assert gap >= -1, (sel, size, gap)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
+def test_a_clicked_patchs_affinities_come_on_screen(chromium, size):
+    """The affinity picture is thousands of pixels below the overlay: after a click in *show its affinities*
+    mode it is brought on screen, showing the clicked patch (its caption names the patch)."""
+    from test_lesson_browser import click_overlay
+
+    page = _page(chromium, *size)
+    try:
+        tap_example(page)
+        page.locator("#overlay img").scroll_into_view_if_needed()
+        before = page.locator("#affinity-caption").inner_text()
+        click_overlay(page, 0.2, 0.3)
+        page.wait_for_function(f"document.querySelector('#affinity-caption').innerText !== {before!r}")
+        page.wait_for_timeout(800)  # no scrolling here: the page must have brought it on screen itself
+        b = box(page, "#affinity img")
+        assert b["top"] < b["vh"] and b["bottom"] > 0, b  # on screen
+    finally:
+        page.close()
+
+
+def test_a_phone_explains_the_settings_shows_a_readable_sweep_and_live_result_under_the_camera(chromium):
+    page = _page(chromium, 390, 844)
+    try:
+        tap_example(page)
+        helps = page.evaluate("""() => [...document.querySelectorAll('#image-settings .info-text')]
+            .filter(e => e.getBoundingClientRect().height > 0).map(e => e.innerText)""")
+        assert any("NCut" in h or "segments" in h for h in helps), helps  # the settings keep their help
+        page.locator("#sweep-btn").click()
+        page.wait_for_function("document.querySelector('#sweep-caption').innerText.includes('→')")
+        page.locator("#sweep").scroll_into_view_if_needed()
+        page.wait_for_function("(() => { const i = document.querySelector('#sweep img'); "
+                               "return i && i.complete && i.naturalWidth > 0; })()")
+        drawn = page.evaluate("""() => { const i = document.querySelector('#sweep img');
+            return [i.getBoundingClientRect().width, i.getBoundingClientRect().left,
+                    i.closest('.image-frame').getBoundingClientRect().left]; }""")
+        assert drawn[0] >= 1000 and drawn[1] >= drawn[2] - 1, drawn  # wide, from its left edge (scrolls sideways)
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-camera").wait_for()
+        camera, result = box(page, "#live-camera"), box(page, "#live-overlay")
+        assert 0 <= result["top"] - camera["bottom"] < 100, (camera, result)  # the result right under the camera
+    finally:
+        page.close()

@@ -5,7 +5,9 @@
   overlay under its segment count (and what runs: the backbone, the colour fallback's short notice) with
   the click mode and the corrections' Undo and Reset, and the walkthrough's current figure.
 * **Phone** (≤ 640 px wide): a short header, the upload and its button on the first screen; a tap on
-  an example or on *Segment* takes the visitor to the result (:data:`SCROLL_JS`).
+  an example or on *Segment* takes the visitor to the result (:data:`SCROLL_JS`); the settings keep their
+  help in small print; the sweep strip scrolls sideways at a readable size; the Live tab shows the camera,
+  then its result, then the settings.
 * **Typed values** (:data:`LOAD_JS`): a number typed into a slider's box is clamped to the slider's
   range, and committed (the box's blur, which is the slider's ``release``, which reruns) after Enter
   and :data:`COMMIT_MS` without another edit, so only the last of quick edits runs.
@@ -52,7 +54,15 @@ body:not(.presenter):not(.walking) #walk-col { display: none !important; }
   #header h1 { font-size: 1.35em; }
   #header p:nth-of-type(n+2) { display: none; }
   #notice details { display: none; }
-  .info-text { display: none; }
+  .info-text { font-size: 12px !important; line-height: 1.3; }
+  #sweep .image-frame, #sweep .image-container, #sweep button { overflow-x: auto !important;
+                                                                justify-content: flex-start !important; }
+  #sweep img { width: 1100px !important; max-width: none !important; height: auto !important; }
+  #live-row { flex-direction: column !important; }
+  #live-controls { display: contents !important; }
+  #live-controls > * { order: 3; }
+  #live-controls > #live-camera { order: 1; }
+  #live-results { order: 2; }
   .form:has(> #backbone) > .block:not(#backbone) { display: none; }
   #presenter-toggle { display: none; }
   #input-image { height: 220px !important; }
@@ -189,6 +199,17 @@ SCROLL_JS = """() => {
     const s = document.querySelector('#status');
     if (s) s.scrollIntoView({behavior: 'instant', block: 'start'});
   }
+}"""
+
+#: After a click on the overlay in *show its affinities* mode: the affinity picture, far below the overlay on a
+#: laptop or a phone, is brought on screen (unless it is already there); presenter mode shows the click in the
+#: walkthrough instead.
+AFFINITY_JS = """(mode) => {
+  if (mode !== 'affinity' || document.body.classList.contains('presenter')) return;
+  const a = document.querySelector('#affinity');
+  if (!a) return;
+  const b = a.getBoundingClientRect();
+  if (b.top < 0 || b.bottom > window.innerHeight) a.scrollIntoView({behavior: 'instant', block: 'center'});
 }"""
 
 #: The walkthrough's column appears (it is always shown in presenter mode).

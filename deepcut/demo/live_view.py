@@ -38,8 +38,8 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
     d = live_defaults()
     with gr.Tab("Live", id="live"):
         gr.Markdown(LIVE_HELP)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=320):
+        with gr.Row(equal_height=False, elem_id="live-row"):
+            with gr.Column(scale=5, min_width=320, elem_id="live-controls"):
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                                elem_id="live-camera", height=300, webcam_options=gr.WebcamOptions(mirror=False))
                 backbone = gr.Dropdown([("Same as the page (Backbone above)", SAME_AS_PAGE), *choices],
@@ -51,7 +51,7 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                 c["opacity"] = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
                                          elem_id="live-opacity")
                 reset = gr.Button("Start anew (new labels)", elem_id="live-reset")
-            with gr.Column(scale=7, min_width=360):
+            with gr.Column(scale=7, min_width=360, elem_id="live-results"):
                 out = picture("Live parts", "live-overlay", 420)
                 status = gr.Markdown("Start the camera: the parts appear here, frame by frame.", elem_id="live-status")
         state = gr.State(None, time_to_live=600)

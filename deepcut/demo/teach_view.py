@@ -32,7 +32,8 @@ from .session import DemoSession
 from .teaching import Explanation, explain, pick
 
 TEACHING = """
-**How.** A vision model (DINO) describes every small square (patch) of the photo, patches that look alike
+**How.** The backbone describes every small square (patch) of the photo by a vector (a DINO vision model:
+what the patch shows; the colour backbone: its colour, texture and position), patches that look alike
 are linked into a graph, and a tiny neural network (a GNN), trained **on this photo alone** in about a
 second, cuts that graph into segments. Moving a slider only retrains the tiny network.
 
@@ -236,7 +237,8 @@ def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
     clicked = [out[n] for n in ("overlay", "affinity", "caption", "mask", "bbox", "cutout", "status", "files")]
     clicked.append(state)
     out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image, out["opacity"]], clicked,
-                          api_visibility="private", concurrency_id="segment")
+                          api_visibility="private", concurrency_id="segment").then(
+        None, out["click_mode"], None, js=layout.AFFINITY_JS, api_visibility="private")  # the answer on screen
     for action in ("undo", "reset"):
         out[action].click(gpu(functools.partial(handlers.correction, action=action)),
                           inputs_kwargs={"key": state, "image": image, "opacity": out["opacity"]}, outputs=clicked,
