@@ -17,7 +17,8 @@ import torch
 
 from .backbones import DEFAULT_BACKBONE, load_backbone
 from .backbones.base import Backbone
-from .backbones.precision import resolve_precision
+from .backbones.precision import parse_engine, requested_precision
+from .backbones.tune import Choice, choose_engine
 from .clustering.fit import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .errors import ConfigError
@@ -62,14 +63,20 @@ class DeepCut:
             :class:`~deepcut.errors.ResourceLimitError` before the ViT allocates, and an allocation
             failure becomes one too (see :mod:`deepcut.utils.memory`).
         precision: the ViT forward pass's precision: ``"auto"`` (the default, also for None unless
-            ``$DEEPCUT_PRECISION`` says otherwise: bfloat16 on CPUs with native bfloat16 and on CUDA,
-            float32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only). The
-            GNN, the losses and the graph are float32 whatever it is (see
-            :mod:`deepcut.backbones.precision`). A :class:`~deepcut.backbones.base.Backbone` passed in
-            is switched to it.
+            ``$DEEPCUT_PRECISION`` says otherwise: the fastest engine whose features stay within cosine
+            0.999 of float32's, measured on first use of the backbone on this machine and stored, see
+            :mod:`deepcut.backbones.tune`), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only),
+            or an engine's name such as ``"bf16-weights+sdpa"``. The GNN, the losses and the graph are
+            float32 whatever it is (see :mod:`deepcut.backbones.precision`). A
+            :class:`~deepcut.backbones.base.Backbone` passed in is switched to it.
 
     Attributes:
-        precision: the precision resolved for this machine (never ``"auto"``).
+        precision: the precision resolved for this machine (never ``"auto"``): ``"fp32"``, ``"bf16"``,
+            ``"fp16"`` or ``"int8"``.
+        engine: the name of the engine the ViT runs in (e.g. ``"bf16-weights+sdpa"``; ``"fp32"`` for a
+            backbone without weights).
+        engine_choice: how it was chosen (:class:`~deepcut.backbones.tune.Choice`: measured now, stored,
+            pinned, the rule; with the candidates' measurements where there were some).
 
     Raises:
         BackboneLoadError: the weights cannot be loaded; the message says what to do.
@@ -86,10 +93,15 @@ class DeepCut:
             )
         self.device = resolve_device(device)
         check_threads(threads)
-        self.precision = resolve_precision(precision, self.device)
+        asked = requested_precision(precision, self.device)
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
-        self.backbone.set_precision(self.precision)
+        self.engine_choice: Choice = choose_engine(self.backbone, asked, threads)
+        if self.engine_choice.how == "pinned" and parse_engine(asked) is None:
+            self.backbone.set_precision(asked)  # a precision by name: its engine, an attention set by hand kept
+        else:
+            self.backbone.set_engine(self.engine_choice.engine)
         self.precision = self.backbone.precision  # a backbone without weights computes in fp32
+        self.engine = self.backbone.engine
         self.store = FeatureStore(self.backbone, cache_size, threads=threads, max_memory=max_memory)
 
     # -- features ------------------------------------------------------------------------------------

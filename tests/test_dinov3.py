@@ -402,7 +402,7 @@ def test_gated_weights_say_how_to_get_access(tmp_path):
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "DEEPCUT_"))}
         env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-                   HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(REPO))
+                   HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(REPO), DEEPCUT_TUNE="0")
         proc = subprocess.run([sys.executable, "-c", GATED_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
     finally:

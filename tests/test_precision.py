@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ import torch
 from conftest import REPO, shared_data_dir
 
 import deepcut.backbones.precision as precision_module
+import deepcut.backbones.tune as tune
 from deepcut import DeepCut
-from deepcut.backbones.precision import PRECISION_ENV, check_precision, resolve_precision
+from deepcut.backbones.precision import PRECISION_ENV, Engine, check_precision, parse_engine, resolve_precision
+from deepcut.backbones.tune import REFERENCE, Trial, candidates, pick
 from deepcut.errors import ConfigError
 from deepcut.model_cache import ModelCache
 
@@ -121,13 +124,15 @@ def _held_out(shared_data: Path, count: int) -> list:
 
 
 @pytest.mark.slow
-def test_bf16_is_faithful_on_real_images():
-    """bf16 (the default on CPUs with native bf16 and on CUDA): feature cosine to fp32 >= 0.999 and the
+@pytest.mark.parametrize("engine", ["bf16", "bf16-weights+sdpa"])
+def test_bf16_is_faithful_on_real_images(engine):
+    """bf16 (the default on CPUs with native bf16 and on CUDA), autocast or with the weights cast (what auto
+    may choose by measurement): feature cosine to fp32 >= 0.999 and the
     patch labels equal to fp32's on >= 98 % of the patches, on every image; the foreground mask's IoU to
     fp32's >= 0.98 on average (random weights: pretrained ones cannot be downloaded here; their graphs are
     near-complete, so on a few images which segment is the foreground is knife-edge)."""
     ref = DeepCut("dino_vits8", pretrained=False, precision="fp32")
-    bf16 = DeepCut("dino_vits8", pretrained=False, precision="bf16")
+    bf16 = DeepCut("dino_vits8", pretrained=False, precision=engine)
     ious = []
     for path in _held_out(shared_data_dir(), 8):
         a, b = ref.patch_features(path).features, bf16.patch_features(path).features
@@ -163,3 +168,170 @@ def test_blocked_attention_equals_the_fused_kernel_and_stays_blocked():
     assert bf16.backbone.attention == "sdpa"
     bf16.backbone.set_attention("eager").set_precision("bf16")  # a choice made by hand is kept
     assert bf16.backbone.attention == "eager"
+
+
+# -- auto chooses by measurement (#31) -------------------------------------------------------------------
+def _trial(engine: str, ms: float, cosine: float = 0.99998, error: str | None = None) -> Trial:
+    return Trial(engine, ms / 1000, cosine, cosine, 1, error)
+
+
+def test_the_tuner_picks_the_fastest_faithful_engine():
+    trials = [_trial("fp32+sdpa", 400, 1.0), _trial("bf16+blocked", 200), _trial("bf16+sdpa", 150),
+              _trial("bf16-weights+sdpa", 120, 0.99994), _trial("bf16-weights+blocked", 130, 0.99994)]
+    assert pick(trials) == Engine("bf16", "sdpa", "bf16") and pick(trials).name == "bf16-weights+sdpa"
+    assert pick(trials[:3]).name == "bf16+sdpa"
+    assert pick([_trial("fp32+sdpa", 100, 1.0), _trial("bf16+blocked", 200)]).name == "fp32+sdpa"  # emulated bf16
+    assert pick([]) == REFERENCE
+
+
+def test_an_unfaithful_or_failed_engine_is_never_chosen():
+    trials = [_trial("fp32+sdpa", 400, 1.0), _trial("bf16+sdpa", 100, 0.9989), _trial("bf16+blocked", 90, error="x"),
+              _trial("bf16-weights+sdpa", 300, 0.999)]
+    assert pick(trials).name == "bf16-weights+sdpa"  # 0.999 is faithful, 0.9989 is not
+    assert pick(trials[:3]).name == "fp32+sdpa"
+    assert pick([_trial("bf16+sdpa", 100, 0.99)]) == REFERENCE
+    assert all(e.precision != "int8" for e in candidates("cpu")) and Engine("int8") in candidates("cpu", int8=True)
+
+
+def test_engine_names_pin_an_engine_and_parse_back():
+    for engine in candidates("cpu", int8=True):
+        assert parse_engine(engine.name) == engine and check_precision(engine.name.upper()) == engine.name
+    assert parse_engine("int8-weights+sdpa") is None and parse_engine("fp32-weights+sdpa") is None
+    with pytest.raises(ConfigError, match="or an engine such as"):
+        check_precision("bf16+flash")
+    with pytest.raises(ConfigError, match="CPU only"):
+        resolve_precision("int8+sdpa", "cuda")
+    assert resolve_precision("bf16-weights+sdpa", "cpu") == "bf16"
+
+
+@pytest.fixture()
+def tuning(monkeypatch, tmp_path):
+    """Measuring on (as outside the tests), into a cache folder of its own; ``measure`` replaced by a
+    counter that reports given times. Returns the list of calls."""
+    monkeypatch.setenv(tune.TUNE_ENV, "1")
+    monkeypatch.setenv(tune.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    calls: list[str] = []
+
+    def fake_measure(backbone, *args, **kwargs):
+        calls.append(backbone.name)
+        return [_trial("fp32+sdpa", 400, 1.0), _trial("bf16+blocked", 200), _trial("bf16+sdpa", 300),
+                _trial("bf16-weights+sdpa", 120, 0.9985), _trial("bf16-weights+blocked", 180, 0.99994)]
+
+    monkeypatch.setattr(tune, "measure", fake_measure)
+    return calls
+
+
+def test_the_choice_is_stored_and_a_second_model_reads_it(tuning, tmp_path):
+    first = DeepCut("dino_vits8", pretrained=False)
+    assert first.engine_choice.how == "measured" and first.engine == "bf16-weights+blocked"
+    assert first.precision == "bf16" and first.backbone.describe()["engine"] == first.engine
+    path = tmp_path / "cache" / tune.CACHE_FILE
+    stamp = path.stat().st_mtime_ns
+    stored = json.loads(path.read_text())["choices"]
+    assert list(stored) == [first.engine_choice.key] and "dino_vits8" in first.engine_choice.key
+    assert "torch " + torch.__version__ in first.engine_choice.key and "grid<=4096" in first.engine_choice.key
+    second = DeepCut("dino_vits8", pretrained=False)
+    assert second.engine_choice.how == "stored" and second.engine == first.engine and tuning == ["dino_vits8"]
+    assert path.stat().st_mtime_ns == stamp and len(second.engine_choice.trials) == 5
+    DeepCut("dino_vits16", pretrained=False)  # another backbone: its own measurement, the first one kept
+    assert tuning == ["dino_vits8", "dino_vits16"] and len(json.loads(path.read_text())["choices"]) == 2
+    assert DeepCut("color").engine_choice.how == "fixed" and len(tuning) == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"[1, 2]", b'{"version": 1, "choices": []}', b"\x00\xff garbage",
+                                     b'{"version": 99, "choices": {}}', None])
+def test_a_corrupt_or_odd_cache_file_is_ignored(tuning, tmp_path, content):
+    from deepcut.backbones import load_backbone
+
+    path = tmp_path / "cache" / tune.CACHE_FILE
+    path.parent.mkdir(parents=True)
+    if content is None:  # an entry that names an engine auto never runs, with odd trials
+        key = tune.cache_key(load_backbone("dino_vits8", pretrained=False))
+        path.write_text(json.dumps({"version": 1, "choices": {key: {"engine": "int8+sdpa", "trials": [1, {"x": 2}]}}}))
+    else:
+        path.write_bytes(content)
+    dc = DeepCut("dino_vits8", pretrained=False)
+    assert dc.engine_choice.how == "measured" and dc.engine == "bf16-weights+blocked" and tuning == ["dino_vits8"]
+    assert json.loads(path.read_text())["choices"][dc.engine_choice.key]["engine"] == dc.engine
+    path.write_text(json.dumps({"version": 1, "choices": {dc.engine_choice.key: {"engine": "bf16+sdpa",
+                                                                                  "trials": [1, {"x": 2}]}}}))
+    again = DeepCut("dino_vits8", pretrained=False)
+    assert again.engine_choice.how == "stored" and again.engine == "bf16+sdpa" and again.engine_choice.trials == []
+
+
+def test_an_unwritable_cache_folder_is_passed_over(tuning, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv(tune.CACHE_ENV, str(tmp_path / "file" / "cache"))
+    assert DeepCut("dino_vits8", pretrained=False).engine == "bf16-weights+blocked"  # measured, not stored
+
+
+def test_a_pinned_precision_or_engine_never_measures(tuning, monkeypatch):
+    assert DeepCut("dino_vits8", pretrained=False, precision="fp32").engine == "fp32+sdpa"
+    assert DeepCut("dino_vits8", pretrained=False, precision="bf16").engine == "bf16+blocked"  # the rule's engine
+    dc = DeepCut("dino_vits8", pretrained=False, precision="bf16-weights+sdpa")
+    assert (dc.engine, dc.precision, dc.backbone.attention, dc.engine_choice.how) == (
+        "bf16-weights+sdpa", "bf16", "sdpa", "pinned")
+    monkeypatch.setenv(PRECISION_ENV, "bf16+sdpa")
+    assert DeepCut("dino_vits8", pretrained=False).engine == "bf16+sdpa"
+    monkeypatch.setenv(tune.TUNE_ENV, "0")
+    monkeypatch.delenv(PRECISION_ENV)
+    rule = DeepCut("dino_vits8", pretrained=False)
+    assert rule.engine_choice.how == "rule" and rule.precision == resolve_precision("auto", "cpu")
+    assert tuning == []
+
+
+def test_nothing_is_measured_where_nothing_can_be(tuning):
+    from deepcut.backbones import load_backbone
+
+    backbone = load_backbone("dino_vits8", pretrained=False).to("meta")
+    assert tune.candidates("meta") == [] and tune.choose_engine(backbone).how == "rule" and tuning == []
+
+
+def test_engines_switch_both_ways_and_the_result_names_its_engine(square_image):
+    dc = DeepCut("dino_vits8", pretrained=False, precision="fp32")
+    ref = dc.features(square_image, resolution=112).clone()
+    for name in ("bf16-weights+sdpa", "bf16-weights+blocked", "int8+sdpa", "bf16+sdpa", "fp32+sdpa"):
+        dc.backbone.set_engine(name)
+        dc.clear_cache()
+        feats = dc.features(square_image, resolution=112)
+        assert dc.backbone.engine == name and feats.dtype == torch.float32
+        cos = float(torch.nn.functional.cosine_similarity(feats.reshape(-1, 384), ref.reshape(-1, 384), dim=-1).mean())
+        assert cos > (0.99 if name.startswith("int8") else 0.9999), name
+    assert torch.equal(feats, ref)  # back in fp32: the float weights were never touched
+    assert dc.segment(square_image, resolution=112).timings.engine == "fp32+sdpa"
+
+
+def test_the_measured_choice_is_faithful_and_bounded(monkeypatch, tmp_path, square_image):
+    """A real measurement (ViT-S/8, random weights, 112 px): every candidate timed, the choice one of the
+    faithful, its features within cosine 0.999 of fp32's; stored; the backbone left as it was."""
+    from deepcut.backbones import load_backbone
+
+    monkeypatch.setenv(tune.TUNE_ENV, "force")
+    monkeypatch.setenv(tune.CACHE_ENV, str(tmp_path))
+    backbone = load_backbone("dino_vits8", pretrained=False)
+    choice = tune.choose_engine(backbone, resolution=112, threads=1)
+    assert choice.how == "measured" and backbone.engine == "fp32+sdpa"
+    assert [t.engine for t in choice.trials] == [e.name for e in candidates("cpu")]
+    assert all(t.error is None and t.faithful() for t in choice.trials), choice.trials
+    assert choice.engine == pick(choice.trials) and choice.seconds < 30
+    assert tune.stored_choice(choice.key, "cpu").engine == choice.engine
+    fp32 = DeepCut(backbone, precision="fp32").features(square_image, resolution=112).reshape(-1, 384).clone()
+    chosen = DeepCut(backbone, precision=choice.engine.name)
+    feats = chosen.features(square_image, resolution=112).reshape(-1, 384)
+    assert chosen.engine == choice.engine.name
+    assert float(torch.nn.functional.cosine_similarity(feats, fp32, dim=-1).mean()) >= 0.999
+
+
+def test_the_speed_command_prints_the_candidates(tmp_path, monkeypatch, capsys):
+    from deepcut.cli import main
+
+    monkeypatch.setenv(tune.CACHE_ENV, str(tmp_path))
+    assert main(["speed", "--resolution", "64", "--rounds", "1", "--threads", "1", "--store"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[1].startswith("CPU ") and "torch" in lines[1]
+    names = [line.split()[0] for line in lines[3:-1]]
+    assert names == [e.name for e in candidates("cpu", int8=True)]
+    assert "opt-in" in lines[-2] and "auto's pick" in out and "auto's stored choice" in out
+    assert (tmp_path / tune.CACHE_FILE).is_file()

@@ -9,7 +9,8 @@ shallow layer never pays for the deep ones.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import ContextManager, TypeVar
 
@@ -18,6 +19,7 @@ import torch
 
 from ..config import DEFAULT_RESOLUTION, FACETS
 from ..errors import ConfigError
+from .precision import Engine
 
 _B = TypeVar("_B", bound="Backbone")  # `to` returns the subclass it is called on
 
@@ -61,6 +63,8 @@ class Backbone(ABC):
             :meth:`to`); :meth:`embed` takes host images and :meth:`facet` returns tensors there.
         precision: the numeric precision of the forward pass (``"fp32"``, ``"bf16"``, ``"fp16"`` or
             ``"int8"``, see :mod:`deepcut.backbones.precision`); facets are float32 whatever it is.
+        engine: the name of the :class:`~deepcut.backbones.precision.Engine` the forward pass runs in
+            (e.g. ``"bf16-weights+sdpa"``); ``"fp32"`` for a backbone without weights.
         default_resolution: the working resolution a config that sets none gets with this backbone
             (:meth:`deepcut.config.SegmentConfig.with_default_resolution`): 280 px, 448 for DINOv3.
     """
@@ -72,6 +76,7 @@ class Backbone(ABC):
     source: str
     _device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    engine: str = "fp32"
     default_resolution: int = DEFAULT_RESOLUTION
 
     @property
@@ -91,8 +96,25 @@ class Backbone(ABC):
         """Run the forward pass in ``precision`` (a resolved one, see
         :func:`~deepcut.backbones.precision.resolve_precision`); returns ``self``. A backbone without
         weights computes in float32 whatever is asked: the base class records ``"fp32"``."""
-        self.precision = "fp32"
+        self.precision, self.engine = "fp32", "fp32"
         return self
+
+    def set_engine(self, engine: Engine | str) -> Backbone:
+        """Run the forward pass in ``engine`` (:class:`~deepcut.backbones.precision.Engine` or its name);
+        returns ``self``. A backbone without weights computes in float32 whatever is asked."""
+        self.precision, self.engine = "fp32", "fp32"
+        return self
+
+    @property
+    def tunable(self) -> bool:
+        """Whether engines differ here at all (a backbone without weights has one way to compute)."""
+        return False
+
+    @contextmanager
+    def trying_engines(self) -> Iterator[None]:
+        """Inside the block, the copies of the weights that engines make (cast, quantized) are kept, so
+        that switching among engines again and again makes each once; after it only the current one's is."""
+        yield
 
     def compute(self) -> ContextManager:
         """The context the forward pass runs in (autocast for a reduced precision); none here."""
@@ -149,5 +171,6 @@ class Backbone(ABC):
             "depth": self.depth,
             "source": self.source,
             "precision": self.precision,
+            "engine": self.engine,
             "default_resolution": self.default_resolution,
         }

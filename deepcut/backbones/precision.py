@@ -9,11 +9,17 @@ are small and stay in float32. The forward pass can run in:
 * ``"fp16"``: the same with float16 (for GPUs; on most CPUs float16 products are emulated and slow);
 * ``"int8"``: dynamic int8 quantization of the ViT's ``Linear`` layers (CPU only; weights int8,
   activations quantized per call);
-* ``"auto"`` (the default): the fastest precision that is faithful on this hardware: bfloat16 on
-  CUDA GPUs that support it (else float16), bfloat16 on CPUs with native bfloat16 instructions
-  (AVX-512 BF16 or AMX on x86, the BF16 extension on Arm; never emulated bfloat16, which is slower
-  than float32), float32 elsewhere. ``int8`` is never chosen automatically: its features are further
-  from float32's (see the speed page of the docs for the measured cosine).
+* ``"auto"`` (the default): the fastest :class:`Engine` whose features stay faithful to float32's,
+  chosen by measurement on first use and remembered on disk (:mod:`deepcut.backbones.tune`). Where
+  nothing is measured (``$DEEPCUT_TUNE=0``, a device other than the CPU or CUDA) it is
+  :func:`auto_precision`'s rule: bfloat16 on CUDA GPUs that support it (else float16), bfloat16 on
+  CPUs with native bfloat16 instructions (AVX-512 BF16 or AMX on x86, the BF16 extension on Arm;
+  never emulated bfloat16, which is slower than float32), float32 elsewhere; ``int8`` never.
+
+An :class:`Engine` is a precision together with how it runs: where the weights of the ViT's blocks
+are held in bfloat16 / float16 (``"bf16-weights"``) rather than cast by autocast at every product, and
+how attention is computed (PyTorch's fused ``"sdpa"`` or DeepCut's ``"blocked"`` one). Its name, e.g.
+``"bf16-weights+sdpa"``, is accepted wherever a precision is, and pins that engine.
 
 ``$DEEPCUT_PRECISION`` sets the default for every front end (library, CLI, app).
 """
@@ -24,7 +30,9 @@ import contextlib
 import copy
 import os
 import platform
+import re
 import warnings
+from dataclasses import dataclass
 from typing import ContextManager
 
 import torch
@@ -39,36 +47,102 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 _ALIASES = {"float32": "fp32", "float": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16",
             "half": "fp16", "16": "fp16", "qint8": "int8", "8": "int8"}
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: How attention may be computed by an :class:`Engine` (the names of ``ViTBackbone.set_attention``).
+ENGINE_ATTENTION = ("sdpa", "blocked", "eager")
+_ENGINE = re.compile(r"^(fp32|bf16|fp16|int8)(-weights)?\+(sdpa|blocked|eager)$")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How a ViT's forward pass runs.
+
+    Attributes:
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (see the module's docstring).
+        attention: ``"sdpa"`` (PyTorch's fused kernel), ``"blocked"`` (a block of query rows at a time in
+            the inputs' dtype) or ``"eager"`` (written out).
+        weights: the dtype the blocks' weights are held in: ``"fp32"`` (autocast casts them at every
+            product), or ``"bf16"`` / ``"fp16"`` (cast once, the blocks' inputs too; the embeddings, the
+            hidden states between blocks and the features stay float32).
+    """
+
+    precision: str = "fp32"
+    attention: str = "sdpa"
+    weights: str = "fp32"
+
+    @property
+    def name(self) -> str:
+        """``"<precision>[-weights]+<attention>"``, e.g. ``"bf16+blocked"``, ``"bf16-weights+sdpa"``."""
+        head = f"{self.precision}-weights" if self.weights != "fp32" else self.precision
+        return f"{head}+{self.attention}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_engine(name: object) -> Engine | None:
+    """The :class:`Engine` named ``name`` (e.g. ``"bf16-weights+sdpa"``), None for anything else."""
+    match = _ENGINE.match(name.strip().lower()) if isinstance(name, str) else None
+    if match is None:
+        return None
+    precision, cast, attention = match.groups()
+    if cast and precision not in _DTYPES:  # fp32 weights are the default; int8's are quantized
+        return None
+    return Engine(precision, attention, precision if cast else "fp32")
+
+
+def default_engine(precision: str, device: torch.device | str) -> Engine:
+    """The engine a precision named without one runs: autocast over float32 weights, attention in
+    blocks for bf16 / fp16 on the CPU (PyTorch's fused kernel gains nothing there), SDPA otherwise."""
+    blocked = precision in _DTYPES and torch.device(device).type == "cpu"
+    return Engine(precision, "blocked" if blocked else "sdpa")
 
 
 def check_precision(precision: object) -> str:
-    """``precision`` as one of :data:`PRECISIONS` (aliases such as ``"bfloat16"`` accepted).
+    """``precision`` as one of :data:`PRECISIONS` (aliases such as ``"bfloat16"`` accepted) or the
+    canonical name of an :class:`Engine` (``"bf16-weights+sdpa"``).
 
     Raises:
         ConfigError: not a precision DeepCut knows.
     """
     if isinstance(precision, torch.dtype):
         precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(precision, precision)
+    engine = parse_engine(precision)
+    if engine is not None:
+        return engine.name
+    message = (f"precision must be one of {', '.join(PRECISIONS)} (or an engine such as bf16-weights+sdpa), "
+               f"got {precision!r}")
     if not isinstance(precision, str):
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(message)
     name = precision.strip().lower()
     name = _ALIASES.get(name, name)
     if name not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(message)
     return name
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it cannot be read)."""
+def cpu_info() -> tuple[str, set[str]]:
+    """This CPU's model name and feature flags, from ``/proc/cpuinfo`` (``model name`` on x86; on Arm the
+    implementer and part numbers), else :func:`platform.processor` and no flags."""
+    model, flags, arm = "", set[str](), list[str]()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip().lower() in ("flags", "features"):
-                    return set(value.split())
+                key, value = key.strip().lower(), value.strip()
+                if key == "model name" and not model:
+                    model = value
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+                elif key in ("cpu implementer", "cpu part") and len(arm) < 2:
+                    arm.append(value)
     except OSError:
         pass
-    return set()
+    return model or " ".join(arm) or platform.processor() or platform.machine(), flags
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    return cpu_info()[1]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -96,15 +170,14 @@ def auto_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def resolve_precision(precision: object, device: torch.device | str) -> str:
-    """The precision to run the ViT in on ``device``: ``precision``, else ``$DEEPCUT_PRECISION``, else
-    ``"auto"``, with ``"auto"`` replaced by :func:`auto_precision`. Never returns ``"auto"``.
+def requested_precision(precision: object, device: torch.device | str) -> str:
+    """What is asked for on ``device``: ``precision``, else ``$DEEPCUT_PRECISION``, else ``"auto"``, checked
+    (:func:`check_precision`): ``"auto"``, a precision or an engine's name.
 
     Raises:
         ConfigError: an unknown precision (the environment variable is named when it came from
-            there), or ``"int8"`` on a device other than the CPU.
+            there), or int8 on a device other than the CPU.
     """
-    device = torch.device(device)
     if precision is None:
         raw = os.environ.get(PRECISION_ENV, "").strip()
         try:
@@ -113,12 +186,27 @@ def resolve_precision(precision: object, device: torch.device | str) -> str:
             raise ConfigError(f"{PRECISION_ENV}={raw!r}: {e}") from None
     else:
         name = check_precision(precision)
-    if name == "auto":
-        return auto_precision(device)
-    if name == "int8" and device.type != "cpu":
+    device = torch.device(device)
+    if name.split("+")[0] == "int8" and device.type != "cpu":
         raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on {device}; "
                           f"use 'bf16' or 'fp16' there")
     return name
+
+
+def resolve_precision(precision: object, device: torch.device | str) -> str:
+    """The precision to run the ViT in on ``device`` by the rule that measures nothing: that of
+    :func:`requested_precision` (an engine's own precision for an engine), with ``"auto"`` replaced by
+    :func:`auto_precision`. Never returns ``"auto"``. (``DeepCut`` replaces ``"auto"`` by a measured
+    choice instead: :func:`deepcut.backbones.tune.choose_engine`.)
+
+    Raises:
+        ConfigError: as :func:`requested_precision`.
+    """
+    name = requested_precision(precision, device)
+    if name == "auto":
+        return auto_precision(torch.device(device))
+    engine = parse_engine(name)
+    return engine.precision if engine is not None else name
 
 
 def autocast(precision: str, device: torch.device) -> ContextManager:

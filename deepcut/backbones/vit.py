@@ -22,7 +22,10 @@ norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`), and how posi
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import Backbone, TokenState
-from .precision import autocast, check_precision, quantize_int8
+from .precision import Engine, autocast, check_precision, default_engine, parse_engine, quantize_int8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -124,7 +127,8 @@ class ViTBackbone(Backbone):
         mean, std: per-channel input normalisation (ImageNet's for every DINO model).
 
     Attributes:
-        attention: ``"sdpa"`` or ``"eager"`` (see :meth:`set_attention`).
+        attention: ``"sdpa"``, ``"blocked"`` or ``"eager"`` (see :meth:`set_attention`).
+        engine: the name of the :class:`~deepcut.backbones.precision.Engine` it runs in (see :meth:`set_engine`).
     """
 
     family = "vit"
@@ -138,6 +142,9 @@ class ViTBackbone(Backbone):
         self.model: HFModule = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._float_model: HFModule = self.model  # the float32 weights every other engine is made from
+        self._block_dtype: torch.dtype | None = None  # where the blocks' weights are cast: their inputs' dtype
+        self._copies: dict[str, HFModule] | None = None  # the engines' models, while trying engines
         self.attention = "sdpa"
         self.set_attention("sdpa")
         cfg: HFModule = model.config
@@ -162,12 +169,18 @@ class ViTBackbone(Backbone):
         if self.precision == "int8" and torch.device(device).type != "cpu":
             raise ConfigError(f"an int8-quantized ViT runs on the CPU only, not on {device}")
         self.model.to(device)
+        self._float_model.to(device)
         self._mean = self._mean.to(device)
         self._std = self._std.to(device)
         return super().to(self._mean.device)
 
+    @property
+    def tunable(self) -> bool:
+        return True
+
     def set_precision(self, precision: str) -> ViTBackbone:
-        """Run the forward pass in ``precision``; returns ``self``.
+        """Run the forward pass in ``precision`` by its :func:`~deepcut.backbones.precision.default_engine`
+        (an engine's name: that engine); returns ``self``. An attention chosen by hand (``"eager"``) is kept.
 
         ``"bf16"`` / ``"fp16"``: the blocks run under ``torch.autocast`` (weights stay float32);
         ``"int8"``: the ``Linear`` layers of a copy of the model are dynamically quantized (the float
@@ -178,25 +191,64 @@ class ViTBackbone(Backbone):
         """
         precision = check_precision(precision)
         if precision == "auto":
-            raise ConfigError("resolve 'auto' first (deepcut.backbones.precision.resolve_precision)")
-        floating = getattr(self, "_float_model", None) or self.model
-        if self.attention in ("sdpa", "blocked"):  # the faster of the two for this precision and device
-            fast = precision in ("bf16", "fp16") and self.device.type == "cpu"
-            self.set_attention("blocked" if fast else "sdpa")
-        if precision == "int8":
-            if self.device.type != "cpu":
-                raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on "
-                                  f"{self.device}")
-            if self.precision != "int8":
-                self._float_model = floating
-                self.model = quantize_int8(floating)
-        else:
-            self.model = floating
-        self.precision = precision
+            raise ConfigError("resolve 'auto' first (deepcut.backbones.tune.choose_engine)")
+        engine = parse_engine(precision) or default_engine(precision, self.device)
+        if self.attention == "eager" and engine.attention != "eager" and parse_engine(precision) is None:
+            engine = Engine(engine.precision, "eager", engine.weights)
+        return self.set_engine(engine)
+
+    def set_engine(self, engine: Engine | str) -> ViTBackbone:
+        """Run the forward pass in ``engine`` (an :class:`~deepcut.backbones.precision.Engine` or its name);
+        returns ``self``. Weights cast to bf16 / fp16 or quantized to int8 live in a copy of the model's;
+        the float32 model is kept, so any engine can follow any other.
+
+        Raises:
+            ConfigError: not an engine, or int8 off the CPU.
+        """
+        parsed = parse_engine(engine) if isinstance(engine, str) else engine
+        if parsed is None:
+            raise ConfigError(f"not an engine: {engine!r} (e.g. 'bf16+blocked', 'bf16-weights+sdpa', 'fp32+sdpa')")
+        engine = parsed
+        if engine.precision == "int8" and self.device.type != "cpu":
+            raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on {self.device}")
+        held = "int8" if engine.precision == "int8" else engine.weights
+        if held != self._weights():
+            self.model = self._model_holding(held)
+        self._block_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(held)
+        self.precision = engine.precision
+        self.set_attention(engine.attention)
+        self.engine = engine.name
         return self
 
+    @contextmanager
+    def trying_engines(self) -> Iterator[None]:
+        self._copies = {}
+        try:
+            yield
+        finally:
+            self._copies = None
+
+    def _model_holding(self, held: str) -> HFModule:
+        """The model with its blocks' weights held as ``held``: ``"fp32"`` (the float model itself), ``"int8"``
+        (a quantized copy) or ``"bf16"`` / ``"fp16"`` (a copy whose blocks are cast); inside
+        :meth:`trying_engines` each copy is made once."""
+        copies = self._copies
+        if held == "fp32":
+            return self._float_model
+        if copies is not None and held in copies:
+            return copies[held]
+        if held == "int8":
+            made = quantize_int8(self._float_model)
+        else:
+            made = copy.deepcopy(self._float_model)
+            self.model = made  # self.blocks reads the current model's blocks
+            self.blocks.to({"bf16": torch.bfloat16, "fp16": torch.float16}[held])
+        if copies is not None:
+            copies[held] = made
+        return made
+
     def compute(self):
-        """``torch.autocast`` for ``"bf16"`` / ``"fp16"``, nothing for ``"fp32"`` / ``"int8"``."""
+        """``torch.autocast`` for ``"bf16"`` / ``"fp16"`` (weights cast or not), nothing for ``"fp32"`` / ``"int8"``."""
         return autocast(self.precision, self.device)
 
     def set_attention(self, implementation: str = "sdpa") -> ViTBackbone:
@@ -208,7 +260,7 @@ class ViTBackbone(Backbone):
           ``T = 16385`` tokens, whose 6 attention maps would take 6.4 GB.
         * ``"eager"``: ``softmax(Q Kᵀ / √d) V`` written out (the reference; ``O(T²)`` memory).
         * ``"blocked"``: :func:`blocked_attention`, the same written out a block of query rows at a time in
-          the inputs' dtype: what bf16 / fp16 use on the CPU (chosen by :meth:`set_precision`).
+          the inputs' dtype: what bf16 / fp16 use on the CPU by default (:meth:`set_precision`).
 
         All give the same features up to float rounding.
         """
@@ -217,10 +269,18 @@ class ViTBackbone(Backbone):
         if implementation == "blocked":
             _register_blocked()
         name = _BLOCKED if implementation == "blocked" else implementation
-        for model in {id(m): m for m in (self.model, getattr(self, "_float_model", None)) if m is not None}.values():
+        for model in {id(m): m for m in (self.model, self._float_model)}.values():
             model.set_attn_implementation(name)
         self.attention = implementation
+        weights = self._weights()
+        self.engine = Engine(self.precision, implementation, weights if weights in ("bf16", "fp16") else "fp32").name
         return self
+
+    def _weights(self) -> str:
+        """How the blocks' weights are held: ``"fp32"``, ``"bf16"``, ``"fp16"`` (cast) or ``"int8"`` (quantized)."""
+        if self.precision == "int8":
+            return "int8"
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self._block_dtype, "fp32")  # type: ignore[arg-type]
 
     # -- model-family specific parts (overridden by other ViT families) ---------------------------
     @property
@@ -296,7 +356,8 @@ class ViTBackbone(Backbone):
         with self.compute():
             while len(state.hidden) <= n_blocks:
                 i = len(state.hidden) - 1
-                state.hidden.append(self._run_block(self.blocks[i], state.hidden[-1], state).float())
+                hidden = state.hidden[-1] if self._block_dtype is None else state.hidden[-1].to(self._block_dtype)
+                state.hidden.append(self._run_block(self.blocks[i], hidden, state).float())
 
     @torch.inference_mode()
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
@@ -312,7 +373,8 @@ class ViTBackbone(Backbone):
             self.run_to(state, layer)
             block = self.blocks[layer]
             attn = self._attention(block)
-            x = self._pre_norm(block)(state.hidden[layer])
+            hidden = state.hidden[layer]
+            x = self._pre_norm(block)(hidden if self._block_dtype is None else hidden.to(self._block_dtype))
             proj = {"key": attn.k_proj, "query": attn.q_proj, "value": attn.v_proj}[facet]
             out = proj(x)
         return out[:, state.prefix:].float().contiguous()

@@ -12,11 +12,11 @@ import sys
 
 from ..errors import DeepCutError
 from . import eval as eval_cmd
-from . import label, segment, slides
+from . import label, segment, slides, speed
 from . import video as video_cmd
 from .common import UsageError, error
 
-COMMANDS = [segment, eval_cmd, video_cmd, label, slides]
+COMMANDS = [segment, eval_cmd, video_cmd, label, slides, speed]
 
 
 def _backbones(args: argparse.Namespace) -> int:

@@ -94,6 +94,7 @@ class PatchFeatures:
             :data:`GRAM_CACHE_MAX_PATCHES` patches), else None.
         resolution: the working resolution they were computed at (None: not known, e.g. features
             given by the caller); a result's config records it when its own left it to the backbone.
+        engine: the engine the backbone computed them in (its ``engine``; None: not known).
     """
 
     features: torch.Tensor
@@ -104,6 +105,7 @@ class PatchFeatures:
     seconds: float = 0.0
     gram: torch.Tensor | None = None
     resolution: int | None = None
+    engine: str | None = None
 
 
 def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -345,7 +347,8 @@ class FeatureStore:
         g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
         self._trim()  # the forward state may have grown
         return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
-                             seconds + time.perf_counter() - t, g, self.config(cfg).resolution)
+                             seconds + time.perf_counter() - t, g, self.config(cfg).resolution,
+                             self.backbone.engine)
 
     def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
         """The features of one image under ``cfg`` (cached; at the backbone's default resolution when

@@ -16,7 +16,9 @@ class Timings(Mapping):
     """Seconds spent on one segmentation; a stage that did not run is None.
 
     Reads like a mapping too (``timings["total"]``, ``timings.get("stage2")``, ``"stage3" in
-    timings``, ``dict(timings.items())``) over the entries that are set.
+    timings``, ``dict(timings.items())``) over the entries that are set. :attr:`engine` (not one of the
+    entries) names the engine the ViT ran in (``deepcut.backbones.precision.Engine``, e.g.
+    ``"bf16-weights+sdpa"``; None where the features were given by the caller).
     """
 
     _NAMES: ClassVar[tuple[str, ...]] = ("features", *STAGES, "postprocess", "total")
@@ -27,6 +29,7 @@ class Timings(Mapping):
     stage3: float | None = None
     postprocess: float = 0.0
     total: float = 0.0
+    engine: str | None = None
 
     def to_dict(self) -> dict[str, float]:
         """The entries that are set, in order: ``features``, ``stage1`` …, ``postprocess``, ``total``."""

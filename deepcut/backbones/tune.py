@@ -1,0 +1,371 @@
+"""``precision="auto"``: the engine chosen by measurement, where it runs, and remembered on disk.
+
+On first use of a backbone on a device (CPU model and flags, or GPU name), with a torch version and
+for a grid-size class (that of the backbone's default resolution), :func:`choose_engine` times the
+faithful candidates (:func:`candidates`: float32; bf16 autocast with DeepCut's blocked attention or
+PyTorch's SDPA; the blocks' weights cast to bf16; fp16 on CUDA; int8 is shown, never chosen)
+on a seeded random image, and keeps the fastest whose last-layer key features stay within a mean
+per-patch cosine of :data:`MIN_COSINE` of float32's (:func:`pick`). The choice is written to
+``precision.json`` in :func:`cache_dir` (``$DEEPCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deepcut``, else
+``~/.cache/deepcut``), in one step and under a lock, so that the next model (another process, a labelling
+worker) reads it instead of measuring again. A file that cannot be read or parsed counts as empty.
+
+The measuring is bounded: one warm-up forward of every candidate (which also gives its features), then
+rounds of one timed forward each, in turns, among the candidates within :data:`KEEP_WITHIN` of the
+fastest warm-up, until :data:`BUDGET_S` seconds have passed (at least one round, at most
+:data:`MAX_ROUNDS`); each time is the minimum over its rounds.
+
+``$DEEPCUT_TUNE``: ``0`` / ``off`` measures nothing and reads no file (the rule of
+:func:`~deepcut.backbones.precision.auto_precision`; the test suite sets it), ``force`` measures again
+even where a choice is stored. A precision or engine named by the caller, ``$DEEPCUT_PRECISION`` or
+``--precision`` is never measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..utils.files import write_json_atomic
+from ..utils.threads import available_cores, feature_threads, torch_threads
+from .base import Backbone
+from .precision import Engine, auto_precision, cpu_info, default_engine, parse_engine
+
+#: Environment variable: ``0`` / ``off`` (never measure), ``force`` (measure again), else measure once.
+TUNE_ENV = "DEEPCUT_TUNE"
+#: Environment variable with the folder of the stored choices.
+CACHE_ENV = "DEEPCUT_CACHE_DIR"
+CACHE_FILE = "precision.json"
+CACHE_VERSION = 1
+#: The least mean per-patch cosine to float32's features a candidate must keep to be chosen.
+MIN_COSINE = 0.999
+#: Timed rounds stop once the measuring has taken this many seconds (the warm-up round always runs).
+BUDGET_S = 3.0
+MAX_ROUNDS = 5
+#: Candidates whose warm-up took longer than this many times the fastest warm-up are not timed again.
+KEEP_WITHIN = 1.5
+REFERENCE = Engine("fp32", "sdpa")
+
+
+@dataclass
+class Trial:
+    """One candidate's measurement.
+
+    Attributes:
+        engine: the engine's name.
+        seconds: the fastest of its forward passes (the warm-up's where it ran only that one).
+        cosine: mean per-patch cosine of its last-layer key features to float32's.
+        min_cosine: the least per-patch cosine.
+        runs: timed forward passes (0: only the warm-up ran).
+        error: why it could not run (then it is never chosen).
+    """
+
+    engine: str
+    seconds: float = math.inf
+    cosine: float = 0.0
+    min_cosine: float = 0.0
+    runs: int = 0
+    error: str | None = None
+
+    def faithful(self, min_cosine: float = MIN_COSINE) -> bool:
+        return self.error is None and self.cosine >= min_cosine
+
+
+@dataclass
+class Choice:
+    """The engine chosen for a backbone, and how.
+
+    Attributes:
+        engine: the engine.
+        how: ``"measured"`` (now), ``"stored"`` (read from the file), ``"pinned"`` (asked for by name),
+            ``"rule"`` (nothing measured: :func:`~deepcut.backbones.precision.auto_precision`) or
+            ``"fixed"`` (a backbone without weights).
+        trials: the measurements it was chosen from (also those read back from the file).
+        seconds: how long the measuring took.
+        key: the key it is stored under (None where nothing is stored).
+    """
+
+    engine: Engine
+    how: str
+    trials: list[Trial] = field(default_factory=list)
+    seconds: float = 0.0
+    key: str | None = None
+
+
+def candidates(device: torch.device | str, int8: bool = False) -> list[Engine]:
+    """The engines timed on ``device``, the float32 reference first (none off the CPU and CUDA).
+
+    ``int8`` adds dynamic int8 quantization on the CPU: shown by ``deepcut speed``, never chosen by
+    ``"auto"``. On a random image its cosine to float32 is about 0.999, the bar itself, and on held-out
+    photos it flipped a foreground where bf16 did not (docs/speed.md, *Precision*), so it stays opt-in.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return [REFERENCE, Engine("bf16", "blocked"), Engine("bf16", "sdpa"), Engine("bf16", "sdpa", "bf16"),
+                Engine("bf16", "blocked", "bf16"), *([Engine("int8", "sdpa")] if int8 else [])]
+    if device.type == "cuda":
+        half = ["bf16"] if torch.cuda.is_bf16_supported() else []
+        return [REFERENCE, *[Engine(p, "sdpa", w) for p in [*half, "fp16"] for w in ("fp32", p)]]
+    return []
+
+
+def pick(trials: list[Trial], min_cosine: float = MIN_COSINE) -> Engine:
+    """The fastest of ``trials`` whose features are faithful (:meth:`Trial.faithful`); the first listed
+    wins a tie; float32 where none is."""
+    faithful = [t for t in trials if t.faithful(min_cosine) and math.isfinite(t.seconds)]
+    if not faithful:
+        return REFERENCE
+    best = min(faithful, key=lambda t: t.seconds)
+    return parse_engine(best.engine) or REFERENCE
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def probe_pixels(backbone: Backbone, resolution: int | None = None) -> np.ndarray:
+    """A seeded random ``(1, S, S, 3)`` uint8 image on whole patches, ``S`` the largest multiple of the
+    patch size up to ``resolution`` (None: the backbone's default resolution)."""
+    patch = backbone.patch_size
+    side = max(patch, (int(resolution or backbone.default_resolution) // patch) * patch)
+    return np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+
+
+def grid_class(backbone: Backbone, resolution: int | None = None) -> str:
+    """The grid-size class of ``resolution``'s patch grid: ``"grid<=N"``, N the least power of 4 (from
+    256) at or above its number of patches."""
+    side = probe_pixels(backbone, resolution).shape[1] // backbone.patch_size
+    bound = 256
+    while bound < side * side:
+        bound *= 4
+    return f"grid<={bound}"
+
+
+def _forward(backbone: Backbone, pixels: np.ndarray) -> torch.Tensor:
+    """The last layer's key features ``(N, D)`` of one image, finished on the device."""
+    out = backbone.facet(backbone.embed(pixels, backbone.patch_size), backbone.depth - 1, "key")[0]
+    if out.device.type == "cuda":
+        torch.cuda.synchronize(out.device)
+    return out
+
+
+def _timed(backbone: Backbone, engine: Engine, pixels: np.ndarray) -> tuple[float, torch.Tensor]:
+    backbone.set_engine(engine)
+    t = time.perf_counter()
+    out = _forward(backbone, pixels)
+    return time.perf_counter() - t, out
+
+
+def _warm_up(backbone: Backbone, engines: list[Engine], pixels: np.ndarray) -> list[Trial]:
+    """One forward pass of each engine (the first is the reference): its time and its features' cosine."""
+    trials, ref = [], None
+    for engine in engines:
+        trial = Trial(engine.name)
+        try:
+            trial.seconds, out = _timed(backbone, engine, pixels)
+        except (RuntimeError, ValueError, TypeError, NotImplementedError, MemoryError) as e:
+            if ref is None:
+                raise
+            trial.error = f"{type(e).__name__}: {e}"[:200]
+            trials.append(trial)
+            continue
+        if ref is None:
+            ref = out.float().clone()
+        cos = torch.nn.functional.cosine_similarity(out.float(), ref, dim=-1)
+        trial.cosine, trial.min_cosine = round(float(cos.mean()), 6), round(float(cos.min()), 6)
+        trials.append(trial)
+    return trials
+
+
+def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution: int | None = None,
+            budget_s: float | None = BUDGET_S, rounds: int = MAX_ROUNDS, keep_within: float | None = KEEP_WITHIN,
+            threads: int | None = None) -> list[Trial]:
+    """Time ``engines`` (None: :func:`candidates`; the first must be float32's, the reference) on
+    :func:`probe_pixels` of ``resolution``: a warm-up round, then up to ``rounds`` timed rounds in turns
+    while ``budget_s`` seconds have not passed (None: all ``rounds``), among the engines within
+    ``keep_within`` times the fastest warm-up (None: all). Runs on ``threads`` threads (None: the idle
+    cores, as the ViT would) and puts the backbone back in the engine it was in.
+
+    Raises:
+        RuntimeError etc.: the reference itself cannot run (any other engine's failure is its trial's
+            ``error``).
+    """
+    engines = candidates(backbone.device) if engines is None else engines
+    pixels, before, start = probe_pixels(backbone, resolution), backbone.engine, time.perf_counter()
+    with torch_threads(feature_threads(threads)), backbone.trying_engines():
+        try:
+            trials = _warm_up(backbone, engines, pixels)
+            fastest = min((t.seconds for t in trials if t.error is None), default=math.inf)
+            timed = [(e, t) for e, t in zip(engines, trials, strict=True) if t.error is None
+                     and (keep_within is None or t.seconds <= keep_within * fastest)]
+            for i in range(rounds):
+                if i and budget_s is not None and time.perf_counter() - start > budget_s:
+                    break
+                for engine, trial in timed:
+                    seconds, _ = _timed(backbone, engine, pixels)
+                    trial.seconds = seconds if trial.runs == 0 else min(trial.seconds, seconds)
+                    trial.runs += 1
+        finally:
+            backbone.set_engine(before)
+    return trials
+
+
+# -- the stored choices ---------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """``$DEEPCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deepcut``, else ``~/.cache/deepcut``."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw:
+        return Path(os.path.expanduser(raw))
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return Path(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache")) / "deepcut"
+
+
+def machine(device: torch.device | str) -> str:
+    """What the choice depends on besides the backbone: the GPU's name, or the CPU's model, a hash of its
+    flags and the cores this process may use."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model, flags = cpu_info()
+    digest = hashlib.sha1(" ".join(sorted(flags)).encode()).hexdigest()[:12]
+    return f"{device.type}: {model}, flags {digest}, {available_cores()} cores"
+
+
+#: The CPU flags that say what the products can run on (shown by :func:`hardware_line`).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+               "asimd", "bf16", "i8mm", "sve")
+
+
+def hardware_line(device: torch.device | str = "cpu", threads: int | None = None) -> str:
+    """One line naming what ran: the GPU, or the CPU's model, its flags that matter here and its cores; the
+    torch version and ``threads`` (None: torch's current setting)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = f"GPU {torch.cuda.get_device_name(device)}"
+    else:
+        model, flags = cpu_info()
+        what = (f"CPU {model} ({', '.join(f for f in SPEED_FLAGS if f in flags) or 'no bf16/int8 flags'}), "
+                f"{available_cores()} cores")
+    return f"{what}; torch {torch.__version__}, {threads or torch.get_num_threads()} threads"
+
+
+def cache_key(backbone: Backbone, resolution: int | None = None) -> str:
+    return f"{machine(backbone.device)} | torch {torch.__version__} | {backbone.name} | " \
+           f"{grid_class(backbone, resolution)}"
+
+
+def read_choices(path: Path | None = None) -> dict[str, Any]:
+    """The stored choices by key; ``{}`` where the file is missing, unreadable, not JSON or of another version."""
+    path = path or cache_dir() / CACHE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("choices"), dict):
+        return {}
+    return data["choices"]
+
+
+def stored_choice(key: str, device: torch.device | str, path: Path | None = None) -> Choice | None:
+    """The choice stored under ``key``, if it names an engine that can run on ``device``."""
+    entry = read_choices(path).get(key)
+    if not isinstance(entry, dict):
+        return None
+    engine = parse_engine(entry.get("engine"))
+    if engine is None or engine not in candidates(device):
+        return None
+    trials = []
+    rows = entry.get("trials")
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            trial = Trial(**row)
+            trial.seconds = math.inf if trial.seconds is None else float(trial.seconds)
+        except (TypeError, ValueError):  # not a mapping, other fields, not a number
+            continue
+        trials.append(trial)
+    seconds = entry.get("seconds", 0.0)
+    return Choice(engine, "stored", trials, float(seconds) if isinstance(seconds, (int, float)) else 0.0, key)
+
+
+def store_choice(choice: Choice, path: Path | None = None) -> None:
+    """Add ``choice`` to the file (read again first, so that other keys stay), in one step; a folder that
+    cannot be written is passed over (the choice then holds for this process only)."""
+    path = path or cache_dir() / CACHE_FILE
+    choices = read_choices(path)
+    choices[str(choice.key)] = {"engine": choice.engine.name, "seconds": round(choice.seconds, 3),
+                                "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                "trials": [{**asdict(t), "seconds": round(t.seconds, 5) if math.isfinite(t.seconds)
+                                            else None} for t in choice.trials]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"version": CACHE_VERSION, "choices": choices})
+    except OSError:
+        pass
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/precision.lock`` (nothing where it cannot be made), so that
+    processes starting together measure one at a time and the later ones read the first one's choice."""
+    try:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / "precision.lock", "a")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def tune_mode() -> str:
+    """``"off"``, ``"force"`` or ``"on"``, from ``$DEEPCUT_TUNE``."""
+    raw = os.environ.get(TUNE_ENV, "").strip().lower()
+    if raw in ("0", "off", "false", "no"):
+        return "off"
+    return "force" if raw == "force" else "on"
+
+
+def choose_engine(backbone: Backbone, asked: str = "auto", threads: int | None = None,
+                  resolution: int | None = None) -> Choice:
+    """The engine ``backbone`` runs in for ``asked`` (a checked precision or engine name, or ``"auto"``).
+
+    ``"auto"``: the stored choice for :func:`cache_key`, else measured now (:func:`measure`, :func:`pick`)
+    and stored, else, where nothing can be measured (``$DEEPCUT_TUNE=0``, a device other than the CPU or
+    CUDA, the reference failing), :func:`~deepcut.backbones.precision.auto_precision`'s rule. A precision
+    runs its :func:`~deepcut.backbones.precision.default_engine`, an engine's name that engine.
+    """
+    device = backbone.device
+    if not backbone.tunable:
+        return Choice(Engine(), "fixed")
+    if asked != "auto":
+        return Choice(parse_engine(asked) or default_engine(asked, device), "pinned")
+    rule = Choice(default_engine(auto_precision(device), device), "rule")
+    mode = tune_mode()
+    if mode == "off" or not candidates(device):
+        return rule
+    key, folder = cache_key(backbone, resolution), cache_dir()
+    with _locked(folder):
+        stored = stored_choice(key, device, folder / CACHE_FILE) if mode == "on" else None
+        if stored is not None:
+            return stored
+        start = time.perf_counter()
+        try:
+            trials = measure(backbone, resolution=resolution, threads=threads)
+        except (RuntimeError, ValueError, TypeError, NotImplementedError, MemoryError):
+            return rule
+        choice = Choice(pick(trials), "measured", trials, time.perf_counter() - start, key)
+        store_choice(choice, folder / CACHE_FILE)
+    return choice
