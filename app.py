@@ -23,6 +23,7 @@ except ImportError:  # the library and CLI do not need it: the web app is the `a
 
 from deepcut.config import DEFAULT_K, defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, layout, lesson_view, teach_view  # noqa: E402
+from deepcut.demo.arrival import queue_arrival  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
 from deepcut.demo.live_streams import LiveStreams  # noqa: E402
 from deepcut.demo.live_view import LIVE_CSS, live_tab  # noqa: E402
@@ -227,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         session = DemoSession(default_backbone=args.backbone, max_side=args.max_side, device=args.device,
-                              threads=args.threads or None, limits=limits, precision=args.precision)
+                              threads=args.threads or None, limits=limits, precision=args.precision,
+                              arrival=queue_arrival)  # the status line counts the queue's wait
     except ConfigError as e:  # a device this machine does not have
         raise SystemExit(f"app.py: {e}") from None
     used, notice = session.startup()

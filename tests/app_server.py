@@ -8,7 +8,8 @@ The app runs in a subprocess exactly as a visitor's server would, with:
 * a low resolution and a small ``--max-side`` so every request takes a fraction of a second.
 
 ``app_server(public=True)`` starts a second server in public mode (``DEEPCUT_PUBLIC=1``, with the
-caps of ``PUBLIC_ENV``), beside the first.
+caps of ``PUBLIC_ENV``), beside the first; ``app_server(extra={...})`` one with those settings too (e.g. one
+segmentation at a time), beside the others.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ PUBLIC_ENV = {"DEEPCUT_PUBLIC": "1", "DEEPCUT_BACKBONES": "color", "DEEPCUT_MAX_
               "DEEPCUT_MAX_FRAMES": "5", "DEEPCUT_TIME_LIMIT": "30", "DEEPCUT_MAX_UPLOAD_FILES": "3",
               "DEEPCUT_VISITOR_FILES": "40", "DEEPCUT_VISITOR_BYTES": "4mb"}
 
-_servers: dict[bool, dict] = {}
+_servers: dict[tuple, dict] = {}
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -101,11 +102,13 @@ def _stop(server: dict) -> None:
         shutil.rmtree(server["temp"], ignore_errors=True)
 
 
-def app_server(timeout: float = 180.0, public: bool = False) -> dict:
+def app_server(timeout: float = 180.0, public: bool = False, extra: dict[str, str] | None = None) -> dict:
     """The running test app: ``{"url", "proc", "log", "temp"}`` (started on first use, stopped at exit;
     ``temp``: its own Gradio temporary folder, so files other runs left in the shared one count for nothing);
-    ``public``: the public-mode one (see :data:`PUBLIC_ENV`)."""
-    running = _servers.get(public)
+    ``public``: the public-mode one (see :data:`PUBLIC_ENV`); ``extra``: more environment settings (one server
+    per set)."""
+    key = (public, tuple(sorted((extra or {}).items())))
+    running = _servers.get(key)
     if running is not None and running["proc"].poll() is None:
         return running
     home = tempfile.mkdtemp(prefix="deepcut-test-hf-")
@@ -126,11 +129,12 @@ def app_server(timeout: float = 180.0, public: bool = False) -> dict:
         "DEEPCUT_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
         **(PUBLIC_ENV if public else {}),
+        **(extra or {}),
     }
     env.pop("DEEPCUT_WEIGHTS", None)  # the default backbone must not find weights
     for var in ("SPACE_ID", *([] if public else PUBLIC_ENV)):  # the mode is the caller's choice only
         env.pop(var, None)
     proc, url = launch(env, log_path=log_path, timeout=timeout)
-    server = _servers[public] = {"url": url, "proc": proc, "log": log_path, "temp": temp}
+    server = _servers[key] = {"url": url, "proc": proc, "log": log_path, "temp": temp}
     atexit.register(_stop, server)
     return server

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from app_server import MAX_SIDE, app_server
+from app_server import MAX_SIDE, REPO, app_server
 from conftest import disc_image, disc_mask, iou, moving_disc
 from PIL import Image
 
@@ -202,3 +204,46 @@ def test_correct_api_joins_and_separates_points(client, tmp_path):
     assert fixed[p[1], p[0]] != fixed[q[1], q[0]] and "Correction 1: separated" in status, (status, p, q)
     with pytest.raises(AppError, match="corrections must be JSON"):
         client.predict(handle_file(str(path)), corrections="[1, 2]", api_name="/correct")
+
+
+#: What the status line says of the time a visitor waited (:func:`deepcut.demo.results.ready_words`).
+READY = re.compile(r"ready in \*\*([\d.]+) s\*\*(?: \(([\d.]+) s waiting for a free worker, ([\d.]+) s computing\))?")
+
+
+def test_the_status_gives_the_wait_as_the_visitor_saw_it(tmp_path):
+    """One segmentation at a time: of two requests sent together, the second waits in the queue while the first
+    computes. Its status counts that wait beside its own work, as Gradio's own trace of the two events measured
+    them (queue wait, handler time), and never more than its visitor waited."""
+    server = app_server(extra={"DEEPCUT_CONCURRENCY": "1", "GRADIO_PROFILING": "1"})
+    client = Client(server["url"], verbose=False)
+    path = tmp_path / "cat.png"
+    Image.open(REPO / "assets" / "cat.jpg").save(path)
+    slow = dict(resolution=224, ep1=100)  # about half a second of work on one core
+    client.predict(handle_file(str(path)), api_name="/segment", **slow)  # the features cached, as for both below
+
+    def timed(_) -> tuple[float, str]:
+        start = time.monotonic()
+        status = client.predict(handle_file(str(path)), api_name="/segment", **slow)[4]
+        return time.monotonic() - start, status
+
+    with ThreadPoolExecutor(2) as pool:
+        seen = list(pool.map(timed, range(2)))
+    said = []
+    for wall, status in seen:
+        ready = READY.search(status)
+        assert ready, status
+        total, waited, computing = (float(v) if v else 0.0 for v in ready.groups())
+        said.append((wall, total, waited, computing or total))
+    first, second = sorted(said, key=lambda s: s[2])
+    assert first[2] < 0.3 and second[2] >= 0.8 * first[3], said  # the second waited while the first computed
+    assert second[1] == pytest.approx(second[2] + second[3], abs=0.11)
+    for wall, total, _, _ in said:
+        assert total <= wall + 0.05, said  # never more than the visitor waited
+    with urllib.request.urlopen(server["url"] + "gradio_api/profiling/traces") as r:
+        traces = json.load(r)
+    traces = [t for t in (traces if isinstance(traces, list) else traces.get("traces", []))
+              if t.get("fn_name") == "segment"][-2:]
+    gradio = sorted((t["queue_wait_ms"] / 1000, t["fn_call_ms"] / 1000) for t in traces)
+    for (_, _, waited, computing), (queued, called) in zip((first, second), gradio, strict=True):
+        assert waited == pytest.approx(queued, abs=0.15) and computing == pytest.approx(called, abs=0.25), \
+            (said, gradio)  # the wait Gradio's queue measured, and the handler's time

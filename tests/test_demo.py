@@ -333,3 +333,21 @@ def test_colour_backbone_status_and_controls_say_it_has_no_layers_or_facets():
     props = backbone_props(1)
     assert props["layer"]["interactive"] is False and props["facet"]["interactive"] is False
     assert backbone_props(12)["facet"]["interactive"] is True and backbone_props(12)["layer"]["maximum"] == 11
+
+
+def test_the_status_counts_the_queues_wait_beside_the_work():
+    import time
+
+    from deepcut.demo.results import ready_words
+
+    assert ready_words(1.234) == "ready in **1.23 s**" == ready_words(1.234, 0.01)  # no wait worth a word
+    assert ready_words(1.2, 1.1) == "ready in **2.3 s** (1.1 s waiting for a free worker, 1.2 s computing)"
+    arrived = time.monotonic() - 2.0  # the request reached the server 2 s ago, then waited in the queue
+    session = DemoSession(default_backbone="color", max_side=128, arrival=lambda: arrived)
+    result = session.segment(disc_image(96), resolution=96)
+    assert result.waited == pytest.approx(2.0, abs=0.2) and result.seconds < 2.0
+    total = result.waited + result.seconds
+    assert f"ready in **{total:.1f} s** ({result.waited:.1f} s waiting for a free worker, {result.seconds:.1f} s " \
+           f"computing)" in result.status_markdown()
+    plain = DemoSession(default_backbone="color", max_side=128).segment(disc_image(96), resolution=96)
+    assert plain.waited == 0.0 and f"ready in **{plain.seconds:.2f} s**" in plain.status_markdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -117,12 +118,17 @@ class PageHandlers:
         to keep). For the page: ``display`` enlarges a small overlay to fill its panel, ``text`` is the
         figures' text scale (a phone, a projector)."""
         result = self.session.segment(image, backbone=self.chosen(backbone, custom), **from_page(settings))
+        drawing = time.perf_counter()
         name = upload_name(image)
         files = self.session.save_outputs(result, name)
         aff, caption = self.session.affinity(result, *result.default_point())
         overlay = self.session.overlay_file(result, result.overlay(opacity), name, display=display)
-        return (overlay, result.mask(), result.bbox_image(), files, result.status_markdown(), result.loss_plot(text),
-                result.soft_picture(text), aff, caption, result.cutout(), self.session.results.add(result))
+        pictures = (result.mask(), result.bbox_image(), result.loss_plot(text), result.soft_picture(text),
+                    result.cutout())
+        result.seconds += time.perf_counter() - drawing  # the visitor waits for the pictures too
+        mask, box, loss, soft, cutout = pictures
+        return (overlay, mask, box, files, result.status_markdown(), loss, soft, aff, caption, cutout,
+                self.session.results.add(result))
 
     @shows_errors
     def correct(self, image: str | None, backbone: str, custom: str | None, corrections: str | None = None,

@@ -36,9 +36,11 @@ class Request:
         requested: the backbone the visitor asked for.
         config: the settings.
         notices: what the visitor should know so far (fallback, downscaling, clamped layer).
-        started: :func:`time.perf_counter` when the request came in.
+        started: :func:`time.perf_counter` when the request's work began.
         deadline: when the request must stop (checked between GNN stages and video frames), or None.
         max_epochs: the most epochs any GNN training may take, every rule included (None: no cap).
+        waited: seconds between the request reaching the server and its work beginning (the queue's wait for
+            a free worker; 0 where unknown).
     """
 
     model: DeepCut
@@ -49,13 +51,14 @@ class Request:
     started: float
     deadline: Deadline | None = None
     max_epochs: int | None = None
+    waited: float = 0.0
 
     @property
     def depth(self) -> int:
         return int(self.model.backbone.depth)
 
     def seconds(self) -> float:
-        """Wall time since the request came in."""
+        """Wall time since the request's work began (:attr:`waited` not included)."""
         return time.perf_counter() - self.started
 
     def clusterer(self) -> Callable:
@@ -106,7 +109,8 @@ class ImageJob(Job):
     def wrap(self, req: Request, seg: Any) -> DemoResult:
         assert self.upload is not None  # prepare() read it
         return DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=req.notices + seg.notes,
-                          original_size=self.upload.original, seconds=req.seconds(), depth=req.depth)
+                          original_size=self.upload.original, seconds=req.seconds(), depth=req.depth,
+                          waited=req.waited)
 
 
 class VideoJob(Job):
@@ -146,7 +150,7 @@ class VideoJob(Job):
                                frames=len(rendered.boxes), fps=float(stream.fps), seconds=req.seconds(),
                                backbone=req.backbone, notices=notices,
                                consistency=consistency(rendered.label_maps), stats=dict(stream.stats),
-                               preview=rendered.first)
+                               preview=rendered.first, waited=req.waited)
 
 
 def trim_heap() -> None:
@@ -191,7 +195,7 @@ class CosegJob(Job):
         seconds = req.seconds()
         notices = req.notices + (list(segs[0].notes) if segs else [])
         results = [DemoResult(seg=seg, backbone=req.backbone, requested=req.requested, notices=[],
-                              original_size=u.original, seconds=seconds, depth=req.depth)
+                              original_size=u.original, seconds=seconds, depth=req.depth, waited=req.waited)
                    for seg, u in zip(segs, self.read, strict=False)]
         return CosegDemoResult(results=results, names=self.names, seconds=seconds, backbone=req.backbone,
-                               notices=notices)
+                               notices=notices, waited=req.waited)

@@ -18,7 +18,7 @@ from PIL import Image
 from ..tasks.discover import Discovery
 from .jobs import ImageJob, Request
 from .outputs import write_json
-from .results import with_notices
+from .results import ready_words, with_notices
 from .uploads import UploadReader
 
 #: The most objects the page asks for (0 on the slider: the CC variant, no fixed number).
@@ -49,7 +49,7 @@ class ObjectsJob(ImageJob):
     def wrap(self, req: Request, found: Discovery) -> "ObjectsDemoResult":  # type: ignore[override]  # its own result
         assert self.upload is not None  # prepare() read it
         return ObjectsDemoResult(found, req.backbone, req.notices + list(found.notes), self.upload.original,
-                                 req.seconds(), self.objects)
+                                 req.seconds(), self.objects, waited=req.waited)
 
 
 @dataclass
@@ -63,6 +63,7 @@ class ObjectsDemoResult:
         original_size: ``(H, W)`` of the upload before downscaling.
         seconds: wall time of the request.
         objects: how many objects were asked for (None: the CC variant).
+        waited: seconds the request waited in the server's queue for a free worker.
     """
 
     found: Discovery
@@ -71,6 +72,7 @@ class ObjectsDemoResult:
     original_size: tuple[int, int]
     seconds: float
     objects: int | None
+    waited: float = 0.0
 
     @property
     def scale(self) -> float:
@@ -91,7 +93,7 @@ class ObjectsDemoResult:
         asked = f"up to {self.objects}" if self.objects else "as many as correlation clustering finds"
         objs = self.found.objects
         lines = [f"**{len(objs)} object{'s' if len(objs) != 1 else ''}** found ({asked}) with "
-                 f"`{self.backbone}` in {self.seconds:.2f} s. *{SCORE_HELP}.*"]
+                 f"`{self.backbone}`, {ready_words(self.seconds, self.waited)}. *{SCORE_HELP}.*"]
         if objs:
             total = float(self.found.image.shape[0] * self.found.image.shape[1])
             rows = ["| # | score | box [x0, y0, x1, y1] | area |", "|---|---|---|---|"]

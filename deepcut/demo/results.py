@@ -24,6 +24,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
+#: A wait in the queue shorter than this (seconds) is not worth a word in the status line.
+NO_WAIT = 0.05
+
+
+def ready_words(seconds: float, waited: float = 0.0) -> str:
+    """How long the visitor waited for a result, from when the request reached the server: ``waited`` seconds
+    in the queue for a free worker, then ``seconds`` computing. ``"ready in **2.3 s** (1.1 s waiting for a free
+    worker, 1.2 s computing)"``, or ``"ready in **1.20 s**"`` when the queue took less than :data:`NO_WAIT`."""
+    seconds, waited = max(0.0, float(seconds)), max(0.0, float(waited))
+    if waited < NO_WAIT:
+        return f"ready in **{seconds:.2f} s**"
+    return (f"ready in **{seconds + waited:.1f} s** ({waited:.1f} s waiting for a free worker, "
+            f"{seconds:.1f} s computing)")
+
+
 #: How the page's notices that only inform begin (what a correction, undo, reset or pick did; a waiting first
 #: point): shown with ℹ️, not as warnings.
 PAGE_INFORMATION = ("Correction", "First point", "Undid correction", "Picked segment")
@@ -48,13 +63,14 @@ class DemoResult:
         requested: the backbone the visitor asked for.
         notices: things the visitor should know (fallback, downscaling, skipped stages).
         original_size: ``(H, W)`` of the upload before downscaling.
-        seconds: wall time of the request, image decoding included.
+        seconds: wall time of the request's work, image decoding included (the page adds its drawing).
         depth: number of layers of the backbone used.
         corrections: the visitor's corrections by click, in order (:mod:`deepcut.demo.corrections`).
         pending: a first point ``(kind, (x, y))`` waiting for its second click.
         plain: the uncorrected segmentation the corrections start from (None: ``seg`` is plain).
         clicked: the pixel ``(x, y)`` of the segmented image whose patch the visitor last chose for the affinity
             view (None: none yet; the lessons then show the foreground's centre patch and say so).
+        waited: seconds the request waited in the server's queue for a free worker before its work began.
     """
 
     seg: Segmentation
@@ -68,6 +84,7 @@ class DemoResult:
     pending: tuple | None = None
     plain: Segmentation | None = None
     clicked: tuple[float, float] | None = None
+    waited: float = 0.0
 
     @property
     def scale(self) -> float:
@@ -105,7 +122,8 @@ class DemoResult:
         return write_result_files(self.seg, self.record(), out_dir, stem)
 
     def status_markdown(self) -> str:
-        """A one-paragraph summary: segments, time, whether the features were reused; then the notices: the
+        """A one-paragraph summary: segments, the wait as the visitor saw it (:func:`ready_words`), whether the
+        features were reused; then the notices: the
         page's (fallback, downscaling) and the library's notes on the result (:attr:`Segmentation.notes`:
         where the number of segments is not the one asked for or was set by CC's bound, and why)."""
         seg, t = self.seg, self.seg.timings
@@ -114,7 +132,7 @@ class DemoResult:
         feat = ("**features reused** from the cache" if seg.features_cached
                 else f"features computed in {t.get('features', 0.0):.2f} s")
         lines = [
-            f"**{plural(seg.num_segments, 'segment')}** in **{self.seconds:.2f} s** · {feat} · "
+            f"**{plural(seg.num_segments, 'segment')}** {ready_words(self.seconds, self.waited)} · {feat} · "
             f"GNN: {gnn or 'not trained'}",
             (
                 f"backbone `{self.backbone}` · layer {seg.config.layer} · facet `{seg.config.facet}` · {h}×{w} patches"
@@ -157,6 +175,7 @@ class VideoDemoResult:
         seconds: wall time, decoding and encoding included.
         backbone: the backbone used.
         notices: fallback, capped or downscaled video, re-clusterings.
+        waited: seconds the request waited in the server's queue for a free worker.
         consistency: share of consecutive frame pairs whose labels were not permuted.
         stats: the pipeline's counters (``rematched``, ``cold_restarts`` …).
         preview: the first frame's segmentation.
@@ -172,12 +191,13 @@ class VideoDemoResult:
     consistency: float
     stats: dict
     preview: Segmentation
+    waited: float = 0.0
 
     def status_markdown(self) -> str:
         per = self.seconds / max(self.frames, 1)
         lines = [
-            f"**{self.frames} frames** in **{self.seconds:.1f} s** ({per:.2f} s per frame) · {self.fps:g} fps · "
-            f"backbone `{self.backbone}`",
+            f"**{self.frames} frames** {ready_words(self.seconds, self.waited)} · {per:.2f} s per frame · "
+            f"{self.fps:g} fps · backbone `{self.backbone}`",
             f"labels kept from frame to frame in **{self.consistency:.0%}** of frame pairs "
             f"(re-matched {self.stats.get('rematched', 0)}×, re-clustered {self.stats.get('cold_restarts', 0)}×)",
         ]
@@ -194,6 +214,7 @@ class CosegDemoResult:
         seconds: wall time of the whole request.
         backbone: the backbone used.
         notices: fallback, downscaling, lowered resolution.
+        waited: seconds the request waited in the server's queue for a free worker.
     """
 
     results: list[DemoResult]
@@ -201,6 +222,7 @@ class CosegDemoResult:
     seconds: float
     backbone: str
     notices: list[str]
+    waited: float = 0.0
 
     def gallery(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
         """``[(overlay, caption), …]``: the same label has the same colour in every image."""
@@ -209,6 +231,6 @@ class CosegDemoResult:
 
     def status_markdown(self) -> str:
         labels = sorted({int(v) for r in self.results for v in np.unique(r.seg.labels)})
-        lines = [f"**{len(self.results)} images** in **{self.seconds:.2f} s** · one graph, one GNN · "
+        lines = [f"**{len(self.results)} images** {ready_words(self.seconds, self.waited)} · one graph, one GNN · "
                  f"{len(labels)} shared labels · backbone `{self.backbone}`"]
         return with_notices(lines, self.notices)

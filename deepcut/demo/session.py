@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from PIL import Image
@@ -64,19 +64,23 @@ class DemoSession:
         precision: the ViT's precision (``None``: ``$DEEPCUT_PRECISION``, else ``"auto"``).
         limits: what one request may cost (default: the generous :class:`~deepcut.demo.limits.Limits`).
         keep_results: how many results the pages' events can still refer to (:attr:`results`).
+        arrival: called at the start of each request: the :func:`time.monotonic` time the request reached the
+            server, or None where unknown (the app passes :func:`deepcut.demo.arrival.queue_arrival`); the
+            results then count the wait in the queue beside the work (``waited``). None: no wait counted.
     """
 
     def __init__(self, default_backbone: str = DEFAULT_BACKBONE, max_side: int = DEFAULT_MAX_SIDE,
                  max_models: int = 3, cache_size: int = 8, output_dir: str | Path | None = None,
                  keep_outputs: int = 64, device: str | torch.device | None = None,
                  threads: int | None = None, limits: Limits | None = None, keep_results: int = 16,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, arrival: Callable[[], float | None] | None = None) -> None:
         self.pool = ModelCache(default_backbone, max_models=max_models, cache_size=cache_size, device=device,
                               threads=threads, precision=precision)
         self.limits = limits or Limits()
         self.uploads = UploadReader(max_side, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
         self.outputs = OutputStore(output_dir, keep_outputs)
         self.results = RecentResults(keep_results)
+        self.arrival = arrival
 
     @property
     def default_backbone(self) -> str:
@@ -129,8 +133,8 @@ class DemoSession:
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
         return used, (
             f"**Simple mode: the DINO vision model could not be loaded**, so this demo uses the **colour "
-            f"backbone** instead. It groups the squares of a photo by colour, texture and position only, so "
-            f"segments follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
+            f"backbone** instead. It groups the squares of a photo by colour and position only, so segments "
+            f"follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
             f"Reason: {reason} To use DINO (`{self.default_backbone}`), download its weights once into the "
             f"HuggingFace cache (with network)" + (", or enter a local model folder under *Use your own "
                                                   "weights*." if self.limits.allows_custom() else ".")
@@ -140,19 +144,25 @@ class DemoSession:
     # -- requests ---------------------------------------------------------------------------------
     def serve(self, job: Job, backbone: str | None, settings: dict[str, Any]) -> Any:
         """The request template: prepare → model → config → run → wrap; errors become :class:`DemoError`."""
-        started, deadline = time.perf_counter(), self.limits.deadline()
+        started, deadline, waited = time.perf_counter(), self.limits.deadline(), self.waited()
         notices = job.prepare()
         model, used, notice = self.model(backbone)
         notices = ([notice] if notice else []) + notices
         settings = self.limits.clamp(settings, notices)
         config = build_config(settings, int(model.backbone.depth), used, notices)
         req = Request(model, used, backbone or self.default_backbone, config, notices, started, deadline,
-                      self.limits.max_epochs)
+                      self.limits.max_epochs, waited)
         try:
             out = job.run(req)
         except DeepCutError as e:
             raise DemoError(hide_path(str(e), job.source)) from None
         return job.wrap(req, out)
+
+    def waited(self) -> float:
+        """Seconds since the request being served reached the server (:attr:`arrival`): its wait in the queue
+        for a free worker; 0 where unknown."""
+        arrived = self.arrival() if self.arrival is not None else None
+        return max(0.0, time.monotonic() - arrived) if arrived is not None else 0.0
 
     def segment(self, image: ImageLike | None, backbone: str | None = None, **settings) -> DemoResult:
         """Segment an upload with the shared model of ``backbone``.
