@@ -57,7 +57,7 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
         state = gr.State(None, time_to_live=600)
 
     def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, page_backbone=None,
-             page_custom=None, request: gr.Request = None):
+             page_custom=None, request: gr.Request = None):  # type: ignore[assignment]  # Gradio fills it
         from gradio.context import LocalContext
 
         if not backbone_name and page_backbone and chosen is not None:  # the page's backbone
