@@ -22,7 +22,7 @@ __all__ = ["pair_figure", "pair_picture", "panel"]
 def panel(ax: Any, picture: Image.Image, title: str, size: float) -> None:
     """``picture`` in the axes ``ax`` titled ``title`` (font size ``size``), without ticks."""
     ax.imshow(picture)
-    ax.set_title(title, fontsize=size, wrap=True)
+    ax.set_title(title, fontsize=size)  # wrapped to its column when drawn (render.style.fit_titles)
     ax.set_xticks([])
     ax.set_yticks([])
 

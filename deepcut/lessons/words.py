@@ -40,9 +40,29 @@ def epochs_of(cfg: SegmentConfig) -> tuple[int, ...]:
     return tuple(cfg.epochs[: cfg.stages])
 
 
+#: The most characters a backbone's name takes in a figure's words (a folder path is cut to its end).
+BACKBONE_CHARS = 28
+
+
+def backbone_label(backbone: str, most: int = BACKBONE_CHARS) -> str:
+    """A backbone's name as figures show it: a registry name or hub id as it is; a folder path by its last
+    part (``"…/dino-vits8-finetuned"``); anything longer than ``most`` characters cut in the middle."""
+    name = str(backbone)
+    if "/" in name or "\\" in name:
+        parts = [p for p in name.replace("\\", "/").split("/") if p]
+        local = name.startswith(("/", "~", ".")) or len(parts) > 2 or ":" in name.split("/")[0]
+        if local and parts:
+            name = "…/" + parts[-1]
+    if len(name) > most:
+        keep = most - 1
+        name = name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
+    return name
+
+
 def _features(cfg: SegmentConfig, backbone: str, depth: int, omit: Sequence[str]) -> str:
-    """``"dino_vits8 layer 11 key"`` (a backbone without layers: its name only)."""
-    words = [backbone]
+    """``"dino_vits8 layer 11 key"`` (a backbone without layers: its name only; a path by its end, see
+    :func:`backbone_label`)."""
+    words = [backbone_label(backbone)]
     if depth > 1:
         words += [f"layer {cfg.layer}"] if "layer" not in omit else []
         words += [cfg.facet] if "facet" not in omit else []
@@ -79,7 +99,8 @@ def settings_diff(a: Shown, b: Shown) -> str:
     """What differs from ``a`` to ``b``, e.g. ``"layer 4 → 11 · NCut k=3 → CC α=3 k≤10"``;
     ``"same settings"`` when nothing does."""
     ca, cb = a.seg.config, b.seg.config
-    out = _changed("backbone", a.backbone, b.backbone)
+    out = _changed("backbone", backbone_label(a.backbone), backbone_label(b.backbone)) if a.backbone != \
+        b.backbone else []
     if ca.loss != cb.loss:
         out.append(f"{method(ca)} → {method(cb)}")
     else:

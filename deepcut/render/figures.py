@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from ..clustering.fit import RESTART_LABEL
 from ..segmentation.colors import label_colors
-from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, fit_titles, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -117,6 +117,10 @@ def figure_image(fig: "Figure", width: int | None = None) -> Image.Image:
         fig.set_dpi((int(width) + 0.5) / float(fig.get_size_inches()[0]))  # Agg truncates the pixel size
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
+    for _ in range(2):  # a title wider than its room: wrapped, laid out again (the room may change once)
+        if not fit_titles(fig, canvas.get_renderer()):
+            break
+        canvas.draw()
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 

@@ -8,7 +8,7 @@ with ``text = t`` makes it ``w / t x h / t`` inches at ``100 t`` dpi: the same p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -62,3 +62,71 @@ def min_text_px(fig: "Figure") -> float:
     FigureCanvasAgg(fig).draw()
     sizes = [float(t.get_fontsize()) for t in fig.findobj(Text) if t.get_text().strip() and _shown(t)]
     return min(sizes) * fig.dpi / 72.0 if sizes else float("inf")
+
+
+def fit_titles(fig: "Figure", renderer: Any) -> bool:
+    """Wrap every axes title and the suptitle of ``fig`` that is wider than the room it has (an axes title: its
+    column of the grid; the suptitle: the figure), at spaces where it can and inside long words (a path)
+    where it must, so that no title runs off the picture or over its neighbour. ``renderer``: of a drawn
+    canvas of ``fig``. Returns whether any title changed (then draw again: the layout makes room)."""
+    import textwrap
+
+    width = float(fig.bbox.width)
+    texts: list[tuple[Any, float]] = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None:
+        texts.append((suptitle, 0.96 * width))
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        cols = spec.get_gridspec().ncols if spec is not None else 1
+        span = (spec.colspan.stop - spec.colspan.start) if spec is not None else 1
+        room = max(ax.get_window_extent(renderer).width, 0.96 * width * span / max(cols, 1))
+        texts += [(t, room) for t in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None))
+                  if t is not None]
+    changed = False
+    for text, room in texts:
+        content = text.get_text()
+        if not content.strip() or not text.get_visible():
+            continue
+        drawn = text.get_window_extent(renderer).width
+        if drawn <= room:
+            continue
+        longest = max(len(line) for line in content.split("\n"))
+        chars = max(8, int(longest * room / drawn) - 1)
+        lines = [piece for line in content.split("\n") for piece in
+                 (textwrap.wrap(line, chars, break_long_words=True, break_on_hyphens=False) or [""])]
+        text.set_text("\n".join(lines))
+        changed = True
+    return changed
+
+
+def text_clashes(fig: "Figure") -> list[str]:
+    """What is wrong with the words of ``fig`` as :func:`~deepcut.render.figures.figure_image` draws it
+    (titles fitted first): each visible text (titles, axis labels, legends, texts; not tick labels, which
+    matplotlib lays out itself) that runs off the picture, and each pair that overlap (their boxes, in
+    pixels, intersect by more than 2 px). Empty when every word can be read."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    for _ in range(2):
+        if not fit_titles(fig, canvas.get_renderer()):
+            break
+        canvas.draw()
+    renderer = canvas.get_renderer()
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)  # laid out by matplotlib itself
+             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    from matplotlib.text import Text
+
+    texts = [t for t in fig.findobj(Text) if isinstance(t, Text) and t.get_text().strip() and _shown(t)
+             and id(t) not in ticks and t.get_window_extent(renderer).width > 0]
+    boxes = [(t.get_text().split("\n")[0][:40], t.get_window_extent(renderer)) for t in texts]
+    w, h = float(fig.bbox.width), float(fig.bbox.height)
+    found = []
+    for i, (name, b) in enumerate(boxes):
+        if b.x0 < -2 or b.y0 < -2 or b.x1 > w + 2 or b.y1 > h + 2:
+            found.append(f"off the picture: {name!r}")
+        for other, c in boxes[i + 1:]:
+            if min(b.x1, c.x1) - max(b.x0, c.x0) > 2 and min(b.y1, c.y1) - max(b.y0, c.y0) > 2:
+                found.append(f"overlap: {name!r} and {other!r}")
+    return found

@@ -80,10 +80,16 @@ MEASURES = {"ncut": ("NCut", "NCut = Σ cut/volume, 0 = no edge cut; lower is be
                                    "attractions; lower is better")}
 
 
-def _comparison_titles(cmp: "CutComparison") -> tuple[str, str, str]:
-    """The GNN panel's, the spectral panel's and the figure's title, in words true of ``cmp``."""
+def _comparison_titles(cmp: "CutComparison", compact: bool = False) -> tuple[str, str, str]:
+    """The GNN panel's, the spectral panel's and the figure's title, in words true of ``cmp``; ``compact``
+    (large text: a phone, a projector): the same facts in fewer words (the caption under the picture says
+    the rest)."""
     name, meaning = MEASURES.get(cmp.loss, MEASURES["ncut"])
     where = STAGE_TITLES.get(cmp.stage, f"Stage {cmp.stage}")
+    if compact:
+        gnn = (f"GNN (CC, k ≤ {cmp.asked}): {cmp.k} segments" if cmp.loss == "cc" else
+               f"GNN (NCut, k = {cmp.asked})" + (", from the spectral cut" if cmp.restart_epoch else ""))
+        return gnn, "Spectral cut", f"{where}: one graph of {cmp.num_nodes} patches, two solvers"
     if cmp.loss == "cc":
         gnn = f"GNN, this result: CC loss (α = {cmp.alpha:g}, k ≤ {cmp.asked}), {cmp.k} segments"
         graph = (f"CC graph A = F·Fᵀ − max/α of {cmp.num_nodes} patches; CC found {cmp.k} segments itself, and "
@@ -109,7 +115,7 @@ def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutCompari
     axes = fig.subplots(1, 2)
     name = MEASURES.get(cmp.loss, MEASURES["ncut"])[0]
     best = min(cmp.gnn_score, cmp.spectral_score)
-    titles = _comparison_titles(cmp)
+    titles = _comparison_titles(cmp, compact=text >= COMPACT_TEXT)
     for ax, cells, title, value in ((axes[0], gnn_colors, titles[0], cmp.gnn_score),
                                     (axes[1], spectral_colors, titles[1], cmp.spectral_score)):
         ax.imshow(patch_colors_image(image, cells, grid, keep=keep))
