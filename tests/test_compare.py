@@ -128,6 +128,43 @@ def test_sweep_refuses_what_it_cannot_show(session, parts, cc):
         sweep(model, parts, "k", [1])
 
 
+def test_the_sweep_offers_only_what_applies_to_the_result(session, parts, cc):
+    gr = pytest.importorskip("gradio")
+    from deepcut.demo.lesson_view import LessonHandlers, sweep_choices
+
+    fields = lambda result: [field for _, field in sweep_choices(result)]  # noqa: E731
+    assert fields(parts) == ["k"] and fields(None) == ["k"]  # the colour backbone, NCut: no layers, no α
+    assert fields(cc) == ["k", "alpha"]
+    assert fields(dataclasses.replace(cc, depth=12)) == ["k", "alpha", "layer"]  # a ViT's layers
+    assert fields(dataclasses.replace(parts, depth=12)) == ["k", "layer"]
+    handlers = LessonHandlers(session)
+    key = session.results.add(parts)
+    assert handlers.sweep_options(key, "alpha")["value"] == "k"  # a choice that no longer applies falls back
+    assert handlers.sweep_options(session.results.add(cc), "alpha")["value"] == "alpha"
+    for param, why in (("alpha", "α only changes correlation clustering"), ("layer", "no layers or facets")):
+        picture, caption, file = handlers.sweep(key, param, "")  # a stale choice: one line, nothing drawn
+        assert caption.startswith("⚠️ Not swept: ") and why in caption and "\n" not in caption, caption
+        assert isinstance(picture, type(gr.skip())) and isinstance(file, type(gr.skip()))
+
+
+@pytest.mark.parametrize("text, param, expected", [("2, 3 4", "k", [2, 3, 4]), ("3.0 4", "k", [3, 4]),
+                                                   ("1.5 2.5", "alpha", [1.5, 2.5]), ("", "k", None)])
+def test_sweep_values_are_read_as_typed(text, param, expected):
+    pytest.importorskip("gradio")
+    from deepcut.demo.lesson_view import parse_values
+
+    assert parse_values(text, param) == expected
+
+
+@pytest.mark.parametrize("text, param", [("2.5", "k"), ("2, 3.5", "k"), ("4.2", "layer")])
+def test_a_fraction_is_refused_where_whole_numbers_are_needed(text, param):
+    pytest.importorskip("gradio")
+    from deepcut.demo.lesson_view import parse_values
+
+    with pytest.raises(DemoError, match="takes whole numbers; [0-9.]+ is not one"):
+        parse_values(text, param)
+
+
 def test_a_sweep_stops_at_the_servers_time_limit(session, parts):
     model = session.model(parts.backbone).model
     with pytest.raises(DemoError, match="limit on this server"):

@@ -277,6 +277,31 @@ def test_pin_compare_and_sweep(browser, shots, size):
             page.locator("#compare-panel").screenshot(path=str(shots / "compare.png"))
 
 
+#: The sweep's choices drawn on the page: the visible radio buttons' labels.
+SWEEP_OFFERED = """Array.from(document.querySelectorAll('#sweep-param input[type=radio]'))
+    .filter(i => { const b = i.closest('label').getBoundingClientRect(); return b.width > 0 && b.height > 0; })
+    .map(i => i.closest('label').innerText.trim())"""
+
+
+@pytest.mark.parametrize("size", ("laptop", "phone"))
+def test_the_sweep_offers_only_what_can_run(browser, shots, size):
+    with page_at(browser, *SIZES[size]) as page:  # no error toast at the end (page_at)
+        tap_example(page)  # the colour backbone (no layers), NCut (no α)
+        page.wait_for_function(f"{SWEEP_OFFERED}.length > 0")
+        assert page.evaluate(SWEEP_OFFERED) == ["k"]
+        page.locator(".setting-loss").get_by_text("CC", exact=True).click()  # a CC result: α applies
+        page.wait_for_function(f"{SWEEP_OFFERED}.includes('α (CC)')")
+        assert page.evaluate(SWEEP_OFFERED) == ["k", "α (CC)"]
+        page.locator("#sweep-param").get_by_text("α (CC)").click()
+        page.locator("#sweep-btn").click()
+        page.wait_for_function("document.querySelector('#sweep-caption').innerText.includes('Segments per α')")
+        page.locator("#sweep-param").scroll_into_view_if_needed()
+        page.locator("#compare-panel").screenshot(path=str(shots / f"sweep_choices_{size}.png"))
+        page.locator(".setting-loss").get_by_text("NCut", exact=True).click()  # back to NCut: α goes, k is chosen
+        page.wait_for_function(f"!{SWEEP_OFFERED}.includes('α (CC)')")
+        assert page.locator("#sweep-param input[value='k']").is_checked()
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_walkthrough_steps_and_keyboard(browser, shots, size):
     with page_at(browser, *SIZES[size]) as page:

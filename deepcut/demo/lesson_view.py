@@ -23,7 +23,7 @@ import gradio as gr
 from ..lessons.compare import pair_picture
 from ..lessons.names import file_stem
 from ..lessons.slides import export_files
-from ..lessons.sweep import SWEEP_NAMES
+from ..lessons.sweep import SWEEP_NAMES, not_sweepable, sweepable
 from ..lessons.words import settings_diff, settings_line
 from ..render.slides import slide
 from . import teaching
@@ -41,8 +41,11 @@ from .teaching import Explanation, Walkthrough, explain
 WALK_TEXT = LARGE_TEXT
 #: Text scale of the pair and sweep figures on the page (drawn wide, shown in the result column).
 PAGE_TEXT = 1.5
-#: The settings a sweep offers: ``(label, SegmentConfig field)``.
+#: The settings a sweep may offer: ``(label, SegmentConfig field)``; a result is offered those that apply to it
+#: (:func:`sweep_choices`).
 SWEEP_PARAMS = (("k", "k"), ("α (CC)", "alpha"), ("layer", "layer"))
+#: The settings whose values are whole numbers (a typed 2.5 is refused, not cut to 2).
+WHOLE_PARAMS = ("k", "layer")
 
 WALK_HELP = ("Keys: **→ / ←** the training replay, then the next step · **PageDown / PageUp** (a presenter's "
              "clicker) or **N / P** next / previous step · **1-9** k · **F** the overlay full screen (Esc leaves).")
@@ -59,7 +62,7 @@ def compare_panel() -> dict[str, Any]:
         c["pair_caption"] = gr.Markdown("Pin a result, then change a setting (e.g. NCut → CC, layer 4 → 11): "
                                         "the new result appears beside the pinned one.", elem_id="pair-caption")
         with gr.Row(equal_height=True):
-            c["param"] = gr.Radio(list(SWEEP_PARAMS), value="k", label="Sweep", elem_id="sweep-param", scale=2)
+            c["param"] = gr.Radio([SWEEP_PARAMS[0]], value="k", label="Sweep", elem_id="sweep-param", scale=2)
             c["values"] = gr.Textbox("", label="Values (empty: 2…6 for k, a range of α for CC)",
                                      placeholder="2, 3, 4, 5, 6", elem_id="sweep-values", scale=2)
             c["sweep"] = gr.Button("Sweep", elem_id="sweep-btn", scale=1)
@@ -96,11 +99,21 @@ def slides_panel() -> dict[str, Any]:
     return s
 
 
+def sweep_choices(result: DemoResult | None) -> list[tuple[str, str]]:
+    """The ``(label, field)`` of :data:`SWEEP_PARAMS` that apply to ``result`` (k always, α for CC, the layer for
+    a backbone with layers; k alone before any result)."""
+    if result is None:
+        return [SWEEP_PARAMS[0]]
+    fields = sweepable(result, [field for _, field in SWEEP_PARAMS])
+    return [(label, field) for label, field in SWEEP_PARAMS if field in fields]
+
+
 def parse_values(text: str | None, param: str) -> list[float] | None:
-    """The sweep's values typed as ``"2, 3, 4"`` (commas or spaces); None when empty (the default sweep).
+    """The sweep's values typed as ``"2, 3, 4"`` (commas or spaces); None when empty (the default sweep). Values of
+    :data:`WHOLE_PARAMS` must be whole numbers (``3.0`` is 3; ``2.5`` is refused, never cut to 2).
 
     Raises:
-        DemoError: something that is not a number.
+        DemoError: something that is not a number, or a fraction where whole numbers are needed.
     """
     words = (text or "").replace(",", " ").split()
     if not words:
@@ -112,7 +125,13 @@ def parse_values(text: str | None, param: str) -> list[float] | None:
     if not values or not all(math.isfinite(v) for v in values):
         raise DemoError(f"The sweep's values must be finite numbers separated by commas, e.g. 2, 3, 4 "
                         f"(got {text!r}).")
-    return [int(v) if param != "alpha" else v for v in values]
+    if param in WHOLE_PARAMS:
+        broken = [w for w, v in zip(words, values, strict=True) if not v.is_integer()]
+        if broken:
+            raise DemoError(f"{SWEEP_NAMES.get(param, param)} takes whole numbers; {broken[0]} is not one "
+                            f"(type e.g. 2, 3, 4).")
+        return [int(v) for v in values]
+    return values
 
 
 class LessonHandlers:
@@ -150,8 +169,13 @@ class LessonHandlers:
     @shows_errors
     def sweep(self, key, param: str, values: str | None, opacity: float = 0.5, image: str | None = None,
               text: float = 1.0) -> tuple:
-        """The sweep strip of the page's result: picture, caption, the strip as a slide PNG."""
+        """The sweep strip of the page's result: picture, caption, the strip as a slide PNG. A setting that does
+        not apply to the result (offered for an earlier one) is refused with a line in the caption, nothing else
+        changed."""
         result = self._result(key)
+        why = not_sweepable(result, param)
+        if why is not None:
+            return gr.skip(), f"⚠️ Not swept: {why}", gr.skip()
         chosen = parse_values(values, param)
         if chosen is None:
             chosen = teaching.default_values(result, param)
@@ -165,6 +189,13 @@ class LessonHandlers:
         counts = ", ".join(f"{v:g} → {n}" for v, n in zip(strip.values, strip.counts, strict=False))
         caption = f"Segments per {SWEEP_NAMES[param]}: {counts} · fixed: {strip.fixed()}"
         return strip.picture(text=max(PAGE_TEXT, figure_text(text)), opacity=opacity), caption, str(path)
+
+    def sweep_options(self, key, param: str | None) -> Any:
+        """The sweep radio for the page's result: only the settings that apply to it (:func:`sweep_choices`),
+        the chosen one kept if it still applies, else k."""
+        result = self.session.results.get(key)
+        choices = sweep_choices(result if isinstance(result, DemoResult) else None)
+        return gr.update(choices=choices, value=param if param in [f for _, f in choices] else "k")
 
     # -- walkthrough ------------------------------------------------------------------------------
     def _walk(self, key) -> Walkthrough | None:
@@ -239,6 +270,7 @@ def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dic
                        **private)
     state.change(handlers.pair, [cmp["pinned"], state, out["opacity"], text], [cmp["pair"], cmp["pair_caption"]],
                  **private)
+    state.change(handlers.sweep_options, [state, cmp["param"]], cmp["param"], show_progress="hidden", **private)
     cmp["sweep"].click(gpu(handlers.sweep), [state, cmp["param"], cmp["values"], out["opacity"], image, text],
                        [cmp["strip"], cmp["strip_caption"], cmp["strip_file"]], concurrency_id="segment", **private)
     shown = [walk["title"], walk["picture"], walk["frame"], walk["caption"], walk["index"]]

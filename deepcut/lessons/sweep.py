@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = ["DEFAULT_ALPHA_VALUES", "DEFAULT_K_VALUES", "MAX_SWEEP", "SWEEP_NAMES", "Sweep", "check_sweep",
-           "default_values", "sweep", "swept"]
+           "default_values", "not_sweepable", "sweep", "sweepable", "swept"]
 
 #: A sweep draws at most this many values (one strip on one slide).
 MAX_SWEEP = 8
@@ -109,6 +109,23 @@ def swept(cfg: SegmentConfig, param: str, value: Any) -> SegmentConfig:
     return cfg.replace(**{param: value})
 
 
+def not_sweepable(result: Shown, param: str) -> str | None:
+    """Why ``param`` does not apply to ``result`` (one line: α of an NCut result, a layer or facet of a backbone
+    without layers), or None when it does (an unknown setting is :func:`check_sweep`'s to refuse)."""
+    if param == "alpha" and result.seg.config.loss != "cc":
+        return "α only changes correlation clustering (CC); this result used NCut: sweep k instead."
+    if param in ("layer", "facet") and result.depth <= 1:
+        return (f"The backbone `{result.backbone}` has no layers or facets to sweep (it describes each patch by "
+                f"colour, texture and position): sweep k instead.")
+    return None
+
+
+def sweepable(result: Shown, params: Sequence[str]) -> list[str]:
+    """Those of ``params`` that apply to ``result`` (:func:`not_sweepable`), in order: k always, α for CC, the
+    layer and facet for a backbone with layers."""
+    return [p for p in params if not_sweepable(result, p) is None]
+
+
 def check_sweep(result: Shown, param: str, values: Sequence[Any]) -> list[SegmentConfig]:
     """The config of every value of a sweep.
 
@@ -122,10 +139,9 @@ def check_sweep(result: Shown, param: str, values: Sequence[Any]) -> list[Segmen
     if not 1 <= len(values) <= MAX_SWEEP:
         raise ConfigError(f"A sweep shows 1 to {MAX_SWEEP} values (one strip on one slide); {len(values)} were given.")
     cfg = result.seg.config
-    if param == "alpha" and cfg.loss != "cc":
-        raise ConfigError("α only changes correlation clustering (CC); this result used NCut: sweep k instead.")
-    if param in ("layer", "facet") and result.depth <= 1:
-        raise ConfigError(f"The backbone `{result.backbone}` has no layers or facets to sweep.")
+    why = not_sweepable(result, param)
+    if why is not None:
+        raise ConfigError(why)
     try:
         configs = [swept(cfg, param, v) for v in values]
     except (DeepCutError, TypeError, ValueError) as e:
