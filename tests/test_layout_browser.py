@@ -132,3 +132,19 @@ def test_a_phone_explains_the_settings_shows_a_readable_sweep_and_live_result_un
         assert 0 <= result["top"] - camera["bottom"] < 100, (camera, result)  # the result right under the camera
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
+def test_step_through_brings_the_walkthrough_on_screen(chromium, size):
+    page = _page(chromium, *size)
+    try:
+        tap_example(page)
+        page.locator("#walk-start").scroll_into_view_if_needed()
+        page.locator("#walk-start").click()
+        page.wait_for_function("document.querySelector('#walk-title') && "
+                               "document.querySelector('#walk-title').innerText.includes('of')")
+        page.wait_for_timeout(500)
+        title = box(page, "#walk-title")
+        assert 0 <= title["top"] < title["vh"], title  # the column's heading is on screen
+    finally:
+        page.close()

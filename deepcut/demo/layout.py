@@ -212,8 +212,16 @@ AFFINITY_JS = """(mode) => {
   if (b.top < 0 || b.bottom > window.innerHeight) a.scrollIntoView({behavior: 'instant', block: 'center'});
 }"""
 
-#: The walkthrough's column appears (it is always shown in presenter mode).
-WALK_JS = "() => { document.body.classList.add('walking'); }"
+#: The walkthrough's column appears (it is always shown in presenter mode), and the page scrolls to it: on a
+#: laptop it opens at the top of the row (above the button, once the visitor has scrolled down to it), on a
+#: phone far below; either way it seemed to do nothing.
+WALK_JS = """() => {
+  document.body.classList.add('walking');
+  requestAnimationFrame(() => {
+    const c = document.querySelector('#walk-col');
+    if (c) c.scrollIntoView({behavior: 'instant', block: 'start'});
+  });
+}"""
 
 
 def figure_text(text: float | None) -> float:
