@@ -42,8 +42,8 @@ def controls():
     ("x", "Number of clusters k must be a number, got 'x'"), (None, "Number of clusters k: a number is needed"),
     (float("nan"), "must be a finite number"), (float("inf"), "must be a finite number"),
     ("-inf", "must be a finite number"), (11, "Number of clusters k: 11 is above the maximum, 10"),
-    (0, "Number of clusters k: 0 is below the minimum, 1"), (2.5, "takes whole numbers, got 2.5"), (True, "must be a number"),
-    ([3], "must be a number, got [3]"), ({"a": 1}, "must be a number")])
+    (0, "Number of clusters k: 0 is below the minimum, 1"), (2.5, "takes whole numbers, got 2.5"),
+    (True, "must be a number"), ([3], "must be a number, got [3]"), ({"a": 1}, "must be a number")])
 def test_a_slider_refuses_what_it_cannot_read_naming_itself(controls, value, message):
     k = controls[0]
     with pytest.raises(gr.Error) as info:

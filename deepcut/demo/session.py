@@ -133,8 +133,8 @@ class DemoSession:
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
         return used, (
             f"**Simple mode: the DINO vision model could not be loaded**, so this demo uses the **colour "
-            f"backbone** instead. It groups the squares of a photo by colour and position only, so segments "
-            f"follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
+            f"backbone** instead. It groups the squares of a photo by colour, texture and position only, so "
+            f"segments follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
             f"Reason: {reason} To use DINO (`{self.default_backbone}`), download its weights once into the "
             f"HuggingFace cache (with network)" + (", or enter a local model folder under *Use your own "
                                                   "weights*." if self.limits.allows_custom() else ".")
