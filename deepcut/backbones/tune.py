@@ -11,8 +11,8 @@ per-patch cosine of :data:`MIN_COSINE` of float32's (:func:`pick`). The choice i
 worker) reads it instead of measuring again. A file that cannot be read or parsed counts as empty.
 
 The measuring is bounded: one warm-up forward of every candidate (which also gives its features), then
-rounds of one timed forward each, in turns, among the candidates within :data:`KEEP_WITHIN` of the
-fastest warm-up, until :data:`BUDGET_S` seconds have passed (at least one round, at most
+rounds of one timed forward each, in turns, among the (at most :data:`MAX_TIMED`) candidates within
+:data:`KEEP_WITHIN` of the fastest warm-up, until :data:`BUDGET_S` seconds have passed (at least one round, at most
 :data:`MAX_ROUNDS`); each time is the minimum over its rounds.
 
 ``$DEEPCUT_TUNE``: ``0`` / ``off`` measures nothing and reads no file (the rule of
@@ -53,8 +53,10 @@ MIN_COSINE = 0.999
 #: Timed rounds stop once the measuring has taken this many seconds (the warm-up round always runs).
 BUDGET_S = 3.0
 MAX_ROUNDS = 5
-#: Candidates whose warm-up took longer than this many times the fastest warm-up are not timed again.
-KEEP_WITHIN = 1.5
+#: Candidates whose warm-up took longer than this many times the fastest warm-up are not timed again ...
+KEEP_WITHIN = 1.75
+#: ... nor any but the this many fastest warm-ups.
+MAX_TIMED = 3
 REFERENCE = Engine("fp32", "sdpa")
 
 
@@ -190,8 +192,8 @@ def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution:
             threads: int | None = None) -> list[Trial]:
     """Time ``engines`` (None: :func:`candidates`; the first must be float32's, the reference) on
     :func:`probe_pixels` of ``resolution``: a warm-up round, then up to ``rounds`` timed rounds in turns
-    while ``budget_s`` seconds have not passed (None: all ``rounds``), among the engines within
-    ``keep_within`` times the fastest warm-up (None: all). Runs on ``threads`` threads (None: the idle
+    while ``budget_s`` seconds have not passed (None: all ``rounds``), among the :data:`MAX_TIMED` fastest
+    engines within ``keep_within`` times the fastest warm-up (None: all). Runs on ``threads`` threads (None: the idle
     cores, as the ViT would) and puts the backbone back in the engine it was in.
 
     Raises:
@@ -204,8 +206,9 @@ def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution:
         try:
             trials = _warm_up(backbone, engines, pixels)
             fastest = min((t.seconds for t in trials if t.error is None), default=math.inf)
-            timed = [(e, t) for e, t in zip(engines, trials, strict=True) if t.error is None
-                     and (keep_within is None or t.seconds <= keep_within * fastest)]
+            timed = sorted(((e, t) for e, t in zip(engines, trials, strict=True) if t.error is None
+                            and (keep_within is None or t.seconds <= keep_within * fastest)),
+                           key=lambda et: et[1].seconds)[:MAX_TIMED if keep_within is not None else None]
             for i in range(rounds):
                 if i and budget_s is not None and time.perf_counter() - start > budget_s:
                     break
