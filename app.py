@@ -156,9 +156,9 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
     out["opacity"].release(page.rerender, [state, out["opacity"], image], out["overlay"], api_visibility="private")
     out["affinity"].select(gpu(page.click_affinity), [state], [out["affinity"], out["caption"]],
                            api_visibility="private")
-    teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, text, gpu)
+    clicked = teach_view.wire(teach_view.TeachingHandlers(page.session), out, teach, state, image, text, gpu)
     lesson_view.wire(lesson_view.LessonHandlers(page.session), out, cmp, walk, slides, state, image, presenter, text,
-                     out["walk_start"], gpu)
+                     out["walk_start"], gpu, clicked)
 
 
 def video_tab(page, shared: dict, resolution: int) -> None:

@@ -148,3 +148,62 @@ def test_step_through_brings_the_walkthrough_on_screen(chromium, size):
         assert 0 <= title["top"] < title["vh"], title  # the column's heading is on screen
     finally:
         page.close()
+
+
+def test_presenter_mode_follows_a_click_and_pins_without_leaving(chromium):
+    """A click on the overlay opens the walkthrough's affinity step of the clicked patch (where the room is
+    looking); *Pin to compare* under the overlay pins, and the next result is shown beside the pinned one in
+    place of the overlay, on the one screen; *Unpin* brings the overlay back."""
+    from test_lesson_browser import click_overlay
+
+    page = _page(chromium, 1280, 720, "?presenter=1")
+    try:
+        tap_example(page)
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
+        click_overlay(page, 0.3, 0.4)
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('2 of')")
+        assert "the patch you clicked" in page.locator("#walk-caption").inner_text()
+        assert on_screen(page, "#pin-here")
+        page.locator("#pin-here").click()
+        page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('Pinned')")
+        page.keyboard.press("3")  # k = 3
+        page.wait_for_function("document.querySelector('#pair-caption').innerText.includes('→')")
+        page.wait_for_function("(() => { const i = document.querySelector('#compare-pair img'); "
+                               "return i && i.complete && i.naturalWidth > 0; })()")
+        page.wait_for_timeout(800)
+        assert on_screen(page, "#compare-pair img") and box(page, "#compare-pair img")["bottom"] - \
+            box(page, "#compare-pair img")["top"] > 150
+        assert not _shown(page, "#overlay") and on_screen(page, "#unpin-btn")
+        assert page.evaluate("document.documentElement.scrollHeight") <= 720 + 1
+        page.locator("#unpin-btn").click()
+        page.wait_for_timeout(400)
+        assert _shown(page, "#overlay") and not _shown(page, "#compare-panel")
+    finally:
+        page.close()
+
+
+def test_lessons_follow_the_result_or_say_they_are_out_of_date(chromium):
+    """Outside presenter mode: an open walkthrough follows the next result (it kept saying k = 2 after k = 4);
+    an explanation of an earlier result is marked out of date."""
+    page = _page(chromium, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#walk-start").click()
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
+        page.locator("#explain-btn").click()
+        page.wait_for_function("document.querySelector('#compare-caption').innerText.length > 20")
+        assert "Out of date" not in page.locator("#compare-caption").inner_text()
+        page.locator("body").click(position={"x": 5, "y": 5})  # focus off any field: keys go to the page
+        page.keyboard.press("4")  # k = 4
+        page.wait_for_function("document.querySelector('#status').innerText.includes('4 segments') || "
+                               "document.querySelector('#status').innerText.includes('k = 4')")
+        page.wait_for_function("document.querySelector('#compare-caption').innerText.includes('Out of date')")
+        assert "k=2" in page.locator("#compare-caption").inner_text()  # which result it explains
+        page.locator("#walk-next").click()
+        page.locator("#walk-next").click()  # step 3: the training, of the result now shown
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('3 of')")
+        page.wait_for_timeout(500)
+        walk = page.locator("#walk-title").inner_text() + page.locator("#walk-caption").inner_text()
+        assert "k=2" not in walk.replace(" ", "") and "k=4" in walk.replace(" ", ""), walk
+    finally:
+        page.close()

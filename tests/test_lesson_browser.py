@@ -352,8 +352,9 @@ def test_slides_download_every_figure(browser, shots, size):
         if clicked:
             before = page.locator("#affinity-caption").inner_text()
             click_overlay(page, 0.2, 0.3)
-            page.wait_for_function(f"(t => t.includes('Patch (row') && t !== {before!r})"
-                                   "(document.querySelector('#affinity-caption').innerText)")
+            first = re.search(r"Patch \(row \d+, col \d+\)", before).group(0)
+            page.wait_for_function(f"(m => m && m[0] !== {first!r})(document.querySelector('#affinity-caption')"
+                                   ".innerText.match(/Patch \\(row \\d+, col \\d+\\)/))")  # the clicked patch
         patch = re.search(r"Patch \(row \d+, col \d+\)", page.locator("#affinity-caption").inner_text()).group(0)
         page.locator("#slides-panel").get_by_text("For slides").click()
         page.locator("#slides-btn").click()

@@ -80,10 +80,27 @@ body.presenter #opacity, body.presenter #compare-panel, body.presenter #slides-p
 body.presenter #method-section, body.presenter #teach-panel, body.presenter #more-settings,
 body.presenter #image-settings .setting-layer, body.presenter #image-settings .setting-facet,
 body.presenter #image-settings .setting-refine, body.presenter #walk-start { display: none !important; }
+body:not(.presenter) #pin-here { display: none !important; }
+body.presenter.pinned #walk-col, body.presenter.pinned #overlay, body.presenter.pinned #click-mode,
+body.presenter.pinned #pin-here, body.presenter.pinned #correct-row, body.presenter.pinned #pin-btn,
+body.presenter.pinned #pair-caption, body.presenter.pinned #compare-panel #sweep-row,
+body.presenter.pinned #compare-panel #sweep, body.presenter.pinned #compare-panel #sweep-caption,
+body.presenter.pinned #compare-panel #sweep-file { display: none !important; }
+body.presenter.pinned #compare-panel { display: flex !important; flex-direction: column !important;
+                                       flex: 1 1 0 !important; min-height: 0; }
+body.presenter.pinned #compare-panel > .label-wrap { display: none !important; }
+body.presenter.pinned #compare-panel > div { flex: 1 1 0 !important; display: flex !important;
+                                            flex-direction: column !important; width: 100% !important; }
+body.presenter.pinned #results-col { flex: 3 1 0 !important; }
+body.presenter.pinned #compare-panel > div > .column { flex: 1 1 0 !important; min-height: 0; }
+body.presenter.pinned #compare-pair { flex: 1 1 0 !important; height: auto !important; min-height: 200px; }
+body.presenter.pinned #compare-pair .image-container, body.presenter.pinned #compare-pair .image-frame,
+body.presenter.pinned #compare-pair button { height: 100% !important; }
 body.presenter #notice { padding: 2px 8px !important; margin: 0 !important; }
 body.presenter #notice p { margin: 0; font-size: 15px !important; line-height: 1.3; }
 body.presenter #correct-row { gap: 6px !important; flex-wrap: nowrap !important; }
-body.presenter #correct-row button { padding: 2px 8px !important; font-size: 14px !important; }
+body.presenter #correct-row button { padding: 2px 6px !important; font-size: 14px !important; min-width: 0 !important;
+                                     flex: 1 1 0 !important; }
 body.presenter #image-examples { padding: 2px !important; }
 body.presenter #image-examples .label, body.presenter #image-examples > span { display: none !important; }
 body.presenter #header h1 { font-size: 1.15em; margin: 0; }
@@ -211,6 +228,11 @@ AFFINITY_JS = """(mode) => {
   const b = a.getBoundingClientRect();
   if (b.top < 0 || b.bottom > window.innerHeight) a.scrollIntoView({behavior: 'instant', block: 'center'});
 }"""
+
+#: A result is pinned / unpinned: presenter mode then shows the pinned result beside the current one in place of
+#: the overlay and the walkthrough (class ``pinned`` on the body), and the overlay again once unpinned.
+PIN_JS = "() => { document.body.classList.add('pinned'); }"
+UNPIN_JS = "() => { document.body.classList.remove('pinned'); }"
 
 #: The walkthrough's column appears (it is always shown in presenter mode), and the page scrolls to it: on a
 #: laptop it opens at the top of the row (above the button, once the visitor has scrolled down to it), on a

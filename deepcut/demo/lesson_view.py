@@ -41,6 +41,10 @@ from .teaching import Explanation, Walkthrough, explain
 WALK_TEXT = LARGE_TEXT
 #: Text scale of the pair and sweep figures on the page (drawn wide, shown in the result column).
 PAGE_TEXT = 1.5
+#: Text scale of the pinned pair in presenter mode (it spans the overlay's and the walkthrough's columns there).
+PAIR_PRESENTER_TEXT = 1.6
+#: The walkthrough's step that shows a patch's affinities (0-based), which presenter mode opens after a click.
+AFFINITY_STEP = 1
 #: The settings a sweep may offer: ``(label, SegmentConfig field)``; a result is offered those that apply to it
 #: (:func:`sweep_choices`).
 SWEEP_PARAMS = (("k", "k"), ("α (CC)", "alpha"), ("layer", "layer"))
@@ -61,7 +65,7 @@ def compare_panel() -> dict[str, Any]:
         c["pair"] = picture("Pinned (left) and now (right)", "compare-pair", 300)
         c["pair_caption"] = gr.Markdown("Pin a result, then change a setting (e.g. NCut → CC, layer 4 → 11): "
                                         "the new result appears beside the pinned one.", elem_id="pair-caption")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="sweep-row"):
             c["param"] = gr.Radio([SWEEP_PARAMS[0]], value="k", label="Sweep", elem_id="sweep-param", scale=2)
             c["values"] = gr.Textbox("", label="Values (empty: 2…6 for k, a range of α for CC)",
                                      placeholder="2, 3, 4, 5, 6", elem_id="sweep-values", scale=2)
@@ -156,14 +160,16 @@ class LessonHandlers:
                           f"appears beside it."
 
     @shows_errors
-    def pair(self, pinned, key, opacity: float = 0.5, text: float = 1.0) -> tuple:
-        """The pinned result beside the page's new one, and what differs (nothing while none is pinned)."""
+    def pair(self, pinned, key, opacity: float = 0.5, text: float = 1.0, presenter: bool | None = False) -> tuple:
+        """The pinned result beside the page's new one, and what differs (nothing while none is pinned); in
+        presenter mode the pair fills the screen's width, so its text is :data:`PAIR_PRESENTER_TEXT`."""
         a, b = self.session.results.get(pinned), self.session.results.get(key)
         if a is None or b is None or pinned == key:
             return gr.skip(), gr.skip()
         same = a.seg.image.shape == b.seg.image.shape and bool((a.seg.image == b.seg.image).all())
         note = "" if same else " (another image)"
-        picture_ = pair_picture(a, b, opacity, text=max(PAGE_TEXT, figure_text(text)))
+        scale = PAIR_PRESENTER_TEXT if presenter else max(PAGE_TEXT, figure_text(text))
+        picture_ = pair_picture(a, b, opacity, text=scale)
         return picture_, f"**{settings_diff(a, b)}**{note}"
 
     @shows_errors
@@ -228,6 +234,23 @@ class LessonHandlers:
             return (gr.skip(),) * 6
         return self.start(key, index, opacity, text)
 
+    def follow(self, key, index: int, presenter: bool | None, walk_key, opacity: float = 0.5,
+               text: float = 1.0) -> tuple:
+        """A new result on the page: the walkthrough follows it wherever it is on screen (presenter mode, or
+        opened by *Step through the method*; ``walk_key``: the walkthrough built so far), so that it never
+        explains an earlier result; else nothing."""
+        if not (presenter or walk_key) or self.session.results.get(key) is None:
+            return (gr.skip(),) * 6
+        return self.start(key, index, opacity, text)
+
+    def clicked(self, key, mode: str, presenter: bool | None, opacity: float = 0.5, text: float = 1.0) -> tuple:
+        """After a click on the overlay in presenter mode (*show its affinities*): the walkthrough's affinity
+        step, of the patch just clicked, where the room is looking; else nothing."""
+        result = self.session.results.get(key)
+        if not presenter or mode != "affinity" or not isinstance(result, DemoResult) or result.clicked is None:
+            return (gr.skip(),) * 6
+        return self.start(key, AFFINITY_STEP, opacity, text)
+
     def move(self, walk_key, index: int, delta: int, text: float = 1.0) -> tuple:
         """Step ``index + delta`` (at its first frame); nothing before a walkthrough was built."""
         walk = self._walk(walk_key)
@@ -259,17 +282,21 @@ class LessonHandlers:
 
 
 def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dict, state, image, presenter, text,
-         walk_start, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+         walk_start, gpu: Callable[[Callable], Callable] = lambda fn: fn, clicked: Any = None) -> None:
     """Wire the three panels to the page's result ``state`` (a key), its ``image``, the ``presenter`` checkbox
-    and the figures' ``text`` scale (``gpu``: the app's wrapper of work that may need a GPU slot)."""
-    from .layout import WALK_JS
+    and the figures' ``text`` scale (``gpu``: the app's wrapper of work that may need a GPU slot; ``clicked``:
+    the overlay click's event, which presenter mode's walkthrough follows)."""
+    from .layout import PIN_JS, UNPIN_JS, WALK_JS
 
     private = dict(api_visibility="private")
-    cmp["pin"].click(handlers.pin, [state], [cmp["pinned"], cmp["pair"], cmp["pair_caption"]], **private)
+    for pin in (cmp["pin"], out["pin_here"]):  # presenter mode pins from under the overlay
+        pin.click(handlers.pin, [state], [cmp["pinned"], cmp["pair"], cmp["pair_caption"]], **private)
+        pin.click(None, js=PIN_JS, **private)
     cmp["unpin"].click(lambda: (None, None, "Unpinned."), None, [cmp["pinned"], cmp["pair"], cmp["pair_caption"]],
                        **private)
-    state.change(handlers.pair, [cmp["pinned"], state, out["opacity"], text], [cmp["pair"], cmp["pair_caption"]],
-                 **private)
+    cmp["unpin"].click(None, js=UNPIN_JS, **private)
+    state.change(handlers.pair, [cmp["pinned"], state, out["opacity"], text, presenter],
+                 [cmp["pair"], cmp["pair_caption"]], **private)
     state.change(handlers.sweep_options, [state, cmp["param"]], cmp["param"], show_progress="hidden", **private)
     cmp["sweep"].click(gpu(handlers.sweep), [state, cmp["param"], cmp["values"], out["opacity"], image, text],
                        [cmp["strip"], cmp["strip_caption"], cmp["strip_file"]], concurrency_id="segment", **private)
@@ -279,8 +306,12 @@ def wire(handlers: LessonHandlers, out: dict, cmp: dict, walk: dict, slides: dic
     walk_start.click(gpu(handlers.start), [state, walk["index"], out["opacity"], text], started,
                      concurrency_id="segment", **private)
     presenting = [state, walk["index"], presenter, out["opacity"], text]
-    for trigger in (state.change, presenter.change):  # presenter mode: the figure column follows the result
-        trigger(gpu(handlers.start_if_presenting), presenting, started, concurrency_id="segment", **private)
+    presenter.change(gpu(handlers.start_if_presenting), presenting, started, concurrency_id="segment", **private)
+    state.change(gpu(handlers.follow), [state, walk["index"], presenter, walk["walk"], out["opacity"], text],
+                 started, concurrency_id="segment", **private)  # the walkthrough follows the page's result
+    if clicked is not None:
+        clicked.then(gpu(handlers.clicked), [state, out["click_mode"], presenter, out["opacity"], text], started,
+                     concurrency_id="segment", **private)
     for button, delta in ((walk["prev"], -1), (walk["next"], 1)):
         button.click(lambda w, i, t, d=delta: handlers.move(w, i, d, t), [walk["walk"], walk["index"], text],
                      shown, show_progress="hidden", trigger_mode="always_last", **private)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..lessons.picking import label_at
+from ..lessons.words import settings_line
 from ..render.marks import draw_focus
 from . import corrections, layout
 from .controls import downloads, opacity_slider, picture
@@ -87,12 +88,14 @@ def page_scripts(demo: gr.Blocks, toggle: gr.Checkbox, text_scale: gr.Number) ->
 
 def click_mode() -> dict[str, Any]:
     """What a click on the overlay does (show the clicked patch's affinities, pick its segment, or correct
-    the cut), with the corrections' Undo and Reset buttons: ``{"click_mode", "undo", "reset"}``."""
+    the cut), with the corrections' Undo and Reset buttons and presenter mode's pin:
+    ``{"click_mode", "undo", "reset", "pin_here"}``."""
     out: dict[str, Any] = {"click_mode": gr.Radio(list(CLICK_MODES), value="affinity", elem_id="click-mode",
                                                   label="Click on a segment of the overlay to…", container=True)}
     with gr.Row(elem_id="correct-row"):
         out["undo"] = gr.Button("Undo correction", size="sm", elem_id="undo-btn")
         out["reset"] = gr.Button("Reset corrections", size="sm", elem_id="reset-btn")
+        out["pin_here"] = gr.Button("Pin to compare", size="sm", elem_id="pin-here")  # presenter mode only
     gr.Markdown(CORRECT_HELP, elem_id="correct-help")
     return out
 
@@ -168,11 +171,23 @@ class TeachingHandlers:
         t = figure_text(text)
         return (ex.comparison_picture(text=t), ex.comparison_caption(), scrub, ex.frame_picture(0, text=t),
                 ex.pca_picture(),
-                self.session.results.add(ex))
+                {"explanation": self.session.results.add(ex), "result": key})
 
-    def scrub(self, key, frame: float, text: float = 1.0):
-        """Snapshot ``frame`` of the replay of explanation ``key`` as a picture."""
-        ex = self.session.results.get(key)
+    def out_of_date(self, shown: dict | None, key) -> Any:
+        """The explanation's caption once the page shows another result than the one explained: marked out of
+        date, with the settings it explains (nothing before an explanation, or while it is the page's)."""
+        if not isinstance(shown, dict) or shown.get("result") in (None, key):
+            return gr.skip()
+        ex, was = self.session.results.get(shown.get("explanation")), self.session.results.get(shown["result"])
+        if not isinstance(ex, Explanation):
+            return gr.skip()
+        what = f" ({settings_line(was)})" if was is not None else ""
+        return (f"⚠️ **Out of date:** this explains an earlier result{what}. Press *Explain this result* for "
+                f"the one shown now.\n\n{ex.comparison_caption()}")
+
+    def scrub(self, shown: dict | None, frame: float, text: float = 1.0):
+        """Snapshot ``frame`` of the replay of the explanation shown (``{"explanation": key, "result": key}``)."""
+        ex = self.session.results.get(shown.get("explanation")) if isinstance(shown, dict) else None
         return ex.frame_picture(int(frame), text=figure_text(text)) if isinstance(ex, Explanation) else gr.skip()
 
     def figures(self, key, text: float = 1.0) -> tuple:
@@ -231,14 +246,15 @@ class TeachingHandlers:
 
 
 def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
-         gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+         gpu: Callable[[Callable], Callable] = lambda fn: fn) -> Any:
     """Wire the overlay's clicks (by :func:`click_mode`), the explain button and the scrubber
-    (``gpu``: the app's wrapper of work that may need a GPU slot)."""
+    (``gpu``: the app's wrapper of work that may need a GPU slot). Returns the overlay click's event (done
+    once the click's outputs are shown), for the walkthrough to follow it."""
     clicked = [out[n] for n in ("overlay", "affinity", "caption", "mask", "bbox", "cutout", "status", "files")]
     clicked.append(state)
-    out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image, out["opacity"]], clicked,
-                          api_visibility="private", concurrency_id="segment").then(
-        None, out["click_mode"], None, js=layout.AFFINITY_JS, api_visibility="private")  # the answer on screen
+    click = out["overlay"].select(gpu(handlers.click_overlay), [state, out["click_mode"], image, out["opacity"]],
+                                  clicked, api_visibility="private", concurrency_id="segment")
+    click.then(None, out["click_mode"], None, js=layout.AFFINITY_JS, api_visibility="private")  # on screen
     for action in ("undo", "reset"):
         out[action].click(gpu(functools.partial(handlers.correction, action=action)),
                           inputs_kwargs={"key": state, "image": image, "opacity": out["opacity"]}, outputs=clicked,
@@ -250,3 +266,6 @@ def wire(handlers: TeachingHandlers, out: dict, teach: dict, state, image, text,
     # the page's segmentation draws them at its text scale; redrawn when the scale changes (presenter mode)
     text.change(handlers.figures, [state, text], [out["loss_plot"], out["soft"]], api_visibility="private",
                 show_progress="hidden")
+    state.change(handlers.out_of_date, [teach["explanation"], state], teach["compare_caption"],
+                 api_visibility="private", show_progress="hidden")  # a new result: the explanation says so
+    return click
