@@ -328,6 +328,13 @@ def test_walkthrough_steps_and_keyboard(browser, shots, size):
         assert [d[3] for d in sent] == [4], sent
         page.keyboard.press("f")
         page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'overlay'")
+        page.wait_for_timeout(300)
+        drawn = page.evaluate("""() => { const i = document.querySelector('#overlay img');
+            const b = i.getBoundingClientRect();
+            let r = Math.min(b.width / i.naturalWidth, b.height / i.naturalHeight);  // object-fit: contain
+            if (getComputedStyle(i).objectFit === 'scale-down') r = Math.min(r, 1);  // never enlarged
+            return [r * i.naturalWidth, r * i.naturalHeight, window.innerWidth, window.innerHeight]; }""")
+        assert drawn[0] >= drawn[2] - 2 or drawn[1] >= drawn[3] - 2, drawn  # F enlarges even a small overlay
         page.keyboard.press("f")
         page.wait_for_function("!document.fullscreenElement")
 

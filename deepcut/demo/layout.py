@@ -131,7 +131,8 @@ body.presenter #walk-heading, body.presenter #walk-keys { display: none !importa
 body.presenter #click-mode { padding: 2px 6px !important; }
 body.presenter #walk-caption p { margin: 0; font-size: 15px !important; line-height: 1.3; }
 :fullscreen { background: black; }
-:fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: scale-down; }
+:fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: contain !important;
+                  max-width: none !important; max-height: none !important; }
 """
 
 #: On load: presenter mode from ``?presenter=1``; typed values clamped and committed once quiet;
