@@ -111,7 +111,10 @@ def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutCompari
     ``text``: every font this many times its size, the PNG's pixels unchanged."""
     gnn_colors, spectral_colors, keep = comparison_colors(cmp, grid[0] * grid[1])
     h, w = image.shape[:2]
-    fig = new_figure(7.0, 1.2 + 3.3 * h / max(w, 1), text)
+    fig = new_figure(7.0, 1.5 + 3.3 * h / max(w, 1), text)
+    engine = fig.get_layout_engine()
+    if engine is not None:  # room between the wrapped suptitle and the panel titles
+        engine.set(h_pad=0.08)  # type: ignore[call-arg]  # constrained layout's own keyword
     axes = fig.subplots(1, 2)
     name = MEASURES.get(cmp.loss, MEASURES["ncut"])[0]
     best = min(cmp.gnn_score, cmp.spectral_score)
@@ -120,10 +123,10 @@ def comparison_figure(image: np.ndarray, grid: tuple[int, int], cmp: "CutCompari
                                     (axes[1], spectral_colors, titles[1], cmp.spectral_score)):
         ax.imshow(patch_colors_image(image, cells, grid, keep=keep))
         mark = "  ✓ lower" if value <= best + 1e-9 and cmp.gnn_score != cmp.spectral_score else ""
-        ax.set_title(f"{title}\n{name} = {value:.4g}{mark}", fontsize=9, wrap=True)
+        ax.set_title(f"{title}\n{name} = {value:.4g}{mark}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(titles[2], fontsize=9, wrap=True)
+    fig.suptitle(titles[2], fontsize=9)
     return fig
 
 
@@ -181,7 +184,7 @@ def training_frame_figure(image: np.ndarray, record: "TrainingRecord", frame: in
         axes[-1].set_title("loss", fontsize=9)
     stage = f"Stage {st.stage}" if compact else STAGE_TITLES.get(st.stage, f"Stage {st.stage}")
     title = f"{stage} (k={st.soft[i].shape[1]}) — {frame_words(st, i, compact)}"
-    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=10, wrap=True)
+    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=10)
     return fig
 
 
