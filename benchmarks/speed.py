@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import voronoi_scene  # noqa: E402  (the test suite's planted scenes)
 
-from deepcut import DeepCut, fit  # noqa: E402
+from deepcut import DeepCut, cluster, fit  # noqa: E402
 from deepcut.backbones import list_backbones, tune  # noqa: E402
 from deepcut.backbones.arch import build_model  # noqa: E402
 from deepcut.backbones.precision import cpu_has_native_bf16  # noqa: E402
@@ -419,6 +419,7 @@ def run() -> None:
 
     gnn = best_times({"one": lambda: fit(planted, k=4, epochs=100),
                       "idle": lambda: fit(planted, k=4, epochs=100, threads=idle),
+                      "cluster": lambda: cluster(planted, k=4, epochs=100),
                       "before_one": lambda: autograd_on(1), "before_idle": lambda: autograd_on(idle),
                       "vit": vit_forward}, 2 * repeats)
     t100, t100_idle, t_vit_g = gnn["one"], gnn["idle"], gnn["vit"]  # ratios against the ViT of the same rounds
@@ -426,7 +427,8 @@ def run() -> None:
     t100_pyg = best_time(lambda: pyg_mincut_epochs(planted, 4, 100), max(1, repeats // 2))
     figures.update(ncut10_s=t10, original10_s=t_orig, speedup_vs_original=t_orig / t10, ncut100_k4_s=t100,
                    ncut100_k4_ratio=t100 / t_vit_g, ncut100_k4_idle_ratio=t100_idle / t_vit_g,
-                   ncut100_k4_idle_threads_s=t100_idle, idle_threads=idle, ncut100_k4_dense_mincut_pool_s=t100_pyg)
+                   ncut100_k4_idle_threads_s=t100_idle, idle_threads=idle, ncut100_k4_dense_mincut_pool_s=t100_pyg,
+                   cluster100_k4_ratio=gnn["cluster"] / t_vit_g)
     rows.append((f"10 NCut epochs, k=2, {n} patches: original formulation (edge list + sparse GCN)",
                  f"{t_orig * 1000:.0f} ms", f"{t_orig / t_vit:.2f}x"))
     rows.append((f"10 NCut epochs, k=2, {n} patches: DeepCut (dense) — {t_orig / t10:.0f}x faster than original",
@@ -435,6 +437,8 @@ def run() -> None:
                  f"{t100 * 1000:.0f} ms", f"{t100 / t_vit_g:.2f}x"))
     rows.append((f"100 NCut epochs, k=4, planted graph, {idle} thread(s) (the idle cores: DeepCut.segment's choice)",
                  f"{t100_idle * 1000:.0f} ms", f"{t100_idle / t_vit_g:.2f}x"))
+    rows.append(("100 NCut epochs, k=4, planted graph, through deepcut.cluster (its own thread choice)",
+                 f"{gnn['cluster'] * 1000:.0f} ms", f"{gnn['cluster'] / t_vit_g:.2f}x"))
     for threads, key in ((1, "before_one"), (idle, "before_idle")):
         figures[f"ncut100_k4_autograd[{threads}]_ratio"] = gnn[key] / t_vit_g
         rows.append((f"100 NCut epochs, k=4, {threads} thread(s), before: autograd through the GNN and the loss",

@@ -168,3 +168,32 @@ def test_cli_threads_flag(tmp_path, caller_threads):
     assert torch.get_num_threads() == caller_threads
     assert main(["segment", str(img), "--out", str(tmp_path / "p"), "--threads", "0"]) == 2
     assert np.asarray(Image.open(tmp_path / "o" / "a_labels.png")).max() == 1
+
+
+def test_cluster_chooses_its_threads_as_segment_does(monkeypatch, caller_threads):
+    """``deepcut.cluster`` kept one thread whatever the work; it now asks the same policy as ``segment``:
+    one thread for a small training, the given or ``$DEEPCUT_THREADS`` count (else the idle cores) for a
+    large one; the labels do not depend on it."""
+    import deepcut.clustering.fit as clustering
+    from deepcut import cluster
+
+    seen: list[int] = []
+    real = clustering.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clustering, "fit", spy)
+    g = torch.Generator().manual_seed(0)
+    small = torch.randn(60, 16, generator=g)
+    large = torch.cat([torch.randn(400, 16, generator=g) + 3 * i for i in range(3)])  # 1200 nodes
+    cluster(small, k=2)
+    assert seen[-1] == GNN_THREADS
+    one = cluster(large, k=3, epochs=50, threads=1)
+    two = cluster(large, k=3, epochs=50, threads=2)
+    assert seen[-2:] == [1, 2]
+    assert (one == two).mean() >= 0.99 and torch.get_num_threads() == caller_threads
+    monkeypatch.setenv("DEEPCUT_THREADS", "2")
+    cluster(large, k=3, epochs=50)
+    assert seen[-1] == 2

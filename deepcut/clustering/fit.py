@@ -12,7 +12,7 @@ from ..config import LOSSES
 from ..errors import ConfigError
 from ..graph.patch_graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
 from ..utils.device import generator
-from ..utils.threads import GNN_THREADS, torch_threads
+from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph, soft_assign
 from .links import Links
 from .losses import autograd_grad, cc_grad, cc_loss_lowrank, link_loss, ncut_grad, row_sums, sparse_csr
@@ -384,10 +384,15 @@ def compact_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
-            seed: int = 0) -> np.ndarray:
+            seed: int = 0, threads: int | None = None) -> np.ndarray:
     """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
 
     NCut finds ``k`` clusters; CC treats ``k`` as an upper bound and decides the number itself.
-    Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed``.
+    Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed`` (whatever the threads).
+    ``threads``: torch threads of the training; ``None``: as ``DeepCut.segment`` chooses them
+    (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`: one thread for a small training, the cores idle right
+    now for a large one, ``$DEEPCUT_THREADS`` when set).
     """
-    return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed).labels)
+    gnn_threads = ThreadPolicy(threads).gnn(int(len(features)), int(epochs))
+    return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed,
+                              threads=gnn_threads).labels)
