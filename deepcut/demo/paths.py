@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .bodies import read_body, replaying
+
 #: Answers of these content types are rewritten.
 TEXT_TYPES = (b"application/json", b"text/event-stream", b"text/html", b"text/plain", b"application/javascript")
 
@@ -84,25 +86,8 @@ class PathAlias:
     async def restored_body(self, receive: Callable) -> Callable:
         """``receive`` delivering the whole (JSON) body at once, aliases restored (the body limit in front
         bounds it)."""
-        chunks, message = [], {"type": "http.request"}
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        first = message if message["type"] != "http.request" else \
-            {"type": "http.request", "body": self.restore(b"".join(chunks)), "more_body": False}
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return first
-            return await receive()
-        return replay
+        body, end = await read_body(receive)
+        return replaying(self.restore(body), receive, end)
 
     def hiding(self, send: Callable) -> Callable:
         """``send`` rewriting text answers: a whole body (with its length) or each streamed chunk."""

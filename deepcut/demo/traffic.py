@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from gradio.route_utils import MultiPartException
 
+from .bodies import read_body, replaying
 from .live_gate import StreamGate
 from .visitors import client_address
 
@@ -133,32 +134,6 @@ def inline_images(body: bytes) -> tuple[int, int]:
     return files, size
 
 
-async def read_body(receive: Callable) -> bytes:
-    """The whole request body (a middleware outside bounds its size)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def replaying(body: bytes, receive: Callable) -> Callable:
-    """``receive`` that hands ``body`` over once, then waits as ``receive`` does (for a disconnect)."""
-    given = False
-
-    async def replay() -> dict:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-    return replay
-
-
 class UploadGuard:
     """ASGI middleware bounding Gradio's upload route by an :class:`UploadPolicy` (see the module doc).
 
@@ -215,7 +190,7 @@ class UploadGuard:
     async def inline(self, scope: dict, receive: Callable, send: Callable, route: str) -> None:
         """A request whose JSON body may carry images as ``data:`` URLs: counted as uploads of that many files
         (a live stream's frames: by the live rules), refused whole (``429``) past a cap, else passed on."""
-        body = await read_body(receive)
+        body, end = await read_body(receive)
         files, size = inline_images(body)
         key, now = visitor_key(scope), time.monotonic()
         refusal: tuple[int, str, float | None] | None = None
@@ -238,7 +213,7 @@ class UploadGuard:
         if refusal is not None:
             await respond(send, *refusal)
             return
-        await self.app(scope, replaying(body, receive), send)
+        await self.app(scope, replaying(body, receive, end), send)
 
     def admit(self, key: str, size: int, count: int = 1) -> tuple[int, str, float | None] | None:
         """``(status, message, retry after)`` if an upload of ``count`` files and ``size`` (declared) bytes from
