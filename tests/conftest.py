@@ -130,3 +130,20 @@ def segment_requests(page, action, settle_ms: int = 2500) -> list[list]:
     finally:
         page.remove_listener("request", record)
     return sent
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium (Playwright) for the page of the test server (``tests/app_server.py``, started
+    on first use): the browser, with the page's address as ``browser.url``; closed after the module."""
+    from app_server import CHROMIUM, CHROMIUM_ARGS, app_server
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (./dev installs it)")
+    server = app_server()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b.url = server["url"]
+        yield b
+        b.close()

@@ -9,31 +9,15 @@ as "a photo cut into its parts"."""
 from __future__ import annotations
 
 import pytest
-from app_server import CHROMIUM, CHROMIUM_ARGS, app_server
-from test_lesson_browser import box, on_screen, tap_example, wait_loaded
+from app_server import CHROMIUM
+from test_lesson_browser import box, on_screen, open_page, tap_example, wait_loaded
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    server = app_server()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        b.url = server["url"]
-        yield b
-        b.close()
-
-
-def _page(chromium, width: int, height: int, query: str = ""):
-    page = chromium.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(90_000)
-    page.goto(chromium.url + query, wait_until="load")
-    page.get_by_role("button", name="Segment", exact=True).wait_for()
-    return page
 
 
 def _shown(page, selector: str) -> bool:
@@ -42,8 +26,8 @@ def _shown(page, selector: str) -> bool:
         return b.width > 0 && b.height > 0 && s.display !== 'none' && s.visibility !== 'hidden'; }}""")
 
 
-def test_presenter_mode_fits_the_projector_says_what_runs_and_reaches_undo(chromium):
-    page = _page(chromium, 1280, 720, "?presenter=1")
+def test_presenter_mode_fits_the_projector_says_what_runs_and_reaches_undo(browser):
+    page = open_page(browser, 1280, 720, "?presenter=1")
     try:
         tap_example(page)
         page.wait_for_timeout(1500)  # the columns are fitted to the screen every 0.7 s
@@ -68,10 +52,10 @@ def test_presenter_mode_fits_the_projector_says_what_runs_and_reaches_undo(chrom
 
 
 @pytest.mark.parametrize("size", [(1400, 900, ""), (1280, 720, "?presenter=1"), (390, 844, "")])
-def test_no_figure_title_sits_under_a_label(chromium, size):
+def test_no_figure_title_sits_under_a_label(browser, size):
     """Gradio draws a picture's label (and its icons) over the picture's top; the figures' titles are there,
     so every figure picture starts below its label."""
-    page = _page(chromium, *size)
+    page = open_page(browser, *size)
     try:
         tap_example(page)
         pictures = ["#walk-picture"] if "presenter" in size[2] else ["#soft-maps", "#affinity"]
@@ -91,12 +75,12 @@ def test_no_figure_title_sits_under_a_label(chromium, size):
 
 
 @pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
-def test_a_clicked_patchs_affinities_come_on_screen(chromium, size):
+def test_a_clicked_patchs_affinities_come_on_screen(browser, size):
     """The affinity picture is thousands of pixels below the overlay: after a click in *show its affinities*
     mode it is brought on screen, showing the clicked patch (its caption names the patch)."""
     from test_lesson_browser import click_overlay
 
-    page = _page(chromium, *size)
+    page = open_page(browser, *size)
     try:
         tap_example(page)
         page.locator("#overlay img").scroll_into_view_if_needed()
@@ -110,8 +94,8 @@ def test_a_clicked_patchs_affinities_come_on_screen(chromium, size):
         page.close()
 
 
-def test_a_phone_explains_the_settings_shows_a_readable_sweep_and_live_result_under_the_camera(chromium):
-    page = _page(chromium, 390, 844)
+def test_a_phone_explains_the_settings_shows_a_readable_sweep_and_live_result_under_the_camera(browser):
+    page = open_page(browser, 390, 844)
     try:
         tap_example(page)
         helps = page.evaluate("""() => [...document.querySelectorAll('#image-settings .info-text')]
@@ -135,8 +119,8 @@ def test_a_phone_explains_the_settings_shows_a_readable_sweep_and_live_result_un
 
 
 @pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
-def test_step_through_brings_the_walkthrough_on_screen(chromium, size):
-    page = _page(chromium, *size)
+def test_step_through_brings_the_walkthrough_on_screen(browser, size):
+    page = open_page(browser, *size)
     try:
         tap_example(page)
         page.locator("#walk-start").scroll_into_view_if_needed()
@@ -150,13 +134,13 @@ def test_step_through_brings_the_walkthrough_on_screen(chromium, size):
         page.close()
 
 
-def test_presenter_mode_follows_a_click_and_pins_without_leaving(chromium):
+def test_presenter_mode_follows_a_click_and_pins_without_leaving(browser):
     """A click on the overlay opens the walkthrough's affinity step of the clicked patch (where the room is
     looking); *Pin to compare* under the overlay pins, and the next result is shown beside the pinned one in
     place of the overlay, on the one screen; *Unpin* brings the overlay back."""
     from test_lesson_browser import click_overlay
 
-    page = _page(chromium, 1280, 720, "?presenter=1")
+    page = open_page(browser, 1280, 720, "?presenter=1")
     try:
         tap_example(page)
         page.wait_for_function("document.querySelector('#walk-title').innerText.includes('1 of')")
@@ -182,10 +166,10 @@ def test_presenter_mode_follows_a_click_and_pins_without_leaving(chromium):
         page.close()
 
 
-def test_lessons_follow_the_result_or_say_they_are_out_of_date(chromium):
+def test_lessons_follow_the_result_or_say_they_are_out_of_date(browser):
     """Outside presenter mode: an open walkthrough follows the next result (it kept saying k = 2 after k = 4);
     an explanation of an earlier result is marked out of date."""
-    page = _page(chromium, 1400, 900)
+    page = open_page(browser, 1400, 900)
     try:
         tap_example(page)
         page.locator("#walk-start").click()

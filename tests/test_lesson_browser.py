@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 
 import pytest
-from app_server import CHROMIUM, CHROMIUM_ARGS, MAX_SIDE, REPO, RESOLUTION, app_server
+from app_server import CHROMIUM, MAX_SIDE, REPO, RESOLUTION
 from conftest import segment_requests
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
@@ -30,15 +30,6 @@ SIZES = {"laptop": (1400, 900, ""), "presenter": (1280, 720, "?presenter=1"), "p
 NORMAL_SIZES = {**SIZES, "presenter": (1280, 720, "")}
 LOADED = "(() => {{ const i = document.querySelector('{0}'); return i && i.complete && i.naturalWidth > 0; }})()"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    server = app_server()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        b.url = server["url"]
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -8,26 +8,15 @@ and the walkthrough's training step must say so in words the visitor can see.
 from __future__ import annotations
 
 import pytest
-from app_server import CHROMIUM_ARGS, app_server
 from test_lesson_browser import CHROMIUM, box, page_at, tap_example
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev installs it)")]
 
 RESTART = "NCut restarted from the graph's spectral cut"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium on the test server's page (as :mod:`test_lesson_browser`'s)."""
-    server = app_server()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        b.url = server["url"]
-        yield b
-        b.close()
 
 
 def visible_text_box(page, selector: str, words: str) -> dict:

@@ -153,29 +153,19 @@ def test_nan_and_infinity_in_raw_json_are_named(server, name, text):
 
 # -- in the browser -------------------------------------------------------------------------------------------
 @pytest.mark.browser
-def test_the_page_shows_a_sweep_of_inf_and_nan_as_one_named_error():
+def test_the_page_shows_a_sweep_of_inf_and_nan_as_one_named_error(browser):
     """Typed on the page: the error toast says what is wrong, with the value; no "Something went wrong"."""
-    from app_server import CHROMIUM, CHROMIUM_ARGS
+    from test_lesson_browser import open_page, tap_example
 
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (./dev installs it)")
-    from test_lesson_browser import tap_example
-
-    local = app_server()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(90_000)
-            page.goto(local["url"], wait_until="load")
-            tap_example(page)
-            page.locator("#sweep-values textarea").fill("inf, nan")
-            page.locator("#sweep-btn").click()
-            toast = page.locator("[data-testid='toast-body']").first
-            toast.wait_for()
-            text = toast.inner_text()
-            assert "finite numbers" in text and "inf, nan" in text and "Something went wrong" not in text, text
-            assert toast.is_visible()
-        finally:
-            browser.close()
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#sweep-values textarea").fill("inf, nan")
+        page.locator("#sweep-btn").click()
+        toast = page.locator("[data-testid='toast-body']").first
+        toast.wait_for()
+        text = toast.inner_text()
+        assert "finite numbers" in text and "inf, nan" in text and "Something went wrong" not in text, text
+        assert toast.is_visible()
+    finally:
+        page.close()
