@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from ..clustering.fit import RESTART_LABEL
 from ..segmentation.colors import label_colors
-from .style import COMPACT_TEXT, SMALLEST_PT, fit_titles, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, draw_fitted, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -111,16 +111,9 @@ def _loss_line(ax: "Axes", values: list[float], restart: int, color: str) -> Non
 def figure_image(fig: "Figure", width: int | None = None) -> Image.Image:
     """Render a matplotlib figure (Agg, no ``pyplot``) to an RGB PIL image; with ``width``, at the dpi that makes
     it ``width`` pixels wide (its fonts and lines scale with it: the same picture, sharper, not upscaled)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     if width is not None:
         fig.set_dpi((int(width) + 0.5) / float(fig.get_size_inches()[0]))  # Agg truncates the pixel size
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    for _ in range(2):  # a title wider than its room: wrapped, laid out again (the room may change once)
-        if not fit_titles(fig, canvas.get_renderer()):
-            break
-        canvas.draw()
+    canvas = draw_fitted(fig)  # a title wider than its room: wrapped, laid out again
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 

@@ -100,11 +100,9 @@ def fit_titles(fig: "Figure", renderer: Any) -> bool:
     return changed
 
 
-def text_clashes(fig: "Figure") -> list[str]:
-    """What is wrong with the words of ``fig`` as :func:`~deepcut.render.figures.figure_image` draws it
-    (titles fitted first): each visible text (titles, axis labels, legends, texts; not tick labels, which
-    matplotlib lays out itself) that runs off the picture, and each pair that overlap (their boxes, in
-    pixels, intersect by more than 2 px). Empty when every word can be read."""
+def draw_fitted(fig: "Figure") -> Any:
+    """Draw ``fig`` on an Agg canvas with its titles fitted (:func:`fit_titles`: a title wider than its room is
+    wrapped and the figure laid out again, twice at most, since the room may change once); the canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
@@ -113,7 +111,15 @@ def text_clashes(fig: "Figure") -> list[str]:
         if not fit_titles(fig, canvas.get_renderer()):
             break
         canvas.draw()
-    renderer = canvas.get_renderer()
+    return canvas
+
+
+def text_clashes(fig: "Figure") -> list[str]:
+    """What is wrong with the words of ``fig`` as :func:`~deepcut.render.figures.figure_image` draws it
+    (titles fitted first): each visible text (titles, axis labels, legends, texts; not tick labels, which
+    matplotlib lays out itself) that runs off the picture, and each pair that overlap (their boxes, in
+    pixels, intersect by more than 2 px). Empty when every word can be read."""
+    renderer = draw_fitted(fig).get_renderer()
     ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)  # laid out by matplotlib itself
              for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
     from matplotlib.text import Text
