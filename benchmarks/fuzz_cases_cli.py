@@ -286,7 +286,8 @@ def _shard_lines(out: Path, src: Path, lines: list[str | bytes], meta: str | Non
     code = _cli(["label", src, "--out", out, "--resume", *FAST])
     if meta is None:  # everything redone: a whole COCO file
         coco = json.loads(out.read_text())
-        assert len(coco["images"]) + len(coco["info"]["failures"]) == len(list(src.iterdir()))
+        inputs = [p for p in src.iterdir() if not p.name.startswith(".")]  # as label reads it: hidden entries
+        assert len(coco["images"]) + len(coco["info"]["failures"]) == len(inputs)  # (a run's lock) are not inputs
     return code
 
 
