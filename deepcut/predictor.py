@@ -18,7 +18,7 @@ import torch
 from .backbones import DEFAULT_BACKBONE, load_backbone
 from .backbones.base import Backbone
 from .backbones.precision import parse_engine, requested_precision
-from .backbones.tune import Choice, choose_engine
+from .backbones.tune import Choice, EngineChoices, choose_engine
 from .clustering.fit import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .errors import ConfigError
@@ -64,10 +64,11 @@ class DeepCut:
             failure becomes one too (see :mod:`deepcut.utils.memory`).
         precision: the ViT forward pass's precision: ``"auto"`` (the default, also for None unless
             ``$DEEPCUT_PRECISION`` says otherwise: the fastest engine whose features stay within cosine
-            0.999 of float32's, measured on first use of the backbone on this machine and stored, see
-            :mod:`deepcut.backbones.tune`), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only),
-            or an engine's name such as ``"bf16-weights+sdpa"``. The GNN, the losses and the graph are
-            float32 whatever it is (see :mod:`deepcut.backbones.precision`). A
+            0.999 of float32's, measured on first use of the backbone on this machine, and of every other
+            grid-size class it runs at, and stored, see :mod:`deepcut.backbones.tune`), ``"fp32"``,
+            ``"bf16"``, ``"fp16"`` or ``"int8"`` (CPU only), or an engine's name such as
+            ``"bf16-weights+sdpa"`` or ``"openvino-bf16"`` (CPU only, the ``openvino`` extra). The GNN, the
+            losses and the graph are float32 whatever it is (see :mod:`deepcut.backbones.precision`). A
             :class:`~deepcut.backbones.base.Backbone` passed in is switched to it.
 
     Attributes:
@@ -102,7 +103,10 @@ class DeepCut:
             self.backbone.set_engine(self.engine_choice.engine)
         self.precision = self.backbone.precision  # a backbone without weights computes in fp32
         self.engine = self.backbone.engine
-        self.store = FeatureStore(self.backbone, cache_size, threads=threads, max_memory=max_memory)
+        # "auto": an image at another grid-size class than the default resolution's gets that class's engine
+        tuned = self.engine_choice.how in ("measured", "stored")
+        self.store = FeatureStore(self.backbone, cache_size, threads=threads, max_memory=max_memory,
+                                  engines=EngineChoices(self.backbone, self.engine_choice, threads) if tuned else None)
 
     # -- features ------------------------------------------------------------------------------------
     @guard_memory
@@ -136,10 +140,15 @@ class DeepCut:
     def warm_up(self, config: SegmentConfig | None = None, side: int = 64) -> None:
         """Segment a small synthetic ``(side, side)`` image once with ``config`` (its resolution
         replaced by ``side``), then forget its features: kernels, allocators and lazy imports are
-        loaded before the first real image (web app start-up, each labelling worker)."""
+        loaded before the first real image (web app start-up, each labelling worker), in the engine of the
+        default resolution (its small grid chooses none of its own)."""
         blank = np.zeros((side, side, 3), np.uint8)
         blank[side // 4:3 * side // 4, side // 4:3 * side // 4] = 255
-        self.segment(blank, make_config(config, {}).replace(resolution=side))
+        engines, self.store.engines = self.store.engines, None
+        try:
+            self.segment(blank, make_config(config, {}).replace(resolution=side))
+        finally:
+            self.store.engines = engines
         self.clear_cache()
 
     @property

@@ -21,7 +21,7 @@ except ImportError:  # Python 3.10
     from pip._vendor import tomli as tomllib
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-HEAVY = ("gradio", "ray", "fastapi", "uvicorn", "starlette", "gradio_client")
+HEAVY = ("gradio", "ray", "fastapi", "uvicorn", "starlette", "gradio_client", "openvino")
 
 
 def _requirements(path: Path) -> list[str]:

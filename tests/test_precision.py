@@ -230,7 +230,7 @@ def test_the_choice_is_stored_and_a_second_model_reads_it(tuning, tmp_path):
     stamp = path.stat().st_mtime_ns
     stored = json.loads(path.read_text())["choices"]
     assert list(stored) == [first.engine_choice.key] and "dino_vits8" in first.engine_choice.key
-    assert "torch " + torch.__version__ in first.engine_choice.key and "grid<=4096" in first.engine_choice.key
+    assert "torch " + torch.__version__ in first.engine_choice.key and "grid<=2048" in first.engine_choice.key
     second = DeepCut("dino_vits8", pretrained=False)
     assert second.engine_choice.how == "stored" and second.engine == first.engine and tuning == ["dino_vits8"]
     assert path.stat().st_mtime_ns == stamp and len(second.engine_choice.trials) == 5
@@ -335,3 +335,54 @@ def test_the_speed_command_prints_the_candidates(tmp_path, monkeypatch, capsys):
     assert names == [e.name for e in candidates("cpu", int8=True)]
     assert "opt-in" in lines[-2] and "auto's pick" in out and "auto's stored choice" in out
     assert (tmp_path / tune.CACHE_FILE).is_file()
+
+
+def test_grid_classes_double():
+    from deepcut.backbones import load_backbone
+
+    vits8 = load_backbone("dino_vits8", pretrained=False)
+    assert [tune.patch_class(n) for n in (1, 256, 257, 1225, 2048, 2049, 3136, 16384)] == [
+        "grid<=256", "grid<=256", "grid<=512", "grid<=2048", "grid<=2048", "grid<=4096", "grid<=4096", "grid<=16384"]
+    assert [tune.grid_class(vits8, r) for r in (None, 448, 1024)] == ["grid<=2048", "grid<=4096", "grid<=16384"]
+    for patches in (1, 100, 257, 1225, 2049, 3136, 4097, 16000):  # a square image of the same class, measured for it
+        side = tune.class_resolution(vits8, patches)
+        assert side % 8 == 0 and tune.grid_class(vits8, side) == tune.patch_class(patches), patches
+
+
+def test_another_grid_class_is_measured_once_on_its_first_use(monkeypatch, tmp_path, square_image):
+    """A model made at its default resolution's class (here 64 px: 8 x 8 patches, ``grid<=256``) measures
+    another class (160 px: 20 x 20, ``grid<=512``) when an image first runs at it, stores it under its
+    own key, and runs that class in its engine; a later model reads both."""
+    from deepcut.backbones import load_backbone
+
+    monkeypatch.setenv(tune.TUNE_ENV, "force")
+    monkeypatch.setenv(tune.CACHE_ENV, str(tmp_path))
+    measured, real = [], tune.measure
+
+    def small(backbone, engines=None, resolution=None, **kwargs):  # every torch engine, one round, 1 thread
+        measured.append(resolution)
+        return real(backbone, tune.candidates("cpu", openvino=False), resolution, budget_s=0.01, rounds=1, threads=1)
+
+    monkeypatch.setattr(tune, "measure", small)
+    backbone = load_backbone("dino_vits8", pretrained=False)
+    backbone.default_resolution = 64
+    dc = DeepCut(backbone)
+    assert dc.engine_choice.how == "measured" and measured == [None]
+    dc.features(square_image, resolution=64)
+    dc.features(square_image, resolution=72)  # 9 x 9: the same class
+    assert measured == [None]
+    dc.features(square_image, resolution=160)
+    assert measured == [None, 160] and dc.backbone.engine == dc.store.engines.by_class["grid<=512"].engine.name
+    dc.features(square_image, resolution=152)  # 19 x 19: the same class as 20 x 20
+    dc.features(square_image, resolution=64, layer=5)
+    assert measured == [None, 160] and dc.backbone.engine == dc.engine
+    keys = list(tune.read_choices())
+    assert len(keys) == 2 and [k.rsplit(" | ", 1)[1] for k in keys] == ["grid<=256", "grid<=512"]
+    assert {k.rsplit(" | ", 1)[0] for k in keys} == {dc.engine_choice.key.rsplit(" | ", 1)[0]}
+    monkeypatch.setenv(tune.TUNE_ENV, "1")
+    later = DeepCut(backbone)
+    later.features(square_image, resolution=160)
+    assert measured == [None, 160] and later.engine_choice.how == "stored"
+    assert later.store.engines.by_class["grid<=512"].how == "stored"
+    monkeypatch.setenv(tune.TUNE_ENV, "0")
+    assert DeepCut(backbone).store.engines is None  # the rule: one engine, nothing measured

@@ -105,6 +105,11 @@ class Backbone(ABC):
         self.precision, self.engine = "fp32", "fp32"
         return self
 
+    def prepare(self, layer: int, facet: str) -> float:
+        """Make the current engine ready to compute ``layer`` / ``facet`` (an OpenVINO engine converts or
+        reads, then compiles its model); returns the seconds it took. Nothing to do here: 0."""
+        return 0.0
+
     @property
     def tunable(self) -> bool:
         """Whether engines differ here at all (a backbone without weights has one way to compute)."""

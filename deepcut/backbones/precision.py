@@ -19,7 +19,9 @@ are small and stay in float32. The forward pass can run in:
 An :class:`Engine` is a precision together with how it runs: where the weights of the ViT's blocks
 are held in bfloat16 / float16 (``"bf16-weights"``) rather than cast by autocast at every product, and
 how attention is computed (PyTorch's fused ``"sdpa"`` or DeepCut's ``"blocked"`` one). Its name, e.g.
-``"bf16-weights+sdpa"``, is accepted wherever a precision is, and pins that engine.
+``"bf16-weights+sdpa"``, is accepted wherever a precision is, and pins that engine. ``"openvino-bf16"`` /
+``"openvino-fp32"`` run the blocks through OpenVINO instead of PyTorch (CPU only; the optional extra
+``pip install 'deepcut-gnn[openvino]'``, see :mod:`deepcut.backbones.openvino_engine`).
 
 ``$DEEPCUT_PRECISION`` sets the default for every front end (library, CLI, app).
 """
@@ -28,17 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import hashlib
 import os
 import platform
 import re
 import warnings
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils.threads import available_cores
 
 #: Environment variable with the default precision.
 PRECISION_ENV = "DEEPCUT_PRECISION"
@@ -50,6 +55,9 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: How attention may be computed by an :class:`Engine` (the names of ``ViTBackbone.set_attention``).
 ENGINE_ATTENTION = ("sdpa", "blocked", "eager")
 _ENGINE = re.compile(r"^(fp32|bf16|fp16|int8)(-weights)?\+(sdpa|blocked|eager)$")
+_OPENVINO = re.compile(r"^openvino-(fp32|bf16)$")
+#: What to install for the OpenVINO engines.
+OPENVINO_INSTALL = "pip install 'deepcut-gnn[openvino]' (or pip install openvino)"
 
 
 @dataclass(frozen=True)
@@ -63,15 +71,21 @@ class Engine:
         weights: the dtype the blocks' weights are held in: ``"fp32"`` (autocast casts them at every
             product), or ``"bf16"`` / ``"fp16"`` (cast once, the blocks' inputs too; the embeddings, the
             hidden states between blocks and the features stay float32).
+        runtime: ``"torch"``, or ``"openvino"`` (the blocks converted once to an OpenVINO model of float32
+            weights, compiled with ``precision`` as its inference precision; traced with ``"sdpa"``).
     """
 
     precision: str = "fp32"
     attention: str = "sdpa"
     weights: str = "fp32"
+    runtime: str = "torch"
 
     @property
     def name(self) -> str:
-        """``"<precision>[-weights]+<attention>"``, e.g. ``"bf16+blocked"``, ``"bf16-weights+sdpa"``."""
+        """``"<precision>[-weights]+<attention>"``, e.g. ``"bf16+blocked"``, ``"bf16-weights+sdpa"``; an
+        OpenVINO engine's is ``"openvino-<precision>"``."""
+        if self.runtime == "openvino":
+            return f"openvino-{self.precision}"
         head = f"{self.precision}-weights" if self.weights != "fp32" else self.precision
         return f"{head}+{self.attention}"
 
@@ -80,8 +94,13 @@ class Engine:
 
 
 def parse_engine(name: object) -> Engine | None:
-    """The :class:`Engine` named ``name`` (e.g. ``"bf16-weights+sdpa"``), None for anything else."""
-    match = _ENGINE.match(name.strip().lower()) if isinstance(name, str) else None
+    """The :class:`Engine` named ``name`` (e.g. ``"bf16-weights+sdpa"``, ``"openvino-bf16"``), None for
+    anything else."""
+    name = name.strip().lower() if isinstance(name, str) else ""
+    openvino = _OPENVINO.match(name)
+    if openvino is not None:
+        return Engine(openvino.group(1), "sdpa", "fp32", "openvino")
+    match = _ENGINE.match(name)
     if match is None:
         return None
     precision, cast, attention = match.groups()
@@ -109,8 +128,8 @@ def check_precision(precision: object) -> str:
     engine = parse_engine(precision)
     if engine is not None:
         return engine.name
-    message = (f"precision must be one of {', '.join(PRECISIONS)} (or an engine such as bf16-weights+sdpa), "
-               f"got {precision!r}")
+    message = (f"precision must be one of {', '.join(PRECISIONS)} (or an engine such as bf16-weights+sdpa or "
+               f"openvino-bf16), got {precision!r}")
     if not isinstance(precision, str):
         raise ConfigError(message)
     name = precision.strip().lower()
@@ -161,6 +180,35 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def machine(device: torch.device | str) -> str:
+    """What the choice depends on besides the backbone: the GPU's name, or the CPU's model, a hash of its
+    flags and the cores this process may use."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model, flags = cpu_info()
+    digest = hashlib.sha1(" ".join(sorted(flags)).encode()).hexdigest()[:12]
+    return f"{device.type}: {model}, flags {digest}, {available_cores()} cores"
+
+
+#: The CPU flags that say what the products can run on (shown by :func:`hardware_line`).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+               "asimd", "bf16", "i8mm", "sve")
+
+
+def hardware_line(device: torch.device | str = "cpu", threads: int | None = None) -> str:
+    """One line naming what ran: the GPU, or the CPU's model, its flags that matter here and its cores; the
+    torch version and ``threads`` (None: torch's current setting)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = f"GPU {torch.cuda.get_device_name(device)}"
+    else:
+        model, flags = cpu_info()
+        what = (f"CPU {model} ({', '.join(f for f in SPEED_FLAGS if f in flags) or 'no bf16/int8 flags'}), "
+                f"{available_cores()} cores")
+    return f"{what}; torch {torch.__version__}, {threads or torch.get_num_threads()} threads"
+
+
 def auto_precision(device: torch.device) -> str:
     """What ``"auto"`` means on ``device``: see the module's docstring."""
     if device.type == "cuda":
@@ -176,21 +224,45 @@ def requested_precision(precision: object, device: torch.device | str) -> str:
 
     Raises:
         ConfigError: an unknown precision (the environment variable is named when it came from
-            there), or int8 on a device other than the CPU.
+            there), int8 or OpenVINO on a device other than the CPU, OpenVINO not installed.
     """
-    if precision is None:
-        raw = os.environ.get(PRECISION_ENV, "").strip()
-        try:
-            name = check_precision(raw) if raw else "auto"
-        except ConfigError as e:
-            raise ConfigError(f"{PRECISION_ENV}={raw!r}: {e}") from None
-    else:
-        name = check_precision(precision)
-    device = torch.device(device)
-    if name.split("+")[0] == "int8" and device.type != "cpu":
-        raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on {device}; "
-                          f"use 'bf16' or 'fp16' there")
+    raw = os.environ.get(PRECISION_ENV, "").strip() if precision is None else None
+    try:
+        name = check_precision(precision if raw is None else raw or "auto")
+        device = torch.device(device)
+        if name.split("+")[0] == "int8" and device.type != "cpu":
+            raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on {device}; "
+                              f"use 'bf16' or 'fp16' there")
+        if name.startswith("openvino"):
+            require_openvino(name, device)
+    except ConfigError as e:
+        raise ConfigError(f"{PRECISION_ENV}={raw!r}: {e}" if raw else str(e)) from None
     return name
+
+
+@functools.lru_cache(maxsize=1)
+def openvino_module() -> Any:
+    """The ``openvino`` package, imported on first call; None where it is not installed or does not load."""
+    try:
+        import openvino
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return openvino
+
+
+def require_openvino(name: str, device: torch.device | str = "cpu") -> Any:
+    """The ``openvino`` package, for the engine ``name`` on ``device``.
+
+    Raises:
+        ConfigError: ``device`` is not the CPU, or OpenVINO is not installed (the message says what to install).
+    """
+    if torch.device(device).type != "cpu":
+        raise ConfigError(f"precision {name!r} (OpenVINO) runs on the CPU only, not on {device}; "
+                          f"use 'bf16' or 'fp16' there")
+    module = openvino_module()
+    if module is None:
+        raise ConfigError(f"precision {name!r} needs OpenVINO, which is not installed here: {OPENVINO_INSTALL}")
+    return module
 
 
 def resolve_precision(precision: object, device: torch.device | str) -> str:

@@ -1,10 +1,11 @@
 """``precision="auto"``: the engine chosen by measurement, where it runs, and remembered on disk.
 
 On first use of a backbone on a device (CPU model and flags, or GPU name), with a torch version and
-for a grid-size class (that of the backbone's default resolution), :func:`choose_engine` times the
+for a grid-size class (:func:`grid_class`: the backbone's default resolution's when the model is made,
+then, lazily, every other one a model runs at: :class:`EngineChoices`), :func:`choose_engine` times the
 faithful candidates (:func:`candidates`: float32; bf16 autocast with DeepCut's blocked attention or
-PyTorch's SDPA; the blocks' weights cast to bf16; fp16 on CUDA; int8 is shown, never chosen)
-on a seeded random image, and keeps the fastest whose last-layer key features stay within a mean
+PyTorch's SDPA; the blocks' weights cast to bf16; OpenVINO where it is installed; fp16 on CUDA; int8 is
+shown, never chosen) on a seeded random image, and keeps the fastest whose last-layer key features stay within a mean
 per-patch cosine of :data:`MIN_COSINE` of float32's (:func:`pick`). The choice is written to
 ``precision.json`` in :func:`cache_dir` (``$DEEPCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deepcut``, else
 ``~/.cache/deepcut``), in one step and under a lock, so that the next model (another process, a labelling
@@ -13,7 +14,9 @@ worker) reads it instead of measuring again. A file that cannot be read or parse
 The measuring is bounded: one warm-up forward of every candidate (which also gives its features), then
 rounds of one timed forward each, in turns, among the (at most :data:`MAX_TIMED`) candidates within
 :data:`KEEP_WITHIN` of the fastest warm-up, until :data:`BUDGET_S` seconds have passed (at least one round, at most
-:data:`MAX_ROUNDS`); each time is the minimum over its rounds.
+:data:`MAX_ROUNDS`); each time is the minimum over its rounds. An engine's one-off set-up (OpenVINO's
+conversion, done once per backbone, layer and facet and then read from the disk, and its compilation) is
+timed apart, as its trial's ``setup_s``, and counts neither as forward time nor against the budget.
 
 ``$DEEPCUT_TUNE``: ``0`` / ``off`` measures nothing and reads no file (the rule of
 :func:`~deepcut.backbones.precision.auto_precision`; the test suite sets it), ``force`` measures again
@@ -23,7 +26,6 @@ even where a choice is stored. A precision or engine named by the caller, ``$DEE
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -37,15 +39,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..utils.files import write_json_atomic
-from ..utils.threads import available_cores, feature_threads, torch_threads
+from ..errors import ConfigError
+from ..utils import files
+from ..utils.files import cache_dir, write_json_atomic
+from ..utils.threads import feature_threads, torch_threads
+from . import openvino_engine
 from .base import Backbone
-from .precision import Engine, auto_precision, cpu_info, default_engine, parse_engine
+from .precision import Engine, auto_precision, default_engine, machine, parse_engine
+from .precision import hardware_line as hardware_line  # where the CLI and the benchmarks find it
 
 #: Environment variable: ``0`` / ``off`` (never measure), ``force`` (measure again), else measure once.
 TUNE_ENV = "DEEPCUT_TUNE"
-#: Environment variable with the folder of the stored choices.
-CACHE_ENV = "DEEPCUT_CACHE_DIR"
+#: Environment variable with the folder of the stored choices (:func:`~deepcut.utils.files.cache_dir`).
+CACHE_ENV = files.CACHE_ENV
 CACHE_FILE = "precision.json"
 CACHE_VERSION = 1
 #: The least mean per-patch cosine to float32's features a candidate must keep to be chosen.
@@ -71,6 +77,8 @@ class Trial:
         min_cosine: the least per-patch cosine.
         runs: timed forward passes (0: only the warm-up ran).
         error: why it could not run (then it is never chosen).
+        setup_s: its one-off set-up before the first forward pass (OpenVINO: converting or reading the model,
+            compiling it), not counted in ``seconds``.
     """
 
     engine: str
@@ -79,6 +87,7 @@ class Trial:
     min_cosine: float = 0.0
     runs: int = 0
     error: str | None = None
+    setup_s: float = 0.0
 
     def faithful(self, min_cosine: float = MIN_COSINE) -> bool:
         return self.error is None and self.cosine >= min_cosine
@@ -105,8 +114,9 @@ class Choice:
     key: str | None = None
 
 
-def candidates(device: torch.device | str, int8: bool = False) -> list[Engine]:
-    """The engines timed on ``device``, the float32 reference first (none off the CPU and CUDA).
+def candidates(device: torch.device | str, int8: bool = False, openvino: bool = True) -> list[Engine]:
+    """The engines timed on ``device``, the float32 reference first (none off the CPU and CUDA); on the CPU
+    with ``openvino``, :func:`~deepcut.backbones.openvino_engine.engines` (none where it is not installed).
 
     ``int8`` adds dynamic int8 quantization on the CPU: shown by ``deepcut speed``, never chosen by
     ``"auto"``. On a random image its cosine to float32 is about 0.999, the bar itself, and on held-out
@@ -115,7 +125,8 @@ def candidates(device: torch.device | str, int8: bool = False) -> list[Engine]:
     device = torch.device(device)
     if device.type == "cpu":
         return [REFERENCE, Engine("bf16", "blocked"), Engine("bf16", "sdpa"), Engine("bf16", "sdpa", "bf16"),
-                Engine("bf16", "blocked", "bf16"), *([Engine("int8", "sdpa")] if int8 else [])]
+                Engine("bf16", "blocked", "bf16"), *(openvino_engine.engines() if openvino else []),
+                *([Engine("int8", "sdpa")] if int8 else [])]
     if device.type == "cuda":
         half = ["bf16"] if torch.cuda.is_bf16_supported() else []
         return [REFERENCE, *[Engine(p, "sdpa", w) for p in [*half, "fp16"] for w in ("fp32", p)]]
@@ -141,14 +152,29 @@ def probe_pixels(backbone: Backbone, resolution: int | None = None) -> np.ndarra
     return np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
 
 
-def grid_class(backbone: Backbone, resolution: int | None = None) -> str:
-    """The grid-size class of ``resolution``'s patch grid: ``"grid<=N"``, N the least power of 4 (from
-    256) at or above its number of patches."""
-    side = probe_pixels(backbone, resolution).shape[1] // backbone.patch_size
+def patch_class(patches: int) -> str:
+    """The grid-size class of a grid of ``patches`` patches: ``"grid<=N"``, N the least power of 2 (from
+    256) at or above it (ViT-S/8: 280 px, 1225 patches, ``grid<=2048``; 448 px ``grid<=4096``; 1024 px
+    ``grid<=16384``). Attention's share of the work grows with the number of patches, and with it which
+    engine is fastest."""
     bound = 256
-    while bound < side * side:
-        bound *= 4
+    while bound < patches:
+        bound *= 2
     return f"grid<={bound}"
+
+
+def grid_class(backbone: Backbone, resolution: int | None = None) -> str:
+    """The grid-size class (:func:`patch_class`) of ``resolution``'s patch grid (None: the default's)."""
+    side = probe_pixels(backbone, resolution).shape[1] // backbone.patch_size
+    return patch_class(side * side)
+
+
+def class_resolution(backbone: Backbone, patches: int) -> int:
+    """The side in pixels of a square image whose grid is of the class of ``patches`` patches' (measured for it)."""
+    side = max(1, math.isqrt(patches))
+    if patch_class(side * side) != patch_class(patches):
+        side += 1
+    return side * backbone.patch_size
 
 
 def _forward(backbone: Backbone, pixels: np.ndarray) -> torch.Tensor:
@@ -172,8 +198,10 @@ def _warm_up(backbone: Backbone, engines: list[Engine], pixels: np.ndarray) -> l
     for engine in engines:
         trial = Trial(engine.name)
         try:
+            backbone.set_engine(engine)
+            trial.setup_s = round(backbone.prepare(backbone.depth - 1, "key"), 4)
             trial.seconds, out = _timed(backbone, engine, pixels)
-        except (RuntimeError, ValueError, TypeError, NotImplementedError, MemoryError) as e:
+        except (RuntimeError, ValueError, TypeError, NotImplementedError, MemoryError, ConfigError) as e:
             if ref is None:
                 raise
             trial.error = f"{type(e).__name__}: {e}"[:200]
@@ -209,8 +237,9 @@ def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution:
             timed = sorted(((e, t) for e, t in zip(engines, trials, strict=True) if t.error is None
                             and (keep_within is None or t.seconds <= keep_within * fastest)),
                            key=lambda et: et[1].seconds)[:MAX_TIMED if keep_within is not None else None]
+            setup = sum(t.setup_s for t in trials)
             for i in range(rounds):
-                if i and budget_s is not None and time.perf_counter() - start > budget_s:
+                if i and budget_s is not None and time.perf_counter() - start - setup > budget_s:
                     break
                 for engine, trial in timed:
                     seconds, _ = _timed(backbone, engine, pixels)
@@ -222,44 +251,6 @@ def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution:
 
 
 # -- the stored choices ---------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """``$DEEPCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deepcut``, else ``~/.cache/deepcut``."""
-    raw = os.environ.get(CACHE_ENV, "").strip()
-    if raw:
-        return Path(os.path.expanduser(raw))
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return Path(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache")) / "deepcut"
-
-
-def machine(device: torch.device | str) -> str:
-    """What the choice depends on besides the backbone: the GPU's name, or the CPU's model, a hash of its
-    flags and the cores this process may use."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    model, flags = cpu_info()
-    digest = hashlib.sha1(" ".join(sorted(flags)).encode()).hexdigest()[:12]
-    return f"{device.type}: {model}, flags {digest}, {available_cores()} cores"
-
-
-#: The CPU flags that say what the products can run on (shown by :func:`hardware_line`).
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
-               "asimd", "bf16", "i8mm", "sve")
-
-
-def hardware_line(device: torch.device | str = "cpu", threads: int | None = None) -> str:
-    """One line naming what ran: the GPU, or the CPU's model, its flags that matter here and its cores; the
-    torch version and ``threads`` (None: torch's current setting)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        what = f"GPU {torch.cuda.get_device_name(device)}"
-    else:
-        model, flags = cpu_info()
-        what = (f"CPU {model} ({', '.join(f for f in SPEED_FLAGS if f in flags) or 'no bf16/int8 flags'}), "
-                f"{available_cores()} cores")
-    return f"{what}; torch {torch.__version__}, {threads or torch.get_num_threads()} threads"
-
-
 def cache_key(backbone: Backbone, resolution: int | None = None) -> str:
     return f"{machine(backbone.device)} | torch {torch.__version__} | {backbone.name} | " \
            f"{grid_class(backbone, resolution)}"
@@ -283,7 +274,7 @@ def stored_choice(key: str, device: torch.device | str, path: Path | None = None
     if not isinstance(entry, dict):
         return None
     engine = parse_engine(entry.get("engine"))
-    if engine is None or engine not in candidates(device):
+    if engine is None or engine not in candidates(device, openvino=engine.runtime == "openvino"):
         return None
     trials = []
     rows = entry.get("trials")
@@ -306,7 +297,7 @@ def store_choice(choice: Choice, path: Path | None = None) -> None:
     choices[str(choice.key)] = {"engine": choice.engine.name, "seconds": round(choice.seconds, 3),
                                 "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                 "trials": [{**asdict(t), "seconds": round(t.seconds, 5) if math.isfinite(t.seconds)
-                                            else None} for t in choice.trials]}
+                                            else None, "setup_s": round(t.setup_s, 3)} for t in choice.trials]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"version": CACHE_VERSION, "choices": choices})
@@ -345,10 +336,11 @@ def choose_engine(backbone: Backbone, asked: str = "auto", threads: int | None =
                   resolution: int | None = None) -> Choice:
     """The engine ``backbone`` runs in for ``asked`` (a checked precision or engine name, or ``"auto"``).
 
-    ``"auto"``: the stored choice for :func:`cache_key`, else measured now (:func:`measure`, :func:`pick`)
-    and stored, else, where nothing can be measured (``$DEEPCUT_TUNE=0``, a device other than the CPU or
-    CUDA, the reference failing), :func:`~deepcut.backbones.precision.auto_precision`'s rule. A precision
-    runs its :func:`~deepcut.backbones.precision.default_engine`, an engine's name that engine.
+    ``"auto"``: the stored choice for :func:`cache_key` (with the grid-size class of ``resolution``; None:
+    the default resolution's), else measured now at ``resolution`` (:func:`measure`, :func:`pick`) and
+    stored, else, where nothing can be measured (``$DEEPCUT_TUNE=0``, a device other than the CPU or CUDA,
+    the reference failing), :func:`~deepcut.backbones.precision.auto_precision`'s rule. A precision runs
+    its :func:`~deepcut.backbones.precision.default_engine`, an engine's name that engine.
     """
     device = backbone.device
     if not backbone.tunable:
@@ -357,7 +349,7 @@ def choose_engine(backbone: Backbone, asked: str = "auto", threads: int | None =
         return Choice(parse_engine(asked) or default_engine(asked, device), "pinned")
     rule = Choice(default_engine(auto_precision(device), device), "rule")
     mode = tune_mode()
-    if mode == "off" or not candidates(device):
+    if mode == "off" or not candidates(device, openvino=False):  # (no OpenVINO import where a choice is stored)
         return rule
     key, folder = cache_key(backbone, resolution), cache_dir()
     with _locked(folder):
@@ -372,3 +364,23 @@ def choose_engine(backbone: Backbone, asked: str = "auto", threads: int | None =
         choice = Choice(pick(trials), "measured", trials, time.perf_counter() - start, key)
         store_choice(choice, folder / CACHE_FILE)
     return choice
+
+
+class EngineChoices:
+    """``"auto"``'s engine for every grid-size class a model runs at (:func:`patch_class`): ``first``, chosen
+    for the backbone's default resolution, then each other class's chosen (:func:`choose_engine`: stored,
+    else measured on a square image of that class, else the rule) on its first use, and kept."""
+
+    def __init__(self, backbone: Backbone, first: Choice, threads: int | None = None) -> None:
+        self.backbone, self.threads = backbone, threads
+        self.by_class: dict[str, Choice] = {grid_class(backbone): first}
+
+    def engine_for(self, grid: tuple[int, int]) -> Engine:
+        """The engine for a grid of ``grid = (h, w)`` patches."""
+        patches = int(grid[0]) * int(grid[1])
+        known = self.by_class.get(patch_class(patches))
+        if known is None:
+            resolution = class_resolution(self.backbone, patches)
+            known = self.by_class[patch_class(patches)] = choose_engine(self.backbone, "auto", self.threads,
+                                                                        resolution)
+        return known.engine

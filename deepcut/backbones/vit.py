@@ -35,6 +35,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import Backbone, TokenState
+from .openvino_engine import OpenVinoRunner
 from .precision import Engine, autocast, check_precision, default_engine, parse_engine, quantize_int8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -145,6 +146,8 @@ class ViTBackbone(Backbone):
         self._float_model: HFModule = self.model  # the float32 weights every other engine is made from
         self._block_dtype: torch.dtype | None = None  # where the blocks' weights are cast: their inputs' dtype
         self._copies: dict[str, HFModule] | None = None  # the engines' models, while trying engines
+        self._runner: OpenVinoRunner | None = None  # the OpenVINO engine's runner (None: a torch engine)
+        self._runners: dict[str, OpenVinoRunner] = {}  # the OpenVINO runners made, by precision
         self.attention = "sdpa"
         self.set_attention("sdpa")
         cfg: HFModule = model.config
@@ -164,10 +167,10 @@ class ViTBackbone(Backbone):
         """Move the model and the normalisation constants to ``device``; returns ``self``.
 
         Raises:
-            ConfigError: the model is quantized to int8 (CPU only) and ``device`` is not the CPU.
+            ConfigError: the model is quantized to int8 or runs in OpenVINO (CPU only) and ``device`` is not the CPU.
         """
-        if self.precision == "int8" and torch.device(device).type != "cpu":
-            raise ConfigError(f"an int8-quantized ViT runs on the CPU only, not on {device}")
+        if (self.precision == "int8" or self._runner is not None) and torch.device(device).type != "cpu":
+            raise ConfigError(f"a ViT in the {self.engine} engine runs on the CPU only, not on {device}")
         self.model.to(device)
         self._float_model.to(device)
         self._mean = self._mean.to(device)
@@ -200,10 +203,11 @@ class ViTBackbone(Backbone):
     def set_engine(self, engine: Engine | str) -> ViTBackbone:
         """Run the forward pass in ``engine`` (an :class:`~deepcut.backbones.precision.Engine` or its name);
         returns ``self``. Weights cast to bf16 / fp16 or quantized to int8 live in a copy of the model's;
-        the float32 model is kept, so any engine can follow any other.
+        the float32 model is kept, so any engine can follow any other. An OpenVINO engine runs the float32
+        model's blocks converted (:mod:`~deepcut.backbones.openvino_engine`, on first use of a layer and facet).
 
         Raises:
-            ConfigError: not an engine, or int8 off the CPU.
+            ConfigError: not an engine, int8 or OpenVINO off the CPU, OpenVINO not installed.
         """
         parsed = parse_engine(engine) if isinstance(engine, str) else engine
         if parsed is None:
@@ -211,13 +215,16 @@ class ViTBackbone(Backbone):
         engine = parsed
         if engine.precision == "int8" and self.device.type != "cpu":
             raise ConfigError(f"precision 'int8' (dynamic quantization) runs on the CPU only, not on {self.device}")
+        runner = None
+        if engine.runtime == "openvino":  # one runner per precision, kept with its compiled models
+            runner = self._runners.setdefault(engine.precision, OpenVinoRunner(self, engine.precision))
         held = "int8" if engine.precision == "int8" else engine.weights
         if held != self._weights():
             self.model = self._model_holding(held)
         self._block_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(held)
         self.precision = engine.precision
         self.set_attention(engine.attention)
-        self.engine = engine.name
+        self._runner, self.engine = runner, engine.name
         return self
 
     @contextmanager
@@ -225,8 +232,8 @@ class ViTBackbone(Backbone):
         self._copies = {}
         try:
             yield
-        finally:
-            self._copies = None
+        finally:  # the tried engines' copies and OpenVINO runners go, but the current one's
+            self._copies, self._runners = None, {k: r for k, r in self._runners.items() if r is self._runner}
 
     def _model_holding(self, held: str) -> HFModule:
         """The model with its blocks' weights held as ``held``: ``"fp32"`` (the float model itself), ``"int8"``
@@ -248,8 +255,15 @@ class ViTBackbone(Backbone):
         return made
 
     def compute(self):
-        """``torch.autocast`` for ``"bf16"`` / ``"fp16"`` (weights cast or not), nothing for ``"fp32"`` / ``"int8"``."""
-        return autocast(self.precision, self.device)
+        """``torch.autocast`` for ``"bf16"`` / ``"fp16"`` (weights cast or not), nothing for ``"fp32"`` / ``"int8"``
+        and OpenVINO (PyTorch's part of the forward pass, before the blocks, stays float32)."""
+        return autocast("fp32" if self._runner is not None else self.precision, self.device)
+
+    def prepare(self, layer: int, facet: str) -> float:
+        """Convert (or read) and compile the OpenVINO model of ``layer`` / ``facet`` for the current thread
+        count, where the engine is OpenVINO's; returns the seconds it took (0: nothing to do)."""
+        layer = self.check_layer_facet(layer, facet)
+        return 0.0 if self._runner is None else float(self._runner.prepare(layer, facet))
 
     def set_attention(self, implementation: str = "sdpa") -> ViTBackbone:
         """Choose how every block computes attention; returns ``self``.
@@ -269,6 +283,7 @@ class ViTBackbone(Backbone):
         if implementation == "blocked":
             _register_blocked()
         name = _BLOCKED if implementation == "blocked" else implementation
+        self._runner = None  # a torch engine from here on (set_engine sets an OpenVINO one after this)
         for model in {id(m): m for m in (self.model, self._float_model)}.values():
             model.set_attn_implementation(name)
         self.attention = implementation
@@ -362,10 +377,13 @@ class ViTBackbone(Backbone):
     @torch.inference_mode()
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
         layer = self.check_layer_facet(layer, facet)
+        if self._runner is not None:
+            return self._runner.facet(state, layer, facet)
         with self.compute():
-            return self._facet(state, layer, facet)
+            return self.torch_facet(state, layer, facet)
 
-    def _facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+    def torch_facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
+        """:meth:`facet` of a checked ``layer``, computed by PyTorch (what the OpenVINO engines convert)."""
         if facet == "token":
             self.run_to(state, layer + 1)
             out = state.hidden[layer + 1]

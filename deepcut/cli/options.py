@@ -88,7 +88,8 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
                    help=f"where to compute (default: ${DEVICE_ENV} if set, else auto: CUDA when available, "
                         f"else the CPU)")
     g.add_argument("--precision", default=None, metavar="{auto,fp32,bf16,fp16,int8}",
-                   help=f"precision of the ViT forward pass, or an engine such as bf16-weights+sdpa (default: "
+                   help=f"precision of the ViT forward pass, or an engine such as bf16-weights+sdpa or "
+                        f"openvino-bf16 (CPU, the openvino extra) (default: "
                         f"${PRECISION_ENV} if set, else auto: the fastest engine faithful to fp32, measured once "
                         f"per machine and backbone and stored, see `deepcut speed`; int8: CPU only, opt-in)")
     for name, opt in fields.items():

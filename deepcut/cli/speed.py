@@ -3,9 +3,11 @@
 Times every candidate of :func:`deepcut.backbones.tune.candidates` (int8 included, marked opt-in) on a
 seeded random image at ``--resolution``, in turns, the fastest of ``--rounds`` timed forward passes after
 one warm-up each, and prints per engine: the time of one forward pass to the last layer's keys, its ratio
-to float32's, the mean and least per-patch cosine of its features to float32's, and which one ``auto``
-picks from these figures and which one it has stored for this machine. ``--store`` records this
-measurement as ``auto``'s choice.
+to float32's, the mean and least per-patch cosine of its features to float32's, its one-off set-up where
+it has one (OpenVINO, installed with the ``openvino`` extra: converting the ViT, once per backbone, layer
+and facet, then reading it back, and compiling it; not counted in its time), and which one ``auto`` picks
+from these figures and which one it has stored for this machine. ``--store`` records this measurement as
+``auto``'s choice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def _note(trial: Trial, picked: str, stored: str | None) -> str:
         notes.append("fastest faithful: auto's pick")
     if trial.engine == stored:
         notes.append("auto's stored choice")
+    if trial.setup_s:
+        notes.append(f"set-up {trial.setup_s:.1f} s, once")
     return "; ".join(notes)
 
 

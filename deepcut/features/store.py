@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from ..backbones.base import Backbone, TokenState
+from ..backbones.tune import EngineChoices
 from ..config import SegmentConfig
 from ..errors import ConfigError
 from ..utils.coerce import as_int
@@ -173,11 +176,16 @@ class FeatureStore:
             half the device's memory; 0 or ``"off"``: unchecked). A batch is made smaller, and an image
             refused with :class:`~deepcut.errors.ResourceLimitError`, before the ViT allocates
             (see :mod:`deepcut.utils.memory`).
+        engines: ``"auto"``'s engine per grid-size class (None: the backbone's engine throughout); the
+            backbone is switched to a grid's before its forward pass, one forward pass at a time, until
+            its engine is set by someone else (that one then stays).
     """
 
     def __init__(self, backbone: Backbone, cache_size: int = 4, max_bytes: int = CACHE_BYTES,
-                 threads: int | None = None, max_memory: int | str | None = None) -> None:
-        self.backbone = backbone
+                 threads: int | None = None, max_memory: int | str | None = None,
+                 engines: EngineChoices | None = None) -> None:
+        self.backbone, self.engines = backbone, engines
+        self._engine_lock, self._engine_set = threading.Lock(), backbone.engine
         self.memory_limit = resolve_limit(max_memory, backbone.device)
         self.threads = ThreadPolicy(threads)
         self.cache_size = as_int("cache_size", cache_size, 0)
@@ -269,7 +277,8 @@ class FeatureStore:
         """One backbone call for images of one size; each gets its own slice of the state."""
         works = [self._work(img, resolution, stride) for img in imgs]
         feats = None
-        with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
+        grid = self.grid(imgs[0].shape[:2], resolution, stride)
+        with torch_threads(self.threads.vit()), self._engine_for(grid), memory_errors("the ViT forward pass"):
             state = self.backbone.embed(np.stack(works), stride)
             if facet is not None:
                 layer = self.backbone.check_layer_facet(int(facet[0]), facet[1])
@@ -281,6 +290,22 @@ class FeatureStore:
                 emb.facets[(layer, facet[1], False)] = feats[j]
             embs.append(emb)
         return embs
+
+    @contextmanager
+    def _engine_for(self, grid: tuple[int, int]) -> Iterator[None]:
+        """The block runs with the backbone in ``grid``'s engine (:attr:`engines`), alone; as it is without them."""
+        if self.engines is None:
+            yield
+            return
+        with self._engine_lock:
+            if self.backbone.engine != self._engine_set:  # set by hand: it stays
+                self.engines = None
+            else:
+                engine = self.engines.engine_for(grid)
+                if self.backbone.engine != engine.name:
+                    self.backbone.set_engine(engine)
+                self._engine_set = self.backbone.engine
+            yield
 
     def _lookup(self, key: tuple) -> ImageEmbedding | None:
         with self._lock:
@@ -317,7 +342,8 @@ class FeatureStore:
                 return emb.facets[key], True
             plain = emb.facets.get((layer, facet, False))
             if plain is None:
-                with torch_threads(self.threads.vit()), memory_errors("the ViT forward pass"):
+                with torch_threads(self.threads.vit()), self._engine_for(emb.grid), \
+                        memory_errors("the ViT forward pass"):
                     plain = self.backbone.facet(emb.state, layer, facet)[0]
                 emb.facets[(layer, facet, False)] = plain
             feats = log_bin_features(plain, emb.grid) if log_bin else plain

@@ -87,3 +87,17 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2) ->
     """Write ``data`` as JSON to ``path`` in one step (see :func:`atomic_path`); returns the path."""
     separators = (",", ":") if indent is None else None
     return write_atomic(path, json.dumps(data, indent=indent, separators=separators))
+
+
+#: Environment variable with the folder of DeepCut's per-machine cache (``auto``'s stored engine choices,
+#: the converted OpenVINO models).
+CACHE_ENV = "DEEPCUT_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``$DEEPCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deepcut``, else ``~/.cache/deepcut``."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw:
+        return Path(os.path.expanduser(raw))
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return Path(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache")) / "deepcut"
