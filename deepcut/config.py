@@ -112,7 +112,10 @@ class SegmentConfig:
             448 for DINOv3), as :meth:`replace` keeps an unset resolution unset.
         stride: patch stride of the ViT (``None``: the patch size, no overlap).
         stages: 1 (k-way), 2 (+ foreground parts) or 3 (+ background parts).
-        epochs: GNN training epochs of stages 1, 2 and 3 (one number: stage 1 only).
+        epochs: GNN training epochs of stages 1, 2 and 3 (one number: stage 1 only), at most where ``settle``.
+        settle: stop a stage's training once it has settled (:data:`~deepcut.clustering.settle.SETTLE`: its argmax
+            labels unchanged and its loss flat, after 20 epochs at the earliest), with the same labels as the
+            full training at that epoch; False: train every epoch.
         bg_k: number of background parts in stage 3.
         largest_component: keep only the largest connected foreground component.
         seed: seed of the GNN initialisation and dropout; equal seeds give equal results.
@@ -143,6 +146,9 @@ class SegmentConfig:
                        choices=(1, 2, 3))
     epochs: tuple[int, int, int] = _opt((10, 100, 10), help="GNN epochs of stages 1 [2 3]",
                                         label="Epochs", minimum=1, maximum=300, step=1, nargs="+")
+    settle: bool = _opt(True, help="stop a stage's training once its labels and loss have settled (never before "
+                                   "20 epochs: 10-epoch stages train every epoch); --no-settle trains every epoch",
+                        label="Stop when settled", kind=bool)
     bg_k: int = _opt(2, help="background parts in stage 3", label="Background parts", minimum=2, maximum=10,
                      step=1)
     largest_component: bool = _opt(False, help="keep only the largest connected foreground component",
@@ -172,6 +178,7 @@ class SegmentConfig:
             "largest_component": lambda v: as_bool("largest_component", v),
             "seed": lambda v: as_int("seed", v, 0, MAX_SEED),
             "log_bin": lambda v: as_bool("log_bin", v),
+            "settle": lambda v: as_bool("settle", v),
             "epochs": parse_epochs,
         }
         unset_resolution = self.resolution is None

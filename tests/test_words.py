@@ -37,7 +37,7 @@ def test_ncut_says_how_many_of_k_it_found_and_why(tmp_path):
     (2 x 100 + 20): the cat at k = 8 ends with fewer segments, and the status says how many, of what, and
     with how many epochs the second try would run."""
     capped = DemoSession(default_backbone="color", output_dir=tmp_path, limits=Limits(max_epochs=100))
-    r = capped.segment(CAT, k=8, epochs=(100, 100, 10), resolution=160)
+    r = capped.segment(CAT, k=8, epochs=(100, 100, 10), resolution=160, settle=False)  # all 100 epochs
     found = patch_count(r)
     assert found < 8
     status = r.status_markdown()

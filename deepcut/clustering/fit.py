@@ -13,11 +13,13 @@ from ..errors import ConfigError
 from ..graph.patch_graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
 from ..utils.device import generator
 from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
-from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph, soft_assign
+from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph
 from .links import Links
-from .losses import autograd_grad, cc_grad, cc_loss_lowrank, link_loss, ncut_grad, row_sums, sparse_csr
+from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, row_sums, sparse_csr
 from .result import Clusterer, ClusterResult
+from .settle import SETTLE, Settle, settled_words
 from .spectral import spectral_partition
+from .train import adamw, assign, train, train_links
 
 __all__ = ["RESTART_LABEL", "RESTART_NOTE", "ClusterResult", "Clusterer", "affinity", "affinity_from_gram",
            "cluster", "compact_labels", "fit", "restart_words"]
@@ -42,7 +44,8 @@ def _as_tensor(features: FeaturesLike) -> torch.Tensor:
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
         adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = (),
-        links: Links | None = None, max_epochs: int | None = None, threads: int | None = None) -> ClusterResult:
+        links: Links | None = None, max_epochs: int | None = None, threads: int | None = None,
+        settle: Settle | None = SETTLE) -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -50,9 +53,11 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         k: number of clusters (upper bound for CC); clamped to ``N``.
         loss: ``"ncut"`` or ``"cc"``.
         alpha: CC sensitivity (ignored by NCut).
-        epochs: training epochs (AdamW, ``lr``). NCut returns ``k`` segments: when its ``epochs`` leave a
-            cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`:
-            ``2 epochs`` losses, the restarted GNN, ``restarted`` set, a note); ``0`` trains nothing.
+        epochs: training epochs (AdamW, ``lr``), at most: a training of more than ``settle.after`` epochs stops
+            once it has settled (``settle``). NCut returns ``k`` segments: when its first try leaves a
+            cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`: the
+            restart's losses follow the first try's, the restarted GNN, ``restarted`` set, a note); ``0``
+            trains nothing.
         seed: seeds initialisation and dropout; the global RNG is not touched.
         model: a trained GNN to continue from (warm start, e.g. the previous video frame);
             its ``k`` and input width must match.
@@ -63,9 +68,10 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             (dense up to :data:`~deepcut.graph.patch_graph.DENSE_MAX_NODES` nodes, compact up to
             :data:`~deepcut.graph.patch_graph.COMPACT_MAX_NODES`, a sparse k-NN graph above).
             Without either, ``PatchGraph(features)`` decides.
-        snapshots: epochs after which to keep the soft assignments (``0``: the untrained GNN), for
-            :attr:`ClusterResult.snapshots`; recording does not change the training. A restart's epochs
-            are ``epochs + 1 … 2 epochs`` (its start: :attr:`ClusterResult.restart_start`).
+        snapshots: epochs of a try after which to keep the soft assignments (``0``: the untrained GNN), for
+            :attr:`ClusterResult.snapshots`; recording does not change the training. A restart's epoch ``e``
+            is kept as ``restart_epoch + e`` (its start: :attr:`ClusterResult.restart_start`); a try that
+            ``settle`` stopped early also keeps its last epoch.
         links: must-link / cannot-link constraints (a correction by click, :mod:`deepcut.clustering.links`): their
             penalty joins the objective and the GNN trains (at ``links.lr``, in blocks) until they hold, up
             to ``links.epochs`` epochs, instead of ``epochs``; NCut's exactly-k rule is off (a join may
@@ -74,6 +80,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             rule, ``links``): a server's cap (the note says when it stopped the exactly-k rule). ``None``: no cap.
         threads: torch threads of the training (``None``: :data:`~deepcut.utils.threads.GNN_THREADS`, one: on a
             busy core more threads only wait; see :meth:`deepcut.utils.threads.ThreadPolicy.gnn`).
+        settle: stops a try once its argmax labels and loss have settled (:class:`~deepcut.clustering.settle.Settle`;
+            never before 20 epochs): the result is the full training's state at that epoch
+            (:attr:`ClusterResult.settled`). ``None``: every epoch. Corrections (``links``) have their own rule.
 
     A compact graph (:class:`~deepcut.graph.patch_graph.CompactAffinity`) is the dense one: same propagation, same
     objective. On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
@@ -83,13 +92,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     """
     epochs, links = _check_fit(loss, k, epochs, max_epochs, links)
     x = _as_tensor(features)
-    n = x.shape[0]
-    if model is not None:
-        k = model.k
-    k_eff = max(1, min(int(k), n))
-    note = f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < int(k) else None
-    if n == 0:
-        raise ConfigError("cannot cluster zero nodes")
+    n, k = x.shape[0], model.k if model is not None else k
+    k_eff, note = _clamped_k(int(k), n)
     a = _graph_of(x, adj, graph, loss, alpha)
     positive = a.has_positive() if isinstance(a, (CompactAffinity, SparseAffinity)) else bool(a.max() > 0)
     if k_eff < 2 or not positive:
@@ -103,22 +107,53 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         ax, objective = _prepare(x, a, loss)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
-            record[0] = _assign(model, ax)
+            record[0] = assign(model, ax)
         if links:
-            history, soft = _train_links(model, ax, objective, links, g_drop, record)
+            history, soft = train_links(model, ax, objective, links, g_drop, record)
         else:
-            opt = _adamw(model, lr)
-            history = _train(model, ax, objective, opt, int(epochs), g_drop, record)
-            soft = _assign(model, ax)
+            opt = adamw(model, lr)
+            history = train(model, ax, objective, opt, int(epochs), g_drop, record, 0, settle, _needs(loss, k_eff))
+            soft = assign(model, ax)
         first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
             model, soft, extra, note, start = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr,
-                                                       note, record, max_epochs, restart=not warm)
-        losses = [float(v) for v in torch.stack(history + extra).cpu()] if history or extra else []
-    restart = dict(restarted=True, restart_epoch=int(epochs), first_labels=_host(first).argmax(-1),
-                   restart_start=None if start is None else _host(start)) if extra else {}
-    return ClusterResult(_host(soft).argmax(-1).astype(np.int64), _host(soft), losses, model, k_eff, note,
-                         {e: _host(s) for e, s in record.items() if s is not None}, **restart)
+                                                       note, record, max_epochs, not warm, len(history), settle,
+                                                       [int(e) for e in snapshots])
+    return _result(model, soft, k_eff, note, record, history, (extra, first, start),
+                   int(epochs), None if links else settle)
+
+
+def _result(model: DeepCutGNN, soft: torch.Tensor, k: int, note: str | None, record: dict[int, torch.Tensor | None],
+            history: list[torch.Tensor], restart: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None],
+            epochs: int, settle: Settle | None) -> ClusterResult:
+    """:func:`fit`'s :class:`ClusterResult` of the trained ``model``, its soft assignments ``soft`` ``(N, k)``, the
+    first try's losses ``history`` and ``restart``: ``(the restart's losses, the first try's soft assignments,
+    the restart's start)`` (no losses: no restart kept). ``settle``: the rule the training ran under (None: none)."""
+    extra, first, start = restart
+    losses = [float(v) for v in torch.stack(history + extra).cpu()] if history or extra else []
+    kept = dict(restarted=True, restart_epoch=len(history), first_labels=_host(first).argmax(-1),
+                restart_start=None if start is None else _host(start)) if extra else {}
+    last_try = len(extra) if extra else len(history)
+    settled = settle is not None and 0 < last_try < epochs
+    if settled:
+        assert settle is not None
+        note = _join(note, settled_words(last_try, epochs, settle, restart=bool(extra)))
+    return ClusterResult(_host(soft).argmax(-1).astype(np.int64), _host(soft), losses, model, k, note,
+                         {e: _host(s) for e, s in record.items() if s is not None}, **kept,
+                         epochs=epochs, settled=settled, settle=settle if settled else None)
+
+
+def _needs(loss: str, k: int) -> int | None:
+    """The clusters a try's argmax must use before the settle rule may stop it: NCut's ``k``; CC: any."""
+    return k if loss == "ncut" else None
+
+
+def _clamped_k(k: int, n: int) -> tuple[int, str | None]:
+    """``k`` clamped to the ``n`` nodes, and the note that says so where it was (no node: an error)."""
+    if n == 0:
+        raise ConfigError("cannot cluster zero nodes")
+    k_eff = max(1, min(k, n))
+    return k_eff, (f"k={k} is more than the {n} nodes; using k={k_eff}" if k_eff < k else None)
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
@@ -164,27 +199,6 @@ NCUT_START_LR = 1e-2
 NCUT_RESTART = True
 
 
-def _train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
-           g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0) -> list[torch.Tensor]:
-    """``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its gradient,
-    :meth:`~deepcut.clustering.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the loss of each
-    (on the device). Fills ``record[e]`` with the soft assignments after epoch ``start + e`` where asked for."""
-    history: list[torch.Tensor] = []
-    model.train()
-    inp = model.gcn_input(ax)
-    shape = (ax.shape[0], model.mlp1.out_features)
-    for epoch in range(start + 1, start + epochs + 1):
-        value = model.training_step(inp, g_drop.next(shape), objective)
-        opt.step()
-        history.append(value)  # read back once at the end: no GPU sync per epoch
-        if epoch in record:
-            model.eval()
-            record[epoch] = _assign(model, ax)
-            model.train()
-    model.eval()
-    return history
-
-
 def _check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Links | None
                ) -> tuple[int, Links | None]:
     """:func:`fit`'s checks; returns ``(epochs, links)`` within ``max_epochs``."""
@@ -214,46 +228,10 @@ def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, l
     return a
 
 
-#: Epochs between two checks of the links while a correction trains.
-LINK_BLOCK = 5
-
-
-def _train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
-                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None]
-                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
-    argmax (anchors and groups, :meth:`~deepcut.clustering.links.Links.hold`), up to ``links.epochs``; returns
-    ``(losses, soft (N, k))``."""
-    soft = _assign(model, ax)
-    must, cannot = links.tensors(ax.device)
-    with torch.no_grad():
-        weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
-    link = autograd_grad(lambda s: weight * link_loss(s, must, cannot))
-
-    def penalised(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        (v1, g1), (v2, g2) = objective(s), link(s)
-        return v1 + v2, g1 + g2
-
-    opt = _adamw(model, links.lr)
-    history: list[torch.Tensor] = []
-    done = 0
-    while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
-        block = min(LINK_BLOCK, links.epochs - done)
-        history += _train(model, ax, penalised, opt, block, g_drop, record, done)
-        done += block
-        soft = _assign(model, ax)
-    return history, soft
-
-
-def _assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
-    """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
-    with torch.no_grad():
-        return soft_assign(model.forward_propagated(ax))
-
-
 def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad,
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
-             record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True
+             record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True,
+             first_epochs: int | None = None, settle: Settle | None = None, marks: Sequence[int] | None = None
              ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None, torch.Tensor | None]:
     """NCut asks for exactly ``k`` segments. When the argmax of ``soft`` ``(N, k)`` after the first ``epochs``
     leaves a cluster empty, the relaxation is still near its uniform start: on a graph whose nodes look
@@ -262,15 +240,19 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     has the lower loss. So the GNN restarts from a better point: a fresh GNN (same seed) on standardised
     inputs (:meth:`~deepcut.clustering.gnn.DeepCutGNN.standardise`) learns the spectral k-way cut of the same
     graph (:func:`deepcut.clustering.spectral.spectral_partition`) for :data:`NCUT_START_EPOCHS` epochs, then trains
-    NCut for ``epochs`` epochs; its result is kept when it has more segments (or as many and a lower loss).
+    NCut for ``epochs`` epochs (fewer where ``settle`` stops it); its result is kept when it has more segments
+    (or as many and a lower loss). ``first_epochs``: the epochs the first try trained (``epochs`` unless
+    ``settle`` stopped it).
 
     Returns ``(model, soft, the restart's NCut losses, note, start)``; the note says what happened, a kept
     restart included (:func:`restart_words`); ``start``: ``(N, k)`` the restarted GNN's soft assignments once
     it learned the spectral cut, before NCut's epochs (None: no restart kept, or ``record`` empty). ``record``:
-    as :func:`_train`'s; a kept restart's epochs follow the first ones (``epochs + 1 … 2 epochs``), a
-    discarded one records nothing. ``cap``: the most epochs in all; ``restart=False`` (a warm start, e.g. the
-    GNN of the previous video frame, whose labels the next frames follow): no restart, a note instead."""
+    as :func:`~deepcut.clustering.train.train`'s; a kept restart's epoch ``e`` is recorded as ``first_epochs + e``
+    where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. ``cap``:
+    the most epochs in all; ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose
+    labels the next frames follow): no restart, a note instead."""
     k = soft.shape[1]
+    tried = int(epochs if first_epochs is None else first_epochs)
     used = lambda s: int(torch.unique(s.argmax(dim=-1)).numel())  # noqa: E731
     first = used(soft)
     if first == k or not NCUT_RESTART:
@@ -283,8 +265,8 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     if not restart:
         return model, soft, [], _join(note, f"{found}: a GNN carried over (e.g. from the previous video frame) "
                                             f"keeps its labels, so it gets no second try (no restart)"), None
-    if cap is not None and epochs + NCUT_START_EPOCHS + epochs > int(cap):
-        return model, soft, [], _join(note, _capped(found, epochs, int(cap))), None
+    if cap is not None and tried + NCUT_START_EPOCHS + epochs > int(cap):
+        return model, soft, [], _join(note, _capped(found, tried, int(cap))), None
 
     if isinstance(a, CompactAffinity):  # a start, not the objective: the spectral cut of its k-NN part
         a = a.knn()
@@ -292,23 +274,24 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
     g_drop = DropoutMasks(seed + 1, fresh.dropout, x.device)
     fresh.train()
-    opt = _adamw(fresh, NCUT_START_LR)
+    opt = adamw(fresh, NCUT_START_LR)
     shape = (ax.shape[0], fresh.mlp1.out_features)
     for _ in range(NCUT_START_EPOCHS):
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop.next(shape)), target).backward()
         opt.step()
-    start = _assign(fresh, ax) if record else None
-    mine: dict[int, torch.Tensor | None] = {e: None for e in record if e > epochs}
-    history = _train(fresh, ax, objective, _adamw(fresh, lr), epochs, g_drop, mine, epochs)
-    again = _assign(fresh, ax)
+    start = assign(fresh, ax) if record else None
+    asked = list(record) if marks is None else marks  # the epochs of a try to record
+    mine: dict[int, torch.Tensor | None] = {tried + e: None for e in asked if 0 < e <= epochs}
+    history = train(fresh, ax, objective, adamw(fresh, lr), epochs, g_drop, mine, tried, settle, k)
+    again = assign(fresh, ax)
     last = [float(objective(s)[0]) for s in (soft, again)]
     if (used(again), -last[1]) < (first, -last[0]):
         worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")
         return model, soft, [], _join(note, f"{found}: training left {k - first} of its clusters without a patch, "
                                             f"and a second try from the graph's spectral cut found {worse}"), None
-    record.update(mine)
-    note = _join(note, restart_words(epochs, k, first))
+    record.update({e: s for e, s in mine.items() if s is not None})
+    note = _join(note, restart_words(tried, k, first, len(history)))
     if used(again) < k:
         note = _join(note, f"NCut found {used(again)} of the k = {k} segments asked for, also on a second try from "
                            f"the graph's spectral cut: training left {k - used(again)} of its clusters without a "
@@ -322,15 +305,17 @@ RESTART_LABEL = "restart from the spectral cut"
 RESTART_NOTE = "NCut restarted from the graph's spectral cut"
 
 
-def restart_words(epochs: int, k: int, first: int) -> str:
+def restart_words(epochs: int, k: int, first: int, again: int | None = None) -> str:
     """The note of a kept restart (:func:`_reach_k`), in plain words: why (the first ``epochs`` used ``first``
     of the ``k`` clusters), what was done (the spectral cut learned for :data:`NCUT_START_EPOCHS` epochs, not
-    plotted) and where its epochs are in the loss plot (``epochs + 1 … 2 epochs``)."""
+    plotted) and where its ``again`` epochs (default ``epochs``) are in the loss plot
+    (``epochs + 1 … epochs + again``)."""
     empty = k - first
+    again = int(epochs if again is None else again)
     return (f"{RESTART_NOTE}: its first {epochs} epochs left {empty} of the "
             f"k = {k} clusters without a patch, so a fresh GNN learned the spectral cut ({NCUT_START_EPOCHS} "
-            f"epochs, not in the loss plot) and NCut trained {epochs} epochs again from there (epochs "
-            f"{epochs + 1}–{2 * epochs} of the loss plot)")
+            f"epochs, not in the loss plot) and NCut trained {again} epochs again from there (epochs "
+            f"{epochs + 1}–{epochs + again} of the loss plot)")
 
 
 def _capped(found: str, epochs: int, cap: int) -> str:
@@ -369,14 +354,6 @@ def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, Los
     return ax, lambda s: ncut_grad(a, s, degree)
 
 
-def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """AdamW, with the fused kernel where this PyTorch build has one for the CPU (same update)."""
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(model.parameters(), lr=lr)
-
-
 def compact_labels(labels: np.ndarray) -> np.ndarray:
     """Renumber labels to ``0 … m-1`` keeping their order (``[0, 3, 3, 5] → [0, 1, 1, 2]``)."""
     _, inverse = np.unique(labels, return_inverse=True)
@@ -384,15 +361,16 @@ def compact_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
-            seed: int = 0, threads: int | None = None) -> np.ndarray:
+            seed: int = 0, threads: int | None = None, settle: bool = True) -> np.ndarray:
     """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
 
     NCut finds ``k`` clusters; CC treats ``k`` as an upper bound and decides the number itself.
     Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed`` (whatever the threads).
     ``threads``: torch threads of the training; ``None``: as ``DeepCut.segment`` chooses them
     (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`: one thread for a small training, the cores idle right
-    now for a large one, ``$DEEPCUT_THREADS`` when set).
+    now for a large one, ``$DEEPCUT_THREADS`` when set). ``settle``: stop once the labels have settled
+    (:data:`~deepcut.clustering.settle.SETTLE`, as ``DeepCut.segment``), False: train every epoch.
     """
     gnn_threads = ThreadPolicy(threads).gnn(int(len(features)), int(epochs))
     return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed,
-                              threads=gnn_threads).labels)
+                              threads=gnn_threads, settle=SETTLE if settle else None).labels)

@@ -155,8 +155,17 @@ class DeepCutGNN(nn.Module):
             drop: the epoch's ``(N, 32)`` dropout multipliers (:class:`DropoutMasks`).
             loss_grad: ``S (N, k) -> (loss, ∂loss/∂S (N, k))`` (e.g. :func:`~deepcut.clustering.losses.ncut_grad`).
         """
+        return self.training_step_looking(inp, drop, loss_grad)[0]
+
+    @torch.no_grad()
+    def training_step_looking(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`training_step`, also returning the argmax ``(N,)`` of the soft assignments without dropout
+        before this step (what :meth:`forward_propagated` in evaluation mode gives now): one ``(N, 32) x (32, k)``
+        product more, instead of a whole evaluation forward pass. Returns ``(loss, argmax)``."""
         e0 = F.elu(F.linear(inp, self.gcn_weight, self.gcn_bias))
         e1 = F.elu(self.mlp1(e0))
+        looked = F.linear(e1, self.mlp2.weight, self.mlp2.bias).argmax(dim=-1)
         hidden = e1 * drop
         s = soft_assign(self.mlp2(hidden))
         value, ds = loss_grad(s)
@@ -166,7 +175,7 @@ class DeepCutGNN(nn.Module):
         self.mlp1.weight.grad, self.mlp1.bias.grad = d1.T @ e0, d1.sum(dim=0)
         d0 = _elu_backward(d1 @ self.mlp1.weight, e0)
         self.gcn_weight.grad, self.gcn_bias.grad = d0.T @ inp, d0.sum(dim=0)
-        return value
+        return value, looked
 
     def head(self, h: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(N, k)`` from GCN outputs ``(N, 64)``. In training, dropout multiplies the hidden

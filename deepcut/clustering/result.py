@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .gnn import DeepCutGNN
+from .settle import Settle
 
 __all__ = ["ClusterResult", "Clusterer"]
 
@@ -34,6 +35,9 @@ class ClusterResult:
         restart_start: ``(N, k)`` float32 the restarted GNN's soft assignments once it learned the spectral
             cut, before NCut trained again (None: no restart, or no snapshots were asked for).
         first_labels: ``(N,)`` int64 with ``restarted``, the first try's labels (fewer than ``k`` clusters used).
+        epochs: the epochs each try was given (``fit``'s ``epochs`` within ``max_epochs``; 0: not trained).
+        settled: the last try stopped before its ``epochs`` because it had settled (``settle``: the rule,
+            :class:`~deepcut.clustering.settle.Settle`); ``len(losses) - restart_epoch`` epochs were trained.
     """
 
     labels: np.ndarray
@@ -47,6 +51,14 @@ class ClusterResult:
     restart_epoch: int = 0
     restart_start: np.ndarray | None = None
     first_labels: np.ndarray | None = None
+    epochs: int = 0
+    settled: bool = False
+    settle: Settle | None = None
+
+    @property
+    def trained(self) -> int:
+        """The epochs the kept GNN trained in its last try (the restart's, where NCut restarted)."""
+        return len(self.losses) - int(self.restart_epoch)
 
 
 class Clusterer(Protocol):

@@ -171,7 +171,8 @@ def spectral_embedding(a: np.ndarray | scipy.sparse.csr_matrix, k: int, tol: flo
 
 
 def spectral_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
-                 graph_kind: str = "deepcut", n_init: int = 5, graph: PatchGraph | None = None) -> ClusterResult:
+                 graph_kind: str = "deepcut", n_init: int = 5, graph: PatchGraph | None = None,
+                 settle: object = None) -> ClusterResult:
     """Spectral normalized cut of features ``(N, D)`` into ``k`` clusters (GNN settings ignored).
 
     The graph is built from the features by ``graph_kind`` (in float64). The pipeline's ``graph``

@@ -23,8 +23,8 @@ __all__ = ["SPECTRAL_GRAPHS", "baseline", "kmeans_fit", "spectral_fit"]
 
 
 def kmeans_fit(features, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 0, seed: int = 0,
-               n_init: int = 5, graph: PatchGraph | None = None) -> ClusterResult:
-    """k-means of features ``(N, D)`` into ``k`` clusters (``loss``/``alpha``/``epochs``/``graph`` are ignored).
+               n_init: int = 5, graph: PatchGraph | None = None, settle: object = None) -> ClusterResult:
+    """k-means of features ``(N, D)`` into ``k`` clusters (the other settings are ignored).
 
     Returns labels ``(N,)`` and soft memberships ``(N, k)`` (inverse squared distances, normalised).
     Deterministic for a given ``seed``.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..clustering.settle import Settle
+
 __all__ = ["CutComparison", "StageRecord", "TrainingRecord"]
 
 
@@ -76,6 +78,9 @@ class StageRecord:
             of the restart's first snapshot, the fresh GNN once it learned the spectral cut (its epoch is the
             first try's last, :attr:`restart_epoch`); the snapshots after it are the restart's epochs
             ``restart_epoch + 1 …``. None: no restart.
+        planned: the epochs each try of the stage was given (0: unknown).
+        settled: the rule that stopped the stage's last try before ``planned`` epochs, because its labels and
+            loss had settled (:class:`~deepcut.clustering.settle.Settle`); None: it trained every epoch.
     """
 
     stage: int
@@ -86,6 +91,8 @@ class StageRecord:
     label_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     terms: list[tuple[float, float]] = field(default_factory=list)
     restart: int | None = None
+    planned: int = 0
+    settled: Settle | None = None
 
     @property
     def restart_epoch(self) -> int:

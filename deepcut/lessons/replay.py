@@ -35,7 +35,8 @@ class SnapshotRecorder:
     not change the training, so the last one is the very result the pipeline gets). Where NCut restarted
     from the spectral cut, the restart's snapshots follow in order: its start (the fresh GNN once it learned
     the spectral cut, at the first try's last epoch) and the same marks again, after the first try's epochs.
-    When NCut trained past its snapshots, the final state is added as one more snapshot.
+    A try the settle rule stopped early (:class:`~deepcut.clustering.settle.Settle`) has the marks it reached and
+    its last epoch; when NCut trained past its snapshots, the final state is added as one more snapshot.
     """
 
     def __init__(self, most: int = SNAPSHOTS_PER_STAGE, max_epochs: int | None = None) -> None:
@@ -46,16 +47,16 @@ class SnapshotRecorder:
 
     def __call__(self, features: torch.Tensor, epochs: int = 10, **kwargs: Any) -> ClusterResult:
         marks = snapshot_epochs(epochs, self.most)
-        again = [int(epochs) + e for e in marks if e > 0]  # a restart's epochs follow the first ones
-        final = fit(features, epochs=epochs, snapshots=marks + again, max_epochs=self.max_epochs, **kwargs)
-        kept = [e for e in marks if e in final.snapshots]
+        final = fit(features, epochs=epochs, snapshots=marks, max_epochs=self.max_epochs, **kwargs)
+        first = final.restart_epoch if final.restarted else None  # the snapshots after it are the restart's
+        kept = sorted(e for e in final.snapshots if first is None or e <= first)
         softs = [final.snapshots[e] for e in kept]
         restart = None
-        if final.restarted and final.restart_start is not None:
+        if first is not None and final.restart_start is not None:
             restart = len(kept)
-            kept.append(final.restart_epoch)
+            kept.append(first)
             softs.append(final.restart_start)
-            more = [e for e in again if e in final.snapshots]
+            more = sorted(e for e in final.snapshots if e > first)
             kept += more
             softs += [final.snapshots[e] for e in more]
         if len(final.losses) > (kept[-1] if kept else 0):  # trained on until every cluster was used
@@ -122,7 +123,8 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
             continue
         label_of = _final_label_of(final, out.labels[rows], int(out.labels.max()) + 1)
         terms = ncut_terms(graph.subgraph(rows), softs) if cfg.loss == "ncut" else []
-        stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms, restart))
+        stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms, restart,
+                                  final.epochs, final.settle if final.settled else None))
         candidates = [c for c in candidates if c[0] > stage]
     return TrainingRecord((int(grid[0]), int(grid[1])), stages, out.labels)
 

@@ -109,6 +109,17 @@ def restart_caption(st: StageRecord) -> str:
             f"the first try, then the {RESTART_LABEL} (epochs {first + 1}–{len(st.losses)}, shaded in the loss).")
 
 
+def settled_caption(st: StageRecord) -> str:
+    """The replay's words on a stage whose training stopped once settled (``st.settled`` set): when, why, and
+    where the loss plot shows it."""
+    assert st.settled is not None
+    trained = len(st.losses) - st.restart_epoch
+    which = f"the {RESTART_LABEL}" if st.restart is not None else f"stage {st.stage}"
+    return (f"Training of {which} stopped after {plural(trained, 'epoch')} of {st.planned}: "
+            f"{st.settled.words()}, so the other {st.planned - trained} could not be expected to change the "
+            f"segments and were not trained (hatched in the loss; settle off trains every epoch).")
+
+
 class Walkthrough:
     """The steps of one result, in order (see the module doc).
 
@@ -186,9 +197,10 @@ class Walkthrough:
         stages = [f"stage {st.stage} (k={st.soft[0].shape[1]}) {plural(len(st.losses), 'epoch')}"
                   for st in ex.record.stages if st.soft]
         restarts = [restart_caption(st) for st in ex.record.stages if st.restart is not None]
+        settled = [settled_caption(st) for st in ex.record.stages if st.settled is not None]
         caption = (f"The GNN learns the cut: {', then '.join(stages)}; {plural(ex.frames, 'snapshot')}. Soft "
                    f"assignments (a pale mix is an unsure patch) and the loss; step 4 shows their argmax."
-                   + "".join(f" {r}" for r in restarts))
+                   + "".join(f" {r}" for r in restarts + settled))
         return Step("3. Training", caption, ex.frames, figure=lambda frame, text: training_frame_figure(
             ex.image, ex.record, frame, text=text, note=ex.replay_note))
 

@@ -199,10 +199,20 @@ def frame_words(st: "StageRecord", i: int, compact: bool = False) -> str:
         return (f"{RESTART_LABEL}: its start" if compact else
                 f"{RESTART_LABEL}: a fresh GNN after learning that cut ({NCUT_START_EPOCHS} epochs), "
                 f"before NCut's epoch {epoch + 1}")
+    settled = ""
+    if st.settled is not None and phase in ("restart", "training"):
+        last = i == len(st.epochs) - 1
+        settled = (" (settled)" if compact else
+                   f" — settled: stopped here, {st.planned - (total - st.restart_epoch)} epochs early" if last else
+                   f" (it settled after epoch {total}; {st.planned} allowed)")
     if phase == "restart":
-        return f"{RESTART_LABEL}, epoch {epoch} of {total}" if compact else (
-            f"{RESTART_LABEL}, after epoch {epoch} of {total}")
-    return f"after epoch {epoch} of {total}"
+        return f"{RESTART_LABEL}, epoch {epoch} of {total}{settled}" if compact else (
+            f"{RESTART_LABEL}, after epoch {epoch} of {total}{settled}")
+    return f"after epoch {epoch} of {total}{settled}"
+
+
+#: What the loss plot calls the epochs a settled training did not train (hatched).
+SETTLED_LABEL = "settled: not trained"
 
 
 def loss_panel(ax: "Axes", st: "StageRecord", i: int, terms: bool = True) -> None:
@@ -210,7 +220,8 @@ def loss_panel(ax: "Axes", st: "StageRecord", i: int, terms: bool = True) -> Non
     terms at the snapshots: the cut term (share of edge weight kept inside segments, negated) and the
     orthogonality penalty, whose sum is the loss without dropout. Where NCut restarted from the spectral cut
     (:attr:`~deepcut.lessons.records.StageRecord.restart`), the restart's epochs are shaded after a dashed line
-    and its curves drawn apart from the first try's (two GNNs); its start is marked on that line."""
+    and its curves drawn apart from the first try's (two GNNs); its start is marked on that line. The epochs a
+    settled training did not train (:attr:`~deepcut.lessons.records.StageRecord.settled`) are hatched."""
     at = st.restart_epoch
     x = np.asarray(st.epochs, np.float64)
     if st.restart is not None:
@@ -218,6 +229,11 @@ def loss_panel(ax: "Axes", st: "StageRecord", i: int, terms: bool = True) -> Non
         ax.axvspan(at + 0.5, max(len(st.losses), at + 1) + 0.5, color="C9", alpha=0.13, lw=0, label=RESTART_LABEL)
         ax.axvline(at + 0.5, color="C9", ls="--", lw=1.2)
     epoch = float(x[i])
+    if st.settled is not None and st.planned:  # the epochs the settle rule saved, after the last one trained
+        end = st.restart_epoch + st.planned
+        ax.axvspan(len(st.losses) + 0.5, end + 0.5, facecolor="none", edgecolor="0.6", hatch="//", lw=0,
+                   label=SETTLED_LABEL)
+        ax.set_xlim(-0.02 * end, end + 0.5)
     if st.losses:
         parts = [(0, at), (at, len(st.losses))] if at else [(0, len(st.losses))]
         for n, (a, b) in enumerate(parts):

@@ -10,18 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..clustering.fit import RESTART_NOTE
+from ..clustering.settle import SETTLED_NOTE
 from .result import Segmentation
 
 __all__ = ["INFORMATION", "count_words", "is_information", "plural", "stage_counts"]
 
 #: How the notes that tell what the method did (not that something is wrong) begin, after any ``"stage N: "``:
 #: a front end shows them as information, the others as warnings.
-INFORMATION: tuple[str, ...] = (RESTART_NOTE,)
+INFORMATION: tuple[str, ...] = (RESTART_NOTE, SETTLED_NOTE)
 
 
 def is_information(note: str) -> bool:
     """Whether ``note`` only tells what the method did (NCut's restart from the spectral cut that found every
-    segment, …: :data:`INFORMATION`), rather than warning of something the visitor may want to change."""
+    segment, a training stopped once settled, …: :data:`INFORMATION`), rather than warning of something the
+    visitor may want to change."""
     body = note.split(": ", 1)[1] if note.startswith("stage ") and ": " in note else note
     return body.startswith(INFORMATION) and "NCut found" not in body
 

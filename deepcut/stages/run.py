@@ -20,6 +20,7 @@ import numpy as np
 
 from ..clustering.fit import Clusterer, ClusterResult, fit
 from ..clustering.links import Links
+from ..clustering.settle import SETTLE
 from ..config import SegmentConfig
 from ..graph.patch_graph import PatchGraph
 from ..utils.masks import background_label, largest_component
@@ -153,7 +154,7 @@ class _Stages:
         warm, links = self.tracking.warm, self.tracking.links
         prev = warm[stage] if warm is not None and stage < len(warm) else None
         kw: dict[str, Any] = dict(k=k, loss=self.cfg.loss, alpha=self.cfg.alpha, epochs=self.cfg.epochs[stage],
-                  seed=self.cfg.seed, graph=sub)
+                  seed=self.cfg.seed, graph=sub, settle=SETTLE if self.cfg.settle else None)
         if links is not None:
             stage_links = links.restrict(stage, rows)
             if stage_links:

@@ -1,0 +1,99 @@
+"""The GNN's training loops: epochs of one objective (:func:`train`, with the settle rule), and a correction's
+epochs until its links hold (:func:`train_links`); the soft assignments of a trained GNN (:func:`assign`)."""
+
+from __future__ import annotations
+
+import torch
+
+from .gnn import DeepCutGNN, DropoutMasks, LossGrad, soft_assign
+from .links import Links
+from .losses import autograd_grad, link_loss
+from .settle import Settle, SettleWatch
+
+__all__ = ["LINK_BLOCK", "adamw", "assign", "train", "train_links"]
+
+def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
+           g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0,
+           settle: Settle | None = None, clusters: int | None = None) -> list[torch.Tensor]:
+    """Up to ``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its
+    gradient, :meth:`~deepcut.clustering.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the
+    loss of each (on the device): fewer than ``epochs`` where the ``settle`` rule stopped the training
+    (:class:`~deepcut.clustering.settle.Settle`; None: every epoch; ``clusters``: never while its argmax uses
+    fewer, see :class:`~deepcut.clustering.settle.SettleWatch`). Fills ``record[start + e]`` with the soft
+    assignments after epoch ``e`` where asked for, and, where the rule stopped it and ``record`` is not empty,
+    after the last epoch."""
+    history: list[torch.Tensor] = []
+    model.train()
+    inp = model.gcn_input(ax)
+    shape = (ax.shape[0], model.mlp1.out_features)
+    watch = SettleWatch(settle, start, clusters) if settle is not None and epochs > settle.after else None
+    for epoch in range(start + 1, start + epochs + 1):
+        drop, done = g_drop.next(shape), epoch - 1
+        if watch is not None and done > start and watch.due(done):  # a look at the state after epoch `done`
+            value, looked = model.training_step_looking(inp, drop, objective)
+            if watch.settled(done, looked, history):  # this step's gradients are not applied
+                if record and record.get(done) is None:
+                    record[done] = _looked_soft(model, ax)
+                break
+        else:
+            value = model.training_step(inp, drop, objective)
+        opt.step()
+        history.append(value)  # read back only at a look of the settle rule or the end: few GPU syncs
+        if epoch in record:
+            record[epoch] = _looked_soft(model, ax)
+    model.eval()
+    return history
+
+
+def _looked_soft(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
+    """:func:`assign` in the middle of a training (evaluation mode for the look, training mode after it)."""
+    model.eval()
+    try:
+        return assign(model, ax)
+    finally:
+        model.train()
+
+
+#: Epochs between two checks of the links while a correction trains.
+LINK_BLOCK = 5
+
+
+def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
+                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
+    argmax (anchors and groups, :meth:`~deepcut.clustering.links.Links.hold`), up to ``links.epochs``; returns
+    ``(losses, soft (N, k))``."""
+    soft = assign(model, ax)
+    must, cannot = links.tensors(ax.device)
+    with torch.no_grad():
+        weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
+    link = autograd_grad(lambda s: weight * link_loss(s, must, cannot))
+
+    def penalised(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (v1, g1), (v2, g2) = objective(s), link(s)
+        return v1 + v2, g1 + g2
+
+    opt = adamw(model, links.lr)
+    history: list[torch.Tensor] = []
+    done = 0
+    while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
+        block = min(LINK_BLOCK, links.epochs - done)
+        history += train(model, ax, penalised, opt, block, g_drop, record, done)
+        done += block
+        soft = assign(model, ax)
+    return history, soft
+
+
+def assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
+    """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
+    with torch.no_grad():
+        return soft_assign(model.forward_propagated(ax))
+
+
+def adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where this PyTorch build has one for the CPU (same update)."""
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=lr)
