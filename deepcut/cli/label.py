@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     resume.add_argument("--restart", action="store_true", help="discard an unfinished run of --out and start again")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="images per ViT batch on a GPU (default: %(default)s)")
-    ray = p.add_argument_group("Ray (pip install 'deepcut[ray]')")
+    ray = p.add_argument_group("Ray (pip install 'deepcut-gnn[ray]')")
     ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                      help="run on a Ray cluster: 'auto' or HOST:PORT joins one, no ADDRESS starts a local one")
     ray.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",

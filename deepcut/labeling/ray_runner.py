@@ -6,7 +6,7 @@ bytes to an idle actor (:class:`ray.util.ActorPool`), so workers need no access 
 files, and writes the records that stream back into the same shards as a local run. The package
 itself travels with the job (Ray's ``py_modules``), so cluster nodes need only its dependencies.
 
-Ray is optional (``pip install 'deepcut[ray]'``) and imported only here, only when used.
+Ray is optional (``pip install 'deepcut-gnn[ray]'``) and imported only here, only when used.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise DeepCutError("--ray needs Ray, which is not installed: pip install 'deepcut[ray]' "
+        raise DeepCutError("--ray needs Ray, which is not installed: pip install 'deepcut-gnn[ray]' "
                            "(or pip install 'ray>=2.9')") from None
     return ray
 
