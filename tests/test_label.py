@@ -291,7 +291,7 @@ def test_missing_ray_says_how_to_install(monkeypatch):
     from deepcut.labeling.ray_runner import RayRunner
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(DeepCutError, match=r"pip install 'deepcut\[ray\]'"):
+    with pytest.raises(DeepCutError, match=r"pip install 'deepcut-gnn\[ray\]'"):
         RayRunner(LabelSpec("color", True, None, CONFIG, 3)).start()
 
 
