@@ -134,13 +134,12 @@ def _result(model: DeepCutGNN, soft: torch.Tensor, k: int, note: str | None, rec
     kept = dict(restarted=True, restart_epoch=len(history), first_labels=_host(first).argmax(-1),
                 restart_start=None if start is None else _host(start)) if extra else {}
     last_try = len(extra) if extra else len(history)
-    settled = settle is not None and 0 < last_try < epochs
-    if settled:
-        assert settle is not None
-        note = _join(note, settled_words(last_try, epochs, settle, restart=bool(extra)))
+    stopped = settle if settle is not None and 0 < last_try < epochs else None
+    if stopped is not None:
+        note = _join(note, settled_words(last_try, epochs, stopped, restart=bool(extra)))
     return ClusterResult(_host(soft).argmax(-1).astype(np.int64), _host(soft), losses, model, k, note,
                          {e: _host(s) for e, s in record.items() if s is not None}, **kept,
-                         epochs=epochs, settled=settled, settle=settle if settled else None)
+                         epochs=epochs, settle=stopped)
 
 
 def _needs(loss: str, k: int) -> int | None:

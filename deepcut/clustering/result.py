@@ -36,8 +36,8 @@ class ClusterResult:
             cut, before NCut trained again (None: no restart, or no snapshots were asked for).
         first_labels: ``(N,)`` int64 with ``restarted``, the first try's labels (fewer than ``k`` clusters used).
         epochs: the epochs each try was given (``fit``'s ``epochs`` within ``max_epochs``; 0: not trained).
-        settled: the last try stopped before its ``epochs`` because it had settled (``settle``: the rule,
-            :class:`~deepcut.clustering.settle.Settle`); ``len(losses) - restart_epoch`` epochs were trained.
+        settle: the rule that stopped the last try before its ``epochs`` because it had settled
+            (:class:`~deepcut.clustering.settle.Settle`; :attr:`settled`); None: it trained every epoch.
     """
 
     labels: np.ndarray
@@ -52,8 +52,12 @@ class ClusterResult:
     restart_start: np.ndarray | None = None
     first_labels: np.ndarray | None = None
     epochs: int = 0
-    settled: bool = False
     settle: Settle | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether the last try stopped early, once settled (:attr:`trained` of its :attr:`epochs` were trained)."""
+        return self.settle is not None
 
     @property
     def trained(self) -> int:

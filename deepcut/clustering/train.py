@@ -12,6 +12,7 @@ from .settle import Settle, SettleWatch
 
 __all__ = ["LINK_BLOCK", "adamw", "assign", "train", "train_links"]
 
+
 def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
            g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0,
            settle: Settle | None = None, clusters: int | None = None) -> list[torch.Tensor]:

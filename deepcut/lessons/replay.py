@@ -124,7 +124,7 @@ def record_training(graph: PatchGraph, grid: tuple[int, int], cfg: SegmentConfig
         label_of = _final_label_of(final, out.labels[rows], int(out.labels.max()) + 1)
         terms = ncut_terms(graph.subgraph(rows), softs) if cfg.loss == "ncut" else []
         stages.append(StageRecord(stage, rows, marks, softs, list(final.losses), label_of, terms, restart,
-                                  final.epochs, final.settle if final.settled else None))
+                                  final.epochs, final.settle))
         candidates = [c for c in candidates if c[0] > stage]
     return TrainingRecord((int(grid[0]), int(grid[1])), stages, out.labels)
 
