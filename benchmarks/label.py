@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deepcut import SegmentConfig, __version__  # noqa: E402
+from deepcut.backbones import load_backbone  # noqa: E402
+from deepcut.backbones.tune import choose_engine, hardware_line  # noqa: E402
 from deepcut.labeling import (  # noqa: E402
     InProcessRunner,
     LabelSpec,
@@ -97,7 +97,7 @@ def mean_iou(a: dict, b: dict) -> float:
     return float(np.mean(scores)) if scores else 1.0
 
 
-def table(args: argparse.Namespace, rows: list[dict]) -> str:
+def table(args: argparse.Namespace, rows: list[dict], engine: str) -> str:
     base = rows[0]["rate"]
     shown_args = [a for i, a in enumerate(sys.argv[1:]) if a != "--out" and (i == 0 or sys.argv[i] != "--out")]
     command = "python benchmarks/label.py " + shlex.join(shown_args)
@@ -107,8 +107,8 @@ def table(args: argparse.Namespace, rows: list[dict]) -> str:
              f"`{command.strip()}`", "",
              f"{args.images} images from `{shown}`, "
              f"backbone `{args.backbone}` ({'pretrained' if args.pretrained else 'random weights'}), resolution "
-             f"{args.resolution}, {args.objects} objects per image; {available_cores()} CPU cores, torch "
-             f"{torch.__version__}, {platform.processor() or platform.machine()}, deepcut {__version__}. "
+             f"{args.resolution}, {args.objects} objects per image, the ViT in `{engine}` (`auto`'s choice, made "
+             f"before the first row); {hardware_line('cpu').rsplit(', ', 1)[0]}, deepcut {__version__}. "
              "Images/s counts the labelling only; building the models is the load column. The last row (one "
              "process, one thread) is for reading the others: N workers can beat one process by at most N times "
              "its thread speed-up (first row / last row). The steady state is the labelling alone (models built "
@@ -121,6 +121,13 @@ def table(args: argparse.Namespace, rows: list[dict]) -> str:
         lines.append(f"| {r['workers']} | {r['threads']} | {r['images']} | {r['load']:.1f} | {r['label']:.1f} | "
                      f"{r['rate']:.3f} | {r['rate'] / base:.2f}x | {versus} | {r['iou']:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def auto_engine(args: argparse.Namespace) -> str:
+    """The engine ``auto`` runs the ViT in at ``args.resolution`` on this machine, chosen (measured, or read back)
+    now, so that no row's model load includes the measuring and every worker reads the same choice."""
+    backbone = load_backbone(args.backbone, pretrained=args.pretrained)
+    return choose_engine(backbone, "auto", resolution=args.resolution).engine.name
 
 
 def plan(args: argparse.Namespace) -> list[tuple[int, int]]:
@@ -136,6 +143,8 @@ def plan(args: argparse.Namespace) -> list[tuple[int, int]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rows, first = [], None
+    engine = auto_engine(args)
+    print(f"engine: {engine}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         for workers, threads in plan(args):
             timing, coco = run_once(args, workers, threads, Path(tmp) / f"w{workers}t{threads}.json")
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             timing["iou"] = mean_iou(first, coco)
             rows.append(timing)
             print(f"workers {workers} x {threads} threads: {timing['rate']:.3f} images/s", file=sys.stderr)
-    text = table(args, rows)
+    text = table(args, rows, engine)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

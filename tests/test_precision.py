@@ -239,6 +239,20 @@ def test_the_choice_is_stored_and_a_second_model_reads_it(tuning, tmp_path):
     assert DeepCut("color").engine_choice.how == "fixed" and len(tuning) == 2
 
 
+def test_installing_openvino_measures_again(tuning, tmp_path, monkeypatch):
+    from deepcut.backbones import openvino_engine
+
+    monkeypatch.setattr(openvino_engine, "installed_version", lambda: None)
+    before = DeepCut("dino_vits8", pretrained=False)
+    assert "openvino" not in before.engine_choice.key and tuning == ["dino_vits8"]
+    monkeypatch.setattr(openvino_engine, "installed_version", lambda: "2026.4.1")
+    after = DeepCut("dino_vits8", pretrained=False)  # a choice made without OpenVINO among the candidates
+    assert after.engine_choice.how == "measured" and tuning == ["dino_vits8", "dino_vits8"]
+    assert "| openvino 2026.4.1 | dino_vits8 |" in after.engine_choice.key
+    assert len(json.loads((tmp_path / "cache" / tune.CACHE_FILE).read_text())["choices"]) == 2
+    assert DeepCut("dino_vits8", pretrained=False).engine_choice.how == "stored" and len(tuning) == 2
+
+
 @pytest.mark.parametrize("content", [b"", b"{", b"[1, 2]", b'{"version": 1, "choices": []}', b"\x00\xff garbage",
                                      b'{"version": 99, "choices": {}}', None])
 def test_a_corrupt_or_odd_cache_file_is_ignored(tuning, tmp_path, content):

@@ -31,6 +31,7 @@ import time
 import warnings
 import weakref
 from collections import OrderedDict
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,6 +66,15 @@ class GraphBackbone(Protocol):
 @functools.lru_cache(maxsize=1)
 def _core() -> Any:
     return require_openvino("openvino").Core()
+
+
+def installed_version() -> str | None:
+    """The installed OpenVINO distribution's version, read from its metadata without importing it (None: not
+    installed)."""
+    try:
+        return metadata.version("openvino")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -252,8 +252,12 @@ def measure(backbone: Backbone, engines: list[Engine] | None = None, resolution:
 
 # -- the stored choices ---------------------------------------------------------------------------
 def cache_key(backbone: Backbone, resolution: int | None = None) -> str:
-    return f"{machine(backbone.device)} | torch {torch.__version__} | {backbone.name} | " \
-           f"{grid_class(backbone, resolution)}"
+    """The key a choice is stored under: the machine, the torch version, OpenVINO's where it is installed and
+    the backbone runs on the CPU (so that installing or upgrading OpenVINO measures again, with it among the
+    candidates), the backbone and the grid-size class of ``resolution``."""
+    runtime = openvino_engine.installed_version() if torch.device(backbone.device).type == "cpu" else None
+    return f"{machine(backbone.device)} | torch {torch.__version__} | " + \
+        (f"openvino {runtime} | " if runtime else "") + f"{backbone.name} | {grid_class(backbone, resolution)}"
 
 
 def read_choices(path: Path | None = None) -> dict[str, Any]:
