@@ -92,18 +92,57 @@ def test_a_later_process_reads_the_converted_model_and_only_compiles(ov_cache):
     assert dc.backbone.prepare(11, "key") < 0.05  # compiled already, for these threads
     (xml,) = (ov_cache / "openvino").glob("*.xml")
     assert xml.with_suffix(".bin").stat().st_size > 40e6 and "dino_vits8-layer11-key-" in xml.name
-    stamps = {p.name: p.stat().st_mtime_ns for p in (ov_cache / "openvino").iterdir()}
+    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (ov_cache / "openvino").iterdir()}
     env = {**os.environ, "PYTHONPATH": str(REPO), tune.CACHE_ENV: str(ov_cache)}
     out = subprocess.run([sys.executable, "-c", _LATER], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120, check=True)
     later = json.loads(out.stdout.strip().splitlines()[-1])
     assert later["conversions"] == 0 and later["shape"] == [12, 12, 384], later
-    assert {p.name: p.stat().st_mtime_ns for p in (ov_cache / "openvino").iterdir()} == stamps
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (ov_cache / "openvino").iterdir()}
+    assert after.keys() == stamps.keys() and all(after[n][0] == stamps[n][0] for n in stamps)  # not written again
+    assert all(after[n][1] >= stamps[n][1] for n in stamps)  # but marked as used, for the pruning
     same, other = load_backbone("dino_vits8", pretrained=False), load_backbone("dino_vits8", pretrained=False)
     with torch.no_grad():
         next(other.model.parameters()).add_(1e-3)
     assert openvino_engine.model_path(same, 11, "key") == xml  # the weights' bytes name it, not the object
     assert openvino_engine.model_path(other, 11, "key") != xml != openvino_engine.model_path(same, 11, "query")
+
+
+def _fake_model(folder, stem: str, size: int, age_s: float) -> object:
+    xml = folder / f"{stem}.xml"
+    for part in (xml, xml.with_suffix(".bin")):
+        part.write_bytes(b"x" * (size // 2))
+        os.utime(part, (part.stat().st_atime, part.stat().st_mtime - age_s))
+    return xml
+
+
+def test_pruning_keeps_the_most_recently_used_models_within_the_budget(tmp_path):
+    old, mid, new = (_fake_model(tmp_path, name, 1000, age) for name, age in [("old", 300), ("mid", 200),
+                                                                              ("new", 100)])
+    fresh_orphan, stale_orphan = tmp_path / "half.bin", tmp_path / "crashed.bin"
+    fresh_tmp, stale_tmp = tmp_path / ".x.1.2.xml", tmp_path / ".y.1.2.bin"
+    for part, age in [(fresh_orphan, 10), (stale_orphan, 2 * openvino_engine.STALE_S), (fresh_tmp, 10),
+                      (stale_tmp, 2 * openvino_engine.STALE_S)]:
+        part.write_bytes(b"x")
+        os.utime(part, (part.stat().st_atime, part.stat().st_mtime - age))
+    removed = openvino_engine.prune(tmp_path, keep=None, budget=2500)
+    assert sorted(p.name for p in removed) == [".y.1.2.bin", "crashed.bin", "old.bin", "old.xml"]
+    assert mid.exists() and new.exists() and fresh_orphan.exists() and fresh_tmp.exists()
+    removed = openvino_engine.prune(tmp_path, keep=mid, budget=1500)  # the kept one stays, however old
+    assert sorted(p.name for p in removed) == ["new.bin", "new.xml"] and mid.exists()
+    assert openvino_engine.prune(tmp_path, keep=mid, budget=10) == [] and mid.with_suffix(".bin").exists()
+    assert openvino_engine.prune(tmp_path / "missing") == []
+
+
+def test_a_conversion_deletes_least_recently_used_models_beyond_the_budget(ov_cache, square_image, monkeypatch):
+    monkeypatch.setattr(openvino_engine, "MAX_STORED_BYTES", 1)  # room for the newest model only
+    ov = DeepCut("dino_vits8", pretrained=False, precision="openvino-bf16")
+    first = ov.features(square_image, resolution=64)
+    (xml,) = (ov_cache / "openvino").glob("*.xml")
+    other_features = ov.features(square_image, layer=5, facet="query", resolution=64)
+    (other,) = (ov_cache / "openvino").glob("*.xml")
+    assert other != xml and "layer5-query" in other.name and not xml.with_suffix(".bin").exists()
+    assert first.shape == other_features.shape
 
 
 def test_auto_times_openvino_with_its_setup_apart(ov_cache, monkeypatch):

@@ -49,6 +49,11 @@ FOLDER = "openvino"
 MAX_COMPILED = 4
 #: The side, in patches, of the image the graph is traced on (any grid runs after).
 TRACE_GRID = 4
+#: Bytes the converted models in :data:`FOLDER` may take together: after each conversion the least recently
+#: used are deleted beyond it (never the one just written). ViT-S/8 to its last layer takes about 80 MB.
+MAX_STORED_BYTES = 2 * 1024 ** 3
+#: Seconds after which a half-written file in :data:`FOLDER` (a conversion that crashed) is deleted.
+STALE_S = 3600.0
 
 
 class GraphBackbone(Protocol):
@@ -207,18 +212,69 @@ def load_or_convert(backbone: GraphBackbone, layer: int, facet: str) -> tuple[An
             return _UNSAVED[path], False
         if path.is_file() and path.with_suffix(".bin").is_file():
             try:
-                return _core().read_model(str(path)), False
+                model = _core().read_model(str(path))
+                _touch(path)
+                return model, False
             except RuntimeError:  # a damaged file: convert again
                 pass
         try:
             model = convert(backbone, layer, facet)
         except Exception as e:  # the converter's own errors are of its own types
             raise RuntimeError(f"OpenVINO could not convert {backbone.name} ({type(e).__name__}: {e})") from e
-        if not save(model, path):
+        if save(model, path):
+            prune(path.parent, keep=path)
+        else:
             _UNSAVED[path] = model
             while len(_UNSAVED) > MAX_COMPILED:
                 _UNSAVED.popitem(last=False)
         return model, True
+
+
+def _touch(path: Path) -> None:
+    """Mark the model at ``path`` (``.xml`` and ``.bin``) as used now, for :func:`prune` (where it may be)."""
+    for part in (path, path.with_suffix(".bin")):
+        try:
+            os.utime(part)
+        except OSError:
+            pass
+
+
+def prune(folder: Path, keep: Path | None = None, budget: int | None = None) -> list[Path]:
+    """Delete the least recently used converted models in ``folder`` until the others take at most ``budget``
+    bytes (None: :data:`MAX_STORED_BYTES`; ``keep``, a model's ``.xml``, always stays), and what crashed
+    conversions left behind more than :data:`STALE_S` seconds ago (a ``.bin`` without its ``.xml``, a hidden
+    temporary file). Returns the files deleted; a file that cannot be read or deleted (another process's, a
+    read-only folder) is passed over."""
+    now, removed = time.time(), []
+    budget = MAX_STORED_BYTES if budget is None else int(budget)
+    models: list[tuple[float, int, Path]] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            stat = entry.stat()
+            if entry.suffix == ".xml" and not entry.name.startswith("."):
+                weights = entry.with_suffix(".bin").stat()
+                models.append((max(stat.st_mtime, weights.st_mtime), stat.st_size + weights.st_size, entry))
+            elif now - stat.st_mtime > STALE_S and (entry.name.startswith(".") or (
+                    entry.suffix == ".bin" and not entry.with_suffix(".xml").exists())):
+                entry.unlink()
+                removed.append(entry)
+        except OSError:  # gone meanwhile, or its .bin is missing (being written: left alone)
+            continue
+    total = 0
+    for _, size, xml in sorted(models, key=lambda m: (m[2] != keep, -m[0])):  # the kept one, then newest first
+        total += size
+        if total > budget and xml != keep:
+            for part in (xml, xml.with_suffix(".bin")):
+                try:
+                    part.unlink()
+                    removed.append(part)
+                except OSError:
+                    pass
+    return removed
 
 
 class OpenVinoRunner:
