@@ -22,8 +22,9 @@ from .backbones.tune import Choice, EngineChoices, choose_engine
 from .clustering.fit import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .errors import ConfigError
+from .features.given import as_feature_matrix
 from .features.image import ImageLike
-from .features.store import FeatureStore, ImageEmbedding, PatchFeatures, as_feature_matrix
+from .features.store import FeatureStore, ImageEmbedding, PatchFeatures
 from .graph.patch_graph import PatchGraph
 from .segmentation.finish import to_segmentation
 from .segmentation.result import Segmentation

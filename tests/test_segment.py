@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import disc_image, disc_mask, iou
+from conftest import disc_image, disc_mask, iou, voronoi_scene
 from PIL import Image
 
 from deepcut import ConfigError, SegmentConfig
@@ -225,3 +225,28 @@ def test_a_skipped_stage_keeps_its_place_in_the_losses():
     assert len(out.losses) == 3 and out.losses[1] == [] and len(out.losses[0]) == 10 and len(out.losses[2]) == 10
     titles = [ax.get_title() for ax in loss_figure(out.losses, "ncut", [2, 2, 2]).axes]
     assert [t.splitlines()[0] for t in titles] == ["stage 1 (k=2)", "stage 3 (k=2)"]
+
+
+def test_a_cached_image_keeps_its_gcn_propagation_for_later_queries():
+    """``Â X`` is computed once per cached image and objective; a re-segmentation reads it back and gives
+    what a fresh model gives, and so does a correction."""
+    from deepcut import DeepCut
+
+    img = voronoi_scene(4, 3, side=160)[0]
+    dc, fresh = DeepCut("color"), DeepCut("color")
+    first = dc.segment(img, resolution=160, k=3)
+    memo = dc.patch_features(img, resolution=160).graph_memo
+    assert [key[:2] for key in memo] == [("gcn propagation", "ncut")]
+    (ax,) = memo.values()
+    assert ax.shape[0] == 20 * 20  # one row per patch
+    again = dc.segment(img, resolution=160, k=4)
+    assert again.features_cached and len(memo) == 1 and next(iter(memo.values())) is ax  # read back, not recomputed
+    assert np.array_equal(again.labels, fresh.segment(img, resolution=160, k=4).labels)
+    cc = dc.segment(img, resolution=160, k=4, loss="cc")
+    assert sorted(key[1] for key in memo) == ["cc", "ncut"]
+    assert np.array_equal(cc.labels, DeepCut("color").segment(img, resolution=160, k=4, loss="cc").labels)
+    pts = [(20.0, 20.0), (140.0, 140.0)]
+    assert np.array_equal(dc.correct(img, first, join=[pts]).labels, fresh.correct(img, first, join=[pts]).labels)
+    assert len(memo) == 2
+    staged = dc.segment(img, resolution=160, stages=2, k=2)  # stage 2's subgraph keeps nothing
+    assert len(memo) == 2 and staged.num_segments >= 2

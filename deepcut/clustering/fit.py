@@ -104,7 +104,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         warm = model is not None
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
-        ax, objective = _prepare(x, a, loss)
+        ax, objective = _prepare(x, a, loss, graph if adj is None and _graph_of_these(graph, x) else None, alpha)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = assign(model, ax)
@@ -330,27 +330,44 @@ def _join(note: str | None, more: str) -> str:
     return more if not note else f"{note}; {more}"
 
 
-def _prepare(x: torch.Tensor, a: Affinity, loss: str) -> tuple[torch.Tensor, LossGrad]:
+def _prepare(x: torch.Tensor, a: Affinity, loss: str, graph: PatchGraph | None = None, alpha: float = 3.0
+             ) -> tuple[torch.Tensor, LossGrad]:
     """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the training
     objective with its gradient, ``S (N, k) -> (loss, ∂loss/∂S)`` (NCut: cut + orthogonality; CC: correlation
-    loss)."""
+    loss). ``graph``: the graph ``a`` is of (its ``loss`` / ``alpha`` affinity), whose memo keeps the propagation
+    for the next training on it (:meth:`~deepcut.graph.patch_graph.PatchGraph.remembered`)."""
+    propagate = lambda: _propagation(x, a)  # noqa: E731
+    ax = propagate() if graph is None else graph.remembered(("gcn propagation", loss, float(alpha)), propagate)
     if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
-        ax = a.propagate(x)
         if loss == "cc":
             offset = a.offset
             return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
     elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
-        offset, coo = a.offset, a.matrix()
-        ax = DeepCutGNN.propagate(x, gcn_input_graph(coo))
         if loss == "cc":
+            offset = a.offset
             return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
-        a = sparse_csr(coo)
-    else:
-        ax = DeepCutGNN.propagate(x, gcn_input_graph(a))
+        a = sparse_csr(a.matrix())
     if loss == "cc":
         return ax, lambda s: cc_grad(a, s)
     degree = row_sums(a)
     return ax, lambda s: ncut_grad(a, s, degree)
+
+
+def _graph_of_these(graph: PatchGraph | None, x: torch.Tensor) -> bool:
+    """Whether ``graph`` is a graph of exactly the features ``x`` (so that what its memo keeps holds for them)."""
+    if graph is None or graph.memo is None:
+        return False
+    f = graph.features
+    return f.shape == x.shape and f.device == x.device and bool(torch.equal(f.float(), x))
+
+
+def _propagation(x: torch.Tensor, a: Affinity) -> torch.Tensor:
+    """The GCN's propagation ``Â X`` ``(N, D)`` of the features ``x`` over the positive part of ``a``."""
+    if isinstance(a, CompactAffinity):
+        return a.propagate(x)
+    if isinstance(a, SparseAffinity):
+        return DeepCutGNN.propagate(x, gcn_input_graph(a.matrix()))
+    return DeepCutGNN.propagate(x, gcn_input_graph(a))
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

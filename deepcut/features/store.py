@@ -30,7 +30,6 @@ import torch
 from ..backbones.base import Backbone, TokenState
 from ..backbones.tune import EngineChoices
 from ..config import SegmentConfig
-from ..errors import ConfigError
 from ..utils.coerce import as_int
 from ..utils.memory import check_request, estimate_bytes, memory_errors, resolve_limit
 from ..utils.threads import ThreadPolicy, torch_threads
@@ -66,6 +65,9 @@ class ImageEmbedding:
         state: the backbone's resumable forward state.
         facets: memo of ``(layer, facet, log_bin) → (h*w, D)`` features (``(h*w, 17 D)`` log-binned).
         gram: ``(facet key, W = F Fᵀ (N, N))`` of the last facet whose graph was asked for.
+        graph_memo: what the clustering derived from that facet's whole graph and may reuse (e.g. the GCN's
+            propagation ``Â X`` ``(N, D)`` per objective, :meth:`~deepcut.graph.patch_graph.PatchGraph.remembered`);
+            emptied when the Gram matrix's facet changes.
     """
 
     image: np.ndarray
@@ -75,10 +77,13 @@ class ImageEmbedding:
     facets: dict[FacetKey, torch.Tensor] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     gram: tuple[FacetKey, torch.Tensor] | None = None
+    graph_memo: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        """Bytes of the tensors this embedding holds (forward state, facets, Gram matrix)."""
+        """Bytes of the tensors this embedding holds (forward state, facets, Gram matrix, graph memo)."""
         tensors = list(self.facets.values()) + ([self.gram[1]] if self.gram is not None else [])
+        tensors += [t for v in list(self.graph_memo.values()) for t in (v if isinstance(v, tuple) else (v,))
+                    if isinstance(t, torch.Tensor)]
         return self.state.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -98,6 +103,8 @@ class PatchFeatures:
         resolution: the working resolution they were computed at (None: not known, e.g. features
             given by the caller); a result's config records it when its own left it to the backbone.
         engine: the engine the backbone computed them in (its ``engine``; None: not known).
+        graph_memo: the cached embedding's :attr:`ImageEmbedding.graph_memo` for these features' whole graph, shared
+            by every query on them (None: nothing is reused).
     """
 
     features: torch.Tensor
@@ -109,36 +116,7 @@ class PatchFeatures:
     gram: torch.Tensor | None = None
     resolution: int | None = None
     engine: str | None = None
-
-
-def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Checked features ``(h * w, D)`` float and ``grid = (h, w)`` for :meth:`deepcut.DeepCut.segment_features`.
-
-    Raises:
-        ConfigError: ``features`` is not a real-valued array or tensor of ``h * w`` finite rows, or
-            ``grid`` is not two whole numbers >= 1.
-    """
-    try:
-        h, w = (as_int("grid", g, 1) for g in grid)  # type: ignore[attr-defined]  # any object: TypeError below
-    except (TypeError, ValueError):
-        raise ConfigError(f"grid must be two whole numbers (h, w) >= 1, got {grid!r}") from None
-    if isinstance(features, torch.Tensor):
-        if features.is_meta:
-            raise ConfigError("features are a meta tensor (a shape without data): give real values")
-        if features.layout != torch.strided:  # sparse features: the graph needs every dot product anyway
-            features = features.to_dense()
-        features = features.detach()  # segmenting never back-propagates into the caller's graph
-    try:
-        x = torch.as_tensor(features)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ConfigError(f"features must be an (h*w, D) array or tensor of numbers ({e})") from None
-    if x.is_complex() or x.dtype == torch.bool or x.numel() == 0 or x.numel() % (h * w):
-        raise ConfigError(f"features must be an (h*w, D) array of real numbers with h*w = {h * w} rows for the "
-                          f"grid {(h, w)}, got shape {tuple(x.shape)} of {x.dtype}")
-    x = x.reshape(h * w, -1).float()
-    if not bool(torch.isfinite(x).all()):
-        raise ConfigError("features must be finite (they hold NaN or infinity)")
-    return x, (h, w)
+    graph_memo: dict | None = None
 
 
 def batch_size_for(grid: tuple[int, int], batch_size: int, device: torch.device | None = None) -> int:
@@ -353,16 +331,22 @@ class FeatureStore:
     def gram(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> torch.Tensor | None:
         """``F Fᵀ`` ``(N, N)`` of a facet, kept in the embedding for graphs of up to
         :data:`GRAM_CACHE_MAX_PATCHES` patches (only the last facet's); None for larger graphs."""
+        return self._gram_and_memo(emb, layer, facet, log_bin)[0]
+
+    def _gram_and_memo(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False
+                       ) -> tuple[torch.Tensor | None, dict | None]:
+        """:meth:`gram` and, read with it, the memo of its graph (:attr:`ImageEmbedding.graph_memo`)."""
         feats, _ = self.facet(emb, layer, facet, log_bin)
         if feats.shape[0] > GRAM_CACHE_MAX_PATCHES:
-            return None
+            return None, None
         key = (self.backbone.check_layer_facet(int(layer), facet), facet, bool(log_bin))
         with emb.lock:
             if emb.gram is None or emb.gram[0] != key:
                 f = feats.float()
                 with torch_threads(self.threads.vit()):
                     emb.gram = (key, f @ f.T)
-            return emb.gram[1]
+                emb.graph_memo = {}
+            return emb.gram[1], emb.graph_memo
 
     # -- what the pipeline needs ----------------------------------------------------------------------
     def patch_features(self, emb: ImageEmbedding, cfg: SegmentConfig, cached: bool = False,
@@ -370,11 +354,11 @@ class FeatureStore:
         """:class:`PatchFeatures` of an embedding under ``cfg`` (layer, facet, log_bin)."""
         t = time.perf_counter()
         feats, memo = self.facet(emb, cfg.layer, cfg.facet, cfg.log_bin)
-        g = self.gram(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else None
+        g, graph_memo = self._gram_and_memo(emb, cfg.layer, cfg.facet, cfg.log_bin) if gram else (None, None)
         self._trim()  # the forward state may have grown
         return PatchFeatures(feats, emb.grid, emb.image, tuple(emb.work.shape[:2]), cached and memo,
                              seconds + time.perf_counter() - t, g, self.config(cfg).resolution,
-                             self.backbone.engine)
+                             self.backbone.engine, graph_memo)
 
     def get(self, image: ImageLike, cfg: SegmentConfig, gram: bool = True) -> PatchFeatures:
         """The features of one image under ``cfg`` (cached; at the backbone's default resolution when

@@ -22,6 +22,8 @@ compares the GNN's cut with the spectral one by it.
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 import numpy as np
 import torch
 
@@ -35,6 +37,8 @@ from .large import (
     compact_affinity,
     knn_affinity,
 )
+
+T = TypeVar("T")
 
 #: Graphs of more nodes than this are never an ``N x N`` float32 matrix (4096² float32 = 64 MB; the
 #: feature store caches Gram matrices up to this size): they are compact, or sparse k-NN graphs.
@@ -101,10 +105,13 @@ class PatchGraph:
         mode: ``"auto"``, ``"dense"``, ``"compact"`` or ``"sparse"`` (see :data:`GRAPH_MODES`); subgraphs
             inherit it.
         neighbours: ``k`` of the sparse k-NN graph.
+        memo: a dict shared by every graph of these very features (a cached image's, see
+            :attr:`~deepcut.features.store.ImageEmbedding.graph_memo`), where :meth:`remembered` keeps what is
+            derived from the whole graph; None: nothing is kept. Subgraphs get none.
     """
 
     def __init__(self, features: torch.Tensor, gram: torch.Tensor | None = None, mode: str = "auto",
-                 neighbours: int = DEFAULT_NEIGHBOURS) -> None:
+                 neighbours: int = DEFAULT_NEIGHBOURS, memo: dict | None = None) -> None:
         use_sparse(0, mode)  # validates the mode
         if int(neighbours) < 1:
             raise ConfigError(f"neighbours must be at least 1, got {neighbours}")
@@ -112,6 +119,7 @@ class PatchGraph:
         self.gram = gram
         self.mode = mode
         self.neighbours = int(neighbours)
+        self.memo = memo
 
     @property
     def num_nodes(self) -> int:
@@ -141,6 +149,17 @@ class PatchGraph:
         gram = None if self.gram is None else self.gram[index][:, index]
         return PatchGraph(self.features[index], gram, self.mode, self.neighbours)
 
+    def remembered(self, key: tuple, make: Callable[[], T]) -> T:
+        """``make()``, kept under ``key`` plus this graph's mode and ``k`` in :attr:`memo` (where there is one) and
+        read back from there by later graphs of the same features: e.g. the GCN's propagation ``Â X`` of each
+        objective, the same for every re-segmentation or correction of a cached image."""
+        if self.memo is None:
+            return make()
+        full = (*key, self.mode, self.neighbours)
+        if full not in self.memo:
+            self.memo[full] = make()
+        return self.memo[full]
+
     def affinity(self, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
         """The dense ``(N, N)`` NCut or CC affinity of this graph (see :func:`affinity`), at any size."""
         if self.gram is None:
@@ -161,9 +180,9 @@ class PatchGraph:
 
 # -- scoring a cut ----------------------------------------------------------------------------------
 def graph_of(features: PatchFeatures) -> PatchGraph:
-    """The patch graph of one image's features (its affinities sliced from their cached ``F Fᵀ`` if known):
-    the one place features become a graph."""
-    return PatchGraph(features.features, features.gram)
+    """The patch graph of one image's features (its affinities sliced from their cached ``F Fᵀ`` if known, what
+    is derived from it kept with them, :meth:`PatchGraph.remembered`): the one place features become a graph."""
+    return PatchGraph(features.features, features.gram, memo=features.graph_memo)
 
 
 def score_graph(graph: PatchGraph) -> torch.Tensor | CompactAffinity:
