@@ -57,7 +57,7 @@ CSS = """
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
 IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
-             "refine")
+             "refine", "settle")
 DISCOVER_API = ("loss", "alpha", "layer", "facet", "ep1", "resolution", "seed", "refine")  # after the N of objects
 #: The settings of the video and co-segmentation tabs (and of their APIs, in this order).
 COMPACT_SETTINGS = ("k", "loss", "stages", "resolution")
@@ -110,7 +110,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
                         c.update(controls.epoch_sliders(c["stages"].value))
-                    c.update(controls.settings(("resolution", "largest", "seed"),
+                    c.update(controls.settings(("resolution", "largest", "seed", "settle"),
                                                {"resolution": dict(value=resolution)}))
             with gr.Column(scale=7, min_width=340, elem_id="results-col"):
                 out = teach_view.results_column()
@@ -144,7 +144,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
     image.clear(page.clear, None, outputs, api_visibility="private")
     for name in ("k", "alpha", "layer", "ep1", "ep2", "ep3", "resolution", "seed"):
         c[name].release(**auto)
-    for name in ("facet", "largest", "refine"):
+    for name in ("facet", "largest", "refine", "settle"):
         c[name].input(**auto)
     c["loss"].input(lambda v: (gr.update(visible=v == "cc"), gr.update(value=DEFAULT_K[v])), c["loss"],
                     [c["alpha"], c["k"]], api_visibility="private").then(**auto)  # CC: k is a bound, 10

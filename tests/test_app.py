@@ -247,3 +247,21 @@ def test_the_status_gives_the_wait_as_the_visitor_saw_it(tmp_path):
     for (_, _, waited, computing), (queued, called) in zip((first, second), gradio, strict=True):
         assert waited == pytest.approx(queued, abs=0.15) and computing == pytest.approx(called, abs=0.25), \
             (said, gradio)  # the wait Gradio's queue measured, and the handler's time
+
+
+def test_the_page_stops_a_settled_training_or_trains_every_epoch(client, tmp_path):
+    """"Stop when settled" (on by default) is a control of the page and of ``/segment``: off, every epoch is
+    trained (a teacher replays all of them) and the status says nothing of settling."""
+    from conftest import voronoi_scene
+
+    from deepcut.clustering.settle import SETTLED_NOTE
+
+    path = tmp_path / "cells.png"
+    Image.fromarray(voronoi_scene(4, 0, side=160)[0]).save(path)
+    runs = {settle: client.predict(handle_file(str(path)), k=4, ep1=100, resolution=160, settle=settle,
+                                   api_name="/segment") for settle in (True, False)}
+    for settle, out in runs.items():
+        meta = json.loads(open(next(f for f in out[3] if f.endswith(".json"))).read())
+        assert meta["config"]["settle"] is settle and (SETTLED_NOTE in out[4]) is settle, out[4]
+    default = client.predict(handle_file(str(path)), k=4, ep1=100, resolution=160, api_name="/segment")
+    assert SETTLED_NOTE in default[4]

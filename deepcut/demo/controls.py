@@ -33,6 +33,8 @@ INFO = {
     "Higher: finer, slower.",
     "largest_component": "Keep only the biggest foreground blob (removes specks).",
     "seed": "GNN initialisation; the same seed gives the same result.",
+    "settle": "Stop a training once its segments and loss stop changing (the same result, sooner; the status says "
+              "where). Off: every epoch, e.g. to replay all of them.",
     "refine": "Snap the mask to the image's edges: guided filter (fast) or dense CRF (slower). "
     "None: the paper's upsampling of the patches.",
 }
