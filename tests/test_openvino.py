@@ -54,20 +54,27 @@ def test_the_names_parse_and_pin_an_openvino_engine():
 
 def test_features_equal_float32s_at_any_grid_layer_and_facet(ov_cache, square_image):
     """ViT-S/8, random weights: the default layer / facet and another, at two grids (one a non-square
-    image's) and a batch, from one conversion per layer and facet (traced on a 4 x 4 grid)."""
+    image's) and a batch, from one conversion per layer and facet (traced on a 4 x 4 grid); another layer or
+    facet of a cached image resumes in torch from the hidden states OpenVINO returned, without a conversion."""
     fp32 = DeepCut("dino_vits8", pretrained=False, precision="fp32")
     ov = DeepCut("dino_vits8", pretrained=False, precision="openvino-bf16")
     assert (ov.engine, ov.precision, ov.backbone.describe()["engine"]) == ("openvino-bf16", "bf16", "openvino-bf16")
-    wide = np.ascontiguousarray(np.concatenate([square_image, square_image[:, ::-1]], axis=1)[:, :200])
-    for layer, facet in [(11, "key"), (5, "token")]:
-        for image, resolution in [(square_image, 112), (wide, 96)]:
-            ref = fp32.features(image, layer=layer, facet=facet, resolution=resolution)
-            got = ov.features(image, layer=layer, facet=facet, resolution=resolution)
-            assert got.dtype == torch.float32 and got.shape == ref.shape
-            cos = _cosine(got, ref)
-            assert float(cos.mean()) >= tune.MIN_COSINE and float(cos.min()) >= 0.998, (layer, facet, resolution)
     runner = ov.backbone._runners["bf16"]
-    assert runner.conversions == 2 and len(list((ov_cache / "openvino").glob("*.xml"))) == 2
+    wide = np.ascontiguousarray(np.concatenate([square_image, square_image[:, ::-1]], axis=1)[:, :200])
+    fresh = np.ascontiguousarray(square_image[:, ::-1])
+    cases = [(square_image, 112, 11, "key", 1), (wide, 96, 11, "key", 1),  # converted once, any grid
+             (square_image, 112, 5, "token", 1), (wide, 96, 3, "query", 1),  # resumed from the hidden states
+             (square_image, 112, 11, "token", 1),  # one block left to run: in torch
+             (fresh, 112, 5, "token", 2), (fresh, 112, 5, "key", 2)]  # a new image: a conversion of its own
+    for image, resolution, layer, facet, conversions in cases:
+        ref = fp32.features(image, layer=layer, facet=facet, resolution=resolution)
+        got = ov.features(image, layer=layer, facet=facet, resolution=resolution)
+        assert got.dtype == torch.float32 and got.shape == ref.shape
+        cos = _cosine(got, ref)
+        assert float(cos.mean()) >= tune.MIN_COSINE and float(cos.min()) >= 0.998, (layer, facet, resolution)
+        assert runner.conversions == conversions, (layer, facet, resolution)
+    assert len(list((ov_cache / "openvino").glob("*.xml"))) == 2
+    assert len(ov.store.embed(square_image, 112)[0].state.hidden) == 13  # OpenVINO's 11, torch's 12th
     batch = ov.store.get_many([square_image, square_image[::-1].copy()], SegmentConfig(resolution=112))
     ref = fp32.features(square_image[::-1].copy(), resolution=112)
     assert float(_cosine(batch[1].features, ref).mean()) >= tune.MIN_COSINE and runner.conversions == 2
@@ -139,7 +146,7 @@ def test_a_conversion_deletes_least_recently_used_models_beyond_the_budget(ov_ca
     ov = DeepCut("dino_vits8", pretrained=False, precision="openvino-bf16")
     first = ov.features(square_image, resolution=64)
     (xml,) = (ov_cache / "openvino").glob("*.xml")
-    other_features = ov.features(square_image, layer=5, facet="query", resolution=64)
+    other_features = ov.features(square_image[::-1].copy(), layer=5, facet="query", resolution=64)  # a new image
     (other,) = (ov_cache / "openvino").glob("*.xml")
     assert other != xml and "layer5-query" in other.name and not xml.with_suffix(".bin").exists()
     assert first.shape == other_features.shape

@@ -49,6 +49,8 @@ FOLDER = "openvino"
 MAX_COMPILED = 4
 #: The side, in patches, of the image the graph is traced on (any grid runs after).
 TRACE_GRID = 4
+#: What a converted graph returns (part of its file's hash: a graph of another layout is converted again).
+GRAPH_OUTPUTS = "facet, hidden states"
 #: Bytes the converted models in :data:`FOLDER` may take together: after each conversion the least recently
 #: used are deleted beyond it (never the one just written). ViT-S/8 to its last layer takes about 80 MB.
 MAX_STORED_BYTES = 2 * 1024 ** 3
@@ -124,7 +126,7 @@ def model_path(backbone: GraphBackbone, layer: int, facet: str) -> Path:
 
     ov = require_openvino("openvino")
     ident = json.dumps([backbone.name, type(backbone).__name__, weights_digest(backbone.model), layer, facet,
-                        ov.__version__, torch.__version__, transformers.__version__])
+                        ov.__version__, torch.__version__, transformers.__version__, GRAPH_OUTPUTS])
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", backbone.name)[-48:]
     return cache_dir() / FOLDER / f"{stem}-layer{layer}-{facet}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}.xml"
 
@@ -153,13 +155,15 @@ class FacetGraph(nn.Module):
         self.backbone, self.layer, self.facet, self.prefix = backbone, layer, facet, like.prefix
         self.layout = _flatten(like.extra)[0]
 
-    def forward(self, hidden: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, *extra: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(features (B, N, D), the inputs of blocks 1 … (B, T, D) …)``: the facet, then every hidden state
+        the blocks computed on the way (those a later layer or facet of the same image resumes from)."""
         parts, i = {}, 0
         for key, n in self.layout:
             parts[key] = extra[i] if n < 0 else tuple(extra[i:i + n])
             i += 1 if n < 0 else n
         state = TokenState(grid=(0, 0), hidden=[hidden], prefix=self.prefix, extra=parts)
-        return self.backbone.torch_facet(state, self.layer, self.facet)
+        return (self.backbone.torch_facet(state, self.layer, self.facet), *state.hidden[1:])
 
 
 def convert(backbone: GraphBackbone, layer: int, facet: str) -> Any:
@@ -328,8 +332,12 @@ class OpenVinoRunner:
 
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
         """The features ``(B, N, D)`` float32 of ``layer`` / ``facet`` of ``state`` (its first hidden state and
-        other tensors), as :meth:`~deepcut.backbones.vit.ViTBackbone.facet` gives them."""
+        other tensors), as :meth:`~deepcut.backbones.vit.ViTBackbone.facet` gives them; the hidden states the
+        blocks computed are added to ``state.hidden`` (as the torch engines add them)."""
         request = self.compiled(layer, facet).create_infer_request()
         inputs = [t.detach().float().contiguous().numpy() for t in [state.hidden[0], *_flatten(state.extra)[1]]]
         request.infer(inputs)
-        return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
+        out = [request.get_output_tensor(i).data for i in range(len(request.model_outputs))]
+        for i in range(len(state.hidden), len(out)):  # the blocks' outputs: later facets resume from them in torch
+            state.hidden.append(torch.from_numpy(np.array(out[i], dtype=np.float32, copy=True)))
+        return torch.from_numpy(np.array(out[0], dtype=np.float32, copy=True))
