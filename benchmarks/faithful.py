@@ -45,7 +45,7 @@ def main() -> None:
         same.append(max(float((la == lb).mean()), float((la == 1 - lb).mean())))
         fa, fb = sa.foreground, sb.foreground
         ious.append(float((fa & fb).sum() / max((fa | fb).sum(), 1)))
-    print(f"{low.precision} vs fp32, {len(paths)} images: feature cosine >= {min(cosines):.5f}; patch labels equal "
+    print(f"{low.engine} vs fp32, {len(paths)} images: feature cosine >= {min(cosines):.5f}; patch labels equal "
           f">= {min(same):.1%}; foreground IoU mean {np.mean(ious):.3f}, median {np.median(ious):.3f}, "
           f"lowest {min(ious):.3f}")
 

@@ -124,10 +124,11 @@ def _held_out(shared_data: Path, count: int) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["bf16", "bf16-weights+sdpa"])
+@pytest.mark.parametrize("engine", ["bf16", "bf16-weights+sdpa", pytest.param("openvino-bf16", marks=pytest.mark.skipif(
+    precision_module.openvino_module() is None, reason="OpenVINO is not installed (requirements-dev.txt installs it)"))])
 def test_bf16_is_faithful_on_real_images(engine):
-    """bf16 (the default on CPUs with native bf16 and on CUDA), autocast or with the weights cast (what auto
-    may choose by measurement): feature cosine to fp32 >= 0.999 and the
+    """bf16 (the default on CPUs with native bf16 and on CUDA), autocast, with the weights cast or in OpenVINO
+    (what auto may choose by measurement): feature cosine to fp32 >= 0.999 and the
     patch labels equal to fp32's on >= 98 % of the patches, on every image; the foreground mask's IoU to
     fp32's >= 0.98 on average (random weights: pretrained ones cannot be downloaded here; their graphs are
     near-complete, so on a few images which segment is the foreground is knife-edge)."""
