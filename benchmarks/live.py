@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deepcut import DeepCut
+from deepcut.backbones.tune import hardware_line  # noqa: E402
 from deepcut.evaluation.metrics import consistency
 from deepcut.tasks.video import read_frames
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     repeats, frames = (3, 6) if args.quick else (5, 16)
     cam = list(read_frames(ROOT / "assets" / "cat_pan.mp4", max_frames=frames))
-    res = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    res = {"machine": hardware_line("cpu").rsplit("; torch", 1)[0],
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     res["live"] = live_rows(cam, repeats)
     res["stability"] = stability_rows(12 if args.quick else 40)
