@@ -376,9 +376,8 @@ class ViTBackbone(Backbone):
 
     @torch.inference_mode()
     def facet(self, state: TokenState, layer: int, facet: str) -> torch.Tensor:
-        """:meth:`Backbone.facet`, resuming from the hidden states ``state`` holds: an OpenVINO engine runs its
-        converted blocks only where two or more blocks are left to run (it adds the hidden states it computed to
-        ``state``), else PyTorch finishes (another layer or facet of a cached image: a projection or one block)."""
+        """:meth:`Backbone.facet`, resuming from ``state``'s hidden states: OpenVINO runs (adding the states it
+        computed) only where two or more blocks are left, else PyTorch finishes (a projection or one block)."""
         layer = self.check_layer_facet(layer, facet)
         if self._runner is not None and len(state.hidden) < layer + (facet == "token"):
             return self._runner.facet(state, layer, facet)  # else at most one block is left to run: in torch
