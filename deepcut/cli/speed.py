@@ -1,6 +1,6 @@
 """``python -m deepcut speed``: the engines a ViT can run in here, measured now.
 
-Times every candidate of :func:`deepcut.backbones.tune.candidates` (int8 included, marked opt-in) on a
+Times every engine ``auto`` chooses from on this device (``tune.candidates``; int8 too, marked opt-in) on a
 seeded random image at ``--resolution``, in turns, the fastest of ``--rounds`` timed forward passes after
 one warm-up each, and prints per engine: the time of one forward pass to the last layer's keys, its ratio
 to float32's, the mean and least per-patch cosine of its features to float32's, its one-off set-up where
