@@ -81,6 +81,19 @@ def test_features_equal_float32s_at_any_grid_layer_and_facet(ov_cache, square_im
     assert ov.segment(square_image, resolution=112).timings.engine == "openvino-bf16"
 
 
+@pytest.mark.parametrize("name", ["dinov2_vits14_reg", "dinov3_vits16"])
+def test_every_family_converts_and_resumes_in_torch(ov_cache, square_image, name):
+    """DINOv2 with registers and DINOv3 (its rotary tables are inputs of the graph), random weights: OpenVINO's
+    features equal fp32's, and another layer of the cached image resumes in torch from the states it returned."""
+    fp32 = DeepCut(name, pretrained=False, precision="fp32")
+    ov = DeepCut(name, pretrained=False, precision="openvino-bf16")
+    for layer, facet in [(11, "key"), (4, "value")]:
+        ref = fp32.features(square_image, layer=layer, facet=facet, resolution=112)
+        got = ov.features(square_image, layer=layer, facet=facet, resolution=112)
+        assert float(_cosine(got, ref).mean()) >= tune.MIN_COSINE, (name, layer, facet)
+    assert ov.backbone._runners["bf16"].conversions == 1
+
+
 _LATER = """
 import json, os, sys
 os.environ["DEEPCUT_TUNE"] = "0"
