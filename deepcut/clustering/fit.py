@@ -15,7 +15,7 @@ from ..utils.device import generator
 from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph
 from .links import Links
-from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, row_sums, sparse_csr
+from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, ortho_target, row_sums, sparse_csr
 from .result import Clusterer, ClusterResult
 from .settle import SETTLE, Settle, settled_words
 from .spectral import spectral_partition
@@ -349,8 +349,14 @@ def _prepare(x: torch.Tensor, a: Affinity, loss: str, graph: PatchGraph | None =
         a = sparse_csr(a.matrix())
     if loss == "cc":
         return ax, lambda s: cc_grad(a, s)
-    degree = row_sums(a)
-    return ax, lambda s: ncut_grad(a, s, degree)
+    degree, ideal = row_sums(a), dict[int, torch.Tensor]()  # I/√k by k, made once
+
+    def ncut(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        target = ideal.get(s.shape[1])
+        if target is None:
+            target = ideal[s.shape[1]] = ortho_target(s)
+        return ncut_grad(a, s, degree, target)
+    return ax, ncut
 
 
 def _graph_of_these(graph: PatchGraph | None, x: torch.Tensor) -> bool:

@@ -155,7 +155,7 @@ class DeepCutGNN(nn.Module):
             drop: the epoch's ``(N, 32)`` dropout multipliers (:class:`DropoutMasks`).
             loss_grad: ``S (N, k) -> (loss, ∂loss/∂S (N, k))`` (e.g. :func:`~deepcut.clustering.losses.ncut_grad`).
         """
-        return self.training_step_looking(inp, drop, loss_grad)[0]
+        return self._step(inp, drop, loss_grad, False)[0]
 
     @torch.no_grad()
     def training_step_looking(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad
@@ -163,9 +163,16 @@ class DeepCutGNN(nn.Module):
         """:meth:`training_step`, also returning the argmax ``(N,)`` of the soft assignments without dropout
         before this step (what :meth:`forward_propagated` in evaluation mode gives now): one ``(N, 32) x (32, k)``
         product more, instead of a whole evaluation forward pass. Returns ``(loss, argmax)``."""
+        value, looked = self._step(inp, drop, loss_grad, True)
+        assert looked is not None
+        return value, looked
+
+    def _step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad, look: bool
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One epoch's forward and backward pass (see :meth:`training_step`); ``look``: also the argmax."""
         e0 = F.elu(F.linear(inp, self.gcn_weight, self.gcn_bias))
         e1 = F.elu(self.mlp1(e0))
-        looked = F.linear(e1, self.mlp2.weight, self.mlp2.bias).argmax(dim=-1)
+        looked = F.linear(e1, self.mlp2.weight, self.mlp2.bias).argmax(dim=-1) if look else None
         hidden = e1 * drop
         s = soft_assign(self.mlp2(hidden))
         value, ds = loss_grad(s)

@@ -108,11 +108,12 @@ def ncut_loss(
     return cut, ortho
 
 
-def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torch.Tensor | None = None,
+              ideal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepCut's NCut training objective ``cut + ortho`` of :func:`ncut_loss` and its gradient w.r.t. ``s``,
     written out: ``(loss (0-d), ∂loss/∂S (N, k))`` for a constant, symmetric ``adj`` ``(N, N)`` (dense, sparse or
-    compact), ``s`` ``(N, k)`` and the degrees ``degree`` ``(N,)`` if already known. A training epoch then runs
+    compact), ``s`` ``(N, k)``, the degrees ``degree`` ``(N,)`` and ``ideal = I/√k`` ``(k, k)`` if already known
+    (a training passes them, computed once). A training epoch then runs
     a handful of kernels for the loss instead of some thirty (with their autograd bookkeeping), and reads ``A``
     once; the tests compare value and gradient with autograd's.
 
@@ -127,13 +128,18 @@ def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torc
     num, den = (s * a_s).sum(), (ds * s).sum()
     m = s.T @ s
     norm = torch.linalg.matrix_norm(m)
-    k = s.shape[-1]
-    dev = m / norm - torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k)
+    dev = m / norm - (ortho_target(s) if ideal is None else ideal)
     ortho = torch.linalg.matrix_norm(dev)
     scale = torch.where(ortho > 0, 2.0 / (ortho * norm), 0.0)  # no GPU sync
     g = (dev - m * ((dev * m).sum() / norm.square())) * scale
     grad = torch.addmm(a_s * (-2.0 / den) + ds * (2.0 * num / den.square()), s, g)
     return ortho - num / den, grad
+
+
+def ortho_target(s: torch.Tensor) -> torch.Tensor:
+    """``I/√k`` ``(k, k)``, what the orthogonality term pulls ``SᵀS/‖SᵀS‖_F`` towards, for ``s`` ``(N, k)``."""
+    k = s.shape[-1]
+    return torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k)
 
 
 def cc_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
