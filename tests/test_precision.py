@@ -123,9 +123,12 @@ def _held_out(shared_data: Path, count: int) -> list:
     return horses[:: max(1, len(horses) // count)][:count] + grabcut[:: max(1, len(grabcut) // count)][:count]
 
 
+#: Skips a case without OpenVINO (requirements-dev.txt installs it; the library runs without it).
+NEEDS_OPENVINO = pytest.mark.skipif(precision_module.openvino_module() is None, reason="OpenVINO is not installed")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["bf16", "bf16-weights+sdpa", pytest.param("openvino-bf16", marks=pytest.mark.skipif(
-    precision_module.openvino_module() is None, reason="OpenVINO is not installed (requirements-dev.txt installs it)"))])
+@pytest.mark.parametrize("engine", ["bf16", "bf16-weights+sdpa", pytest.param("openvino-bf16", marks=NEEDS_OPENVINO)])
 def test_bf16_is_faithful_on_real_images(engine):
     """bf16 (the default on CPUs with native bf16 and on CUDA), autocast, with the weights cast or in OpenVINO
     (what auto may choose by measurement): feature cosine to fp32 >= 0.999 and the

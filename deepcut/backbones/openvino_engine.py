@@ -249,7 +249,7 @@ def prune(folder: Path, keep: Path | None = None, budget: int | None = None) -> 
     conversions left behind more than :data:`STALE_S` seconds ago (a ``.bin`` without its ``.xml``, a hidden
     temporary file). Returns the files deleted; a file that cannot be read or deleted (another process's, a
     read-only folder) is passed over."""
-    now, removed = time.time(), []
+    now, removed = time.time(), list[Path]()
     budget = MAX_STORED_BYTES if budget is None else int(budget)
     models: list[tuple[float, int, Path]] = []
     try:
