@@ -337,7 +337,8 @@ def _prepare(x: torch.Tensor, a: Affinity, loss: str, graph: PatchGraph | None =
     loss). ``graph``: the graph ``a`` is of (its ``loss`` / ``alpha`` affinity), whose memo keeps the propagation
     for the next training on it (:meth:`~deepcut.graph.patch_graph.PatchGraph.remembered`)."""
     propagate = lambda: _propagation(x, a)  # noqa: E731
-    ax = propagate() if graph is None else graph.remembered(("gcn propagation", loss, float(alpha)), propagate)
+    key = ("gcn propagation", loss, float(alpha) if loss == "cc" else None)  # NCut's graph has no α
+    ax = propagate() if graph is None else graph.remembered(key, propagate)
     if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
         if loss == "cc":
             offset = a.offset

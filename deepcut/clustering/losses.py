@@ -101,10 +101,7 @@ def ncut_loss(
     den = (d.unsqueeze(-1) * s * s).sum()
     cut = -(num / den)
     ss = s.T @ s
-    k = s.shape[-1]
-    ortho = torch.linalg.matrix_norm(
-        ss / torch.linalg.matrix_norm(ss) - torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k)
-    )
+    ortho = torch.linalg.matrix_norm(ss / torch.linalg.matrix_norm(ss) - ortho_target(s))
     return cut, ortho
 
 
