@@ -82,8 +82,7 @@ class ImageEmbedding:
     def nbytes(self) -> int:
         """Bytes of the tensors this embedding holds (forward state, facets, Gram matrix, graph memo)."""
         tensors = list(self.facets.values()) + ([self.gram[1]] if self.gram is not None else [])
-        tensors += [t for v in list(self.graph_memo.values()) for t in (v if isinstance(v, tuple) else (v,))
-                    if isinstance(t, torch.Tensor)]
+        tensors += [v for v in list(self.graph_memo.values()) if isinstance(v, torch.Tensor)]
         return self.state.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
 
 
