@@ -248,12 +248,18 @@ def web_cases(d: Path) -> list[Case]:
         def run() -> object:
             older, newer = LiveClient(url, visitor), LiveClient(url, visitor)
             older.start()
-            time.sleep(1.5)
+            deadline = time.monotonic() + 20  # the older stream is running: its first frame was answered
+            while older.count("process_streaming") == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
             started = time.monotonic()
             newer.start()
             ended = older.wait_ended(6)
-            _expect(ended is not None and ended - started < 2.5, "a visitor's newer stream did not end the older")
-            return ended
+
+            def seen(live: LiveClient) -> str:
+                return ", ".join(f"{kind} {t - started:+.2f} s" for t, kind in live.messages)
+            _expect(ended is not None and ended - started < 2.5 and newer.ended_at() is None,
+                    f"a visitor's newer stream did not end the older (older: {seen(older)}; newer: {seen(newer)})")
+            return f"the older ended {ended - started:.2f} s after the newer joined"
         return run
 
     def bad_frame(data_url: str, visitor: str) -> Callable[[], object]:

@@ -108,6 +108,20 @@ def test_one_live_stream_per_visitor():
     streams.step(frame, newer, "5.6.7.8", "color", resolution=96)
 
 
+def test_a_stream_that_joined_first_but_starts_second_is_the_older():
+    """Two tabs' first frames on two workers: the stream that joined the server's queue later keeps running even
+    when the earlier one's first frame is worked on after it (the earlier one gets the newer-stream error)."""
+    from deepcut.demo.errors import DemoError
+
+    streams = _streams()
+    frame = moving_disc(1)[0]
+    _, _, newer = streams.step(frame, None, "5.6.7.8", "color", event="b", joined=20.0, resolution=96)
+    with pytest.raises(DemoError, match="newer one"):
+        streams.step(frame, None, "5.6.7.8", "color", event="a", joined=10.0, resolution=96)
+    streams.step(frame, newer, "5.6.7.8", "color", event="b", joined=20.0, resolution=96)
+    assert streams.gate.running("5.6.7.8") == ["b"]
+
+
 def test_a_forged_forwarded_header_neither_opens_a_second_stream_nor_ends_anothers():
     from types import SimpleNamespace
 

@@ -17,7 +17,7 @@ import pytest
 from app_server import app_server
 from live_client import LiveClient, file_data, frame_url, post
 
-from deepcut.demo.live_gate import StreamGate
+from deepcut.demo.live_gate import StreamGate, Superseded
 from deepcut.demo.traffic import UploadGuard, UploadPolicy, inline_images
 
 
@@ -78,6 +78,33 @@ def test_a_newer_stream_ends_the_older_at_once_and_a_quiet_one_within_seconds():
             time.sleep(0.05)
         assert {"new", "other"} <= set(ended)  # quiet for 1 s: ended by the watch
         assert gate.running() == [] and gate.ended == {"newer": 1, "quiet": 2, "time": 0}
+    finally:
+        gate.unbind()
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def test_the_stream_that_joined_last_wins_whichever_is_worked_on_first():
+    """Two streams of one visitor joined together run on two workers in either order: the one that joined the
+    queue later is the newer, so an older stream worked on second is refused instead of ending the newer."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    ended: list[str] = []
+    gate = StreamGate(fps=2.0)
+    asyncio.run_coroutine_threadsafe(_bind(gate, loop, lambda e: ended.append(e) or True), loop).result(5)
+    try:
+        with gate.frame("v", "new", joined=2.0):
+            pass
+        with pytest.raises(Superseded), gate.frame("v", "old", joined=1.0):
+            pytest.fail("an older stream was worked on")
+        with gate.frame("w", "other", joined=1.0):  # another visitor's older join: theirs alone
+            pass
+        time.sleep(0.2)
+        assert ended == [] and sorted(gate.running()) == ["new", "other"]
+        with gate.frame("v", "newest", joined=3.0):
+            pass
+        time.sleep(0.2)
+        assert ended == ["new"] and gate.ended["newer"] == 1
     finally:
         gate.unbind()
         time.sleep(0.1)

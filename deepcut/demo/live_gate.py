@@ -6,7 +6,9 @@ the stream's time limit). :class:`StreamGate` keeps, per visitor (client address
 
 * **the frame rate**: a token bucket of :attr:`StreamGate.burst` frames refilled at ``fps`` per second; a
   frame beyond it is refused at once (``429``) by the upload guard, before Gradio decodes or queues it;
-* **one stream**: when a visitor's newer stream starts, the older one is ended at once (its worker freed);
+* **one stream**: when a visitor's newer stream starts, the older one is ended at once (its worker freed).
+  *Newer* means joined the queue later (``joined``), not first worked on: two streams joined together may
+  start work in either order on two workers, and the one that joined first must not end the other;
 * **no quiet stream**: a stream that has sent no frame for :attr:`StreamGate.quiet` seconds and is not
   working on one is ended, so its worker is free again within a few seconds;
 * **the seconds per stream**: a stream older than ``seconds`` is ended (Gradio's own time limit agrees).
@@ -31,11 +33,16 @@ QUIET_SECONDS = 3.0
 TICK_SECONDS = 0.5
 
 
+class Superseded(Exception):
+    """This stream joined before a stream of the same visitor that is already running: it is ended."""
+
+
 @dataclass
 class _Stream:
     visitor: str
     started: float
     last: float  # the last frame received or finished
+    joined: float  # when it joined the queue (what orders a visitor's streams)
     busy: int = 0  # frames being worked on
 
 
@@ -103,9 +110,15 @@ class StreamGate:
                 stream.last = time.monotonic() if now is None else now
 
     @contextlib.contextmanager
-    def frame(self, visitor: str, event: str | None) -> Iterator[None]:
-        """Around the work on one frame of stream ``event`` from ``visitor``: the first frame starts the
-        stream (ending the visitor's older ones at once); a stream is never quiet while it works."""
+    def frame(self, visitor: str, event: str | None, joined: float | None = None) -> Iterator[None]:
+        """Around the work on one frame of stream ``event`` from ``visitor``, which joined the queue at
+        ``joined`` (:func:`time.monotonic`; ``None``: now). The first frame starts the stream and ends the
+        visitor's streams that joined before it, at once; a stream is never quiet while it works.
+
+        Raises:
+            Superseded: a stream of ``visitor`` that joined after this one is running already (this one is
+                not started; the caller ends it with an error).
+        """
         if event is None:  # not run by a server's queue (a script, a test): nothing to bound
             yield
             return
@@ -114,7 +127,10 @@ class StreamGate:
             stream = self._streams.get(event)
             older = []
             if stream is None:
-                stream = self._streams[event] = _Stream(visitor, now, now)
+                joined = now if joined is None else joined
+                if any(s.visitor == visitor and s.joined > joined for s in self._streams.values()):
+                    raise Superseded(event)
+                stream = self._streams[event] = _Stream(visitor, now, now, joined)
                 older = [e for e, s in self._streams.items() if s.visitor == visitor and e != event]
             stream.busy += 1
         for e in older:

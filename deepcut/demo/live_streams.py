@@ -7,7 +7,8 @@ module adds:
 
 * one :class:`~deepcut.tasks.video.LiveSession` per stream, kept in the page's state: the parts keep their labels
   and colours while the camera moves; a change of backbone or setting starts new tracks;
-* one live stream per visitor (client address): a newer stream ends the older one at once;
+* one live stream per visitor (client address): a newer stream (one that joined the server's queue later)
+  ends the older one at once, whichever of the two is worked on first;
 * the server's caps: the settings clamped like any request, NCut's exactly-k rule within the epoch cap, frames
   downscaled to the upload side; the seconds per stream and the frame rate
   (:attr:`~deepcut.demo.limits.Limits.live_seconds`, ``live_fps``) are the page's event settings and are held
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ from ..config import SegmentConfig
 from ..errors import DeepCutError
 from ..tasks.video.live import LIVE_RESOLUTION, LiveSession
 from .errors import DemoError
-from .live_gate import StreamGate
+from .live_gate import StreamGate, Superseded
 from .results import plural, with_notices
 from .session import DemoSession
 from .settings import build_config
@@ -40,6 +42,9 @@ from .visitors import client_address
 
 #: The Live tab's backbone choice meaning "the page's backbone" (the page-wide *Backbone*, own weights included).
 SAME_AS_PAGE = ""
+
+#: The error of a stream ended by a newer one of the same visitor.
+ENDED_BY_NEWER = "This live stream was ended: a newer one from your address is running (one at a time)."
 
 
 @dataclass
@@ -77,7 +82,7 @@ class LiveStreams:
         limits = session.limits
         self.gate = StreamGate(fps=limits.live_fps, seconds=limits.live_seconds)
         self._lock = threading.Lock()
-        self._newest: dict[str, int] = {}  # visitor -> their newest stream
+        self._newest: dict[str, tuple[float, int]] = {}  # visitor -> (when it joined, number) of their newest
         self._ids = itertools.count(1)
         self.frames = 0  # every frame segmented, all streams together
 
@@ -85,8 +90,15 @@ class LiveStreams:
         """The backbone of a stream that names none (an API call, not the page): the session's default."""
         return self.session.default_backbone
 
-    def start(self, visitor: str, backbone: str | None, settings: dict[str, Any]) -> LiveState:
-        """A new stream for ``visitor`` (ending their older one) with ``settings`` (config fields)."""
+    def start(self, visitor: str, backbone: str | None, settings: dict[str, Any],
+              joined: float | None = None) -> LiveState:
+        """A new stream for ``visitor`` (ending their older one) with ``settings`` (config fields); ``joined``:
+        when it joined the server's queue (:func:`time.monotonic`; ``None``: now).
+
+        Raises:
+            DemoError: a stream of ``visitor`` that joined later has started already (this one is over).
+        """
+        joined = time.monotonic() if joined is None else joined
         limits, notices = self.session.limits, []
         requested = backbone or self.default_backbone()
         model, used, notice = self.session.model(requested)
@@ -97,29 +109,35 @@ class LiveStreams:
         clusterer = fit if limits.max_epochs is None else functools.partial(fit, max_epochs=limits.max_epochs)
         live = LiveSession(model.store, config, clusterer=clusterer)
         with self._lock:
+            newest = self._newest.get(visitor)
+            if newest is not None and newest[0] > joined:
+                raise DemoError(ENDED_BY_NEWER)
             stream = next(self._ids)
-            self._newest[visitor] = stream
+            self._newest[visitor] = (joined, stream)
         return LiveState(live, (used, config), requested, stream, notices)
 
     def step(self, frame: np.ndarray | None, state: LiveState | None, visitor: str, backbone: str | None,
-             opacity: float = 0.5, event: str | None = None,
+             opacity: float = 0.5, event: str | None = None, joined: float | None = None,
              **settings: Any) -> tuple[Image.Image | None, str, LiveState | None]:
         """One webcam frame ``(H, W, 3)``: ``(overlay, status markdown, state)``; ``event``: the server's id of
-        this stream (its first frame ends the visitor's older streams at once; ``None``: not on a server).
+        this stream and ``joined`` when it joined the queue (its first frame ends the visitor's streams that
+        joined before it, at once; ``None``: not on a server).
 
         Raises:
             DemoError: the frame cannot be segmented, or this visitor started a newer stream.
         """
         if frame is None:
             return None, "Start the camera: the parts appear here, frame by frame.", state
-        if state is not None and self._newest.get(visitor) != state.stream:
-            raise DemoError("This live stream was ended: a newer one from your address is running (one at a time).")
+        if state is not None and self._newest.get(visitor, (0.0, None))[1] != state.stream:
+            raise DemoError(ENDED_BY_NEWER)
         if state is None or state.key[1] != self._config(state, backbone, settings):
-            state = self.start(visitor, backbone, settings)
+            state = self.start(visitor, backbone, settings, joined)
         image = downscale(np.ascontiguousarray(np.asarray(frame)[..., :3], np.uint8), self.session.max_side)
         try:
-            with self.gate.frame(visitor, event):
+            with self.gate.frame(visitor, event, joined):
                 seg = state.live.step(image)
+        except Superseded:
+            raise DemoError(ENDED_BY_NEWER) from None
         except DeepCutError as e:
             raise DemoError(str(e)) from None
         with self._lock:

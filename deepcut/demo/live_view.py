@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from .arrival import queue_arrival
 from .controls import compact, picture, settings
 from .errors import DemoError
 from .handlers import as_message
@@ -64,8 +65,8 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
             backbone_name = chosen(page_backbone, page_custom)
         try:
             return streams.step(frame, live_state, streams.visitor(request), backbone_name or None, opacity,
-                                event=LocalContext.event_id.get(None), k=int(k), loss=loss, stages=int(stages),
-                                resolution=int(resolution))
+                                event=LocalContext.event_id.get(None), joined=queue_arrival(), k=int(k),
+                                loss=loss, stages=int(stages), resolution=int(resolution))
         except DemoError as e:
             raise as_message(e) from None
 
