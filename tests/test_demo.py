@@ -342,10 +342,13 @@ def test_the_status_counts_the_queues_wait_beside_the_work():
 
     assert ready_words(1.234) == "ready in **1.23 s**" == ready_words(1.234, 0.01)  # no wait worth a word
     assert ready_words(1.2, 1.1) == "ready in **2.3 s** (1.1 s waiting for a free worker, 1.2 s computing)"
-    arrived = time.monotonic() - 2.0  # the request reached the server 2 s ago, then waited in the queue
-    session = DemoSession(default_backbone="color", max_side=128, arrival=lambda: arrived)
+    arrived: list[float] = []
+    session = DemoSession(default_backbone="color", max_side=128, arrival=lambda: arrived[0])
+    arrived.append(time.monotonic() - 2.0)  # the request reached the server 2 s ago, then waited in the queue
     result = session.segment(disc_image(96), resolution=96)
-    assert result.waited == pytest.approx(2.0, abs=0.2) and result.seconds < 2.0
+    answered = time.monotonic()
+    assert result.waited >= 2.0 and result.seconds > 0  # a busy machine may add to either, never take away
+    assert result.waited + result.seconds <= answered - arrived[0]
     total = result.waited + result.seconds
     assert f"ready in **{total:.1f} s** ({result.waited:.1f} s waiting for a free worker, {result.seconds:.1f} s " \
            f"computing)" in result.status_markdown()
