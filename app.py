@@ -68,7 +68,7 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
     """The page for ``session`` (its default backbone loaded); ``resolution``: the sliders' start;
     ``startup_notice``: markdown shown on top (e.g. the colour fallback); ``start_backbone``: selected first;
     ``streams``: the Live tab's streams (default: new ones; the server binds their rules to its queue)."""
-    page = PageHandlers(session, start_backbone or session.default_backbone)
+    page = PageHandlers(session, start_backbone or session.default_backbone, resolution)
     streams = streams or LiveStreams(session)
     limits = session.limits  # temporary files are deleted after limits.cache_seconds
     with gr.Blocks(title="DeepCut — unsupervised segmentation", analytics_enabled=False,
@@ -79,9 +79,9 @@ def build_demo(session, resolution: int = 280, startup_notice: str | None = None
         state = gr.State(None, time_to_live=900)  # a key of session.results, not the result
         shared = controls.backbone_picker(page.backbone_list(), page.start, limits.allows_custom())
         with gr.Tabs():
-            image_tab(page, shared, notice, state, resolution, presenter, text)
-            video_tab(page, shared, resolution)
-            coseg_tab(page, shared, resolution, limits.max_images or MAX_COSEG_IMAGES)
+            image_tab(page, shared, notice, state, page.resolutions()[0], presenter, text)  # the backbone's grid
+            video_tab(page, shared, page.resolutions()[1])
+            coseg_tab(page, shared, page.resolutions()[1], limits.max_images or MAX_COSEG_IMAGES)
             # public: the live frames wait in the one fair queue with the other heavy jobs (guards.share_queue)
             live_tab(streams, page.backbone_list(), gpu, "segment" if limits.public else None, shared, page.chosen)
         teach_view.page_scripts(demo, presenter, text)
@@ -150,9 +150,9 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
                     [c["alpha"], c["k"]], api_visibility="private").then(**auto)  # CC: k is a bound, 10
     c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), gr.update(visible=int(s) >= 3)), c["stages"],
                       [c["ep2"], c["ep3"]], api_visibility="private").then(**auto)
-    for trigger in (shared["backbone"].input, shared["custom"].submit):
-        trigger(page.choose_backbone, [shared["backbone"], shared["custom"]],
-                [c["layer"], c["facet"], shared["backbone"], notice], api_visibility="private").success(**auto)
+    for event in controls.on_backbone(shared, page.choose_backbone, [c[n] for n in ("layer", "facet")] + [
+            shared["backbone"], notice, c["resolution"]]):  # the resolution: the backbone's grid (also below)
+        event.success(**auto)
     out["opacity"].release(page.rerender, [state, out["opacity"], image], out["overlay"], api_visibility="private")
     out["affinity"].select(gpu(page.click_affinity), [state], [out["affinity"], out["caption"]],
                            api_visibility="private")
@@ -186,6 +186,7 @@ def video_tab(page, shared: dict, resolution: int) -> None:
     run_video = dict(inputs_kwargs={"video": video, **shared, **c}, outputs=out, concurrency_id="video",
                      concurrency_limit=1, show_progress_on=out[0])  # one progress bar, over the old video
     run.click(gpu(page.segment_video), api_name="segment_video", **run_video)
+    controls.on_backbone(shared, page.follow_resolution, c["resolution"])
     if example is not None:  # a click on the example runs it, as on the Image tab
         example.load_input_event.then(gpu(page.segment_video), api_visibility="private", **run_video)
 
@@ -213,6 +214,7 @@ def coseg_tab(page, shared: dict, resolution: int, most: int = MAX_COSEG_IMAGES)
                        controls.downloads("Downloads: label maps (PNG) and boxes (JSON)")]
     run.click(gpu(page.cosegment), inputs_kwargs={"gallery": gallery, **shared, **c}, outputs=out,
               api_name="cosegment", concurrency_id="segment")
+    controls.on_backbone(shared, page.follow_resolution, c["resolution"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,8 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Default(), css=CSS,
                 allowed_paths=[str(ASSETS)], max_file_size=limits.max_bytes, ssr_mode=False,
                 app_kwargs=guards.app_kwargs(limits, demo=demo, streams=streams.gate),
-                state_session_capacity=limits.sessions,
-                footer_links=["api", "gradio"])
+                state_session_capacity=limits.sessions, footer_links=["api", "gradio"])
 
 
 if __name__ == "__main__":

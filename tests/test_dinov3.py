@@ -328,6 +328,36 @@ def test_config_leaves_the_resolution_to_the_backbone():
     assert DeepCut("color").segment(np.zeros((32, 32, 3), np.uint8), epochs=2).config.resolution == 280
 
 
+def test_the_page_resolution_follows_the_backbones_grid(hf_folder):
+    """The app sends its slider's resolution, so the slider follows the backbone: DINOv3's 16-px patches at
+    448 px where DINO runs at 280 (Image tab), 360 where the compact tabs start DINO at 224; back on choosing
+    another backbone; scaled from the server's --resolution, within a server's cap."""
+    from deepcut.demo import DemoSession
+    from deepcut.demo.handlers import PageHandlers
+    from deepcut.demo.limits import Limits
+    from deepcut.demo.settings import backbone_resolution
+
+    assert [backbone_resolution(280, 280), backbone_resolution(280, 448), backbone_resolution(224, 448),
+            backbone_resolution(160, 448), backbone_resolution(280, 448, top=400)] == [280, 448, 360, 256, 400]
+    page = PageHandlers(DemoSession("color"), "color", 280)
+    assert page.resolutions() == (280, 224)
+    chosen = page.choose_backbone("color", str(hf_folder))
+    assert chosen[0]["maximum"] == 11 and chosen[-1]["value"] == DINOV3_RESOLUTION == 448
+    assert page.follow_resolution("color", str(hf_folder))["value"] == 360
+    assert page.choose_backbone("color", "")[-1]["value"] == 280 and page.follow_resolution("color", "")["value"] == 224
+    assert page.follow_resolution("color", "/no/such/folder") == gr_skip()  # its error is choose_backbone's
+    small = PageHandlers(DemoSession("color", limits=Limits(max_resolution=320)), "color", 160)
+    assert small.resolutions(small.session.model(str(hf_folder)).model) == (256, 256)
+    assert PageHandlers(DemoSession("color", limits=Limits(max_resolution=320)), "color").resolutions(
+        DeepCut(str(hf_folder), precision="fp32")) == (320, 320)
+
+
+def gr_skip():
+    import gradio as gr
+
+    return gr.skip()
+
+
 # -- gated weights, against a real HTTP server --------------------------------------------------------------
 class GatedHub(http.server.BaseHTTPRequestHandler):
     """Answers every request as huggingface.co answers one for a gated repository: 401 without a token,

@@ -80,6 +80,13 @@ def backbone_picker(choices: list[tuple[str, str]], start: str,
     return {"backbone": backbone, "custom": custom}
 
 
+def on_backbone(shared: dict, fn: Any, outputs: Any) -> list:
+    """Run ``fn(backbone, custom)`` into ``outputs`` when the page's backbone is chosen (the dropdown, or Enter in
+    the own-weights box of :func:`backbone_picker`'s ``shared``); returns the two events."""
+    return [trigger(fn, [shared["backbone"], shared["custom"]], outputs, api_visibility="private")
+            for trigger in (shared["backbone"].input, shared["custom"].submit)]
+
+
 def setting(name: str, labels: dict | None = None, **props: Any) -> gr.components.Component:
     """The control of the :class:`SegmentConfig` field ``name``: a checkbox for a flag, radio
     buttons for a fixed set of choices (named by ``labels`` or :data:`CHOICE_LABELS`), else a
@@ -135,11 +142,16 @@ def backbone_props(depth: int) -> dict:
     return {"layer": layer_props(depth), "facet": facet_props(depth)}
 
 
+#: The Video and Co-segmentation tabs' resolution slider: its maximum, and the most it starts at (every frame or
+#: image goes through the ViT) for a backbone with the usual 280-px default.
+COMPACT_TOP, COMPACT_START = 448, 224
+
+
 def compact(resolution: int, k: dict, stages: dict | None = None, resolution_info: str | None = None) -> dict:
-    """Overrides for :func:`settings` where space is short (video and co-segmentation tabs): shorter
-    texts, short stage names, a lower resolution (every frame or image goes through the ViT)."""
+    """Overrides for :func:`settings` where space is short (video, co-segmentation and live tabs): shorter
+    texts, short stage names, the resolution slider starting at ``resolution`` and up to :data:`COMPACT_TOP`."""
     return {"k": k, "loss": dict(info=None), "stages": dict(labels=SHORT_STAGES, info=None, **(stages or {})),
-            "resolution": dict(maximum=448, value=min(resolution, 224), info=resolution_info)}
+            "resolution": dict(maximum=COMPACT_TOP, value=resolution, info=resolution_info)}
 
 
 def opacity_slider(elem_id: str | None = None) -> gr.Slider:

@@ -17,13 +17,16 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from ..config import DEFAULT_RESOLUTION, options
 from ..errors import DeepCutError
+from ..predictor import DeepCut
 from . import corrections as corr
-from .controls import facet_props, layer_props
+from .controls import COMPACT_START, COMPACT_TOP, facet_props, layer_props
+from .errors import DemoError
 from .layout import figure_text
 from .objects import objects_setting
 from .session import DemoSession
-from .settings import from_page
+from .settings import backbone_resolution, from_page
 
 log = logging.getLogger("deepcut.app")
 
@@ -92,8 +95,20 @@ class PageHandlers:
         start: the backbone selected when the page opens (listed even if it is a local folder).
     """
 
-    def __init__(self, session: DemoSession, start: str) -> None:
-        self.session, self.start = session, start
+    def __init__(self, session: DemoSession, start: str, resolution: int = DEFAULT_RESOLUTION) -> None:
+        self.session, self.start, self.resolution = session, start, int(resolution)
+
+    def resolutions(self, model: DeepCut | None = None) -> tuple[int, int]:
+        """The resolution sliders' values for ``model``'s backbone (None: the page's first, :attr:`start`):
+        ``(Image tab, Video and Co-segmentation tabs)``, the page's ``resolution`` (and the compact tabs' lower
+        start) scaled to the backbone's own default (:func:`~deepcut.demo.settings.backbone_resolution`),
+        within each slider and the server's cap."""
+        model = self.session.model(self.start).model if model is None else model
+        default = int(model.backbone.default_resolution)
+        cap = self.session.limits.max_resolution
+        tops = [min(t, cap) if cap else t for t in (int(options()["resolution"].maximum or 640), COMPACT_TOP)]
+        return (backbone_resolution(self.resolution, default, tops[0]),
+                backbone_resolution(min(self.resolution, COMPACT_START), default, tops[1]))
 
     def backbone_list(self) -> list[tuple[str, str]]:
         """The dropdown's ``(label, name)`` choices, availability marked."""
@@ -181,7 +196,7 @@ class PageHandlers:
     @shows_errors
     def choose_backbone(self, backbone: str, custom: str | None) -> tuple:
         """Load the chosen backbone: the layer slider's range, the facet radio (inactive for colour),
-        the refreshed dropdown, the notice."""
+        the refreshed dropdown, the notice, the Image tab's resolution (the backbone's grid: :meth:`resolutions`)."""
         model, _, notice = self.session.model(self.chosen(backbone, custom))
         depth = model.backbone.depth
         return (
@@ -189,7 +204,17 @@ class PageHandlers:
             gr.update(**facet_props(depth)),
             gr.update(choices=self.backbone_list()),
             gr.update(value=f"⚠️ {notice}." if notice else "", visible=bool(notice)),
+            gr.update(value=self.resolutions(model)[0]),
         )
+
+    def follow_resolution(self, backbone: str, custom: str | None) -> Any:
+        """A Video or Co-segmentation tab's resolution slider for the page's backbone (as :meth:`choose_backbone`
+        loads it, the colour fallback included); unchanged where it cannot be loaded (that error is
+        :meth:`choose_backbone`'s to show)."""
+        try:
+            return gr.update(value=self.resolutions(self.session.model(self.chosen(backbone, custom)).model)[1])
+        except DemoError:
+            return gr.skip()
 
     @shows_errors
     def discover(self, image: str | None, backbone: str, custom: str | None, objects: float = 3,

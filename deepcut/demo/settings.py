@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SegmentConfig, options
+from ..config import DEFAULT_RESOLUTION, SegmentConfig, options
 from ..errors import ConfigError
 from .errors import DemoError
 
@@ -57,3 +57,16 @@ def build_config(settings: dict[str, Any], depth: int, backbone: str, notices: l
         return SegmentConfig().replace(**settings)
     except (ConfigError, TypeError, ValueError) as e:
         raise DemoError(f"Invalid setting: {e}") from None
+
+
+def backbone_resolution(base: int, default: int, top: int | None = None) -> int:
+    """The page's resolution for a backbone whose own default is ``default`` px, where the page's setting
+    ``base`` is meant for a backbone with the usual default (:data:`~deepcut.config.DEFAULT_RESOLUTION`, 280 px:
+    DINO, DINOv2): ``base`` scaled by ``default / 280``, so that each backbone gets the grid it was set up for
+    (DINOv3's 16-px patches at 448 px where DINO's 8-px ones run at 280), on the resolution slider's steps,
+    within its range and at most ``top`` (the slider's maximum, a server's cap)."""
+    option = options()["resolution"]
+    step = int(option.step or 8)
+    value = round(base * default / DEFAULT_RESOLUTION / step) * step
+    value = max(int(option.minimum or step), value)
+    return min(value, int(top)) if top else value
