@@ -330,11 +330,12 @@ def test_config_leaves_the_resolution_to_the_backbone():
 
 def test_the_page_resolution_follows_the_backbones_grid(hf_folder):
     """The app sends its slider's resolution, so the slider follows the backbone: DINOv3's 16-px patches at
-    448 px where DINO runs at 280 (Image tab), 360 where the compact tabs start DINO at 224; back on choosing
-    another backbone; scaled from the server's --resolution, within a server's cap."""
+    448 px where DINO runs at 280 (Image tab), 360 where the compact and Live tabs start DINO at 224; back on
+    choosing another backbone; scaled from the server's --resolution, within a server's cap."""
     from deepcut.demo import DemoSession
     from deepcut.demo.handlers import PageHandlers
     from deepcut.demo.limits import Limits
+    from deepcut.demo.live_streams import LiveStreams
     from deepcut.demo.settings import backbone_resolution
 
     assert [backbone_resolution(280, 280), backbone_resolution(280, 448), backbone_resolution(224, 448),
@@ -350,6 +351,9 @@ def test_the_page_resolution_follows_the_backbones_grid(hf_folder):
     assert small.resolutions(small.session.model(str(hf_folder)).model) == (256, 256)
     assert PageHandlers(DemoSession("color", limits=Limits(max_resolution=320)), "color").resolutions(
         DeepCut(str(hf_folder), precision="fp32")) == (320, 320)
+    streams = LiveStreams(page.session)  # the Live tab: 224 px for DINO's grid
+    assert streams.resolution() == 224 and streams.resolution(str(hf_folder)) == 360
+    assert streams.resolution("/no/such/folder") is None
 
 
 def gr_skip():

@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..config import SegmentConfig, defaults, options
 from .limits import NOT_OFFERED
-from .settings import EPOCH_INPUTS, field_name
+from .settings import COMPACT_TOP, EPOCH_INPUTS, field_name
 
 #: The explanation under each setting's control (the Image tab's; other tabs override some).
 INFO = {
@@ -140,11 +140,6 @@ def facet_props(depth: int) -> dict:
 def backbone_props(depth: int) -> dict:
     """Overrides of the layer and facet controls (for :func:`settings`) for a backbone of ``depth``."""
     return {"layer": layer_props(depth), "facet": facet_props(depth)}
-
-
-#: The Video and Co-segmentation tabs' resolution slider: its maximum, and the most it starts at (every frame or
-#: image goes through the ViT) for a backbone with the usual 280-px default.
-COMPACT_TOP, COMPACT_START = 448, 224
 
 
 def compact(resolution: int, k: dict, stages: dict | None = None, resolution_info: str | None = None) -> dict:

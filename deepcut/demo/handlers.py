@@ -21,12 +21,12 @@ from ..config import DEFAULT_RESOLUTION, options
 from ..errors import DeepCutError
 from ..predictor import DeepCut
 from . import corrections as corr
-from .controls import COMPACT_START, COMPACT_TOP, facet_props, layer_props
+from .controls import facet_props, layer_props
 from .errors import DemoError
 from .layout import figure_text
 from .objects import objects_setting
 from .session import DemoSession
-from .settings import backbone_resolution, from_page
+from .settings import COMPACT_START, COMPACT_TOP, backbone_resolution, from_page
 
 log = logging.getLogger("deepcut.app")
 

@@ -36,7 +36,7 @@ from .errors import DemoError
 from .live_gate import StreamGate, Superseded
 from .results import plural, with_notices
 from .session import DemoSession
-from .settings import build_config
+from .settings import COMPACT_TOP, backbone_resolution, build_config
 from .uploads import downscale
 from .visitors import client_address
 
@@ -89,6 +89,18 @@ class LiveStreams:
     def default_backbone(self) -> str:
         """The backbone of a stream that names none (an API call, not the page): the session's default."""
         return self.session.default_backbone
+
+    def resolution(self, backbone: str | None = None) -> int | None:
+        """The Live tab's resolution for ``backbone`` (None: the default): :data:`LIVE_RESOLUTION` scaled to the
+        backbone's grid (:func:`~deepcut.demo.settings.backbone_resolution`: 360 px for DINOv3's 16-px patches),
+        within the live slider and the server's cap; None where it cannot be loaded (the stream says why)."""
+        try:
+            model = self.session.model(backbone or self.default_backbone()).model
+        except DemoError:
+            return None
+        cap = self.session.limits.max_resolution
+        return backbone_resolution(LIVE_RESOLUTION, int(model.backbone.default_resolution),
+                                   min(COMPACT_TOP, cap) if cap else COMPACT_TOP)
 
     def start(self, visitor: str, backbone: str | None, settings: dict[str, Any],
               joined: float | None = None) -> LiveState:

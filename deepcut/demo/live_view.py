@@ -20,8 +20,9 @@ LIVE_HELP = """
 Point a camera at something: every frame goes through the page's feature extractor (the *Backbone* above, or
 another you pick here) and the GNN, and the GNN trained on one frame continues on the next, so **a part keeps
 its label and colour while the camera moves** (the paper's implicit tracking). Press the camera's record
-button to start and stop. For speed, live mode works at **224 px**; the status shows what runs, frames per
-second and the time per frame. Only the newest frame is worked on: nothing queues up.
+button to start and stop. For speed, live mode works at **224 px** (360 px for DINOv3, whose patches are twice
+as large); the status shows what runs, frames per second and the time per frame. Only the newest frame is
+worked on: nothing queues up.
 """
 
 #: The live overlay fills its panel (a small frame is drawn large, aspect kept).
@@ -46,9 +47,9 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                 backbone = gr.Dropdown([("Same as the page (Backbone above)", SAME_AS_PAGE), *choices],
                                        value=SAME_AS_PAGE, label="Backbone (live)", elem_id="live-backbone")
                 c = settings(("k", "loss", "stages", "resolution"), compact(
-                    d["resolution"], k=dict(value=d["k"], info="Segments (1 stage) or foreground parts (2-3 stages)."),
-                    resolution_info="Lower is faster: every frame goes through the ViT."))
-                c["resolution"].value = d["resolution"]
+                    streams.resolution() or d["resolution"], resolution_info="Lower is faster: every frame goes "
+                    "through the ViT.", k=dict(value=d["k"], info="Segments (1 stage) or foreground parts (2-3 "
+                                                                  "stages).")))
                 c["opacity"] = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
                                          elem_id="live-opacity")
                 reset = gr.Button("Start anew (new labels)", elem_id="live-reset")
@@ -77,4 +78,13 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                time_limit=int(limits.live_seconds) if limits.live_seconds else None, api_visibility="private",
                show_progress="hidden", concurrency_id=concurrency_id, concurrency_limit=limits.workers)
     reset.click(lambda: None, None, state, api_visibility="private")
+
+    def follow(live_backbone, page_backbone=None, page_custom=None):  # the resolution: the backbone's grid
+        if not live_backbone and page_backbone and chosen is not None:
+            live_backbone = chosen(page_backbone, page_custom)
+        value = streams.resolution(live_backbone or None)
+        return gr.skip() if value is None else gr.update(value=value)
+    sources = [backbone] + ([page["backbone"], page["custom"]] if page is not None else [])
+    for trigger in [backbone.input] + ([page["backbone"].input, page["custom"].submit] if page is not None else []):
+        trigger(follow, sources, c["resolution"], api_visibility="private")
     return {"camera": cam, "overlay": out, "status": status, "state": state, "backbone": backbone, **c}

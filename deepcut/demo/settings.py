@@ -12,6 +12,9 @@ from .errors import DemoError
 PAGE_NAMES = {"largest": "largest_component"}
 #: The page's three epoch sliders, stages 1 to 3 (together the ``epochs`` field).
 EPOCH_INPUTS = ("ep1", "ep2", "ep3")
+#: The resolution slider of the Video, Co-segmentation and Live tabs: its maximum, and the most it starts at
+#: (every frame or image goes through the ViT) for a backbone with the usual 280-px default.
+COMPACT_TOP, COMPACT_START = 448, 224
 
 
 def field_name(page_name: str) -> str:
