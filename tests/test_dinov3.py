@@ -338,8 +338,9 @@ def test_the_page_resolution_follows_the_backbones_grid(hf_folder):
     from deepcut.demo.live_streams import LiveStreams
     from deepcut.demo.settings import backbone_resolution
 
-    assert [backbone_resolution(280, 280), backbone_resolution(280, 448), backbone_resolution(224, 448),
-            backbone_resolution(160, 448), backbone_resolution(280, 448, top=400)] == [280, 448, 360, 256, 400]
+    assert [backbone_resolution(b, d, 640) for b, d in ((280, 280), (280, 448), (224, 448), (160, 448), (40, 280))
+            ] == [280, 448, 360, 256, 64]  # on 8-px steps, at least the slider's 64
+    assert backbone_resolution(280, 448, 400) == 400 == backbone_resolution(280, 448, 640, cap=400)
     page = PageHandlers(DemoSession("color"), "color", 280)
     assert page.resolutions() == (280, 224)
     chosen = page.choose_backbone("color", str(hf_folder))

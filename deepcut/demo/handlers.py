@@ -104,11 +104,9 @@ class PageHandlers:
         start) scaled to the backbone's own default (:func:`~deepcut.demo.settings.backbone_resolution`),
         within each slider and the server's cap."""
         model = self.session.model(self.start).model if model is None else model
-        default = int(model.backbone.default_resolution)
-        cap = self.session.limits.max_resolution
-        tops = [min(t, cap) if cap else t for t in (int(options()["resolution"].maximum or 640), COMPACT_TOP)]
-        return (backbone_resolution(self.resolution, default, tops[0]),
-                backbone_resolution(min(self.resolution, COMPACT_START), default, tops[1]))
+        default, cap = int(model.backbone.default_resolution), self.session.limits.max_resolution
+        return (backbone_resolution(self.resolution, default, int(options()["resolution"].maximum or 640), cap),
+                backbone_resolution(min(self.resolution, COMPACT_START), default, COMPACT_TOP, cap))
 
     def backbone_list(self) -> list[tuple[str, str]]:
         """The dropdown's ``(label, name)`` choices, availability marked."""

@@ -98,9 +98,8 @@ class LiveStreams:
             model = self.session.model(backbone or self.default_backbone()).model
         except DemoError:
             return None
-        cap = self.session.limits.max_resolution
-        return backbone_resolution(LIVE_RESOLUTION, int(model.backbone.default_resolution),
-                                   min(COMPACT_TOP, cap) if cap else COMPACT_TOP)
+        return backbone_resolution(LIVE_RESOLUTION, int(model.backbone.default_resolution), COMPACT_TOP,
+                                   self.session.limits.max_resolution)
 
     def start(self, visitor: str, backbone: str | None, settings: dict[str, Any],
               joined: float | None = None) -> LiveState:

@@ -58,14 +58,19 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                 status = gr.Markdown("Start the camera: the parts appear here, frame by frame.", elem_id="live-status")
         state = gr.State(None, time_to_live=600)
 
+    def live_backbone(name: str | None, page_backbone: str | None, page_custom: str | None) -> str | None:
+        """The backbone the Live tab runs: its own choice, else the page's (None: the session's default)."""
+        if not name and page_backbone and chosen is not None:
+            name = chosen(page_backbone, page_custom)
+        return name or None
+
     def step(frame, live_state, backbone_name, k, loss, stages, resolution, opacity, page_backbone=None,
              page_custom=None, request: gr.Request = None):  # type: ignore[assignment]  # Gradio fills it
         from gradio.context import LocalContext
 
-        if not backbone_name and page_backbone and chosen is not None:  # the page's backbone
-            backbone_name = chosen(page_backbone, page_custom)
         try:
-            return streams.step(frame, live_state, streams.visitor(request), backbone_name or None, opacity,
+            return streams.step(frame, live_state, streams.visitor(request),
+                                live_backbone(backbone_name, page_backbone, page_custom), opacity,
                                 event=LocalContext.event_id.get(None), joined=queue_arrival(), k=int(k),
                                 loss=loss, stages=int(stages), resolution=int(resolution))
         except DemoError as e:
@@ -79,10 +84,8 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                show_progress="hidden", concurrency_id=concurrency_id, concurrency_limit=limits.workers)
     reset.click(lambda: None, None, state, api_visibility="private")
 
-    def follow(live_backbone, page_backbone=None, page_custom=None):  # the resolution: the backbone's grid
-        if not live_backbone and page_backbone and chosen is not None:
-            live_backbone = chosen(page_backbone, page_custom)
-        value = streams.resolution(live_backbone or None)
+    def follow(name, page_backbone=None, page_custom=None):  # the resolution: the backbone's grid
+        value = streams.resolution(live_backbone(name, page_backbone, page_custom))
         return gr.skip() if value is None else gr.update(value=value)
     sources = [backbone] + ([page["backbone"], page["custom"]] if page is not None else [])
     for trigger in [backbone.input] + ([page["backbone"].input, page["custom"].submit] if page is not None else []):

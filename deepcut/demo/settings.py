@@ -62,14 +62,13 @@ def build_config(settings: dict[str, Any], depth: int, backbone: str, notices: l
         raise DemoError(f"Invalid setting: {e}") from None
 
 
-def backbone_resolution(base: int, default: int, top: int | None = None) -> int:
+def backbone_resolution(base: int, default: int, top: int, cap: int | None = None) -> int:
     """The page's resolution for a backbone whose own default is ``default`` px, where the page's setting
     ``base`` is meant for a backbone with the usual default (:data:`~deepcut.config.DEFAULT_RESOLUTION`, 280 px:
     DINO, DINOv2): ``base`` scaled by ``default / 280``, so that each backbone gets the grid it was set up for
     (DINOv3's 16-px patches at 448 px where DINO's 8-px ones run at 280), on the resolution slider's steps,
-    within its range and at most ``top`` (the slider's maximum, a server's cap)."""
+    at least its minimum and at most ``top`` (the slider's maximum) and ``cap`` (a server's, if any)."""
     option = options()["resolution"]
     step = int(option.step or 8)
-    value = round(base * default / DEFAULT_RESOLUTION / step) * step
-    value = max(int(option.minimum or step), value)
-    return min(value, int(top)) if top else value
+    value = max(int(option.minimum or step), round(base * default / DEFAULT_RESOLUTION / step) * step)
+    return min(value, top, cap) if cap else min(value, top)
