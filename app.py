@@ -234,9 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                               arrival=queue_arrival)  # the status line counts the queue's wait
     except ConfigError as e:  # a device this machine does not have
         raise SystemExit(f"app.py: {e}") from None
-    used, notice = session.startup()
-    if notice:
-        logging.getLogger("deepcut.app").warning("%s", notice.replace("**", ""))
+    used, notice = session.startup()  # a fallback's notice is logged too
     streams = LiveStreams(session)
     demo = build_demo(session, resolution=args.resolution, startup_notice=notice, start_backbone=used, streams=streams)
     demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=limits.queue_size)

@@ -76,15 +76,19 @@ def test_huge_images_are_downscaled_with_a_notice(session):
     assert downscale(disc_image(100), 400).shape == (100, 100, 3)  # small ones stay
 
 
-def test_missing_weights_fall_back_to_colour(monkeypatch, tmp_path):
+def test_missing_weights_fall_back_to_colour(monkeypatch, tmp_path, caplog):
     if weights_available("dino_vitb16"):
         pytest.skip("dino_vitb16 weights are cached here, so they load and there is no fallback to test")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("DEEPCUT_WEIGHTS", raising=False)
     s = DemoSession(default_backbone="dino_vitb16", output_dir=tmp_path)
-    used, notice = s.startup()
+    with caplog.at_level("WARNING", logger="deepcut.app"):
+        used, notice = s.startup()
     assert used == "color"
-    assert "could not be loaded" in notice and "colour backbone" in notice
+    assert "**Simple mode" in notice and "**colour backbone**" in notice and "<details>" in notice
+    logged = [r.getMessage() for r in caplog.records if r.name == "deepcut.app"]  # the server's log: plain text
+    assert len(logged) == 1 and "Simple mode" in logged[0] and "Reason: " in logged[0] and "dino_vitb16" in logged[0]
+    assert not any(mark in logged[0] for mark in ("*", "<", ">"))
     r = s.segment(disc_image(96), resolution=96)
     assert r.backbone == "color" and any("dino_vitb16" in n for n in r.notices)
     marked = {c.name: c for c in s.backbone_choices()}

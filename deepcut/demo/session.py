@@ -13,6 +13,7 @@ model → build the config → run → wrap the result, with every library error
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -124,22 +125,24 @@ class DemoSession:
         """Load the default backbone now and warm it up (one small segmentation, so that the first
         visitor does not pay PyTorch's one-off start-up costs): ``(backbone in use, notice or None)``.
 
-        The notice explains a fallback to the colour backbone: why, what it means, what to do.
+        The notice (markdown) explains a fallback to the colour backbone: why, what it means, what to do; the
+        server's log gets it as plain text.
         """
         model, used, notice = self.model(self.default_backbone)
         model.warm_up()
         if notice is None:
             return used, None
         reason = (self.failure(self.default_backbone) or "unknown").splitlines()[0].rstrip(". ") + "."
-        return used, (
-            f"**Simple mode: the DINO vision model could not be loaded**, so this demo uses the **colour "
-            f"backbone** instead. It groups the squares of a photo by colour, texture and position only, so "
-            f"segments follow colours, not objects. <details><summary>Why, and how to get the full demo</summary>"
-            f"Reason: {reason} To use DINO (`{self.default_backbone}`), download its weights once into the "
-            f"HuggingFace cache (with network)" + (", or enter a local model folder under *Use your own "
-                                                  "weights*." if self.limits.allows_custom() else ".")
-            + "</details>"
-        )
+        what = ("**Simple mode: the DINO vision model could not be loaded**, so this demo uses the **colour backbone** "
+                "instead. It groups the squares of a photo by colour, texture and position only, so segments follow "
+                "colours, not objects.")
+        todo = (f"To use DINO (`{self.default_backbone}`), download its weights once into the HuggingFace cache "
+                "(with network)" + (", or enter a local model folder under *Use your own weights*."
+                                    if self.limits.allows_custom() else "."))
+        logging.getLogger("deepcut.app").warning("%s Reason: %s %s", what.replace("**", ""), reason,
+                                                 todo.replace("*", ""))
+        return used, (f"{what} <details><summary>Why, and how to get the full demo</summary>Reason: {reason} {todo}"
+                      "</details>")
 
     # -- requests ---------------------------------------------------------------------------------
     def serve(self, job: Job, backbone: str | None, settings: dict[str, Any]) -> Any:
