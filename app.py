@@ -99,7 +99,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300, elem_id="settings-col"):
                 image = controls.safe_image_upload(gr.Image(
-                    type="filepath", label="Image", sources=["upload", "clipboard"], height=260, elem_id="input-image"))
+                    type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"], height=260,
+                    elem_id="input-image"))  # image_mode=None: the file as sent (16-bit PNGs not clipped)
                 run = gr.Button("Segment", variant="primary", elem_id="segment-btn")
                 controls.examples(ASSETS, IMAGE_SUFFIXES, image, "Examples (click one)", examples_per_page=8,
                                   elem_id="image-examples")

@@ -359,3 +359,24 @@ def test_the_status_counts_the_queues_wait_beside_the_work():
            f"computing)" in result.status_markdown()
     plain = DemoSession(default_backbone="color", max_side=128).segment(disc_image(96), resolution=96)
     assert plain.waited == 0.0 and f"ready in **{plain.seconds:.2f} s**" in plain.status_markdown()
+
+
+def test_the_image_upload_keeps_a_16_bit_png(tmp_path):
+    """Gradio's default ``image_mode="RGB"`` converted a 16-bit PNG before DeepCut read it, clipping almost every
+    pixel to white: the page segmented a blank image. The upload now passes the file as sent, which
+    ``load_image`` reads at its full range."""
+    gr = pytest.importorskip("gradio")
+    import app
+    from gradio.data_classes import ImageData
+
+    from deepcut.features.image import load_image
+
+    demo = app.build_demo(DemoSession("color"), 96)
+    upload = next(b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.elem_id == "input-image")
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (32, 1))
+    path = tmp_path / "ramp.png"
+    Image.fromarray(ramp).save(path)  # mode I;16
+    sent = upload.preprocess(ImageData(path=str(path), orig_name="ramp.png"))
+    rgb = load_image(sent)
+    assert rgb.shape == (32, 64, 3)
+    assert rgb[:, :8].max() < 40 and rgb[:, -8:].min() > 215  # dark on the left, bright on the right
