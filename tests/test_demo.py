@@ -366,9 +366,9 @@ def test_the_image_upload_keeps_a_16_bit_png(tmp_path):
     pixel to white: the page segmented a blank image. The upload now passes the file as sent, which
     ``load_image`` reads at its full range."""
     gr = pytest.importorskip("gradio")
-    import app
     from gradio.data_classes import ImageData
 
+    import app
     from deepcut.features.image import load_image
 
     demo = app.build_demo(DemoSession("color"), 96)

@@ -26,6 +26,9 @@ from ..graph.patch_graph import PatchGraph
 from ..utils.masks import background_label, largest_component
 from .timings import Timings
 
+#: The note of a foreground/background result whose foreground is empty.
+NO_FOREGROUND = "no foreground found (the whole image is one segment)"
+
 Grid = tuple[int, int]
 
 
@@ -187,7 +190,7 @@ def _first_stage(st: _Stages) -> tuple[np.ndarray, np.ndarray, list[int] | None]
         soft[:, 0] = r1.soft[:, bg]
         soft[:, 1] = 1.0 - r1.soft[:, bg]
         if not fg.any():
-            st.notes.append("no foreground found (the whole image is one segment)")
+            st.notes.append(NO_FOREGROUND)
         return fg.astype(np.int64), soft, [1]
     if cfg.largest_component:
         st.notes.append("largest_component applies to a foreground/background split (k=2 or stages>=2); ignored")

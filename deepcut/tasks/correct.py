@@ -27,7 +27,8 @@ from ..features.store import PatchFeatures
 from ..graph.patch_graph import graph_of
 from ..segmentation.finish import to_segmentation
 from ..segmentation.result import Segmentation
-from ..stages.run import StageOutput, Tracking, relabel, run_stages
+from ..stages.run import NO_FOREGROUND, StageOutput, Tracking, relabel, run_stages
+from ..utils.masks import background_label
 from ..utils.matching import best_matching, iou_matrix
 
 #: Each point speaks through at most this many patches (those most like it): the penalty stays cheap.
@@ -254,7 +255,7 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
     out = run_stages(graph, feats.grid, cfg, tracking=Tracking(warm=models, links=todo))
     labels, forced = _enforce(out.labels, todo, f, None if previous is None else len(corrections) - 1)
     if forced:
-        out = _with_labels(out, labels)
+        out = _with_labels(out, labels, feats.grid)
     old = seg.patch_labels.ravel()
     out = relabel(out, _keep_numbers(out.labels, old))
     new = to_segmentation(out, feats, cfg, t0, count_notes=False)
@@ -285,19 +286,30 @@ def check_corrections(feats: PatchFeatures, seg: Segmentation, corrections: Sequ
                           "was computed on")
 
 
-def _with_labels(out: StageOutput, labels: np.ndarray) -> StageOutput:
-    """``out`` with patch ``labels`` ``(N,)`` set by hand: the changed patches' soft rows become one-hot."""
+def _with_labels(out: StageOutput, labels: np.ndarray, grid: tuple[int, int]) -> StageOutput:
+    """``out`` with patch ``labels`` ``(N,)`` set by hand (``grid``: the patch grid ``(h, w)``): the changed patches'
+    soft rows become one-hot.
+
+    Where ``out`` splits foreground from background, a label is foreground where most of its patches were;
+    when none was (a split of a result that was one segment) the segment touching the image border most is
+    the background and the others the foreground, as in stage 1; a single segment has no foreground. The
+    note that no foreground was found is kept only where that is still so."""
     width = max(out.soft.shape[1], int(labels.max()) + 1)
     soft = np.zeros((labels.size, width), np.float32)
     soft[:, : out.soft.shape[1]] = out.soft
     changed = np.flatnonzero(labels != out.labels)
     soft[changed] = 0.0
     soft[changed, labels[changed]] = 1.0
-    fg = out.foreground_labels
-    if fg is not None:  # a label is foreground where most of its patches were
-        was_fg = np.isin(out.labels, fg)
-        fg = [int(v) for v in np.unique(labels) if was_fg[labels == v].mean() > 0.5]
-    return StageOutput(labels, soft, fg, out.losses, out.timings, list(out.notes), out.models, list(out.restarts))
+    fg, notes = out.foreground_labels, [n for n in out.notes if n != NO_FOREGROUND]
+    if fg is not None:
+        was_fg, present = np.isin(out.labels, fg), np.unique(labels)
+        fg = [int(v) for v in present if was_fg[labels == v].mean() > 0.5] if present.size > 1 else []
+        if not fg and present.size > 1:
+            bg = background_label(labels.reshape(grid))
+            fg = [int(v) for v in present if v != bg]
+        if not fg:
+            notes.append(NO_FOREGROUND)
+    return StageOutput(labels, soft, fg, out.losses, out.timings, notes, out.models, list(out.restarts))
 
 
 def _pin(seg: Segmentation, corrections: Sequence[Correction]) -> None:
