@@ -57,7 +57,7 @@ CSS = """
 
 #: The Image tab's settings in the order of the ``/segment`` API (``ep1``-``ep3``: epochs per stage).
 IMAGE_API = ("k", "loss", "alpha", "layer", "facet", "stages", "ep1", "ep2", "ep3", "resolution", "largest", "seed",
-             "refine", "settle")
+             "refine", "settle", "bg_k")
 DISCOVER_API = ("loss", "alpha", "layer", "facet", "ep1", "resolution", "seed", "refine")  # after the N of objects
 #: The settings of the video and co-segmentation tabs (and of their APIs, in this order).
 COMPACT_SETTINGS = ("k", "loss", "stages", "resolution")
@@ -111,8 +111,8 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
                         c.update(controls.epoch_sliders(c["stages"].value))
-                    c.update(controls.settings(("resolution", "largest", "seed", "settle"),
-                                               {"resolution": dict(value=resolution)}))
+                    c.update(controls.settings(("bg_k", "resolution", "largest", "seed", "settle"), {
+                        "resolution": dict(value=resolution), "bg_k": dict(visible=c["stages"].value >= 3)}))
             with gr.Column(scale=7, min_width=340, elem_id="results-col"):
                 out = teach_view.results_column()
                 cmp = lesson_view.compare_panel()
@@ -143,14 +143,14 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
         n: c[n] for n in DISCOVER_API}, "opacity": out["opacity"]}, outputs=[objs["overlay"], objs["status"],
         objs["files"]], api_name="discover", concurrency_id="segment")
     image.clear(page.clear, None, outputs, api_visibility="private")
-    for name in ("k", "alpha", "layer", "ep1", "ep2", "ep3", "resolution", "seed"):
+    for name in ("k", "alpha", "layer", "ep1", "ep2", "ep3", "bg_k", "resolution", "seed"):
         c[name].release(**auto)
     for name in ("facet", "largest", "refine", "settle"):
         c[name].input(**auto)
     c["loss"].input(lambda v: (gr.update(visible=v == "cc"), gr.update(value=DEFAULT_K[v])), c["loss"],
                     [c["alpha"], c["k"]], api_visibility="private").then(**auto)  # CC: k is a bound, 10
-    c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), gr.update(visible=int(s) >= 3)), c["stages"],
-                      [c["ep2"], c["ep3"]], api_visibility="private").then(**auto)
+    c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), *[gr.update(visible=int(s) >= 3)] * 2), c["stages"],
+                      [c["ep2"], c["ep3"], c["bg_k"]], api_visibility="private").then(**auto)
     for event in controls.on_backbone(shared, page.choose_backbone, [c[n] for n in ("layer", "facet")] + [
             shared["backbone"], notice, c["resolution"]]):  # the resolution: the backbone's grid (also below)
         event.success(**auto)

@@ -95,6 +95,27 @@ def test_cc_at_its_bound_says_the_bound_may_have_set_the_number(session):
     assert stage_counts(fewer.seg)[0][3] < 3 and "CC used all" not in fewer.status_markdown()
 
 
+def test_a_bound_at_the_top_of_its_range_is_not_to_be_raised(session):
+    """The note told the visitor to raise k at k = 10, the top of the page's slider, and to raise Background
+    parts, which the page did not have: at the top only α is advised, and the Image tab has the control."""
+    top = session.segment(str(REPO / "assets" / "astronaut.jpg"), loss="cc", alpha=2.0, k=10, resolution=160)
+    [said] = [n for n in top.seg.notes if n.startswith("CC used all 10 segments")]
+    assert "raise k" not in said and "raise α" in said
+    back = session.segment(CAT, loss="cc", alpha=1.05, stages=3, bg_k=2, resolution=96)
+    assert (3, "background parts", 2, 2) in stage_counts(back.seg)
+    assert "raise Background parts to let CC find more" in back.status_markdown()
+    pytest.importorskip("gradio")
+    import app
+
+    demo = app.build_demo(DemoSession("color"), 96)
+    fn = next(f for f in demo.fns.values() if f.api_name == "segment")
+    [slider] = [b for b in fn.inputs if getattr(b, "label", None) == "Background parts"]
+    assert not slider.visible and (slider.minimum, slider.maximum) == (2, 10)  # shown with 3 stages
+    three = app.IMAGE_API.index("bg_k")
+    assert session.segment(CAT, stages=3, bg_k=3, resolution=96).seg.config.bg_k == 3 and three == len(
+        app.IMAGE_API) - 1  # the API's last input: callers by position are unchanged
+
+
 # -- 4. the epoch cap ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("stages, k", [(1, 10), (2, 8)])
 def test_the_status_never_states_more_epochs_than_the_cap_it_trained_under(tmp_path, stages, k):

@@ -27,6 +27,7 @@ INFO = {
              "a larger α makes more pairs attract, so fewer, larger segments. Just above 1 nearly every pair "
              "repels and CC fills all k segments; at α = 1 no pair attracts and the result is one segment.",
     "stages": "2 and 3 first split foreground/background, then cut each into parts.",
+    "bg_k": "Stage 3 only: how many parts the background is cut into (CC: at most this many).",
     "layer": "Which transformer block's features. Deep layers: semantic parts; shallow layers: colour and texture.",
     "facet": "Which vector of the attention block describes a patch; 'key' works best in the paper.",
     "resolution": "The image is resized to about this many pixels squared; patches = (resolution / patch size)². "

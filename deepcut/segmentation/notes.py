@@ -11,6 +11,7 @@ import numpy as np
 
 from ..clustering.fit import RESTART_NOTE
 from ..clustering.settle import SETTLED_NOTE
+from ..config import options
 from .result import Segmentation
 
 __all__ = ["INFORMATION", "count_words", "is_information", "plural", "stage_counts"]
@@ -58,12 +59,15 @@ def count_words(seg: Segmentation) -> list[str]:
     cfg, out = seg.config, []
     for stage, what, asked, found in stage_counts(seg):
         where = "" if stage == 1 else f" in stage {stage}"
+        field = "k" if stage < 3 else "bg_k"
         bound = "k" if stage < 3 else "Background parts"
         said = any(n.startswith(f"stage {stage}:") for n in seg.notes)
         if cfg.loss == "cc" and found >= asked:
+            more = (f"raise {bound} to let CC find more, or " if asked < int(options()[field].maximum or asked)
+                    else "")  # at the top of the control's range there is nothing to raise
             out.append(f"CC used all {plural(asked, what.rstrip('s'))} its bound allows{where} ({bound} = {asked}), "
-                       f"so the bound, not the image, may have set the number: raise {bound} to let CC find more, "
-                       f"or raise α (more pairs attract: fewer, larger segments) to see CC pick fewer by itself.")
+                       f"so the bound, not the image, may have set the number: {more}"
+                       f"raise α (more pairs attract: fewer, larger segments) to see CC pick fewer by itself.")
         elif cfg.loss == "ncut" and found < asked and not said:
             out.append(f"NCut found {found} of the k = {asked} {what} asked for{where}: training left "
                        f"{asked - found} of its clusters without a patch.")
