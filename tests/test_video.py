@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BLUE, RED, YELLOW, disc_frame, moving_disc, shared_data_dir
+from conftest import BLUE, RED, YELLOW, disc_frame, disc_image, moving_disc, shared_data_dir
+from PIL import Image
 
 from deepcut import DeepCut, SegmentConfig
 from deepcut.cli import main
@@ -121,6 +122,7 @@ def _audio_only(path: Path) -> Path:
     ("text", "not a video file"),
     ("random", "not a video file"),
     ("audio", "no video stream"),
+    ("still", r"clip\.mp4: this file is a still image \(JPEG\), not a video"),  # was one frame at 25 fps
     ("empty_folder", "no frame images"),
     ("empty_list", "empty"),
 ])
@@ -138,6 +140,9 @@ def test_bad_input_raises_a_clear_error(tmp_path, case, message):
         src.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
     elif case == "audio":
         src = _audio_only(tmp_path / "sound.mp4")
+    elif case == "still":
+        src = tmp_path / "clip.mp4"
+        Image.fromarray(disc_image(64)).save(src, format="JPEG")
     elif case == "empty_folder":
         src = tmp_path / "frames"
         src.mkdir()

@@ -184,6 +184,10 @@ class FrameReader:
                          source_size=(w, h), n_frames=n, duration=n / rate, codec="gif")
 
     def _probe_ffmpeg(self, path: Path, fps: float | None) -> VideoInfo:
+        still = _still_image(path)
+        if still is not None:  # FFmpeg would play it as one frame at 25 fps
+            raise VideoLoadError(f"{path.name}: this file is a still image ({still}), not a video; segment it as an "
+                                 f"image, or give a video, a GIF or a folder of frames")
         gen, meta = open_ffmpeg(path, max_pixels=self.max_pixels)
         try:
             w, h = (int(v) for v in meta.get("size") or (0, 0))
@@ -301,6 +305,15 @@ class FrameReader:
                 close()
         if self.frames_read == 0:
             raise VideoLoadError(f"{self.info.source}: no frame could be read")
+
+
+def _still_image(path: Path) -> str | None:
+    """The format of ``path`` if it is a still image (one frame, whatever its name), else None."""
+    try:
+        with Image.open(path) as img:
+            return None if int(getattr(img, "n_frames", 1)) > 1 else str(img.format or "image")
+    except Exception:  # not an image PIL knows: a video, or nothing readable (FFmpeg says which)
+        return None
 
 
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
