@@ -325,6 +325,31 @@ def test_corrupt_upload_shows_an_error_not_a_traceback(page, tmp_path):
     assert "Traceback" not in text and "File \"" not in text
 
 
+def test_a_failed_request_keeps_the_last_result_and_its_message_stays(page):
+    """Gradio marks every output of a failed event "Error": a red mark covered the last pictures, another one
+    overlapped the old status text, and the toast went after 10 s. Now the outputs stay as they were and the
+    toast stays until closed."""
+    from test_lesson_browser import tap_example
+
+    page.reload(wait_until="load")
+    page.get_by_role("button", name="Segment", exact=True).wait_for()
+    tap_example(page)
+    status, src = page.locator("#status").inner_text(), page.locator("#overlay img").get_attribute("src")
+    page.locator("#sweep-values textarea").fill("2, nan")
+    page.locator("#sweep-btn").click()
+    toast = page.locator("[data-testid='toast-body']").first
+    toast.wait_for()
+    page.wait_for_timeout(11_000)  # Gradio's toasts went after 10 s
+    assert toast.is_visible() and "finite numbers" in toast.inner_text()
+    marks = page.locator("[data-testid='status-tracker'] .error")
+    assert marks.count() >= 1  # Gradio still marks the sweep's outputs ...
+    assert all(not marks.nth(i).is_visible() for i in range(marks.count()))  # ... and the page does not show it
+    assert page.locator("#overlay img").get_attribute("src") == src and page.locator("#status").inner_text() == status
+    toast.locator("button").last.click()  # its close button
+    page.wait_for_timeout(500)
+    assert page.locator("[data-testid='toast-body']").count() == 0
+
+
 def test_page_needs_no_outside_host(page):
     page.wait_for_timeout(500)  # after everything the page did in the tests above
     assert page.outside_requests == []

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from ..config import SegmentConfig, defaults, options
+from .errors import visitor_error
 from .limits import NOT_OFFERED
 from .settings import COMPACT_TOP, EPOCH_INPUTS, field_name
 
@@ -75,7 +76,7 @@ def backbone_picker(choices: list[tuple[str, str]], start: str,
         try:
             return original(payload)
         except Exception:  # not one of the choices
-            raise gr.Error(NOT_OFFERED, print_exception=False) from None
+            raise visitor_error(NOT_OFFERED) from None
 
     backbone.preprocess = preprocess  # type: ignore[method-assign]  # wraps this component's own
     return {"backbone": backbone, "custom": custom}
@@ -200,8 +201,8 @@ def safe_image_upload(component: gr.Image) -> gr.Image:
         except gr.Error:
             raise
         except Exception as e:  # a corrupt or non-image upload
-            raise gr.Error(f"Could not read this file as an image ({type(e).__name__}). "
-                           f"Please upload a JPEG, PNG or WebP photo.", print_exception=False) from None
+            raise visitor_error(f"Could not read this file as an image ({type(e).__name__}). "
+                                f"Please upload a JPEG, PNG or WebP photo.") from None
 
     component.preprocess = preprocess  # type: ignore[method-assign]  # wraps this component's own
     return component

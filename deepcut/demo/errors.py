@@ -5,13 +5,25 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import DeepCutError
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 
 class DemoError(DeepCutError):
     """A problem to show to the visitor as a message (never as a traceback)."""
+
+
+def visitor_error(message: str) -> gr.Error:
+    """The ``gr.Error`` that shows ``message`` to the visitor: a toast that stays until closed (the page keeps
+    the last result on screen instead of marking each output "Error", see ``layout.CSS``, so the toast is
+    what says that the request failed), with no traceback in the server log."""
+    import gradio
+
+    return gradio.Error(message, duration=None, print_exception=False)
 
 
 @contextmanager

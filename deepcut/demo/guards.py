@@ -32,7 +32,7 @@ from gradio import processing_utils
 from starlette.middleware import Middleware
 
 from ..utils.files import write_atomic
-from .errors import DemoError
+from .errors import DemoError, visitor_error
 from .limits import Limits
 from .live_gate import StreamGate
 from .paths import PathAlias, server_paths
@@ -103,7 +103,7 @@ def _checked(preprocess: Callable, limits: Limits) -> Callable:
         try:
             check_payload(payload, limits)
         except DemoError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise visitor_error(str(e)) from None
         return preprocess(payload)
     return guarded
 
@@ -140,23 +140,23 @@ def read_number(block: Any, payload: Any) -> float | None:
     if payload is None:
         if isinstance(block, gr.Number):
             return None
-        raise gr.Error(f"{name}: a number is needed (got nothing).", print_exception=False)
+        raise visitor_error(f"{name}: a number is needed (got nothing).")
     if isinstance(payload, bool) or not isinstance(payload, (int, float, str)):
-        raise gr.Error(f"{name} must be a number, got {_shown(payload)}.", print_exception=False)
+        raise visitor_error(f"{name} must be a number, got {_shown(payload)}.")
     try:
         value = float(payload)
     except ValueError:
-        raise gr.Error(f"{name} must be a number, got {_shown(payload)}.", print_exception=False) from None
+        raise visitor_error(f"{name} must be a number, got {_shown(payload)}.") from None
     if not math.isfinite(value):
-        raise gr.Error(f"{name} must be a finite number, got {_shown(payload)}.", print_exception=False)
+        raise visitor_error(f"{name} must be a finite number, got {_shown(payload)}.")
     lo, hi = getattr(block, "minimum", None), getattr(block, "maximum", None)
     if lo is not None and value < lo:
-        raise gr.Error(f"{name}: {value:g} is below the minimum, {lo:g}.", print_exception=False)
+        raise visitor_error(f"{name}: {value:g} is below the minimum, {lo:g}.")
     if hi is not None and value > hi:
-        raise gr.Error(f"{name}: {value:g} is above the maximum, {hi:g}.", print_exception=False)
+        raise visitor_error(f"{name}: {value:g} is above the maximum, {hi:g}.")
     step = getattr(block, "step", None)
     if isinstance(block, gr.Slider) and step and float(step).is_integer() and not value.is_integer():
-        raise gr.Error(f"{name} takes whole numbers, got {value:g}.", print_exception=False)
+        raise visitor_error(f"{name} takes whole numbers, got {value:g}.")
     return value
 
 
@@ -174,7 +174,7 @@ def _readable(block: Any, preprocess: Callable) -> Callable:
         except Exception:
             sent = "the file sent (not a picture Gradio can read)" if hasattr(payload, "path") or \
                 isinstance(payload, dict) else _shown(payload)
-            raise gr.Error(f"{control_name(block)}: could not read {sent}.", print_exception=False) from None
+            raise visitor_error(f"{control_name(block)}: could not read {sent}.") from None
     read.readable = True  # type: ignore[attr-defined]  # a mark: wrapped once
     return read
 

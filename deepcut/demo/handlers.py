@@ -22,7 +22,7 @@ from ..errors import DeepCutError
 from ..predictor import DeepCut
 from . import corrections as corr
 from .controls import facet_props, layer_props
-from .errors import DemoError
+from .errors import DemoError, visitor_error
 from .layout import figure_text
 from .objects import objects_setting
 from .session import DemoSession
@@ -47,10 +47,9 @@ def as_message(e: Exception) -> gr.Error:
     """The visitor's message for ``e``: its text for expected problems (the demo's and the library's: a bad
     setting says which and why), a generic line otherwise."""
     if isinstance(e, (DeepCutError, gr.Error)):
-        return gr.Error(getattr(e, "message", None) or str(e), print_exception=False)
+        return visitor_error(getattr(e, "message", None) or str(e))
     log.exception("unexpected error in the demo")
-    return gr.Error(f"Something went wrong ({type(e).__name__}). Please try other settings or another "
-                    f"file.", print_exception=False)
+    return visitor_error(f"Something went wrong ({type(e).__name__}). Please try other settings or another file.")
 
 
 def shows_errors(fn: Callable) -> Callable:

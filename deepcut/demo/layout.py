@@ -38,6 +38,9 @@ CSS = """
 #header p { margin: 0.2em 0; }
 #presenter-toggle { flex-grow: 0 !important; min-width: 12em !important; }
 #status { min-height: 2.6em; }
+/* A failed request: its message is the toast (it stays until closed); the outputs keep the last result instead
+   of being covered by red "Error" marks (which also hid the old pictures and overlapped the old status). */
+[data-testid="status-tracker"]:has(> .error) { display: none !important; }
 #status p { margin: 0.1em 0; }
 #overlay img { width: 100%; height: 100%; object-fit: scale-down; }
 #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
