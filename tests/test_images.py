@@ -19,6 +19,16 @@ def test_grayscale_rgba_16bit_and_float_arrays():
     assert out[0, 0].tolist() == [255, 0, 0] and out[3, 3].tolist() == [255, 255, 255]
     assert load_image(np.full((3, 3), 65535, np.uint16))[0, 0].tolist() == [255] * 3
     assert load_image(np.full((3, 3, 3), 0.5, np.float32))[0, 0, 0] == 128
+    ramp = np.tile(np.linspace(0, 255, 8), (2, 1))
+    for floats in (ramp.astype(np.float32), ramp.astype(np.float32) / 255, ramp * 2):  # 0-255, 0-1, above 255
+        assert load_image(floats)[0, :, 0].tolist() == [0, 36, 73, 109, 146, 182, 219, 255]  # 0-255 was white
+    assert load_image(ramp.round().astype(np.int64))[0, :, 0].tolist() == [0, 36, 73, 109, 146, 182, 219, 255]
+    sixteen = np.full((2, 2), 255, np.uint16)  # 16 bits by its type, not its content: as dark as 256 is
+    assert load_image(sixteen)[0, 0, 0] == 1 and load_image(sixteen + 1)[0, 0, 0] == 1
+    for bad, message in ((np.array([[np.nan, 1.0]]), "NaN or infinite"), (np.array([[np.inf, 1.0]]), "NaN"),
+                         (np.array([[-0.5, 1.0]]), "0 or more, got -0.5"), (np.array([[-3, 4]], np.int8), "got -3")):
+        with pytest.raises(ImageLoadError, match=message):
+            load_image(bad)
     with pytest.raises(ImageLoadError, match="shape"):
         load_image(np.zeros((3, 3, 5), np.uint8))
     with pytest.raises(ImageLoadError, match="empty"):

@@ -22,23 +22,36 @@ MAX_PIXELS = 250_000_000
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale an integer or float array to uint8 (16-bit and float images included)."""
+    """Scale an integer or float array to uint8 (16-bit and float images included).
+
+    The scale follows the data type, as an image viewer's does: 16-bit integers (``uint16``, ``int16``, a 16-bit
+    PNG or TIFF) span 0-65535 whatever their content; floats span 0-1 when none is above 1, else 0-255 (and are
+    scaled down to fit above 255); other integers span 0-255 (0-65535 when some are above 255, their maximum
+    above that).
+
+    Raises:
+        ImageLoadError: NaN, infinite or negative values (e.g. an image already normalised for a network).
+    """
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ImageLoadError(f"unsupported array dtype {arr.dtype}")
+    values = arr.astype(np.float64)
+    if values.size and not np.isfinite(values).all():
+        raise ImageLoadError("the image has NaN or infinite values")
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if lo < 0:
+        raise ImageLoadError(f"pixel values must be 0 or more, got {lo:g}: pass the image as read (uint8, uint16, "
+                             f"or floats in 0-1 or 0-255), not normalised for a network")
     if np.issubdtype(arr.dtype, np.floating):
-        arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        hi = float(arr.max()) if arr.size else 1.0
-        scale = 255.0 if hi <= 1.0 else (255.0 if hi <= 255.0 else 255.0 / hi)
-        return np.clip(arr * scale, 0, 255).round().astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        info_max = 255
-        hi = int(arr.max()) if arr.size else 0
-        if hi > 255:
-            info_max = 65535 if hi <= 65535 else hi
-        return np.clip(arr.astype(np.float64) * (255.0 / info_max), 0, 255).round().astype(np.uint8)
-    raise ImageLoadError(f"unsupported array dtype {arr.dtype}")
+        full = 1.0 if hi <= 1.0 else max(hi, 255.0)
+    elif arr.dtype in (np.uint16, np.int16):
+        full = 65535.0
+    else:
+        full = 255.0 if hi <= 255 else max(hi, 65535.0)
+    return np.clip(values * (255.0 / full), 0, 255).round().astype(np.uint8)
 
 
 def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -73,11 +86,12 @@ def load_image(image: ImageLike) -> np.ndarray:
     """Read an image into an ``(H, W, 3)`` uint8 RGB array.
 
     Accepts a path, raw bytes, a PIL image or a numpy array of shape ``(H, W)``, ``(H, W, 3)`` or
-    ``(H, W, 4)`` (uint8, uint16, bool or float in [0, 1]). EXIF orientation is applied, alpha is
-    composited on white, 16-bit images are scaled to 8 bits.
+    ``(H, W, 4)`` (uint8, uint16, bool, or float in 0-1 or 0-255). EXIF orientation is applied, alpha is
+    composited on white, 16-bit images are scaled to 8 bits (by their data type, see ``_to_uint8``).
 
     Raises:
-        ImageLoadError: the file is missing, truncated, not an image, or the array has a bad shape.
+        ImageLoadError: the file is missing, truncated, not an image, or the array has a bad shape or values
+            that are negative, NaN or infinite.
     """
     if isinstance(image, np.ndarray):
         if image.size == 0:
