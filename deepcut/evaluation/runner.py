@@ -238,9 +238,20 @@ def saved_predictions(folder: str | Path, task: str) -> Method:
 
 # -- scoring ---------------------------------------------------------------------------------------
 def _resize(arr: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
-    """Resize an ``(H, W)`` map to ``shape`` (nearest for labels/masks, bilinear for scores)."""
+    """Resize an ``(H, W)`` map to the ground truth's ``shape`` (nearest for labels/masks, bilinear for scores).
+
+    Raises:
+        DeepCutError: the two differ in aspect ratio (by more than a pixel's rounding and 2 %): stretching would
+            score a prediction against another picture (e.g. an image whose EXIF orientation turns it, which
+            DeepCut applies, beside a mask drawn on the unturned pixels).
+    """
     if arr.shape == tuple(shape):
         return arr
+    (h, w), (gh, gw) = arr.shape, shape
+    if abs(h * gw / max(w, 1) - gh) > max(1.0, 0.02 * gh):
+        turned = " (is the image turned by its EXIF orientation, which DeepCut applies?)" if (h, w) == (gw, gh) else ""
+        raise DeepCutError(f"the prediction is {w} x {h} px but the ground truth {gw} x {gh} px, another aspect "
+                           f"ratio{turned}: not scored")
     t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None, None]
     if nearest:
         out = F.interpolate(t, size=tuple(shape), mode="nearest")[0, 0].numpy()
