@@ -191,13 +191,30 @@ def test_settings_the_backbone_cannot_honour_are_usage_errors_before_any_output(
     Image.fromarray(disc_image(64)).save(img)
     for flags, words in ([["--random-weights", "--layer", "20"], "layer 20 is out of range"],
                          [["--backbone", "color", "--layer", "5"], "colour backbone has no ViT layers"],
-                         [["--backbone", "color", "--facet", "query"], "colour backbone has no ViT layers"]):
+                         [["--backbone", "color", "--facet", "query"], "colour backbone has no ViT layers"],
+                         [["--random-weights", "--stride", "3"], "--stride: stride 3 does not suit"],  # failed each
+                         [["--backbone", "color", "--stride", "9"], "it must divide the patch size"]):  # image
+
         out = tmp_path / f"out{len(flags)}{flags[-1]}"
         assert main(["segment", str(img), "--out", str(out), "--resolution", "64", *flags]) == 2
         assert words in capsys.readouterr().err
         assert not out.exists()
     out = tmp_path / "ok"
     assert main(["segment", str(img), "--out", str(out), "--resolution", "64", "--backbone", "color"]) == 0
+
+
+@pytest.mark.parametrize("command", ["segment", "cosegment", "video"])
+@pytest.mark.parametrize("value", ["5", "nan", "-0.1", "half"])
+def test_a_bad_opacity_is_a_usage_error_before_any_work(tmp_path, capsys, command, value):
+    """``--opacity 5`` was checked after the work: every image segmented, then exit 1 (``cosegment`` left an
+    empty folder, ``video`` stopped after a frame)."""
+    img = tmp_path / "a.png"
+    Image.fromarray(disc_image(64)).save(img)
+    out = tmp_path / ("out.mp4" if command == "video" else "out")
+    inputs = [str(img), str(img)] if command == "cosegment" else [str(img)]
+    assert _cli([command, *inputs, "--out", str(out), *FAST, "--opacity", value]) == 2
+    assert f"argument --opacity: expected an opacity between 0 and 1, got '{value}'" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # -- outputs: unique names, a manifest of what DeepCut wrote, never a file it did not write (#22) -------------

@@ -18,8 +18,20 @@ __all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", 
            "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error"]
 
 
+def opacity_arg(text: str) -> float:
+    """``--opacity``: a number from 0 to 1 (checked when the command line is read, before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected an opacity between 0 and 1, got {text!r}")
+    return value
+
+
 def add_opacity_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--opacity", type=float, default=0.5, help="overlay colour opacity (default: %(default)s)")
+    p.add_argument("--opacity", type=opacity_arg, default=0.5,
+                   help="overlay colour opacity, 0 to 1 (default: %(default)s)")
 
 
 def add_image_args(p: argparse.ArgumentParser) -> None:

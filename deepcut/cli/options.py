@@ -162,9 +162,14 @@ def make_model(args: argparse.Namespace):
 
 
 def check_backbone_settings(args: argparse.Namespace, backbone) -> None:
-    """Refuse, as a usage error before any file is read, ``--layer`` / ``--facet`` values that the
-    loaded ``backbone`` cannot honour: a layer out of its range, or any layer/facet other than the
-    defaults on the colour backbone (it has one layer and no facets, so they would change nothing)."""
+    """Refuse, as a usage error before any file is read, ``--stride``, ``--layer`` or ``--facet`` values that the
+    loaded ``backbone`` cannot honour: a stride that does not divide its patch size, a layer out of its range, or
+    any layer/facet other than the defaults on the colour backbone (it has one layer and no facets, so they
+    would change nothing)."""
+    try:
+        backbone.check_stride(getattr(args, "stride", None))
+    except ConfigError as e:
+        raise UsageError(f"--stride: {e}") from None
     layer, facet = getattr(args, "layer", None), getattr(args, "facet", None)
     if layer is None or facet is None:
         return

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import ConfigError
 from ..utils.manifest import OutputManifest, folder_lock
 from .common import UsageError, add_config_args, add_opacity_arg, config_from_args, make_model
 from .outdir import check_out_dir
@@ -78,13 +77,9 @@ def publish(out: Path, manifest: OutputManifest, planned: list[str],
 
 def run(args: argparse.Namespace) -> int:
     from ..features.image import load_image
-    from ..segmentation.result import check_opacity
 
     cfg = config_from_args(args)
-    try:
-        opacity = check_opacity(args.opacity)
-    except ConfigError:
-        raise UsageError(f"--opacity must be between 0 and 1, got {args.opacity:g}") from None
+    opacity = args.opacity  # checked when read (common.opacity_arg)
     out = check_out_dir(args.out, create=False)  # a bad --out fails before the model loads
     image, name = load_image(args.image), Path(args.image).name  # so does an unreadable image
     model = make_model(args)
