@@ -486,6 +486,22 @@ def test_a_second_run_into_a_folder_another_run_holds_is_refused_and_writes_noth
     assert (out / "results.json").is_file() and (out / "disc_labels.png").is_file()
 
 
+def test_cosegment_into_a_held_folder_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    """``cosegment`` took the folder's lock only after co-segmenting: the whole computation ran, then it was
+    refused. An existing folder is now held (or refused) before the model loads."""
+    import deepcut.cli.video as video_cli
+    from deepcut.utils.manifest import folder_lock
+
+    img = tmp_path / "disc.png"
+    Image.fromarray(disc_image(48)).save(img)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(video_cli, "make_model", _no_model)
+    with folder_lock(out):
+        assert _cli(["cosegment", str(img), str(img), "--out", str(out), *FAST]) == 1
+    assert "another DeepCut run is writing into this folder" in capsys.readouterr().err
+
+
 def test_a_second_run_writing_a_file_another_run_writes_is_refused(tmp_path, capsys):
     """``video`` and ``label`` write one file each (and video a labels folder): while a run holds that file,
     another run writing it is refused with one line and changes nothing; the lock leaves no file behind."""
@@ -518,3 +534,22 @@ def test_a_second_run_writing_a_file_another_run_writes_is_refused(tmp_path, cap
         assert "another DeepCut run is writing into this folder" in capsys.readouterr().err
     assert not (tmp_path / "p.gif").exists() and sorted(os.listdir(labels)) == []
     assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".lock")) == []  # no lock file left
+
+
+def test_cosegment_prints_every_images_notes(tmp_path, capsys):
+    """Only the first image's notes were printed: a "no foreground in this image" of another image was in
+    results.json alone. Notes all images share are printed once, the others with their image's name."""
+    square = np.zeros((64, 64, 3), np.uint8)
+    square[16:48, 16:48] = (220, 40, 40)
+    Image.fromarray(square).save(tmp_path / "square.png")
+    Image.fromarray(np.full((64, 64, 3), (30, 90, 200), np.uint8)).save(tmp_path / "plain.png")
+    out = tmp_path / "out"
+    assert _cli(["cosegment", str(tmp_path / "square.png"), str(tmp_path / "plain.png"), "--out", str(out),
+                 "--backbone", "color", "--resolution", "64"]) == 0
+    err = capsys.readouterr().err
+    files = json.loads((out / "results.json").read_text())["files"]
+    notes = {Path(k).name: v.get("notes", []) for k, v in files.items()}
+    assert any(notes.values())
+    for name, said in notes.items():
+        for note in said:
+            assert f"note: {note}" in err if all(note in n for n in notes.values()) else f"note: {name}: {note}" in err

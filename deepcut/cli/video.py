@@ -231,12 +231,17 @@ def run_cosegment(args: argparse.Namespace) -> int:
     if not images:
         error("none of the images could be read")
         return 1
-    model = make_model(args)
-    print(f"co-segmenting {len(images)} images with one GNN …", file=sys.stderr)
-    t = time.perf_counter()
-    segs = model.cosegment(images, cfg)
-    check_out_dir(out.path, results=True)
-    with folder_lock(out.path):
+    with contextlib.ExitStack() as held:
+        early = out.path.is_dir()  # held before the work: a run already writing into it is refused at once
+        if early:
+            held.enter_context(folder_lock(out.path))
+        model = make_model(args)
+        print(f"co-segmenting {len(images)} images with one GNN …", file=sys.stderr)
+        t = time.perf_counter()
+        segs = model.cosegment(images, cfg)
+        check_out_dir(out.path, results=True)  # a new folder is made only now, with something to write into it
+        if not early:
+            held.enter_context(folder_lock(out.path))
         return write_cosegmentation(args, model, out, names, segs, failures, time.perf_counter() - t)
 
 
@@ -251,7 +256,12 @@ def write_cosegmentation(args: argparse.Namespace, model, out: OutDir, names: li
         results[str(path)] = {**seg.summary(), "labels": label_values(seg.labels), "outputs": written}
     results_path = write_results(out, model, segs[0].config, results, failures, seconds=round(seconds, 3))
     finish_results(out)
-    for note in segs[0].notes:
+    common = [n for n in segs[0].notes if all(n in seg.notes for seg in segs)]  # the one GNN's, said once
+    for note in common:
         print(f"note: {note}", file=sys.stderr)
+    for (path, _), seg in zip(names, segs, strict=False):  # and each image's own, named
+        for note in seg.notes:
+            if note not in common:
+                print(f"note: {Path(path).name}: {note}", file=sys.stderr)
     print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)
     return 1 if failures else 0
