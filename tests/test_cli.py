@@ -553,3 +553,31 @@ def test_cosegment_prints_every_images_notes(tmp_path, capsys):
     for name, said in notes.items():
         for note in said:
             assert f"note: {note}" in err if all(note in n for n in notes.values()) else f"note: {name}: {note}" in err
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does(tmp_path):
+    """``kill`` (what ``timeout``, SLURM and ``docker stop`` send) left a hidden partial video and its lock file
+    that no later run removed; it now ends the command as Ctrl-C does, exit 143, nothing partial left."""
+    import signal
+    import time
+
+    import imageio.v3 as iio
+
+    frames = np.zeros((300, 120, 160, 3), np.uint8)
+    frames[...] = (30, 90, 200)
+    for t in range(300):
+        frames[t, 40:80, t % 120:t % 120 + 30] = (220, 40, 40)
+    iio.imwrite(tmp_path / "long.mp4", frames, fps=25)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "deepcut", "video", str(tmp_path / "long.mp4"), "--out",
+                             str(out / "o.mp4"), "--backbone", "color", "--resolution", "96"], cwd=REPO,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".o.mp4.*.partial.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the video finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "error: terminated" in err, err[-500:]
+    assert sorted(p.name for p in out.iterdir()) == [".deepcut-outputs.json"]

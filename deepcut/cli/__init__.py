@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from ..errors import DeepCutError
 from . import eval as eval_cmd
@@ -52,9 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``) during a command: raised where the
+    command is, so that it cleans up as after Ctrl-C (partial files removed, a label run's work kept)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    on_main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if on_main else None
     try:
         return int(args.func(args) or 0)
     except UsageError as e:
@@ -64,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     except DeepCutError as e:
         error(str(e))
         return 1
+    except Terminated:
+        error("terminated")
+        return 143
     except KeyboardInterrupt:
         error("interrupted")
         return 130
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, before)
