@@ -581,3 +581,14 @@ def test_sigterm_cleans_up_as_ctrl_c_does(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "error: terminated" in err, err[-500:]
     assert sorted(p.name for p in out.iterdir()) == [".deepcut-outputs.json"]
+
+
+@pytest.mark.parametrize("argv", [["segment", "a.png", "--out", ""], ["slides", "a.png", "--out", " "],
+                                  ["video", "a.mp4", "--out", "o.mp4", "--labels-dir", ""],
+                                  ["eval", "d", "--out", "r.json", "--save-masks", ""], ["label", "d", "--out", ""]])
+def test_an_empty_path_is_a_usage_error(tmp_path, capsys, monkeypatch, argv):
+    """``segment --out ""`` wrote into the current folder (and ``eval --save-masks ""`` its masks there)."""
+    monkeypatch.chdir(tmp_path)
+    assert _cli(argv) == 2
+    assert "the path is empty (it would mean the current folder): name one" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

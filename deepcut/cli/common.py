@@ -15,7 +15,15 @@ from .options import UsageError, add_config_args, check_device, config_from_args
 from .outdir import RESULTS_NAME, OutDir
 
 __all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
-           "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error"]
+           "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error", "path_arg"]
+
+
+def path_arg(text: str) -> str:
+    """A path flag (``--out``, ``--labels-dir``, ``--save-masks`` …): not empty, which would mean the current
+    folder (checked when the command line is read)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty (it would mean the current folder): name one")
+    return text
 
 
 def opacity_arg(text: str) -> float:
@@ -37,7 +45,7 @@ def add_opacity_arg(p: argparse.ArgumentParser) -> None:
 def add_image_args(p: argparse.ArgumentParser) -> None:
     """``IMAGE_OR_DIR...``, ``--out DIR`` and ``--opacity``: the commands writing one set of images per input."""
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, type=path_arg, help="output folder")
     add_opacity_arg(p)
 
 

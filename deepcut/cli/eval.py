@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import defaults
 from ..utils.files import write_json_atomic
 from ..utils.manifest import OutputManifest
-from .common import UsageError, add_config_args, config_from_args, make_model
+from .common import UsageError, add_config_args, config_from_args, make_model, path_arg
 from .options import parse_objects
 from .outdir import check_out_dir
 
@@ -52,12 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-mode", choices=("frames", "temporal"), default="frames",
                    help="video: segment every frame on its own (k=2), or with DeepCut.segment_video, whose GNN "
                         "is carried from frame to frame (--method deepcut only) (default: %(default)s)")
-    p.add_argument("--save-masks", metavar="DIR",
+    p.add_argument("--save-masks", type=path_arg, metavar="DIR",
                    help="write the predicted masks as DIR/<stem>.png (0/255; parts: label maps; video: "
                         "DIR/<seq>/<frame>.png)")
-    p.add_argument("--predictions", metavar="DIR",
+    p.add_argument("--predictions", type=path_arg, metavar="DIR",
                    help="score masks saved earlier with --save-masks instead of segmenting")
-    p.add_argument("--out", required=True, metavar="RESULTS.json", help="where to write the results")
+    p.add_argument("--out", type=path_arg, required=True, metavar="RESULTS.json", help="where to write the results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # None = "the task's default" (see TASK_DEFAULTS); filled in by config_for_task.
     add_config_args(p, defaults=dict.fromkeys(TASK_SETTINGS), default_help=task_default_help())

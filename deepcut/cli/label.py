@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .common import UsageError, add_config_args, config_from_args, error
+from .common import UsageError, add_config_args, config_from_args, error, path_arg
 from .options import parse_objects
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="pseudo-label images as a COCO instances file (several objects per image)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders (recursive) or .txt lists of paths")
-    p.add_argument("--out", required=True, metavar="PSEUDO.json", help="the COCO file to write")
+    p.add_argument("--out", type=path_arg, required=True, metavar="PSEUDO.json", help="the COCO file to write")
     p.add_argument("--objects", type=parse_objects, default=3, metavar="N|auto",
                    help="most objects per image, found by successive cuts (default: %(default)s); 'auto' (or 0): "
                         "one correlation-clustering cut, as many objects as it finds")

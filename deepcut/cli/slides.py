@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..utils.manifest import OutputManifest, folder_lock
-from .common import UsageError, add_config_args, add_opacity_arg, config_from_args, make_model
+from .common import UsageError, add_config_args, add_opacity_arg, config_from_args, make_model, path_arg
 from .outdir import check_out_dir
 
 #: The hidden working folder's prefix, inside ``--out``.
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "<image>_<figure>_<settings>, e.g. cat_overlay_ncut-k3-2stages.png. A file of those names "
                     "that DeepCut did not write is never replaced.")
     p.add_argument("image", metavar="IMAGE", help="the image to segment and explain")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder (created if missing)")
     add_opacity_arg(p)
     add_config_args(p)
     p.set_defaults(func=run)

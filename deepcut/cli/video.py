@@ -25,6 +25,7 @@ from .common import (
     file_error,
     finish_results,
     make_model,
+    path_arg,
     write_results,
 )
 from .outdir import OutDir, check_out_dir, check_video_paths
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--labels-dir also saves every frame's label map as PNG. A part keeps its label and colour "
                     "from frame to frame.")
     p.add_argument("video", metavar="VIDEO", help="video file, GIF, or folder of frame images")
-    p.add_argument("--out", required=True, help=f"overlay video to write ({', '.join(WRITE_SUFFIXES)})")
+    p.add_argument("--out", type=path_arg, required=True, help=f"overlay video to write ({', '.join(WRITE_SUFFIXES)})")
     p.add_argument(
         "--max-frames", type=int, default=300, help="process at most this many frames (default: %(default)s)"
     )
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-epochs", type=int, nargs="+", default=None, metavar="N",
                    help="GNN epochs of stages 1 [2 3] after the first frame, which warm-starts the others "
                         "(default: a fifth of --epochs)")
-    p.add_argument("--labels-dir", default=None, metavar="DIR",
+    p.add_argument("--labels-dir", type=path_arg, default=None, metavar="DIR",
                    help="also write every frame's label map to DIR/frame_<index>.png and DIR/summary.json")
     add_opacity_arg(p)
     add_config_args(p)
