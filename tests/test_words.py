@@ -212,3 +212,17 @@ def test_a_correction_hides_the_plain_cuts_count_words_and_a_reset_brings_them_b
     assert joined.corrections and not any(wd in joined.status_markdown() for wd in words)
     back = dcorr.reset(model, joined)
     assert all(back.status_markdown().count(wd) == 1 for wd in words)
+
+
+def test_notes_name_the_step_that_acted_and_read_as_sentences():
+    """A 1 x 1 image with refine="none" was told "The edge refinement left 1 segment …", and a settled restart
+    read "the training settled of the restart after …"."""
+    from deepcut import DeepCut
+    from deepcut.clustering.settle import SETTLE, settled_words
+
+    seg = DeepCut("color").segment(np.array([[[200, 10, 10]]], np.uint8), refine="none")
+    said = [n for n in seg.notes if "of the patch grid's" in n]
+    assert said and said[0].startswith("The upsampling to the image's size left 1 segment of the patch grid's")
+    assert settled_words(45, 100, SETTLE, restart=True).startswith(
+        "the training settled after 45 of the restart's 100 epochs: its labels")
+    assert settled_words(45, 100, SETTLE).startswith("the training settled after 45 of its 100 epochs")

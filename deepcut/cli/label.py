@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..segmentation.notes import plural
 from .common import UsageError, add_config_args, config_from_args, error, path_arg
 from .options import parse_objects
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.close()
-    print(f"{report.total - len(report.failures)} images labelled ({report.annotations} objects), "
+    print(f"{plural(report.total - len(report.failures), 'image')} labelled ({plural(report.annotations, 'object')}), "
           f"{len(report.failures)} failed; wrote {out} "
           f"({report.images_per_second:.2f} images/s, after {report.load_seconds:.1f} s building the model)",
           file=sys.stderr)

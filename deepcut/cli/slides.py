@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..segmentation.notes import plural
 from ..utils.manifest import OutputManifest, folder_lock
 from .common import UsageError, add_config_args, add_opacity_arg, config_from_args, make_model, path_arg
 from .outdir import check_out_dir
@@ -102,7 +103,7 @@ def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> in
     check_names(out, manifest, planned)
     seg = model.segment(image, cfg)
     result = LessonResult.of(model.store, seg)
-    print(f"{name}: {seg.num_segments} segments ({settings_line(result)}); explaining and drawing the slides",
+    print(f"{name}: {plural(seg.num_segments, 'segment')} ({settings_line(result)}); explaining and drawing the slides",
           file=sys.stderr)
     ex = explain(model.store, seg)
     walk = Walkthrough(model.store, result, ex, opacity=opacity)

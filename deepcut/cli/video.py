@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import parse_epochs
 from ..errors import ConfigError
+from ..segmentation.notes import plural
 from ..utils.files import atomic_path, write_json_atomic
 from ..utils.manifest import Manifests, file_lock, folder_lock
 from .common import (
@@ -191,7 +192,7 @@ def _write_video(args: argparse.Namespace, model, cfg, manifests: Manifests, str
     for note in stream.notes:
         print(f"note: {note}", file=sys.stderr)
     secs = time.perf_counter() - t0
-    print(f"{n} frames segmented in {secs:.1f} s ({n / max(secs, 1e-9):.2f} frames/s); overlay video: {out}",
+    print(f"{plural(n, 'frame')} segmented in {secs:.1f} s ({n / max(secs, 1e-9):.2f} frames/s); overlay video: {out}",
           file=sys.stderr)
     return 0
 
@@ -264,5 +265,6 @@ def write_cosegmentation(args: argparse.Namespace, model, out: OutDir, names: li
         for note in seg.notes:
             if note not in common:
                 print(f"note: {Path(path).name}: {note}", file=sys.stderr)
-    print(f"{len(segs)} images co-segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)
+    print(f"{plural(len(segs), 'image')} co-segmented, {len(failures)} failed; results in {results_path}",
+          file=sys.stderr)
     return 1 if failures else 0

@@ -59,8 +59,8 @@ SETTLED_NOTE = "the training settled"
 def settled_words(trained: int, planned: int, rule: Settle, restart: bool = False) -> str:
     """The note of a try that ``rule`` stopped after ``trained`` of its ``planned`` epochs (``restart``: NCut's
     second try from the spectral cut), in plain words."""
-    which = " of the restart" if restart else ""
-    return (f"{SETTLED_NOTE}{which} after {trained} of its {planned} epochs: {rule.words()}, so the other "
+    whose = "the restart's" if restart else "its"
+    return (f"{SETTLED_NOTE} after {trained} of {whose} {planned} epochs: {rule.words()}, so the other "
             f"{planned - trained} were not trained (settle off: every epoch)")
 
 

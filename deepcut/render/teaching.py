@@ -15,6 +15,7 @@ from PIL import Image
 from ..clustering.fit import NCUT_START_EPOCHS, RESTART_LABEL
 from ..graph.patch_graph import graph_kind
 from ..segmentation.colors import label_colors
+from ..segmentation.notes import plural
 from ..utils.matching import best_matching, iou_matrix
 from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
 
@@ -87,13 +88,13 @@ def _comparison_titles(cmp: "CutComparison", compact: bool = False) -> tuple[str
     name, meaning = MEASURES.get(cmp.loss, MEASURES["ncut"])
     where = STAGE_TITLES.get(cmp.stage, f"Stage {cmp.stage}")
     if compact:
-        gnn = (f"GNN (CC, k ≤ {cmp.asked}): {cmp.k} segments" if cmp.loss == "cc" else
+        gnn = (f"GNN (CC, k ≤ {cmp.asked}): {plural(cmp.k, 'segment')}" if cmp.loss == "cc" else
                f"GNN (NCut, k = {cmp.asked})" + (", from the spectral cut" if cmp.restart_epoch else ""))
         return gnn, "Spectral cut", f"{where}: one graph of {cmp.num_nodes} patches, two solvers"
     if cmp.loss == "cc":
-        gnn = f"GNN, this result: CC loss (α = {cmp.alpha:g}, k ≤ {cmp.asked}), {cmp.k} segments"
-        graph = (f"CC graph A = F·Fᵀ − max/α of {cmp.num_nodes} patches; CC found {cmp.k} segments itself, and "
-                 f"the spectral method (no CC form) cut NCut's graph relu(F·Fᵀ)/max into as many")
+        gnn = f"GNN, this result: CC loss (α = {cmp.alpha:g}, k ≤ {cmp.asked}), {plural(cmp.k, 'segment')}"
+        graph = (f"CC graph A = F·Fᵀ − max/α of {cmp.num_nodes} patches; CC found {plural(cmp.k, 'segment')} "
+                 f"itself, and the spectral method (no CC form) cut NCut's graph relu(F·Fᵀ)/max into as many")
     else:
         gnn = f"GNN, this result: NCut loss, k = {cmp.asked}" + (
             ", started from the spectral cut" if cmp.restart_epoch else "")

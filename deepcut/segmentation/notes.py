@@ -72,6 +72,7 @@ def count_words(seg: Segmentation) -> list[str]:
             out.append(f"NCut found {found} of the k = {asked} {what} asked for{where}: training left "
                        f"{asked - found} of its clusters without a patch.")
     if seg.num_segments < len(np.unique(seg.patch_labels)):
-        out.append(f"The edge refinement left {plural(seg.num_segments, 'segment')} of the patch grid's "
+        step = "The upsampling to the image's size" if cfg.refine == "none" else "The edge refinement"
+        out.append(f"{step} left {plural(seg.num_segments, 'segment')} of the patch grid's "
                    f"{len(np.unique(seg.patch_labels))} (the others got no pixel).")
     return out

@@ -14,6 +14,7 @@ from ...clustering.fit import Clusterer, fit
 from ...config import SegmentConfig, make_config
 from ...errors import ConfigError
 from ...features.store import FeatureStore
+from ...segmentation.notes import plural
 from ...segmentation.result import Segmentation
 from ...utils.coerce import as_bool, as_int
 from ...utils.memory import memory_errors
@@ -122,7 +123,7 @@ class VideoSegmentation:
             self._extra_notes.append(f"labels re-matched to the previous frame in {self.stats.rematched} of "
                                      f"{done} frames (the warm-started clustering drifted)")
         if self.stats.cold_restarts:
-            self._extra_notes.append(f"{self.stats.cold_restarts} frames re-clustered from scratch "
+            self._extra_notes.append(f"{plural(self.stats.cold_restarts, 'frame')} re-clustered from scratch "
                                      f"(the warm start collapsed to one segment)")
         if self.progress is not None and done and self.reader.expected != done:
             self.progress(done, done)
