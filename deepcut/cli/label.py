@@ -46,8 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="CPUs of each Ray actor, also its torch threads (default: %(default)s)")
     ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                      help="GPUs of each Ray actor; above 0 the actors batch images on their GPU (default: %(default)s)")
-    add_config_args(p)
+    add_config_args(p, omit=UNUSED)
     p.set_defaults(func=run)
+
+
+#: Settings object discovery does not use (:mod:`deepcut.tasks.discover`): not offered (they were accepted,
+#: changed nothing and made ``--resume`` refuse a run that differed only in them).
+UNUSED = ("k", "stages", "bg_k", "largest_component")
 
 
 def _check_counts(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ command line without touching the CLI. Besides those, every command gets ``--bac
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..backbones.precision import PRECISION_ENV
 from ..config import Option, SegmentConfig, options, parse_epochs
@@ -57,7 +57,7 @@ def _argument(name: str, opt: Option, default: Any, default_help: str | None) ->
 
 
 def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None,
-                    default_help: Mapping[str, str] | None = None) -> argparse._ArgumentGroup:
+                    default_help: Mapping[str, str] | None = None, omit: Iterable[str] = ()) -> argparse._ArgumentGroup:
     """Add a flag for every :class:`SegmentConfig` field, plus ``--backbone``, ``--random-weights`` and
     ``--device``, in a "segmentation settings" group (returned).
 
@@ -67,8 +67,9 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
             ``None`` means "decided later by the command" (e.g. eval's task-dependent ``k``).
         default_help: per-field text shown as ``(default: TEXT)`` in ``--help``, for defaults that
             ``%(default)s`` cannot describe (such as a ``None`` from ``defaults``).
+        omit: fields the command does not use: no flag (given anyway, argparse refuses it), their default.
     """
-    fields = options()
+    fields = {name: opt for name, opt in options().items() if name not in set(omit)}
     overrides = dict(defaults or {})
     unknown = sorted(set(overrides) - set(fields) - set(MODEL_DEFAULTS))
     if unknown:
@@ -83,7 +84,7 @@ def add_config_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
                    help="build the backbone with random weights (testing and benchmarks only)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"CPU threads of the ViT (default: ${THREADS_ENV} if set, else the cores idle at the "
-                        f"time; the GNN always uses one)")
+                        f"time; the GNN takes one for a short training, the idle cores for a long one)")
     g.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N,mps}",
                    help=f"where to compute (default: ${DEVICE_ENV} if set, else auto: CUDA when available, "
                         f"else the CPU)")
