@@ -592,3 +592,14 @@ def test_an_empty_path_is_a_usage_error(tmp_path, capsys, monkeypatch, argv):
     assert _cli(argv) == 2
     assert "the path is empty (it would mean the current folder): name one" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_of_subfolders_says_to_name_them(tmp_path, capsys):
+    """``segment dup/`` with images only in ``dup/a`` and ``dup/b`` said "no input files found" and no more."""
+    for sub in ("a", "b"):
+        (tmp_path / "dup" / sub).mkdir(parents=True)
+        Image.fromarray(disc_image(48)).save(tmp_path / "dup" / sub / "x.png")
+    assert _cli(["segment", str(tmp_path / "dup"), "--out", str(tmp_path / "out"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "no input files found (a folder stands for its own files, not for those in its subfolders" in err
+    assert f"{tmp_path / 'dup' / 'a'} {tmp_path / 'dup' / 'b'}" in err

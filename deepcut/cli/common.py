@@ -59,17 +59,22 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             permission); the CLI exits with 1.
     """
     files: list[Path] = []
+    nested: list[Path] = []
     for item in inputs:
         path = Path(item)
         try:
             if path.is_dir():
-                files.extend(sorted(f for f in path.iterdir() if not f.name.startswith(".") and f.is_file()))
+                entries = [f for f in path.iterdir() if not f.name.startswith(".")]
+                files.extend(sorted(f for f in entries if f.is_file()))
+                nested.extend(sorted(f for f in entries if f.is_dir()))
             else:
                 files.append(path)
         except OSError as e:
             raise DeepCutError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not files:
-        raise DeepCutError("no input files found")
+        hint = (f" (a folder stands for its own files, not for those in its subfolders: name them, e.g. "
+                f"{' '.join(map(str, nested[:3]))}{' …' if len(nested) > 3 else ''})") if nested else ""
+        raise DeepCutError(f"no input files found{hint}")
     return files
 
 
