@@ -543,3 +543,23 @@ def test_a_mask_of_another_aspect_ratio_is_not_stretched_onto_the_prediction(tmp
     assert sorted(res["per_image"]) == ["img0", "img1"] and res["per_image"]["img1"]["iou"] > 0.6
     assert "48 x 96 px but the ground truth 96 x 48 px" in res["failures"]["turned"]
     assert "EXIF orientation" in res["failures"]["turned"] and "turned:" in err
+
+
+def test_save_masks_holds_only_this_runs_masks(tmp_path, capsys):
+    """A second ``--save-masks`` run into the folder of a larger one left the first run's other masks beside its
+    own, and ``--predictions`` scored the mix as one method. They are removed (and said so); other files
+    DeepCut wrote there, e.g. by ``segment``, stay."""
+    from deepcut.cli import main as cli_main
+
+    data = tmp_path / "data"
+    stems = make_single(data, n=4, size=64)
+    masks = tmp_path / "masks"
+    assert _run([data, "--task", "single", *FAST, "--out", tmp_path / "a.json", "--save-masks", masks], capsys)[0] == 0
+    assert cli_main(["segment", str(data / "images" / "img0.png"), "--out", str(masks), "--backbone", "color",
+                     "--resolution", "64"]) == 0
+    capsys.readouterr()
+    rc, _, err = _run([data, "--task", "single", *FAST, "--method", "kmeans", "--limit", "2", "--out",
+                       tmp_path / "b.json", "--save-masks", masks], capsys)
+    assert rc == 0 and "--save-masks: removed 2 masks an earlier run wrote there and this run does not" in err
+    assert sorted(p.name for p in masks.glob("img?.png")) == [f"{s}.png" for s in stems[:2]]
+    assert (masks / "img0_overlay.png").is_file() and (masks / "results.json").is_file()

@@ -24,7 +24,7 @@ from ..errors import ConfigError, DeepCutError
 from ..features.image import load_image
 from ..segmentation.result import Segmentation
 from ..utils.files import atomic_path
-from ..utils.manifest import Manifests
+from ..utils.manifest import MANIFEST_NAME, Manifests
 from ..utils.masks import bbox_of
 from . import metrics as M
 from .baselines import SPECTRAL_GRAPHS, baseline
@@ -196,11 +196,18 @@ def save_prediction(pred: Prediction, path: Path, task: str) -> None:
         img.save(tmp, format="PNG")
 
 
+#: The manifest's mark of the masks ``--save-masks`` wrote (other files DeepCut wrote beside them are kept).
+MASK_KIND = "eval-mask"
+
+
 @contextmanager
-def recorded_masks(folder: str | Path | None, samples: list[Sample]) -> Iterator[None]:
-    """Around ``--save-masks``: the masks reserved in their folder's manifest, then recorded."""
+def recorded_masks(folder: str | Path | None, samples: list[Sample]) -> Iterator[list[Path]]:
+    """Around ``--save-masks``: the masks reserved in their folder's manifest, then recorded. The folder holds
+    this run's masks only: masks an earlier run wrote there (in it or a sub-folder, by their manifests) that
+    this run does not write are removed first, so that ``--predictions`` never scores two runs as one. Yields
+    the masks removed."""
     if folder is None:
-        yield
+        yield []
         return
     manifests = Manifests()
     names: dict[Path, list[str]] = {}
@@ -208,10 +215,15 @@ def recorded_masks(folder: str | Path | None, samples: list[Sample]) -> Iterator
         path = mask_path(folder, sample.key)
         path.parent.mkdir(parents=True, exist_ok=True)
         names.setdefault(path.parent, []).append(path.name)
+    removed: list[Path] = []
+    for listed in sorted(Path(folder).rglob(MANIFEST_NAME)):
+        keep, manifest = set(names.get(listed.parent, ())), manifests.of(listed.parent)
+        stale = [n for n in manifest.of_kind(MASK_KIND) if n not in keep]
+        removed += [listed.parent / n for n in manifest.remove(stale)]
     for parent, group in names.items():
-        manifests.of(parent).reserve(group)
+        manifests.of(parent).reserve(group, MASK_KIND)
     try:
-        yield
+        yield removed
     finally:
         for parent, group in names.items():
             manifests.of(parent).record(group)
@@ -380,7 +392,10 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
     bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     headline = TASK_METRICS[task][0]
     running: list[float] = []
-    with recorded_masks(save_masks, dataset.samples):
+    with recorded_masks(save_masks, dataset.samples) as removed:
+        if removed:
+            bar.write(f"--save-masks: removed {len(removed)} masks an earlier run wrote there and this run does not "
+                      f"(e.g. {removed[0]})", file=sys.stderr)
         for sample in bar:
             try:
                 pred = method(sample)

@@ -104,10 +104,11 @@ class OutputManifest:
         write_json_atomic(self.path, {"format": FORMAT, "about": "files DeepCut wrote in this folder",
                                       "files": dict(sorted(self.entries.items()))})
 
-    def reserve(self, names: Iterable[str]) -> None:
-        """Record ``names`` as pending (about to be written)."""
+    def reserve(self, names: Iterable[str], kind: str | None = None) -> None:
+        """Record ``names`` as pending (about to be written); ``kind``: what wrote them (e.g. ``"eval-mask"``,
+        kept when they are recorded, see :meth:`of_kind`)."""
         for name in names:
-            self.entries[name] = {"pending": True}
+            self.entries[name] = {"pending": True, **({"kind": kind} if kind else {})}
         self.save()
 
     def record(self, names: Iterable[str]) -> None:
@@ -117,8 +118,14 @@ class OutputManifest:
             if st is None or not stat.S_ISREG(st.st_mode):
                 self.entries.pop(name, None)
             else:
-                self.entries[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                kind = self.entries.get(name, {}).get("kind")
+                self.entries[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                      **({"kind": kind} if kind else {})}
         self.save()
+
+    def of_kind(self, kind: str) -> list[str]:
+        """The names recorded with ``kind`` (see :meth:`reserve`)."""
+        return [name for name, entry in self.entries.items() if entry.get("kind") == kind]
 
     @contextmanager
     def writing(self, names: Iterable[str]) -> Iterator[None]:
