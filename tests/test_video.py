@@ -414,6 +414,15 @@ def test_cli_video_writes_an_overlay_video_and_label_maps(disc_mp4, tmp_path, ca
     summary = json.loads((labels / "summary.json").read_text())
     assert summary["frames"] == 6 and summary["config"]["stages"] == 2
     assert "6 frames segmented" in capsys.readouterr().err
+    (labels / "notes.txt").write_text("mine")  # not DeepCut's: kept
+    # a rerun with other frames: the first run's other maps went on lying beside the new ones, unlisted
+    assert main(["video", str(disc_mp4), "--out", str(out), "--backbone", "color", "--resolution", "64",
+                 "--max-frames", "3", "--labels-dir", str(labels)]) == 0
+    assert "--labels-dir: removed 6 label maps of an earlier run" in capsys.readouterr().err
+    assert sorted(m.name for m in labels.iterdir() if not m.name.startswith(".")) == [
+        "frame_00000.png", "frame_00001.png", "frame_00002.png", "notes.txt", "summary.json"]
+    assert json.loads((labels / "summary.json").read_text())["label_maps"] == [
+        str(labels / f"frame_{i:05d}.png") for i in range(3)]
 
 
 def test_cli_video_bad_input_is_an_error_not_a_traceback(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,16 @@ def frame_name(index: int) -> str:
     return f"frame_{index:05d}.png"
 
 
+def clear_label_maps(labels) -> int:
+    """Remove the label maps (and summary) an earlier run wrote into ``--labels-dir`` (its
+    :class:`~deepcut.utils.manifest.OutputManifest` ``labels``: files DeepCut wrote and nobody changed), so that
+    the folder holds this run's frames only (another ``--max-frames`` or ``--frame-stride``, or a run stopped
+    half-way, left its other frames beside them). Returns how many frames were removed."""
+    frames = [n for n in labels.entries if re.fullmatch(r"frame_\d{5,}\.png", n)]
+    gone = labels.remove([*frames, SUMMARY_NAME])
+    return len([n for n in gone if n != SUMMARY_NAME])
+
+
 def _check_video_args(args: argparse.Namespace, cfg, manifests: Manifests) -> tuple[Path, Path | None, tuple | None]:
     """``(out, labels_dir, warm_epochs)`` once every flag and path is checked (nothing written yet)."""
     from ..tasks.video import WRITE_SUFFIXES
@@ -163,6 +174,8 @@ def _write_video(args: argparse.Namespace, model, cfg, manifests: Manifests, str
     from ..tasks.video import write_video
 
     labels = manifests.of(labels_dir) if labels_dir is not None else None
+    if labels is not None and (cleared := clear_label_maps(labels)):
+        print(f"--labels-dir: removed {plural(cleared, 'label map')} of an earlier run", file=sys.stderr)
     written: list[str] = []
     segments: set[int] = set()
 
