@@ -563,3 +563,32 @@ def test_save_masks_holds_only_this_runs_masks(tmp_path, capsys):
     assert rc == 0 and "--save-masks: removed 2 masks an earlier run wrote there and this run does not" in err
     assert sorted(p.name for p in masks.glob("img?.png")) == [f"{s}.png" for s in stems[:2]]
     assert (masks / "img0_overlay.png").is_file() and (masks / "results.json").is_file()
+
+
+def test_ctrl_c_keeps_the_scores_of_the_images_done(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during ``eval`` wrote no results file: every score was lost. The images scored before it are
+    written, marked ``interrupted``, and the exit code is 130."""
+    import deepcut.evaluation.runner as runner
+
+    data = tmp_path / "data"
+    make_single(data, n=4, size=64)
+    real = runner.segmenter
+
+    def stopping(*args, **kwargs):
+        method, calls = real(*args, **kwargs), []
+
+        def run(sample):
+            calls.append(sample.key)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return method(sample)
+        return run
+
+    monkeypatch.setattr(runner, "segmenter", stopping)
+    out = tmp_path / "r.json"
+    rc, _, err = _run([data, "--task", "single", *FAST, "--out", out], capsys)
+    assert rc == 130 and f"interrupted after 2 of 4 images; their scores in {out}" in err
+    res = json.loads(out.read_text())
+    assert sorted(res["per_image"]) == ["img0", "img1"] and res["interrupted"] == {"scored": 2, "of": 4}
+    assert res["num_images"] == 2 and res["iou"] == pytest.approx(np.mean([v["iou"] for v in res["per_image"].values()]),
+                                                                    abs=1e-4)

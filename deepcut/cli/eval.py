@@ -206,11 +206,17 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "objects":
         header["options"] = {**header["options"], "objects": "auto" if args.objects is None else args.objects}
 
-    scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
+    try:
+        scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
+    except KeyboardInterrupt as e:  # the images scored before it are written, marked "interrupted"
+        partial = getattr(e, "partial", None)
+        if partial is not None:
+            _write(out, {**header, **{k: v for k, v in partial.items() if k != "task"}})
+            done = partial["interrupted"]
+            print(f"interrupted after {done['scored']} of {done['of']} images; their scores in {out}", file=sys.stderr)
+        raise
     results = {**header, **{k: v for k, v in scores.items() if k != "task"}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with OutputManifest(out.parent).writing([out.name]):
-        write_json_atomic(out, results, indent=1)
+    _write(out, results)
 
     print(summary_table([results]))
     if args.task == "video":
@@ -225,3 +231,10 @@ def run(args: argparse.Namespace) -> int:
     if results["num_images"] == 0:
         return 1
     return 1 if results["failures"] else 0
+
+
+def _write(out: Path, results: dict) -> None:
+    """Write the results file (atomically, recorded in its folder's manifest)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with OutputManifest(out.parent).writing([out.name]):
+        write_json_atomic(out, results, indent=1)

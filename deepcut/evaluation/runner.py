@@ -382,6 +382,10 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
     (plus secondary means), ``num_images``, ``seconds_per_image``, ``per_image`` values,
     ``per_sequence`` J (video), ``failures`` (key → message) and ``skipped`` (from the dataset).
     A sample that fails (unreadable image or mask) is reported and left out of the means.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C during the run, raised again once the images done are summarised: its
+            ``partial`` attribute holds the same dict for them, with ``interrupted`` ``{"scored", "of"}``.
     """
     from tqdm import tqdm
 
@@ -392,6 +396,7 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
     bar = tqdm(dataset.samples, desc=desc, unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     headline = TASK_METRICS[task][0]
     running: list[float] = []
+    stopped: KeyboardInterrupt | None = None
     with recorded_masks(save_masks, dataset.samples) as removed:
         if removed:
             bar.write(f"--save-masks: removed {len(removed)} masks an earlier run wrote there and this run does not "
@@ -402,6 +407,9 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
                 values, curve = score_prediction(pred, sample, task)
                 if save_masks is not None:
                     save_prediction(pred, mask_path(save_masks, sample.key), task)
+            except KeyboardInterrupt as e:  # Ctrl-C (or SIGTERM from the CLI): the images scored so far are kept
+                stopped = e
+                break
             except ConfigError:
                 raise
             except (DeepCutError, OSError, MemoryError) as e:
@@ -422,4 +430,8 @@ def evaluate(dataset: Dataset, method: Method, save_masks: str | Path | None = N
     out["per_image"] = per_image
     out["failures"] = failures
     out["skipped"] = dict(dataset.skipped)
+    if stopped is not None:
+        out["interrupted"] = {"scored": len(per_image) + len(failures), "of": len(dataset.samples)}
+        stopped.partial = _round(out)  # type: ignore[attr-defined]  # for the caller to keep
+        raise stopped
     return _round(out)
