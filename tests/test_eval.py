@@ -590,5 +590,5 @@ def test_ctrl_c_keeps_the_scores_of_the_images_done(tmp_path, capsys, monkeypatc
     assert rc == 130 and f"interrupted after 2 of 4 images; their scores in {out}" in err
     res = json.loads(out.read_text())
     assert sorted(res["per_image"]) == ["img0", "img1"] and res["interrupted"] == {"scored": 2, "of": 4}
-    assert res["num_images"] == 2 and res["iou"] == pytest.approx(np.mean([v["iou"] for v in res["per_image"].values()]),
-                                                                    abs=1e-4)
+    ious = [v["iou"] for v in res["per_image"].values()]
+    assert res["num_images"] == 2 and res["iou"] == pytest.approx(np.mean(ious), abs=1e-4)
