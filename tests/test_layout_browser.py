@@ -191,3 +191,28 @@ def test_lessons_follow_the_result_or_say_they_are_out_of_date(browser):
         assert "k=2" not in walk.replace(" ", "") and "k=4" in walk.replace(" ", ""), walk
     finally:
         page.close()
+
+
+def test_presenter_mode_keeps_the_overlay_large_beside_long_notes(browser):
+    """CC with three stages adds two long notes: the status grew, and the overlay in the same column shrank to
+    a thumbnail (about 158 x 127 px at 1280 x 720) with the last note cut off. The status now scrolls within
+    about four lines and the overlay keeps its room."""
+    page = open_page(browser, 1280, 720, "?presenter=1")
+    try:
+        tap_example(page, "astronaut.jpg")
+        page.wait_for_timeout(1000)
+        before = box(page, "#overlay img")
+        for setting, choice in (("loss", "CC"), ("stages", "3:")):
+            said = page.locator("#status").inner_text()
+            page.locator(f"#image-settings .setting-{setting} label").filter(has_text=choice).click()
+            page.wait_for_function("(said) => document.querySelector('#status').innerText !== said", arg=said)
+        wait_loaded(page, "#overlay img")
+        page.wait_for_timeout(1500)  # the columns are fitted to the screen every 0.7 s
+        status, overlay = box(page, "#status"), box(page, "#overlay img")
+        assert status["bottom"] - status["top"] <= 100, status
+        assert page.evaluate("(() => { const s = document.querySelector('#status'); "
+                             "return s.scrollHeight > s.clientHeight + 4; })()")  # the rest scrolls
+        assert overlay["bottom"] - overlay["top"] >= 0.8 * (before["bottom"] - before["top"]), (before, overlay)
+        assert page.evaluate("document.documentElement.scrollHeight") <= 720 + 1
+    finally:
+        page.close()

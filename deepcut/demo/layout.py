@@ -114,7 +114,7 @@ body.presenter #input-image { height: 90px !important; }
 body.presenter #segment-btn { padding: 4px !important; }
 body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 40px !important; }
 body.presenter #image-examples .gallery-item { max-width: 58px !important; }
-body.presenter #status { min-height: 0; }
+body.presenter #status { min-height: 0; max-height: 5.6em; overflow-y: auto !important; flex-shrink: 0 !important; }
 body.presenter #status p { margin: 0; font-size: 16px !important; line-height: 1.35; }
 body.presenter #status p { font-size: 15px !important; }
 body.presenter #click-mode > span, body.presenter #click-mode .block-title { display: none; }
