@@ -21,7 +21,7 @@ except ImportError:  # the library and CLI do not need it: the web app is the `a
     raise SystemExit("app.py needs Gradio: ./dev app installs it (or pip install -r requirements.txt, "
                      "or pip install 'deepcut-gnn[app]')") from None
 
-from deepcut.config import DEFAULT_K, defaults  # noqa: E402
+from deepcut.config import defaults  # noqa: E402
 from deepcut.demo import MAX_COSEG_IMAGES, DemoSession, controls, guards, layout, lesson_view, teach_view  # noqa: E402
 from deepcut.demo.arrival import queue_arrival  # noqa: E402
 from deepcut.demo.handlers import PageHandlers, gpu  # noqa: E402
@@ -147,8 +147,9 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
         c[name].release(**auto)
     for name in ("facet", "largest", "refine", "settle"):
         c[name].input(**auto)
-    c["loss"].input(lambda v: (gr.update(visible=v == "cc"), gr.update(value=DEFAULT_K[v])), c["loss"],
-                    [c["alpha"], c["k"]], api_visibility="private").then(**auto)  # CC: k is a bound, 10
+    ncut_k = gr.State(None)  # CC: k is a bound, 10; back on NCut, the k the visitor had
+    c["loss"].input(controls.loss_switch, [c["loss"], c["k"], ncut_k], [c["alpha"], c["k"], ncut_k],
+                    api_visibility="private").then(**auto)
     c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), *[gr.update(visible=int(s) >= 3)] * 2), c["stages"],
                       [c["ep2"], c["ep3"], c["bg_k"]], api_visibility="private").then(**auto)
     for event in controls.on_backbone(shared, page.choose_backbone, [c[n] for n in ("layer", "facet")] + [

@@ -380,3 +380,20 @@ def test_the_image_upload_keeps_a_16_bit_png(tmp_path):
     rgb = load_image(sent)
     assert rgb.shape == (32, 64, 3)
     assert rgb[:, :8].max() < 40 and rgb[:, -8:].min() > 215  # dark on the left, bright on the right
+
+
+def test_choosing_cc_and_back_restores_the_visitors_k():
+    """Choosing CC sets k to its bound, 10; choosing NCut again set k to 2, losing the 3 the visitor had."""
+    pytest.importorskip("gradio")
+    import app
+    from deepcut.demo.controls import loss_switch
+
+    alpha, k, kept = loss_switch("cc", 3, None)
+    assert alpha["visible"] and k["value"] == 10 and kept == 3
+    alpha, k, kept = loss_switch("ncut", 6, kept)  # k moved while on CC: NCut gets its own back
+    assert not alpha["visible"] and k["value"] == 3 and kept is None
+    assert loss_switch("ncut", 10, None)[1]["value"] == 2  # nothing kept (the page opened on CC): the default
+    demo = app.build_demo(DemoSession("color"), 96)
+    [event] = [fn for fn in demo.fns.values() if fn.fn is loss_switch]
+    assert [type(b).__name__ for b in event.inputs] == ["Radio", "Slider", "State"] and event.outputs[2] is \
+        event.inputs[2]

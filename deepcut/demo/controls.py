@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..config import SegmentConfig, defaults, options
+from ..config import DEFAULT_K, SegmentConfig, defaults, options
 from .errors import visitor_error
 from .limits import NOT_OFFERED
 from .settings import COMPACT_TOP, EPOCH_INPUTS, field_name
@@ -121,6 +121,15 @@ def epoch_sliders(stages: int) -> dict[str, gr.Slider]:
     return {name: gr.Slider(opt.minimum, top, value=values[i], step=opt.step, label=f"{opt.label}, stage {i + 1}",
                             visible=stages >= i + 1, info=info)
             for i, (name, (top, info)) in enumerate(zip(EPOCH_INPUTS, EPOCH_SLIDERS, strict=False))}
+
+
+def loss_switch(loss: str, k: float | None, ncut_k: float | None) -> tuple:
+    """The Image tab's loss choice: ``(α slider, k slider, the NCut k kept)``. α is shown for CC; choosing CC
+    sets k to CC's bound (:data:`~deepcut.config.DEFAULT_K`) and keeps the NCut k, which choosing NCut again
+    restores (else NCut's default)."""
+    if loss == "cc":
+        return gr.update(visible=True), gr.update(value=DEFAULT_K["cc"]), k
+    return gr.update(visible=False), gr.update(value=DEFAULT_K["ncut"] if ncut_k is None else ncut_k), None
 
 
 def layer_props(depth: int) -> dict:
