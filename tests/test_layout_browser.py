@@ -216,3 +216,22 @@ def test_presenter_mode_keeps_the_overlay_large_beside_long_notes(browser):
         assert page.evaluate("document.documentElement.scrollHeight") <= 720 + 1
     finally:
         page.close()
+
+
+def test_a_figures_buttons_sit_beside_its_label_not_over_its_title(browser):
+    """Gradio draws an image's download / full-screen buttons over the picture's top right corner: in presenter
+    mode they hid the end of the walkthrough figure's title ("… epoch 0 of 1"). They now sit above the
+    picture, beside the label."""
+    page = open_page(browser, 1280, 720, "?presenter=1")
+    try:
+        tap_example(page)
+        for _ in range(2):
+            page.locator("#walk-next").click()
+            page.wait_for_timeout(800)
+        page.wait_for_function("document.querySelector('#walk-title').innerText.includes('Training')")
+        wait_loaded(page, "#walk-picture img")
+        buttons, picture = box(page, "#walk-picture .icon-button-wrapper"), box(page, "#walk-picture img")
+        assert buttons["bottom"] <= picture["top"] + 1, (buttons, picture)
+        assert buttons["top"] >= box(page, "#walk-picture")["top"] - 1  # still inside its block
+    finally:
+        page.close()

@@ -46,6 +46,9 @@ CSS = """
 #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
 #loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, #walk-picture {
   padding-top: 2.2em; }
+/* their download / full-screen buttons: up beside the label, not over the figure's title */
+:is(#loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, #walk-picture)
+  .icon-button-wrapper { transform: translateY(-100%); }
 @media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
 body.presenter #settings-col > #image-examples { order: 0; }
 body:not(.presenter):not(.walking) #walk-col { display: none !important; }
