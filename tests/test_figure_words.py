@@ -77,3 +77,20 @@ def _comparison(ex, text):
     from deepcut.render.teaching import comparison_figure
 
     return comparison_figure(ex.image, ex.record.grid, ex.comparison, text) if hasattr(ex.record, "grid") else None
+
+
+@pytest.mark.parametrize("text", SCALES)
+def test_a_loss_in_the_millions_keeps_its_axis_words_apart(text):
+    """CC's loss on a larger graph runs into the millions: matplotlib wrote "1e7" above the axis, over the
+    "loss" title of the walkthrough's training frame. The ticks now carry the values (``32M``)."""
+    from deepcut.render.figures import loss_figure
+    from deepcut.render.teaching import training_frame_figure
+
+    dc = DeepCut("color")
+    seg = dc.segment(np.asarray(Image.open("assets/astronaut.jpg").convert("RGB")), loss="cc", stages=3,
+                     resolution=224)
+    ex = explain(dc.store, seg)
+    assert max(abs(v) for v in seg.losses[0]) >= 1e6
+    for fig in (training_frame_figure(ex.image, ex.record, 3, text=text), loss_figure(seg.losses, text=text)):
+        assert text_clashes(fig) == []
+        assert all(not ax.yaxis.get_offset_text().get_text() for ax in fig.axes)

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from ..clustering.fit import RESTART_LABEL
 from ..segmentation.colors import label_colors
-from .style import COMPACT_TEXT, SMALLEST_PT, draw_fitted, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, draw_fitted, new_figure, plain_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -81,6 +81,7 @@ def loss_figure(losses: list[list[float]], loss: str = "ncut", stages_k: list[in
         ax.set_xlabel("epoch", fontsize=SMALLEST_PT)
         ax.margins(x=0.06, y=0.15)
         ax.tick_params(labelsize=SMALLEST_PT)
+        plain_ticks(ax)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(name, fontsize=9)
     fig.suptitle(f"{name} per epoch" if compact else f"GNN training on this image: {name} per epoch", fontsize=10,

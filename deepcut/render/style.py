@@ -39,6 +39,20 @@ def new_figure(width_in: float, height_in: float, text: float = 1.0) -> "Figure"
     return Figure(figsize=(width_in / t, height_in / t), dpi=BASE_DPI * t, layout="constrained")
 
 
+def plain_ticks(ax: Any) -> None:
+    """Give ``ax``'s y ticks their whole values, large ones with an SI suffix (``32M`` rather than ``3.2`` under a
+    ``1e7`` multiplier, which matplotlib draws above the axes, over the title); small ones as they are."""
+    from matplotlib.ticker import EngFormatter, ScalarFormatter
+
+    low, high = ax.get_ylim()
+    if max(abs(low), abs(high)) >= 1e4:
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    else:
+        plain = ScalarFormatter(useOffset=False)
+        plain.set_scientific(False)
+        ax.yaxis.set_major_formatter(plain)
+
+
 def pixel_size(fig: "Figure") -> tuple[int, int]:
     """``(width, height)`` in pixels of the PNG of ``fig`` (as :func:`~deepcut.render.figures.figure_image`
     renders it)."""

@@ -17,7 +17,7 @@ from ..graph.patch_graph import graph_kind
 from ..segmentation.colors import label_colors
 from ..segmentation.notes import plural
 from ..utils.matching import best_matching, iou_matrix
-from .style import COMPACT_TEXT, SMALLEST_PT, new_figure
+from .style import COMPACT_TEXT, SMALLEST_PT, new_figure, plain_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -253,6 +253,7 @@ def loss_panel(ax: "Axes", st: "StageRecord", i: int, terms: bool = True) -> Non
     ax.set_xlabel("epoch", fontsize=SMALLEST_PT)
     ax.set_title("loss of this stage", fontsize=9)
     ax.tick_params(labelsize=SMALLEST_PT)
+    plain_ticks(ax)
     ax.grid(alpha=0.3)
 
 
