@@ -183,3 +183,13 @@ def test_every_child_of_the_pages_tabs_is_a_tab():
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
     assert tabs and all(isinstance(child, gr.Tab) for t in tabs for child in t.children)
     assert [child.label for child in tabs[0].children] == ["Image", "Video", "Co-segmentation", "Live"]
+
+
+def test_the_status_says_when_the_pages_cap_holds_the_rate():
+    """5 frames/s at 37 ms a frame read as the method's speed; it is the rate the page sends at, and says so."""
+    streams = _streams()
+    _, _, state = streams.step(moving_disc(1)[0], None, "1.2.3.4", "color", k=2, resolution=96)
+    for fps, latency, said in ((4.9, 0.04, True), (2.0, 0.04, False), (4.9, 0.19, False)):
+        state.live.fps, state.live.latency = fps, latency
+        text = streams.status(state, 2, 5.0)
+        assert ("(the page sends at most 5 a second)" in text) == said, (fps, latency, text)

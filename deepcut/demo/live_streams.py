@@ -153,7 +153,7 @@ class LiveStreams:
             raise DemoError(str(e)) from None
         with self._lock:
             self.frames += 1
-        return seg.overlay(float(opacity)), self.status(state, seg.num_segments), state
+        return seg.overlay(float(opacity)), self.status(state, seg.num_segments, self.session.limits.live_fps), state
 
     def _config(self, state: LiveState, backbone: str | None, settings: dict[str, Any]) -> SegmentConfig | None:
         """The config these controls give now (None if the backbone changed: a new stream anyway)."""
@@ -167,11 +167,14 @@ class LiveStreams:
             return None
 
     @staticmethod
-    def status(state: LiveState, segments: int) -> str:
-        """The live status line: frames per second, latency, segments, what runs."""
+    def status(state: LiveState, segments: int, cap: float | None = None) -> str:
+        """The live status line: frames per second (``cap``: the most the page sends, said when it is what holds
+        the rate), latency, segments, what runs."""
         live, (used, cfg) = state.live, state.key
         fps = f"{live.fps:.1f} frames/s" if live.fps else "first frame"
-        line = (f"**{fps}** · {1000 * live.latency:.0f} ms per frame · {plural(segments, 'segment')} · "
+        held = (f" (the page sends at most {cap:g} a second)" if live.fps and cap and live.fps >= 0.9 * cap
+                and live.latency * cap < 0.9 else "")  # the rate is the page's cap, not the work's
+        line = (f"**{fps}**{held} · {1000 * live.latency:.0f} ms per frame · {plural(segments, 'segment')} · "
                 f"`{used}` at {cfg.resolution} px · frame {live.stats.frames}")
         return with_notices([line], state.notices)
 

@@ -22,7 +22,8 @@ another you pick here) and the GNN, and the GNN trained on one frame continues o
 its label and colour while the camera moves** (the paper's implicit tracking). Press the camera's record
 button to start and stop. For speed, live mode works at **224 px** (360 px for DINOv3, whose patches are twice
 as large); the status shows what runs, frames per second and the time per frame. Only the newest frame is
-worked on: nothing queues up.
+worked on: nothing queues up. It needs a camera and the browser's permission to use it: if the camera view
+stays empty, check that one is connected and allowed for this page (the address bar's camera icon).
 """
 
 #: The live overlay fills its panel (a small frame is drawn large, aspect kept).
