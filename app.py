@@ -126,6 +126,7 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
         # component directly under gr.Tabs shifts the page's tab list: after a click on Video the Live tab was gone)
         fixes = gr.Textbox(visible=False, label="corrections (JSON)")
         correct, api = gr.Button(visible=False), gr.Button(visible=False)
+        ncut_k = gr.State(None)  # CC sets k to its bound, 10; back on NCut, the k the visitor had
 
     inputs = {"image": image, **shared, **{name: c[name] for name in IMAGE_API}, "opacity": out["opacity"]}
     outputs = [out[name] for name in ("overlay", "mask", "bbox", "files", "status", "loss_plot", "soft", "affinity",
@@ -147,7 +148,6 @@ def image_tab(page, shared: dict, notice, state, resolution: int, presenter, tex
         c[name].release(**auto)
     for name in ("facet", "largest", "refine", "settle"):
         c[name].input(**auto)
-    ncut_k = gr.State(None)  # CC: k is a bound, 10; back on NCut, the k the visitor had
     c["loss"].input(controls.loss_switch, [c["loss"], c["k"], ncut_k], [c["alpha"], c["k"], ncut_k],
                     api_visibility="private").then(**auto)
     c["stages"].input(lambda s: (gr.update(visible=int(s) >= 2), *[gr.update(visible=int(s) >= 3)] * 2), c["stages"],
