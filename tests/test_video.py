@@ -53,6 +53,16 @@ def test_mp4_round_trip_keeps_frames_fps_and_aspect(disc_mp4):
     assert np.abs(frames[0][2, 2].astype(int) - BLUE).max() < 40
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1)])
+def test_frames_with_a_side_of_one_pixel_each_stay_a_frame(tmp_path, shape):
+    """1 x 1 frames were "cropped" to the 2 x 2 that H.264 needs, which left them 1 x 1: four frames made one
+    frame of the file while the command said four. A 1-pixel side is stretched to 2 now."""
+    frames = [np.full((*shape, 3), 40 * i, np.uint8) for i in range(4)]
+    assert write_video(frames, tmp_path / "tiny.mp4", fps=5) == 4
+    back = list(read_frames(tmp_path / "tiny.mp4"))
+    assert len(back) == 4 and all(min(f.shape[:2]) == 2 for f in back)
+
+
 def test_stride_divides_fps_and_max_frames_caps_with_a_note(disc_mp4):
     r = read_frames(disc_mp4, frame_stride=3)
     frames = list(r)

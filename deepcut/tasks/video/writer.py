@@ -39,8 +39,8 @@ def write_video(frames: Iterable[np.ndarray | Image.Image], path: str | os.PathL
 
     Every frame becomes exactly one frame of the file. The first frame fixes the size (others are
     resized to it); H.264 and VP9 need even sides, so an odd last row or column is cropped, which
-    keeps the aspect ratio. The file is written under a temporary name and renamed when complete,
-    so a failure never leaves a truncated video behind.
+    keeps the aspect ratio (a side of 1 pixel is stretched to 2). The file is written under a temporary
+    name and renamed when complete, so a failure never leaves a truncated video behind.
 
     Args:
         frames: ``(H, W, 3)`` uint8 arrays or PIL images, consumed lazily.
@@ -73,7 +73,7 @@ def write_video(frames: Iterable[np.ndarray | Image.Image], path: str | os.PathL
                                                          ffmpeg_log_level="error", **settings)
                     writer.send(None)
                 if (arr.shape[1], arr.shape[0]) != size:
-                    if abs(arr.shape[1] - size[0]) <= 1 and abs(arr.shape[0] - size[1]) <= 1:
+                    if 0 <= arr.shape[1] - size[0] <= 1 and 0 <= arr.shape[0] - size[1] <= 1:  # an odd side
                         arr = arr[: size[1], : size[0]]
                     else:
                         arr = resize_frame(arr, size)
