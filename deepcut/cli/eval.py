@@ -124,7 +124,7 @@ def check_eval_outputs(args: argparse.Namespace, dataset) -> None:
     Raises:
         UsageError: any of those.
     """
-    from ..evaluation.runner import mask_path
+    from ..evaluation.saved import mask_path
     from ..utils.manifest import Manifests, real_path
 
     out = Path(args.out)
@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evaluation.datasets import load_dataset
     from ..evaluation.object_methods import discoverer, saved_objects
-    from ..evaluation.report import summary_table
-    from ..evaluation.runner import evaluate, saved_predictions, segmenter, video_segmenter
+    from ..evaluation.runner import evaluate, segmenter, video_segmenter
+    from ..evaluation.saved import saved_predictions
 
     cfg = config_for_task(args)
     if args.limit is not None and args.limit < 1:
@@ -209,20 +209,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
     except KeyboardInterrupt as e:  # the images scored before it are written, marked "interrupted"
-        partial = getattr(e, "partial", None)
-        if partial is not None:
-            _write(out, {**header, **{k: v for k, v in partial.items() if k != "task"}})
-            done = partial["interrupted"]
-            print(f"interrupted after {done['scored']} of {done['of']} images; their scores in {out}", file=sys.stderr)
+        _write_partial(out, header, getattr(e, "partial", None))
         raise
     results = {**header, **{k: v for k, v in scores.items() if k != "task"}}
     _write(out, results)
-
-    print(summary_table([results]))
-    if args.task == "video":
-        for seq, v in results["per_sequence"].items():
-            j = "–" if v["j"] is None else f"{100 * v['j']:.1f}"
-            print(f"  {seq:<20} J {j:>5}  ({v['frames']} frames)")
+    _print_summary(args, results)
     if results["skipped"]:
         print(f"{len(results['skipped'])} skipped (no ground truth)", file=sys.stderr)
     if results["failures"]:
@@ -231,6 +222,26 @@ def run(args: argparse.Namespace) -> int:
     if results["num_images"] == 0:
         return 1
     return 1 if results["failures"] else 0
+
+
+def _write_partial(out: Path, header: dict, partial: dict | None) -> None:
+    """After Ctrl-C: write the scores of the images done (``partial``, from :func:`evaluate`), and say so."""
+    if partial is None:
+        return
+    _write(out, {**header, **{k: v for k, v in partial.items() if k != "task"}})
+    done = partial["interrupted"]
+    print(f"interrupted after {done['scored']} of {done['of']} images; their scores in {out}", file=sys.stderr)
+
+
+def _print_summary(args: argparse.Namespace, results: dict) -> None:
+    """The results' table (and each video sequence's J) on stdout."""
+    from ..evaluation.report import summary_table
+
+    print(summary_table([results]))
+    if args.task == "video":
+        for seq, v in results["per_sequence"].items():
+            j = "–" if v["j"] is None else f"{100 * v['j']:.1f}"
+            print(f"  {seq:<20} J {j:>5}  ({v['frames']} frames)")
 
 
 def _write(out: Path, results: dict) -> None:

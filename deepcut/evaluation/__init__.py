@@ -11,7 +11,9 @@
 
 from .baselines import kmeans_fit, spectral_fit
 from .datasets import TASKS, Dataset, DatasetError, Sample, load_dataset
-from .runner import METHODS, TASK_METRICS, Prediction, evaluate, saved_predictions, segment_with, segmenter
+from .prediction import Prediction
+from .runner import METHODS, TASK_METRICS, evaluate, segment_with, segmenter
+from .saved import saved_predictions
 
 __all__ = [
     "TASKS",

@@ -15,12 +15,14 @@ from ..tasks.discover import discover_features
 from .baselines import SPECTRAL_GRAPHS, baseline
 from .datasets import Sample
 from .objects import ScoredObject, by_score, object_labels, objects_from_labels
-from .runner import METHODS, Method, Prediction, saved_mask_reader
+from .prediction import Method, Prediction
+from .runner import METHODS
+from .saved import saved_mask_reader
 
 
 def prediction_from_objects(objects: Sequence[ScoredObject], shape: tuple[int, int], seconds: float = 0.0,
                             notes: Sequence[str] = ()) -> Prediction:
-    """A :class:`~deepcut.evaluation.runner.Prediction` of objects on an image of ``shape = (H, W)``:
+    """A :class:`~deepcut.evaluation.prediction.Prediction` of objects on an image of ``shape = (H, W)``:
     ``labels`` ranks them by score (:func:`~deepcut.evaluation.objects.object_labels`), ``foreground``
     is their union, ``bbox`` the best-scoring object's box, ``objects`` them in decreasing score."""
     ranked = by_score(objects)
