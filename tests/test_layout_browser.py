@@ -235,3 +235,16 @@ def test_a_figures_buttons_sit_beside_its_label_not_over_its_title(browser):
         assert buttons["top"] >= box(page, "#walk-picture")["top"] - 1  # still inside its block
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
+def test_the_walkthroughs_keyboard_help_is_not_shown_on_a_phone(browser, size):
+    """A phone showed the walkthrough's keys (PageDown, F, 1-9): it has no keyboard."""
+    page = open_page(browser, *size)
+    try:
+        tap_example(page)
+        page.locator("#walk-start").click()
+        wait_loaded(page, "#walk-picture img")
+        assert _shown(page, "#walk-keys") == (size[0] > 640)
+    finally:
+        page.close()

@@ -57,6 +57,7 @@ body:not(.presenter):not(.walking) #walk-col { display: none !important; }
 #walk-title { flex-grow: 1 !important; text-align: center; }
 #walk-title p { margin: 0; font-weight: 600; }
 @media (max-width: 640px) {
+  #walk-keys { display: none !important; }  /* keyboard shortcuts: no keyboard on a phone */
   #header h1 { font-size: 1.35em; }
   #header p:nth-of-type(n+2) { display: none; }
   #notice details { display: none; }
