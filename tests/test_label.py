@@ -279,7 +279,8 @@ def test_usage_errors_before_any_work(data, tmp_path, capsys):
     for args in (["--out", str(tmp_path)], ["--out", str(tmp_path / "x.json"), "--objects", "many"],
                  ["--out", str(tmp_path / "x.json"), "--workers", "0"], ["--out", str(tmp_path / "x.json"), "-k", "1"],
                  ["--out", str(tmp_path / "x.json"), "--resume", "--restart"],
-                 ["--out", str(tmp_path / "x.json"), "--stages", "3"]):  # k and stages: unused, were accepted
+                 ["--out", str(tmp_path / "x.json"), "--stages", "3"],  # k and stages: unused, were accepted
+                 ["--out", str(tmp_path / "x.json"), "--cpus-per-worker", "4"]):  # Ray's, without --ray
         assert exit_code(["label", str(data), *args, *FLAGS]) == 2, args
         assert "Traceback" not in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -62,6 +62,9 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise UsageError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
+    if args.ray is None and (args.cpus_per_worker != 1.0 or args.gpus_per_worker != 0.0):
+        raise UsageError("--cpus-per-worker and --gpus-per-worker size Ray's actors: they apply with --ray only "
+                         "(local processes: --workers N)")
 
 
 def make_runner(args: argparse.Namespace, spec):
