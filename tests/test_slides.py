@@ -181,9 +181,16 @@ def test_export_zip_holds_every_figure_as_a_slide(tmp_path, session, result, exp
 
 def test_export_files_lists_each_file_then_the_zip_of_all(tmp_path, session, result, explanation):
     walk = Walkthrough(session.model(result.backbone).model, result, explanation)
-    files = export_files(result, tmp_path, "disc.png", explanation, walk=walk)
+    said: list[tuple[int, int, str]] = []
+    files = export_files(result, tmp_path, "disc.png", explanation, walk=walk,
+                         progress=lambda *a: said.append(a))  # the page's progress bar and the CLI's
     names = [p.name for p in files]
     assert names == export_names("disc.png", config_slug(result.seg.config, result.depth))
+    total = said[0][1]  # one call per slide, the replay's drawing, the GIF and the MP4, then done
+    assert [d for d, _, _ in said] == list(range(total + 1)) and {t for _, t, _ in said} == {total}
+    assert said[0][2].startswith("slide 1 of ") and said[-1][2] == "done"
+    assert [w for _, _, w in said[-4:-1]] == [f"drawing the training replay ({explanation.frames} frames)",
+                                              "writing the replay as GIF", "writing the replay as MP4"]
     assert names[-1].endswith(".zip") and names[-1].startswith("disc_slides_")
     assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".gif") for n in names)
     assert all(p.is_file() and p.parent == tmp_path for p in files)  # kept for the page's downloads

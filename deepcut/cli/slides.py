@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> int:
     """Segment, explain and write the slides of ``image`` into ``out`` (held by this run)."""
+    from tqdm import tqdm
+
     from ..lessons.explain import explain
     from ..lessons.names import config_slug
     from ..lessons.result import LessonResult
@@ -107,8 +109,14 @@ def write_lecture(model, cfg, out: Path, image, name: str, opacity: float) -> in
           file=sys.stderr)
     ex = explain(model.store, seg)
     walk = Walkthrough(model.store, result, ex, opacity=opacity)
-    files = publish(out, manifest, planned,
-                    lambda folder: export_files(result, folder, name, ex, opacity=opacity, walk=walk))
+    with tqdm(desc="slides", unit="file", file=sys.stderr, dynamic_ncols=True) as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(what, refresh=False)
+            bar.update(done - bar.n)
+
+        files = publish(out, manifest, planned, lambda folder: export_files(
+            result, folder, name, ex, opacity=opacity, walk=walk, progress=progress))
     for f in files:
         print(f)
     print(f"{len(files)} files written into {out}; all of them in {files[-1].name}", file=sys.stderr)

@@ -267,17 +267,21 @@ class LessonHandlers:
 
     # -- slides -----------------------------------------------------------------------------------
     @shows_errors
-    def slides(self, key, image: str | None, opacity: float = 0.5) -> list[str]:
+    def slides(self, key, image: str | None, opacity: float = 0.5,
+               progress: gr.Progress = gr.Progress()) -> list[str]:  # noqa: B008  # Gradio fills it
         """Every figure of the page's result as a slide PNG, the affinity of the clicked patch (else the
         foreground's centre patch) and every walkthrough step as slides, the replay as GIF and MP4, and the zip of
-        all (the result explained afresh: an explanation on the page may be of an earlier result)."""
+        all (the result explained afresh: an explanation on the page may be of an earlier result). ``progress``:
+        the page's progress bar (explaining, then each file)."""
         result = self._result(key)
         model = self.session.model(result.backbone).model
+        progress(0.0, desc="explaining the result (spectral cut, training replay, PCA)")
         ex = explain(model, result, self.session.limits.max_epochs)
         walk = Walkthrough(model, result, ex, point=result.clicked, opacity=opacity)
         folder = self.session.outputs.new_folder()
         with as_demo_errors():
-            files = export_files(result, folder, upload_name(image), ex, opacity=opacity, walk=walk)
+            files = export_files(result, folder, upload_name(image), ex, opacity=opacity, walk=walk,
+                                 progress=lambda done, total, what: progress(0.1 + 0.9 * done / total, desc=what))
         return [str(p) for p in files]
 
 

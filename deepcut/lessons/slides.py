@@ -21,7 +21,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 from PIL import Image
 
@@ -47,6 +47,8 @@ __all__ = ["EXPLAINED_FIGURES", "FIGURES", "README_NAME", "REPLAY_FPS", "REPLAY_
            "result_figures", "walk_figures", "write_slides", "zip_files"]
 
 Picture = Union[Image.Image, "Figure"]
+#: ``progress(done, total, what)``: where an export is (:func:`write_slides`).
+Progress = Callable[[int, int, str], None]
 #: The figures of every result (:func:`result_figures`), and those of its explanation.
 FIGURES = ("overlay", "mask", "cutout", "soft", "loss")
 EXPLAINED_FIGURES = ("comparison", "pca")
@@ -242,7 +244,7 @@ def _claim(manifest: OutputManifest, names: list[str]) -> None:
 def write_slides(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, extra: dict[str, Picture] | None = None,
                  size: tuple[int, int] = SLIDE_SIZE, opacity: float = 0.5, text: float = 1.0,
-                 mp4: bool = False, walk: Walkthrough | None = None) -> list[Path]:
+                 mp4: bool = False, walk: Walkthrough | None = None, progress: Progress | None = None) -> list[Path]:
     """Write every figure of ``result`` into ``folder`` as a slide PNG (overlay, mask, cut-out, soft maps,
     loss; with ``explanation`` also the GNN-vs-spectral comparison, the PCA and the replay as GIF
     :data:`REPLAY_WIDTH` px wide, and as MP4 if ``mp4``; with ``walk`` the affinity picture and every
@@ -265,6 +267,8 @@ def write_slides(result: Shown, folder: str | Path, image_name: str | None,
         walk: the :class:`~.walkthrough.Walkthrough` of ``result`` (its explanation stands in for a missing
             ``explanation``); its slides' captions are the steps' words (at most :data:`STEP_CAPTION_LINES`
             lines, in full in the README).
+        progress: called ``progress(done, total, what)`` before each file (``what``: its words, e.g.
+            ``"slide 3 of 14: loss"``), for a progress bar.
 
     Raises:
         ConfigError: a size out of range, a bad or clashing extra, a walkthrough of another result,
@@ -283,27 +287,35 @@ def write_slides(result: Shown, folder: str | Path, image_name: str | None,
     manifest = OutputManifest(work)
     _claim(manifest, names)
     with manifest.writing(names):
-        return _write(result, work, image_name, explanation, figures, size, text, mp4)
+        return _write(result, work, image_name, explanation, figures, size, text, mp4, progress)
 
 
 def _write(result: Shown, work: Path, image_name: str | None, explanation: Explanation | None,
-           figures: dict[str, tuple[Picture, str]], size: tuple[int, int], text: float, mp4: bool) -> list[Path]:
+           figures: dict[str, tuple[Picture, str]], size: tuple[int, int], text: float, mp4: bool,
+           progress: Progress | None = None) -> list[Path]:
     """The files of :func:`write_slides` (checked there), the README first."""
     line = settings_line(result)
     files, notes = [], {}
-    for name, (picture, what) in figures.items():
+    replay = explanation is not None and explanation.frames > 0
+    total = len(figures) + (2 + mp4 if replay else 0)
+    say = progress or (lambda done, total, what: None)
+    for done, (name, (picture, what)) in enumerate(figures.items()):
+        say(done, total, f"slide {done + 1} of {len(figures)}: {name}")
         path = work / f"{file_stem(image_name, name, result)}.png"
         lines = STEP_CAPTION_LINES if name in WALK_FIGURES else MAX_CAPTION_LINES
         slide(picture, f"{what} · {line}", size, lines).save(path, compress_level=3)  # 2x faster, 10 % larger
         files.append(path)
         if name in WALK_FIGURES:
             notes[path.name] = what
-    if explanation is not None and explanation.frames:
+    if explanation is not None and replay:
         stem = work / file_stem(image_name, "replay", result)
+        say(len(figures), total, f"drawing the training replay ({explanation.frames} frames)")
         frames = replay_frames(explanation, text)  # drawn once for both files (drawing is most of the time)
-        for suffix in (".gif", ".mp4")[: 1 + mp4]:
+        for n, suffix in enumerate((".gif", ".mp4")[: 1 + mp4]):
+            say(len(figures) + 1 + n, total, f"writing the replay as {suffix[1:].upper()}")
             write_video(frames, stem.with_suffix(suffix), fps=REPLAY_FPS)
             files.append(stem.with_suffix(suffix))
+    say(total, total, "done")
     files += [Path(p) for p in result.write_files(work, file_stem(image_name, "result", result))]
     readme = work / README_NAME
     readme.write_text(_readme(result, image_name, [p.name for p in files], size, notes))
@@ -345,7 +357,7 @@ def export_zip(result: Shown, folder: str | Path, image_name: str | None,
 
 def export_files(result: Shown, folder: str | Path, image_name: str | None,
                  explanation: Explanation | None = None, opacity: float = 0.5,
-                 walk: Walkthrough | None = None) -> list[Path]:
+                 walk: Walkthrough | None = None, progress: Progress | None = None) -> list[Path]:
     """What the app offers *for slides* and ``deepcut slides`` writes: every file of :func:`write_slides`
     (the replay also as MP4; with ``walk``, the affinity and walkthrough slides) in ``folder``, then the zip of
     all of them (with the ``README.txt``, which stays in ``folder`` too). Returns the paths, the zip last (the
@@ -358,7 +370,8 @@ def export_files(result: Shown, folder: str | Path, image_name: str | None,
     target = _folder(folder) / f"{file_stem(image_name, 'slides', result)}.zip"
     manifest = OutputManifest(target.parent)
     _claim(manifest, [target.name])
-    files = write_slides(result, folder, image_name, explanation, opacity=opacity, mp4=True, walk=walk)
+    files = write_slides(result, folder, image_name, explanation, opacity=opacity, mp4=True, walk=walk,
+                         progress=progress)
     manifest = OutputManifest(target.parent)  # as write_slides left it
     with manifest.writing([target.name]):
         zipped = zip_files(files, target)
