@@ -33,6 +33,11 @@ PHONE_WIDTH = 640
 #: How long a typed value waits for another edit before it is committed (milliseconds).
 COMMIT_MS = 450
 
+#: The panels that show a matplotlib figure (its title at the picture's top): they keep a label's height free
+#: above the picture, and their buttons move up into it.
+FIGURE_PANELS = (":is(#loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, "
+                 "#walk-picture)")
+
 CSS = """
 #header h1 { margin-bottom: 0.1em; }
 #header p { margin: 0.2em 0; }
@@ -44,11 +49,8 @@ CSS = """
 #status p { margin: 0.1em 0; }
 #overlay img { width: 100%; height: 100%; object-fit: scale-down; }
 #walk-picture img, #compare-pair img, #sweep img { width: 100%; height: 100%; object-fit: contain; }
-#loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, #walk-picture {
-  padding-top: 2.2em; }
-/* their download / full-screen buttons: up beside the label, not over the figure's title */
-:is(#loss-plot, #soft-maps, #affinity, #compare, #compare-pair, #sweep, #train-frame, #pca, #walk-picture)
-  .icon-button-wrapper { transform: translateY(-100%); }
+FIGURE_PANELS { padding-top: 2.2em; }
+FIGURE_PANELS .icon-button-wrapper { transform: translateY(-100%); } /* beside the label, not over the title */
 @media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
 body.presenter #settings-col > #image-examples { order: 0; }
 body:not(.presenter):not(.walking) #walk-col { display: none !important; }
@@ -140,7 +142,7 @@ body.presenter #walk-caption p { margin: 0; font-size: 15px !important; line-hei
 :fullscreen { background: black; }
 :fullscreen img { width: 100vw !important; height: 100vh !important; object-fit: contain !important;
                   max-width: none !important; max-height: none !important; }
-"""
+""".replace("FIGURE_PANELS", FIGURE_PANELS)
 
 #: On load: presenter mode from ``?presenter=1``; typed values clamped and committed once quiet;
 #: the keyboard shortcuts (see the module doc). Returns whether presenter mode is on and the figures' text
