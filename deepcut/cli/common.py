@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import DeepCutError
+from ..errors import ConfigError, DeepCutError
+from ..segmentation.result import check_opacity
 from ..utils.files import write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
 from .outdir import RESULTS_NAME, OutDir
@@ -27,14 +28,12 @@ def path_arg(text: str) -> str:
 
 
 def opacity_arg(text: str) -> float:
-    """``--opacity``: a number from 0 to 1 (checked when the command line is read, before any work)."""
+    """``--opacity``: a number from 0 to 1 (checked when the command line is read, before any work), by the
+    library's own rule (:func:`~deepcut.segmentation.result.check_opacity`)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:  # NaN too
-        raise argparse.ArgumentTypeError(f"expected an opacity between 0 and 1, got {text!r}")
-    return value
+        return check_opacity(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected an opacity between 0 and 1, got {text!r}") from None
 
 
 def add_opacity_arg(p: argparse.ArgumentParser) -> None:
