@@ -417,6 +417,23 @@ def test_cli_errors(tmp_path, capsys):
     assert rc == 1 and "no such predictions folder" in err
 
 
+@pytest.mark.parametrize("flags, says", [
+    (["--task", "single", "--video-mode", "temporal"], "--video-mode applies only to --task video"),
+    (["--task", "single", "--frame-step", "2"], "--frame-step applies only to --task video"),
+    (["--task", "corloc", "--objects", "2"], "--objects applies only to --task objects"),
+    (["--task", "single", "--spectral-graph", "tokencut"], "--spectral-graph applies only to --method spectral"),
+    (["--task", "single", "--predictions", "p", "--method", "kmeans"], "--method applies only to a run that segments"),
+])
+def test_a_flag_for_another_task_or_method_is_a_usage_error(tmp_path, capsys, flags, says):
+    """``--task single --video-mode temporal`` (and the others) were accepted and did nothing: the run scored
+    what it would have scored without them. They are now refused before any work."""
+    data = tmp_path / "data"
+    make_single(data, n=1)
+    rc, _, err = _run([data, *flags, *FAST, "--out", tmp_path / "r.json"], capsys)
+    assert rc == 2 and says in err and "Traceback" not in err, err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_report_tables_and_figure(tmp_path):
     def result(method, loss, ious):
         return {"task": "single", "method": method, "dataset": "/x/horses", "config": {"loss": loss},

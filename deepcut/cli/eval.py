@@ -16,6 +16,9 @@ from .common import UsageError, add_config_args, config_from_args, make_model, p
 from .options import parse_objects
 from .outdir import check_out_dir
 
+#: The default of a flag that applies only to some runs (``SCOPED_FLAGS``): not given.
+UNSET = argparse.SUPPRESS
+
 #: Segmentation settings that depend on the task unless given on the command line.
 TASK_DEFAULTS = {
     "parts": {"k": 5, "stages": 2},  # 5 = the parts of cub_parts_tiny (head, chest, wing, tail, feet)
@@ -36,22 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single: IoU / accuracy / max F-beta; corloc: box IoU >= 0.5; video: J; "
                         "parts: NMI / ARI / Hungarian mIoU; objects: several objects per image (CorLoc of the "
                         "best-scoring one, recall of the boxes at IoU 0.5, mask IoU)")
-    p.add_argument("--objects", type=parse_objects, default=3, metavar="N|auto",
-                   help="objects task: most objects per image, found by successive cuts (default: %(default)s); "
+    p.add_argument("--objects", type=parse_objects, default=UNSET, metavar="N|auto",
+                   help="objects task: most objects per image, found by successive cuts (default: 3); "
                         "'auto' (or 0): one correlation-clustering cut, as many objects as it finds")
-    p.add_argument("--method", choices=("deepcut", "spectral", "kmeans"), default="deepcut",
+    p.add_argument("--method", choices=("deepcut", "spectral", "kmeans"), default=UNSET,
                    help="DeepCut's GNN, spectral normalized cut, or k-means, on identical features "
-                        "(default: %(default)s)")
-    p.add_argument("--spectral-graph", choices=("deepcut", "tokencut"), default="deepcut",
+                        "(default: deepcut)")
+    p.add_argument("--spectral-graph", choices=("deepcut", "tokencut"), default=UNSET,
                    help="graph of --method spectral: DeepCut's relu(F F^T)/max, or TokenCut's cosine > 0.2 "
-                        "(default: %(default)s)")
+                        "(default: deepcut)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate the first N images (video: the first N sequences)")
-    p.add_argument("--frame-step", type=int, default=1, metavar="S",
+    p.add_argument("--frame-step", type=int, default=UNSET, metavar="S",
                    help="video: keep every S-th frame of each sequence (default: all frames)")
-    p.add_argument("--video-mode", choices=("frames", "temporal"), default="frames",
+    p.add_argument("--video-mode", choices=("frames", "temporal"), default=UNSET,
                    help="video: segment every frame on its own (k=2), or with DeepCut.segment_video, whose GNN "
-                        "is carried from frame to frame (--method deepcut only) (default: %(default)s)")
+                        "is carried from frame to frame (--method deepcut only) (default: frames)")
     p.add_argument("--save-masks", type=path_arg, metavar="DIR",
                    help="write the predicted masks as DIR/<stem>.png (0/255; parts: label maps; video: "
                         "DIR/<seq>/<frame>.png)")
@@ -81,6 +84,32 @@ def config_for_task(args: argparse.Namespace):
     if args.task not in ("parts", "objects") and cfg.stages == 1 and cfg.k != 2:
         raise UsageError(f"--task {args.task} scores a foreground: use -k 2 or --stages 2 (got -k {cfg.k} --stages 1)")
     return cfg
+
+
+#: Flags that apply only to some runs: ``flag: (attribute, its default, when it applies, that case in words)``.
+SCOPED_FLAGS = {
+    "--objects": ("objects", 3, lambda a: a.task == "objects", "--task objects"),
+    "--frame-step": ("frame_step", 1, lambda a: a.task == "video", "--task video"),
+    "--video-mode": ("video_mode", "frames", lambda a: a.task == "video", "--task video"),
+    "--method": ("method", "deepcut", lambda a: not a.predictions, "a run that segments (not --predictions)"),
+    "--spectral-graph": ("spectral_graph", "deepcut", lambda a: a.method == "spectral", "--method spectral"),
+}
+
+
+def check_scoped_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag given for a run it does not apply to (``SCOPED_FLAGS``: e.g. ``--video-mode`` without
+    ``--task video``), which would otherwise be ignored without a word; then fill in the defaults of the
+    flags not given.
+
+    Raises:
+        UsageError: such a flag was given.
+    """
+    for flag, (name, _, applies, case) in SCOPED_FLAGS.items():
+        given = hasattr(args, name)
+        if not given:
+            setattr(args, name, SCOPED_FLAGS[flag][1])
+        elif not applies(args):
+            raise UsageError(f"{flag} applies only to {case}; leave it out")
 
 
 def git_revision() -> str | None:
@@ -154,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.runner import evaluate, segmenter, video_segmenter
     from ..evaluation.saved import saved_predictions
 
+    check_scoped_flags(args)
     cfg = config_for_task(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
