@@ -194,7 +194,8 @@ def test_settings_the_backbone_cannot_honour_are_usage_errors_before_any_output(
                          [["--backbone", "color", "--facet", "query"], "colour backbone has no ViT layers"],
                          [["--random-weights", "--stride", "3"], "--stride: stride 3 does not suit"],  # failed each
                          [["--backbone", "color", "--stride", "9"], "it must divide the patch size"],  # image
-                         [["--backbone", "color", "--random-weights"], "the colour backbone has no weights"]):
+                         [["--backbone", "color", "--random-weights"], "the colour backbone has no weights"],
+                         [["--backbone", "color", "--precision", "bf16"], "--precision does not apply to it"]):
 
         out = tmp_path / f"out{len(flags)}{flags[-1]}"
         assert main(["segment", str(img), "--out", str(out), "--resolution", "64", *flags]) == 2

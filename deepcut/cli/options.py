@@ -166,17 +166,22 @@ def check_backbone_settings(args: argparse.Namespace, backbone) -> None:
     """Refuse, as a usage error before any file is read, ``--stride``, ``--layer`` or ``--facet`` values that the
     loaded ``backbone`` cannot honour: a stride that does not divide its patch size, a layer out of its range, or
     any layer/facet other than the defaults on the colour backbone (it has one layer and no facets, so they
-    would change nothing), or ``--random-weights`` on it (it has no weights)."""
+    would change nothing), or ``--random-weights`` or a ``--precision`` other than ``auto`` on it (it has no weights
+    and computes in fp32)."""
     try:
         backbone.check_stride(getattr(args, "stride", None))
     except ConfigError as e:
         raise UsageError(f"--stride: {e}") from None
     layer, facet = getattr(args, "layer", None), getattr(args, "facet", None)
+    if getattr(backbone, "family", None) == "color":
+        if getattr(args, "random_weights", False):
+            raise UsageError("the colour backbone has no weights: --random-weights does not apply to it (leave it "
+                             "out, or choose a ViT with --backbone)")
+        if getattr(args, "precision", None) not in (None, "auto"):
+            raise UsageError("the colour backbone has no ViT to run in another precision: --precision does not "
+                             "apply to it (leave it out, or choose a ViT with --backbone)")
     if layer is None or facet is None:
         return
-    if getattr(backbone, "family", None) == "color" and getattr(args, "random_weights", False):
-        raise UsageError("the colour backbone has no weights: --random-weights does not apply to it (leave it out, "
-                         "or choose a ViT with --backbone)")
     if getattr(backbone, "family", None) == "color":
         base = config_defaults()
         if (layer, facet) != (base["layer"], base["facet"]):
