@@ -7,6 +7,7 @@ import re
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,8 +173,12 @@ def test_discover_api_finds_several_objects_with_boxes_scores_and_coco_masks(cli
                                             api_name="/discover")
     assert load(overlay).shape[:2] == (120, 200)
     assert "**2 objects**" in status and "score" in status
+    # named after the upload, as the other tabs' downloads (they were objects_overlay.png and objects.json)
+    assert sorted(Path(f).name for f in files) == ["two_objects.json", "two_objects.png"]
+    assert Path(overlay).name == "two_objects.png"
     coco = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
     assert coco["images"][0]["width"] == 200 and len(coco["annotations"]) == 2
+    assert coco["images"][0]["file_name"] == "two.png"
     masks = [mask_utils.decode({**a["segmentation"], "counts": a["segmentation"]["counts"].encode()}).astype(bool)
              for a in coco["annotations"]]
     best = sorted(max(iou(m, t) for m in masks) for t in truth)

@@ -216,11 +216,12 @@ class PageHandlers:
     @shows_errors
     def discover(self, image: str | None, backbone: str, custom: str | None, objects: float = 3,
                  opacity: float = 0.5, **settings: Any) -> tuple:
-        """Discover several objects: the overlay (colour, box, score each), the table, downloads
-        (overlay PNG, COCO-style JSON)."""
+        """Discover several objects: the overlay (colour, box, score each; its file, so that its download is
+        named after the upload), the table, downloads (overlay PNG, COCO-style JSON)."""
         result = self.session.discover(image, backbone=self.chosen(backbone, custom), objects=objects_setting(objects),
                                        **from_page(settings))
-        return result.overlay(opacity), result.status(), self.session.save_objects_outputs(result)
+        files = self.session.save_objects_outputs(result, upload_name(image), opacity)
+        return files[0], result.status(), files
 
     # -- video and co-segmentation tabs -------------------------------------------------------------
     @shows_errors

@@ -102,8 +102,9 @@ class ObjectsDemoResult:
             lines.append("\n".join(rows))  # one block: with_notices puts blank lines between its lines
         return with_notices(lines, self.notices)
 
-    def record(self) -> dict:
-        """The JSON download: COCO-style annotations of this image at the upload's size."""
+    def record(self, file_name: str = "upload") -> dict:
+        """The JSON download: COCO-style annotations of this image at the upload's size (``file_name``: the
+        upload's name)."""
         from ..labeling.coco import CATEGORY, object_record
 
         height, width = self.original_size
@@ -114,15 +115,18 @@ class ObjectsDemoResult:
                 mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
             annotations.append({"id": i, "image_id": 1, "category_id": CATEGORY["id"], "iscrowd": 0,
                                 **object_record(mask, box, o.score)})
-        return {"images": [{"id": 1, "width": int(width), "height": int(height), "file_name": "upload"}],
+        return {"images": [{"id": 1, "width": int(width), "height": int(height), "file_name": file_name}],
                 "annotations": annotations, "categories": [dict(CATEGORY)],
                 "info": {"backbone": self.backbone, "objects": self.objects, "score": SCORE_HELP,
                          "configuration": self.found.config.to_dict(), "notes": list(self.notices)}}
 
-    def write_files(self, out_dir: str | Path, stem: str = "objects") -> list[str]:
-        """Write ``<stem>_overlay.png`` and ``<stem>.json`` (COCO-style); returns their paths."""
-        out = Path(out_dir)
+    def write_files(self, out_dir: str | Path, name: str | None = None, opacity: float = 0.5) -> list[str]:
+        """Write ``<stem>_objects.png`` (the overlay at ``opacity``) and ``<stem>_objects.json`` (COCO-style),
+        ``<stem>`` from the upload's ``name`` (``deepcut`` without one); returns their paths."""
+        from ..lessons.names import safe_stem
+
+        out, stem = Path(out_dir), safe_stem(name)
         out.mkdir(parents=True, exist_ok=True)
-        png = out / f"{stem}_overlay.png"
-        self.overlay().save(png)
-        return [str(png), write_json(out / f"{stem}.json", self.record())]
+        png = out / f"{stem}_objects.png"
+        self.overlay(opacity).save(png)
+        return [str(png), write_json(out / f"{stem}_objects.json", self.record(Path(name).name if name else "upload"))]

@@ -244,9 +244,11 @@ class DemoSession:
         clicks on it map back with :func:`~deepcut.demo.outputs.display_factor`); else at its size (the API)."""
         return self.outputs.save_picture(for_display(picture) if display else picture, file_stem(name, figure, result))
 
-    def save_objects_outputs(self, result: ObjectsDemoResult) -> list[str]:
-        """Write the objects' overlay (PNG) and COCO-style annotations (JSON); returns their paths."""
-        return result.write_files(self.outputs.new_folder())
+    def save_objects_outputs(self, result: ObjectsDemoResult, name: str | None = None,
+                             opacity: float = 0.5) -> list[str]:
+        """Write the objects' overlay at ``opacity`` (PNG) and COCO-style annotations (JSON), named after the
+        upload ``name`` (``cat_objects.png``, ``cat_objects.json``); returns their paths."""
+        return result.write_files(self.outputs.new_folder(), name, opacity)
 
     def save_coseg_outputs(self, result: CosegDemoResult) -> list[str]:
         """Write every image's label map and one JSON with all boxes; returns their paths."""
