@@ -263,6 +263,14 @@ def test_presenter_mode_fits_a_projector(page):
         for text in ("Number of clusters k", "Segment"):
             size = pg.get_by_text(text, exact=True).first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
             assert size >= 18, (text, size)  # large fonts (the page's default is 14-16 px)
+        # the empty upload box's prompt was cut ("…ge Here or Click to…") and ran under its label
+        prompt = pg.evaluate("""() => { const q = s => document.querySelector(s).getBoundingClientRect();
+            const p = document.querySelector('#input-image [data-testid=upload-text] .prompt');
+            const t = p.getBoundingClientRect(), label = q('#input-image label');
+            const bar = q('#input-image .source-selection');
+            return {fits: p.scrollWidth <= p.clientWidth + 1 && t.height > 0, below: t.top >= label.bottom - 1,
+                    above: t.bottom <= bar.top + 1}; }""")
+        assert prompt == {"fits": True, "below": True, "above": True}, prompt
         examples = sorted(p.name for p in (REPO / "assets").iterdir() if p.suffix.lower() in (".jpg", ".png"))
         pg.locator("button.gallery-item").nth(examples.index("cat.jpg")).click()
         pg.wait_for_function("document.querySelector('#status').innerText.includes('segment')")

@@ -117,6 +117,10 @@ body.presenter #settings-col { flex: 0 0 290px !important; min-width: 250px !imp
 body.presenter #results-col { flex: 1 1 0 !important; min-width: 0 !important; }
 body.presenter #walk-col { flex: 1.3 1 0 !important; min-width: 0 !important; }
 body.presenter #input-image { height: 90px !important; }
+body.presenter #input-image [data-testid=upload-text] { font-size: var(--text-sm) !important; padding-top: 1.5em; }
+body.presenter #input-image:has([data-testid=upload-text]) { height: 112px !important; }
+body.presenter #input-image [data-testid=upload-text] .prompt { white-space: normal !important; line-height: 1.2; }
+body.presenter #input-image [data-testid=upload-icon] { display: none !important; }
 body.presenter #segment-btn { padding: 4px !important; }
 body.presenter .gallery-item img, body.presenter .gallery-item { max-height: 40px !important; }
 body.presenter #image-examples .gallery-item { max-width: 58px !important; }
