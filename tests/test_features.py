@@ -164,3 +164,26 @@ def test_a_gpu_batch_holds_more_images_than_a_cpu_batch():
     assert batch_size_for((35, 35), 64) == batch_size_for((35, 35), 64, torch.device("cpu")) == 8
     assert batch_size_for((35, 35), 64, torch.device("cuda")) == 64
     assert batch_size_for((35, 35), 3, torch.device("cuda")) == 3 and batch_size_for((128, 128), 64) == 1
+
+
+def test_a_refilled_buffer_does_not_change_a_cached_result():
+    """The cache kept the caller's array: a batch loop that refilled one buffer gave a later cache hit (same
+    content as the buffer had) the refilled picture, and the guided refinement ran on it (5 % of the labels
+    changed). The cache now holds its own read-only copy; ``load_image`` never returns the caller's array."""
+    from conftest import voronoi_scene
+
+    from deepcut import DeepCut, load_image
+
+    img = voronoi_scene(3, 0, side=96)[0]
+    fresh = DeepCut("color").segment(img.copy(), refine="guided", k=3, resolution=96)
+    dc = DeepCut("color")
+    buf = img.copy()
+    first = dc.segment(buf, refine="guided", k=3, resolution=96)
+    buf[:] = 255
+    again = dc.segment(img, refine="guided", k=3, resolution=96)
+    assert again.features_cached
+    assert np.array_equal(again.image, img) and np.array_equal(first.image, img)
+    assert np.array_equal(again.labels, fresh.labels)
+    assert not again.image.flags.writeable  # shared with the cache: read-only
+    loaded = load_image(img)
+    assert not np.shares_memory(loaded, img) and loaded.flags.writeable

@@ -79,11 +79,11 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
         return _array_to_rgb(np.asarray(img))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         return _array_to_rgb(np.asarray(img.convert("RGBA")))
-    return np.asarray(img.convert("RGB"))
+    return np.array(img.convert("RGB"))  # a writeable copy (PIL's buffer is read-only)
 
 
 def load_image(image: ImageLike) -> np.ndarray:
-    """Read an image into an ``(H, W, 3)`` uint8 RGB array.
+    """Read an image into a new ``(H, W, 3)`` uint8 RGB array (never a view of the caller's array).
 
     Accepts a path, raw bytes, a PIL image or a numpy array of shape ``(H, W)``, ``(H, W, 3)`` or
     ``(H, W, 4)`` (uint8, uint16, bool, or float in 0-1 or 0-255). EXIF orientation is applied, alpha is
@@ -96,7 +96,8 @@ def load_image(image: ImageLike) -> np.ndarray:
     if isinstance(image, np.ndarray):
         if image.size == 0:
             raise ImageLoadError(f"the image is empty (shape {image.shape})")
-        return _array_to_rgb(image)
+        out = _array_to_rgb(image)
+        return out.copy() if np.shares_memory(out, image) else out  # never the caller's buffer
     if isinstance(image, Image.Image):
         try:
             if image.width * image.height == 0:

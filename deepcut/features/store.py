@@ -214,7 +214,7 @@ class FeatureStore:
         """
         stride = self.backbone.check_stride(stride)
         resolution = self.resolution(resolution)
-        imgs = [load_image(im) for im in images]
+        imgs = [_frozen(load_image(im)) for im in images]  # the cache's own copies: a result cannot change them
         keys = [(image_fingerprint(im), int(resolution), stride) if cache else None for im in imgs]
         out: list[tuple[ImageEmbedding, bool] | None] = [None] * len(imgs)
         todo: dict[tuple[int, int], list[int]] = {}
@@ -377,3 +377,9 @@ class FeatureStore:
                                cfg.log_bin)
         share = (time.perf_counter() - t) / max(len(embs), 1)
         return [self.patch_features(emb, cfg, cached, share, gram) for emb, cached in embs]
+
+
+def _frozen(image: np.ndarray) -> np.ndarray:
+    """``image`` made read-only (an embedding's image is shared by the cache and every result of it)."""
+    image.setflags(write=False)
+    return image
