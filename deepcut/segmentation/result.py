@@ -50,7 +50,7 @@ class Segmentation:
             stage ``i + 1``; empty for a stage that was skipped or trained nothing).
         timings: seconds spent (:class:`Timings`: ``features``, ``stage1`` … ``stage3``, ``total``).
         features_cached: whether the ViT features came from the cache.
-        image: ``(H, W, 3)`` uint8 input image (for overlays).
+        image: ``(H, W, 3)`` uint8 input image (for overlays); read-only where it is the feature cache's copy.
         config: the settings used.
         notes: anything worth telling the user (clamped k, skipped stage, …).
         foreground_labels: the labels that form the foreground (None: not recorded).
