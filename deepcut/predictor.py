@@ -22,7 +22,7 @@ from .backbones.tune import Choice, EngineChoices, choose_engine
 from .clustering.fit import Clusterer, fit
 from .config import SegmentConfig, make_config
 from .errors import ConfigError
-from .features.given import as_feature_matrix
+from .features.given import as_feature_matrix, given_image
 from .features.image import ImageLike
 from .features.store import FeatureStore, ImageEmbedding, PatchFeatures
 from .graph.patch_graph import PatchGraph
@@ -192,19 +192,20 @@ class DeepCut:
         """The pipeline below :meth:`segment`, on features you already have.
 
         Args:
-            features: ``(h * w, D)`` patch features (row-major over ``grid``), any device.
+            features: ``(h * w, D)`` (row-major over ``grid``) or ``(h, w, D)`` patch features, any device.
             grid: patch grid ``(h, w)``.
             config: settings, as for :meth:`segment`.
             **overrides: single fields that replace the config's, e.g. ``k=4``.
             clusterer: :func:`~deepcut.clustering.fit.fit` (the GNN) or a baseline with its signature.
-            image: ``(H, W, 3)`` uint8 image the labels are upsampled to (default: a black image
-                of ``work_size``, or of the grid times the patch size).
+            image: the image the labels are upsampled to, anything :func:`~deepcut.features.image.load_image`
+                reads (default: a black image of ``work_size``, or of the grid times the patch size).
             work_size: ``(H', W')`` of the resized image the features were computed on (default:
                 the image's size).
         """
         cfg = make_config(config, overrides)
         t0 = time.perf_counter()
         x, grid = as_feature_matrix(features, grid)
+        image, work_size = given_image(image, work_size)
         x = x.to(self.device)
         if image is None:
             size = work_size or (grid[0] * self.backbone.patch_size, grid[1] * self.backbone.patch_size)

@@ -109,6 +109,28 @@ def test_segment_features_checks_its_input(color):
         color.segment_features(np.full((16, 8), np.nan, np.float32), (4, 4))
     with pytest.raises(ConfigError, match="grid"):
         color.segment_features(np.ones((4, 8), np.float32), (-2, -2))
+
+
+def test_segment_features_refuses_a_shape_it_would_have_to_guess_and_reads_any_image(color):
+    """Two images' features stacked ``(2N, D)``, or flattened ``(N * D,)``, were reshaped to fit the grid and
+    segmented; ``image=`` a path, a grey or a float image failed deep inside (overlay, save), a bad
+    ``work_size`` in torch or numpy."""
+    from deepcut.errors import ImageLoadError
+
+    x = torch.randn(16, 8)
+    for bad in (torch.cat([x, x]), x.reshape(-1), x.reshape(2, 8, 8)):
+        with pytest.raises(ConfigError, match=r"\(h\*w, D\) or \(h, w, D\)"):
+            color.segment_features(bad, (4, 4))
+    assert color.segment_features(x.reshape(4, 4, 8), (4, 4)).labels.shape == (4 * 8, 4 * 8)
+    grey = np.linspace(0, 1, 40 * 40).reshape(40, 40)  # float, 0-1, one channel
+    seg = color.segment_features(x, (4, 4), image=grey)
+    assert seg.image.shape == (40, 40, 3) and seg.image.dtype == np.uint8
+    seg.overlay(), seg.bbox_image()
+    with pytest.raises(ImageLoadError, match="no such file"):
+        color.segment_features(x, (4, 4), image="/nonexistent.png")
+    for size in ((0, 0), (5,), (-5, 10), "ab"):
+        with pytest.raises(ConfigError, match="work_size"):
+            color.segment_features(x, (4, 4), work_size=size)
     with pytest.raises(ConfigError, match="cache_size"):
         DeepCut("color", cache_size="x")
     with pytest.raises(ConfigError, match="device"):
