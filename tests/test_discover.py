@@ -156,6 +156,9 @@ def test_summary_is_json_and_overlay_draws(color_model, three):
     inside = np.asarray(pic)[(y0 + y1) // 2, (x0 + x1) // 2]
     assert not np.array_equal(inside, img[(y0 + y1) // 2, (x0 + x1) // 2])
     assert np.array_equal(np.asarray(pic)[80, 4], img[80, 4])
+    for bad in (5, -1, float("nan")):  # were drawn: colours wrapped around in uint8
+        with pytest.raises(ConfigError, match="alpha must be"):
+            found.overlay(bad)
 
 
 def test_constant_features_have_no_objects():

@@ -60,6 +60,7 @@ from ..features.store import PatchFeatures
 from ..graph.patch_graph import PatchGraph, cut_score, graph_of, score_graph
 from ..segmentation.colors import label_colors
 from ..segmentation.refine import segment_maps
+from ..segmentation.result import check_opacity
 from ..utils.masks import background_label, bbox_of
 
 #: Upper bound on the number of segments of the CC variant (``objects=None``).
@@ -128,7 +129,13 @@ class Discovery:
         }
 
     def overlay(self, alpha: float = 0.5) -> Image.Image:
-        """The image with each object tinted in its own colour, its box and ``#i score`` drawn."""
+        """The image with each object tinted in its own colour (``alpha``: its opacity in ``[0, 1]``), its box and
+        ``#i score`` drawn.
+
+        Raises:
+            ConfigError: ``alpha`` is not a number in ``[0, 1]``.
+        """
+        alpha = check_opacity(alpha)
         colors = label_colors(max(len(self.objects), 1))
         out = self.image.astype(np.float32)
         for o, c in zip(self.objects, colors, strict=False):
