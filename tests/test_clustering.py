@@ -184,6 +184,33 @@ def test_bad_arguments_raise_config_errors():
         fit(np.full((4, 2), np.nan), k=2)
 
 
+@pytest.mark.parametrize("call, says", [
+    (lambda x: cluster(x, k=None), "k must be a whole number"),
+    (lambda x: cluster(x, k=2.7), "k must be a whole number"),  # was cut to 2
+    (lambda x: cluster(x, epochs=2.5), "epochs must be a whole number"),
+    (lambda x: cluster(x, seed=2 ** 64), "seed must be"),  # was torch's "Overflow when unpacking long"
+    (lambda x: cluster(x, seed=-1), "seed must be"),
+    (lambda x: fit(x, lr=-1), "lr must be"),  # was torch Adam's ValueError
+    (lambda x: fit(x, lr=float("nan")), "lr must be"),
+    (lambda x: cluster(x, loss="cc", alpha=0), "alpha must be"),  # ran: one cluster, no word
+    (lambda x: cluster(x, loss="cc", alpha=float("nan")), "alpha must be"),
+    (lambda x: fit(x, threads=-1), "threads must be"),
+    (lambda x: cluster(x, settle="no"), "settle must be True or False"),  # "no" was taken as True
+    (lambda x: fit(x, settle=True), "settle must be a Settle rule or None"),
+    (lambda x: cluster("abc"), "features must be"),  # was a torch TypeError
+    (lambda x: affinity(x, "cc", alpha=-1), "alpha must be"),
+])
+def test_settings_that_would_fail_deep_inside_or_be_cut_are_config_errors(call, says):
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    with pytest.raises(ConfigError, match=says):
+        call(x)
+
+
+def test_affinity_takes_a_numpy_array_as_cluster_does():
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    assert torch.equal(affinity(x), affinity(torch.from_numpy(x)))  # was: 'ndarray' has no attribute 'float'
+
+
 def test_warm_start_continues_from_a_trained_model():
     x, truth = planted(60, 3, seed=5)
     first = fit(x, k=3, epochs=20)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence, Union
 
 import numpy as np
 import torch
 
-from ..config import LOSSES
 from ..errors import ConfigError
 from ..graph.patch_graph import CompactAffinity, PatchGraph, SparseAffinity, affinity, affinity_from_gram
+from ..utils.coerce import as_bool, as_int
 from ..utils.device import generator
 from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
+from .checks import as_features, check_fit
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph
 from .links import Links
 from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, ortho_target, row_sums, sparse_csr
@@ -27,18 +27,6 @@ __all__ = ["RESTART_LABEL", "RESTART_NOTE", "ClusterResult", "Clusterer", "affin
 FeaturesLike = Union[np.ndarray, torch.Tensor]
 #: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity, a compact one or a sparse k-NN one.
 Affinity = Union[torch.Tensor, CompactAffinity, SparseAffinity]
-
-
-def _as_tensor(features: FeaturesLike) -> torch.Tensor:
-    f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
-    if f.ndim != 2:
-        raise ConfigError(f"features must be an (N, D) array, got shape {tuple(f.shape)}")
-    f = f.detach().float()
-    if f.is_inference():  # features computed under torch.inference_mode()
-        f = f.clone()
-    if not torch.isfinite(f).all():
-        raise ConfigError("features contain NaN or infinite values")
-    return f
 
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
@@ -90,8 +78,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
 
     Everything runs on the device of ``features``; the results are numpy arrays on the host.
     """
-    epochs, links = _check_fit(loss, k, epochs, max_epochs, links)
-    x = _as_tensor(features)
+    epochs, links = check_fit(loss, k, epochs, max_epochs, links, (alpha, seed, lr, threads, settle))
+    x = as_features(features)
     n, k = x.shape[0], model.k if model is not None else k
     k_eff, note = _clamped_k(int(k), n)
     a = _graph_of(x, adj, graph, loss, alpha)
@@ -196,24 +184,6 @@ NCUT_START_EPOCHS = 20
 NCUT_START_LR = 1e-2
 #: Whether NCut restarts at all (False: ``fit`` trains exactly ``epochs``; for comparisons).
 NCUT_RESTART = True
-
-
-def _check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Links | None
-               ) -> tuple[int, Links | None]:
-    """:func:`fit`'s checks; returns ``(epochs, links)`` within ``max_epochs``."""
-    if loss not in LOSSES:
-        raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if int(k) < 2:
-        raise ConfigError(f"k must be at least 2, got {k}")
-    if int(epochs) < 0:
-        raise ConfigError(f"epochs must be non-negative, got {epochs}")
-    if max_epochs is not None:
-        if int(max_epochs) < 0:
-            raise ConfigError(f"max_epochs must be non-negative, got {max_epochs}")
-        epochs = min(int(epochs), int(max_epochs))
-        if links:
-            links = replace(links, epochs=min(int(links.epochs), int(max_epochs)))
-    return int(epochs), links
 
 
 def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, loss: str, alpha: float) -> Affinity:
@@ -394,6 +364,7 @@ def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float
     now for a large one, ``$DEEPCUT_THREADS`` when set). ``settle``: stop once the labels have settled
     (:data:`~deepcut.clustering.settle.SETTLE`, as ``DeepCut.segment``), False: train every epoch.
     """
-    gnn_threads = ThreadPolicy(threads).gnn(int(len(features)), int(epochs))
-    return compact_labels(fit(features, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed,
-                              threads=gnn_threads, settle=SETTLE if settle else None).labels)
+    x = as_features(features)
+    gnn_threads = ThreadPolicy(threads).gnn(int(x.shape[0]), as_int("epochs", epochs, 0))
+    return compact_labels(fit(x, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed,
+                              threads=gnn_threads, settle=SETTLE if as_bool("settle", settle) else None).labels)

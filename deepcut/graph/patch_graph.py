@@ -29,6 +29,7 @@ import torch
 
 from ..errors import ConfigError
 from ..features.store import GRAM_CACHE_MAX_PATCHES, PatchFeatures
+from ..utils.coerce import as_float
 from .large import (
     DEFAULT_NEIGHBOURS,
     CompactAffinity,
@@ -50,14 +51,30 @@ COMPACT_MAX_NODES = 20480
 GRAPH_MODES = ("auto", "dense", "compact", "sparse")
 
 
-def affinity(features: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
-    """The graph DeepCut clusters, from features ``(N, D)``: ``(N, N)`` float32 (dense, any size).
+def affinity(features: torch.Tensor | np.ndarray, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
+    """The graph DeepCut clusters, from features ``(N, D)`` (a tensor or an array): ``(N, N)`` float32 (dense, any
+    size).
 
     * NCut: ``W = F Fᵀ``, ``A = relu(W) / max(W)`` (all zeros if no pair is positive);
     * CC:   ``A = W - max(W) / alpha`` (signed).
     """
-    f = features.float()
+    f = as_features(features)
     return affinity_from_gram(f @ f.T, loss, alpha)
+
+
+def as_features(features: object) -> torch.Tensor:
+    """``features`` (a tensor, a numpy array or nested lists of numbers) as an ``(N, D)`` float tensor.
+
+    Raises:
+        ConfigError: not an ``(N, D)`` array of real numbers.
+    """
+    try:
+        f = features if isinstance(features, torch.Tensor) else torch.as_tensor(np.asarray(features))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"features must be an (N, D) array or tensor of numbers ({e})") from None
+    if f.ndim != 2 or f.is_complex() or f.dtype == torch.bool:
+        raise ConfigError(f"features must be an (N, D) array of real numbers, got shape {tuple(f.shape)} of {f.dtype}")
+    return f.float()
 
 
 def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
@@ -67,7 +84,7 @@ def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.
         w = gram.clamp(min=0)
         top = w.max()
         return w.div_(top) if top > 0 else torch.zeros_like(w)
-    return gram - gram.max() / alpha
+    return gram - gram.max() / as_float("alpha", alpha, positive=True)
 
 
 def graph_kind(num_nodes: int, mode: str = "auto") -> str:
