@@ -117,6 +117,22 @@ def test_bad_arguments_are_config_errors():
         SegmentConfig(refine="sharp")
 
 
+@pytest.mark.parametrize("method, params, says", [
+    ("guided", {"radius": "2"}, "radius must be a number > 0"),  # was "can't multiply sequence"
+    ("guided", {"radius": -2}, "radius must be a number > 0"),  # these ran, with no word
+    ("guided", {"eps": 0}, "eps must be a number > 0"),
+    ("crf", {"confidence": 2}, "confidence must be a number > 0 and <= 1"),
+    ("crf", {"iterations": -1}, "iterations must be a whole number >= 1"),
+    ("crf", {"iterations": 2.5}, "iterations must be a whole number >= 1"),
+    ("crf", {"side": -5}, "side must be a whole number >= 0"),
+    ("crf", {"srgb": float("nan")}, "srgb must be a number > 0"),
+])
+def test_a_parameter_out_of_its_range_is_a_config_error(method, params, says):
+    image, cells = photo(shapes()), patch_labels(shapes())
+    with pytest.raises(ConfigError, match=f"refinement parameter {says}"):
+        refine(image, cells, method, **params)
+
+
 @pytest.mark.parametrize(("method", "module"), [("crf", "pydensecrf.densecrf"), ("guided", "cv2")])
 def test_missing_library_is_a_clear_error(monkeypatch, method, module):
     monkeypatch.setitem(sys.modules, module, None)  # import now fails

@@ -27,6 +27,7 @@ Images with a longer side above ``max_side`` are refined at that size and the la
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -45,6 +46,14 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "guided": {"radius": 0.75, "eps": 3e-4},
     "crf": {"iterations": 5, "sxy": 0.5, "srgb": 20.0, "compat": 5.0, "smooth_sxy": 3.0, "smooth_compat": 3.0,
             "confidence": 0.9, "side": 320},
+}
+#: What each parameter may be: ``(lowest, highest, whole number)``, the lowest excluded where it is ``0.0`` (a
+#: float) and included where it is ``0`` (an int); ``None``: no bound.
+RANGES: dict[str, tuple[float | int, float | None, bool]] = {
+    "radius": (0.0, None, False), "eps": (0.0, None, False), "iterations": (1, None, True),
+    "sxy": (0.0, None, False), "srgb": (0.0, None, False), "compat": (0, None, False),
+    "smooth_sxy": (0.0, None, False), "smooth_compat": (0, None, False), "confidence": (0.0, 1.0, False),
+    "side": (0, None, True),
 }
 #: Longer image side (pixels) above which the refinement runs on a downscaled copy.
 MAX_SIDE = 1024
@@ -66,7 +75,28 @@ def check_method(method: str, params: dict[str, Any] | None = None) -> dict[str,
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown} of refinement {method!r}; "
                           f"valid: {sorted(DEFAULTS[method])}")
-    return {**DEFAULTS[method], **(params or {})}
+    return {**DEFAULTS[method], **{name: _checked(name, value) for name, value in (params or {}).items()}}
+
+
+def _checked(name: str, value: Any) -> float:
+    """Parameter ``name``'s ``value`` as a number within its :data:`RANGES`.
+
+    Raises:
+        ConfigError: not a number, not whole where it must be, or out of its range.
+    """
+    low, high, whole = RANGES[name]
+    wants = ("a whole number" if whole else "a number") + (f" > {low:g}" if isinstance(low, float) else
+                                                           f" >= {low}") + (f" and <= {high:g}" if high else "")
+    if isinstance(value, (bool, str)) or value is None:
+        raise ConfigError(f"refinement parameter {name} must be {wants}, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"refinement parameter {name} must be {wants}, got {value!r}") from None
+    bad_low = out <= low if isinstance(low, float) else out < low
+    if not math.isfinite(out) or bad_low or (high is not None and out > high) or (whole and not out.is_integer()):
+        raise ConfigError(f"refinement parameter {name} must be {wants}, got {value!r}")
+    return out
 
 
 def as_probabilities(probs: np.ndarray) -> np.ndarray:
