@@ -250,3 +250,19 @@ def test_a_cached_image_keeps_its_gcn_propagation_for_later_queries():
     assert len(memo) == 2
     staged = dc.segment(img, resolution=160, stages=2, k=2)  # stage 2's subgraph keeps nothing
     assert len(memo) == 2 and staged.num_segments >= 2
+
+
+def test_a_layer_or_facet_the_colour_backbone_ignores_is_said():
+    """``segment(layer=99, facet="value")`` on the colour backbone ran as if they were the defaults, recorded them
+    in the config and said nothing (the CLI refuses them; the library takes them, so that a ViT's settings run
+    unchanged, and now says they change nothing)."""
+    from conftest import voronoi_scene
+
+    from deepcut import DeepCut
+
+    dc, img = DeepCut("color"), voronoi_scene(2, 0, side=64)[0]
+    said = dc.segment(img, layer=99, facet="value", resolution=64)
+    plain = dc.segment(img, resolution=64)
+    assert any("colour backbone has one layer and no facets: layer=99, facet='value'" in n for n in said.notes)
+    assert not any("no facets" in n for n in plain.notes)
+    assert (said.labels == plain.labels).all()

@@ -35,4 +35,17 @@ def segment_image(store: FeatureStore, image: ImageLike, config: SegmentConfig,
     t0 = time.perf_counter()
     feats = store.get(image, config)
     out = run_stages(graph_of(feats), feats.grid, config, clusterer)
+    note = unused_layer_note(store.backbone, config)
+    if note:
+        out.notes.append(note)
     return to_segmentation(out, feats, config, t0)
+
+
+def unused_layer_note(backbone: object, config: SegmentConfig) -> str | None:
+    """The note that ``config``'s layer or facet changed nothing: a backbone of one layer without facets (the colour
+    one) takes any, so that a ViT's settings run unchanged; None where they are the defaults or apply."""
+    base = SegmentConfig()
+    if getattr(backbone, "family", None) != "color" or (config.layer, config.facet) == (base.layer, base.facet):
+        return None
+    return (f"the colour backbone has one layer and no facets: layer={config.layer}, facet={config.facet!r} change "
+            f"nothing")
