@@ -16,7 +16,7 @@ from ..errors import DeepCutError
 from . import eval as eval_cmd
 from . import label, segment, slides, speed
 from . import video as video_cmd
-from .common import UsageError, error
+from .common import Terminated, UsageError, error
 
 COMMANDS = [segment, eval_cmd, video_cmd, label, slides, speed]
 
@@ -52,11 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_backbones)
     return p
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``) during a command: raised where the
-    command is, so that it cleans up as after Ctrl-C (partial files removed, a label run's work kept)."""
 
 
 def _terminate(signum, frame) -> None:

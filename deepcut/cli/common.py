@@ -15,8 +15,20 @@ from ..utils.files import write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
 from .outdir import RESULTS_NAME, OutDir
 
-__all__ = ["UsageError", "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
+__all__ = ["Terminated", "stop_code", "UsageError",
+           "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
            "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error", "path_arg"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``) during a command: raised where the
+    command is, so that it cleans up as after Ctrl-C (partial files removed, a label run's work kept)."""
+
+
+def stop_code(stop: BaseException | None) -> tuple[int, str]:
+    """The exit code and word of a command stopped by ``stop``: ``(143, "terminated")`` for SIGTERM
+    (:class:`Terminated`), ``(130, "interrupted")`` for Ctrl-C (or an unknown stop)."""
+    return (143, "terminated") if isinstance(stop, Terminated) else (130, "interrupted")
 
 
 def path_arg(text: str) -> str:

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..segmentation.notes import plural
-from .common import UsageError, add_config_args, config_from_args, error, path_arg
+from .common import UsageError, add_config_args, config_from_args, error, path_arg, stop_code
 from .options import parse_objects
 
 if TYPE_CHECKING:
@@ -139,8 +139,9 @@ def run(args: argparse.Namespace) -> int:
                                    on_note=lambda m: print(f"note: {m}", file=sys.stderr))
     except LabelInterrupted as e:
         progress.close()
-        error(str(e))
-        return 130
+        code, word = stop_code(e.stopped_by)
+        error(str(e).replace("interrupted", word, 1))
+        return code
     finally:
         progress.close()
     print(f"{plural(report.total - len(report.failures), 'image')} labelled ({plural(report.annotations, 'object')}), "

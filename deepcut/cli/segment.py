@@ -23,6 +23,7 @@ from .common import (
     file_error,
     finish_results,
     make_model,
+    stop_code,
     write_results,
 )
 from .outdir import OutDir, check_out_dir
@@ -110,12 +111,13 @@ def segment_all(model, cfg, args: argparse.Namespace, out: OutDir, files: list[P
                 failures[str(path)] = failure_reason(e)
                 tqdm.write(f"error: {file_error(path, failures[str(path)])}", file=sys.stderr)
             write_results(out, model, cfg, results, failures, **state)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
         path = write_results(out, model, cfg, results, failures, **state, interrupted=True)
         finish_results(out)
-        print(f"interrupted: {len(results)} segmented, {len(failures)} failed of {len(files)}; "
+        code, word = stop_code(stop)
+        print(f"{word}: {len(results)} segmented, {len(failures)} failed of {len(files)}; "
               f"{path} lists them", file=sys.stderr)
-        return 130
+        return code
     results_path = write_results(out, model, cfg, results, failures, **{**state, "finished": True})
     finish_results(out)
     print(f"{len(results)} segmented, {len(failures)} failed; results in {results_path}", file=sys.stderr)

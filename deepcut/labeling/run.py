@@ -41,11 +41,12 @@ class Runner(Protocol):
 
 
 class LabelInterrupted(Exception):
-    """Ctrl-C stopped a run; what was done is kept in the shards. The message says how to resume."""
+    """Ctrl-C (or SIGTERM, where a front end turns it into a ``KeyboardInterrupt``: :attr:`stopped_by`) stopped a
+    run; what was done is kept in the shards. The message says how to resume."""
 
-    def __init__(self, message: str, saved: int, total: int) -> None:
+    def __init__(self, message: str, saved: int, total: int, stopped_by: BaseException | None = None) -> None:
         super().__init__(message)
-        self.saved, self.total = saved, total
+        self.saved, self.total, self.stopped_by = saved, total, stopped_by
 
 
 @dataclass
@@ -242,12 +243,12 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
     try:
         if backbone is None:
             backbone = _run(runner, store, meta, todo, report, bool(earlier), on_start, on_record, stamps)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         saved = report.resumed + report.labelled
         where = f"kept in {store.folder}; rerun the same command with --resume to continue" if store.exists() \
             else "nothing was saved"
         raise LabelInterrupted(f"interrupted: {saved} of {len(sources)} images done, {where}", saved,
-                               len(sources)) from None
+                               len(sources), stop) from None
     except DeepCutError as e:
         if store.exists() and report.labelled:
             raise DeepCutError(f"{e}. The {report.resumed + report.labelled} images done are kept in "
