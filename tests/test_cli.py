@@ -623,9 +623,13 @@ def test_sigterm_ends_segment_and_label_with_143_and_their_work_kept(tmp_path, c
 
 @pytest.mark.parametrize("argv", [["segment", "a.png", "--out", ""], ["slides", "a.png", "--out", " "],
                                   ["video", "a.mp4", "--out", "o.mp4", "--labels-dir", ""],
-                                  ["eval", "d", "--out", "r.json", "--save-masks", ""], ["label", "d", "--out", ""]])
+                                  ["eval", "d", "--out", "r.json", "--save-masks", ""], ["label", "d", "--out", ""],
+                                  ["segment", "", "--out", "o"], ["cosegment", "a.png", " ", "--out", "o"],
+                                  ["label", "", "--out", "p.json"], ["eval", "", "--task", "single", "--out", "r.json"],
+                                  ["slides", "", "--out", "o"], ["video", "", "--out", "o.mp4"]])
 def test_an_empty_path_is_a_usage_error(tmp_path, capsys, monkeypatch, argv):
-    """``segment --out ""`` wrote into the current folder (and ``eval --save-masks ""`` its masks there)."""
+    """``segment --out ""`` wrote into the current folder (and ``eval --save-masks ""`` its masks there); an empty
+    input (``segment ""``, ``label ""`` …) read the current folder as the input."""
     monkeypatch.chdir(tmp_path)
     assert _cli(argv) == 2
     assert "the path is empty (it would mean the current folder): name one" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def add_opacity_arg(p: argparse.ArgumentParser) -> None:
 
 def add_image_args(p: argparse.ArgumentParser) -> None:
     """``IMAGE_OR_DIR...``, ``--out DIR`` and ``--opacity``: the commands writing one set of images per input."""
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", type=path_arg)
     p.add_argument("--out", required=True, type=path_arg, help="output folder")
     add_opacity_arg(p)
 

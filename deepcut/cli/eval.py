@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "images/ and masks/ (same stems; video: images/<seq>/<frame>; corloc: optional "
                     "annotations.json). Writes RESULTS.json and prints a summary table.",
     )
-    p.add_argument("dataset", metavar="DATASET_DIR")
+    p.add_argument("dataset", metavar="DATASET_DIR", type=path_arg)
     p.add_argument("--task", required=True, choices=("single", "corloc", "video", "parts", "objects"),
                    help="single: IoU / accuracy / max F-beta; corloc: box IoU >= 0.5; video: J; "
                         "parts: NMI / ARI / Hungarian mIoU; objects: several objects per image (CorLoc of the "

@@ -24,7 +24,8 @@ are saved as they come in PSEUDO.json.parts/; a killed or interrupted run contin
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="pseudo-label images as a COCO instances file (several objects per image)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders (recursive) or .txt lists of paths")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", type=path_arg,
+                   help="images, folders (recursive) or .txt lists of paths")
     p.add_argument("--out", type=path_arg, required=True, metavar="PSEUDO.json", help="the COCO file to write")
     p.add_argument("--objects", type=parse_objects, default=3, metavar="N|auto",
                    help="most objects per image, found by successive cuts (default: %(default)s); 'auto' (or 0): "

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "label map PNG and JSON, and one zip of all of it. Names say what and how: "
                     "<image>_<figure>_<settings>, e.g. cat_overlay_ncut-k3-2stages.png. A file of those names "
                     "that DeepCut did not write is never replaced.")
-    p.add_argument("image", metavar="IMAGE", help="the image to segment and explain")
+    p.add_argument("image", metavar="IMAGE", type=path_arg, help="the image to segment and explain")
     p.add_argument("--out", type=path_arg, required=True, help="output folder (created if missing)")
     add_opacity_arg(p)
     add_config_args(p)

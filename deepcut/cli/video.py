@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "video with one frame per processed frame (MP4/H.264, WebM or GIF, by the suffix of --out); "
                     "--labels-dir also saves every frame's label map as PNG. A part keeps its label and colour "
                     "from frame to frame.")
-    p.add_argument("video", metavar="VIDEO", help="video file, GIF, or folder of frame images")
+    p.add_argument("video", metavar="VIDEO", type=path_arg, help="video file, GIF, or folder of frame images")
     p.add_argument("--out", type=path_arg, required=True, help=f"overlay video to write ({', '.join(WRITE_SUFFIXES)})")
     p.add_argument(
         "--max-frames", type=int, default=300, help="process at most this many frames (default: %(default)s)"
