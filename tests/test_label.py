@@ -241,7 +241,8 @@ def records_of(coco: dict, names: list[str]) -> list[dict]:
         img = images[name]
         objects = [{k: a[k] for k in ("segmentation", "bbox", "area", "score")}
                    for a in coco["annotations"] if a["image_id"] == img["id"]]
-        out.append({"file_name": name, "width": img["width"], "height": img["height"], "objects": objects})
+        out.append({"file_name": name, "width": img["width"], "height": img["height"], "objects": objects,
+                    **({"stamp": img["stamp"]} if "stamp" in img else {})})
     return out
 
 
@@ -691,3 +692,54 @@ def test_resume_relabels_an_image_whose_file_changed(data, tmp_path):
     assert notes == ["a.png changed since it was labelled; it is labelled again"]
     images = {im["file_name"]: im for im in json.loads(out.read_text())["images"]}
     assert images["a.png"]["width"] == 96 and images["b.jpg"]["width"] == 72
+
+
+def test_resume_of_a_finished_file_labels_only_new_and_changed_images(data, tmp_path):
+    """``--resume`` after a finished run labelled every image again (and with other settings silently replaced
+    the file): it found no shards. A finished file now records what a resume must match; a resume labels only
+    the images it lacks, and refuses other settings or a file that does not say its own."""
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes((data / name).read_bytes())
+    out = tmp_path / "pseudo.json"
+    spec = LabelSpec("color", True, None, CONFIG, 3)
+
+    class Recording(InProcessRunner):
+        asked: list[str] = []
+
+        def map(self, todo):
+            self.asked.extend(s.file_name for s in todo)
+            yield from super().map(todo)
+
+    def resume(spec=spec, notes=None) -> list[str]:
+        Recording.asked = []
+        root, sources = collect_sources([folder])
+        report = label_dataset(sources, root, out, spec, Recording(spec), resume=True,
+                               on_note=(notes if notes is not None else []).append)
+        assert report.resumed + report.labelled == len(sources) and not parts_dir(out).exists()
+        return Recording.asked
+
+    root, sources = collect_sources([folder])
+    label_dataset(sources, root, out, spec, InProcessRunner(spec))
+    first = out.read_bytes()
+    assert resume() == [] and out.read_bytes() == first  # nothing new: the same file
+    (folder / "e.png").write_bytes((data / "e.png").read_bytes())
+    assert resume() == ["e.png"]
+    time.sleep(0.01)
+    Image.fromarray(disc_image(96, two_tone=True)).save(folder / "a.png")
+    notes: list[str] = []
+    assert resume(notes=notes) == ["a.png"] and notes == ["a.png changed since it was labelled; it is labelled again"]
+    images = {im["file_name"]: im for im in json.loads(out.read_text())["images"]}
+    assert sorted(images) == ["a.png", "b.jpg", "e.png"] and images["a.png"]["width"] == 96
+    kept = out.read_bytes()
+    with pytest.raises(DeepCutError, match=r"made with other settings \(objects: was 3, now 2\)"):
+        resume(LabelSpec("color", True, None, CONFIG, 2))
+    assert out.read_bytes() == kept and not parts_dir(out).exists()
+    coco = json.loads(kept)
+    del coco["info"]["resume"]  # a file of an earlier version
+    out.write_text(json.dumps(coco))
+    with pytest.raises(DeepCutError, match="earlier DeepCut version wrote it"):
+        resume()

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "actors (default: as many as the cluster has room for); on a GPU one process batches images")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
-                        help="continue the unfinished run of --out (same settings): label only what is missing")
+                        help="continue the run of --out with the same settings, unfinished or finished: label only "
+                             "what it lacks (new or changed images, failures)")
     resume.add_argument("--restart", action="store_true", help="discard an unfinished run of --out and start again")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="images per ViT batch on a GPU (default: %(default)s)")
@@ -145,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
         return code
     finally:
         progress.close()
-    print(f"{plural(report.total - len(report.failures), 'image')} labelled ({plural(report.annotations, 'object')}), "
-          f"{len(report.failures)} failed; wrote {out} "
-          f"({report.images_per_second:.2f} images/s, after {report.load_seconds:.1f} s building the model)",
+    kept = f", {report.resumed} of them from the earlier run" if report.resumed else ""
+    speed = (f" ({report.images_per_second:.2f} images/s, after {report.load_seconds:.1f} s building the model)"
+             if report.labelled else " (nothing left to label)")
+    print(f"{plural(report.total - len(report.failures), 'image')} labelled{kept} "
+          f"({plural(report.annotations, 'object')}), {len(report.failures)} failed; wrote {out}{speed}",
           file=sys.stderr)
     return 1 if report.failures else 0

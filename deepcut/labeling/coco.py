@@ -105,8 +105,9 @@ def is_failure(record: dict[str, Any]) -> bool:
 def build_coco(records: Iterable[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
     """The COCO instances dict of a run's records, given in input order.
 
-    Images get ids ``1, 2, …`` in that order, annotations ``1, 2, …`` image by image in discovery
-    order; failures are listed in ``info["failures"]`` as ``{"file", "error"}`` and have no image.
+    Images get ids ``1, 2, …`` in that order (with the record's file ``stamp``, which tells a later
+    ``--resume`` whether the file changed), annotations ``1, 2, …`` image by image in discovery order; failures
+    are listed in ``info["failures"]`` as ``{"file", "error"}`` and have no image.
 
     Args:
         records: one per input image (success or failure), in input order.
@@ -121,10 +122,32 @@ def build_coco(records: Iterable[dict[str, Any]], info: dict[str, Any]) -> dict[
             continue
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": record["file_name"], "width": record["width"],
-                       "height": record["height"]})
+                       "height": record["height"], **({"stamp": record["stamp"]} if "stamp" in record else {})})
         for obj in record["objects"]:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": CATEGORY["id"],
                                 "segmentation": obj["segmentation"], "area": obj["area"], "bbox": obj["bbox"],
                                 "score": obj["score"], "iscrowd": 0})
     return {"info": {**info, "images": len(images), "annotations": len(annotations), "failures": failures},
             "licenses": [], "images": images, "annotations": annotations, "categories": [dict(CATEGORY)]}
+
+
+def records_from_coco(coco: dict[str, Any]) -> list[dict[str, Any]]:
+    """The image records of a COCO file :func:`build_coco` wrote, in its order (failures left out: a resumed run
+    tries them again).
+
+    Raises:
+        ValueError: ``coco`` is not of that shape.
+    """
+    objects: dict[int, list[dict[str, Any]]] = {}
+    for a in coco["annotations"]:
+        objects.setdefault(int(a["image_id"]), []).append(
+            {"segmentation": a["segmentation"], "bbox": a["bbox"], "area": a["area"], "score": a["score"]})
+    records = []
+    for image in coco["images"]:
+        record = {**image_record(image["file_name"], (image["height"], image["width"]), objects.get(image["id"], [])),
+                  **({"stamp": image["stamp"]} if "stamp" in image else {})}
+        problem = record_problem(record)
+        if problem is not None:
+            raise ValueError(f"{image.get('file_name')!r}: {problem}")
+        records.append(record)
+    return records

@@ -10,6 +10,7 @@ never interrupted.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -151,15 +152,18 @@ def _check_output(path: Path, out: str | os.PathLike, inputs: list) -> Path:
 
 
 def run_info(spec: LabelSpec, backbone: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The COCO ``info`` of a run (no timings, so that a file depends only on what was computed)."""
+    """The COCO ``info`` of a run (no timings, so that a file depends only on what was computed; ``resume``: what a
+    later ``--resume`` of the finished file must share, :meth:`~.shards.ShardStore.reopen`)."""
     meta = spec.meta(root)
     return {"description": "DeepCut pseudo-labels: class-agnostic object masks (python -m deepcut label)",
             "version": meta["version"], "backbone": backbone, "pretrained": spec.pretrained,
-            "objects": meta["objects"], "configuration": meta["configuration"], "image_root": meta["image_root"]}
+            "objects": meta["objects"], "configuration": meta["configuration"], "image_root": meta["image_root"],
+            "resume": meta}
 
 
 def open_store(out: Path, meta: dict[str, Any], resume: bool, restart: bool) -> tuple[ShardStore, dict[str, Record]]:
-    """The run's shard store and the records an earlier run left (only with ``resume``).
+    """The run's shard store and the records an earlier run left (only with ``resume``: an unfinished run's
+    shards, else a finished run's file ``out``).
 
     Raises:
         DeepCutError: an unfinished run is there and neither ``resume`` nor ``restart`` says what to
@@ -168,7 +172,14 @@ def open_store(out: Path, meta: dict[str, Any], resume: bool, restart: bool) -> 
     store = ShardStore(out)
     if not store.exists():
         store.clear()  # at most an empty folder left by a crash while creating it; anything else is refused
-        return store, {}
+        if not (resume and out.is_file()):
+            return store, {}
+        try:  # a finished run: resumed from its file (check_output made sure it is DeepCut's)
+            coco = json.loads(out.read_bytes())
+        except (OSError, ValueError, RecursionError) as e:
+            raise DeepCutError(f"cannot --resume from {out}: it cannot be read ({e}); rerun without --resume") from None
+        store.reopen(coco if isinstance(coco, dict) else {}, meta, out)
+        return store, store.records()
     if resume:
         store.check_resumable(meta)
         return store, store.records()
@@ -211,8 +222,9 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
         out: the COCO file (checked with :func:`check_output`).
         spec: what to compute.
         runner: where (not started yet).
-        resume: continue the unfinished run of ``out`` (same settings), labelling only what is missing
-            (earlier failures are retried). Without an unfinished run, start afresh.
+        resume: continue the run of ``out`` (same settings), labelling only what is missing (new images, files
+            that changed, earlier failures): an unfinished run's shards, else the finished file ``out``. Without
+            either, start afresh.
         restart: discard an unfinished run of ``out``.
         on_start: ``(total, already_done)`` once the models are built, before the first image.
         on_record: called with each record as it is saved.

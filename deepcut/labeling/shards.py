@@ -150,6 +150,36 @@ class ShardStore:
         self.folder.mkdir(parents=True)
         write_json_atomic(self.folder / META, _normalise(meta))
 
+    def reopen(self, coco: dict[str, Any], meta: dict[str, Any], source: Path) -> None:
+        """Make the finished COCO file ``coco`` (read from ``source``) an unfinished run of ``meta`` again: its
+        settings checked against ``meta``, its backbone and records stored as shards, so that a resumed run
+        labels only what it lacks (new images, changed files, failures).
+
+        Raises:
+            DeepCutError: ``coco`` records other settings, none (an earlier version's file), or is not a COCO
+                file of DeepCut's.
+        """
+        from .coco import records_from_coco
+
+        try:
+            info = coco["info"]
+            if "resume" not in info:
+                raise DeepCutError(f"cannot --resume from {source}: an earlier DeepCut version wrote it without the "
+                                   f"settings a resume must match; rerun without --resume to label everything again")
+            stored, described, records = info["resume"], info["backbone"], records_from_coco(coco)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DeepCutError(f"cannot --resume from {source}: it is not a COCO file of DeepCut's ({e}); rerun "
+                               f"without --resume to label everything again") from None
+        diffs = _differences(stored, _normalise(meta))
+        if diffs:
+            raise DeepCutError(f"cannot --resume: {source} was made with other settings ({diffs}). Rerun with the "
+                               f"same settings, or without --resume to label everything again")
+        self.create(meta)
+        self.save_backbone(described)
+        with self.writer() as writer:
+            for record in records:
+                writer.write(record)
+
     def save_backbone(self, described: dict[str, Any]) -> None:
         """Remember the backbone's description (the first run's; it goes into the final file)."""
         if not (self.folder / BACKBONE).is_file():
