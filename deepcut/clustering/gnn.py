@@ -148,7 +148,7 @@ class DeepCutGNN(nn.Module):
 
         The same values and gradients as ``loss(softmax(forward_propagated(ax, drop))).backward()`` (the
         tests compare them), without autograd's graph, whose bookkeeping is a large part of an epoch of this
-        small network (the autograd loop takes 1.1–1.3 times as long: ``benchmarks/speed.py``).
+        small network (the autograd loop's time: the *before* rows of ``benchmarks/speed.py``).
 
         Args:
             inp: :meth:`gcn_input` of the propagation ``Â X`` ``(N, D)``.

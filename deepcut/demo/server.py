@@ -26,8 +26,9 @@ FLAGS = [
     ("--max-side", int, "DEEPCUT_MAX_SIDE", "1600", "uploads are downscaled to this longer side"),
     ("--concurrency", int, "DEEPCUT_CONCURRENCY", "2", "segmentations at a time; others wait in the queue"),
     ("--threads", int, "DEEPCUT_THREADS", "0", "ViT threads (0: the cores idle at the time; the GNN uses 1)"),
-    ("--precision", str, "DEEPCUT_PRECISION", "auto", "ViT precision: auto (bf16 on CUDA and on CPUs with native "
-                                                      "bf16, else fp32), fp32, bf16, fp16 or int8 (CPU)"),
+    ("--precision", str, "DEEPCUT_PRECISION", "auto", "ViT precision: auto (the fastest engine faithful to fp32, "
+                                                      "measured once per machine and backbone), fp32, bf16, fp16, "
+                                                      "int8 (CPU) or an engine such as bf16-weights+sdpa"),
     ("--max-file-size", str, "DEEPCUT_MAX_FILE_SIZE", "", "largest accepted upload"),
     ("--host", str, "GRADIO_SERVER_NAME", "127.0.0.1", "interface to listen on"),
     ("--port", int, "GRADIO_SERVER_PORT", "7860", "port"),
