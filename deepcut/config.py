@@ -29,6 +29,8 @@ DEFAULT_K: dict[str, int] = {"ncut": 2, "cc": 10}
 MAX_CLUSTERS = 64
 MAX_EPOCHS = 10_000
 MAX_RESOLUTION = 4096
+#: The smallest resolution (pixels) a config takes.
+MIN_RESOLUTION = 16
 MAX_SEED = 2**63 - 2  # the GNN's dropout generator takes seed + 1
 #: The working resolution when none is given and the backbone has no default of its own (DINO, DINOv2;
 #: a backbone states its own as ``default_resolution``, e.g. 448 px for DINOv3's 16-px patches).
@@ -172,7 +174,8 @@ class SegmentConfig:
             "bg_k": lambda v: as_int("bg_k", v, 2, MAX_CLUSTERS),
             "alpha": lambda v: as_float("alpha", v, positive=True),
             "layer": lambda v: as_int("layer", v),
-            "resolution": lambda v: DEFAULT_RESOLUTION if v is None else as_int("resolution", v, 16, MAX_RESOLUTION),
+            "resolution": lambda v: DEFAULT_RESOLUTION if v is None else as_int("resolution", v, MIN_RESOLUTION,
+                                                                                 MAX_RESOLUTION),
             "stride": lambda v: None if v is None else as_int("stride", v, 1),
             "stages": lambda v: as_choice("stages", v, (1, 2, 3)),
             "largest_component": lambda v: as_bool("largest_component", v),

@@ -20,7 +20,7 @@ from .backbones.base import Backbone
 from .backbones.precision import parse_engine, requested_precision
 from .backbones.tune import Choice, EngineChoices, choose_engine
 from .clustering.fit import Clusterer, fit
-from .config import SegmentConfig, make_config
+from .config import MAX_RESOLUTION, MIN_RESOLUTION, SegmentConfig, make_config
 from .errors import ConfigError
 from .features.given import as_feature_matrix, given_image
 from .features.image import ImageLike
@@ -143,6 +143,7 @@ class DeepCut:
         replaced by ``side``), then forget its features: kernels, allocators and lazy imports are
         loaded before the first real image (web app start-up, each labelling worker), in the engine of the
         default resolution (its small grid chooses none of its own)."""
+        side = as_int("side", side, MIN_RESOLUTION, MAX_RESOLUTION)
         blank = np.zeros((side, side, 3), np.uint8)
         blank[side // 4:3 * side // 4, side // 4:3 * side // 4] = 255
         engines, self.store.engines = self.store.engines, None

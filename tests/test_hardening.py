@@ -446,3 +446,15 @@ def test_app_py_with_a_negative_cap_exits_two_before_serving():
                            env=extra or None)
         assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
         assert message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("call", [lambda dc, img: dc.features(img, resolution=0),
+                                  lambda dc, img: dc.features(img, resolution=2.5),
+                                  lambda dc, img: dc.embed(img, resolution=-5),
+                                  lambda dc, img: dc.features(img, layer=3.7),
+                                  lambda dc, img: dc.warm_up(side=2.5)])
+def test_the_facades_feature_calls_check_their_settings_as_segment_does(color, call):
+    """``features(resolution=0)`` gave a (1, 1, D) grid and ``layer=3.7`` was cut to 3, where ``segment`` refuses
+    both; ``warm_up(side=2.5)`` failed in numpy."""
+    with pytest.raises(ConfigError, match="resolution|layer|side"):
+        call(color, np.zeros((32, 32, 3), np.uint8))

@@ -29,7 +29,7 @@ import torch
 
 from ..backbones.base import Backbone, TokenState
 from ..backbones.tune import EngineChoices
-from ..config import SegmentConfig
+from ..config import MAX_RESOLUTION, MIN_RESOLUTION, SegmentConfig
 from ..utils.coerce import as_int
 from ..utils.memory import check_request, estimate_bytes, memory_errors, resolve_limit
 from ..utils.threads import ThreadPolicy, torch_threads
@@ -176,8 +176,14 @@ class FeatureStore:
         return cfg.with_default_resolution(self.backbone.default_resolution)
 
     def resolution(self, resolution: int | None) -> int:
-        """``resolution``, or the backbone's default for None."""
-        return int(self.backbone.default_resolution if resolution is None else resolution)
+        """``resolution``, or the backbone's default for None.
+
+        Raises:
+            ConfigError: not a whole number in :class:`~deepcut.config.SegmentConfig`'s range for it.
+        """
+        if resolution is None:
+            return int(self.backbone.default_resolution)
+        return as_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
 
     def grid(self, size: tuple[int, int], resolution: int | None, stride: int | None) -> tuple[int, int]:
         """Patch grid ``(h, w)`` of an image of ``size = (H, W)`` at ``resolution`` (None: the backbone's
@@ -312,7 +318,7 @@ class FeatureStore:
     # -- facets ---------------------------------------------------------------------------------------
     def facet(self, emb: ImageEmbedding, layer: int, facet: str, log_bin: bool = False) -> tuple[torch.Tensor, bool]:
         """Features ``(h*w, D)`` of one layer / facet of an embedding: ``(features, was_memoised)``."""
-        layer = self.backbone.check_layer_facet(int(layer), facet)
+        layer = self.backbone.check_layer_facet(as_int("layer", layer), facet)
         key = (layer, facet, bool(log_bin))
         with emb.lock:
             if key in emb.facets:
