@@ -30,7 +30,7 @@ from .segmentation.finish import to_segmentation
 from .segmentation.result import Segmentation
 from .segmentation.segment import segment_image
 from .stages.run import run_stages
-from .utils.coerce import as_int
+from .utils.coerce import as_bool, as_int
 from .utils.device import resolve_device
 from .utils.memory import guard_memory
 from .utils.threads import check_threads
@@ -57,8 +57,9 @@ class DeepCut:
         device: ``None`` (``$DEEPCUT_DEVICE``, else CUDA when available, else CPU), ``"cpu"``,
             ``"cuda[:N]"`` or ``"mps"``. Features, graphs and the GNN live there; results are numpy.
         threads: CPU threads of the ViT forward (``None``: ``$DEEPCUT_THREADS``, else the cores idle
-            at the time). The GNN always uses one; the caller's torch setting is restored after
-            each call (see :mod:`deepcut.utils.threads`).
+            at the time). The GNN uses one for a short training and, when ``threads`` is None, the idle
+            cores for a long one (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`; else ``threads``); the caller's
+            torch setting is restored after each call (see :mod:`deepcut.utils.threads`).
         max_memory: the memory one image may need, in bytes or as ``"8G"`` (None: ``$DEEPCUT_MAX_MEMORY``,
             else half the device's memory; 0 or ``"off"``: no check). An image over it is refused with
             :class:`~deepcut.errors.ResourceLimitError` before the ViT allocates, and an allocation
@@ -96,6 +97,7 @@ class DeepCut:
         self.device = resolve_device(device)
         check_threads(threads)
         asked = requested_precision(precision, self.device)
+        pretrained = as_bool("pretrained", pretrained)  # "False" (a text) is not False
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
         self.engine_choice: Choice = choose_engine(self.backbone, asked, threads)
         if self.engine_choice.how == "pinned" and parse_engine(asked) is None:
@@ -288,7 +290,8 @@ class DeepCut:
         """A live stream (a webcam): returns a :class:`deepcut.tasks.video.LiveSession` whose ``step(frame)`` gives
         the frame's :class:`Segmentation`, labels consistent with the frames before (the same tracking as
         :meth:`segment_video`, one frame at a time), and ``reset()``. Settings as for :meth:`segment`;
-        ``resolution`` defaults to :data:`deepcut.tasks.video.live.LIVE_RESOLUTION` (224: a fast grid);
+        without a ``config``, ``resolution`` defaults to :data:`deepcut.tasks.video.live.LIVE_RESOLUTION` (224: a
+        fast grid; a ``config`` keeps its own);
         ``clusterer`` clusters each stage (default the GNN).
 
         Example::

@@ -187,3 +187,16 @@ def test_a_refilled_buffer_does_not_change_a_cached_result():
     assert not again.image.flags.writeable  # shared with the cache: read-only
     loaded = load_image(img)
     assert not np.shares_memory(loaded, img) and loaded.flags.writeable
+
+
+def test_cache_size_zero_keeps_nothing():
+    """``DeepCut(cache_size=0)`` still kept one image: a second ``segment`` came from the cache."""
+    from deepcut import DeepCut
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[16:48, 16:48] = 200
+    dc = DeepCut("color", cache_size=0)
+    first = dc.segment(img, resolution=64)
+    again = dc.segment(img, resolution=64)
+    assert not first.features_cached and not again.features_cached
+    assert (first.labels == again.labels).all()

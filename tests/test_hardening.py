@@ -458,3 +458,13 @@ def test_the_facades_feature_calls_check_their_settings_as_segment_does(color, c
     both; ``warm_up(side=2.5)`` failed in numpy."""
     with pytest.raises(ConfigError, match="resolution|layer|side"):
         call(color, np.zeros((32, 32, 3), np.uint8))
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    (dict(backbone="dino_vits8", pretrained="False"), "pretrained must be True or False"),  # tried the download
+    (dict(backbone="color", threads=True), "threads must be a whole number"),  # was one thread
+    (dict(backbone="color", max_memory=1.5), "write '1.5G' for gigabytes"),  # was a 1-byte limit
+])
+def test_settings_of_another_kind_are_refused_not_reinterpreted(kwargs, says):
+    with pytest.raises(ConfigError, match=says):
+        DeepCut(**kwargs)

@@ -529,3 +529,14 @@ def test_the_epoch_cap_bounds_every_video_frame(model, disc_mp4):
                                  max_frames=3, clusterer=functools.partial(fit, max_epochs=20))
     losses = [len(stage) for seg in stream for stage in seg.losses]
     assert losses and max(losses) <= 20
+
+
+def test_total_is_the_frames_given_once_a_stream_of_unknown_length_ends():
+    """``segment_video(iter(frames))`` (no length known) kept ``total`` at the reader's cap, 300, after it ended;
+    its docstring says it is exact then."""
+    from deepcut import DeepCut
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[16:48, 16:48] = 200
+    vs = DeepCut("color").segment_video(iter([img] * 3), resolution=64)
+    assert len(list(vs)) == 3 and vs.total == 3

@@ -300,7 +300,7 @@ class FeatureStore:
     def _remember(self, key: tuple, emb: ImageEmbedding) -> None:
         with self._lock:
             self._cache[key] = emb
-            while len(self._cache) > max(self.cache_size, 1):
+            while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         self._trim()
 

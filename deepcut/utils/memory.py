@@ -73,6 +73,8 @@ def parse_bytes(value: Any, name: str = "max_memory") -> int | None:
         number, unit = float(m.group(1)), m.group(2)
     if not math.isfinite(number) or number < 0:
         raise ConfigError(f"{wants}, got {value!r}")
+    if not unit and not number.is_integer():  # 1.5 is not 1.5 GB: a bare number counts bytes
+        raise ConfigError(f"{wants} (a bare number counts bytes: write '{number:g}G' for gigabytes), got {value!r}")
     out = int(number * _UNITS[unit])
     return None if out == 0 else out
 

@@ -81,6 +81,8 @@ def check_threads(threads: int | None) -> int | None:
     """``threads`` as a positive int, or None for automatic (``None`` or 0); raises :class:`ConfigError`."""
     if threads is None:
         return None
+    if isinstance(threads, bool):  # True is not 1 thread
+        raise ConfigError(f"threads must be a whole number of CPU threads, got {threads!r}")
     try:
         value = int(threads)
     except (TypeError, ValueError):

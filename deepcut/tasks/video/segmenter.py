@@ -67,6 +67,7 @@ class VideoSegmentation:
         self.info = reader.info
         self._extra_notes: list[str] = []
         self._gen: Generator[Segmentation, None, None] | None = None
+        self._finished: int | None = None  # the frames given, once the stream is exhausted
 
     @property
     def stats(self) -> VideoStats:
@@ -84,7 +85,9 @@ class VideoSegmentation:
 
     @property
     def total(self) -> int:
-        """Expected number of frames (exact once the stream is exhausted)."""
+        """Expected number of frames (exact once the stream is exhausted: the frames it gave)."""
+        if self._finished is not None:
+            return self._finished
         return max(self.reader.expected or self.reader.max_frames, self.stats.frames)
 
     def __iter__(self) -> "VideoSegmentation":
@@ -125,6 +128,7 @@ class VideoSegmentation:
         if self.stats.cold_restarts:
             self._extra_notes.append(f"{plural(self.stats.cold_restarts, 'frame')} re-clustered from scratch "
                                      f"(the warm start collapsed to one segment)")
+        self._finished = done
         if self.progress is not None and done and self.reader.expected != done:
             self.progress(done, done)
 
