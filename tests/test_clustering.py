@@ -296,3 +296,11 @@ def test_snapshots_record_the_training_without_changing_it():
     assert sorted(recorded.snapshots) == [0, 5, 12]
     np.testing.assert_array_equal(recorded.snapshots[12], recorded.soft)
     assert recorded.snapshots[0].shape == (180, 3) and not np.allclose(recorded.snapshots[0], recorded.soft)
+
+
+def test_cluster_warns_when_ncut_finds_fewer_than_k():
+    """``cluster(two_groups, k=5)`` returned two labels and dropped ``fit``'s note that says why."""
+    x = np.repeat(np.eye(2, 8, dtype=np.float32), 20, axis=0)  # two distinct rows
+    with pytest.warns(UserWarning, match=r"NCut found 2 of the k = 5 segments"):
+        labels = cluster(x, k=5)
+    assert set(labels.tolist()) == {0, 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence, Union
 
 import numpy as np
@@ -357,7 +358,9 @@ def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float
             seed: int = 0, threads: int | None = None, settle: bool = True) -> np.ndarray:
     """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
 
-    NCut finds ``k`` clusters; CC treats ``k`` as an upper bound and decides the number itself.
+    NCut finds ``k`` clusters where it can (where it finds fewer, e.g. fewer distinct rows than ``k``, a
+    ``UserWarning`` says why: the note :func:`fit` gives); CC treats ``k`` as an upper bound and decides the
+    number itself.
     Labels are consecutive (``0 … m-1``). Deterministic for a given ``seed`` (whatever the threads).
     ``threads``: torch threads of the training; ``None``: as ``DeepCut.segment`` chooses them
     (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`: one thread for a small training, the cores idle right
@@ -366,5 +369,9 @@ def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float
     """
     x = as_features(features)
     gnn_threads = ThreadPolicy(threads).gnn(int(x.shape[0]), as_int("epochs", epochs, 0))
-    return compact_labels(fit(x, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed,
-                              threads=gnn_threads, settle=SETTLE if as_bool("settle", settle) else None).labels)
+    result = fit(x, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed, threads=gnn_threads,
+                 settle=SETTLE if as_bool("settle", settle) else None)
+    labels = compact_labels(result.labels)
+    if loss == "ncut" and int(labels.max(initial=0)) + 1 < int(k) and result.note:
+        warnings.warn(f"cluster: {result.note}", stacklevel=2)
+    return labels
