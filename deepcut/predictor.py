@@ -197,7 +197,9 @@ class DeepCut:
         Args:
             features: ``(h * w, D)`` (row-major over ``grid``) or ``(h, w, D)`` patch features, any device.
             grid: patch grid ``(h, w)``.
-            config: settings, as for :meth:`segment`.
+            config: settings, as for :meth:`segment`; its feature settings (``layer``, ``facet``, ``resolution``,
+                ``stride``, ``log_bin``) are not applied, only recorded in the result: say there how ``features``
+                were computed (a later :meth:`correct` of the result computes them so).
             **overrides: single fields that replace the config's, e.g. ``k=4``.
             clusterer: :func:`~deepcut.clustering.fit.fit` (the GNN) or a baseline with its signature.
             image: the image the labels are upsampled to, anything :func:`~deepcut.features.image.load_image`
