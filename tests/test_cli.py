@@ -645,3 +645,24 @@ def test_a_folder_of_subfolders_says_to_name_them(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no input files found (a folder stands for its own files, not for those in its subfolders" in err
     assert f"{tmp_path / 'dup' / 'a'} {tmp_path / 'dup' / 'b'}" in err
+
+
+def test_recursive_segments_a_tree_of_folders_naming_outputs_by_their_path(tmp_path, capsys):
+    """``segment data/`` with images only in subfolders said "no input files found" (label searches folders
+    recursively, segment did not): ``--recursive`` takes the images of the whole tree (hidden folders and
+    files that are not images left out), outputs named after their path; a rerun into a folder inside the tree
+    does not take its own outputs as inputs."""
+    import json
+
+    tree = tmp_path / "data"
+    for rel in ("bear/00001.png", "bear/00002.png", "cow/00001.png", ".cache/x.png"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(disc_image(64)).save(tree / rel)
+    (tree / "bear" / "notes.txt").write_text("not an image")
+    for out in (tmp_path / "out", tree / "out", tree / "out"):  # the last: a rerun inside the tree
+        assert _cli(["segment", str(tree), "--out", str(out), "-r", *FAST]) == 0
+        stems = sorted(p.name[:-len("_labels.png")] for p in out.glob("*_labels.png"))
+        assert stems == ["bear_00001", "bear_00002", "cow_00001"], stems
+        assert len(json.loads((out / "results.json").read_text())["files"]) == 3
+    assert _cli(["segment", str(tree), "--out", str(tmp_path / "flat"), *FAST]) == 1
+    assert "or add --recursive" in capsys.readouterr().err

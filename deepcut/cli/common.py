@@ -16,7 +16,7 @@ from .options import UsageError, add_config_args, check_device, config_from_args
 from .outdir import RESULTS_NAME, OutDir
 
 __all__ = ["Terminated", "stop_code", "UsageError",
-           "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs",
+           "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs", "relative_names",
            "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error", "path_arg"]
 
 
@@ -60,8 +60,9 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
     add_opacity_arg(p)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files named on the command line; a directory stands for its (non-hidden) files, sorted.
+def expand_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
+    """Files named on the command line; a directory stands for its (non-hidden) files, sorted, or with
+    ``recursive`` for the images in it and its subfolders (hidden ones skipped, sorted by relative path).
 
     Missing paths are kept, so that they are reported as failures like unreadable files.
 
@@ -74,7 +75,11 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         try:
-            if path.is_dir():
+            if recursive and path.is_dir():
+                from ..labeling.sources import walk_images
+
+                files.extend(walk_images(path))
+            elif path.is_dir():
                 entries = [f for f in path.iterdir() if not f.name.startswith(".")]
                 files.extend(sorted(f for f in entries if f.is_file()))
                 nested.extend(sorted(f for f in entries if f.is_dir()))
@@ -84,9 +89,21 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             raise DeepCutError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not files:
         hint = (f" (a folder stands for its own files, not for those in its subfolders: name them, e.g. "
-                f"{' '.join(map(str, nested[:3]))}{' …' if len(nested) > 3 else ''})") if nested else ""
+                f"{' '.join(map(str, nested[:3]))}{' …' if len(nested) > 3 else ''}, or add --recursive where the "
+                f"command has it)") if nested else ""
         raise DeepCutError(f"no input files found{hint}")
     return files
+
+
+def relative_names(files: list[Path], inputs: list[str]) -> list[str]:
+    """A name per file for its outputs: its path below the input folder it was found in, without suffix,
+    folders joined by ``_`` (``bear/00001.jpg`` → ``bear_00001``); a file named on its own, its stem."""
+    folders = [Path(i) for i in inputs if Path(i).is_dir()]
+    names = []
+    for f in files:
+        under = next((d for d in folders if d in f.parents), None)
+        names.append("_".join(f.relative_to(under).with_suffix("").parts) if under is not None else f.stem)
+    return names
 
 
 def file_error(path: Path, exc: Exception | str) -> str:

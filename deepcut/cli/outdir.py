@@ -175,13 +175,15 @@ class OutDir:
         self._inputs_here = {real_path(f).name.casefold() for f in keep if real_path(f).parent == self.real}
         return keep, skipped
 
-    def plan(self, files: list[Path], kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[str]:
-        """One stem per input (call :meth:`inputs` first), unique (also when compared without case)
-        and such that none of ``<stem>_<kind>.png`` is an input or a file DeepCut did not write."""
+    def plan(self, files: list[Path], kinds: tuple[str, ...] = OUTPUT_KINDS,
+             bases: list[str] | None = None) -> list[str]:
+        """One stem per input (call :meth:`inputs` first) from its ``bases`` (default: the files' stems), unique
+        (also when compared without case) and such that none of ``<stem>_<kind>.png`` is an input or a file
+        DeepCut did not write."""
         taken = set(self._inputs_here)
         stems = []
-        for f in files:
-            base, n = safe_stem(f.stem), 1
+        for i, f in enumerate(files):
+            base, n = safe_stem(bases[i] if bases is not None else f.stem), 1
             while True:
                 stem = base if n == 1 else f"{base}_{n}"
                 names = [f"{stem}_{kind}.png" for kind in kinds]

@@ -23,6 +23,7 @@ from .common import (
     file_error,
     finish_results,
     make_model,
+    relative_names,
     stop_code,
     write_results,
 )
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "<stem>_mask.png (with a foreground), <stem>_cutout.png (with --cutout) "
                                    "and results.json into --out (rewritten after every image).")
     add_image_args(p)
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="a folder stands for the images in it and in its subfolders; outputs are named after "
+                        "their path below it (bear/00001.jpg: bear_00001_labels.png …)")
     p.add_argument("--cutout", action="store_true",
                    help="also write <stem>_cutout.png: the foreground on a transparent background (RGBA; "
                         "sharper edges with --refine guided)")
@@ -73,14 +77,14 @@ def segment_one(model, cfg, args: argparse.Namespace, path: Path, stem: str, out
 def prepare(args: argparse.Namespace) -> tuple[OutDir, list[Path], list[str]]:
     """``(out, inputs, stems)``, every check that needs no model done (``--out``, the inputs, their names)."""
     out = OutDir(check_out_dir(args.out, create=False, results=True))  # a bad --out fails before the model loads
-    files, skipped = out.inputs(expand_inputs(args.inputs))
+    files, skipped = out.inputs(expand_inputs(args.inputs, args.recursive))
     if skipped:
         print(f"note: skipped {len(skipped)} files that DeepCut wrote (e.g. {skipped[0]})", file=sys.stderr)
     if not files:
         from ..errors import DeepCutError
 
         raise DeepCutError("no input files found (besides DeepCut's own outputs)")
-    return out, files, out.plan(files)
+    return out, files, out.plan(files, bases=relative_names(files, args.inputs) if args.recursive else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ def _is_excluded(path: Path, excluded: tuple[Path, ...]) -> bool:
     return any(path == e or e in path.parents for e in excluded)
 
 
-def _walk(folder: Path, excluded: tuple[Path, ...]) -> list[Path]:
+def walk_images(folder: Path, excluded: tuple[Path, ...] = ()) -> list[Path]:
     """Image files under ``folder`` (recursive, following links to folders once each, hidden entries
     skipped), sorted by relative path."""
     found: list[Path] = []
@@ -78,11 +78,11 @@ def _read_list(list_file: Path) -> list[Path]:
 def _expand(item: Path, excluded: tuple[Path, ...], from_list: bool) -> tuple[Path, list[Path]]:
     """``(root, files)`` of one input: a folder, a list file (only on the command line) or an image."""
     if item.is_dir():
-        return item, _walk(item, excluded)
+        return item, walk_images(item, excluded)
     if not from_list and item.suffix.lower() in LIST_EXTENSIONS and item.is_file():
         files: list[Path] = []
         for entry in _read_list(item):
-            files.extend(_walk(entry, excluded) if entry.is_dir() else [entry])
+            files.extend(walk_images(entry, excluded) if entry.is_dir() else [entry])
         return item.parent, files
     return item.parent, [item]
 
