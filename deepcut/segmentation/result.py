@@ -119,7 +119,9 @@ class Segmentation:
         return Image.fromarray(self.labels.astype(np.uint16))
 
     def summary(self) -> dict:
-        """JSON-friendly facts about the result (no arrays)."""
+        """JSON-friendly facts about the result (no arrays): ``bbox`` ``[x0, y0, x1, y1]``, ``size`` ``[W, H]`` (as
+        image sizes are written), ``grid`` ``[h, w]`` (rows first, as array shapes), ``num_segments``, ``seconds``,
+        ``features_cached``, ``notes``."""
         return {
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "num_segments": self.num_segments,
