@@ -115,4 +115,28 @@ def test_live_tab_segments_a_fake_camera_with_stable_labels_and_stops(camera, tm
         time.sleep(1.5)
         assert page.locator("#live-status").inner_text() == after  # no more frames come back
         assert idle < 0.5 * busy and idle < 0.6, (busy, idle)  # stopping stopped the server's work
+        # the status read as live after the stop (frames/s, frame N); it now says it stopped, until Record again
+        said = page.evaluate("getComputedStyle(document.querySelector('#live-status'), '::before').content")
+        assert "Stopped: press Record to go on" in said, said
+        page.get_by_role("button", name="capture photo").click()
+        page.wait_for_function("!document.body.classList.contains('live-stopped')")
+        browser.close()
+
+
+def test_without_a_camera_the_live_tab_says_why(tmp_path):
+    """Without a camera, *Click to Access Webcam* did nothing visible: Gradio's webcam shows no error. The page
+    now asks the browser and says what it answered."""
+    server = app_server()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream"])  # no camera device
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"]).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server["url"], wait_until="load")
+        page.get_by_role("tab", name="Live").click()
+        page.get_by_text("Click to Access Webcam").click()
+        note = page.locator("#live-camera-note")
+        note.wait_for()
+        assert note.inner_text() == "No camera was found: connect one, then click again."
+        assert note.is_visible()
         browser.close()

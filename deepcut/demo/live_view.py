@@ -26,8 +26,62 @@ worked on: nothing queues up. It needs a camera and the browser's permission to 
 stays empty, check that one is connected and allowed for this page (the address bar's camera icon).
 """
 
-#: The live overlay fills its panel (a small frame is drawn large, aspect kept).
-LIVE_CSS = "#live-overlay img { width: 100%; height: 100%; object-fit: contain; }\n"
+#: The live overlay fills its panel (a small frame is drawn large, aspect kept); once stopped (:data:`LIVE_JS`) the
+#: status says so above its last figures, greyed; a camera that cannot be opened is said below it.
+LIVE_CSS = """#live-overlay img { width: 100%; height: 100%; object-fit: contain; }
+body.live-stopped #live-status p { color: var(--body-text-color-subdued); }
+body.live-stopped #live-status::before { content: "Stopped: press Record to go on. Before the stop:"; display: block;
+  font-weight: 600; }
+#live-camera-note { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0.3em 0; }
+"""
+
+#: Installed when the Live tab is first opened (Gradio has no event when the camera stops, nor when it cannot be
+#: opened): the body gets the class ``live-stopped`` while the camera's record button reads *Record* again after a
+#: recording (the status then reads as stopped, see :data:`LIVE_CSS`); after a click on *Click to Access Webcam*
+#: that leaves the camera closed, the browser is asked for one and its refusal said in words under the camera.
+LIVE_JS = """() => {
+  if (window.deepcutLive) return; window.deepcutLive = true;
+  let recorded = false;
+  const note = (text) => {
+    let n = document.querySelector('#live-camera-note');
+    const cam = document.querySelector('#live-camera');
+    if (!text) { if (n) n.remove(); return; }
+    if (!n && cam) {
+      n = document.createElement('div'); n.id = 'live-camera-note'; cam.insertAdjacentElement('afterend', n);
+    }
+    if (n) n.textContent = text;
+  };
+  const recordButton = () => [...document.querySelectorAll('#live-camera button')]
+    .find((b) => /^(Record|Stop)$/.test(b.innerText.trim()));
+  setInterval(() => {
+    const b = recordButton();
+    const on = !!b && b.innerText.trim() === 'Stop';
+    recorded = recorded || on;
+    document.body.classList.toggle('live-stopped', !!b && !on && recorded);
+    if (b) note('');
+  }, 400);
+  const blocked = 'The camera is blocked for this page: allow it (the camera icon in the address bar), then try again.';
+  const why = (e) => ({
+    NotAllowedError: blocked, SecurityError: blocked,
+    NotFoundError: 'No camera was found: connect one, then click again.',
+    OverconstrainedError: 'No camera was found: connect one, then click again.',
+    NotReadableError: 'The camera is in use by another program: close it, then click again.',
+  })[e && e.name] || ('The camera could not be opened (' + ((e && (e.name || e.message)) || 'no reason given') + ').');
+  document.addEventListener('click', (e) => {
+    const t = e.target && e.target.closest && e.target.closest('#live-camera button');
+    if (!t || !/Access Webcam/.test(t.innerText)) return;
+    setTimeout(() => {
+      if (recordButton()) return;  // the camera opened
+      const md = navigator.mediaDevices;
+      if (!md || !md.getUserMedia) {
+        note('This browser offers no camera to this page: it must be served over https (or from localhost).');
+        return;
+      }
+      md.getUserMedia({video: true}).then((s) => { s.getTracks().forEach((tr) => tr.stop()); })
+        .catch((err) => note(why(err)));
+    }, 1500);
+  }, true);
+}"""
 
 
 def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable[[Callable], Callable],
@@ -39,7 +93,7 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
     the Live tab uses unless the visitor picks another here. Returns its components."""
     limits = streams.session.limits
     d = live_defaults()
-    with gr.Tab("Live", id="live"):
+    with gr.Tab("Live", id="live") as tab:
         gr.Markdown(LIVE_HELP)
         with gr.Row(equal_height=False, elem_id="live-row"):
             with gr.Column(scale=5, min_width=320, elem_id="live-controls"):
@@ -84,6 +138,7 @@ def live_tab(streams: LiveStreams, choices: list[tuple[str, str]], gpu: Callable
                time_limit=int(limits.live_seconds) if limits.live_seconds else None, api_visibility="private",
                show_progress="hidden", concurrency_id=concurrency_id, concurrency_limit=limits.workers)
     reset.click(lambda: None, None, state, api_visibility="private")
+    tab.select(None, None, None, js=LIVE_JS, api_visibility="private")
 
     def follow(name, page_backbone=None, page_custom=None):  # the resolution: the backbone's grid
         value = streams.resolution(live_backbone(name, page_backbone, page_custom))
