@@ -248,3 +248,18 @@ def test_the_walkthroughs_keyboard_help_is_not_shown_on_a_phone(browser, size):
         assert _shown(page, "#walk-keys") == (size[0] > 640)
     finally:
         page.close()
+
+
+def test_the_walkthrough_gets_the_widest_column_while_walking(browser):
+    """At 1400 × 900 the walkthrough's column was the narrowest but one (395 px of 1190): its training figure's
+    soft map was about 170 px wide. While walking it is now the widest column, its figures drawn larger."""
+    page = open_page(browser, 1400, 900)
+    try:
+        tap_example(page)
+        page.locator("#walk-start").click()
+        wait_loaded(page, "#walk-picture img")
+        widths = page.evaluate("""() => Object.fromEntries(['#settings-col', '#results-col', '#walk-col'].map(
+            (s) => [s, document.querySelector(s).getBoundingClientRect().width]))""")
+        assert widths["#walk-col"] > max(widths["#results-col"], widths["#settings-col"]) + 100, widths
+    finally:
+        page.close()

@@ -54,6 +54,8 @@ FIGURE_PANELS .icon-button-wrapper { transform: translateY(-100%); } /* beside t
 @media (min-width: 641px) { #settings-col > #image-examples { order: -1; } }
 body.presenter #settings-col > #image-examples { order: 0; }
 body:not(.presenter):not(.walking) #walk-col { display: none !important; }
+body.walking:not(.presenter) #walk-col { flex-grow: 10 !important; }  /* the walkthrough's figures larger */
+body.walking:not(.presenter) #settings-col { flex-grow: 4 !important; }
 #walk-nav { align-items: center; }
 #walk-nav button { flex-grow: 0 !important; min-width: 7em !important; }
 #walk-title { flex-grow: 1 !important; text-align: center; }
