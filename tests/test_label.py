@@ -281,7 +281,9 @@ def test_usage_errors_before_any_work(data, tmp_path, capsys):
                  ["--out", str(tmp_path / "x.json"), "--workers", "0"], ["--out", str(tmp_path / "x.json"), "-k", "1"],
                  ["--out", str(tmp_path / "x.json"), "--resume", "--restart"],
                  ["--out", str(tmp_path / "x.json"), "--stages", "3"],  # k and stages: unused, were accepted
-                 ["--out", str(tmp_path / "x.json"), "--cpus-per-worker", "4"]):  # Ray's, without --ray
+                 ["--out", str(tmp_path / "x.json"), "--cpus-per-worker", "4"],  # Ray's, without --ray
+                 ["--out", str(tmp_path / "x.json"), "--precision", "bf16"],  # the colour backbone of FLAGS
+                 ["--out", str(tmp_path / "x.json"), "--random-weights"]):
         assert exit_code(["label", str(data), *args, *FLAGS]) == 2, args
         assert "Traceback" not in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -629,11 +631,12 @@ def test_resume_with_another_precision_is_refused_naming_it(data, tmp_path, caps
     out = tmp_path / "pseudo.json"
     root, _ = collect_sources([data / "a.png"])
     store = ShardStore(out)
-    store.create(LabelSpec("color", True, None, CONFIG, 3, precision="fp32").meta(root))  # killed after this
-    for how in (["--precision", "int8"], ["--precision", "auto"]):
+    store.create(LabelSpec("color", True, None, CONFIG, 3, precision="bf16").meta(root))  # killed after this
+    for how in (["--precision", "fp32"], ["--precision", "auto"]):  # (the colour backbone takes no other flag)
         assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS, *how]) == 1
         err = capsys.readouterr().err
-        assert 'cannot --resume' in err and 'precision: was "fp32", now "' in err and "Traceback" not in err, err
+        assert 'cannot --resume' in err and 'precision: was "bf16", now "' in err and "Traceback" not in err, err
+    store.create(LabelSpec("color", True, None, CONFIG, 3, precision="fp32").meta(root))
     monkeypatch.setenv("DEEPCUT_PRECISION", "int8")
     assert exit_code(["label", str(data / "a.png"), "--out", str(out), "--resume", *FLAGS]) == 1
     assert 'precision: was "fp32", now "int8"' in capsys.readouterr().err
@@ -735,6 +738,17 @@ def test_resume_of_a_finished_file_labels_only_new_and_changed_images(data, tmp_
     images = {im["file_name"]: im for im in json.loads(out.read_text())["images"]}
     assert sorted(images) == ["a.png", "b.jpg", "e.png"] and images["a.png"]["width"] == 96
     kept = out.read_bytes()
+
+    class Failing(InProcessRunner):
+        def start(self):
+            raise DeepCutError("the model cannot be built")
+
+    (folder / "f.png").write_bytes((data / "f.png").read_bytes())  # work to do, then the model fails
+    root, sources = collect_sources([folder])
+    with pytest.raises(DeepCutError, match="cannot be built"):
+        label_dataset(sources, root, out, spec, Failing(spec), resume=True)
+    assert out.read_bytes() == kept and not parts_dir(out).exists()  # no shards of a run nobody started
+    (folder / "f.png").unlink()
     with pytest.raises(DeepCutError, match=r"made with other settings \(objects: was 3, now 2\)"):
         resume(LabelSpec("color", True, None, CONFIG, 2))
     assert out.read_bytes() == kept and not parts_dir(out).exists()

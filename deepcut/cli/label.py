@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..segmentation.notes import plural
 from .common import UsageError, add_config_args, config_from_args, error, path_arg, stop_code
-from .options import parse_objects
+from .options import check_colour_flags, parse_objects
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     _check_counts(args)
+    if args.backbone == "color":  # the workers build the model: what it cannot honour is refused here
+        check_colour_flags(args)
     try:
         out = check_output(args.out, args.inputs)
     except DeepCutError as e:

@@ -162,6 +162,21 @@ def make_model(args: argparse.Namespace):
     return model
 
 
+def check_colour_flags(args: argparse.Namespace) -> None:
+    """Refuse ``--random-weights`` and a ``--precision`` other than auto or fp32 for the colour backbone (it has
+    no weights, and computes in fp32), which would change nothing.
+
+    Raises:
+        UsageError: either was given.
+    """
+    if getattr(args, "random_weights", False):
+        raise UsageError("the colour backbone has no weights: --random-weights does not apply to it (leave it "
+                         "out, or choose a ViT with --backbone)")
+    if getattr(args, "precision", None) not in (None, "auto", "fp32"):
+        raise UsageError("the colour backbone has no ViT to run in another precision (it computes in fp32): "
+                         "--precision does not apply to it (leave it out, or choose a ViT with --backbone)")
+
+
 def check_backbone_settings(args: argparse.Namespace, backbone) -> None:
     """Refuse, as a usage error before any file is read, ``--stride``, ``--layer`` or ``--facet`` values that the
     loaded ``backbone`` cannot honour: a stride that does not divide its patch size, a layer out of its range, or
@@ -174,12 +189,7 @@ def check_backbone_settings(args: argparse.Namespace, backbone) -> None:
         raise UsageError(f"--stride: {e}") from None
     layer, facet = getattr(args, "layer", None), getattr(args, "facet", None)
     if getattr(backbone, "family", None) == "color":
-        if getattr(args, "random_weights", False):
-            raise UsageError("the colour backbone has no weights: --random-weights does not apply to it (leave it "
-                             "out, or choose a ViT with --backbone)")
-        if getattr(args, "precision", None) not in (None, "auto"):
-            raise UsageError("the colour backbone has no ViT to run in another precision: --precision does not "
-                             "apply to it (leave it out, or choose a ViT with --backbone)")
+        check_colour_flags(args)
     if layer is None or facet is None:
         return
     if getattr(backbone, "family", None) == "color":

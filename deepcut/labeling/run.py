@@ -152,8 +152,9 @@ def _check_output(path: Path, out: str | os.PathLike, inputs: list) -> Path:
 
 
 def run_info(spec: LabelSpec, backbone: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The COCO ``info`` of a run (no timings, so that a file depends only on what was computed; ``resume``: what a
-    later ``--resume`` of the finished file must share, :meth:`~.shards.ShardStore.reopen`)."""
+    """The COCO ``info`` of a run (no timings, so that a file depends only on what was computed and on the input
+    files' stamps, their size and modification time, kept per image for a later ``--resume``; ``resume``: what
+    that resume must share, :meth:`~.shards.ShardStore.reopen`)."""
     meta = spec.meta(root)
     return {"description": "DeepCut pseudo-labels: class-agnostic object masks (python -m deepcut label)",
             "version": meta["version"], "backbone": backbone, "pretrained": spec.pretrained,
@@ -236,7 +237,21 @@ def label_dataset(sources: Sequence[ImageSource], root: Path, out: Path, spec: L
         DeepCutError: see :func:`open_store`; a model cannot be built; a worker died.
     """
     meta = spec.meta(root)
+    reopened = resume and not ShardStore(out).exists() and out.is_file()  # a finished file made shards again
     store, earlier = open_store(out, meta, resume, restart)
+    try:
+        return _label_store(sources, root, out, spec, runner, store, earlier, meta, on_start, on_record, on_note)
+    except BaseException:
+        if reopened and not any(p.stat().st_size for p in store.part_files()[1:]):  # nothing labelled since
+            store.remove()  # the finished file is as it was: no shards of a run nobody started are left
+        raise
+
+
+def _label_store(sources: Sequence[ImageSource], root: Path, out: Path, spec: LabelSpec, runner: Runner,
+                 store: ShardStore, earlier: dict[str, Record], meta: dict[str, Any],
+                 on_start: Callable[[int, int], None] | None, on_record: Callable[[Record], None] | None,
+                 on_note: Callable[[str], None] | None) -> LabelReport:
+    """:func:`label_dataset` once the store is open: label what ``earlier`` lacks, then assemble ``out``."""
     note = on_note or (lambda m: None)
     for problem in store.problems:
         note(problem)

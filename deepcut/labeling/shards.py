@@ -22,7 +22,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..errors import DeepCutError
 from ..utils.files import write_json_atomic
@@ -58,6 +58,13 @@ class ShardWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def write_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append ``records``, fsynced once at the end (records copied from a finished file, not new work)."""
+        for record in records:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -177,8 +184,7 @@ class ShardStore:
         self.create(meta)
         self.save_backbone(described)
         with self.writer() as writer:
-            for record in records:
-                writer.write(record)
+            writer.write_all(records)
 
     def save_backbone(self, described: dict[str, Any]) -> None:
         """Remember the backbone's description (the first run's; it goes into the final file)."""
