@@ -540,3 +540,16 @@ def test_total_is_the_frames_given_once_a_stream_of_unknown_length_ends():
     img[16:48, 16:48] = 200
     vs = DeepCut("color").segment_video(iter([img] * 3), resolution=64)
     assert len(list(vs)) == 3 and vs.total == 3
+
+
+def test_too_many_images_to_cosegment_says_so_at_the_lowest_resolution():
+    """The resolution was lowered by a square root below the smallest one a config takes: 20000 images then
+    failed with "resolution must be … from 16 to 4096, got 5" instead of saying they are too many."""
+    from deepcut import DeepCut, SegmentConfig
+    from deepcut.tasks.cosegment import fit_resolution
+
+    store = DeepCut("color").store
+    with pytest.raises(ConfigError, match="20000 images are too many to co-segment at once"):
+        fit_resolution(store, [(64, 64)] * 20000, SegmentConfig(), 10000)
+    cfg, note = fit_resolution(store, [(64, 64)] * 200, SegmentConfig(), 10000)
+    assert 16 <= cfg.resolution < 280 and "resolution lowered" in note

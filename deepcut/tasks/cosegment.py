@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..clustering.fit import Clusterer, fit
-from ..config import SegmentConfig, make_config
+from ..config import MIN_RESOLUTION, SegmentConfig, make_config
 from ..errors import ConfigError, ImageLoadError
 from ..features.image import ImageLike, load_image
 from ..features.store import FeatureStore, PatchFeatures
@@ -68,9 +68,9 @@ def fit_resolution(store: FeatureStore, sizes: list[tuple[int, int]], cfg: Segme
     res = int(cfg.resolution)
     if total(res) <= max_patches:
         return cfg, None
-    res = int(res * math.sqrt(max_patches / total(res)))
-    while total(res) > max_patches and res > 16:
-        res -= 8
+    res = max(MIN_RESOLUTION, int(res * math.sqrt(max_patches / total(res))))
+    while total(res) > max_patches and res > MIN_RESOLUTION:
+        res = max(MIN_RESOLUTION, res - 8)
     if total(res) > max_patches:
         raise ConfigError(f"{len(sizes)} images are too many to co-segment at once (more than {max_patches} "
                           f"patches even at the lowest resolution); split them into smaller groups")
