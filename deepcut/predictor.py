@@ -195,7 +195,8 @@ class DeepCut:
         """The pipeline below :meth:`segment`, on features you already have.
 
         Args:
-            features: ``(h * w, D)`` (row-major over ``grid``) or ``(h, w, D)`` patch features, any device.
+            features: ``(h * w, D)`` (row-major over ``grid``), ``(h, w, D)`` or ``(1, h * w, D)`` patch features,
+                any device.
             grid: patch grid ``(h, w)``.
             config: settings, as for :meth:`segment`; its feature settings (``layer``, ``facet``, ``resolution``,
                 ``stride``, ``log_bin``) are not applied, only recorded in the result: say there how ``features``

@@ -206,6 +206,13 @@ def test_settings_that_would_fail_deep_inside_or_be_cut_are_config_errors(call, 
         call(x)
 
 
+def test_the_defaults_spelled_out_are_still_taken():
+    """0 threads (the default, as everywhere threads are given) and settle=None (no rule) worked before the checks."""
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    assert fit(x, threads=0).labels.shape == (30,)
+    assert np.array_equal(cluster(x, settle=None, epochs=30), cluster(x, settle=False, epochs=30))
+
+
 def test_affinity_takes_a_numpy_array_as_cluster_does():
     x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
     assert torch.equal(affinity(x), affinity(torch.from_numpy(x)))  # was: 'ndarray' has no attribute 'float'

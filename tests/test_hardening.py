@@ -122,6 +122,7 @@ def test_segment_features_refuses_a_shape_it_would_have_to_guess_and_reads_any_i
         with pytest.raises(ConfigError, match=r"\(h\*w, D\) or \(h, w, D\)"):
             color.segment_features(bad, (4, 4))
     assert color.segment_features(x.reshape(4, 4, 8), (4, 4)).labels.shape == (4 * 8, 4 * 8)
+    assert color.segment_features(x[None], (4, 4)).labels.shape == (4 * 8, 4 * 8)  # a ViT's batch of one
     grey = np.linspace(0, 1, 40 * 40).reshape(40, 40)  # float, 0-1, one channel
     seg = color.segment_features(x, (4, 4), image=grey)
     assert seg.image.shape == (40, 40, 3) and seg.image.dtype == np.uint8

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from ..config import LOSSES, MAX_SEED
 from ..errors import ConfigError
+from ..graph.patch_graph import as_features as graph_features
 from ..utils.coerce import as_float, as_int
 from .links import Links
 from .settle import Settle
@@ -24,16 +24,7 @@ def as_features(features: object) -> torch.Tensor:
     Raises:
         ConfigError: not an ``(N, D)`` array of finite real numbers.
     """
-    try:
-        f = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
-    except (TypeError, ValueError, RuntimeError) as e:  # text, ragged lists, objects
-        raise ConfigError(f"features must be an (N, D) array or tensor of numbers, got {type(features).__name__} "
-                          f"({e})") from None
-    if f.is_complex() or f.dtype == torch.bool:
-        raise ConfigError(f"features must be real numbers, got {f.dtype}")
-    if f.ndim != 2:
-        raise ConfigError(f"features must be an (N, D) array, got shape {tuple(f.shape)}")
-    f = f.detach().float()
+    f = graph_features(features).detach()
     if f.is_inference():  # features computed under torch.inference_mode()
         f = f.clone()
     if not torch.isfinite(f).all():
@@ -66,6 +57,6 @@ def check_settings(alpha: float, seed: int, lr: float, threads: int | None, sett
     as_int("seed", seed, 0, MAX_SEED)
     as_float("lr", lr, positive=True)
     if threads is not None:
-        as_int("threads", threads, 1)
+        as_int("threads", threads, 0)  # 0: the default, as everywhere threads are given
     if settle is not None and not isinstance(settle, Settle):
         raise ConfigError(f"settle must be a Settle rule or None, got {settle!r}")

@@ -41,7 +41,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         features: node features ``(N, D)``.
         k: number of clusters (upper bound for CC); clamped to ``N``.
         loss: ``"ncut"`` or ``"cc"``.
-        alpha: CC sensitivity (ignored by NCut).
+        alpha: CC sensitivity, > 0 (NCut does not use it).
         epochs: training epochs (AdamW, ``lr``), at most: a training of more than ``settle.after`` epochs stops
             once it has settled (``settle``). NCut returns ``k`` segments: when its first try leaves a
             cluster empty it restarts once from the graph's spectral k-way cut (see :func:`_reach_k`: the
@@ -67,7 +67,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
             leave fewer segments).
         max_epochs: the most epochs trained in all, whatever the rule (``epochs``, NCut's exactly-k
             rule, ``links``): a server's cap (the note says when it stopped the exactly-k rule). ``None``: no cap.
-        threads: torch threads of the training (``None``: :data:`~deepcut.utils.threads.GNN_THREADS`, one: on a
+        threads: torch threads of the training (``None`` or 0: :data:`~deepcut.utils.threads.GNN_THREADS`, one: on a
             busy core more threads only wait; see :meth:`deepcut.utils.threads.ThreadPolicy.gnn`).
         settle: stops a try once its argmax labels and loss have settled (:class:`~deepcut.clustering.settle.Settle`;
             never before 20 epochs): the result is the full training's state at that epoch
@@ -88,7 +88,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     if k_eff < 2 or not positive:
         return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
 
-    gnn_threads = GNN_THREADS if threads is None else max(1, int(threads))
+    gnn_threads = GNN_THREADS if not threads else int(threads)
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
         warm = model is not None
         model = _model_for(x, k_eff, int(seed), model)
@@ -365,12 +365,12 @@ def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float
     ``threads``: torch threads of the training; ``None``: as ``DeepCut.segment`` chooses them
     (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`: one thread for a small training, the cores idle right
     now for a large one, ``$DEEPCUT_THREADS`` when set). ``settle``: stop once the labels have settled
-    (:data:`~deepcut.clustering.settle.SETTLE`, as ``DeepCut.segment``), False: train every epoch.
+    (:data:`~deepcut.clustering.settle.SETTLE`, as ``DeepCut.segment``), False or None: train every epoch.
     """
     x = as_features(features)
     gnn_threads = ThreadPolicy(threads).gnn(int(x.shape[0]), as_int("epochs", epochs, 0))
     result = fit(x, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed, threads=gnn_threads,
-                 settle=SETTLE if as_bool("settle", settle) else None)
+                 settle=SETTLE if settle is not None and as_bool("settle", settle) else None)
     labels = compact_labels(result.labels)
     if loss == "ncut" and int(labels.max(initial=0)) + 1 < int(k) and result.note:
         warnings.warn(f"cluster: {result.note}", stacklevel=2)

@@ -12,7 +12,7 @@ from .image import load_image
 
 def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tuple[int, int]]:
     """Checked features ``(h * w, D)`` float and ``grid = (h, w)`` for :meth:`deepcut.DeepCut.segment_features`,
-    from features ``(h * w, D)`` or ``(h, w, D)``.
+    from features ``(h * w, D)``, ``(h, w, D)`` or ``(1, h * w, D)`` (a batch of one).
 
     Raises:
         ConfigError: ``features`` is not a real-valued array or tensor of ``h * w`` finite rows of that shape, or
@@ -32,6 +32,8 @@ def as_feature_matrix(features: object, grid: object) -> tuple[torch.Tensor, tup
         x = torch.as_tensor(features)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ConfigError(f"features must be an (h*w, D) array or tensor of numbers ({e})") from None
+    if x.ndim == 3 and x.shape[0] == 1 and x.shape[1] == h * w:  # a batch of one image, as a ViT gives it
+        x = x[0]
     rows = x.shape[0] if x.ndim == 2 else x.shape[0] * x.shape[1] if x.ndim == 3 and x.shape[0] == h else -1
     if x.is_complex() or x.dtype == torch.bool or x.numel() == 0 or rows != h * w:
         raise ConfigError(f"features must be an (h*w, D) or (h, w, D) array of real numbers with h*w = {h * w} "
