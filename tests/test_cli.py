@@ -579,7 +579,7 @@ def test_sigterm_cleans_up_as_ctrl_c_does(tmp_path):
     while not list(out.glob(".o.mp4.*.partial.mp4")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the video finished before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # one run in eight let it pass (lost in a finaliser): the loop checks too
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "error: terminated" in err, err[-500:]
     assert sorted(p.name for p in out.iterdir()) == [".deepcut-outputs.json"]
@@ -595,8 +595,8 @@ def test_sigterm_ends_segment_and_label_with_143_and_their_work_kept(tmp_path, c
 
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(60):
-        Image.fromarray(np.roll(disc_image(96), i, axis=1)).save(folder / f"im{i:02d}.png")
+    for i in range(150):  # enough work for the stop to land in the middle on a fast machine too
+        Image.fromarray(np.roll(disc_image(96), i, axis=1)).save(folder / f"im{i:03d}.png")
     out = tmp_path / ("out" if command == "segment" else "pseudo.json")
     proc = subprocess.Popen([sys.executable, "-m", "deepcut", command, str(folder), "--out", str(out), "--backbone",
                              "color", "--resolution", "96"], cwd=REPO, stderr=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ from ..errors import DeepCutError
 from . import eval as eval_cmd
 from . import label, segment, slides, speed
 from . import video as video_cmd
-from .common import Terminated, UsageError, error
+from .common import TERMINATING, Terminated, UsageError, error
 
 COMMANDS = [segment, eval_cmd, video_cmd, label, slides, speed]
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum, frame) -> None:
+    TERMINATING.set()  # an exception raised inside a finaliser is dropped: the loops check this too
     raise Terminated()
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     on_main = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    TERMINATING.clear()
     try:
         return int(args.func(args) or 0)
     except UsageError as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import ConfigError, DeepCutError
@@ -15,7 +16,7 @@ from ..utils.files import write_json_atomic
 from .options import UsageError, add_config_args, check_device, config_from_args, make_model
 from .outdir import RESULTS_NAME, OutDir
 
-__all__ = ["Terminated", "stop_code", "UsageError",
+__all__ = ["TERMINATING", "Terminated", "check_terminated", "stop_code", "UsageError",
            "add_config_args", "check_device", "config_from_args", "make_model", "expand_inputs", "relative_names",
            "file_error", "write_results", "finish_results", "add_image_args", "add_opacity_arg", "error", "path_arg"]
 
@@ -23,6 +24,18 @@ __all__ = ["Terminated", "stop_code", "UsageError",
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``) during a command: raised where the
     command is, so that it cleans up as after Ctrl-C (partial files removed, a label run's work kept)."""
+
+
+#: Set by the CLI's SIGTERM handler. Python drops an exception raised while a finaliser runs (``__del__``, a
+#: generator's cleanup), so the handler's :class:`Terminated` can be lost; the commands' loops call
+#: :func:`check_terminated` at each item, which raises it again.
+TERMINATING = threading.Event()
+
+
+def check_terminated() -> None:
+    """Raise :class:`Terminated` if a SIGTERM came (see :data:`TERMINATING`)."""
+    if TERMINATING.is_set():
+        raise Terminated()
 
 
 def stop_code(stop: BaseException | None) -> tuple[int, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import defaults
 from ..utils.files import write_json_atomic
 from ..utils.manifest import OutputManifest
-from .common import UsageError, add_config_args, config_from_args, make_model, path_arg
+from .common import UsageError, add_config_args, config_from_args, make_model, path_arg, stop_code
 from .options import parse_objects
 from .outdir import check_out_dir
 
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scores = evaluate(dataset, method, save_masks=args.save_masks, progress=not args.quiet, desc=desc)
     except KeyboardInterrupt as e:  # the images scored before it are written, marked "interrupted"
-        _write_partial(out, header, getattr(e, "partial", None))
+        _write_partial(out, header, getattr(e, "partial", None), stop_code(e)[1])
         raise
     results = {**header, **{k: v for k, v in scores.items() if k != "task"}}
     _write(out, results)
@@ -254,13 +254,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if results["failures"] else 0
 
 
-def _write_partial(out: Path, header: dict, partial: dict | None) -> None:
-    """After Ctrl-C: write the scores of the images done (``partial``, from :func:`evaluate`), and say so."""
+def _write_partial(out: Path, header: dict, partial: dict | None, word: str = "interrupted") -> None:
+    """After Ctrl-C (or SIGTERM: ``word`` "terminated"): write the scores of the images done (``partial``, from
+    :func:`evaluate`), and say so."""
     if partial is None:
         return
     _write(out, {**header, **{k: v for k, v in partial.items() if k != "task"}})
     done = partial["interrupted"]
-    print(f"interrupted after {done['scored']} of {done['of']} images; their scores in {out}", file=sys.stderr)
+    print(f"{word} after {done['scored']} of {done['of']} images; their scores in {out}", file=sys.stderr)
 
 
 def _print_summary(args: argparse.Namespace, results: dict) -> None:

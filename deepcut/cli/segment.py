@@ -18,6 +18,7 @@ from ..utils.manifest import folder_lock
 from .common import (
     add_config_args,
     add_image_args,
+    check_terminated,
     config_from_args,
     expand_inputs,
     file_error,
@@ -106,6 +107,7 @@ def segment_all(model, cfg, args: argparse.Namespace, out: OutDir, files: list[P
     write_results(out, model, cfg, results, failures, **state)
     try:
         for path, stem in zip(tqdm(files, desc="segmenting", unit="img", file=sys.stderr), stems, strict=False):
+            check_terminated()
             try:
                 results[str(path)], note = segment_one(model, cfg, args, path, stem, out)
                 if note:

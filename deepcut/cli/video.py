@@ -21,6 +21,7 @@ from .common import (
     add_config_args,
     add_image_args,
     add_opacity_arg,
+    check_terminated,
     config_from_args,
     error,
     expand_inputs,
@@ -181,6 +182,7 @@ def _write_video(args: argparse.Namespace, model, cfg, manifests: Manifests, str
 
     def overlays():
         for i, seg in enumerate(stream):
+            check_terminated()
             if labels is not None:
                 path = labels_dir / frame_name(i * args.frame_stride)
                 labels.reserve([path.name])
