@@ -37,8 +37,9 @@ body.live-stopped #live-status::before { content: "Stopped: press Record to go o
 
 #: Installed when the Live tab is first opened (Gradio has no event when the camera stops, nor when it cannot be
 #: opened): the body gets the class ``live-stopped`` while the camera's record button reads *Record* again after a
-#: recording (the status then reads as stopped, see :data:`LIVE_CSS`); after a click on *Click to Access Webcam*
-#: that leaves the camera closed, the browser is asked for one and its refusal said in words under the camera.
+#: recording (the status then reads as stopped, see :data:`LIVE_CSS`); the webcam's own request for a camera is
+#: watched, and the browser's refusal said in words under the camera (or, where the page gets no camera API at
+#: all, that it must be served over https).
 LIVE_JS = """() => {
   if (window.deepcutLive) return; window.deepcutLive = true;
   let recorded = false;
@@ -67,19 +68,17 @@ LIVE_JS = """() => {
     OverconstrainedError: 'No camera was found: connect one, then click again.',
     NotReadableError: 'The camera is in use by another program: close it, then click again.',
   })[e && e.name] || ('The camera could not be opened (' + ((e && (e.name || e.message)) || 'no reason given') + ').');
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia) {  // the webcam's own request for a camera: its refusal is said, not swallowed
+    const ask = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => ask(c).then((s) => { note(''); return s; },
+                                         (err) => { if (c && c.video) note(why(err)); throw err; });
+  }
   document.addEventListener('click', (e) => {
     const t = e.target && e.target.closest && e.target.closest('#live-camera button');
-    if (!t || !/Access Webcam/.test(t.innerText)) return;
-    setTimeout(() => {
-      if (recordButton()) return;  // the camera opened
-      const md = navigator.mediaDevices;
-      if (!md || !md.getUserMedia) {
-        note('This browser offers no camera to this page: it must be served over https (or from localhost).');
-        return;
-      }
-      md.getUserMedia({video: true}).then((s) => { s.getTracks().forEach((tr) => tr.stop()); })
-        .catch((err) => note(why(err)));
-    }, 1500);
+    if (t && /Access Webcam/.test(t.innerText) && !(md && md.getUserMedia)) {
+      note('This browser offers no camera to this page: it must be served over https (or from localhost).');
+    }
   }, true);
 }"""
 
