@@ -748,6 +748,13 @@ def test_resume_of_a_finished_file_labels_only_new_and_changed_images(data, tmp_
     with pytest.raises(DeepCutError, match="cannot be built"):
         label_dataset(sources, root, out, spec, Failing(spec), resume=True)
     assert out.read_bytes() == kept and not parts_dir(out).exists()  # no shards of a run nobody started
+    coco = json.loads(kept)
+    coco["info"]["backbone"]["engine"] = "another+engine"  # as if measured on another machine
+    out.write_text(json.dumps(coco))
+    with pytest.raises(DeepCutError, match=f"{out} was computed with another backbone setup"):  # not ".parts"
+        label_dataset(sources, root, out, spec, InProcessRunner(spec), resume=True)
+    assert not parts_dir(out).exists()
+    out.write_bytes(kept)
     (folder / "f.png").unlink()
     with pytest.raises(DeepCutError, match=r"made with other settings \(objects: was 3, now 2\)"):
         resume(LabelSpec("color", True, None, CONFIG, 2))

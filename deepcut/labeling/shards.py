@@ -89,6 +89,8 @@ class ShardStore:
         self.out = out
         self.folder = parts_dir(out)
         self.problems: list[str] = []
+        #: Whether the shards were made from the finished file ``out`` (:meth:`reopen`): messages name the file.
+        self.reopened = False
 
     def exists(self) -> bool:
         return (self.folder / META).is_file()
@@ -119,6 +121,9 @@ class ShardStore:
         if stored is None:  # the earlier run stopped before its model was built
             return
         diffs = _differences(stored, _normalise(described))
+        if diffs and self.reopened:
+            raise DeepCutError(f"cannot --resume: {self.out} was computed with another backbone setup ({diffs}). "
+                               f"Rerun with the same settings, or without --resume to label everything again")
         if diffs:
             raise DeepCutError(f"cannot --resume: the earlier run in {self.folder} computed with another backbone "
                                f"setup ({diffs}). Rerun with the same settings, or delete {self.folder} (or use "
@@ -185,6 +190,7 @@ class ShardStore:
         self.save_backbone(described)
         with self.writer() as writer:
             writer.write_all(records)
+        self.reopened = True
 
     def save_backbone(self, described: dict[str, Any]) -> None:
         """Remember the backbone's description (the first run's; it goes into the final file)."""
