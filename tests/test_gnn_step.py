@@ -10,7 +10,7 @@ from conftest import voronoi_scene
 
 from deepcut import DeepCut, fit
 from deepcut.clustering.fit import affinity
-from deepcut.clustering.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph, soft_assign
+from deepcut.clustering.gnn import DeepCutGNN, DropoutMasks, cross_entropy_grad, gcn_input_graph, soft_assign
 from deepcut.clustering.losses import autograd_grad, cc_grad, cc_loss, cc_loss_lowrank, ncut_grad, ncut_loss, sparse_csr
 from deepcut.graph.large import compact_affinity, knn_affinity
 from deepcut.utils.threads import torch_threads
@@ -112,6 +112,25 @@ def test_training_step_sets_the_gradients_autograd_would(loss, standardised):
     for name, p in net.named_parameters():
         scale = float(expected[name].norm())  # a bias's gradient sums N terms that nearly cancel: compare norms
         assert scale > 0 and float((p.grad - expected[name]).norm()) <= 1e-3 * scale, name
+
+
+def test_cross_entropy_step_sets_the_gradients_autograd_would():
+    """The spectral restart's start (learning the spectral cut) as a written-out step on the logits."""
+    x = features(70, 16)
+    ax = DeepCutGNN.propagate(x, gcn_input_graph(affinity(x, "ncut")))
+    net = DeepCutGNN.create(16, 3, torch.Generator().manual_seed(0)).standardise(ax)
+    target = torch.randint(0, 3, (70,), generator=torch.Generator().manual_seed(2))
+    drop = DropoutMasks(1, net.dropout).next((70, 32))
+    net.train()
+    ref = torch.nn.functional.cross_entropy(net.forward_propagated(ax, drop), target)
+    ref.backward()
+    expected = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad(set_to_none=True)
+    value = net.training_step_logits(net.gcn_input(ax), drop, cross_entropy_grad(target))
+    assert torch.allclose(value, ref.detach(), rtol=1e-6, atol=1e-6)
+    for name, p in net.named_parameters():
+        scale = float(expected[name].norm())
+        assert scale > 0 and float((p.grad - expected[name]).norm()) <= 1e-4 * scale, name
 
 
 def test_fit_equals_the_autograd_training_it_replaces():

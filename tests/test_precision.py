@@ -349,10 +349,18 @@ def test_the_speed_command_prints_the_candidates(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[1].startswith("CPU ") and "torch" in lines[1]
-    names = [line.split()[0] for line in lines[3:-1]]
+    end = next(i for i, line in enumerate(lines) if line.startswith("stored for this machine"))
+    names = [line.split()[0] for line in lines[3:end]]
     assert names == [e.name for e in candidates("cpu", int8=True)]
-    assert "opt-in" in lines[-2] and "auto's pick" in out and "auto's stored choice" in out
+    assert "opt-in" in lines[end - 1] and "auto's pick" in out and "auto's stored choice" in out
     assert (tmp_path / tune.CACHE_FILE).is_file()
+    # then the GNN's products, measured on one thread and stored (--store) as auto's choice for them
+    assert lines[end + 1].startswith("GNN, the GCN's two products of an epoch (1225 x 384 by 64)")
+    one = lines[end + 2]
+    assert one.startswith("  1 thread: fp32 ") and " bf16 " in one
+    picked = one.split("auto's pick ")[1].split(";")[0]
+    assert picked in ("fp32", "bf16") and one.endswith(f"stored: {picked}")
+    assert (tmp_path / "gnn.json").is_file() and "DEEPCUT_GNN_PRECISION" in lines[-1]
 
 
 def test_grid_classes_double():

@@ -7,7 +7,9 @@ to float32's, the mean and least per-patch cosine of its features to float32's, 
 it has one (OpenVINO, installed with the ``openvino`` extra: converting the ViT, once per backbone, layer
 and facet, then reading it back, and compiling it; not counted in its time), and which one ``auto`` picks
 from these figures and which one it has stored for this machine. ``--store`` records this measurement as
-``auto``'s choice.
+``auto``'s choice. Then the GNN's: its GCN layer's two products per epoch at one image's size in float32
+and in bf16, on one thread and on ``--threads``, and what ``auto`` takes (bf16 where it is 1.25 times faster
+or more; ``deepcut.clustering.arithmetic``) and has stored.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+
+import torch
 
 from ..backbones.tune import Trial
 
@@ -74,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
         tune.store_choice(tune.Choice(picked, "measured", trials, 0.0, key))
     stored = tune.stored_choice(key, device)
     ref = trials[0].seconds
+    gnn = _gnn(device, backbone.dim, threads, args.store)
     if args.json:
         print(json.dumps({"hardware": tune.hardware_line(device, threads), "key": key, "picked": picked.name,
-                          "stored": stored.engine.name if stored else None,
+                          "stored": stored.engine.name if stored else None, "gnn": gnn,
                           "trials": [vars(t) | {"ratio": ref / t.seconds if math.isfinite(t.seconds) else None}
                                      for t in trials]}, indent=2))
         return 0
@@ -90,4 +95,41 @@ def run(args: argparse.Namespace) -> int:
         ratio = f"{ref / t.seconds:.2f}x" if math.isfinite(t.seconds) else "-"
         print(f"{t.engine:<22} {ms:>8} {ratio:>8} {t.cosine:>9.6f} {t.min_cosine:>9.6f}  {_note(t, picked.name, held)}")
     print(f"stored for this machine: {held or 'nothing yet'} ({tune.cache_dir() / tune.CACHE_FILE})")
+    for line in _gnn_lines(gnn, backbone.dim):
+        print(line)
     return 0
+
+
+def _gnn(device: torch.device, dim: int, threads: int, store: bool) -> list[dict]:
+    """The GNN's products in float32 and bf16 on 1 and ``threads`` threads, what auto picks from them and has
+    stored (the CPU only: elsewhere none)."""
+    from ..clustering import arithmetic
+    from ..utils.threads import torch_threads
+
+    if device.type != "cpu":
+        return []
+    rows = []
+    for n in sorted({1, int(threads)}):
+        with torch_threads(n):
+            times = arithmetic.measure(dim)
+            picked = "bf16" if times["fp32"] >= arithmetic.MIN_GAIN * times["bf16"] else "fp32"
+            if store:
+                arithmetic.choose(times, device, dim)
+            rows.append({"threads": n, "fp32_s": times["fp32"], "bf16_s": times["bf16"], "picked": picked,
+                         "stored": arithmetic.stored_choice(device, dim)})
+    return rows
+
+
+def _gnn_lines(rows: list[dict], dim: int) -> list[str]:
+    from ..clustering import arithmetic
+
+    if not rows:
+        return ["GNN: float32 (bf16 products are chosen on the CPU only)"]
+    lines = [f"GNN, the GCN's two products of an epoch ({arithmetic.NODES} x {dim} by {arithmetic.HIDDEN}): "
+             f"auto takes bf16 where it is {arithmetic.MIN_GAIN}x faster or more"]
+    for r in rows:
+        lines.append(f"  {r['threads']} thread{'s' if r['threads'] > 1 else ''}: fp32 {r['fp32_s'] * 1e3:.2f} ms, "
+                     f"bf16 {r['bf16_s'] * 1e3:.2f} ms ({r['fp32_s'] / r['bf16_s']:.2f}x): auto's pick "
+                     f"{r['picked']}; stored: {r['stored'] or 'nothing yet'}")
+    lines.append(f"  ({arithmetic.cache_dir() / arithmetic.CACHE_FILE}; pin with ${arithmetic.ENV}=fp32|bf16)")
+    return lines

@@ -11,6 +11,7 @@ from ..config import LOSSES, MAX_SEED
 from ..errors import ConfigError
 from ..graph.patch_graph import as_features as graph_features
 from ..utils.coerce import as_float, as_int
+from .arithmetic import check_precision
 from .links import Links
 from .settle import Settle
 
@@ -33,9 +34,11 @@ def as_features(features: object) -> torch.Tensor:
 
 
 def check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Links | None,
-              settings: tuple[float, int, float, int | None, Settle | None]) -> tuple[int, Links | None]:
+              settings: tuple[float, int, float, int | None, Settle | None], precision: str = "auto"
+              ) -> tuple[int, Links | None]:
     """:func:`~deepcut.clustering.fit.fit`'s checks: of what it trains (returns ``(epochs, links)`` within
-    ``max_epochs``) and of ``settings = (alpha, seed, lr, threads, settle)`` (:func:`check_settings`)."""
+    ``max_epochs``), of ``settings = (alpha, seed, lr, threads, settle)`` (:func:`check_settings`) and of the
+    GCN's ``precision`` (:func:`~deepcut.clustering.arithmetic.check_precision`)."""
     if loss not in LOSSES:
         raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
     as_int("k", k, 2)
@@ -45,6 +48,7 @@ def check_fit(loss: str, k: int, epochs: int, max_epochs: int | None, links: Lin
         if links:
             links = replace(links, epochs=min(int(links.epochs), int(max_epochs)))
     check_settings(*settings)
+    check_precision(precision)
     return epochs, links
 
 

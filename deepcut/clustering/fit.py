@@ -13,8 +13,9 @@ from ..graph.patch_graph import CompactAffinity, PatchGraph, SparseAffinity, aff
 from ..utils.coerce import as_bool, as_int
 from ..utils.device import generator
 from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
+from .arithmetic import gcn_dtype, resolve
 from .checks import as_features, check_fit
-from .gnn import DeepCutGNN, DropoutMasks, LossGrad, gcn_input_graph
+from .gnn import DeepCutGNN, DropoutMasks, LossGrad, cross_entropy_grad, gcn_input_graph
 from .links import Links
 from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, ortho_target, row_sums, sparse_csr
 from .result import Clusterer, ClusterResult
@@ -34,7 +35,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         seed: int = 0, model: DeepCutGNN | None = None, lr: float = 1e-3,
         adj: Affinity | None = None, graph: PatchGraph | None = None, snapshots: Sequence[int] = (),
         links: Links | None = None, max_epochs: int | None = None, threads: int | None = None,
-        settle: Settle | None = SETTLE) -> ClusterResult:
+        settle: Settle | None = SETTLE, precision: str = "auto") -> ClusterResult:
     """Train a DeepCut GNN on one graph and return the clustering.
 
     Args:
@@ -72,6 +73,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         settle: stops a try once its argmax labels and loss have settled (:class:`~deepcut.clustering.settle.Settle`;
             never before 20 epochs): the result is the full training's state at that epoch
             (:attr:`ClusterResult.settled`). ``None``: every epoch. Corrections (``links``) have their own rule.
+        precision: the GCN layer's two products: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where measured faster
+            here: :mod:`~deepcut.clustering.arithmetic`); the rest, and NCut's restart, are float32.
 
     A compact graph (:class:`~deepcut.graph.patch_graph.CompactAffinity`) is the dense one: same propagation, same
     objective. On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss
@@ -79,7 +82,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
 
     Everything runs on the device of ``features``; the results are numpy arrays on the host.
     """
-    epochs, links = check_fit(loss, k, epochs, max_epochs, links, (alpha, seed, lr, threads, settle))
+    epochs, links = check_fit(loss, k, epochs, max_epochs, links, (alpha, seed, lr, threads, settle), precision)
     x = as_features(features)
     n, k = x.shape[0], model.k if model is not None else k
     k_eff, note = _clamped_k(int(k), n)
@@ -90,34 +93,44 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
 
     gnn_threads = GNN_THREADS if not threads else int(threads)
     with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
-        warm = model is not None
+        arithmetic = resolve(precision, x.device, x.shape[1])
+        dtype, warm = gcn_dtype(arithmetic), model is not None
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
         ax, objective = _prepare(x, a, loss, graph if adj is None and _graph_of_these(graph, x) else None, alpha)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = assign(model, ax)
-        if links:
-            history, soft = train_links(model, ax, objective, links, g_drop, record)
-        else:
-            opt = adamw(model, lr)
-            history = train(model, ax, objective, opt, int(epochs), g_drop, record, 0, settle, _needs(loss, k_eff))
-            soft = assign(model, ax)
+        history, soft = _first_try(model, ax, objective, (links, lr, int(epochs), settle, _needs(loss, k_eff)),
+                                   g_drop, record, dtype)
         first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
             model, soft, extra, note, start = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr,
                                                        note, record, max_epochs, not warm, len(history), settle,
                                                        [int(e) for e in snapshots])
     return _result(model, soft, k_eff, note, record, history, (extra, first, start),
-                   int(epochs), None if links else settle)
+                   int(epochs), None if links else settle, arithmetic)
+
+
+def _first_try(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
+               rules: tuple[Links | None, float, int, Settle | None, int | None], g_drop: DropoutMasks,
+               record: dict[int, torch.Tensor | None], dtype: torch.dtype) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """:func:`fit`'s first training: ``(losses, soft (N, k))``; ``rules = (links, lr, epochs, settle, clusters)``:
+    until the ``links`` hold where there are some, else ``epochs`` of AdamW at ``lr`` under ``settle``."""
+    links, lr, epochs, settle, clusters = rules
+    if links:
+        return train_links(model, ax, objective, links, g_drop, record, dtype)
+    history = train(model, ax, objective, adamw(model, lr), epochs, g_drop, record, 0, settle, clusters, dtype)
+    return history, assign(model, ax)
 
 
 def _result(model: DeepCutGNN, soft: torch.Tensor, k: int, note: str | None, record: dict[int, torch.Tensor | None],
             history: list[torch.Tensor], restart: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None],
-            epochs: int, settle: Settle | None) -> ClusterResult:
+            epochs: int, settle: Settle | None, precision: str | None = None) -> ClusterResult:
     """:func:`fit`'s :class:`ClusterResult` of the trained ``model``, its soft assignments ``soft`` ``(N, k)``, the
     first try's losses ``history`` and ``restart``: ``(the restart's losses, the first try's soft assignments,
-    the restart's start)`` (no losses: no restart kept). ``settle``: the rule the training ran under (None: none)."""
+    the restart's start)`` (no losses: no restart kept). ``settle``: the rule the training ran under (None: none);
+    ``precision``: what the GCN's products ran in."""
     extra, first, start = restart
     losses = [float(v) for v in torch.stack(history + extra).cpu()] if history or extra else []
     kept = dict(restarted=True, restart_epoch=len(history), first_labels=_host(first).argmax(-1),
@@ -128,7 +141,7 @@ def _result(model: DeepCutGNN, soft: torch.Tensor, k: int, note: str | None, rec
         note = _join(note, settled_words(last_try, epochs, stopped, restart=bool(extra)))
     return ClusterResult(_host(soft).argmax(-1).astype(np.int64), _host(soft), losses, model, k, note,
                          {e: _host(s) for e, s in record.items() if s is not None}, **kept,
-                         epochs=epochs, settle=stopped)
+                         epochs=epochs, settle=stopped, precision=precision)
 
 
 def _needs(loss: str, k: int) -> int | None:
@@ -218,7 +231,9 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     restart included (:func:`restart_words`); ``start``: ``(N, k)`` the restarted GNN's soft assignments once
     it learned the spectral cut, before NCut's epochs (None: no restart kept, or ``record`` empty). ``record``:
     as :func:`~deepcut.clustering.train.train`'s; a kept restart's epoch ``e`` is recorded as ``first_epochs + e``
-    where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. ``cap``:
+    where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. The restart
+    trains in float32 whatever :func:`fit`'s ``precision``: on the near-complete graphs where it is needed, bf16
+    products changed its labels on 5 of 16 held-out images (``benchmarks/gnn_precision.py``). ``cap``:
     the most epochs in all; ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose
     labels the next frames follow): no restart, a note instead."""
     k = soft.shape[1]
@@ -244,11 +259,10 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     fresh = DeepCutGNN.create(x.shape[1], k, generator(seed), device=x.device).standardise(ax)
     g_drop = DropoutMasks(seed + 1, fresh.dropout, x.device)
     fresh.train()
-    opt = adamw(fresh, NCUT_START_LR)
-    shape = (ax.shape[0], fresh.mlp1.out_features)
+    opt, learn = adamw(fresh, NCUT_START_LR), cross_entropy_grad(target)
+    inp, shape = fresh.gcn_input(ax), (ax.shape[0], fresh.mlp1.out_features)
     for _ in range(NCUT_START_EPOCHS):
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(fresh.forward_propagated(ax, g_drop.next(shape)), target).backward()
+        fresh.training_step_logits(inp, g_drop.next(shape), learn)
         opt.step()
     start = assign(fresh, ax) if record else None
     asked = list(record) if marks is None else marks  # the epochs of a try to record
@@ -355,7 +369,7 @@ def compact_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
-            seed: int = 0, threads: int | None = None, settle: bool = True) -> np.ndarray:
+            seed: int = 0, threads: int | None = None, settle: bool = True, precision: str = "auto") -> np.ndarray:
     """Cluster ``(N, D)`` features (numpy or torch) into at most ``k`` groups: ``(N,)`` int64 labels.
 
     NCut finds ``k`` clusters where it can (where it finds fewer, e.g. fewer distinct rows than ``k``, a
@@ -366,11 +380,12 @@ def cluster(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float
     (:meth:`~deepcut.utils.threads.ThreadPolicy.gnn`: one thread for a small training, the cores idle right
     now for a large one, ``$DEEPCUT_THREADS`` when set). ``settle``: stop once the labels have settled
     (:data:`~deepcut.clustering.settle.SETTLE`, as ``DeepCut.segment``), False or None: train every epoch.
+    ``precision``: the GCN's products, as :func:`fit`'s.
     """
     x = as_features(features)
     gnn_threads = ThreadPolicy(threads).gnn(int(x.shape[0]), as_int("epochs", epochs, 0))
     result = fit(x, k=k, loss=loss, alpha=alpha, epochs=epochs, seed=seed, threads=gnn_threads,
-                 settle=SETTLE if settle is not None and as_bool("settle", settle) else None)
+                 settle=SETTLE if settle is not None and as_bool("settle", settle) else None, precision=precision)
     labels = compact_labels(result.labels)
     if loss == "ncut" and int(labels.max(initial=0)) + 1 < int(k) and result.note:
         warnings.warn(f"cluster: {result.note}", stacklevel=2)

@@ -151,7 +151,8 @@ class DeepCutGNN(nn.Module):
         small network (the autograd loop's time: the *before* rows of ``benchmarks/speed.py``).
 
         Args:
-            inp: :meth:`gcn_input` of the propagation ``Â X`` ``(N, D)``.
+            inp: :meth:`gcn_input` of the propagation ``Â X`` ``(N, D)``, float32, or bfloat16 for the GCN's two
+                products in bf16 (:func:`gcn_forward`, :func:`gcn_weight_grad`; :mod:`~deepcut.clustering.arithmetic`).
             drop: the epoch's ``(N, 32)`` dropout multipliers (:class:`DropoutMasks`).
             loss_grad: ``S (N, k) -> (loss, ∂loss/∂S (N, k))`` (e.g. :func:`~deepcut.clustering.losses.ncut_grad`).
         """
@@ -167,21 +168,32 @@ class DeepCutGNN(nn.Module):
         assert looked is not None
         return value, looked
 
-    def _step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad, look: bool
+    @torch.no_grad()
+    def training_step_logits(self, inp: torch.Tensor, drop: torch.Tensor, logits_grad: LossGrad) -> torch.Tensor:
+        """:meth:`training_step` of an objective of the logits ``(N, k)`` before the softmax: ``logits_grad`` gives
+        ``(loss, ∂loss/∂logits)`` (e.g. :func:`cross_entropy_grad`)."""
+        return self._step(inp, drop, logits_grad, False, True)[0]
+
+    def _step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad, look: bool, logits: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One epoch's forward and backward pass (see :meth:`training_step`); ``look``: also the argmax."""
-        e0 = F.elu(F.linear(inp, self.gcn_weight, self.gcn_bias))
+        """One epoch's forward and backward pass (see :meth:`training_step`); ``look``: also the argmax;
+        ``logits``: ``loss_grad`` takes the logits, not the soft assignments."""
+        e0 = F.elu(gcn_forward(inp, self.gcn_weight, self.gcn_bias))
         e1 = F.elu(self.mlp1(e0))
         looked = F.linear(e1, self.mlp2.weight, self.mlp2.bias).argmax(dim=-1) if look else None
         hidden = e1 * drop
-        s = soft_assign(self.mlp2(hidden))
-        value, ds = loss_grad(s)
-        dz = s * (ds - (ds * s).sum(dim=1, keepdim=True))  # softmax's backward
+        z = self.mlp2(hidden)
+        if logits:
+            value, dz = loss_grad(z)
+        else:
+            s = soft_assign(z)
+            value, ds = loss_grad(s)
+            dz = s * (ds - (ds * s).sum(dim=1, keepdim=True))  # softmax's backward
         self.mlp2.weight.grad, self.mlp2.bias.grad = dz.T @ hidden, dz.sum(dim=0)
         d1 = _elu_backward((dz @ self.mlp2.weight).mul_(drop), e1)
         self.mlp1.weight.grad, self.mlp1.bias.grad = d1.T @ e0, d1.sum(dim=0)
         d0 = _elu_backward(d1 @ self.mlp1.weight, e0)
-        self.gcn_weight.grad, self.gcn_bias.grad = d0.T @ inp, d0.sum(dim=0)
+        self.gcn_weight.grad, self.gcn_bias.grad = gcn_weight_grad(d0, inp), d0.sum(dim=0)
         return value, looked
 
     def head(self, h: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -201,6 +213,24 @@ class DeepCutGNN(nn.Module):
         """Logits ``(N, k)`` for node features ``(N, D)`` and the GCN graph ``(N, N)`` (dense or sparse,
         self-loops included)."""
         return self.forward_propagated(self.propagate(x, adj), drop)
+
+
+def gcn_forward(inp: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The GCN layer's product ``inp Θᵀ + b`` ``(N, H)``, float32, for ``inp`` ``(N, D)`` and the float32 ``weight``
+    ``Θ`` ``(H, D)`` and ``bias`` ``(H,)``: one fused kernel for a float32 ``inp``; for a bfloat16 one the product
+    reads ``Θ`` as bf16 too and the bias is added in float32 (:mod:`~deepcut.clustering.arithmetic`)."""
+    if inp.dtype == torch.float32:
+        return F.linear(inp, weight, bias)
+    out = F.linear(inp, weight.to(inp.dtype)).float()
+    return out if bias is None else out.add_(bias)
+
+
+def gcn_weight_grad(grad: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+    """The GCN weight's gradient ``gradᵀ inp`` ``(H, D)``, float32, from the layer's output gradient ``grad``
+    ``(N, H)`` (float32) and its input ``inp`` ``(N, D)``, in the dtype of ``inp`` (see :func:`gcn_forward`)."""
+    if inp.dtype == torch.float32:
+        return grad.T @ inp
+    return (grad.to(inp.dtype).T @ inp).float()
 
 
 def soft_assign(logits: torch.Tensor) -> torch.Tensor:
@@ -251,6 +281,17 @@ class DropoutMasks:
             self._next = 0
         self._next += 1
         return self._block[self._next - 1]
+
+
+def cross_entropy_grad(target: torch.Tensor) -> LossGrad:
+    """The mean cross-entropy of logits ``(N, k)`` against ``target`` ``(N,)`` class indices with its gradient
+    ``(softmax(logits) - onehot(target)) / N``, for :meth:`DeepCutGNN.training_step_logits` (the same value and,
+    to rounding, the same gradient as autograd's ``F.cross_entropy``; the tests compare them)."""
+    def value_and_grad(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad = torch.softmax(z, dim=-1)
+        grad[torch.arange(z.shape[0], device=z.device), target] -= 1.0
+        return F.cross_entropy(z, target), grad.div_(z.shape[0])
+    return value_and_grad
 
 
 def _elu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -15,17 +15,19 @@ __all__ = ["LINK_BLOCK", "adamw", "assign", "train", "train_links"]
 
 def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
            g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0,
-           settle: Settle | None = None, clusters: int | None = None) -> list[torch.Tensor]:
+           settle: Settle | None = None, clusters: int | None = None, dtype: torch.dtype = torch.float32
+           ) -> list[torch.Tensor]:
     """Up to ``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its
     gradient, :meth:`~deepcut.clustering.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the
     loss of each (on the device): fewer than ``epochs`` where the ``settle`` rule stopped the training
     (:class:`~deepcut.clustering.settle.Settle`; None: every epoch; ``clusters``: never while its argmax uses
     fewer, see :class:`~deepcut.clustering.settle.SettleWatch`). Fills ``record[start + e]`` with the soft
     assignments after epoch ``e`` where asked for, and, where the rule stopped it and ``record`` is not empty,
-    after the last epoch."""
+    after the last epoch. ``dtype``: what the GCN's two products read (bfloat16: :mod:`~deepcut.clustering.arithmetic`).
+    """
     history: list[torch.Tensor] = []
     model.train()
-    inp = model.gcn_input(ax)
+    inp = model.gcn_input(ax).to(dtype)
     shape = (ax.shape[0], model.mlp1.out_features)
     watch = SettleWatch(settle, start, clusters) if settle is not None and epochs > settle.after else None
     for epoch in range(start + 1, start + epochs + 1):
@@ -60,11 +62,11 @@ LINK_BLOCK = 5
 
 
 def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
-                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None]
-                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+                 links: Links, g_drop: DropoutMasks, record: dict[int, torch.Tensor | None],
+                 dtype: torch.dtype = torch.float32) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
     argmax (anchors and groups, :meth:`~deepcut.clustering.links.Links.hold`), up to ``links.epochs``; returns
-    ``(losses, soft (N, k))``."""
+    ``(losses, soft (N, k))``. ``dtype``: as :func:`train`'s."""
     soft = assign(model, ax)
     must, cannot = links.tensors(ax.device)
     with torch.no_grad():
@@ -80,7 +82,7 @@ def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
     done = 0
     while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
         block = min(LINK_BLOCK, links.epochs - done)
-        history += train(model, ax, penalised, opt, block, g_drop, record, done)
+        history += train(model, ax, penalised, opt, block, g_drop, record, done, dtype=dtype)
         done += block
         soft = assign(model, ax)
     return history, soft

@@ -46,7 +46,8 @@ def to_segmentation(out: StageOutput, feats: PatchFeatures, cfg: SegmentConfig, 
                                       largest)
     bbox = None if foreground is None else bbox_of(foreground)
     timings = Timings(features=feats.seconds, stage1=out.timings.stage1, stage2=out.timings.stage2,
-                      stage3=out.timings.stage3, postprocess=time.perf_counter() - t, engine=feats.engine)
+                      stage3=out.timings.stage3, postprocess=time.perf_counter() - t, engine=feats.engine,
+                      gnn_precision=out.timings.gnn_precision)
     timings.total = time.perf_counter() - t0
     seg = Segmentation(
         labels=labels, patch_labels=patch_labels, foreground=foreground, bbox=bbox,

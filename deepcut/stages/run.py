@@ -171,6 +171,7 @@ class _Stages:
         setattr(self.timings, f"stage{stage + 1}", time.perf_counter() - t)
         self.losses.append(result.losses)
         self.restarts.append(int(getattr(result, "restart_epoch", 0)))  # a baseline clusterer never restarts
+        self.timings.gnn_precision = getattr(result, "precision", None) or self.timings.gnn_precision
         if result.note:
             self.notes.append(f"stage {stage + 1}: {result.note}")
         return result

@@ -18,7 +18,9 @@ class Timings(Mapping):
     Reads like a mapping too (``timings["total"]``, ``timings.get("stage2")``, ``"stage3" in
     timings``, ``dict(timings.items())``) over the entries that are set. :attr:`engine` (not one of the
     entries) names the engine the ViT ran in (``deepcut.backbones.precision.Engine``, e.g.
-    ``"bf16-weights+sdpa"``; None where the features were given by the caller).
+    ``"bf16-weights+sdpa"``; None where the features were given by the caller), :attr:`gnn_precision` what
+    the GNN's GCN products ran in (``"fp32"`` or ``"bf16"``, :mod:`deepcut.clustering.arithmetic`; None where no
+    GNN was trained).
     """
 
     _NAMES: ClassVar[tuple[str, ...]] = ("features", *STAGES, "postprocess", "total")
@@ -30,6 +32,7 @@ class Timings(Mapping):
     postprocess: float = 0.0
     total: float = 0.0
     engine: str | None = None
+    gnn_precision: str | None = None
 
     def to_dict(self) -> dict[str, float]:
         """The entries that are set, in order: ``features``, ``stage1`` …, ``postprocess``, ``total``."""

@@ -1,0 +1,119 @@
+"""The GNN's arithmetic (``deepcut.clustering.arithmetic``): the GCN's products in bf16 against float32, the
+choice ``"auto"`` makes by measurement and remembers, and a training in bf16 against the float32 one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, voronoi_scene
+
+from deepcut import DeepCut, fit
+from deepcut.clustering import arithmetic
+from deepcut.clustering.arithmetic import cache_key, check_precision, measure, resolve
+from deepcut.clustering.gnn import gcn_forward, gcn_weight_grad
+from deepcut.errors import ConfigError
+
+
+def rand(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_gcn_products_in_bf16_are_float32_results_close_to_float32s():
+    inp, weight, bias, grad = rand(300, 48), rand(16, 48, seed=1), rand(16, seed=2), rand(300, 16, seed=3)
+    exact = torch.nn.functional.linear(inp, weight, bias)
+    assert torch.equal(gcn_forward(inp, weight, bias), exact)  # float32: the fused kernel itself
+    assert torch.equal(gcn_weight_grad(grad, inp), grad.T @ inp)
+    low = inp.bfloat16()
+    out, wgrad = gcn_forward(low, weight, bias), gcn_weight_grad(grad, low)
+    assert out.dtype == wgrad.dtype == torch.float32 and out.shape == (300, 16) and wgrad.shape == (16, 48)
+    assert not torch.equal(out, exact)  # the product really ran in bf16
+    assert float((out - exact).norm() / exact.norm()) < 1e-2
+    assert float((wgrad - grad.T @ inp).norm() / (grad.T @ inp).norm()) < 1e-2
+    assert torch.equal(gcn_forward(low, weight), gcn_forward(low, weight, bias) - bias) or \
+        torch.allclose(gcn_forward(low, weight), gcn_forward(low, weight, bias) - bias, atol=1e-6)
+
+
+def test_named_precisions_are_themselves_and_others_are_refused(monkeypatch):
+    assert resolve("fp32", "cpu", 384) == "fp32" and resolve("bf16", "cpu", 384) == "bf16"
+    for bad in ("float32", "BF16", "", None, 16):
+        with pytest.raises(ConfigError, match="GNN precision must be one of"):
+            check_precision(bad)
+    monkeypatch.setenv(arithmetic.ENV, "half")
+    with pytest.raises(ConfigError, match="GNN precision"):
+        resolve("auto", "cpu", 384)
+
+
+def test_auto_is_float32_without_measuring_under_the_test_suites_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCUT_CACHE_DIR", str(tmp_path))
+    assert resolve("auto", "cpu", 384) == "fp32"  # DEEPCUT_TUNE=0 (conftest)
+    assert not (tmp_path / arithmetic.CACHE_FILE).exists()
+    monkeypatch.setenv(arithmetic.ENV, "bf16")  # a pin wins
+    assert resolve("auto", "cpu", 384) == "bf16"
+
+
+def test_auto_measures_once_stores_the_choice_and_reads_it_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCUT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("DEEPCUT_TUNE", "1")
+    monkeypatch.delenv(arithmetic.ENV, raising=False)
+    chosen = resolve("auto", "cpu", 24)
+    stored = json.loads((tmp_path / arithmetic.CACHE_FILE).read_text())
+    entry = stored[cache_key("cpu", 24)]
+    assert entry["precision"] == chosen in ("fp32", "bf16")
+    assert entry["fp32_ms"] > 0 and entry["bf16_ms"] > 0
+    assert chosen == ("bf16" if entry["fp32_ms"] >= arithmetic.MIN_GAIN * entry["bf16_ms"] else "fp32")
+    # the stored choice is what every later call takes (here: the other one, written by hand)
+    other = "fp32" if chosen == "bf16" else "bf16"
+    stored[cache_key("cpu", 24)]["precision"] = other
+    (tmp_path / arithmetic.CACHE_FILE).write_text(json.dumps(stored))
+    assert resolve("auto", "cpu", 24) == other
+    monkeypatch.setenv("DEEPCUT_TUNE", "force")  # measures again and replaces it
+    assert resolve("auto", "cpu", 24) in ("fp32", "bf16")
+    (tmp_path / arithmetic.CACHE_FILE).write_text("{not json")  # a broken file counts as empty
+    assert resolve("auto", "cpu", 24) in ("fp32", "bf16")
+    assert cache_key("cpu", 24) in json.loads((tmp_path / arithmetic.CACHE_FILE).read_text())
+
+
+def test_measure_times_both_ways():
+    times = measure(32, nodes=200, rounds=2)
+    assert set(times) == {"fp32", "bf16"} and 0 < times["fp32"] < 1 and 0 < times["bf16"] < 1
+
+
+def scene_features(k: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    image, cells = voronoi_scene(k, seed, side=160)
+    return DeepCut("color").features(image, resolution=160).reshape(-1, 384).clone(), cells.reshape(-1)
+
+
+@pytest.mark.parametrize("k,epochs", [(2, 10), (4, 100)])
+def test_a_bf16_training_gives_the_float32_trainings_labels(k, epochs):
+    """The planted regions, in float32 and with the GCN's products in bf16: the same labels on ≥ 99 % of
+    the patches (benchmarks/gnn_precision.py measures it on held-out photos)."""
+    for seed in range(2):
+        x, _ = scene_features(4, seed)
+        exact, low = fit(x, k=k, epochs=epochs, seed=seed), fit(x, k=k, epochs=epochs, seed=seed, precision="bf16")
+        assert exact.precision == "fp32" and low.precision == "bf16"
+        assert not np.allclose(exact.losses, low.losses, rtol=0, atol=0)  # the bf16 products really ran
+        assert np.mean(exact.labels == low.labels) >= 0.99
+        assert len(np.unique(low.labels)) == k
+
+
+def test_the_restart_from_the_spectral_cut_trains_in_float32(vit_model):
+    """Random ViT weights give a near-complete graph: the first 10 epochs leave clusters empty and NCut restarts
+    from the spectral cut. The first try ran in bf16, the restart (a fresh GNN, same seed, same spectral cut)
+    in float32 whatever was asked: its losses and labels are the float32 training's, bit for bit."""
+    pf = vit_model.patch_features(REPO / "assets" / "cat.jpg")
+    low, exact = fit(pf.features, k=4, epochs=10, precision="bf16"), fit(pf.features, k=4, epochs=10)
+    assert low.restarted and exact.restarted and low.precision == "bf16"
+    assert not np.array_equal(low.losses[:10], exact.losses[:10])  # the first try really ran in bf16
+    assert np.array_equal(low.losses[10:], exact.losses[10:]) and np.array_equal(low.labels, exact.labels)
+    assert len(np.unique(low.labels)) == 4
+
+
+def test_segment_reports_what_the_gnn_ran_in():
+    dc = DeepCut("color")
+    image = voronoi_scene(3, 1, side=160)[0]
+    assert dc.segment(image, resolution=160).timings.gnn_precision == "fp32"  # auto, not measured in tests
+    with pytest.raises(ConfigError, match="GNN precision"):
+        fit(rand(50, 8), precision="fast")
