@@ -163,6 +163,7 @@ def test_device_reaches_the_model_and_records_use_the_summary(tmp_path):
     entry = json.loads((tmp_path / "o" / "results.json").read_text())["files"][str(tmp_path / "x.png")]
     assert {"bbox", "num_segments", "size", "grid", "seconds", "notes", "outputs"} <= set(entry)
     assert entry["size"] == [64, 64] and set(entry["outputs"]) == {"labels", "overlay", "mask"}
+    assert entry["gnn_precision"] == "fp32"  # auto, not measured in tests
 
 
 def test_warm_epochs_take_one_or_three_numbers():

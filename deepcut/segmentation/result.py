@@ -121,7 +121,8 @@ class Segmentation:
     def summary(self) -> dict:
         """JSON-friendly facts about the result (no arrays): ``bbox`` ``[x0, y0, x1, y1]``, ``size`` ``[W, H]`` (as
         image sizes are written), ``grid`` ``[h, w]`` (rows first, as array shapes), ``num_segments``, ``seconds``,
-        ``features_cached``, ``notes``."""
+        ``features_cached``, ``gnn_precision`` (what the GCN's products ran in, :attr:`Timings.gnn_precision`),
+        ``notes``."""
         return {
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "num_segments": self.num_segments,
@@ -129,6 +130,7 @@ class Segmentation:
             "grid": [int(self.patch_labels.shape[0]), int(self.patch_labels.shape[1])],
             "seconds": round(self.timings.get("total", 0.0), 4),
             "features_cached": self.features_cached,
+            "gnn_precision": self.timings.gnn_precision,
             "notes": list(self.notes),
         }
 
