@@ -70,7 +70,7 @@ def main() -> None:
     if not paths:
         sys.exit(f"no images under {shared_data_dir()}")
     rows: dict[tuple[str, str], list[tuple[float, bool, bool, float, float]]] = {}
-    turn = 0
+    turn, used = 0, set[int]()
     for name in args.backbones:
         dc = DeepCut(name, pretrained=False) if name != "color" else DeepCut("color")
         for path in paths:
@@ -78,13 +78,14 @@ def main() -> None:
             graph = PatchGraph(feats)
             fit(feats, graph=graph, epochs=0)  # the graph's Gram matrix, before either run is timed
             for case, kw in TRAININGS.items():
-                with torch_threads(ThreadPolicy(None).gnn(int(feats.shape[0]), kw["epochs"])):
-                    runs = {}
-                    turn += 1
-                    for precision in ("fp32", "bf16") if turn % 2 else ("bf16", "fp32"):
-                        t = time.perf_counter()
-                        r = fit(feats, graph=graph, precision=precision, **kw)
-                        runs[precision] = (r.labels, time.perf_counter() - t)
+                threads = ThreadPolicy(None).gnn(int(feats.shape[0]), kw["epochs"])  # as DeepCut.segment chooses
+                runs = {}
+                turn += 1
+                for precision in ("fp32", "bf16") if turn % 2 else ("bf16", "fp32"):
+                    t = time.perf_counter()
+                    r = fit(feats, graph=graph, precision=precision, threads=threads, **kw)
+                    runs[precision] = (r.labels, time.perf_counter() - t)
+                used.add(threads)
                 (exact, t32), (low, t16) = runs["fp32"], runs["bf16"]
                 k = kw["k"]
                 rows.setdefault((name, case), []).append(
@@ -96,7 +97,7 @@ def main() -> None:
           f"{hardware_line('cpu')} ({cpu_name()}). The GCN's two products (1225 x 384 by 64): fp32 "
           f"{one['fp32'] * 1e3:.2f} ms, bf16 {one['bf16'] * 1e3:.2f} ms on 1 thread, {two['fp32'] * 1e3:.2f} and "
           f"{two['bf16'] * 1e3:.2f} ms on {torch.get_num_threads()}; `auto` takes bf16 where it is "
-          f"{arithmetic.MIN_GAIN}x faster or more.\n")
+          f"{arithmetic.MIN_GAIN}x faster or more. The trainings ran on {sorted(used)} thread(s).\n")
     print("| backbone | training | patches in the fp32 training's segment: mean | lowest | images >= 99 % "
           "| exactly k: fp32, bf16 | time bf16 / fp32 |")
     print("|---|---|---|---|---|---|---|")

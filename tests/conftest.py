@@ -16,6 +16,12 @@ os.environ["DEEPCUT_TUNE"] = "0"  # "auto" precision by the rule, never measured
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Under pytest only (the benchmarks import this module too): the GNN's products "auto", which
+    DEEPCUT_TUNE=0 keeps fp32, whatever the developer's shell pins."""
+    os.environ.pop("DEEPCUT_GNN_PRECISION", None)
+
+
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the repository (override with ``DEEPCUT_DATA``)."""
     return Path(os.environ.get("DEEPCUT_DATA", REPO.parent / "shared" / "data"))

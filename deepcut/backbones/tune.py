@@ -26,7 +26,6 @@ even where a choice is stored. A precision or engine named by the caller, ``$DEE
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -41,7 +40,7 @@ import torch
 
 from ..errors import ConfigError
 from ..utils import files
-from ..utils.files import cache_dir, write_json_atomic
+from ..utils.files import cache_dir, read_json_dict, write_json_atomic
 from ..utils.threads import feature_threads, torch_threads
 from . import openvino_engine
 from .base import Backbone
@@ -262,12 +261,8 @@ def cache_key(backbone: Backbone, resolution: int | None = None) -> str:
 
 def read_choices(path: Path | None = None) -> dict[str, Any]:
     """The stored choices by key; ``{}`` where the file is missing, unreadable, not JSON or of another version."""
-    path = path or cache_dir() / CACHE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("choices"), dict):
+    data = read_json_dict(path or cache_dir() / CACHE_FILE)
+    if data.get("version") != CACHE_VERSION or not isinstance(data.get("choices"), dict):
         return {}
     return data["choices"]
 
@@ -310,7 +305,7 @@ def store_choice(choice: Choice, path: Path | None = None) -> None:
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder/precision.lock`` (nothing where it cannot be made), so that
     processes starting together measure one at a time and the later ones read the first one's choice."""
     try:
@@ -356,7 +351,7 @@ def choose_engine(backbone: Backbone, asked: str = "auto", threads: int | None =
     if mode == "off" or not candidates(device, openvino=False):  # (no OpenVINO import where a choice is stored)
         return rule
     key, folder = cache_key(backbone, resolution), cache_dir()
-    with _locked(folder):
+    with locked(folder):
         stored = stored_choice(key, device, folder / CACHE_FILE) if mode == "on" else None
         if stored is not None:
             return stored

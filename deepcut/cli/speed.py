@@ -8,8 +8,8 @@ it has one (OpenVINO, installed with the ``openvino`` extra: converting the ViT,
 and facet, then reading it back, and compiling it; not counted in its time), and which one ``auto`` picks
 from these figures and which one it has stored for this machine. ``--store`` records this measurement as
 ``auto``'s choice. Then the GNN's: its GCN layer's two products per epoch at one image's size in float32
-and in bf16, on one thread and on ``--threads``, and what ``auto`` takes (bf16 where it is 1.25 times faster
-or more; ``deepcut.clustering.arithmetic``) and has stored.
+and in bf16 (the best of at least 7 rounds), on one thread and on ``--threads``, and what ``auto`` takes
+(bf16 where it is 1.25 times faster or more; ``deepcut.clustering.arithmetic``) and has stored.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         tune.store_choice(tune.Choice(picked, "measured", trials, 0.0, key))
     stored = tune.stored_choice(key, device)
     ref = trials[0].seconds
-    gnn = _gnn(device, backbone.dim, threads, args.store)
+    gnn = _gnn(device, backbone.dim, threads, args.store, args.rounds)
     if args.json:
         print(json.dumps({"hardware": tune.hardware_line(device, threads), "key": key, "picked": picked.name,
                           "stored": stored.engine.name if stored else None, "gnn": gnn,
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gnn(device: torch.device, dim: int, threads: int, store: bool) -> list[dict]:
+def _gnn(device: torch.device, dim: int, threads: int, store: bool, rounds: int) -> list[dict]:
     """The GNN's products in float32 and bf16 on 1 and ``threads`` threads, what auto picks from them and has
     stored (the CPU only: elsewhere none)."""
     from ..clustering import arithmetic
@@ -111,8 +111,8 @@ def _gnn(device: torch.device, dim: int, threads: int, store: bool) -> list[dict
     rows = []
     for n in sorted({1, int(threads)}):
         with torch_threads(n):
-            times = arithmetic.measure(dim)
-            picked = "bf16" if times["fp32"] >= arithmetic.MIN_GAIN * times["bf16"] else "fp32"
+            times = arithmetic.measure(dim, rounds=max(rounds, arithmetic.ROUNDS))
+            picked = arithmetic.pick(times)
             if store:
                 arithmetic.choose(times, device, dim)
             rows.append({"threads": n, "fp32_s": times["fp32"], "bf16_s": times["bf16"], "picked": picked,

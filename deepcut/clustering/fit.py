@@ -109,7 +109,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
                                                        note, record, max_epochs, not warm, len(history), settle,
                                                        [int(e) for e in snapshots])
     return _result(model, soft, k_eff, note, record, history, (extra, first, start),
-                   int(epochs), None if links else settle, arithmetic)
+                   int(epochs), None if links else settle, "fp32" if extra else arithmetic)  # a kept restart: fp32
 
 
 def _first_try(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
@@ -233,7 +233,8 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     as :func:`~deepcut.clustering.train.train`'s; a kept restart's epoch ``e`` is recorded as ``first_epochs + e``
     where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. The restart
     trains in float32 whatever :func:`fit`'s ``precision``: on the near-complete graphs where it is needed, bf16
-    products changed its labels on 5 of 16 held-out images (``benchmarks/gnn_precision.py``). ``cap``:
+    products changed its labels on 5 of 16 held-out images (``benchmarks/gnn_precision.py --images 4`` while it
+    still ran in bf16). ``cap``:
     the most epochs in all; ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose
     labels the next frames follow): no restart, a note instead."""
     k = soft.shape[1]

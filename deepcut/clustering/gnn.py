@@ -162,8 +162,9 @@ class DeepCutGNN(nn.Module):
     def training_step_looking(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad
                               ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`training_step`, also returning the argmax ``(N,)`` of the soft assignments without dropout
-        before this step (what :meth:`forward_propagated` in evaluation mode gives now): one ``(N, 32) x (32, k)``
-        product more, instead of a whole evaluation forward pass. Returns ``(loss, argmax)``."""
+        before this step (what :meth:`forward_propagated` in evaluation mode gives now, with the GCN's products in
+        the dtype of ``inp``): one ``(N, 32) x (32, k)`` product more, instead of a whole evaluation forward pass.
+        Returns ``(loss, argmax)``."""
         value, looked = self._step(inp, drop, loss_grad, True)
         assert looked is not None
         return value, looked

@@ -38,8 +38,9 @@ class ClusterResult:
         epochs: the epochs each try was given (``fit``'s ``epochs`` within ``max_epochs``; 0: not trained).
         settle: the rule that stopped the last try before its ``epochs`` because it had settled
             (:class:`~deepcut.clustering.settle.Settle`; :attr:`settled`); None: it trained every epoch.
-        precision: what the GCN layer's two products ran in, ``"fp32"`` or ``"bf16"``
-            (:mod:`~deepcut.clustering.arithmetic`); None where no GNN was trained (one cluster, a baseline).
+        precision: what the kept GNN's GCN products ran in, ``"fp32"`` or ``"bf16"``
+            (:mod:`~deepcut.clustering.arithmetic`; a kept restart is always fp32); None where no GNN was trained
+            (one cluster, a baseline).
     """
 
     labels: np.ndarray

@@ -171,7 +171,9 @@ class _Stages:
         setattr(self.timings, f"stage{stage + 1}", time.perf_counter() - t)
         self.losses.append(result.losses)
         self.restarts.append(int(getattr(result, "restart_epoch", 0)))  # a baseline clusterer never restarts
-        self.timings.gnn_precision = getattr(result, "precision", None) or self.timings.gnn_precision
+        ran = getattr(result, "precision", None)  # a baseline has none
+        if ran is not None and self.timings.gnn_precision != "bf16":  # bf16 where any stage ran it
+            self.timings.gnn_precision = ran
         if result.note:
             self.notes.append(f"stage {stage + 1}: {result.note}")
         return result

@@ -19,8 +19,8 @@ class Timings(Mapping):
     timings``, ``dict(timings.items())``) over the entries that are set. :attr:`engine` (not one of the
     entries) names the engine the ViT ran in (``deepcut.backbones.precision.Engine``, e.g.
     ``"bf16-weights+sdpa"``; None where the features were given by the caller), :attr:`gnn_precision` what
-    the GNN's GCN products ran in (``"fp32"`` or ``"bf16"``, :mod:`deepcut.clustering.arithmetic`; None where no
-    GNN was trained).
+    the GNN's GCN products ran in (``"bf16"`` where any stage's did, else ``"fp32"``,
+    :mod:`deepcut.clustering.arithmetic`; None where no GNN was trained).
     """
 
     _NAMES: ClassVar[tuple[str, ...]] = ("features", *STAGES, "postprocess", "total")

@@ -89,6 +89,15 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2) ->
     return write_atomic(path, json.dumps(data, indent=indent, separators=separators))
 
 
+def read_json_dict(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` where the file is missing or unreadable, not JSON, or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 #: Environment variable with the folder of DeepCut's per-machine cache (``auto``'s stored engine choices,
 #: the converted OpenVINO models).
 CACHE_ENV = "DEEPCUT_CACHE_DIR"
