@@ -19,6 +19,7 @@ from .backbones import DEFAULT_BACKBONE, load_backbone
 from .backbones.base import Backbone
 from .backbones.precision import parse_engine, requested_precision
 from .backbones.tune import Choice, EngineChoices, choose_engine
+from .clustering.arithmetic import pinned as gnn_pinned
 from .clustering.fit import Clusterer, fit
 from .config import MAX_RESOLUTION, MIN_RESOLUTION, SegmentConfig, make_config
 from .errors import ConfigError
@@ -97,6 +98,7 @@ class DeepCut:
         self.device = resolve_device(device)
         check_threads(threads)
         asked = requested_precision(precision, self.device)
+        gnn_pinned()  # a wrong $DEEPCUT_GNN_PRECISION fails here, not at the first segmentation
         pretrained = as_bool("pretrained", pretrained)  # "False" (a text) is not False
         self.backbone: Backbone = load_backbone(backbone, pretrained=pretrained).to(self.device)
         self.engine_choice: Choice = choose_engine(self.backbone, asked, threads)

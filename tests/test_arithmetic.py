@@ -44,6 +44,10 @@ def test_named_precisions_are_themselves_and_others_are_refused(monkeypatch):
     monkeypatch.setenv(arithmetic.ENV, "half")
     with pytest.raises(ConfigError, match=r"\$DEEPCUT_GNN_PRECISION must be one of .*'half'"):
         resolve("auto", "cpu", 384)
+    with pytest.raises(ConfigError, match=r"\$DEEPCUT_GNN_PRECISION must be one of"):
+        DeepCut("color")  # a front end fails when it starts, not at the first segmentation
+    monkeypatch.setenv(arithmetic.ENV, " BF16 ")
+    assert arithmetic.pinned() == "bf16" and resolve("auto", "cpu", 384) == "bf16"
 
 
 def test_auto_is_float32_without_measuring_under_the_test_suites_setting_and_off_the_cpu(tmp_path, monkeypatch):

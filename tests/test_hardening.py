@@ -410,6 +410,7 @@ def test_the_apps_caps_are_checked_at_start(argv, message, capsys):
     ("DEEPCUT_TIME_LIMIT", "nan", "DEEPCUT_TIME_LIMIT='nan': --time-limit must be 0 or more"),
     ("DEEPCUT_VISITOR_FILES", "-1", "DEEPCUT_VISITOR_FILES='-1': --visitor-files must be 0 or more"),
     ("DEEPCUT_MAX_TEMP_BYTES", "-3", "DEEPCUT_MAX_TEMP_BYTES='-3'"),
+    ("DEEPCUT_GNN_PRECISION", "bf17", "$DEEPCUT_GNN_PRECISION must be one of ('auto', 'fp32', 'bf16'), got 'bf17'"),
 ])
 def test_a_bad_environment_value_is_a_usage_error_naming_the_variable(var, value, message, monkeypatch, capsys):
     from deepcut.demo.server import parse_args

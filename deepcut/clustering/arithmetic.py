@@ -33,7 +33,7 @@ from ..utils.files import cache_dir, read_json_dict, write_json_atomic
 from .gnn import gcn_forward, gcn_weight_grad
 
 __all__ = ["ENV", "GNN_PRECISIONS", "MIN_GAIN", "cache_key", "check_precision", "choose", "gcn_dtype", "measure",
-           "pick", "resolve", "stored_choice"]
+           "pick", "pinned", "resolve", "stored_choice"]
 
 #: What ``precision=`` of :func:`~deepcut.clustering.fit.fit` takes.
 GNN_PRECISIONS = ("auto", "fp32", "bf16")
@@ -71,9 +71,9 @@ def resolve(precision: str, device: torch.device | str, dim: int) -> str:
         return precision
     if torch.device(device).type != "cpu":
         return "fp32"
-    pinned = os.environ.get(ENV, "").strip().lower()
-    if pinned and check_precision(pinned, f"${ENV}") != "auto":
-        return pinned
+    fixed = pinned()
+    if fixed is not None:
+        return fixed
     mode = tune_mode()
     if mode == "off":
         return "fp32"
@@ -87,6 +87,13 @@ def resolve(precision: str, device: torch.device | str, dim: int) -> str:
             stored = stored_choice(device, dim) if mode == "on" else None
             _MEASURED[key] = stored or _store(key, measure(int(dim)))
     return _MEASURED[key]
+
+
+def pinned() -> str | None:
+    """``$DEEPCUT_GNN_PRECISION`` (``"fp32"`` or ``"bf16"``; None where unset or ``auto``), checked: a front end
+    calls it when it starts, so that a wrong value fails there rather than at the first segmentation."""
+    raw = os.environ.get(ENV, "").strip().lower()
+    return None if not raw or check_precision(raw, f"${ENV}") == "auto" else raw
 
 
 def pick(times: dict[str, float]) -> str:

@@ -13,6 +13,7 @@ import math
 import os
 from typing import Callable
 
+from ..clustering.arithmetic import pinned as gnn_pinned
 from ..errors import ConfigError
 from ..utils.memory import parse_bytes
 from .limits import Limits
@@ -139,6 +140,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--public", action="store_true", default=public,
                    help="public deployment: no own weights, listed backbones only, tight caps "
                         "[env DEEPCUT_PUBLIC=1, or SPACE_ID set (HuggingFace Spaces)]")
+    try:
+        gnn_pinned()  # the GNN's products have no flag, only their environment variable
+    except ConfigError as e:
+        p.error(str(e))
     return p.parse_args(argv)
 
 
