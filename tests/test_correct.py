@@ -14,7 +14,7 @@ from scipy.ndimage import distance_transform_edt
 
 from deepcut import ConfigError
 from deepcut.clustering.links import Link, Links
-from deepcut.clustering.losses import link_loss
+from deepcut.clustering.losses import link_grad, link_loss
 from deepcut.tasks.correct import Correction
 
 
@@ -161,6 +161,30 @@ def test_link_loss_matches_its_formula_and_pulls_the_right_way():
     with torch.no_grad():
         moved = s - 0.1 * s.grad
         assert float((moved[a] @ moved[b].T).mean()) > float(p.mean())
+
+
+def test_link_grad_equals_autograd_of_the_link_loss():
+    """Overlapping and repeated groups, both kinds at once, and pairs where the clamp at 1e-6 holds (nearly
+    one-hot rows in different clusters: P underflows; in one cluster: 1 - P does)."""
+    g = torch.Generator().manual_seed(3)
+    soft = torch.softmax(torch.randn(12, 4, generator=g), dim=-1)
+    sharp = torch.softmax(torch.tensor([[40.0, 0, 0, 0]] * 3 + [[0, 40.0, 0, 0]] * 3), dim=-1)
+    for s, must, cannot in [
+        (soft, [(torch.tensor([0, 1, 1]), torch.tensor([4, 5])), (torch.tensor([2]), torch.tensor([2, 3]))],
+         [(torch.tensor([5, 6]), torch.tensor([0, 9, 11]))]),
+        (soft, [], [(torch.tensor([7]), torch.tensor([8]))]),
+        (sharp, [(torch.tensor([0, 1]), torch.tensor([3, 4]))], [(torch.tensor([0]), torch.tensor([2]))]),
+    ]:
+        for weight in (1.0, 2.5):
+            value, grad = link_grad(must, cannot, weight)(s)
+            leaf = s.clone().requires_grad_()
+            ref = weight * link_loss(leaf, must, cannot)
+            ref.backward()
+            assert torch.allclose(value, ref.detach(), rtol=1e-6, atol=1e-6)
+            assert torch.allclose(grad, leaf.grad, rtol=1e-5, atol=1e-6)
+            assert (grad.abs().max() > 0) == (s is soft)  # the sharp pairs: every clamp holds, no gradient
+    value, grad = link_grad()(soft)
+    assert float(value) == 0.0 and not grad.any()
 
 
 def test_links_restrict_to_a_stage_and_its_rows():

@@ -207,3 +207,29 @@ def link_loss(s: torch.Tensor, must: Sequence[tuple[torch.Tensor, torch.Tensor]]
     for a, b in cannot:
         total = total - torch.log((1.0 - s[a] @ s[b].T).clamp_min(eps)).mean()
     return total
+
+
+def link_grad(must: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+              cannot: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+              weight: float = 1.0) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``S -> (weight · link_loss(S, must, cannot), its gradient w.r.t. S (N, k))``, written out: for a pair of
+    groups with ``P = S_A S_Bᵀ``, ``∂/∂P`` of a must-link's ``mean(-log P)`` is ``-1 / (|A||B| P)`` and of a
+    cannot-link's ``mean(-log(1 - P))`` ``1 / (|A||B| (1 - P))`` (0 where the clamp at ``1e-6`` holds, as
+    autograd's), then ``∂/∂S_A = ∂P S_B`` and ``∂/∂S_B = ∂Pᵀ S_A``, added up where groups share nodes. A
+    correction's epoch then records no autograd graph for its links (the tests compare with autograd's)."""
+    eps = 1e-6
+    pairs = [(a, b, True) for a, b in must] + [(a, b, False) for a, b in cannot]
+
+    def value_and_grad(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = s.detach()
+        total, grad = s.new_zeros(()), torch.zeros_like(s)
+        for a, b, together in pairs:
+            sa, sb = s[a], s[b]
+            p = sa @ sb.T
+            q = p if together else 1.0 - p
+            total = total - torch.log(q.clamp_min(eps)).mean()
+            dq = torch.where(q >= eps, -1.0 / (q.numel() * q), 0.0)  # ∂(-mean log q)/∂q
+            dp = dq if together else -dq
+            grad.index_add_(0, a, dp @ sb).index_add_(0, b, dp.T @ sa)
+        return weight * total, grad.mul_(weight)
+    return value_and_grad

@@ -7,7 +7,7 @@ import torch
 
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, soft_assign
 from .links import Links
-from .losses import autograd_grad, link_loss
+from .losses import link_grad
 from .settle import Settle, SettleWatch
 
 __all__ = ["LINK_BLOCK", "adamw", "assign", "train", "train_links"]
@@ -71,7 +71,7 @@ def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
     must, cannot = links.tensors(ax.device)
     with torch.no_grad():
         weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
-    link = autograd_grad(lambda s: weight * link_loss(s, must, cannot))
+    link = link_grad(must, cannot, weight)
 
     def penalised(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         (v1, g1), (v2, g2) = objective(s), link(s)
