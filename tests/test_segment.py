@@ -266,3 +266,13 @@ def test_a_layer_or_facet_the_colour_backbone_ignores_is_said():
     assert any("colour backbone has one layer and no facets: layer=99, facet='value'" in n for n in said.notes)
     assert not any("no facets" in n for n in plain.notes)
     assert (said.labels == plain.labels).all()
+
+
+def test_num_segments_counts_the_distinct_labels_of_any_label_map(color_model):
+    import dataclasses
+
+    seg = color_model.segment(disc_image(64), resolution=64)
+    rng = np.random.default_rng(0)
+    for labels in (np.array([[0, 5], [7, 5]], np.int32), rng.integers(0, 9, (40, 30)), np.zeros((3, 3), np.uint16),
+                   np.array([[-1, 2], [2, 3]]), np.array([[0.5, 1.0]]), np.zeros((0, 4), np.int32)):
+        assert dataclasses.replace(seg, labels=labels).num_segments == np.unique(labels).size, labels
