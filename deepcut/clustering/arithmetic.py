@@ -4,9 +4,10 @@ them faster.
 An epoch of the per-image GNN multiplies the fixed propagation ``Â X`` ``(N, D)`` by the GCN's weights
 ``(D, 64)`` (forward) and the layer's output gradient ``(N, 64)`` by ``Â X`` (the weights' gradient): the two
 largest products of the epoch. With ``"bf16"`` both read ``Â X`` and their other factor as bfloat16 and
-give float32 results; everything else (the head, the softmax, the loss and its ``A S``, the optimiser, the
-parameters) stays float32. On a CPU with bf16 matrix units (AMX) they ran 1.4–1.7 times faster than in
-float32; elsewhere bf16 may be slower.
+give float32 results, and so does the product that makes ``Â X`` once per graph (dense graphs); everything
+else (the graph, the head, the softmax, the loss and its ``A S``, the optimiser, the parameters, and NCut's
+restart from the spectral cut, on a float32 ``Â X`` of its own) stays float32. On a CPU with bf16 matrix
+units (AMX) the two ran 1.4–1.7 times faster than in float32; elsewhere bf16 may be slower.
 
 ``"auto"`` (the default) is chosen by measurement where it runs (:func:`measure`: the two products at one
 image's size, in turns, both ways; :func:`pick`) and remembered on disk beside the ViT's engine choices

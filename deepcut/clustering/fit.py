@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -15,9 +15,9 @@ from ..utils.device import generator
 from ..utils.threads import GNN_THREADS, ThreadPolicy, torch_threads
 from .arithmetic import gcn_dtype, resolve
 from .checks import as_features, check_fit
-from .gnn import DeepCutGNN, DropoutMasks, LossGrad, cross_entropy_grad, gcn_input_graph
+from .gnn import DeepCutGNN, DropoutMasks, LossGrad, cross_entropy_grad
 from .links import Links
-from .losses import autograd_grad, cc_grad, cc_loss_lowrank, ncut_grad, ortho_target, row_sums, sparse_csr
+from .objective import Affinity, graph_of_these, objective_of, propagation
 from .result import Clusterer, ClusterResult
 from .settle import SETTLE, Settle, settled_words
 from .spectral import spectral_partition
@@ -27,8 +27,6 @@ __all__ = ["RESTART_LABEL", "RESTART_NOTE", "ClusterResult", "Clusterer", "affin
            "cluster", "compact_labels", "fit", "restart_words"]
 
 FeaturesLike = Union[np.ndarray, torch.Tensor]
-#: A graph :func:`fit` trains on: a dense ``(N, N)`` affinity, a compact one or a sparse k-NN one.
-Affinity = Union[torch.Tensor, CompactAffinity, SparseAffinity]
 
 
 def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3.0, epochs: int = 10,
@@ -91,13 +89,13 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
     if k_eff < 2 or not positive:
         return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
 
-    gnn_threads = GNN_THREADS if not threads else int(threads)
-    with torch.enable_grad(), torch_threads(gnn_threads):  # tiny tensors: on a busy core more threads only wait
+    with torch.enable_grad(), torch_threads(int(threads or GNN_THREADS)):  # on a busy core more threads only wait
         arithmetic = resolve(precision, x.device, x.shape[1])
         dtype, warm = gcn_dtype(arithmetic), model is not None
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
-        ax, objective = _prepare(x, a, loss, graph if adj is None and _graph_of_these(graph, x) else None, alpha)
+        memo = graph if adj is None and graph_of_these(graph, x) else None
+        ax, objective = propagation(x, a, loss, memo, alpha, dtype), objective_of(x, a, loss)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = assign(model, ax)
@@ -105,7 +103,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
                                    g_drop, record, dtype)
         first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
-            model, soft, extra, note, start = _reach_k(x, a, ax, objective, model, soft, int(epochs), int(seed), lr,
+            exact = (lambda: ax) if dtype == torch.float32 else (lambda: propagation(x, a, loss, memo, alpha))
+            model, soft, extra, note, start = _reach_k(x, a, exact, objective, model, soft, int(epochs), int(seed), lr,
                                                        note, record, max_epochs, not warm, len(history), settle,
                                                        [int(e) for e in snapshots])
     return _result(model, soft, k_eff, note, record, history, (extra, first, start),
@@ -211,7 +210,7 @@ def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, l
     return a
 
 
-def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad,
+def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], torch.Tensor], objective: LossGrad,
              model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
              record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True,
              first_epochs: int | None = None, settle: Settle | None = None, marks: Sequence[int] | None = None
@@ -232,9 +231,9 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     it learned the spectral cut, before NCut's epochs (None: no restart kept, or ``record`` empty). ``record``:
     as :func:`~deepcut.clustering.train.train`'s; a kept restart's epoch ``e`` is recorded as ``first_epochs + e``
     where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. The restart
-    trains in float32 whatever :func:`fit`'s ``precision``: on the near-complete graphs where it is needed, bf16
-    products changed its labels on 5 of 16 held-out images (``benchmarks/gnn_precision.py --images 4`` while it
-    still ran in bf16). ``cap``:
+    trains in float32 whatever :func:`fit`'s ``precision``, on the float32 propagation ``exact()`` ``(N, D)``: on the
+    near-complete graphs where it is needed, bf16 products changed its labels on 5 of 16 held-out images
+    (``benchmarks/gnn_precision.py --images 4`` while it still ran in bf16). ``cap``:
     the most epochs in all; ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose
     labels the next frames follow): no restart, a note instead."""
     k = soft.shape[1]
@@ -243,7 +242,7 @@ def _reach_k(x: torch.Tensor, a: Affinity, ax: torch.Tensor, objective: LossGrad
     first = used(soft)
     if first == k or not NCUT_RESTART:
         return model, soft, [], note, None
-    found = f"NCut found {first} of the k = {k} segments asked for"
+    found, ax = f"NCut found {first} of the k = {k} segments asked for", exact()
     distinct = torch.unique(ax, dim=0).shape[0]
     if distinct < k:
         return model, soft, [], _join(note, f"{found}: only {distinct} patches differ at all (fewer than {k} "
@@ -314,53 +313,6 @@ def _capped(found: str, epochs: int, cap: int) -> str:
 
 def _join(note: str | None, more: str) -> str:
     return more if not note else f"{note}; {more}"
-
-
-def _prepare(x: torch.Tensor, a: Affinity, loss: str, graph: PatchGraph | None = None, alpha: float = 3.0
-             ) -> tuple[torch.Tensor, LossGrad]:
-    """The GCN propagation ``Â X`` ``(N, D)`` on the positive part of the graph ``a`` and the training
-    objective with its gradient, ``S (N, k) -> (loss, ∂loss/∂S)`` (NCut: cut + orthogonality; CC: correlation
-    loss). ``graph``: the graph ``a`` is of (its ``loss`` / ``alpha`` affinity), whose memo keeps the propagation
-    for the next training on it (:meth:`~deepcut.graph.patch_graph.PatchGraph.remembered`)."""
-    propagate = lambda: _propagation(x, a)  # noqa: E731
-    key = ("gcn propagation", loss, float(alpha) if loss == "cc" else None)  # NCut's graph has no α
-    ax = propagate() if graph is None else graph.remembered(key, propagate)
-    if isinstance(a, CompactAffinity):  # every pair, no float32 N x N tensor: the dense graph's objective
-        if loss == "cc":
-            offset = a.offset
-            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
-    elif isinstance(a, SparseAffinity):  # x are the features the graph was built from
-        if loss == "cc":
-            offset = a.offset
-            return ax, autograd_grad(lambda s: cc_loss_lowrank(x, offset, s))
-        a = sparse_csr(a.matrix())
-    if loss == "cc":
-        return ax, lambda s: cc_grad(a, s)
-    degree, ideal = row_sums(a), dict[int, torch.Tensor]()  # I/√k by k, made once
-
-    def ncut(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        target = ideal.get(s.shape[1])
-        if target is None:
-            target = ideal[s.shape[1]] = ortho_target(s)
-        return ncut_grad(a, s, degree, target)
-    return ax, ncut
-
-
-def _graph_of_these(graph: PatchGraph | None, x: torch.Tensor) -> bool:
-    """Whether ``graph`` is a graph of exactly the features ``x`` (so that what its memo keeps holds for them)."""
-    if graph is None or graph.memo is None:
-        return False
-    f = graph.features
-    return f.shape == x.shape and f.device == x.device and bool(torch.equal(f.float(), x))
-
-
-def _propagation(x: torch.Tensor, a: Affinity) -> torch.Tensor:
-    """The GCN's propagation ``Â X`` ``(N, D)`` of the features ``x`` over the positive part of ``a``."""
-    if isinstance(a, CompactAffinity):
-        return a.propagate(x)
-    if isinstance(a, SparseAffinity):
-        return DeepCutGNN.propagate(x, gcn_input_graph(a.matrix()))
-    return DeepCutGNN.propagate(x, gcn_input_graph(a))
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

@@ -106,14 +106,17 @@ class DeepCutGNN(nn.Module):
         return self
 
     @staticmethod
-    def propagate(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def propagate(x: torch.Tensor, adj: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``Â X`` ``(N, D)`` for node features ``x`` ``(N, D)`` and the GCN's graph ``adj`` ``(N, N)``
         (dense, or sparse COO: then ``O(E D)`` time and no ``N x N`` tensor). Dense, computed as
-        ``D^-1/2 (A (D^-1/2 X))``: the scaling touches ``N x D`` entries instead of ``N x N`` twice."""
+        ``D^-1/2 (A (D^-1/2 X))``: the scaling touches ``N x D`` entries instead of ``N x N`` twice; ``dtype``:
+        what its product reads (bfloat16: a float32 result of bf16 factors; the degrees stay float32)."""
         if adj.is_sparse:
             return torch.sparse.mm(gcn_normalize(adj), x)
         d = gcn_degree_scale(adj.sum(dim=-1)).unsqueeze(-1)
-        return d * (adj @ (d * x))
+        if dtype == torch.float32:
+            return d * (adj @ (d * x))
+        return d * (adj.to(dtype) @ (d * x).to(dtype)).float()
 
     @torch.no_grad()
     def standardise(self, ax: torch.Tensor) -> "DeepCutGNN":
