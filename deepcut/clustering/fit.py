@@ -71,8 +71,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         settle: stops a try once its argmax labels and loss have settled (:class:`~deepcut.clustering.settle.Settle`;
             never before 20 epochs): the result is the full training's state at that epoch
             (:attr:`ClusterResult.settled`). ``None``: every epoch. Corrections (``links``) have their own rule.
-        precision: the GCN layer's two products: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where measured faster
-            here: :mod:`~deepcut.clustering.arithmetic`); the rest, and NCut's restart, are float32.
+        precision: the GCN's products (and ``Â X``'s): ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where measured
+            faster here: :mod:`~deepcut.clustering.arithmetic`); the rest, and NCut's restart, are float32.
 
     A compact graph (:class:`~deepcut.graph.patch_graph.CompactAffinity`) is the dense one: same propagation, same
     objective. On a sparse graph the GCN propagates over the k-NN edges; NCut cuts the k-NN graph, CC's loss

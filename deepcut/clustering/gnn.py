@@ -142,7 +142,7 @@ class DeepCutGNN(nn.Module):
     def gcn(self, ax: torch.Tensor) -> torch.Tensor:
         """The GCN layer's output ``Â X Θ + b`` ``(N, 64)`` from the propagation ``ax = Â X`` ``(N, D)``
         (standardised first if :meth:`standardise` was called)."""
-        return F.linear(self.gcn_input(ax), self.gcn_weight, self.gcn_bias)  # one fused kernel (addmm)
+        return gcn_forward(self.gcn_input(ax), self.gcn_weight, self.gcn_bias)  # float32: one fused kernel (addmm)
 
     @torch.no_grad()
     def training_step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad) -> torch.Tensor:
