@@ -20,6 +20,7 @@ downloaded here), 280 px::
 
     python benchmarks/gnn_precision.py                 # 4 images of each set (about 4 minutes on 2 cores)
     python benchmarks/gnn_precision.py --images 2 --backbones color
+    python benchmarks/gnn_precision.py --perturb 1e-6     # the noise floor: fp32 against slightly moved features
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=4, help="images of each set (default: %(default)s)")
     p.add_argument("--backbones", nargs="+", default=["color", "dino_vits8"])
+    p.add_argument("--perturb", type=float, default=0.0, metavar="EPS",
+                   help="instead of bf16, compare fp32 with fp32 on the features times (1 + EPS * N(0, 1)), e.g. "
+                        "1e-6: how far a tiny change of the input moves these trainings (the noise floor)")
     args = p.parse_args()
     paths = held_out(shared_data_dir(), args.images)
     if not paths:
@@ -75,6 +79,8 @@ def main() -> None:
         dc = DeepCut(name, pretrained=False) if name != "color" else DeepCut("color")
         for path in paths:
             feats = dc.patch_features(path).features
+            other = None if not args.perturb else \
+                feats * (1 + args.perturb * torch.randn(feats.shape, generator=torch.Generator().manual_seed(1)))
             graph = PatchGraph(feats)
             fit(feats, graph=graph, epochs=0)  # the graph's Gram matrix, before either run is timed
             for case, kw in TRAININGS.items():
@@ -83,7 +89,10 @@ def main() -> None:
                 turn += 1
                 for precision in ("fp32", "bf16") if turn % 2 else ("bf16", "fp32"):
                     t = time.perf_counter()
-                    r = fit(feats, graph=graph, precision=precision, threads=threads, **kw)
+                    if other is None:
+                        r = fit(feats, graph=graph, precision=precision, threads=threads, **kw)
+                    else:  # "bf16" stands for the perturbed features, in fp32
+                        r = fit(other if precision == "bf16" else feats, precision="fp32", threads=threads, **kw)
                     runs[precision] = (r.labels, time.perf_counter() - t)
                 used.add(threads)
                 (exact, t32), (low, t16) = runs["fp32"], runs["bf16"]
@@ -93,6 +102,8 @@ def main() -> None:
     with torch_threads(1):
         one = arithmetic.measure(384)
     two = arithmetic.measure(384)
+    if args.perturb:
+        print(f"`--perturb {args.perturb:g}`: the bf16 columns below are fp32 on the perturbed features.")
     print(f"`python benchmarks/gnn_precision.py --images {args.images}`: {len(paths)} held-out images; "
           f"{hardware_line('cpu')} ({cpu_name()}). The GCN's two products (1225 x 384 by 64): fp32 "
           f"{one['fp32'] * 1e3:.2f} ms, bf16 {one['bf16'] * 1e3:.2f} ms on 1 thread, {two['fp32'] * 1e3:.2f} and "
