@@ -40,7 +40,7 @@ import torch
 
 from ..errors import ConfigError
 from ..utils import files
-from ..utils.files import cache_dir, read_json_dict, write_json_atomic
+from ..utils.files import cache_dir, read_json_dict, write_cache_json
 from ..utils.threads import feature_threads, torch_threads
 from . import openvino_engine
 from .base import Backbone
@@ -297,11 +297,7 @@ def store_choice(choice: Choice, path: Path | None = None) -> None:
                                 "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                 "trials": [{**asdict(t), "seconds": round(t.seconds, 5) if math.isfinite(t.seconds)
                                             else None, "setup_s": round(t.setup_s, 3)} for t in choice.trials]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"version": CACHE_VERSION, "choices": choices})
-    except OSError:
-        pass
+    write_cache_json(path, {"version": CACHE_VERSION, "choices": choices})
 
 
 @contextmanager

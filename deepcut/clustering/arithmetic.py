@@ -30,7 +30,7 @@ import torch
 from ..backbones.precision import machine
 from ..backbones.tune import locked, tune_mode
 from ..errors import ConfigError
-from ..utils.files import cache_dir, read_json_dict, write_json_atomic
+from ..utils.files import cache_dir, read_json_dict, write_cache_json
 from .gnn import gcn_forward, gcn_weight_grad
 
 __all__ = ["ENV", "GNN_PRECISIONS", "MIN_GAIN", "cache_key", "check_precision", "choose", "gcn_dtype", "measure",
@@ -154,9 +154,5 @@ def _store(key: str, times: dict[str, float]) -> str:
     data = read_json_dict(path)
     data[key] = {"precision": chosen, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  **{f"{k}_ms": round(v * 1e3, 4) if math.isfinite(v) else None for k, v in times.items()}}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, data)
-    except OSError:
-        pass
+    write_cache_json(path, data)
     return chosen

@@ -98,6 +98,18 @@ def read_json_dict(path: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def write_cache_json(path: str | Path, data: Any) -> bool:
+    """Write ``data`` as JSON to ``path`` in one step (:func:`write_json_atomic`), making its folder first; False
+    where that cannot be done (a read-only or missing cache folder is passed over: what was measured then holds
+    for this process only)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, data)
+    except OSError:
+        return False
+    return True
+
+
 #: Environment variable with the folder of DeepCut's per-machine cache (``auto``'s stored engine choices,
 #: the converted OpenVINO models).
 CACHE_ENV = "DEEPCUT_CACHE_DIR"
