@@ -9,7 +9,8 @@ from conftest import REPO, voronoi_scene
 from torch_geometric.nn import DenseGCNConv, GCNConv, dense_mincut_pool
 
 from deepcut import cluster, fit
-from deepcut.clustering.fit import affinity, compact_labels, restart_words
+from deepcut.clustering.checks import as_features
+from deepcut.clustering.fit import affinity, affinity_from_gram, compact_labels, restart_words
 from deepcut.clustering.gnn import DeepCutGNN, gcn_input_graph, gcn_normalize
 from deepcut.clustering.losses import cc_loss, ncut_loss
 from deepcut.errors import ConfigError
@@ -99,6 +100,47 @@ def test_affinity_definitions():
     a = affinity(f, "ncut")
     assert torch.allclose(a, w.clamp(min=0) / 4.0)
     assert torch.allclose(affinity(f, "cc", alpha=2.0), w - 2.0)
+
+
+def test_affinity_from_a_gram_leaves_it_alone_unless_told_in_place():
+    """affinity_from_gram keeps a cached Gram matrix as it was; in place (a Gram nobody else holds, as
+    affinity() makes) it becomes the affinity itself, with the same values."""
+    f = torch.randn(30, 8, generator=torch.Generator().manual_seed(2))
+    for loss in ("ncut", "cc"):
+        gram = f @ f.T
+        kept = gram.clone()
+        a = affinity_from_gram(gram, loss, 3.0)
+        assert torch.equal(gram, kept) and a.data_ptr() != gram.data_ptr()
+        b = affinity_from_gram(gram, loss, 3.0, in_place=True)
+        assert b.data_ptr() == gram.data_ptr() and torch.allclose(a, b) and torch.allclose(affinity(f, loss), a)
+    zero = -torch.ones(3, 3)  # no positive pair: NCut's affinity is all zeros, in place too
+    assert torch.equal(affinity_from_gram(zero, "ncut", in_place=True), torch.zeros(3, 3))
+
+
+def test_features_must_be_finite_whatever_their_sum():
+    """NaN or an infinity anywhere is refused (even +inf beside -inf, whose sum is NaN); finite features whose
+    float32 sum overflows are taken (the sum is only a quick first look)."""
+    for bad in ([[np.nan, 1.0], [0.0, 1.0]], [[np.inf, 1.0], [0.0, 1.0]], [[np.inf, -np.inf], [1.0, 1.0]]):
+        with pytest.raises(ConfigError, match="NaN or infinite"):
+            fit(np.array(bad, np.float32), k=2, epochs=1)
+    huge = torch.full((4, 2), 3e38)  # every value finite, their float32 sum is not
+    assert not torch.isfinite(huge.sum())
+    assert torch.equal(as_features(huge), huge)
+
+
+def test_gcn_input_graph_reuses_a_graph_that_needs_no_change():
+    """NCut's affinity of nonzero features (no negative entry, a positive diagonal) is the GCN's graph as it is:
+    returned itself, not copied; any other graph is a new tensor, its input left unchanged."""
+    f = torch.rand(20, 4, generator=torch.Generator().manual_seed(3)) + 0.1
+    a = affinity(f, "ncut")
+    assert gcn_input_graph(a) is a
+    signed = affinity(f, "cc")
+    kept = signed.clone()
+    g = gcn_input_graph(signed)
+    assert g is not signed and torch.equal(signed, kept) and (g >= 0).all()
+    hole = a.clone()
+    hole[0, 0] = 0.0
+    assert torch.equal(gcn_input_graph(hole).diagonal()[:1], torch.ones(1)) and hole[0, 0] == 0
 
 
 def test_gcn_fast_path_equals_dense_gcn_conv_and_authors_sparse_gcn():

@@ -22,10 +22,13 @@ def gcn_input_graph(adj: torch.Tensor) -> torch.Tensor:
 
     Self-loops keep their own (positive) weight and get weight 1 where it is not positive (or,
     sparse, absent), which is what the authors' edge list + PyG ``GCNConv``
-    (``add_remaining_self_loops``) does.
+    (``add_remaining_self_loops``) does. A dense ``adj`` that already is that graph (no negative entry, a positive
+    diagonal: NCut's affinity of nonzero features) is returned itself, not copied: read it, do not change it.
     """
     if adj.is_sparse:
         return _sparse_positive_with_loops(adj.coalesce())
+    if bool((adj.diagonal() > 0).all()) and bool(adj.min() >= 0):  # a pass over adj, no N x N allocation
+        return adj
     a = adj.clamp(min=0)  # a new tensor: its diagonal may be set in place
     diag = a.diagonal()
     diag.copy_(torch.where(diag > 0, diag, torch.ones_like(diag)))
@@ -211,7 +214,12 @@ class DeepCutGNN(nn.Module):
 
     def forward_propagated(self, ax: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(N, k)`` from the precomputed propagation ``ax = Â X`` ``(N, D)``; ``drop``: as :meth:`head`'s."""
-        return self.head(self.gcn(ax), drop)
+        return self.forward_input(self.gcn_input(ax), drop)
+
+    def forward_input(self, inp: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(N, k)`` from :meth:`gcn_input` ``(N, D)`` of the propagation, already computed (a training
+        that assigns several times computes it once); ``drop``: as :meth:`head`'s."""
+        return self.head(gcn_forward(inp, self.gcn_weight, self.gcn_bias), drop)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(N, k)`` for node features ``(N, D)`` and the GCN graph ``(N, N)`` (dense or sparse,

@@ -65,4 +65,8 @@ def graph_of_these(graph: PatchGraph | None, x: torch.Tensor) -> bool:
     if graph is None or graph.memo is None:
         return False
     f = graph.features
-    return f.shape == x.shape and f.device == x.device and bool(torch.equal(f.float(), x))
+    if f.shape != x.shape or f.device != x.device:
+        return False
+    if f.dtype == x.dtype and f.stride() == x.stride() and f.data_ptr() == x.data_ptr():
+        return True  # the very same numbers in memory (no N x D comparison)
+    return bool(torch.equal(f.float(), x))

@@ -59,7 +59,7 @@ def affinity(features: torch.Tensor | np.ndarray, loss: str = "ncut", alpha: flo
     * CC:   ``A = W - max(W) / alpha`` (signed).
     """
     f = as_features(features)
-    return affinity_from_gram(f @ f.T, loss, alpha)
+    return affinity_from_gram(f @ f.T, loss, alpha, in_place=True)
 
 
 def as_features(features: object) -> torch.Tensor:
@@ -77,14 +77,17 @@ def as_features(features: object) -> torch.Tensor:
     return f.float()
 
 
-def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.0) -> torch.Tensor:
-    """:func:`affinity` from a precomputed Gram matrix ``W = F Fᵀ`` ``(N, N)`` (left unchanged)."""
+def affinity_from_gram(gram: torch.Tensor, loss: str = "ncut", alpha: float = 3.0, in_place: bool = False
+                       ) -> torch.Tensor:
+    """:func:`affinity` from a precomputed Gram matrix ``W = F Fᵀ`` ``(N, N)``: left unchanged, or, ``in_place``
+    (a Gram matrix nobody else holds), turned into the affinity itself (no second ``N x N`` tensor to allocate)."""
     check_loss(loss)
     if loss == "ncut":
-        w = gram.clamp(min=0)
+        w = gram.clamp_(min=0) if in_place else gram.clamp(min=0)
         top = w.max()
-        return w.div_(top) if top > 0 else torch.zeros_like(w)
-    return gram - gram.max() / as_float("alpha", alpha, positive=True)
+        return w.div_(top) if top > 0 else w.zero_()
+    offset = gram.max() / as_float("alpha", alpha, positive=True)
+    return gram.sub_(offset) if in_place else gram - offset
 
 
 def graph_kind(num_nodes: int, mode: str = "auto") -> str:
