@@ -18,10 +18,11 @@ from .checks import as_features, check_fit
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, cross_entropy_grad
 from .links import Links
 from .objective import Affinity, graph_of_these, objective_of, propagation
+from .optim import adamw
 from .result import Clusterer, ClusterResult
 from .settle import SETTLE, Settle, settled_words
 from .spectral import spectral_partition
-from .train import adamw, assign, train, train_links
+from .train import assign, train, train_links
 
 __all__ = ["RESTART_LABEL", "RESTART_NOTE", "ClusterResult", "Clusterer", "affinity", "affinity_from_gram",
            "cluster", "compact_labels", "fit", "restart_words"]
@@ -264,11 +265,11 @@ def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], torch.Tensor], ob
     for _ in range(NCUT_START_EPOCHS):
         fresh.training_step_logits(inp, g_drop.next(shape), learn)
         opt.step()
-    start = assign(fresh, ax) if record else None
+    start = assign(fresh, ax, inp) if record else None
     asked = list(record) if marks is None else marks  # the epochs of a try to record
     mine: dict[int, torch.Tensor | None] = {tried + e: None for e in asked if 0 < e <= epochs}
-    history = train(fresh, ax, objective, adamw(fresh, lr), epochs, g_drop, mine, tried, settle, k)
-    again = assign(fresh, ax)
+    history = train(fresh, ax, objective, adamw(fresh, lr), epochs, g_drop, mine, tried, settle, k, inp=inp)
+    again = assign(fresh, ax, inp)
     last = [float(objective(s)[0]) for s in (soft, again)]
     if (used(again), -last[1]) < (first, -last[0]):
         worse = f"{used(again)}" + (" with a higher loss" if used(again) == first else "")

@@ -8,26 +8,29 @@ import torch
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, soft_assign
 from .links import Links
 from .losses import link_grad
+from .optim import Stepper, adamw
 from .settle import Settle, SettleWatch
 
-__all__ = ["LINK_BLOCK", "adamw", "assign", "train", "train_links"]
+__all__ = ["LINK_BLOCK", "assign", "train", "train_links"]
 
 
-def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.optim.Optimizer, epochs: int,
+def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: Stepper, epochs: int,
            g_drop: DropoutMasks, record: dict[int, torch.Tensor | None], start: int = 0,
-           settle: Settle | None = None, clusters: int | None = None, dtype: torch.dtype = torch.float32
-           ) -> list[torch.Tensor]:
+           settle: Settle | None = None, clusters: int | None = None, dtype: torch.dtype = torch.float32,
+           inp: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Up to ``epochs`` optimiser steps on ``objective(softmax(GNN(ax)))`` (``objective``: the loss and its
     gradient, :meth:`~deepcut.clustering.gnn.DeepCutGNN.training_step`), with dropout masks from ``g_drop``; the
     loss of each (on the device): fewer than ``epochs`` where the ``settle`` rule stopped the training
     (:class:`~deepcut.clustering.settle.Settle`; None: every epoch; ``clusters``: never while its argmax uses
     fewer, see :class:`~deepcut.clustering.settle.SettleWatch`). Fills ``record[start + e]`` with the soft
     assignments after epoch ``e`` where asked for, and, where the rule stopped it and ``record`` is not empty,
-    after the last epoch. ``dtype``: what the GCN's two products read (bfloat16: :mod:`~deepcut.clustering.arithmetic`).
+    after the last epoch. ``dtype``: what the GCN's two products read (bfloat16: :mod:`~deepcut.clustering.arithmetic`);
+    ``inp``: ``model.gcn_input(ax)`` (float32) where the caller already has it.
     """
     history: list[torch.Tensor] = []
     model.train()
-    inp = model.gcn_input(ax).to(dtype)
+    full = model.gcn_input(ax) if inp is None else inp  # float32, for the recorded assignments
+    inp = full.to(dtype)
     shape = (ax.shape[0], model.mlp1.out_features)
     watch = SettleWatch(settle, start, clusters) if settle is not None and epochs > settle.after else None
     for epoch in range(start + 1, start + epochs + 1):
@@ -36,23 +39,23 @@ def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: torch.o
             value, looked = model.training_step_looking(inp, drop, objective)
             if watch.settled(done, looked, history):  # this step's gradients are not applied
                 if record and record.get(done) is None:
-                    record[done] = _looked_soft(model, ax)
+                    record[done] = _looked_soft(model, ax, full)
                 break
         else:
             value = model.training_step(inp, drop, objective)
         opt.step()
         history.append(value)  # read back only at a look of the settle rule or the end: few GPU syncs
         if epoch in record:
-            record[epoch] = _looked_soft(model, ax)
+            record[epoch] = _looked_soft(model, ax, full)
     model.eval()
     return history
 
 
-def _looked_soft(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
+def _looked_soft(model: DeepCutGNN, ax: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
     """:func:`assign` in the middle of a training (evaluation mode for the look, training mode after it)."""
     model.eval()
     try:
-        return assign(model, ax)
+        return assign(model, ax, inp)
     finally:
         model.train()
 
@@ -67,7 +70,8 @@ def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
     """Train ``objective + w · link_loss`` in blocks of :data:`LINK_BLOCK` epochs until ``links`` hold on the
     argmax (anchors and groups, :meth:`~deepcut.clustering.links.Links.hold`), up to ``links.epochs``; returns
     ``(losses, soft (N, k))``. ``dtype``: as :func:`train`'s."""
-    soft = assign(model, ax)
+    inp = model.gcn_input(ax)  # once for every block and look (a standardised GNN computes it)
+    soft = assign(model, ax, inp)
     must, cannot = links.tensors(ax.device)
     with torch.no_grad():
         weight = links.penalty_weight(float(objective(soft)[0]), ax.shape[0])
@@ -82,21 +86,14 @@ def train_links(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
     done = 0
     while done < links.epochs and not links.hold(soft.argmax(dim=-1).cpu().numpy()):
         block = min(LINK_BLOCK, links.epochs - done)
-        history += train(model, ax, penalised, opt, block, g_drop, record, done, dtype=dtype)
+        history += train(model, ax, penalised, opt, block, g_drop, record, done, dtype=dtype, inp=inp)
         done += block
-        soft = assign(model, ax)
+        soft = assign(model, ax, inp)
     return history, soft
 
 
-def assign(model: DeepCutGNN, ax: torch.Tensor) -> torch.Tensor:
-    """The trained GNN's soft assignments ``(N, k)`` (no dropout)."""
+def assign(model: DeepCutGNN, ax: torch.Tensor, inp: torch.Tensor | None = None) -> torch.Tensor:
+    """The trained GNN's soft assignments ``(N, k)`` (no dropout) on the propagation ``ax`` ``(N, D)``; ``inp``: its
+    ``model.gcn_input(ax)`` (float32) where already computed."""
     with torch.no_grad():
-        return soft_assign(model.forward_propagated(ax))
-
-
-def adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """AdamW, with the fused kernel where this PyTorch build has one for the CPU (same update)."""
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(model.parameters(), lr=lr)
+        return soft_assign(model.forward_input(model.gcn_input(ax) if inp is None else inp))
