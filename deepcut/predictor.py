@@ -268,7 +268,8 @@ class DeepCut:
         corrections += [Correction("separate", p) for p in as_pairs("separate", separate)]
         if not corrections:
             raise ConfigError("nothing to correct: give join=[((x, y), (x, y))] or separate=[…]")
-        return correct_features(self.store.get(image, segmentation.config), segmentation, corrections)
+        return correct_features(self.store.get(image, segmentation.config), segmentation, corrections,
+                                clusterer=self.gnn)
 
     # -- video and several images -------------------------------------------------------------------
     def segment_video(self, video, config: SegmentConfig | None = None, max_frames: int = 300,

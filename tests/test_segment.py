@@ -12,7 +12,7 @@ from PIL import Image
 from deepcut import ConfigError, SegmentConfig
 from deepcut.clustering.settle import SETTLED_NOTE
 from deepcut.graph.patch_graph import PatchGraph
-from deepcut.utils.masks import background_label, bbox_of, largest_component
+from deepcut.utils.masks import background_label, bbox_of, largest_component, present_labels
 
 
 def test_foreground_of_a_disc(color_model):
@@ -276,3 +276,5 @@ def test_num_segments_counts_the_distinct_labels_of_any_label_map(color_model):
     for labels in (np.array([[0, 5], [7, 5]], np.int32), rng.integers(0, 9, (40, 30)), np.zeros((3, 3), np.uint16),
                    np.array([[-1, 2], [2, 3]]), np.array([[0.5, 1.0]]), np.zeros((0, 4), np.int32)):
         assert dataclasses.replace(seg, labels=labels).num_segments == np.unique(labels).size, labels
+        present = present_labels(labels)  # the labels themselves, as np.unique gives them (what describe() reads)
+        assert np.array_equal(present, np.unique(labels)) and present.dtype == np.unique(labels).dtype, labels

@@ -63,7 +63,7 @@ def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):
 def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_threads):
     """One thread for small trainings; a large graph gets the ViT's count (here threads=2, as if 2 cores
     idled), or the idle cores as counted for the ViT pass just before; a count that is not recent is taken
-    again only for long trainings (counting costs 30 ms)."""
+    again for long trainings, and for short ones only where it needs no 30 ms wait."""
     import time
 
     from deepcut.utils.threads import GNN_MEASURE_WORK, GNN_PARALLEL_WORK
@@ -74,8 +74,13 @@ def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_thread
     auto = ThreadPolicy()
     auto._last = (time.monotonic(), 2)  # the ViT just counted two idle cores
     assert auto.gnn(1225, 10) == 2
-    auto._last = (time.monotonic() - 60, 2)  # long ago: not counted again for a short training
+    import deepcut.utils.threads as threads
+
+    auto._last = (time.monotonic() - 60, 2)  # long ago, and no reading of the counters to count from:
+    threads._last_reading.clear()  # a short training takes one thread rather than wait for a count
     assert auto.gnn(1225, 10) == GNN_THREADS and auto._last[0] < time.monotonic() - 30
+    time.sleep(threads.IDLE_WINDOW * 2)  # ... but with a reading of the last few seconds it counts, no wait
+    assert auto.gnn(1225, 10) >= 1 and auto._last[0] > time.monotonic() - 5
     assert auto.gnn(GNN_MEASURE_WORK, 1) >= 1 and auto._last[0] > time.monotonic() - 5  # counted again
     x = torch.randn(60, 16, generator=torch.Generator().manual_seed(0))
     model = DeepCutGNN.create(16, 2, torch.Generator().manual_seed(0))
@@ -92,9 +97,12 @@ def test_a_long_training_on_a_large_graph_uses_the_policys_threads(caller_thread
         return real(features, **kw)
 
     dc.gnn = spy
-    dc.segment(disc_image(288), resolution=288)  # 36 x 36 = 1296 patches, 10 epochs
+    img = disc_image(288)
+    seg = dc.segment(img, resolution=288)  # 36 x 36 = 1296 patches, 10 epochs
     dc.segment(disc_image(160), resolution=160, epochs=(10, 100, 10))  # 20 x 20 = 400 patches
     assert seen == [(1296, 10, 2), (400, 10, GNN_THREADS)]
+    fixed = dc.correct(img, seg, separate=[((130.0, 144.0), (160.0, 144.0))])  # a correction trains as segment()
+    assert len(seen) > 2 and {t for _, _, t in seen[2:]} == {2} and fixed.labels.shape == seg.labels.shape
 
 
 def test_vit_runs_on_the_requested_threads(caller_threads):
@@ -151,6 +159,49 @@ def test_idle_cores_sees_a_busy_core():
             p.join(5)
     assert min(busy) == 1  # every core is taken: only the floor of 1 thread is left
     assert 1 <= idle_cores() <= cores
+
+
+@pytest.mark.slow
+def test_idle_cores_counts_from_the_last_reading_without_waiting(monkeypatch):
+    """A count within IDLE_REUSE seconds of the previous one runs from that reading, with no sampling wait: it
+    still sees other processes' busy cores, and counts this process's own work as idle."""
+    import multiprocessing as mp
+    import time
+
+    import deepcut.utils.threads as threads
+
+    cores = available_cores()
+    if cores < 2:
+        pytest.skip("needs 2 cores to keep one busy")
+    idle_cores(window=0.05)  # a reading to count from
+    x = torch.randn(600, 600)
+    with torch_threads(cores):
+        start = time.monotonic()
+        while time.monotonic() - start < 0.3:  # this process keeps every core busy
+            x @ x
+    monkeypatch.setattr(threads.time, "sleep", _no_sleep)
+    assert idle_cores(window=0.2) == cores  # its own work is not competition
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    spinners = [ctx.Process(target=_spin, args=(stop,)) for _ in range(cores)]
+    monkeypatch.undo()
+    for p in spinners:
+        p.start()
+    try:
+        time.sleep(0.5)
+        idle_cores(window=0.05)
+        time.sleep(0.3)
+        monkeypatch.setattr(threads.time, "sleep", _no_sleep)
+        busy = idle_cores(window=0.2)
+    finally:
+        stop.set()
+        for p in spinners:
+            p.join(5)
+    assert busy == 1  # every core taken by others: the floor of 1 thread
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"idle_cores waited {seconds} s although a recent reading was there")
 
 
 def _spin(stop) -> None:

@@ -14,6 +14,7 @@ from ..errors import ConfigError, DeepCutError
 from ..stages.timings import Timings
 from ..utils.coerce import as_float
 from ..utils.files import atomic_path
+from ..utils.masks import present_labels
 from . import colors
 
 
@@ -79,10 +80,7 @@ class Segmentation:
     @property
     def num_segments(self) -> int:
         """Number of distinct labels in :attr:`labels`."""
-        labels = np.asarray(self.labels)
-        if labels.size and labels.dtype.kind in "iu" and int(labels.min()) >= 0:  # a count, not a sort: ~4x faster
-            return int(np.count_nonzero(np.bincount(labels.ravel())))
-        return int(np.unique(labels).size)
+        return int(present_labels(self.labels).size)
 
     def overlay(self, alpha: float = 0.5, boundaries: bool = True) -> Image.Image:
         """The input image with each segment tinted in its colour (``alpha``: colour opacity in ``[0, 1]``).

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..clustering.fit import Clusterer, fit
 from ..clustering.links import Link, Links
 from ..config import SegmentConfig
 from ..errors import ConfigError
@@ -28,7 +29,7 @@ from ..graph.patch_graph import graph_of
 from ..segmentation.finish import to_segmentation
 from ..segmentation.result import Segmentation
 from ..stages.run import NO_FOREGROUND, StageOutput, Tracking, relabel, run_stages
-from ..utils.masks import background_label
+from ..utils.masks import background_label, present_labels
 from ..utils.matching import best_matching, iou_matrix
 
 #: Each point speaks through at most this many patches (those most like it): the penalty stays cheap.
@@ -205,7 +206,7 @@ def describe(corrections: Sequence[Correction], old: Segmentation, new: Segmenta
     """What changed, in words: one sentence per correction (e.g. ``"joined segments 2 and 4"``), then the
     segments that vanished or appeared besides and the share of pixels that changed segment."""
     out = []
-    before, after = set(np.unique(old.labels).tolist()), set(np.unique(new.labels).tolist())
+    before, after = set(present_labels(old.labels).tolist()), set(present_labels(new.labels).tolist())
     for c in corrections:
         (x0, y0), (x1, y1) = ((int(x), int(y)) for x, y in c.points)
         a, b = int(old.labels[y0, x0]), int(old.labels[y1, x1])
@@ -230,7 +231,8 @@ def describe(corrections: Sequence[Correction], old: Segmentation, new: Segmenta
 
 
 def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Sequence[Correction],
-                     links: Links | None = None, previous: Segmentation | None = None) -> Segmentation:
+                     links: Links | None = None, previous: Segmentation | None = None,
+                     clusterer: Clusterer = fit) -> Segmentation:
     """:meth:`deepcut.DeepCut.correct` on the image's features (see the module doc).
 
     Args:
@@ -241,6 +243,8 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
         previous: the result the visitor saw before the last correction (``seg`` with the corrections but the
             last, as an app applies them one click at a time): the notes then describe the last correction
             alone, against ``previous`` (:func:`describe`), not every correction against ``seg``.
+        clusterer: trains each stage (:func:`~deepcut.clustering.fit.fit`; ``DeepCut.correct`` passes its own,
+            which picks the threads as ``segment`` does).
     """
     t0 = time.perf_counter()
     cfg: SegmentConfig = seg.config
@@ -251,8 +255,8 @@ def correct_features(feats: PatchFeatures, seg: Segmentation, corrections: Seque
     graph = graph_of(feats)
     models = copy.deepcopy(seg.models) if any(m is not None for m in seg.models) else None
     if models is None:  # no trained GNN kept: train the plain cut again (deterministic), then correct it
-        models = run_stages(graph, feats.grid, cfg).models
-    out = run_stages(graph, feats.grid, cfg, tracking=Tracking(warm=models, links=todo))
+        models = run_stages(graph, feats.grid, cfg, clusterer).models
+    out = run_stages(graph, feats.grid, cfg, clusterer, Tracking(warm=models, links=todo))
     labels, forced = _enforce(out.labels, todo, f, None if previous is None else len(corrections) - 1)
     if forced:
         out = _with_labels(out, labels, feats.grid)

@@ -50,3 +50,12 @@ def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if ys.size == 0:
         return None
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def present_labels(labels: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a label map (any shape), as ``np.unique`` gives them: for non-negative
+    integers by a count of each value (no sort of every pixel), else ``np.unique``."""
+    labels = np.asarray(labels)
+    if labels.size and labels.dtype.kind in "iu" and int(labels.min()) >= 0:
+        return np.flatnonzero(np.bincount(labels.ravel())).astype(labels.dtype)
+    return np.unique(labels)

@@ -61,20 +61,72 @@ def _cpu_times() -> tuple[float, float] | None:
     return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, all but guest time
 
 
+#: A reading of the counters is reused as the start of the next count for at most this many seconds.
+IDLE_REUSE = 5.0
+#: The last reading: ``(monotonic seconds, idle jiffies, total jiffies, this process's CPU seconds, its pid)``.
+#: Shared by every count in the process (a cache of the machine's counters: it changes speed, never results); a
+#: forked child does not count from its parent's reading.
+_last_reading: list[tuple[float, float, float, float, int]] = []
+
+
+def _reading() -> tuple[float, float, float, float, int] | None:
+    """Now, the machine's ``(idle, total)`` jiffies, this process's CPU seconds and its pid (None: no counters)."""
+    times = _cpu_times()
+    return None if times is None else (time.monotonic(), times[0], times[1], time.process_time(), os.getpid())
+
+
 def idle_cores(window: float = IDLE_WINDOW) -> int:
-    """How many of this process's cores were idle over the last ``window`` seconds (at least 1;
-    all of them where the CPU counters cannot be read, e.g. on macOS or Windows)."""
+    """How many of this process's cores other processes left idle over at least the last ``window`` seconds
+    (at least 1; all of them where the CPU counters cannot be read, e.g. on macOS or Windows).
+
+    The count runs from the previous reading of the counters when that is between ``window`` and
+    :data:`IDLE_REUSE` seconds old (no waiting: e.g. from the count before the last image), else it samples
+    ``window`` seconds now. Cores this process kept busy in between count as idle (its own work is not
+    competition): two requests served by threads of one process count each other as idle."""
+    count = _idle_cores(window, wait=True)
+    assert count is not None
+    return count
+
+
+def idle_cores_if_known(window: float = IDLE_WINDOW) -> int | None:
+    """:func:`idle_cores` where it needs no wait (a reading between ``window`` and :data:`IDLE_REUSE` seconds
+    old to count from), else None."""
+    return _idle_cores(window, wait=False)
+
+
+def _idle_cores(window: float, wait: bool) -> int | None:
+    """The count of :func:`idle_cores`; ``wait=False``: None where it would have to sample now."""
     cores = available_cores()
-    first = _cpu_times()
-    if first is None:
+    now = _reading()
+    if now is None:
         return cores
-    time.sleep(window)
-    second = _cpu_times()
-    if second is None or second[1] <= first[1]:
+    before = _last_reading[-1] if _last_reading and _last_reading[-1][4] == now[4] else None
+    if before is None or not window <= now[0] - before[0] <= IDLE_REUSE:
+        if not wait:
+            if before is None or now[0] - before[0] > IDLE_REUSE:
+                _last_reading[:] = [now]  # a start for the next count
+            return None
+        time.sleep(window)
+        before, now = now, _reading()
+        if now is None:
+            return cores
+    _last_reading[:] = [now]
+    ticks = _jiffies_per_second()
+    total = now[2] - before[2]
+    if total <= 0:
         return cores
-    idle_share = (second[0] - first[0]) / (second[1] - first[1])
+    own = max(0.0, now[3] - before[3]) * ticks  # this process's CPU time in jiffies
+    idle_share = min(1.0, (now[1] - before[1] + own) / total)
     machine = os.cpu_count() or cores
     return max(1, min(cores, round(idle_share * machine)))
+
+
+def _jiffies_per_second() -> float:
+    """The kernel's clock ticks per second (``/proc/stat``'s unit; 100 where it cannot be read)."""
+    try:
+        return float(os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, OSError, ValueError):
+        return 100.0
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -142,8 +194,8 @@ class ThreadPolicy:
         """Threads for one GNN training of ``epochs`` epochs on ``nodes`` nodes (its graph's propagation
         included): :data:`GNN_THREADS` below :data:`GNN_PARALLEL_WORK` node-epochs; above, ``threads`` if
         given, else the idle cores as last counted if that was recent (a fresh image: the ViT's count), else
-        counted now from :data:`GNN_MEASURE_WORK` node-epochs on (one thread below it: counting would cost
-        more than it saves)."""
+        counted now from :data:`GNN_MEASURE_WORK` node-epochs on, and below that only where the count needs no
+        wait (:func:`idle_cores_if_known`; else one thread: waiting would cost more than it saves)."""
         work = int(nodes) * int(epochs)
         if work < GNN_PARALLEL_WORK:
             return GNN_THREADS
@@ -152,7 +204,13 @@ class ThreadPolicy:
         recent = self._recent()
         if recent is not None:
             return recent
-        return self.vit() if work >= GNN_MEASURE_WORK else GNN_THREADS
+        if work >= GNN_MEASURE_WORK or os.environ.get(THREADS_ENV, "").strip():
+            return self.vit()
+        known = idle_cores_if_known()  # a count that costs no wait (a reading of the last few seconds)
+        if known is None:
+            return GNN_THREADS
+        self._last = (time.monotonic(), known)
+        return known
 
 
 @contextmanager
