@@ -248,3 +248,32 @@ def test_cluster_chooses_its_threads_as_segment_does(monkeypatch, caller_threads
     monkeypatch.setenv("DEEPCUT_THREADS", "2")
     cluster(large, k=3, epochs=50)
     assert seen[-1] == 2
+
+
+def test_the_spectral_cut_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    """NumPy/SciPy's BLAS runs on one thread inside blas_threads(1) and inside the spectral cut's solvers (its
+    spinning workers would take the cores from torch's next steps), and gets its setting back after."""
+    from threadpoolctl import threadpool_info
+
+    import deepcut.clustering.spectral as spectral
+    from deepcut.utils.threads import blas_threads
+
+    def blas() -> set[int]:
+        return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas()
+    assert before  # NumPy's BLAS is there to limit
+    with blas_threads(1):
+        assert blas() == {1}
+    assert blas() == before
+    seen: list[set[int]] = []
+    real = spectral.kmeans2
+
+    def spy(*args, **kwargs):
+        seen.append(blas())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(spectral, "kmeans2", spy)
+    f = torch.rand(200, 8, generator=torch.Generator().manual_seed(0))
+    labels = spectral.spectral_partition(torch.relu(f @ f.T), 3)
+    assert labels.shape == (200,) and seen and all(s == {1} for s in seen) and blas() == before

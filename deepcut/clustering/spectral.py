@@ -31,6 +31,7 @@ from ..graph.patch_graph import (
     knn_affinity,
     use_sparse,
 )
+from ..utils.threads import blas_threads
 from .result import ClusterResult
 
 #: Graphs :func:`spectral_fit` can cut.
@@ -94,6 +95,7 @@ def fuzzy_memberships(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return soft.astype(np.float32)
 
 
+@blas_threads(1)  # no spinning BLAS workers left behind for torch's next steps
 def kmeans(x: np.ndarray, k: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:
     """Best of ``n_init`` k-means++ runs (lowest inertia): ``(centroids (k, D), labels (N,))``."""
     rng = np.random.default_rng(int(seed))
@@ -142,6 +144,7 @@ def _top_eigenvectors(m: np.ndarray | scipy.sparse.linalg.LinearOperator, k: int
     return vecs[:, ::-1]
 
 
+@blas_threads(1)  # no spinning BLAS workers left behind for torch's next steps
 def spectral_embedding(a: np.ndarray | scipy.sparse.csr_matrix, k: int, tol: float = 1e-10
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``k`` eigenvectors of the normalized Laplacian of an affinity ``(N, N)`` (dense, or

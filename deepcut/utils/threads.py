@@ -214,6 +214,21 @@ class ThreadPolicy:
 
 
 @contextmanager
+def blas_threads(threads: int = 1) -> Iterator[None]:
+    """Run the block with NumPy's and SciPy's BLAS (OpenBLAS, MKL, …) on ``threads`` threads (``threadpoolctl``),
+    then restore its setting.
+
+    An OpenBLAS worker spins for a while after each call before it sleeps: on a small machine the spinning
+    workers take the cores from torch's next ~100 ms of work (20 cross-entropy steps of NCut's restart ran at a
+    third of their speed right after the spectral cut: docs/speed.md, *Threads*). The eigensolvers of the
+    spectral cut run as fast on one BLAS thread at these sizes."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(threads), user_api="blas"):
+        yield
+
+
+@contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads, then restore the caller's setting."""
     before = torch.get_num_threads()
