@@ -32,6 +32,9 @@ def test_gcn_products_in_bf16_are_float32_results_close_to_float32s():
     assert not torch.equal(out, exact)  # the product really ran in bf16
     assert float((out - exact).norm() / exact.norm()) < 1e-2
     assert float((wgrad - grad.T @ inp).norm() / (grad.T @ inp).norm()) < 1e-2
+    turned = gcn_weight_grad(grad, low, low.T.contiguous())  # the transposed product a training uses in bf16
+    assert turned.is_contiguous() and turned.dtype == torch.float32 and turned.shape == (16, 48)
+    assert float((turned - wgrad).norm() / wgrad.norm()) < 1e-2  # both bf16 products of the same numbers
     assert torch.equal(gcn_forward(low, weight), gcn_forward(low, weight, bias) - bias) or \
         torch.allclose(gcn_forward(low, weight), gcn_forward(low, weight, bias) - bias, atol=1e-6)
 

@@ -45,9 +45,9 @@ class RecordingGNN(DeepCutGNN):
 
     seen: list[int]
 
-    def training_step(self, inp, drop, loss_grad):
+    def training_step(self, inp, drop, loss_grad, inp_t=None):
         self.seen.append(torch.get_num_threads())
-        return super().training_step(inp, drop, loss_grad)
+        return super().training_step(inp, drop, loss_grad, inp_t)
 
 
 def test_gnn_trains_on_one_thread_and_gives_the_callers_back(caller_threads):

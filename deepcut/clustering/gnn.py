@@ -148,7 +148,8 @@ class DeepCutGNN(nn.Module):
         return gcn_forward(self.gcn_input(ax), self.gcn_weight, self.gcn_bias)  # float32: one fused kernel (addmm)
 
     @torch.no_grad()
-    def training_step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad) -> torch.Tensor:
+    def training_step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad,
+                      inp_t: torch.Tensor | None = None) -> torch.Tensor:
         """One training epoch's forward and backward pass, written out: sets every parameter's ``.grad``
         and returns the loss (0-d) of the soft assignments, for an optimiser step.
 
@@ -161,17 +162,18 @@ class DeepCutGNN(nn.Module):
                 products in bf16 (:func:`gcn_forward`, :func:`gcn_weight_grad`; :mod:`~deepcut.clustering.arithmetic`).
             drop: the epoch's ``(N, 32)`` dropout multipliers (:class:`DropoutMasks`).
             loss_grad: ``S (N, k) -> (loss, ∂loss/∂S (N, k))`` (e.g. :func:`~deepcut.clustering.losses.ncut_grad`).
+            inp_t: ``inp.T.contiguous()`` ``(D, N)``, for the weight's gradient in bf16 (:func:`gcn_weight_grad`).
         """
-        return self._step(inp, drop, loss_grad, False)[0]
+        return self._step(inp, drop, loss_grad, False, inp_t=inp_t)[0]
 
     @torch.no_grad()
-    def training_step_looking(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad
-                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_step_looking(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad,
+                              inp_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`training_step`, also returning the argmax ``(N,)`` of the soft assignments without dropout
         before this step (what :meth:`forward_propagated` in evaluation mode gives now, with the GCN's products in
         the dtype of ``inp``): one ``(N, 32) x (32, k)`` product more, instead of a whole evaluation forward pass.
         Returns ``(loss, argmax)``."""
-        value, looked = self._step(inp, drop, loss_grad, True)
+        value, looked = self._step(inp, drop, loss_grad, True, inp_t=inp_t)
         assert looked is not None
         return value, looked
 
@@ -181,8 +183,8 @@ class DeepCutGNN(nn.Module):
         ``(loss, ∂loss/∂logits)`` (e.g. :func:`cross_entropy_grad`)."""
         return self._step(inp, drop, logits_grad, False, True)[0]
 
-    def _step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad, look: bool, logits: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _step(self, inp: torch.Tensor, drop: torch.Tensor, loss_grad: LossGrad, look: bool, logits: bool = False,
+              inp_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One epoch's forward and backward pass (see :meth:`training_step`); ``look``: also the argmax;
         ``logits``: ``loss_grad`` takes the logits, not the soft assignments."""
         e0 = F.elu(gcn_forward(inp, self.gcn_weight, self.gcn_bias))
@@ -200,7 +202,7 @@ class DeepCutGNN(nn.Module):
         d1 = _elu_backward((dz @ self.mlp2.weight).mul_(drop), e1)
         self.mlp1.weight.grad, self.mlp1.bias.grad = d1.T @ e0, d1.sum(dim=0)
         d0 = _elu_backward(d1 @ self.mlp1.weight, e0)
-        self.gcn_weight.grad, self.gcn_bias.grad = gcn_weight_grad(d0, inp), d0.sum(dim=0)
+        self.gcn_weight.grad, self.gcn_bias.grad = gcn_weight_grad(d0, inp, inp_t), d0.sum(dim=0)
         return value, looked
 
     def head(self, h: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -237,11 +239,15 @@ def gcn_forward(inp: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return out if bias is None else out.add_(bias)
 
 
-def gcn_weight_grad(grad: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
-    """The GCN weight's gradient ``gradᵀ inp`` ``(H, D)``, float32, from the layer's output gradient ``grad``
-    ``(N, H)`` (float32) and its input ``inp`` ``(N, D)``, in the dtype of ``inp`` (see :func:`gcn_forward`)."""
+def gcn_weight_grad(grad: torch.Tensor, inp: torch.Tensor, inp_t: torch.Tensor | None = None) -> torch.Tensor:
+    """The GCN weight's gradient ``gradᵀ inp`` ``(H, D)``, float32 and contiguous, from the layer's output gradient
+    ``grad`` ``(N, H)`` (float32) and its input ``inp`` ``(N, D)``, in the dtype of ``inp`` (see :func:`gcn_forward`).
+    ``inp_t``: ``inp.T.contiguous()`` ``(D, N)`` where the caller keeps one (a training computes it once): a bf16
+    product then computes the transpose ``inpᵀ grad``, whose large factor needs no repacking at every call."""
     if inp.dtype == torch.float32:
         return grad.T @ inp
+    if inp_t is not None:
+        return (inp_t @ grad.to(inp_t.dtype)).T.to(torch.float32, memory_format=torch.contiguous_format)
     return (grad.to(inp.dtype).T @ inp).float()
 
 

@@ -31,18 +31,19 @@ def train(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad, opt: Stepper
     model.train()
     full = model.gcn_input(ax) if inp is None else inp  # float32, for the recorded assignments
     inp = full.to(dtype)
+    inp_t = inp.T.contiguous() if dtype != torch.float32 else None  # the bf16 weight gradient's factor
     shape = (ax.shape[0], model.mlp1.out_features)
     watch = SettleWatch(settle, start, clusters) if settle is not None and epochs > settle.after else None
     for epoch in range(start + 1, start + epochs + 1):
         drop, done = g_drop.next(shape), epoch - 1
         if watch is not None and done > start and watch.due(done):  # a look at the state after epoch `done`
-            value, looked = model.training_step_looking(inp, drop, objective)
+            value, looked = model.training_step_looking(inp, drop, objective, inp_t)
             if watch.settled(done, looked, history):  # this step's gradients are not applied
                 if record and record.get(done) is None:
                     record[done] = _looked_soft(model, ax, full)
                 break
         else:
-            value = model.training_step(inp, drop, objective)
+            value = model.training_step(inp, drop, objective, inp_t)
         opt.step()
         history.append(value)  # read back only at a look of the settle rule or the end: few GPU syncs
         if epoch in record:
