@@ -139,9 +139,11 @@ def check_precision(precision: object) -> str:
     return name
 
 
-def cpu_info() -> tuple[str, set[str]]:
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> tuple[str, frozenset[str]]:
     """This CPU's model name and feature flags, from ``/proc/cpuinfo`` (``model name`` on x86; on Arm the
-    implementer and part numbers), else :func:`platform.processor` and no flags."""
+    implementer and part numbers), else :func:`platform.processor` and no flags. Read once per process (every
+    GNN training asks for it, through the machine key of :mod:`~deepcut.clustering.arithmetic`)."""
     model, flags, arm = "", set[str](), list[str]()
     try:
         with open("/proc/cpuinfo") as f:
@@ -156,10 +158,10 @@ def cpu_info() -> tuple[str, set[str]]:
                     arm.append(value)
     except OSError:
         pass
-    return model or " ".join(arm) or platform.processor() or platform.machine(), flags
+    return model or " ".join(arm) or platform.processor() or platform.machine(), frozenset(flags)
 
 
-def _cpu_flags() -> set[str]:
+def _cpu_flags() -> frozenset[str]:
     """The CPU feature flags of ``/proc/cpuinfo`` (empty where it cannot be read)."""
     return cpu_info()[1]
 
