@@ -121,19 +121,21 @@ def gcn_dtype(precision: str) -> torch.dtype:
 
 def measure(dim: int, nodes: int = NODES, rounds: int = ROUNDS) -> dict[str, float]:
     """Seconds of the GCN layer's forward product and weight gradient of one epoch (``(nodes, dim)`` by
-    ``(dim, 64)`` and ``(64, nodes)`` by ``(nodes, dim)``), float32 against bf16 with float32 results, on the
+    ``(dim, 64)`` and ``(64, nodes)`` by ``(nodes, dim)``), float32 against bf16 with float32 results (each as
+    a training computes it: bf16's gradient from the transposed input, :func:`gcn_weight_grad`), on the
     CPU with torch's current threads: the fastest of ``rounds``, in turns. ``{"fp32": s, "bf16": s}``;
     bf16 is ``inf`` where this build cannot run it."""
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(nodes, dim, generator=g), torch.randn(HIDDEN, dim, generator=g)
     d = torch.randn(nodes, HIDDEN, generator=g)
-    ways = {"fp32": x, "bf16": x.bfloat16()}
+    low = x.bfloat16()
+    ways = {"fp32": (x, None), "bf16": (low, low.T.contiguous())}
     best = {name: math.inf for name in ways}
     for i in range(rounds + 1):
-        for name, inp in ways.items():
+        for name, (inp, inp_t) in ways.items():
             t = time.perf_counter()
             try:
-                gcn_forward(inp, w), gcn_weight_grad(d, inp)
+                gcn_forward(inp, w), gcn_weight_grad(d, inp, inp_t)
             except RuntimeError:  # no bf16 matrix product in this build
                 continue
             if i:  # the first round warms up
