@@ -46,6 +46,7 @@ from deepcut.backbones import list_backbones, tune  # noqa: E402
 from deepcut.backbones.arch import build_model  # noqa: E402
 from deepcut.backbones.precision import cpu_has_native_bf16  # noqa: E402
 from deepcut.backbones.specs import REGISTRY  # noqa: E402
+from deepcut.clustering.arithmetic import resolve  # noqa: E402
 from deepcut.clustering.gnn import DeepCutGNN, DropoutMasks, gcn_input_graph  # noqa: E402
 from deepcut.utils.threads import ThreadPolicy, torch_threads  # noqa: E402
 
@@ -433,7 +434,10 @@ def run() -> None:
         with torch_threads(threads):
             autograd_epochs(planted, 4, 100)
 
-    gnn_auto = {t: fit(planted, k=4, epochs=1, threads=t).precision for t in (1, idle)}  # measured now (temp cache)
+    gnn_auto = {}  # auto's choice, measured now (temp cache), on the threads of each row
+    for t in (1, idle):
+        with torch_threads(t):
+            gnn_auto[t] = resolve("auto", "cpu", planted.shape[1])
     gnn = best_times({"one": lambda: fit(planted, k=4, epochs=100, settle=None),
                       "one_fp32": lambda: fit(planted, k=4, epochs=100, settle=None, precision="fp32"),
                       "idle": lambda: fit(planted, k=4, epochs=100, threads=idle, settle=None),

@@ -46,8 +46,9 @@ MIN_GAIN = 1.25
 CACHE_FILE = "gnn.json"
 #: The size measured: one image's graph of ViT-S/8 at 280 px, the GCN's 64 outputs.
 NODES, HIDDEN = 1225, 64
-#: Timed rounds of each way (the fastest counts), after one warm-up.
-ROUNDS = 7
+#: Timed rounds of each way (the fastest counts), after one warm-up: enough that a moment of other work on the
+#: machine does not decide a choice that is stored for good.
+ROUNDS = 15
 
 #: Choices measured in this process, by :func:`cache_key`: what holds where the file cannot be written, and
 #: what ``$DEEPCUT_TUNE=force`` measured (once per process).

@@ -219,9 +219,8 @@ def blas_threads(threads: int = 1) -> Iterator[None]:
     then restore its setting.
 
     An OpenBLAS worker spins for a while after each call before it sleeps: on a small machine the spinning
-    workers take the cores from torch's next ~100 ms of work (20 cross-entropy steps of NCut's restart ran at a
-    third of their speed right after the spectral cut: docs/speed.md, *Threads*). The eigensolvers of the
-    spectral cut run as fast on one BLAS thread at these sizes."""
+    workers take the cores from torch's next steps (NCut's restart right after the spectral cut; docs/speed.md,
+    *Threads*, has the figures). The spectral cut's solvers therefore run on one BLAS thread."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=int(threads), user_api="blas"):
