@@ -355,7 +355,8 @@ def test_the_speed_command_prints_the_candidates(tmp_path, monkeypatch, capsys):
     assert "opt-in" in lines[end - 1] and "auto's pick" in out and "auto's stored choice" in out
     assert (tmp_path / tune.CACHE_FILE).is_file()
     # then the GNN's products, measured on one thread and stored (--store) as auto's choice for them
-    assert lines[end + 1].startswith("GNN, the GCN's two products of an epoch (1225 x 384 by 64)")
+    assert lines[end + 1].startswith("GNN, an epoch's three big products (the GCN's 1225 x 384 by 64, the loss's "
+                                     "1225 x 1225 by 4)")
     one = lines[end + 2]
     fp32_ms, bf16_ms = (float(one.split(f"{way} ")[1].split(" ms")[0]) for way in ("fp32", "bf16"))
     picked = one.split("auto's pick ")[1].split(";")[0]

@@ -7,9 +7,9 @@ to float32's, the mean and least per-patch cosine of its features to float32's, 
 it has one (OpenVINO, installed with the ``openvino`` extra: converting the ViT, once per backbone, layer
 and facet, then reading it back, and compiling it; not counted in its time), and which one ``auto`` picks
 from these figures and which one it has stored for this machine. ``--store`` records this measurement as
-``auto``'s choice. Then the GNN's: its GCN layer's two products per epoch at one image's size in float32
-and in bf16 (the best of at least 7 rounds), on one thread and on ``--threads``, and what ``auto`` takes
-(bf16 where it is 1.25 times faster or more; ``deepcut.clustering.arithmetic``) and has stored.
+``auto``'s choice. Then the GNN's: an epoch's three big products (the GCN layer's two, the loss's ``A S``) at
+one image's size in float32 and in bf16 (the best of at least 7 rounds), on one thread and on ``--threads``,
+and what ``auto`` takes (bf16 where it is 1.25 times faster or more; ``deepcut.clustering.arithmetic``) and has stored.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def _gnn_lines(rows: list[dict], dim: int) -> list[str]:
 
     if not rows:
         return ["GNN: float32 (bf16 products are chosen on the CPU only)"]
-    lines = [f"GNN, the GCN's two products of an epoch ({arithmetic.NODES} x {dim} by {arithmetic.HIDDEN}): "
+    lines = [f"GNN, an epoch's three big products (the GCN's {arithmetic.NODES} x {dim} by {arithmetic.HIDDEN}, "
+             f"the loss's {arithmetic.NODES} x {arithmetic.NODES} by 4): "
              f"auto takes bf16 where it is {arithmetic.MIN_GAIN}x faster or more"]
     for r in rows:
         lines.append(f"  {r['threads']} thread{'s' if r['threads'] > 1 else ''}: fp32 {r['fp32_s'] * 1e3:.2f} ms, "

@@ -1,15 +1,20 @@
-"""The GNN's arithmetic: float32, or the GCN layer's two big products in bfloat16 where this machine runs
-them faster.
+"""The GNN's arithmetic: float32, or an epoch's three big products in bfloat16 where this machine runs them
+faster.
 
 An epoch of the per-image GNN multiplies the fixed propagation ``Â X`` ``(N, D)`` by the GCN's weights
-``(D, 64)`` (forward) and the layer's output gradient ``(N, 64)`` by ``Â X`` (the weights' gradient): the two
-largest products of the epoch. With ``"bf16"`` both read ``Â X`` and their other factor as bfloat16 and
-give float32 results, and so does the product that makes ``Â X`` once per graph (dense graphs); everything
-else (the graph, the head, the softmax, the loss and its ``A S``, the optimiser, the parameters, and NCut's
-restart from the spectral cut, on a float32 ``Â X`` of its own) stays float32. On a CPU with bf16 matrix
-units (AMX) the two ran 1.4–1.7 times faster than in float32; elsewhere bf16 may be slower.
+``(D, 64)`` (forward), the layer's output gradient ``(N, 64)`` by ``Â X`` (the weights' gradient), and, in the
+loss, the dense graph ``A`` ``(N, N)`` by the soft assignments ``S`` ``(N, k)``: the largest products of the
+epoch, ``A S`` the largest read (``N²`` entries). With ``"bf16"`` the GCN's two read ``Â X`` and their other
+factor as bfloat16, ``A S`` reads a bf16 copy of the graph (made once per graph, kept with a cached image's
+propagation, :func:`~deepcut.clustering.objective.low_affinity`) and ``S`` in bf16, and so does the product
+that makes ``Â X`` once per graph (dense graphs); each gives a float32 tensor of bf16-rounded values (the
+CPU's bf16 kernels round their results). Everything else (the graph's degrees, the head, the softmax, the
+loss's other terms, the optimiser, the parameters, and NCut's restart from the spectral cut, on a float32
+``Â X`` and ``A S`` of its own) stays float32. On a CPU with bf16 matrix units (AMX) the products ran 1.4–2
+times faster than in float32, and the epoch's other steps gain too, as less of the cache is taken by ``A``;
+elsewhere bf16 may be slower.
 
-``"auto"`` (the default) is chosen by measurement where it runs (:func:`measure`: the two products at one
+``"auto"`` (the default) is chosen by measurement where it runs (:func:`measure`: the three products at one
 image's size, in turns, both ways; :func:`pick`) and remembered on disk beside the ViT's engine choices
 (``gnn.json`` in :func:`~deepcut.utils.files.cache_dir`, keyed by the machine, the torch version, the feature
 width and the threads: :func:`cache_key`), so that every later process on the machine trains the same way;
@@ -31,7 +36,8 @@ from ..backbones.precision import machine
 from ..backbones.tune import locked, tune_mode
 from ..errors import ConfigError
 from ..utils.files import cache_dir, read_json_dict, write_cache_json
-from .gnn import gcn_forward, gcn_weight_grad
+from .gnn import gcn_forward, gcn_weight_grad, soft_assign
+from .losses import graph_product
 
 __all__ = ["ENV", "GNN_PRECISIONS", "MIN_GAIN", "cache_key", "check_precision", "choose", "gcn_dtype", "measure",
            "pick", "pinned", "resolve", "stored_choice"]
@@ -121,22 +127,25 @@ def gcn_dtype(precision: str) -> torch.dtype:
 
 
 def measure(dim: int, nodes: int = NODES, rounds: int = ROUNDS) -> dict[str, float]:
-    """Seconds of the GCN layer's forward product and weight gradient of one epoch (``(nodes, dim)`` by
-    ``(dim, 64)`` and ``(64, nodes)`` by ``(nodes, dim)``), float32 against bf16 with float32 results (each as
-    a training computes it: bf16's gradient from the transposed input, :func:`gcn_weight_grad`), on the
+    """Seconds of one epoch's large products: the GCN layer's forward product and weight gradient (``(nodes, dim)``
+    by ``(dim, 64)`` and ``(64, nodes)`` by ``(nodes, dim)``) and the loss's ``A S`` (``(nodes, nodes)`` by
+    ``(nodes, 4)``), float32 against bf16 with float32 results (each as a training computes it: bf16's gradient
+    from the transposed input, :func:`gcn_weight_grad`; ``A S`` from the bf16 copy of the graph), on the
     CPU with torch's current threads: the fastest of ``rounds``, in turns. ``{"fp32": s, "bf16": s}``;
     bf16 is ``inf`` where this build cannot run it."""
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(nodes, dim, generator=g), torch.randn(HIDDEN, dim, generator=g)
     d = torch.randn(nodes, HIDDEN, generator=g)
+    adj, s = torch.rand(nodes, nodes, generator=g), soft_assign(torch.randn(nodes, 4, generator=g))
+    adj = adj + adj.T  # symmetric, as every affinity
     low = x.bfloat16()
-    ways = {"fp32": (x, None), "bf16": (low, low.T.contiguous())}
+    ways = {"fp32": (x, None, None), "bf16": (low, low.T.contiguous(), adj.bfloat16())}
     best = {name: math.inf for name in ways}
     for i in range(rounds + 1):
-        for name, (inp, inp_t) in ways.items():
+        for name, (inp, inp_t, graph) in ways.items():
             t = time.perf_counter()
             try:
-                gcn_forward(inp, w), gcn_weight_grad(d, inp, inp_t)
+                gcn_forward(inp, w), gcn_weight_grad(d, inp, inp_t), graph_product(adj, s, graph)
             except RuntimeError:  # no bf16 matrix product in this build
                 continue
             if i:  # the first round warms up

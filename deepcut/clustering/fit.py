@@ -17,7 +17,7 @@ from .arithmetic import gcn_dtype, resolve
 from .checks import as_features, check_fit
 from .gnn import DeepCutGNN, DropoutMasks, LossGrad, cross_entropy_grad
 from .links import Links
-from .objective import Affinity, graph_of_these, objective_of, propagation
+from .objective import Affinity, graph_of_these, low_affinity, objective_of, propagation
 from .optim import adamw
 from .result import Clusterer, ClusterResult
 from .settle import SETTLE, Settle, settled_words
@@ -96,7 +96,8 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
         memo = graph if adj is None and graph_of_these(graph, x) else None
-        ax, objective = propagation(x, a, loss, memo, alpha, dtype), objective_of(x, a, loss)
+        low = low_affinity(a, loss, memo, alpha, dtype)  # the dense graph in bf16 where the products read bf16
+        ax, objective = propagation(x, a, loss, memo, alpha, dtype, low), objective_of(x, a, loss, low)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = assign(model, ax)
@@ -104,8 +105,9 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
                                    g_drop, record, dtype)
         first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
-            exact = (lambda: ax) if dtype == torch.float32 else (lambda: propagation(x, a, loss, memo, alpha))
-            model, soft, extra, note, start = _reach_k(x, a, exact, objective, model, soft, int(epochs), int(seed), lr,
+            exact = (lambda: (ax, objective)) if dtype == torch.float32 else \
+                (lambda: (propagation(x, a, loss, memo, alpha), objective_of(x, a, loss)))
+            model, soft, extra, note, start = _reach_k(x, a, exact, model, soft, int(epochs), int(seed), lr,
                                                        note, record, max_epochs, not warm, len(history), settle,
                                                        [int(e) for e in snapshots])
     return _result(model, soft, k_eff, note, record, history, (extra, first, start),
@@ -211,8 +213,8 @@ def _graph_of(x: torch.Tensor, adj: Affinity | None, graph: PatchGraph | None, l
     return a
 
 
-def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], torch.Tensor], objective: LossGrad,
-             model: DeepCutGNN, soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
+def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], tuple[torch.Tensor, LossGrad]], model: DeepCutGNN,
+             soft: torch.Tensor, epochs: int, seed: int, lr: float, note: str | None,
              record: dict[int, torch.Tensor | None], cap: int | None = None, restart: bool = True,
              first_epochs: int | None = None, settle: Settle | None = None, marks: Sequence[int] | None = None
              ) -> tuple[DeepCutGNN, torch.Tensor, list[torch.Tensor], str | None, torch.Tensor | None]:
@@ -232,7 +234,8 @@ def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], torch.Tensor], ob
     it learned the spectral cut, before NCut's epochs (None: no restart kept, or ``record`` empty). ``record``:
     as :func:`~deepcut.clustering.train.train`'s; a kept restart's epoch ``e`` is recorded as ``first_epochs + e``
     where ``e`` was asked for (``marks``, default ``record``'s epochs), a discarded one records nothing. The restart
-    trains in float32 whatever :func:`fit`'s ``precision``, on the float32 propagation ``exact()`` ``(N, D)``: on the
+    trains in float32 whatever :func:`fit`'s ``precision``: ``exact()`` gives the float32 propagation ``(N, D)`` and
+    objective (its ``A S`` in float32; it also compares the two tries' losses): on the
     near-complete graphs where it is needed, bf16 products changed its labels on 5 of 16 held-out images
     (``benchmarks/gnn_precision.py --images 4`` while it still ran in bf16). ``cap``:
     the most epochs in all; ``restart=False`` (a warm start, e.g. the GNN of the previous video frame, whose
@@ -243,7 +246,7 @@ def _reach_k(x: torch.Tensor, a: Affinity, exact: Callable[[], torch.Tensor], ob
     first = used(soft)
     if first == k or not NCUT_RESTART:
         return model, soft, [], note, None
-    found, ax = f"NCut found {first} of the k = {k} segments asked for", exact()
+    found, (ax, objective) = f"NCut found {first} of the k = {k} segments asked for", exact()
     distinct = torch.unique(ax, dim=0).shape[0]
     if distinct < k:
         return model, soft, [], _join(note, f"{found}: only {distinct} patches differ at all (fewer than {k} "

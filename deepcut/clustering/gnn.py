@@ -109,17 +109,20 @@ class DeepCutGNN(nn.Module):
         return self
 
     @staticmethod
-    def propagate(x: torch.Tensor, adj: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def propagate(x: torch.Tensor, adj: torch.Tensor, dtype: torch.dtype = torch.float32,
+                  low: torch.Tensor | None = None) -> torch.Tensor:
         """``Â X`` ``(N, D)`` for node features ``x`` ``(N, D)`` and the GCN's graph ``adj`` ``(N, N)``
         (dense, or sparse COO: then ``O(E D)`` time and no ``N x N`` tensor). Dense, computed as
         ``D^-1/2 (A (D^-1/2 X))``: the scaling touches ``N x D`` entries instead of ``N x N`` twice; ``dtype``:
-        what its product reads (bfloat16: a float32 result of bf16 factors; the degrees stay float32)."""
+        what its product reads (bfloat16: a float32 result of bf16 factors; the degrees stay float32); ``low``:
+        ``adj`` already in ``dtype`` where the caller keeps one."""
         if adj.is_sparse:
             return torch.sparse.mm(gcn_normalize(adj), x)
         d = gcn_degree_scale(adj.sum(dim=-1)).unsqueeze(-1)
         if dtype == torch.float32:
             return d * (adj @ (d * x))
-        return d * (adj.to(dtype) @ (d * x).to(dtype)).float()
+        low = adj.to(dtype) if low is None else low
+        return d * (low @ (d * x).to(dtype)).float()
 
     @torch.no_grad()
     def standardise(self, ax: torch.Tensor) -> "DeepCutGNN":

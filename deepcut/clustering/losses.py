@@ -47,6 +47,21 @@ def _symmetric_matmul(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> t
     return torch.nn.functional.linear(s.T, adj).T  # Sᵀ Aᵀ = Sᵀ A
 
 
+def graph_product(adj: torch.Tensor | CompactAffinity, s: torch.Tensor,
+                  low: torch.Tensor | None = None) -> torch.Tensor:
+    """``A S`` ``(N, k)`` as :func:`ncut_grad` and :func:`cc_grad` compute it: from ``low`` (the dense ``adj`` in
+    bf16, :func:`_low_matmul`) where given, else from ``adj`` (symmetric)."""
+    return _symmetric_matmul(adj, s) if low is None else _low_matmul(low, s)
+
+
+def _low_matmul(low: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``A S`` ``(N, k)`` float32 from ``low``, a dense ``A`` ``(N, N)`` stored in bfloat16, and float32 ``s``
+    ``(N, k)``: ``S`` is read in bf16 too, each product's result rounded to bf16 (the CPU's bf16 kernels give bf16
+    results), relative error ~0.2 % (:mod:`~deepcut.clustering.arithmetic`). ``S`` is made row-major for the
+    product: the faster order on the CPU for the column-major ``S`` of :func:`~deepcut.clustering.gnn.soft_assign`."""
+    return (low @ s.to(low.dtype, memory_format=torch.contiguous_format)).float()
+
+
 def sparse_csr(adj: torch.Tensor) -> torch.Tensor:
     """A sparse COO ``(N, N)`` as CSR, the faster layout for the ``A S`` of every training epoch."""
     with warnings.catch_warnings():
@@ -106,7 +121,7 @@ def ncut_loss(
 
 
 def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torch.Tensor | None = None,
-              ideal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              ideal: torch.Tensor | None = None, low: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepCut's NCut training objective ``cut + ortho`` of :func:`ncut_loss` and its gradient w.r.t. ``s``,
     written out: ``(loss (0-d), ∂loss/∂S (N, k))`` for a constant, symmetric ``adj`` ``(N, N)`` (dense, sparse or
     compact), ``s`` ``(N, k)``, the degrees ``degree`` ``(N,)`` and ``ideal = I/√k`` ``(k, k)`` if already known
@@ -117,10 +132,11 @@ def ncut_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor, degree: torc
     With ``AS = A S``, ``num = tr(SᵀAS)``, ``den = Σ_i d_i ‖S_i‖²``, ``M = SᵀS``, ``n = ‖M‖_F`` and
     ``P = M / n - I/√k`` (``ortho = ‖P‖_F``): ``∂cut/∂S = -2 AS / den + 2 num (d ⊙ S) / den²`` and
     ``∂ortho/∂S = 2 S G`` with ``G = (P - M ⟨P, M⟩ / n²) / (ortho · n)`` (0 when ``ortho = 0``, as autograd's).
+    ``low``: ``adj`` (dense) in bfloat16, for ``A S`` in bf16 (:func:`_low_matmul`; the degrees stay ``adj``'s).
     """
     d = row_sums(adj) if degree is None else degree
     s = s.detach()
-    a_s = _symmetric_matmul(adj, s)
+    a_s = graph_product(adj, s, low)
     ds = d.unsqueeze(-1) * s
     num, den = (s * a_s).sum(), (ds * s).sum()
     m = s.T @ s
@@ -139,11 +155,12 @@ def ortho_target(s: torch.Tensor) -> torch.Tensor:
     return torch.eye(k, dtype=s.dtype, device=s.device) / math.sqrt(k)
 
 
-def cc_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cc_grad(adj: torch.Tensor | CompactAffinity, s: torch.Tensor,
+            low: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`cc_loss` and its gradient ``-2 A S`` w.r.t. ``s`` ``(N, k)`` (``adj`` ``(N, N)`` symmetric,
-    constant): ``(loss (0-d), ∂loss/∂S (N, k))``."""
+    constant): ``(loss (0-d), ∂loss/∂S (N, k))``. ``low``: as :func:`ncut_grad`'s."""
     s = s.detach()
-    a_s = _symmetric_matmul(adj, s)
+    a_s = graph_product(adj, s, low)
     return -(s * a_s).sum(), a_s * -2.0
 
 
