@@ -23,7 +23,6 @@ norms and prefix tokens live (see :mod:`deepcut.backbones.dinov2`), and how posi
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +35,7 @@ from torch import nn
 from ..errors import ConfigError
 from .base import Backbone, TokenState
 from .openvino_engine import OpenVinoRunner
+from .positions import ResizedPositions
 from .precision import Engine, autocast, check_precision, default_engine, parse_engine, quantize_int8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -85,39 +85,6 @@ def _register_blocked() -> None:
     AttentionInterface.register(_BLOCKED, blocked_attention)
 
 
-def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
-                          antialias: bool = False, offset: float = 0.1) -> torch.Tensor:
-    """Resize learned position embeddings ``(1, prefix + n0*n0, D)`` to a ``grid`` of patches.
-
-    Bicubic, the way the original models do it. DINO (and DINOv2 without registers) pass a *scale
-    factor* ``(h + offset) / n0, (w + offset) / n0`` with ``offset=0.1`` (a kludge against rounding,
-    see facebookresearch/dino#8); since ``F.interpolate`` then samples at ``1 / scale`` rather than
-    ``n0 / h``, this differs from resizing to ``size=grid`` (by 3-4 % in the layer-11 keys at 280 px),
-    so the exact formula matters for features equal to DINO's own. ``offset=0`` resizes to
-    ``size=grid`` (DINOv2 with registers, which also uses ``antialias``). The embeddings are
-    returned unchanged when the grid is already ``n0 x n0``. Returns ``(1, prefix + h*w, D)``.
-    """
-    cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
-    n0 = int(math.isqrt(patch_pos.shape[1]))
-    if n0 * n0 != patch_pos.shape[1]:
-        raise ValueError(f"position embeddings of {patch_pos.shape[1]} patches are not a square grid")
-    if (n0, n0) == tuple(grid):
-        return pos
-    dim = pos.shape[-1]
-    patch_pos = patch_pos.reshape(1, n0, n0, dim).permute(0, 3, 1, 2).float()
-    if offset:
-        scale = ((grid[0] + offset) / n0, (grid[1] + offset) / n0)
-        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", align_corners=False,
-                                  antialias=antialias, recompute_scale_factor=False)
-    else:
-        patch_pos = F.interpolate(patch_pos, size=tuple(grid), mode="bicubic", align_corners=False,
-                                  antialias=antialias)
-    if tuple(patch_pos.shape[-2:]) != tuple(grid):
-        raise ValueError(f"position embeddings resized to {tuple(patch_pos.shape[-2:])}, expected {tuple(grid)}")
-    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
-    return torch.cat([cls_pos, patch_pos], dim=1)
-
-
 class ViTBackbone(Backbone):
     """A ``transformers`` ``ViTModel`` (DINO v1 layout) used as a dense feature extractor.
 
@@ -135,7 +102,8 @@ class ViTBackbone(Backbone):
     family = "vit"
     #: whether position embeddings are resized with antialiasing (as the model's own code does)
     pos_antialias = False
-    #: DINO's ``(n + 0.1) / n0`` scale factor (see :func:`interpolate_pos_embed`); 0: resize to the grid.
+    #: DINO's ``(n + 0.1) / n0`` scale factor (:func:`~deepcut.backbones.positions.interpolate_pos_embed`); 0: resize
+    #: to the grid.
     pos_offset = 0.1
 
     def __init__(self, model: nn.Module, name: str, source: str,
@@ -148,6 +116,7 @@ class ViTBackbone(Backbone):
         self._copies: dict[str, HFModule] | None = None  # the engines' models, while trying engines
         self._runner: OpenVinoRunner | None = None  # the OpenVINO engine's runner (None: a torch engine)
         self._runners: dict[str, OpenVinoRunner] = {}  # the OpenVINO runners made, by precision
+        self._positions = ResizedPositions()  # the position embeddings, resized once per grid
         self.attention = "sdpa"
         self.set_attention("sdpa")
         cfg: HFModule = model.config
@@ -321,10 +290,10 @@ class ViTBackbone(Backbone):
         return 0
 
     def _add_positions(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """Add position embeddings, resized to ``grid``, to ``(B, 1 + h*w, D)`` CLS + patch tokens."""
-        pos = interpolate_pos_embed(self.model.embeddings.position_embeddings, grid, prefix=1,
-                                    antialias=self.pos_antialias, offset=self.pos_offset)
-        return tokens + pos
+        """Add position embeddings, resized to ``grid`` (once per grid: :class:`ResizedPositions`), to
+        ``(B, 1 + h*w, D)`` CLS + patch tokens."""
+        return tokens + self._positions(self.model.embeddings.position_embeddings, grid, 1, self.pos_antialias,
+                                        self.pos_offset)
 
     def _run_block(self, block: nn.Module, hidden: torch.Tensor, state: TokenState | None = None) -> torch.Tensor:
         """Block ``block`` on ``hidden``; ``state`` carries what a family's blocks need besides (DINOv3's
