@@ -3,8 +3,10 @@ product, each kept once in a cached image's memo, the graph's bf16 copy, and the
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from deepcut.clustering.checks import as_features
 from deepcut.clustering.gnn import DeepCutGNN, gcn_input_graph, soft_assign
 from deepcut.clustering.losses import graph_product
 from deepcut.clustering.objective import graph_of_these, low_affinity, objective_of, propagation
@@ -68,3 +70,20 @@ def test_the_objective_with_the_graph_in_bf16_is_close_to_float32s():
         assert not torch.equal(g16, g32)  # A S really ran in bf16
         assert float((g16 - g32).norm() / g32.norm()) < 1e-2 and abs(float(v16 - v32)) < 1e-2 * abs(float(v32)) + 1e-4
         assert torch.allclose(graph_product(a, s, a.bfloat16()), graph_product(a, s), rtol=1e-2, atol=1e-2)
+
+
+def test_a_graph_of_inference_mode_features_is_known_without_comparing_them(monkeypatch):
+    """A cached image's features come from inference mode, and :func:`as_features` copies them: the graph of
+    those very features is known by their memory, not by comparing every number."""
+    with torch.inference_mode():
+        f = torch.randn(200, 16, generator=torch.Generator().manual_seed(6))
+    graph = PatchGraph(f, memo={})
+    x = as_features(f)
+    assert x.data_ptr() != f.data_ptr() and torch.equal(x, f)  # a copy
+    monkeypatch.setattr(torch, "equal", lambda *a: pytest.fail("compared every number"))
+    assert graph_of_these(graph, x, f)
+    monkeypatch.undo()
+    assert graph_of_these(graph, x)  # without what x was made from: compared, the same
+    other = x.clone()
+    other[0, 0] += 1
+    assert not graph_of_these(graph, other, other) and not graph_of_these(graph, other)

@@ -95,7 +95,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         dtype, warm = gcn_dtype(arithmetic), model is not None
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
-        memo = graph if adj is None and graph_of_these(graph, x) else None
+        memo = graph if adj is None and graph_of_these(graph, x, features) else None
         low = low_affinity(a, loss, memo, alpha, dtype)  # the dense graph in bf16 where the products read bf16
         ax, objective = propagation(x, a, loss, memo, alpha, dtype, low), objective_of(x, a, loss, low)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}

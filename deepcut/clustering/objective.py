@@ -74,13 +74,21 @@ def objective_of(x: torch.Tensor, a: Affinity, loss: str, low: torch.Tensor | No
     return ncut
 
 
-def graph_of_these(graph: PatchGraph | None, x: torch.Tensor) -> bool:
-    """Whether ``graph`` is a graph of exactly the features ``x`` (so that what its memo keeps holds for them)."""
+def graph_of_these(graph: PatchGraph | None, x: torch.Tensor, given: object = None) -> bool:
+    """Whether ``graph`` is a graph of exactly the features ``x`` (so that what its memo keeps holds for them);
+    ``given``: what ``x`` was made from (e.g. the inference-mode tensor :func:`~deepcut.clustering.checks.as_features`
+    copied), where the caller has it: the graph's own features answer without comparing every number."""
     if graph is None or graph.memo is None:
         return False
     f = graph.features
     if f.shape != x.shape or f.device != x.device:
         return False
-    if f.dtype == x.dtype and f.stride() == x.stride() and f.data_ptr() == x.data_ptr():
+    if _same_memory(f, x) or (isinstance(given, torch.Tensor) and _same_memory(f, given)):
         return True  # the very same numbers in memory (no N x D comparison)
     return bool(torch.equal(f.float(), x))
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` are the same numbers by their memory: same shape, dtype, device, strides and start."""
+    return (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and a.stride() == b.stride()
+            and a.data_ptr() == b.data_ptr())
