@@ -258,6 +258,33 @@ def test_colliding_stems_get_output_names_of_their_own(tmp_path):
         assert Image.open(labels).size == Image.open(name).size
 
 
+def test_a_later_run_into_the_folder_keeps_the_earlier_runs_records(tmp_path):
+    """Nothing is lost in a batch, also across runs: a second run into the same --out lists its own images at the
+    top of results.json and keeps, under ``earlier``, the records (and failures) of the images it does not redo,
+    with the settings they were made with; an image run again has one record, the latest."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, size in [("a.png", 48), ("b.png", 56)]:
+        Image.fromarray(disc_image(size)).save(src / name)
+    (src / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    a, b, broken = (str(src / n) for n in ("a.png", "b.png", "broken.png"))
+    assert _cli(["segment", a, broken, "--out", str(out), *FAST, "-k", "3"]) == 1
+    first = json.loads((out / "results.json").read_text())
+    assert "earlier" not in first
+    assert _cli(["segment", b, "--out", str(out), *FAST]) == 0
+    second = json.loads((out / "results.json").read_text())
+    assert set(second["files"]) == {b} and second["config"]["k"] == 2
+    (run,) = second["earlier"]
+    assert run["files"] == first["files"] and run["failures"] == first["failures"] and run["config"]["k"] == 3
+    assert all(Path(p).is_file() for p in run["files"][a]["outputs"].values())  # a's files are still there
+    assert _cli(["segment", a, "--out", str(out), *FAST]) == 0  # a again: its latest record only
+    third = json.loads((out / "results.json").read_text())
+    assert set(third["files"]) == {a} and third["failures"] == {}
+    assert [set(r["files"]) for r in third["earlier"]] == [{b}, set()]
+    assert set(third["earlier"][1]["failures"]) == {broken} and third["earlier"][0]["files"][b] == second["files"][b]
+
+
 def test_a_users_file_named_like_an_output_is_never_deleted_skipped_or_overwritten(tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

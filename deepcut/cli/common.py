@@ -126,12 +126,14 @@ def file_error(path: Path, exc: Exception | str) -> str:
 
 def write_results(out: OutDir, model, config, files: dict, failures: dict, **extra) -> Path:
     """Write ``results.json`` into ``out`` atomically: the backbone, the config, ``extra``, then every
-    file's record and the failures; returns its path. The first write reserves it in the folder's
-    manifest; :func:`finish_results` records it."""
+    file's record and the failures, and (``earlier``) the records of earlier runs into ``out`` that this run
+    leaves standing (:meth:`~deepcut.cli.outdir.OutDir.earlier_runs`); returns its path. The first write reserves
+    it in the folder's manifest; :func:`finish_results` records it."""
+    earlier = out.earlier_runs()  # read before this run's first write replaces the file
     if out.manifest.entries.get(RESULTS_NAME) != {"pending": True}:
         out.manifest.reserve([RESULTS_NAME])
     summary = {"backbone": model.backbone.describe(), "config": model.store.config(config).to_dict(), **extra,
-               "files": files, "failures": failures}
+               "files": files, "failures": failures, **({"earlier": earlier} if earlier else {})}
     return write_json_atomic(out.path / RESULTS_NAME, summary)
 
 

@@ -132,6 +132,41 @@ def listed_outputs(folder: Path) -> set[Path]:
     return found
 
 
+def _standing_runs(path: Path, inputs: set[Path], names: set[str]) -> list[dict]:
+    """:meth:`OutDir.earlier_runs` of the ``results.json`` at ``path`` (none where it is missing or unreadable),
+    for a run of ``inputs`` (real paths) writing the output ``names`` (casefolded)."""
+    try:
+        data = json.loads(path.read_bytes()) if path.is_file() and path.stat().st_size <= (64 << 20) else None
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return []
+    earlier = data.get("earlier")
+    runs = [data, *(r for r in (earlier if isinstance(earlier, list) else []) if isinstance(r, dict))]
+    seen, kept = set(inputs), []
+    for run in runs:  # the latest first: a file's latest record wins
+        files, failures = run.get("files"), run.get("failures")
+        files = {p: r for p, r in (files.items() if isinstance(files, dict) else ())
+                 if _stands(p, r, seen, names)}
+        failures = {p: why for p, why in (failures.items() if isinstance(failures, dict) else ())
+                    if isinstance(p, str) and real_path(p) not in seen and p not in files}
+        seen |= {real_path(p) for p in [*files, *failures]}
+        if files or failures:
+            kept.append({"backbone": run.get("backbone"), "config": run.get("config"), "files": files,
+                         "failures": failures})
+    return kept
+
+
+def _stands(path: object, record: object, seen: set[Path], names: set[str]) -> bool:
+    """Whether an earlier run's ``record`` of the input ``path`` still holds: not an input redone (``seen``), and
+    none of its outputs is one of this run's output ``names``."""
+    if not isinstance(path, str) or not isinstance(record, dict) or real_path(path) in seen:
+        return False
+    outputs = record.get("outputs")
+    return not any(isinstance(v, str) and Path(v).name.casefold() in names
+                   for v in (outputs.values() if isinstance(outputs, dict) else ()))
+
+
 def safe_stem(stem: str) -> str:
     """``stem`` cut to :data:`MAX_STEM_BYTES` (at a character boundary); ``image`` if empty."""
     raw = os.fsencode(stem)
@@ -150,6 +185,8 @@ class OutDir:
         self.manifest = self.manifests.of(self.path)
         self.real = real_path(self.path)
         self._inputs_here: set[str] = set()
+        self._planned: list[tuple[Path, str]] = []  # this run's inputs and their stems (plan)
+        self._earlier: list[dict] | None = None  # what earlier runs' results.json keeps (earlier_runs)
 
     def is_own(self, f: Path, listed: set[Path]) -> bool:
         """Whether the input ``f`` is one of DeepCut's outputs: in its folder's manifest, or (folders
@@ -192,7 +229,20 @@ class OutDir:
                 n += 1
             taken.update(name.casefold() for name in names)
             stems.append(stem)
+        self._planned += list(zip(files, stems, strict=True))
         return stems
+
+    def earlier_runs(self) -> list[dict]:
+        """The records of earlier runs into this folder that this run leaves standing, for ``results.json``'s
+        ``earlier``: read once, at the run's first write of it (under the folder's lock), from the
+        ``results.json`` there (DeepCut's: :func:`check_results_name` refused any other). Each earlier run
+        (the latest first) keeps its backbone and config and the files and failures of the inputs this run does
+        not redo and whose outputs this run does not replace; a run with none of them is left out."""
+        if self._earlier is None:
+            inputs = {real_path(f) for f, _ in self._planned}
+            names = {f"{stem}_{kind}.png".casefold() for _, stem in self._planned for kind in OUTPUT_KINDS}
+            self._earlier = _standing_runs(self.path / RESULTS_NAME, inputs, names)
+        return self._earlier
 
     def clear(self, stem: str, keep: dict[str, str] | None = None) -> None:
         """Remove DeepCut's own ``<stem>_<kind>.png`` of every kind not in ``keep`` (``{kind: path}``
