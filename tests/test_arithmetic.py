@@ -96,6 +96,18 @@ def test_auto_measures_once_stores_the_choice_and_reads_it_back(tmp_path, measur
     assert set(json.loads(path.read_text())) == {cache_key("cpu", 24), cache_key("cpu", 32)}  # both kept
 
 
+def test_auto_keeps_small_graphs_in_float32_without_measuring(measuring, monkeypatch):
+    small = arithmetic.BF16_MIN_NODES - 1
+    assert resolve("auto", "cpu", 24, nodes=small) == "fp32" and measuring["n"] == 0  # nothing measured for it
+    assert resolve("auto", "cpu", 24, nodes=arithmetic.BF16_MIN_NODES) == "bf16" and measuring["n"] == 1
+    assert resolve("bf16", "cpu", 24, nodes=small) == "bf16"  # asked for by name: taken
+    x = rand(small, 24) + 0.5
+    assert fit(x, k=2, epochs=2).precision == "fp32"  # fit passes the graph's size
+    assert fit(rand(arithmetic.BF16_MIN_NODES, 24) + 0.5, k=2, epochs=2).precision == "bf16"
+    monkeypatch.setenv(arithmetic.ENV, "bf16")  # a pin is a pin, at any size
+    assert resolve("auto", "cpu", 24, nodes=small) == "bf16"
+
+
 def test_force_measures_again_once_per_process_and_a_broken_file_counts_as_empty(tmp_path, measuring, monkeypatch):
     path = tmp_path / arithmetic.CACHE_FILE
     path.write_text(json.dumps({cache_key("cpu", 24): {"precision": "fp32"}}))

@@ -52,6 +52,11 @@ MIN_GAIN = 1.25
 CACHE_FILE = "gnn.json"
 #: The size measured: one image's graph of ViT-S/8 at 280 px, the GCN's 64 outputs.
 NODES, HIDDEN = 1225, 64
+#: Graphs of fewer nodes train in float32 under ``"auto"`` whatever was measured: an epoch's bf16 casts are fixed
+#: costs and its products small there (2 epochs of a warm-started 196-node GNN, the live view's ViT-S/16 at 224 px:
+#: 3.23 ms in float32 against 3.43 in bf16 on the AMX machine; 289 nodes 4.05 against 4.15; 400 nodes 5.49 against
+#: 5.12; one thread).
+BF16_MIN_NODES = 320
 #: Timed rounds of each way (the fastest counts), after one warm-up: enough that a moment of other work on the
 #: machine does not decide a choice that is stored for good.
 ROUNDS = 15
@@ -69,11 +74,12 @@ def check_precision(precision: object, where: str = "GNN precision") -> str:
     return str(precision)
 
 
-def resolve(precision: str, device: torch.device | str, dim: int) -> str:
-    """``"fp32"`` or ``"bf16"`` for ``precision`` (checked) on ``device`` for features of width ``dim``:
-    itself where named; for ``"auto"``: float32 off the CPU, ``$DEEPCUT_GNN_PRECISION`` where set, float32
-    where ``$DEEPCUT_TUNE`` is ``0``, else the choice stored for this machine (:func:`stored_choice`), or
-    measured now (:func:`measure`, :func:`pick`; also where ``$DEEPCUT_TUNE`` is ``force``, once) and stored."""
+def resolve(precision: str, device: torch.device | str, dim: int, nodes: int | None = None) -> str:
+    """``"fp32"`` or ``"bf16"`` for ``precision`` (checked) on ``device`` for features of width ``dim`` (``nodes``: the
+    graph's size, where known): itself where named; for ``"auto"``: float32 off the CPU, ``$DEEPCUT_GNN_PRECISION``
+    where set, float32 for a graph of fewer than :data:`BF16_MIN_NODES` nodes and where ``$DEEPCUT_TUNE`` is ``0``,
+    else the choice stored for this machine (:func:`stored_choice`), or measured now (:func:`measure`, :func:`pick`;
+    also where ``$DEEPCUT_TUNE`` is ``force``, once) and stored."""
     precision = check_precision(precision)
     if precision != "auto":
         return precision
@@ -82,6 +88,8 @@ def resolve(precision: str, device: torch.device | str, dim: int) -> str:
     fixed = pinned()
     if fixed is not None:
         return fixed
+    if nodes is not None and int(nodes) < BF16_MIN_NODES:
+        return "fp32"
     mode = tune_mode()
     if mode == "off":
         return "fp32"

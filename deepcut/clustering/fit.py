@@ -91,7 +91,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         return _one_cluster(n, int(k), k_eff, model, _why_one(n, loss, alpha))
 
     with torch.enable_grad(), torch_threads(int(threads or GNN_THREADS)):  # on a busy core more threads only wait
-        arithmetic = resolve(precision, x.device, x.shape[1])
+        arithmetic = resolve(precision, x.device, x.shape[1], n)
         dtype, warm = gcn_dtype(arithmetic), model is not None
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
