@@ -54,8 +54,8 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int 
 class ResizedPositions:
     """:func:`interpolate_pos_embed` of a model's embeddings, kept for the last :attr:`keep` grids (and ways).
 
-    A kept table is used while the embeddings are the same tensor, unchanged (same storage, same version counter:
-    loading other weights in place, or replacing the parameter, resizes again), on the same device and dtype.
+    A kept table is used while the embeddings are the same tensor, unchanged (the very tensor, which the entry holds,
+    and its version counter: loading other weights in place, or replacing the parameter, resizes again).
 
     Args:
         keep: tables kept (least recently used dropped first).
@@ -63,22 +63,22 @@ class ResizedPositions:
 
     def __init__(self, keep: int = 4) -> None:
         self.keep = int(keep)
-        self._kept: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._kept: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()  # key: (embeddings, table)
 
     def __call__(self, pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1, antialias: bool = False,
                  offset: float = 0.1) -> torch.Tensor:
         """``(1, prefix + h*w, D)``: :func:`interpolate_pos_embed` of ``pos`` ``(1, prefix + n0*n0, D)`` to ``grid``
         ``(h, w)``, with ``prefix``, ``antialias`` and ``offset`` as there."""
         size = (int(grid[0]), int(grid[1]))
-        key = (size, int(prefix), bool(antialias), float(offset), pos.data_ptr(), pos._version, pos.dtype, pos.device)
-        table = self._kept.get(key)
-        if table is None:
-            table = interpolate_pos_embed(pos, size, int(prefix), bool(antialias), float(offset))
-            self._kept[key] = table
-            while len(self._kept) > self.keep:
-                self._kept.popitem(last=False)
-        else:
+        key = (size, int(prefix), bool(antialias), float(offset), id(pos), pos._version)
+        entry = self._kept.get(key)
+        if entry is not None and entry[0] is pos:  # held by the entry, so its id is not another tensor's
             self._kept.move_to_end(key)
+            return entry[1]
+        table = interpolate_pos_embed(pos, size, int(prefix), bool(antialias), float(offset))
+        self._kept[key] = (pos, table)
+        while len(self._kept) > self.keep:
+            self._kept.popitem(last=False)
         return table
 
     def clear(self) -> None:
