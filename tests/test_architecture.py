@@ -197,7 +197,7 @@ def test_backbones_hold_backbones_and_the_gnn_its_parameters():
     is the tests' oracle, not a run-time dependency)."""
     names = {p.stem for p in (PACKAGE / "backbones").glob("*.py")} - {"__init__"}
     assert names <= {"base", "vit", "dinov2", "dinov3", "color", "precision", "tune", "registry", "hub",
-                     "checkpoint", "arch", "specs", "openvino_engine"}, names
+                     "checkpoint", "arch", "specs", "openvino_engine", "positions"}, names
     for path in PACKAGE.rglob("*.py"):
         names = {a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)}

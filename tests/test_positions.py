@@ -1,5 +1,5 @@
 """Learned position embeddings resized to a grid (``deepcut.backbones.positions``): DINO's formula, each grid
-resized once and kept while the weights stay the same."""
+resized once and kept while the embeddings stay the same."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def test_a_grid_is_resized_once_and_kept_while_the_embeddings_are_unchanged():
         pos.mul_(2)  # the weights changed in place (e.g. loaded): resized again
     again = table(pos, (35, 35))
     assert again is not first and torch.allclose(again, 2 * first)
-    assert table(pos.clone(), (35, 35)) is not again  # another tensor: its own table
+    assert table(pos.clone(), (35, 35)) is again  # equal embeddings (e.g. an engine's copy): the same table
+    other = pos.clone()
+    other[0, 1, 0] += 1
+    assert not torch.equal(table(other, (35, 35)), again)  # other numbers: resized for them
     table(pos, (20, 30)), table(pos, (30, 20))
     assert len(table._kept) == 2  # the least recently used are dropped
     assert table(pos, (28, 28)) is pos  # the training grid: the embeddings themselves

@@ -54,8 +54,9 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int 
 class ResizedPositions:
     """:func:`interpolate_pos_embed` of a model's embeddings, kept for the last :attr:`keep` grids (and ways).
 
-    A kept table is used while the embeddings are the same tensor, unchanged (the very tensor, which the entry holds,
-    and its version counter: loading other weights in place, or replacing the parameter, resizes again).
+    A kept table is used while the embeddings are equal to those it was made from (the entry keeps a copy: loading
+    other weights, in place or as a new parameter, resizes again); the comparison reads ``(1, prefix + n0*n0, D)``
+    numbers, far fewer than a resize computes.
 
     Args:
         keep: tables kept (least recently used dropped first).
@@ -70,13 +71,13 @@ class ResizedPositions:
         """``(1, prefix + h*w, D)``: :func:`interpolate_pos_embed` of ``pos`` ``(1, prefix + n0*n0, D)`` to ``grid``
         ``(h, w)``, with ``prefix``, ``antialias`` and ``offset`` as there."""
         size = (int(grid[0]), int(grid[1]))
-        key = (size, int(prefix), bool(antialias), float(offset), id(pos), pos._version)
+        key = (size, int(prefix), bool(antialias), float(offset), tuple(pos.shape), pos.dtype, pos.device)
         entry = self._kept.get(key)
-        if entry is not None and entry[0] is pos:  # held by the entry, so its id is not another tensor's
+        if entry is not None and torch.equal(entry[0], pos):
             self._kept.move_to_end(key)
             return entry[1]
         table = interpolate_pos_embed(pos, size, int(prefix), bool(antialias), float(offset))
-        self._kept[key] = (pos, table)
+        self._kept[key] = (pos.detach().clone(), table)
         while len(self._kept) > self.keep:
             self._kept.popitem(last=False)
         return table
