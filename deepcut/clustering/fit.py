@@ -96,8 +96,7 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
         model = _model_for(x, k_eff, int(seed), model)
         g_drop = DropoutMasks(int(seed) + 1, model.dropout, x.device)
         memo = graph if adj is None and graph_of_these(graph, x, features) else None
-        low = low_affinity(a, loss, memo, alpha, dtype)  # the dense graph in bf16 where the products read bf16
-        ax, objective = propagation(x, a, loss, memo, alpha, dtype, low), objective_of(x, a, loss, low)
+        ax, objective = _inputs(x, a, loss, memo, alpha, dtype)
         record: dict[int, torch.Tensor | None] = {int(e): None for e in snapshots}
         if 0 in record:
             record[0] = assign(model, ax)
@@ -105,13 +104,20 @@ def fit(features: FeaturesLike, k: int = 2, loss: str = "ncut", alpha: float = 3
                                    g_drop, record, dtype)
         first, extra, start = soft, list[torch.Tensor](), None  # the restart's losses, start: only if kept
         if loss == "ncut" and int(epochs) > 0 and not links:
-            exact = (lambda: (ax, objective)) if dtype == torch.float32 else \
-                (lambda: (propagation(x, a, loss, memo, alpha), objective_of(x, a, loss)))
+            exact = (lambda: (ax, objective)) if dtype == torch.float32 else (lambda: _inputs(x, a, loss, memo, alpha))
             model, soft, extra, note, start = _reach_k(x, a, exact, model, soft, int(epochs), int(seed), lr,
                                                        note, record, max_epochs, not warm, len(history), settle,
                                                        [int(e) for e in snapshots])
     return _result(model, soft, k_eff, note, record, history, (extra, first, start),
                    int(epochs), None if links else settle, "fp32" if extra else arithmetic)  # a kept restart: fp32
+
+
+def _inputs(x: torch.Tensor, a: Affinity, loss: str, memo: PatchGraph | None, alpha: float,
+            dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, LossGrad]:
+    """``(ÂX (N, D), objective)`` a training whose products read ``dtype`` trains on: with bfloat16 both read the
+    dense graph's bf16 copy (:func:`~deepcut.clustering.objective.low_affinity`, kept in ``memo``)."""
+    low = low_affinity(a, loss, memo, alpha, dtype)
+    return propagation(x, a, loss, memo, alpha, dtype, low), objective_of(x, a, loss, low)
 
 
 def _first_try(model: DeepCutGNN, ax: torch.Tensor, objective: LossGrad,
