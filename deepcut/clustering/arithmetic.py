@@ -11,8 +11,7 @@ that makes ``Â X`` once per graph (dense graphs); each gives a float32 tensor o
 CPU's bf16 kernels round their results). Everything else (the graph's degrees, the head, the softmax, the
 loss's other terms, the optimiser, the parameters, and NCut's restart from the spectral cut, on a float32
 ``Â X`` and ``A S`` of its own) stays float32. On a CPU with bf16 matrix units (AMX) the products ran 1.4–2
-times faster than in float32, and the epoch's other steps gain too, as less of the cache is taken by ``A``;
-elsewhere bf16 may be slower.
+times faster than in float32; elsewhere bf16 may be slower.
 
 ``"auto"`` (the default) is chosen by measurement where it runs (:func:`measure`: the three products at one
 image's size, in turns, both ways; :func:`pick`) and remembered on disk beside the ViT's engine choices
