@@ -15,7 +15,20 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ResizedPositions", "interpolate_pos_embed"]
+__all__ = ["ResizedPositions", "interpolate_pos_embed", "training_side"]
+
+
+def training_side(pos: torch.Tensor, prefix: int = 1) -> int:
+    """``n0``, the side of the square grid the embeddings ``pos`` ``(1, prefix + n0*n0, D)`` were learned for.
+
+    Raises:
+        ValueError: their patch count is not a square.
+    """
+    count = int(pos.shape[1]) - int(prefix)
+    n0 = math.isqrt(max(count, 0))
+    if n0 * n0 != count:
+        raise ValueError(f"position embeddings of {count} patches are not a square grid")
+    return n0
 
 
 def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1,
@@ -31,9 +44,7 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int 
     returned unchanged when the grid is already ``n0 x n0``. Returns ``(1, prefix + h*w, D)``.
     """
     cls_pos, patch_pos = pos[:, :prefix], pos[:, prefix:]
-    n0 = int(math.isqrt(patch_pos.shape[1]))
-    if n0 * n0 != patch_pos.shape[1]:
-        raise ValueError(f"position embeddings of {patch_pos.shape[1]} patches are not a square grid")
+    n0 = training_side(pos, prefix)
     if (n0, n0) == tuple(grid):
         return pos
     dim = pos.shape[-1]
@@ -71,6 +82,8 @@ class ResizedPositions:
         """``(1, prefix + h*w, D)``: :func:`interpolate_pos_embed` of ``pos`` ``(1, prefix + n0*n0, D)`` to ``grid``
         ``(h, w)``, with ``prefix``, ``antialias`` and ``offset`` as there."""
         size = (int(grid[0]), int(grid[1]))
+        if size == (training_side(pos, prefix),) * 2:
+            return pos  # the training grid: nothing to resize, nothing to keep
         key = (size, int(prefix), bool(antialias), float(offset), tuple(pos.shape), pos.dtype, pos.device)
         entry = self._kept.get(key)
         if entry is not None and torch.equal(entry[0], pos):
